@@ -1,0 +1,1 @@
+"""The three services. They never import one another; `cli.py` composes them."""

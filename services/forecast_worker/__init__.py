@@ -1,0 +1,1 @@
+"""Consumes deal and activity events into the deal projection (current state + history)."""

@@ -1,0 +1,79 @@
+"""Assembly of the forecast_worker service: the projection consumer and its read API."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+
+from fastapi import FastAPI
+from sqlalchemy import text
+
+from services.forecast_worker.consumer import ProjectionConsumer
+from services.forecast_worker.projection import StageRules
+from services.forecast_worker.routes import router
+from shared.db import create_engine, create_sessionmaker
+from shared.kafka import broker_reachable, make_producer, start_with_backoff, stop_quietly
+from shared.service import ServiceSpec, ServiceState, build_app, supervise
+from shared.settings import Settings, get_settings
+
+
+@asynccontextmanager
+async def lifespan(settings: Settings) -> AsyncIterator[ServiceState]:
+    engine = create_engine(
+        settings.require_database_url(),
+        application_name="salesops-forecast-worker",
+        pool_size=settings.db_pool_size,
+    )
+    rules = StageRules.of(settings.won_stages, settings.lost_stages)
+    producer = make_producer(settings.require_kafka(), client_id="salesops-forecast-dlq")
+    consumer = ProjectionConsumer(
+        engine=engine,
+        bootstrap=settings.require_kafka(),
+        producer=producer,
+        rules=rules,
+        max_records=settings.consumer_max_records,
+        check_seconds=settings.broker_check_seconds,
+    )
+    bootstrap = settings.require_kafka()
+
+    async def run_consumer() -> None:
+        await start_with_backoff(producer, "forecast DLQ producer")
+        await supervise("forecast consumer", consumer.run)
+
+    task = asyncio.create_task(run_consumer(), name="forecast-consumer")
+
+    async def database_ready() -> None:
+        async with engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+
+    async def broker_ready() -> None:
+        if task.done():
+            raise RuntimeError("the consumer stopped")
+        await broker_reachable(bootstrap)
+
+    try:
+        yield ServiceState(
+            values={
+                "settings": settings,
+                "forecast_sessions": create_sessionmaker(engine),
+                "stage_rules": rules,
+                "forecast_consumer": consumer,
+            },
+            readiness={"forecast_database": database_ready, "forecast_broker": broker_ready},
+        )
+    finally:
+        task.cancel()
+        with suppress(asyncio.CancelledError, Exception):
+            await task
+        await stop_quietly(producer)
+        await engine.dispose()
+
+
+SPEC = ServiceSpec(
+    name="forecast_worker", title="salesops forecast worker", routers=[router], lifespan=lifespan
+)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    return build_app(settings or get_settings(), [SPEC], title=SPEC.title)

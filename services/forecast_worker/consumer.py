@@ -1,0 +1,215 @@
+"""The forecast worker's Kafka loop: read a batch, apply it in one transaction, repeat.
+
+Offsets live in Postgres beside the state (`forecast.consumer_offsets`) and are where the
+consumer seeks on every assignment, so Kafka's own committed offsets are never trusted.
+Each stored offset names the broker incarnation it belongs to; when the relay announces a
+new incarnation (the broker lost its state and the log is being republished), the
+consumer re-reads its partitions from the start and dedupe drops what it already applied.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.forecast_worker import repository
+from services.forecast_worker.projection import StageRules
+from services.forecast_worker.projector import (
+    BatchOutcome,
+    Record,
+    apply_records,
+    dead_letter,
+    next_offsets,
+)
+from shared import topics
+from shared.kafka import (
+    AssignmentListener,
+    make_consumer,
+    read_latest,
+    start_with_backoff,
+    stop_quietly,
+)
+from shared.logging import correlation_id
+from shared.metrics import CONSUMER_APPLIED, DEAD_LETTERS
+
+_log = logging.getLogger("salesops.forecast.consumer")
+
+GROUP_ID = "forecast_worker"
+SUBSCRIBED = (topics.DEAL, topics.ACTIVITY)
+INCARNATION_READ_SECONDS = 10
+
+
+class ProjectionConsumer:
+    def __init__(
+        self,
+        *,
+        engine: AsyncEngine,
+        bootstrap: str,
+        producer: AIOKafkaProducer,
+        rules: StageRules,
+        max_records: int,
+        check_seconds: float,
+    ) -> None:
+        self._engine = engine
+        self._bootstrap = bootstrap
+        self._producer = producer
+        self._rules = rules
+        self._max_records = max_records
+        self._check_seconds = check_seconds
+        self._consumer: AIOKafkaConsumer | None = None
+        self.incarnation: str | None = None
+        self._last_check = 0.0
+
+    async def run(self) -> None:
+        self.incarnation = await self._broker_incarnation()
+        consumer = make_consumer(self._bootstrap, group_id=GROUP_ID, client_id="forecast-worker")
+        self._consumer = consumer
+        consumer.subscribe(
+            list(SUBSCRIBED), listener=AssignmentListener(self._on_assigned, self._on_revoked)
+        )
+        await start_with_backoff(consumer, "forecast consumer")
+        try:
+            while True:
+                if time.monotonic() - self._last_check >= self._check_seconds:
+                    await self._follow_incarnation(consumer)
+                batch = await consumer.getmany(timeout_ms=500, max_records=self._max_records)
+                records = [
+                    Record(r.topic, r.partition, r.offset, r.value or b"")
+                    for rs in batch.values()
+                    for r in rs
+                ]
+                if records:
+                    await self.process(records)
+        finally:
+            await stop_quietly(consumer)
+
+    async def _broker_incarnation(self) -> str | None:
+        try:
+            # aiokafka retries a vanished broker forever; bound it and ask again later.
+            async with asyncio.timeout(INCARNATION_READ_SECONDS):
+                value = await read_latest(
+                    self._bootstrap, topics.INCARNATION, client_id="forecast-incarnation"
+                )
+        except Exception:  # broker away: keep what we knew, the next check retries
+            _log.warning("cannot read the broker incarnation", exc_info=True)
+            return self.incarnation
+        return value.decode() if value else None
+
+    async def _follow_incarnation(self, consumer: AIOKafkaConsumer) -> None:
+        self._last_check = time.monotonic()
+        current = await self._broker_incarnation()
+        if current == self.incarnation:
+            return
+        _log.warning(
+            "broker incarnation changed (%s -> %s); re-reading partitions from the start",
+            self.incarnation,
+            current,
+        )
+        self.incarnation = current
+        for tp in consumer.assignment():
+            _rewind(consumer, tp)
+
+    async def _on_assigned(self, assigned: set[TopicPartition]) -> None:
+        consumer = self._consumer
+        assert consumer is not None
+        async with self._engine.connect() as conn:
+            stored = await repository.load_offsets(
+                conn, GROUP_ID, [(tp.topic, tp.partition) for tp in assigned]
+            )
+        for tp in assigned:
+            offset = stored.get((tp.topic, tp.partition))
+            if offset is not None and offset.incarnation == self.incarnation:
+                consumer.seek(tp, offset.next_offset)
+            else:
+                _rewind(consumer, tp)
+        _log.info("assigned %s", sorted((tp.topic, tp.partition) for tp in assigned))
+
+    async def _on_revoked(self, revoked: set[TopicPartition]) -> None:
+        # Batches are applied synchronously between polls, so nothing is in flight here.
+        _log.info("revoked %s", sorted((tp.topic, tp.partition) for tp in revoked))
+
+    async def process(self, records: Sequence[Record]) -> None:
+        """Apply a batch atomically; if that fails, apply record by record and dead-letter
+        only the records that fail alone."""
+        first, last = records[0], records[-1]
+        token = correlation_id.set(
+            f"batch:{first.topic}/{first.partition}@{first.offset}..{last.offset}"
+        )
+        try:
+            await self._process(records)
+        finally:
+            correlation_id.reset(token)
+
+    async def _process(self, records: Sequence[Record]) -> None:
+        try:
+            outcome = await self._apply(records)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            _log.warning(
+                "batch failed; applying its %d records one by one", len(records), exc_info=True
+            )
+            outcome = BatchOutcome()
+            for record in records:
+                outcome_one = await self._apply_alone(record)
+                outcome.applied += outcome_one.applied
+                outcome.duplicates += outcome_one.duplicates
+                outcome.dead_letters.extend(outcome_one.dead_letters)
+        CONSUMER_APPLIED.labels(GROUP_ID, "applied").inc(outcome.applied)
+        CONSUMER_APPLIED.labels(GROUP_ID, "duplicate").inc(outcome.duplicates)
+        CONSUMER_APPLIED.labels(GROUP_ID, "dead_letter").inc(len(outcome.dead_letters))
+        for letter in outcome.dead_letters:
+            await self._publish_dead_letter(letter)
+
+    async def _apply(self, records: Sequence[Record]) -> BatchOutcome:
+        async with self._engine.begin() as conn:
+            outcome = await apply_records(conn, records, self._rules)
+            await repository.store_offsets(conn, GROUP_ID, next_offsets(records), self.incarnation)
+        return outcome
+
+    async def _apply_alone(self, record: Record) -> BatchOutcome:
+        token = correlation_id.set(f"{record.topic}/{record.partition}/{record.offset}")
+        try:
+            return await self._apply([record])
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            _log.warning("record cannot be applied; dead-lettering it", exc_info=True)
+            letter = dead_letter(record, f"{type(exc).__name__}: {exc}")
+            async with self._engine.begin() as conn:
+                await repository.insert_dead_letters(conn, [letter])
+                await repository.store_offsets(
+                    conn, GROUP_ID, next_offsets([record]), self.incarnation
+                )
+            return BatchOutcome(dead_letters=[letter])
+        finally:
+            correlation_id.reset(token)
+
+    async def _publish_dead_letter(self, letter: dict[str, object]) -> None:
+        """Tell DLQ subscribers; the table row is the durable record, this is a notification."""
+        topic = topics.dlq(str(letter["topic"]))
+        DEAD_LETTERS.labels(topic).inc()
+        try:
+            async with asyncio.timeout(10):
+                await self._producer.send_and_wait(
+                    topic,
+                    value=str(letter["payload"]).encode(),
+                    headers=[("reason", str(letter["reason"]).encode()[:1000])],
+                )
+        except Exception:
+            _log.warning("could not publish to %s; the dead letter is in the table", topic)
+
+
+def _rewind(consumer: AIOKafkaConsumer, tp: TopicPartition) -> None:
+    """Read `tp` from its first record.
+
+    `seek_to_beginning` waits for a ListOffsets answer that can stall while a restarted
+    broker recreates its topics; offset 0 needs no round trip, and where retention has
+    moved the log start past it, `auto_offset_reset="earliest"` lands on the first record.
+    """
+    consumer.seek(tp, 0)

@@ -1,0 +1,149 @@
+"""The `forecast` schema: deals now, every past version of them, and consumer bookkeeping."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Date,
+    DateTime,
+    Identity,
+    Index,
+    Integer,
+    Numeric,
+    Text,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from shared.db import make_metadata
+
+SCHEMA = "forecast"
+
+
+class ForecastBase(DeclarativeBase):
+    metadata = make_metadata(SCHEMA)
+
+
+class DealColumns:
+    """The deal's fields as columns, shared by the current row and its history rows."""
+
+    name: Mapped[str | None] = mapped_column(Text)
+    account_id: Mapped[str | None] = mapped_column(Text)
+    owner_id: Mapped[str | None] = mapped_column(Text)
+    amount: Mapped[Decimal | None] = mapped_column(Numeric)
+    currency: Mapped[str | None] = mapped_column(Text)
+    stage: Mapped[str | None] = mapped_column(Text)
+    pipeline: Mapped[str | None] = mapped_column(Text)
+    forecast_category: Mapped[str | None] = mapped_column(Text)
+    close_date: Mapped[date | None] = mapped_column(Date)
+    created_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    deal_type: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(Text)
+    deleted: Mapped[bool] = mapped_column(Boolean)
+    splits: Mapped[list[Any] | None] = mapped_column(JSONB)
+    properties: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    version: Mapped[int] = mapped_column(Integer)
+    valid_from: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    sequence: Mapped[int] = mapped_column(Numeric(31, 0))
+    event_source: Mapped[str] = mapped_column(Text)
+    event_id: Mapped[str] = mapped_column(Text)
+
+
+class Deal(DealColumns, ForecastBase):
+    __tablename__ = "deals"
+    __table_args__ = (
+        Index("ix_deals_owner_id", "owner_id"),
+        Index("ix_deals_stage", "stage"),
+        Index("ix_deals_close_date", "close_date"),
+        Index("ix_deals_updated_at", "updated_at", "deal_id"),
+    )
+
+    deal_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class DealVersion(DealColumns, ForecastBase):
+    """One state of a deal, in force from `valid_from` (CRM time) until `valid_to`."""
+
+    __tablename__ = "deal_versions"
+    __table_args__ = (Index("ix_deal_versions_valid_from", "valid_from"),)
+
+    deal_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    valid_to: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class DealChange(ForecastBase):
+    """Every deal event applied, keyed by its identity: the dedupe set and the replay source.
+
+    A late event is folded in by rebuilding that deal's versions from these rows.
+    """
+
+    __tablename__ = "deal_changes"
+    __table_args__ = (Index("ix_deal_changes_deal_id", "deal_id"),)
+
+    source: Mapped[str] = mapped_column(Text, primary_key=True)
+    event_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    deal_id: Mapped[str] = mapped_column(Text)
+    event_type: Mapped[str] = mapped_column(Text)
+    event_time: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    sequence: Mapped[int] = mapped_column(Numeric(31, 0))
+    fields: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    applied_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class Activity(ForecastBase):
+    __tablename__ = "activities"
+    __table_args__ = (Index("ix_activities_deal_id", "deal_id"),)
+
+    activity_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    kind: Mapped[str] = mapped_column(Text)
+    deal_id: Mapped[str | None] = mapped_column(Text)
+    account_id: Mapped[str | None] = mapped_column(Text)
+    rep_id: Mapped[str | None] = mapped_column(Text)
+    occurred_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    properties: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    event_time: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    event_source: Mapped[str] = mapped_column(Text)
+    event_id: Mapped[str] = mapped_column(Text)
+
+
+class ConsumerOffset(ForecastBase):
+    """The next offset to read per partition, committed with the state it produced.
+
+    `incarnation` names the broker life the offset belongs to: an offset from a broker
+    that has since lost its state means nothing, and the partition is re-read from the start.
+    """
+
+    __tablename__ = "consumer_offsets"
+
+    group_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    topic: Mapped[str] = mapped_column(Text, primary_key=True)
+    partition: Mapped[int] = mapped_column(Integer, primary_key=True)
+    next_offset: Mapped[int] = mapped_column(BigInteger)
+    incarnation: Mapped[str | None] = mapped_column(Text)
+
+
+class DeadLetter(ForecastBase):
+    __tablename__ = "dead_letters"
+    __table_args__ = (
+        Index("ix_dead_letters_open", "id", postgresql_where=text("replayed_at IS NULL")),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    topic: Mapped[str] = mapped_column(Text)
+    partition: Mapped[int] = mapped_column(Integer)
+    offset: Mapped[int] = mapped_column(BigInteger)
+    event_source: Mapped[str | None] = mapped_column(Text)
+    event_id: Mapped[str | None] = mapped_column(Text)
+    reason: Mapped[str] = mapped_column(Text)
+    payload: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    replayed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -1,0 +1,95 @@
+"""Assembly of the pipeline_api service: its resources, background relay, and routes."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+
+import httpx
+from fastapi import FastAPI
+from sqlalchemy import text
+
+from services.pipeline_api.event_log import EventLogWriter
+from services.pipeline_api.relay import Relay
+from services.pipeline_api.resync_worker import ResyncWorker
+from services.pipeline_api.routes import router
+from services.pipeline_api.source_cache import SourceCache
+from services.pipeline_api.source_routes import router as source_router
+from services.pipeline_api.webhooks import router as webhook_router
+from shared.db import create_engine, create_sessionmaker, driver_dsn
+from shared.kafka import broker_reachable
+from shared.service import ServiceSpec, ServiceState, build_app, supervise
+from shared.settings import Settings, get_settings
+
+
+@asynccontextmanager
+async def lifespan(settings: Settings) -> AsyncIterator[ServiceState]:
+    engine = create_engine(
+        settings.require_database_url(),
+        application_name="salesops-pipeline-api",
+        pool_size=settings.db_pool_size,
+    )
+    bootstrap = settings.require_kafka()
+    relay = Relay(
+        engine=engine,
+        bootstrap=bootstrap,
+        batch_size=settings.relay_batch_size,
+        poll_seconds=settings.relay_poll_seconds,
+        broker_check_seconds=settings.broker_check_seconds,
+        partitions=settings.topic_partitions,
+    )
+    writer = EventLogWriter(
+        driver_dsn(settings.require_database_url()),
+        on_commit=relay.wake,
+        writers=settings.intake_writers,
+    )
+    writer.start()
+    # The API answers while the broker is away: events wait in the log meanwhile.
+    relay_task = asyncio.create_task(supervise("relay", relay.run), name="relay")
+    sessions = create_sessionmaker(engine)
+    http = httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=10.0))
+    resyncs = ResyncWorker(sessions=sessions, writer=writer, http=http)
+    resync_task = asyncio.create_task(supervise("re-sync", resyncs.run), name="resync")
+
+    async def database_ready() -> None:
+        async with engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+
+    async def broker_ready() -> None:
+        if relay_task.done():
+            raise RuntimeError("relay stopped")
+        await broker_reachable(bootstrap)
+
+    try:
+        yield ServiceState(
+            values={
+                "settings": settings,
+                "event_log_writer": writer,
+                "pipeline_sessions": sessions,
+                "relay": relay,
+                "resync_wake": resyncs.wake,
+                "source_cache": SourceCache(sessions),
+            },
+            readiness={"pipeline_database": database_ready, "pipeline_broker": broker_ready},
+        )
+    finally:
+        for task in (relay_task, resync_task):
+            task.cancel()
+            with suppress(asyncio.CancelledError, Exception):
+                await task
+        await http.aclose()
+        await writer.stop()
+        await engine.dispose()
+
+
+SPEC = ServiceSpec(
+    name="pipeline_api",
+    title="salesops pipeline API",
+    routers=[router, webhook_router, source_router],
+    lifespan=lifespan,
+)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    return build_app(settings or get_settings(), [SPEC], title=SPEC.title)

@@ -1,0 +1,126 @@
+"""Request authentication for CRM webhooks. Pure: no I/O, clock passed in.
+
+Failures raise `SignatureError` whose message is for our logs only; the route answers a
+bare 401 so that nothing in the answer helps an attacker. Every comparison is
+constant-time, and every check accepts any of a source's active secrets (rotation).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+from collections.abc import Iterable, Mapping
+from urllib.parse import unquote
+
+HUBSPOT_MAX_AGE_MS = 5 * 60 * 1000
+RELAY_MAX_AGE_S = 5 * 60
+
+
+class SignatureError(Exception):
+    """The request is not authenticated. The message is for logs, never for the client."""
+
+
+def hubspot_v1(secret: str, body: str) -> str:
+    return hashlib.sha256((secret + body).encode()).hexdigest()
+
+
+def hubspot_v2(secret: str, method: str, uri: str, body: str) -> str:
+    return hashlib.sha256((secret + method + uri + body).encode()).hexdigest()
+
+
+def hubspot_v3(secret: str, method: str, uri: str, body: str, timestamp: str) -> str:
+    message = (method + uri + body + timestamp).encode()
+    return base64.b64encode(hmac.new(secret.encode(), message, hashlib.sha256).digest()).decode()
+
+
+def _matches(expected: Iterable[str], given: str) -> bool:
+    # Evaluate every candidate so timing does not reveal which secret (if any) matched.
+    results = [hmac.compare_digest(e.encode(), given.encode()) for e in expected]
+    return any(results)
+
+
+def uri_forms(uri: str) -> list[str]:
+    """The URI as sent and percent-decoded: HubSpot's SDKs hash it as sent, while some
+    published receivers decode it first; both are signed with the same secret."""
+    decoded = unquote(uri)
+    return [uri] if decoded == uri else [uri, decoded]
+
+
+def verify_hubspot(
+    *,
+    version: str,
+    secrets: list[str],
+    method: str,
+    uri: str,
+    body: bytes,
+    headers: Mapping[str, str],
+    now_ms: int,
+) -> None:
+    if not secrets:
+        raise SignatureError("the source has no secret configured")
+    text = body.decode("utf-8", errors="strict")
+    if version == "v3":
+        given = headers.get("x-hubspot-signature-v3")
+        timestamp = headers.get("x-hubspot-request-timestamp")
+        if not given or not timestamp:
+            raise SignatureError("missing X-HubSpot-Signature-v3 or X-HubSpot-Request-Timestamp")
+        if not timestamp.isdigit():
+            raise SignatureError("timestamp is not epoch milliseconds")
+        age = now_ms - int(timestamp)
+        if age > HUBSPOT_MAX_AGE_MS or age < -HUBSPOT_MAX_AGE_MS:
+            raise SignatureError(f"timestamp is {age} ms away from now")
+        expected = [
+            hubspot_v3(s, method, u, text, timestamp) for s in secrets for u in uri_forms(uri)
+        ]
+    else:
+        given = headers.get("x-hubspot-signature")
+        if not given:
+            raise SignatureError("missing X-HubSpot-Signature")
+        if version == "v1":
+            expected = [hubspot_v1(s, text) for s in secrets]
+        else:
+            expected = [hubspot_v2(s, method, u, text) for s in secrets for u in uri_forms(uri)]
+    if not _matches(expected, given):
+        raise SignatureError(f"{version} signature does not match")
+
+
+def relay_signature(secret: str, timestamp: str, body: bytes) -> str:
+    """HMAC-SHA256 over `timestamp.body`, hex, as a Salesforce relay must send it in
+    `X-Salesops-Signature: sha256=<hex>` with `X-Salesops-Timestamp: <epoch seconds>`."""
+    return hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+
+
+def verify_relay(
+    *, secrets: list[str], body: bytes, headers: Mapping[str, str], now_s: int
+) -> None:
+    if not secrets:
+        raise SignatureError("the source has no secret configured")
+    header = headers.get("x-salesops-signature", "")
+    timestamp = headers.get("x-salesops-timestamp", "")
+    if not header.startswith("sha256=") or not timestamp.isdigit():
+        raise SignatureError("missing or malformed X-Salesops-Signature / X-Salesops-Timestamp")
+    if abs(now_s - int(timestamp)) > RELAY_MAX_AGE_S:
+        raise SignatureError("relay timestamp outside the 5-minute window")
+    expected = [relay_signature(s, timestamp, body) for s in secrets]
+    if not _matches(expected, header.removeprefix("sha256=")):
+        raise SignatureError("relay signature does not match")
+
+
+def verify_basic(*, user: str | None, secrets: list[str], headers: Mapping[str, str]) -> None:
+    """HTTP Basic auth, as Pipedrive sends it when the webhook has http_auth_* set."""
+    if user is None or not secrets:
+        raise SignatureError("the source has no Basic credentials configured")
+    header = headers.get("authorization", "")
+    if not header.lower().startswith("basic "):
+        raise SignatureError("missing Basic authorization")
+    try:
+        given_user, _, given_password = (
+            base64.b64decode(header[6:], validate=True).decode().partition(":")
+        )
+    except (binascii.Error, UnicodeDecodeError) as exc:
+        raise SignatureError("malformed Basic authorization") from exc
+    user_ok = hmac.compare_digest(given_user.encode(), user.encode())
+    if not (_matches(secrets, given_password) and user_ok):
+        raise SignatureError("Basic credentials do not match")

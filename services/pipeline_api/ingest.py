@@ -1,0 +1,171 @@
+"""Where a webhook's parsed changes become stored events, parked changes or re-sync jobs.
+
+Everything a delivery produced is durable before the CRM hears 2xx: the raw request,
+parked changes and re-sync jobs in one transaction, then the mapped events through the
+group-committed event log. Parked changes that only lacked a mapping are replayed through
+the same mapping later, so the stored event is the one the first delivery would have made.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.pipeline_api import repository
+from services.pipeline_api.connectors.changes import (
+    ActivityChange,
+    CrmChange,
+    DealChange,
+    ResyncRequest,
+    Unsupported,
+    from_json,
+    to_json,
+)
+from services.pipeline_api.connectors.mapping import Parked, map_activity, map_deal
+from services.pipeline_api.event_log import EventLogWriter, LogRow
+from services.pipeline_api.sources import SourceIn
+from shared.events import EventRejected, validate_event
+
+_log = logging.getLogger("salesops.ingest")
+
+
+@dataclass
+class IngestOutcome:
+    accepted: int = 0
+    duplicates: int = 0
+    parked: int = 0
+    unsupported: int = 0
+    resync_jobs: list[int] = field(default_factory=list)
+
+
+def to_row(source: SourceIn, change: DealChange | ActivityChange) -> LogRow | Parked:
+    """Map and validate one change: a row for the event log, or why it must wait."""
+    mapped = (
+        map_deal(source, change) if isinstance(change, DealChange) else map_activity(source, change)
+    )
+    if isinstance(mapped, Parked):
+        return mapped
+    try:
+        return LogRow.of(validate_event(mapped))
+    except EventRejected as exc:
+        return Parked(f"not a valid canonical event: {exc.reason}", replayable=False)
+
+
+def _parked_row(
+    source: SourceIn, request_id: int | None, reason: str, replayable: bool, change: dict[str, Any]
+) -> dict[str, Any]:
+    return {
+        "source_id": source.id,
+        "request_id": request_id,
+        "reason": reason,
+        "replayable": replayable,
+        "change": change,
+    }
+
+
+async def ingest(
+    *,
+    sessions: async_sessionmaker[AsyncSession],
+    writer: EventLogWriter,
+    source: SourceIn,
+    kind: str,
+    headers: dict[str, str],
+    body: bytes,
+    changes: Sequence[CrmChange],
+) -> IngestOutcome:
+    outcome = IngestOutcome()
+    rows: list[LogRow] = []
+    parked: list[tuple[str, bool, dict[str, Any]]] = []
+    resyncs: list[ResyncRequest] = []
+    for change in changes:
+        if isinstance(change, DealChange | ActivityChange):
+            result = to_row(source, change)
+            if isinstance(result, Parked):
+                parked.append((result.reason, result.replayable, to_json(change)))
+            else:
+                rows.append(result)
+        elif isinstance(change, ResyncRequest):
+            resyncs.append(change)
+        elif isinstance(change, Unsupported):
+            outcome.unsupported += 1
+            item = json.loads(json.dumps(change.item, default=str))  # Decimals -> exact text
+            parked.append((change.reason, False, {"type": "unsupported", "item": item}))
+    async with sessions() as session, session.begin():
+        request_id = await repository.store_request(
+            session, source_id=source.id, kind=kind, headers=headers, body=body
+        )
+        await repository.park(
+            session, [_parked_row(source, request_id, r, ok, c) for r, ok, c in parked]
+        )
+        for request in resyncs:
+            outcome.resync_jobs.append(
+                await repository.add_resync_job(
+                    session,
+                    source_id=source.id,
+                    crm_ids=request.crm_ids,
+                    reason=request.reason,
+                    activity_kind=request.activity_kind,
+                )
+            )
+    outcome.parked = len(parked) - outcome.unsupported
+    if rows:
+        flags = await writer.append(rows)
+        outcome.accepted = sum(flags)
+        outcome.duplicates = len(flags) - outcome.accepted
+    return outcome
+
+
+@dataclass
+class ReplayOutcome:
+    replayed: int = 0
+    still_parked: int = 0
+    duplicates: int = 0
+
+
+async def replay_parked(
+    *,
+    sessions: async_sessionmaker[AsyncSession],
+    writer: EventLogWriter,
+    source_id: str | None = None,
+    ids: Sequence[int] | None = None,
+    batch: int = 500,
+) -> ReplayOutcome:
+    """Map parked changes again with today's mappings; store those that now map."""
+    outcome = ReplayOutcome()
+    async with sessions() as session, session.begin():
+        parked = await repository.claim_replayable(
+            session, source_id=source_id, ids=ids, limit=batch
+        )
+        sources: dict[str, SourceIn | None] = {}
+        done: list[int] = []
+        rows: list[LogRow] = []
+        for item in parked:
+            if item.source_id not in sources:
+                sources[item.source_id] = await repository.get_source(session, item.source_id)
+            source = sources[item.source_id]
+            if source is None:
+                outcome.still_parked += 1
+                continue
+            result = to_row(source, from_json(item.change))
+            if isinstance(result, Parked):
+                outcome.still_parked += 1
+                if result.reason != item.reason:
+                    await repository.set_park_reason(session, item.id, result.reason)
+                continue
+            rows.append(result)
+            done.append(item.id)
+        # Durable in the log before the parked rows are marked: a crash in between replays
+        # them again, and the log's (source, id) key makes that a duplicate, not a loss.
+        if rows:
+            flags = await writer.append(rows)
+            outcome.duplicates = len(flags) - sum(flags)
+        await repository.mark_replayed(session, done)
+    outcome.replayed = len(done)
+    if outcome.replayed:
+        _log.info("replayed %d parked changes", outcome.replayed)
+    return outcome

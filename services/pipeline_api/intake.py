@@ -1,0 +1,75 @@
+"""Turn a request body into the list of events it carries, within the configured limits.
+
+Three shapes are accepted: one CloudEvent object, a JSON array of them, or NDJSON. A body
+that is not valid JSON at all is refused whole (400); an item that is valid JSON but not a
+valid event is rejected alone, so one bad event never blocks the good ones beside it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from fastapi import Request
+
+from shared.problems import Problem
+
+NDJSON = "application/x-ndjson"
+JSON_TYPES = (
+    "application/json",
+    "application/cloudevents+json",
+    "application/cloudevents-batch+json",
+)
+
+
+async def read_limited(request: Request, max_bytes: int) -> bytes:
+    """Read the body, refusing it (413) as soon as it passes the limit rather than after."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+        raise Problem(413, f"The body is larger than the limit of {max_bytes} bytes.")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > max_bytes:
+            raise Problem(413, f"The body is larger than the limit of {max_bytes} bytes.")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _media_type(request: Request) -> str:
+    declared = request.headers.get("content-type") or "application/json"
+    return declared.split(";")[0].strip().lower()
+
+
+def parse_body(body: bytes, media_type: str) -> list[Any]:
+    if media_type == NDJSON:
+        items: list[Any] = []
+        for number, line in enumerate(body.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                items.append(orjson.loads(line))
+            except orjson.JSONDecodeError as exc:
+                raise Problem(
+                    400, f"Line {number} of the NDJSON body is not valid JSON: {exc}"
+                ) from exc
+        return items
+    if media_type not in JSON_TYPES:
+        raise Problem(
+            415, f"Content-Type {media_type!r} is not supported; use application/json or {NDJSON}."
+        )
+    try:
+        parsed = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise Problem(400, f"The body is not valid JSON: {exc}") from exc
+    return parsed if isinstance(parsed, list) else [parsed]
+
+
+async def read_events(request: Request, *, max_bytes: int, max_events: int) -> list[Any]:
+    items = parse_body(await read_limited(request, max_bytes), _media_type(request))
+    if not items:
+        raise Problem(400, "The body holds no events.")
+    if len(items) > max_events:
+        raise Problem(413, f"The body holds {len(items)} events; the limit is {max_events}.")
+    return items

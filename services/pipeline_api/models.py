@@ -1,0 +1,144 @@
+"""The `pipeline` schema: the durable event log (the source of truth) and relay state."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    Identity,
+    Index,
+    LargeBinary,
+    Text,
+    UniqueConstraint,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from shared.db import make_metadata
+
+SCHEMA = "pipeline"
+
+
+class PipelineBase(DeclarativeBase):
+    metadata = make_metadata(SCHEMA)
+
+
+class StoredEvent(PipelineBase):
+    """One accepted event, exactly as it will be published.
+
+    `seq` is the log's own order (what the relay publishes by); `published_at` is cleared
+    when the broker is found to have lost its state, so the relay sends the event again.
+    """
+
+    __tablename__ = "events"
+    __table_args__ = (
+        UniqueConstraint("source", "event_id"),
+        Index("ix_events_unpublished", "seq", postgresql_where=text("published_at IS NULL")),
+    )
+
+    seq: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    source: Mapped[str] = mapped_column(Text)
+    event_id: Mapped[str] = mapped_column(Text)
+    type: Mapped[str] = mapped_column(Text)
+    subject: Mapped[str] = mapped_column(Text)
+    topic: Mapped[str] = mapped_column(Text)
+    partition_key: Mapped[str] = mapped_column(Text)
+    event_time: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    envelope: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    received_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+    published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class BrokerIncarnation(PipelineBase):
+    """The broker incarnations the relay has published the log into, newest last."""
+
+    __tablename__ = "broker_incarnations"
+
+    id: Mapped[str] = mapped_column(Text, primary_key=True)
+    detected_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+    republished_events: Mapped[int] = mapped_column(BigInteger)
+
+
+class Source(PipelineBase):
+    """A connected CRM account. `config` is the whole `SourceIn`, secrets included: they
+    are read only to authenticate deliveries and never leave through the API."""
+
+    __tablename__ = "sources"
+    __table_args__ = (UniqueConstraint("kind", "account_id"),)
+
+    id: Mapped[str] = mapped_column(Text, primary_key=True)
+    kind: Mapped[str] = mapped_column(Text)
+    account_id: Mapped[str] = mapped_column(Text)
+    config: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class WebhookRequest(PipelineBase):
+    """Every authenticated webhook request as it arrived, for audit and replay."""
+
+    __tablename__ = "webhook_requests"
+    __table_args__ = (Index("ix_webhook_requests_source_id", "source_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    source_id: Mapped[str | None] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(Text)
+    received_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+    headers: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    body: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class ParkedEvent(PipelineBase):
+    """A CRM change that could not become a canonical event yet (the intake DLQ).
+
+    `replayable` changes failed only for want of a mapping and are mapped again by
+    `POST /v1/dlq/replay` (and automatically when their source's mapping changes).
+    """
+
+    __tablename__ = "parked_events"
+    __table_args__ = (
+        Index(
+            "ix_parked_events_open", "source_id", "id", postgresql_where=text("replayed_at IS NULL")
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    source_id: Mapped[str] = mapped_column(Text)
+    request_id: Mapped[int | None] = mapped_column(BigInteger)
+    reason: Mapped[str] = mapped_column(Text)
+    replayable: Mapped[bool] = mapped_column(Boolean)
+    change: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    replayed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class ResyncJob(PipelineBase):
+    """A request to fetch deals from the CRM's API (gap, merge, restore, or on demand)."""
+
+    __tablename__ = "resync_jobs"
+    __table_args__ = (
+        Index("ix_resync_jobs_pending", "id", postgresql_where=text("status = 'pending'")),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    source_id: Mapped[str] = mapped_column(Text)
+    crm_ids: Mapped[list[str]] = mapped_column(JSONB)
+    activity_kind: Mapped[str | None] = mapped_column(Text)
+    reason: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(Text, server_default="pending")
+    progress: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

@@ -1,0 +1,217 @@
+"""Publish stored events to Kafka, and republish them if the broker forgets.
+
+The relay takes unpublished rows in log order (`FOR UPDATE SKIP LOCKED`, so API replicas
+share the work without sending a row twice at once), sends them keyed by deal, and marks
+them published in the same transaction once the broker has acknowledged every one.
+
+Broker loss: the embedded broker keeps nothing across a restart. The relay writes one record
+per broker incarnation to a sentinel topic; when that record is gone, the broker has lost
+its state, so the relay records a new incarnation, marks the whole log unpublished and sends
+it again. Consumers see the new incarnation, re-read from the start, and dedupe by event id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from shared import topics
+from shared.kafka import (
+    backoff_sleep,
+    cancelled_for_real,
+    ensure_topics,
+    existing_topics,
+    make_admin,
+    make_producer,
+    read_latest,
+    start_with_backoff,
+    stop_quietly,
+)
+from shared.metrics import BROKER_RESETS, RELAY_BACKLOG, RELAY_PUBLISHED
+
+_log = logging.getLogger("salesops.relay")
+
+_CLAIM = text(
+    """
+    SELECT seq, source, event_id, type, topic, partition_key, envelope::text AS envelope
+    FROM pipeline.events
+    WHERE published_at IS NULL
+    ORDER BY seq
+    LIMIT :limit
+    FOR UPDATE SKIP LOCKED
+    """
+)
+_MARK = text("UPDATE pipeline.events SET published_at = now() WHERE seq = ANY(:seqs)")
+# Longest a relay cycle (a broker check plus one batch) may take before it is abandoned.
+CYCLE_SECONDS = 30
+_BACKLOG = text("SELECT count(*) FROM pipeline.events WHERE published_at IS NULL")
+
+
+class Relay:
+    """Owns its Kafka clients: aiokafka can wedge a send to a topic that vanished with a
+    restarted broker, so every cycle is time-bounded and a failed cycle gets new clients."""
+
+    def __init__(
+        self,
+        *,
+        engine: AsyncEngine,
+        bootstrap: str,
+        batch_size: int,
+        poll_seconds: float,
+        broker_check_seconds: float,
+        partitions: int,
+    ) -> None:
+        self._engine = engine
+        self._producer: AIOKafkaProducer | None = None
+        self._admin: AIOKafkaAdminClient | None = None
+        self._bootstrap = bootstrap
+        self._batch_size = batch_size
+        self._poll_seconds = poll_seconds
+        self._broker_check_seconds = broker_check_seconds
+        self._partitions = partitions
+        self._wake = asyncio.Event()
+        self._last_check = 0.0
+        self.incarnation: str | None = None
+
+    def wake(self) -> None:
+        """Called after an intake commit, so new events go out without waiting for a poll."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        attempt = 0
+        try:
+            while True:
+                try:
+                    await self._connect()
+                    async with asyncio.timeout(CYCLE_SECONDS):
+                        if time.monotonic() - self._last_check >= self._broker_check_seconds:
+                            await self.check_broker()
+                        sent = await self.publish_batch()
+                    attempt = 0
+                except asyncio.CancelledError:
+                    if cancelled_for_real():
+                        raise
+                    _log.warning("relay cycle hit a stray cancellation; reconnecting")
+                    await self._disconnect()
+                    continue
+                except Exception:  # broker or database away: the log keeps the events
+                    _log.warning("relay cycle failed; reconnecting and retrying", exc_info=True)
+                    await self._disconnect()
+                    attempt += 1
+                    await backoff_sleep(attempt)
+                    continue
+                if sent < self._batch_size:
+                    self._wake.clear()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), timeout=self._poll_seconds)
+        finally:
+            await self._disconnect()
+
+    async def _connect(self) -> None:
+        if self._producer is None:
+            producer = make_producer(self._bootstrap, client_id="salesops-relay")
+            await start_with_backoff(producer, "relay producer")
+            self._producer = producer
+        if self._admin is None:
+            admin = make_admin(self._bootstrap, client_id="salesops-relay-admin")
+            await start_with_backoff(admin, "relay admin")
+            self._admin = admin
+
+    async def _disconnect(self) -> None:
+        producer, admin, self._producer, self._admin = self._producer, self._admin, None, None
+        if producer is not None:
+            await stop_quietly(producer)
+        if admin is not None:
+            with contextlib.suppress(Exception):
+                await admin.close()
+
+    def _clients(self) -> tuple[AIOKafkaProducer, AIOKafkaAdminClient]:
+        assert self._producer is not None
+        assert self._admin is not None
+        return self._producer, self._admin
+
+    async def check_broker(self) -> None:
+        """Detect a broker that lost its state and schedule the whole log for republishing."""
+        self._last_check = time.monotonic()
+        # Counted here, on the check's schedule, not per batch: the count costs more than
+        # a quarter of a batch's time when the backlog is large.
+        async with self._engine.connect() as conn:
+            RELAY_BACKLOG.set((await conn.execute(_BACKLOG)).scalar_one())
+        producer, admin = self._clients()
+        present = await existing_topics(admin)
+        current: str | None = None
+        if topics.INCARNATION in present:
+            value = await read_latest(self._bootstrap, topics.INCARNATION, client_id="relay-check")
+            current = value.decode() if value else None
+        if current is not None:
+            self.incarnation = current
+            return
+        await ensure_topics(admin, topics.all_topics(self._partitions))
+        incarnation = uuid.uuid4().hex
+        async with self._engine.begin() as conn:
+            result = await conn.execute(
+                text(
+                    "UPDATE pipeline.events SET published_at = NULL WHERE published_at IS NOT NULL"
+                )
+            )
+            republished = result.rowcount or 0
+            await conn.execute(
+                text(
+                    "INSERT INTO pipeline.broker_incarnations (id, republished_events) "
+                    "VALUES (:id, :n)"
+                ),
+                {"id": incarnation, "n": republished},
+            )
+        # Written only after the log is marked, so a consumer that sees this incarnation
+        # can rely on every event in the log arriving in it.
+        await producer.send_and_wait(topics.INCARNATION, value=incarnation.encode(), partition=0)
+        self.incarnation = incarnation
+        if republished:
+            BROKER_RESETS.inc()
+            _log.warning(
+                "broker lost its state; republishing %d events as incarnation %s",
+                republished,
+                incarnation,
+            )
+        self._wake.set()
+
+    async def publish_batch(self) -> int:
+        async with self._engine.begin() as conn:
+            rows = (await conn.execute(_CLAIM, {"limit": self._batch_size})).mappings().all()
+            if not rows:
+                return 0
+            futures = []
+            for n, row in enumerate(rows, start=1):
+                futures.append(await self._send(row))
+                if n % 64 == 0:
+                    # send() rarely yields; without this a large batch stalls every
+                    # in-flight request for its whole length.
+                    await asyncio.sleep(0)
+            await asyncio.gather(*futures)
+            await conn.execute(_MARK, {"seqs": [row["seq"] for row in rows]})
+        for row in rows:
+            RELAY_PUBLISHED.labels(row["topic"]).inc()
+        return len(rows)
+
+    async def _send(self, row: Any) -> asyncio.Future[Any]:
+        producer, _ = self._clients()
+        return await producer.send(
+            row["topic"],
+            key=row["partition_key"].encode(),
+            value=row["envelope"].encode(),
+            headers=[
+                (topics.HEADER_EVENT_SOURCE, row["source"].encode()),
+                (topics.HEADER_EVENT_ID, row["event_id"].encode()),
+                (topics.HEADER_EVENT_TYPE, row["type"].encode()),
+                (topics.HEADER_LOG_SEQ, str(row["seq"]).encode()),
+            ],
+        )

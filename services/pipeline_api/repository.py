@@ -1,0 +1,184 @@
+"""SQL for sources, the raw webhook archive, parked events and re-sync jobs.
+
+(The event log's own SQL lives in event_log.py and relay.py, on the hot path.)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import delete, func, select, text, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.pipeline_api.models import ParkedEvent, ResyncJob, Source, WebhookRequest
+from services.pipeline_api.sources import SourceIn, secret_values
+
+
+def _source(row: Source) -> SourceIn:
+    return SourceIn.model_validate(row.config)
+
+
+async def upsert_source(session: AsyncSession, source: SourceIn) -> bool:
+    """Create or replace a source; True when it was new."""
+    existed = await session.get(Source, source.id) is not None
+    values = {
+        "id": source.id,
+        "kind": source.kind,
+        "account_id": source.account_id,
+        "config": secret_values(source),
+    }
+    await session.execute(
+        insert(Source)
+        .values(**values)
+        .on_conflict_do_update(
+            index_elements=[Source.id], set_={**values, "updated_at": func.now()}
+        )
+    )
+    return not existed
+
+
+async def get_source(session: AsyncSession, source_id: str) -> SourceIn | None:
+    row = await session.get(Source, source_id)
+    return _source(row) if row else None
+
+
+async def list_sources(session: AsyncSession) -> list[SourceIn]:
+    rows = (await session.execute(select(Source).order_by(Source.id))).scalars().all()
+    return [_source(r) for r in rows]
+
+
+async def delete_source(session: AsyncSession, source_id: str) -> bool:
+    result = await session.execute(delete(Source).where(Source.id == source_id))
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def sources_of_kind(session: AsyncSession, kind: str) -> list[SourceIn]:
+    rows = await session.execute(select(Source).where(Source.kind == kind))
+    return [_source(r) for r in rows.scalars().all()]
+
+
+async def store_request(
+    session: AsyncSession,
+    *,
+    source_id: str | None,
+    kind: str,
+    headers: dict[str, str],
+    body: bytes,
+) -> int:
+    row = WebhookRequest(source_id=source_id, kind=kind, headers=headers, body=body)
+    session.add(row)
+    await session.flush()
+    return row.id
+
+
+async def park(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
+    if rows:
+        await session.execute(insert(ParkedEvent), list(rows))
+
+
+async def list_parked(
+    session: AsyncSession,
+    *,
+    source_id: str | None,
+    after: int | None,
+    limit: int,
+    include_replayed: bool,
+) -> Sequence[ParkedEvent]:
+    query = select(ParkedEvent).order_by(ParkedEvent.id).limit(limit)
+    if source_id is not None:
+        query = query.where(ParkedEvent.source_id == source_id)
+    if after is not None:
+        query = query.where(ParkedEvent.id > after)
+    if not include_replayed:
+        query = query.where(ParkedEvent.replayed_at.is_(None))
+    return (await session.execute(query)).scalars().all()
+
+
+async def claim_replayable(
+    session: AsyncSession, *, source_id: str | None, ids: Iterable[int] | None, limit: int
+) -> Sequence[ParkedEvent]:
+    query = (
+        select(ParkedEvent)
+        .where(ParkedEvent.replayed_at.is_(None), ParkedEvent.replayable.is_(True))
+        .order_by(ParkedEvent.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    if source_id is not None:
+        query = query.where(ParkedEvent.source_id == source_id)
+    if ids is not None:
+        query = query.where(ParkedEvent.id.in_(list(ids)))
+    return (await session.execute(query)).scalars().all()
+
+
+async def mark_replayed(session: AsyncSession, ids: Sequence[int]) -> None:
+    if ids:
+        await session.execute(
+            update(ParkedEvent).where(ParkedEvent.id.in_(ids)).values(replayed_at=func.now())
+        )
+
+
+async def set_park_reason(session: AsyncSession, parked_id: int, reason: str) -> None:
+    await session.execute(
+        update(ParkedEvent).where(ParkedEvent.id == parked_id).values(reason=reason)
+    )
+
+
+async def add_resync_job(
+    session: AsyncSession,
+    *,
+    source_id: str,
+    crm_ids: Sequence[str],
+    reason: str,
+    activity_kind: str | None = None,
+) -> int:
+    job = ResyncJob(
+        source_id=source_id, crm_ids=list(crm_ids), reason=reason, activity_kind=activity_kind
+    )
+    session.add(job)
+    await session.flush()
+    return job.id
+
+
+async def get_resync_job(session: AsyncSession, job_id: int) -> ResyncJob | None:
+    return await session.get(ResyncJob, job_id)
+
+
+async def claim_resync_job(session: AsyncSession) -> ResyncJob | None:
+    job = (
+        await session.execute(
+            select(ResyncJob)
+            .where(ResyncJob.status == "pending")
+            .order_by(ResyncJob.id)
+            .limit(1)
+            .with_for_update(skip_locked=True)
+        )
+    ).scalar_one_or_none()
+    if job is not None:
+        job.status = "running"
+        job.updated_at = func.now()
+    return job
+
+
+async def finish_resync_job(
+    session: AsyncSession, job_id: int, *, status: str, progress: int, error: str | None
+) -> None:
+    await session.execute(
+        update(ResyncJob)
+        .where(ResyncJob.id == job_id)
+        .values(status=status, progress=progress, error=error, updated_at=func.now())
+    )
+
+
+async def report_progress(session: AsyncSession, job_id: int, progress: int) -> None:
+    await session.execute(
+        text("UPDATE pipeline.resync_jobs SET progress = :p, updated_at = now() WHERE id = :id"),
+        {"p": progress, "id": job_id},
+    )
+
+
+def headers_for_audit(headers: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """Request headers worth keeping, minus credentials."""
+    return {k: v for k, v in headers if k.lower() not in ("authorization", "cookie")}

@@ -1,0 +1,1036 @@
+"""Re-sync deals from a CRM's REST API, for what a webhook cannot carry.
+
+A gap, an overflow, a merge or a restore (`ResyncRequest`) is answered by reading the deal
+back from the CRM. Each client here reads one CRM account and turns its deal JSON into the
+same `DealChange` a webhook parser produces (canonical field names, CRM ids left raw for
+`mapping.py`), always with op "updated" and the CRM's last-modified time as `occurred_at`.
+
+    HubSpot     GET /crm/v3/objects/deals/{id}?properties=...&associations=companies
+                GET /crm/v3/objects/deals?limit=100&after=...  (next page: paging.next.after)
+                Authorization: Bearer <private app / OAuth token>
+    Salesforce  GET /services/data/v60.0/sobjects/Opportunity/{id}
+                GET /services/data/v60.0/query?q=SELECT FIELDS(STANDARD) FROM Opportunity
+                (next page: nextRecordsUrl until done); Authorization: Bearer <token>
+    Pipedrive   GET /api/v2/deals/{id}
+                GET /api/v2/deals?limit=500&cursor=...  (next page: additional_data.next_cursor)
+                x-api-token: <API token>
+
+`api_base_url` is the host root: https://api.hubapi.com, the Salesforce instance URL
+(https://MyDomain.my.salesforce.com), https://COMPANY.pipedrive.com.
+
+Every body is parsed with `json.loads(parse_float=Decimal)`, so an amount is never a float
+on its way to the decimal string in `fields["amount"]`. Requests go through `CrmHttp`, which
+retries 429, 5xx and connection errors with exponential backoff plus jitter, honours
+`Retry-After` (seconds or HTTP date), retries Salesforce's 403 REQUEST_LIMIT_EXCEEDED, and
+pauses on its own when a quota header says nothing is left (HubSpot
+X-HubSpot-RateLimit-Remaining, Pipedrive x-ratelimit-remaining). A refused token (401/403)
+or any other 4xx fails at once with a message that says what the CRM answered, never the
+token.
+
+`event_key` is `resync:{crm_id}:{occurred_at}`: fetching a deal that has not changed gives
+the same key, so a repeated re-sync dedupes instead of storing the same state twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import json
+import logging
+import math
+import random
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from typing import Any, ClassVar, Protocol
+from urllib.parse import quote
+
+import httpx
+
+from services.pipeline_api.connectors.changes import ActivityChange, ActivityKind, DealChange
+from services.pipeline_api.connectors.hubspot import property_field
+from services.pipeline_api.sources import SourceIn
+
+_log = logging.getLogger("salesops.resync")
+
+Sleep = Callable[[float], Awaitable[None]]
+OnChange = Callable[[DealChange], Awaitable[None]]
+
+SALESFORCE_API_VERSION = "v60.0"
+
+# HubSpot returns only the properties asked for (plus a few defaults).
+HUBSPOT_PROPERTIES = (
+    "dealname",
+    "amount",
+    "deal_currency_code",
+    "dealstage",
+    "pipeline",
+    "hubspot_owner_id",
+    "closedate",
+    "createdate",
+    "dealtype",
+    "hs_forecast_category",
+    "hs_is_closed",
+    "hs_is_closed_won",
+    "hs_lastmodifieddate",
+)
+_HUBSPOT_BOOKKEEPING = {"hs_object_id", "hs_lastmodifieddate", "hs_is_closed", "hs_is_closed_won"}
+
+SALESFORCE_FORECAST = {
+    "Pipeline": "pipeline",
+    "Best Case": "best_case",
+    "BestCase": "best_case",
+    "Commit": "commit",
+    "Forecast": "commit",
+    "Closed": "closed",
+    "Omitted": "omitted",
+}
+
+
+# --- errors ---------------------------------------------------------------------------
+
+
+class ResyncError(Exception):
+    """A re-sync could not read from the CRM. The message says why; it never holds a token."""
+
+
+class CrmAuthError(ResyncError):
+    """401/403: the token is wrong, expired or lacks a scope. Never retried."""
+
+
+class CrmRequestError(ResyncError):
+    """Another 4xx: a request the CRM will not accept however often it is sent."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class CrmUnavailableError(ResyncError):
+    """Still rate-limited, failing (5xx) or unreachable after every attempt, or asking us
+    to wait longer than `RetryPolicy.max_wait`: try the re-sync again later."""
+
+
+class CrmResponseError(ResyncError):
+    """The CRM answered, but not with the JSON its deal API documents."""
+
+
+# --- the shared request helper --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How hard `CrmHttp` tries. Attempt n (from 1) that fails is retried after
+    `min(max_delay, base_delay * 2**(n-1))` plus up to `jitter` times that at random,
+    unless the CRM said how long to wait (Retry-After, or a rate-limit window header)."""
+
+    max_attempts: int = 5
+    base_delay: float = 0.5
+    max_delay: float = 30.0
+    jitter: float = 0.5
+    max_wait: float = 300.0
+    """Longest wait a CRM may ask for; beyond it `CrmUnavailableError` is raised instead
+    (a daily quota is not worth holding a worker for hours)."""
+
+    def __post_init__(self) -> None:
+        if self.max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
+        if self.base_delay < 0 or self.max_delay < 0 or self.jitter < 0 or self.max_wait < 0:
+            raise ValueError("delays must not be negative")
+
+
+def retry_after_seconds(value: str | None, *, now: datetime | None = None) -> float | None:
+    """A `Retry-After` header in seconds: delay-seconds or an HTTP date (RFC 9110 10.2.3)."""
+    if value is None or not value.strip():
+        return None
+    text = value.strip()
+    try:
+        seconds = float(text)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(text)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        seconds = (when - (now or datetime.now(UTC))).total_seconds()
+    if not math.isfinite(seconds):
+        return None
+    return max(0.0, seconds)
+
+
+def _number_header(response: httpx.Response, name: str) -> float | None:
+    value = response.headers.get(name)
+    if value is None:
+        return None
+    try:
+        number = float(value.strip())
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def error_detail(response: httpx.Response) -> str:
+    """What the CRM said about a failure, in one line: HubSpot `category: message`,
+    Salesforce `errorCode: message`, Pipedrive `error (error_info)`, else the text."""
+    try:
+        body = json.loads(response.content)
+    except ValueError:
+        text = response.text.strip().replace("\n", " ")
+        return text[:200] or "(empty body)"
+    items = body if isinstance(body, list) else [body]
+    parts = []
+    for item in items[:3]:
+        if not isinstance(item, dict):
+            parts.append(str(item)[:200])
+            continue
+        code = item.get("errorCode") or item.get("category") or item.get("errorType")
+        message = item.get("message") or item.get("error") or ""
+        info = item.get("error_info")
+        text = ": ".join(str(p) for p in (code, message) if p)
+        if info:
+            text = f"{text} ({info})"
+        parts.append(text[:200] or json.dumps(item)[:200])
+    return "; ".join(parts) or "(empty body)"
+
+
+class CrmHttp:
+    """GET requests to one CRM account: authentication, retries and rate-limit pacing.
+
+    `refused_for_limit(response)` says whether a non-429 refusal is really a rate limit
+    (Salesforce's 403 REQUEST_LIMIT_EXCEEDED); `quota_pause(response)` says how long to
+    wait before the next request when a quota header shows nothing left (None: no wait).
+    """
+
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        *,
+        crm: str,
+        headers: Mapping[str, str],
+        policy: RetryPolicy | None = None,
+        sleep: Sleep = asyncio.sleep,
+        rng: random.Random | None = None,
+        refused_for_limit: Callable[[httpx.Response], bool] | None = None,
+        quota_pause: Callable[[httpx.Response], float | None] | None = None,
+    ) -> None:
+        self._http = http
+        self.crm = crm
+        self._headers = dict(headers)
+        self.policy = policy or RetryPolicy()
+        self._sleep = sleep
+        self._rng = rng or random.Random()
+        self._refused_for_limit = refused_for_limit or (lambda _response: False)
+        self._quota_pause = quota_pause or (lambda _response: None)
+        self._not_before = 0.0
+        self.requests = 0
+
+    async def get(
+        self, url: str, params: Mapping[str, str] | None = None, *, not_found_ok: bool = False
+    ) -> httpx.Response:
+        """The response to `GET url`: a 2xx, or a 404 when `not_found_ok`.
+
+        Raises `CrmAuthError` (401/403), `CrmRequestError` (other 4xx) at once, and
+        `CrmUnavailableError` once every attempt was rate-limited, failed or unreachable.
+        """
+        policy = self.policy
+        what = f"GET {httpx.URL(url).path}"
+        for attempt in range(1, policy.max_attempts + 1):
+            await self._pace()
+            self.requests += 1
+            try:
+                response = await self._http.get(url, params=params, headers=self._headers)
+            except httpx.TransportError as exc:  # connect/read errors, timeouts, dropped links
+                if attempt == policy.max_attempts:
+                    raise CrmUnavailableError(
+                        f"{self.crm} could not be reached for {what} after {attempt} "
+                        f"attempts: {type(exc).__name__}: {exc}"
+                    ) from exc
+                delay = self._backoff(attempt)
+                _log.warning(
+                    "%s %s failed (%s: %s); retry %d/%d in %.2fs",
+                    self.crm,
+                    what,
+                    type(exc).__name__,
+                    exc,
+                    attempt,
+                    policy.max_attempts - 1,
+                    delay,
+                )
+                await self._sleep(delay)
+                continue
+            status = response.status_code
+            if status == 429 or status >= 500 or self._refused_for_limit(response):
+                if attempt == policy.max_attempts:
+                    raise CrmUnavailableError(
+                        f"{self.crm} answered {status} ({error_detail(response)}) to all "
+                        f"{attempt} attempts at {what}"
+                    )
+                delay = self._retry_delay(response, attempt, what)
+                _log.warning(
+                    "%s %s answered %d (%s); retry %d/%d in %.2fs",
+                    self.crm,
+                    what,
+                    status,
+                    error_detail(response),
+                    attempt,
+                    policy.max_attempts - 1,
+                    delay,
+                )
+                await self._sleep(delay)
+                continue
+            self._note_quota(response)
+            if status < 300 or (status == 404 and not_found_ok):
+                return response
+            raise self._refusal(response, what)
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def _refusal(self, response: httpx.Response, what: str) -> ResyncError:
+        status = response.status_code
+        detail = error_detail(response)
+        if status in (401, 403):
+            return CrmAuthError(
+                f"{self.crm} refused the API token ({status} {detail}) for {what}: check the "
+                "source's api_token (wrong, expired or revoked) and its scopes/permissions"
+            )
+        return CrmRequestError(f"{self.crm} rejected {what}: {status} {detail}", status)
+
+    def _backoff(self, attempt: int) -> float:
+        policy = self.policy
+        delay = min(policy.max_delay, policy.base_delay * 2 ** (attempt - 1))
+        return delay + self._rng.uniform(0, delay * policy.jitter)
+
+    def _retry_delay(self, response: httpx.Response, attempt: int, what: str) -> float:
+        asked = retry_after_seconds(response.headers.get("Retry-After"))
+        if asked is None:
+            asked = self._quota_pause(response)
+        if asked is None:
+            return self._backoff(attempt)
+        if asked > self.policy.max_wait:
+            raise CrmUnavailableError(
+                f"{self.crm} answered {response.status_code} to {what} and asks to wait "
+                f"{asked:.0f}s, more than the {self.policy.max_wait:.0f}s allowed: "
+                "re-sync later"
+            )
+        return asked
+
+    def _note_quota(self, response: httpx.Response) -> None:
+        pause = self._quota_pause(response)
+        if pause is not None and pause > 0:
+            self._not_before = time.monotonic() + min(pause, self.policy.max_wait)
+
+    async def _pace(self) -> None:
+        wait = self._not_before - time.monotonic()
+        self._not_before = 0.0
+        if wait > 0:
+            _log.info("%s quota used up for this window; pausing %.2fs", self.crm, wait)
+            await self._sleep(wait)
+
+
+# --- conversions ----------------------------------------------------------------------
+
+
+def decode_json(response: httpx.Response, crm: str) -> Any:
+    """The body as JSON, with every non-integer number a `Decimal` (never a float)."""
+    try:
+        return json.loads(response.content, parse_float=Decimal)
+    except ValueError as exc:
+        raise CrmResponseError(
+            f"{crm} answered {response.status_code} to GET {response.request.url.path} with "
+            f"a body that is not JSON: {response.text[:120]!r}"
+        ) from exc
+
+
+def instant(value: Any) -> datetime:
+    """An aware UTC datetime from ISO 8601 / RFC 3339 (`Z`, `+00:00`, `+0000`; no offset
+    means UTC) or from epoch milliseconds (HubSpot's other date form)."""
+    if isinstance(value, bool):
+        raise ValueError(f"{value!r} is not a timestamp")
+    if isinstance(value, int) or (isinstance(value, str) and value.strip().isdigit()):
+        return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=int(value))
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"{value!r} is not a timestamp")
+    parsed = datetime.fromisoformat(value.strip())
+    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC)
+
+
+def iso_date(value: Any) -> str | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, str) and len(value.strip()) == 10:
+        return date.fromisoformat(value.strip()).isoformat()
+    return instant(value).date().isoformat()
+
+
+def _iso_time(value: Any) -> str | None:
+    if value is None or value == "":
+        return None
+    return instant(value).isoformat().replace("+00:00", "Z")
+
+
+def decimal_text(value: Any) -> str | None:
+    """An amount as plain decimal text ("1234.50"), from a string, int or Decimal."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool | float):
+        raise ValueError(f"amount {value!r} is not an exact decimal")
+    try:
+        number = value if isinstance(value, Decimal) else Decimal(str(value).strip())
+    except InvalidOperation as exc:
+        raise ValueError(f"amount {value!r} is not a decimal number") from exc
+    if not number.is_finite():
+        raise ValueError(f"amount {value!r} is not finite")
+    return format(number, "f")
+
+
+def jsonable(value: Any) -> Any:
+    """`Decimal`s (JSON numbers with a fraction) as exact decimal strings, so properties
+    store as JSON (orjson and parked changes take no Decimal)."""
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [jsonable(v) for v in value]
+    return value
+
+
+def _id(value: Any) -> str | None:
+    return None if value is None or value == "" else str(value)
+
+
+def _change(crm: str, crm_id: str, build: Callable[[], DealChange]) -> DealChange:
+    try:
+        return build()
+    except (ValueError, TypeError, KeyError) as exc:
+        raise CrmResponseError(f"{crm} deal {crm_id} cannot be read: {exc}") from exc
+
+
+def _resync_change(
+    crm_id: str, occurred_at: datetime, fields: dict[str, Any], properties: dict[str, Any]
+) -> DealChange:
+    return DealChange(
+        crm_id=crm_id,
+        event_key=f"resync:{crm_id}:{occurred_at.isoformat()}",
+        occurred_at=occurred_at,
+        op="updated",
+        fields=fields,
+        properties=jsonable(properties),
+    )
+
+
+def _as_dict(value: Any, crm: str, what: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise CrmResponseError(f"{crm} {what} is not a JSON object: {str(value)[:120]!r}")
+    return value
+
+
+def _as_list(value: Any, crm: str, what: str) -> list[Any]:
+    if not isinstance(value, list):
+        raise CrmResponseError(f"{crm} {what} is not a JSON array: {str(value)[:120]!r}")
+    return value
+
+
+def hubspot_change(record: dict[str, Any], *, companies_requested: bool = True) -> DealChange:
+    """A HubSpot CRM v3 deal object (`id`, `properties` all strings, `updatedAt`,
+    `associations.companies` when asked for) as a DealChange. The account is the primary
+    company; with `companies_requested`, no primary company means no account (None)."""
+    crm_id = _id(record.get("id"))
+    if crm_id is None:
+        raise CrmResponseError("HubSpot deal without an id")
+    props = record.get("properties")
+    if not isinstance(props, dict):
+        raise CrmResponseError(f"HubSpot deal {crm_id} has no properties object")
+
+    def build() -> DealChange:
+        modified = props.get("hs_lastmodifieddate") or record.get("updatedAt")
+        if not modified:
+            raise ValueError("no hs_lastmodifieddate or updatedAt")
+        fields: dict[str, Any] = {}
+        properties: dict[str, Any] = {}
+        for name, value in props.items():
+            mapped = property_field(name, None if value is None else str(value))
+            if mapped is not None:
+                fields[mapped[0]] = mapped[1]
+            elif name not in _HUBSPOT_BOOKKEEPING:
+                properties[name] = value
+        if "amount" in fields and fields["amount"] is not None:
+            fields["amount"] = decimal_text(fields["amount"])
+        won, closed = props.get("hs_is_closed_won"), props.get("hs_is_closed")
+        if won == "true":
+            fields["status"] = "won"
+        elif closed == "true":
+            fields["status"] = "lost"
+        elif closed == "false":
+            fields["status"] = "open"
+        if companies_requested:
+            # HubSpot leaves `associations` out when the deal has none of the kind asked for.
+            associations = record.get("associations")
+            companies = associations.get("companies") if isinstance(associations, dict) else None
+            fields["account_id"] = _hubspot_primary_company(companies)
+        return _resync_change(crm_id, instant(modified), fields, properties)
+
+    return _change("HubSpot", crm_id, build)
+
+
+def _hubspot_primary_company(companies: Any) -> str | None:
+    """The primary company (association type `deal_to_company`), as the webhook parser
+    takes only the primary association for the account."""
+    results = companies.get("results") if isinstance(companies, dict) else None
+    for item in results or []:
+        if isinstance(item, dict) and item.get("type") == "deal_to_company":
+            return _id(item.get("id"))
+    return None
+
+
+def salesforce_change(record: dict[str, Any]) -> DealChange:
+    """A Salesforce Opportunity record (sobject GET or a query row) as a DealChange."""
+    crm_id = _id(record.get("Id"))
+    if crm_id is None:
+        raise CrmResponseError("Salesforce Opportunity without an Id")
+
+    def build() -> DealChange:
+        modified = record.get("LastModifiedDate") or record.get("SystemModstamp")
+        if not modified:
+            raise ValueError("no LastModifiedDate or SystemModstamp")
+        fields: dict[str, Any] = {}
+        properties: dict[str, Any] = {}
+        for name, value in record.items():
+            if name in ("attributes", "Id", "LastModifiedDate", "SystemModstamp"):
+                continue
+            if name == "Name":
+                fields["name"] = value
+            elif name == "Amount":
+                fields["amount"] = decimal_text(value)
+            elif name == "CurrencyIsoCode":
+                fields["currency"] = value or None
+            elif name == "StageName":
+                fields["stage"] = value or None
+            elif name == "OwnerId":
+                fields["owner_id"] = _id(value)
+            elif name == "AccountId":
+                fields["account_id"] = _id(value)
+            elif name == "CloseDate":
+                fields["close_date"] = iso_date(value)
+            elif name == "CreatedDate":
+                fields["created_at"] = _iso_time(value)
+            elif name == "Type":
+                fields["deal_type"] = value or None
+            elif name == "ForecastCategoryName" and value in SALESFORCE_FORECAST:
+                fields["forecast_category"] = SALESFORCE_FORECAST[value]
+            elif name not in ("IsClosed", "IsWon"):
+                properties[name] = value
+        if record.get("IsWon") is True:
+            fields["status"] = "won"
+        elif record.get("IsClosed") is True:
+            fields["status"] = "lost"
+        elif record.get("IsClosed") is False:
+            fields["status"] = "open"
+        return _resync_change(crm_id, instant(modified), fields, properties)
+
+    return _change("Salesforce", crm_id, build)
+
+
+_PIPEDRIVE_CONSUMED = {
+    "id",
+    "title",
+    "value",
+    "currency",
+    "stage_id",
+    "pipeline_id",
+    "owner_id",
+    "org_id",
+    "expected_close_date",
+    "add_time",
+    "update_time",
+    "status",
+    "custom_fields",
+}
+
+
+def pipedrive_change(record: dict[str, Any]) -> DealChange:
+    """A Pipedrive API v2 deal as a DealChange; custom fields land in `properties` under
+    their 40-hex-character keys, beside the other deal attributes."""
+    crm_id = _id(record.get("id"))
+    if crm_id is None:
+        raise CrmResponseError("Pipedrive deal without an id")
+
+    def build() -> DealChange:
+        modified = record.get("update_time") or record.get("add_time")
+        if not modified:
+            raise ValueError("no update_time")
+        fields: dict[str, Any] = {}
+        renames = {
+            "stage_id": "stage",
+            "pipeline_id": "pipeline",
+            "owner_id": "owner_id",
+            "org_id": "account_id",
+        }
+        for raw, canonical in renames.items():
+            if raw in record:
+                fields[canonical] = _id(record[raw])
+        if "title" in record:
+            fields["name"] = record["title"]
+        if "value" in record:
+            fields["amount"] = decimal_text(record["value"])
+        if "currency" in record:
+            fields["currency"] = record["currency"] or None
+        if "expected_close_date" in record:
+            fields["close_date"] = iso_date(record["expected_close_date"])
+        if "add_time" in record:
+            fields["created_at"] = _iso_time(record["add_time"])
+        if record.get("status") in ("open", "won", "lost"):
+            fields["status"] = record["status"]
+        properties = {k: v for k, v in record.items() if k not in _PIPEDRIVE_CONSUMED}
+        custom = record.get("custom_fields")
+        if isinstance(custom, dict):
+            properties.update(custom)
+        return _resync_change(crm_id, instant(modified), fields, properties)
+
+    return _change("Pipedrive", crm_id, build)
+
+
+HUBSPOT_ENGAGEMENT_OBJECTS: dict[str, str] = {
+    "call": "calls",
+    "email": "emails",
+    "meeting": "meetings",
+    "task": "tasks",
+    "note": "notes",
+}
+HUBSPOT_ENGAGEMENT_TITLES = (
+    "hs_call_title",
+    "hs_email_subject",
+    "hs_meeting_title",
+    "hs_task_subject",
+    "hs_note_body",
+)
+
+
+def hubspot_activity(record: dict[str, Any], kind: ActivityKind) -> ActivityChange:
+    """A HubSpot engagement object (call, email, meeting, task, note) with its deal
+    association as an ActivityChange linked to deal and owner."""
+    crm_id = _id(record.get("id"))
+    props = record.get("properties")
+    if crm_id is None or not isinstance(props, dict):
+        raise CrmResponseError("HubSpot engagement without an id or properties")
+    modified = props.get("hs_lastmodifieddate") or record.get("updatedAt")
+    happened = props.get("hs_timestamp") or props.get("hs_createdate") or modified
+    if not modified or not happened:
+        raise CrmResponseError(f"HubSpot engagement {crm_id} has no timestamps")
+    associations = record.get("associations")
+    deals = associations.get("deals") if isinstance(associations, dict) else None
+    results = deals.get("results") if isinstance(deals, dict) else None
+    deal_ids = [_id(r.get("id")) for r in results or [] if isinstance(r, dict)]
+    changed = instant(modified)
+    return ActivityChange(
+        crm_id=crm_id,
+        event_key=f"resync:activity:{crm_id}:{changed.isoformat()}",
+        occurred_at=instant(happened),
+        changed_at=changed,
+        kind=kind,
+        deal_crm_id=next((d for d in deal_ids if d), None),
+        rep_crm_id=_id(props.get("hubspot_owner_id")),
+        properties={k: props[k] for k in HUBSPOT_ENGAGEMENT_TITLES if props.get(k)},
+    )
+
+
+# --- clients ---------------------------------------------------------------------------
+
+
+class ResyncClient(Protocol):
+    """Reads one CRM account's deals back as `DealChange`s (op "updated")."""
+
+    async def fetch_deal(self, crm_id: str) -> DealChange | None:
+        """The deal as the CRM has it now, or None when the CRM answers 404 for it
+        (deleted, archived, merged away, or never there). None is not recorded here: the
+        caller records the deletion, so it can decide what a missing deal means."""
+        ...
+
+    def iter_deals(self) -> AsyncIterator[DealChange]:
+        """Every (not deleted) deal of the account, page by page, each once."""
+        ...
+
+
+class _CrmClient:
+    crm: ClassVar[str]
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str,
+        http: httpx.AsyncClient,
+        *,
+        policy: RetryPolicy | None = None,
+        sleep: Sleep = asyncio.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
+        if not base_url or not base_url.strip():
+            raise ValueError(f"{self.crm} re-sync needs the API base URL")
+        if not token:
+            raise ValueError(f"{self.crm} re-sync needs an API token")
+        self.base_url = base_url.strip().rstrip("/")
+        self.http = CrmHttp(
+            http,
+            crm=self.crm,
+            headers={"Accept": "application/json", **self._auth_headers(token)},
+            policy=policy,
+            sleep=sleep,
+            rng=rng,
+            refused_for_limit=self._refused_for_limit,
+            quota_pause=self._quota_pause,
+        )
+
+    def __repr__(self) -> str:  # never the token
+        return f"{type(self).__name__}({self.base_url!r})"
+
+    def _auth_headers(self, token: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {token}"}
+
+    def _refused_for_limit(self, response: httpx.Response) -> bool:
+        return False
+
+    def _quota_pause(self, response: httpx.Response) -> float | None:
+        return None
+
+    async def _get_json(
+        self, url: str, params: Mapping[str, str] | None = None, *, not_found_ok: bool = False
+    ) -> Any | None:
+        """The JSON body; None for a 404 when `not_found_ok`."""
+        response = await self.http.get(url, params, not_found_ok=not_found_ok)
+        self._after(response)
+        if response.status_code == 404:
+            return None
+        return decode_json(response, self.crm)
+
+    def _after(self, response: httpx.Response) -> None:
+        """A hook on every answered request (Salesforce reads its usage header here)."""
+
+
+class HubSpotClient(_CrmClient):
+    """HubSpot CRM v3 objects API. `extra_properties` are asked for beside the standard
+    deal properties (custom ones to keep); `page_size` is at most 100."""
+
+    crm = "HubSpot"
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str,
+        http: httpx.AsyncClient,
+        *,
+        extra_properties: Sequence[str] = (),
+        page_size: int = 100,
+        policy: RetryPolicy | None = None,
+        sleep: Sleep = asyncio.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
+        super().__init__(base_url, token, http, policy=policy, sleep=sleep, rng=rng)
+        if not 1 <= page_size <= 100:
+            raise ValueError("HubSpot pages hold 1 to 100 objects")
+        self.page_size = page_size
+        self.properties = ",".join(dict.fromkeys([*HUBSPOT_PROPERTIES, *extra_properties]))
+
+    def _quota_pause(self, response: httpx.Response) -> float | None:
+        if _number_header(response, "X-HubSpot-RateLimit-Remaining") == 0:
+            interval = _number_header(response, "X-HubSpot-RateLimit-Interval-Milliseconds")
+            return interval / 1000 if interval and interval > 0 else 10.0
+        if _number_header(response, "X-HubSpot-RateLimit-Secondly-Remaining") == 0:
+            return 1.0
+        return None
+
+    async def fetch_deal(self, crm_id: str) -> DealChange | None:
+        body = await self._get_json(
+            f"{self.base_url}/crm/v3/objects/deals/{quote(crm_id, safe='')}",
+            {"properties": self.properties, "associations": "companies"},
+            not_found_ok=True,
+        )
+        if body is None:
+            return None
+        record = _as_dict(body, self.crm, f"deal {crm_id}")
+        if record.get("archived") is True:
+            return None
+        return hubspot_change(record)
+
+    async def fetch_activity(self, kind: ActivityKind, crm_id: str) -> ActivityChange | None:
+        """An engagement with its deal association; None when HubSpot no longer has it."""
+        objects = HUBSPOT_ENGAGEMENT_OBJECTS[kind]
+        body = await self._get_json(
+            f"{self.base_url}/crm/v3/objects/{objects}/{quote(crm_id, safe='')}",
+            {
+                "properties": ",".join(
+                    (
+                        "hs_timestamp",
+                        "hs_lastmodifieddate",
+                        "hubspot_owner_id",
+                        *HUBSPOT_ENGAGEMENT_TITLES,
+                    )
+                ),
+                "associations": "deals",
+            },
+            not_found_ok=True,
+        )
+        if body is None:
+            return None
+        return hubspot_activity(_as_dict(body, self.crm, f"{kind} {crm_id}"), kind)
+
+    async def iter_deals(self) -> AsyncIterator[DealChange]:
+        after: str | None = None
+        seen: set[str] = set()
+        while True:
+            params = {
+                "limit": str(self.page_size),
+                "properties": self.properties,
+                "associations": "companies",
+            }
+            if after is not None:
+                params["after"] = after
+            body = _as_dict(
+                await self._get_json(f"{self.base_url}/crm/v3/objects/deals", params),
+                self.crm,
+                "deal list",
+            )
+            for record in _as_list(body.get("results"), self.crm, "deal list results"):
+                yield hubspot_change(_as_dict(record, self.crm, "deal"))
+            paging = body.get("paging")
+            nxt = paging.get("next") if isinstance(paging, dict) else None
+            after = _id(nxt.get("after")) if isinstance(nxt, dict) else None
+            if after is None:
+                return
+            if after in seen:
+                raise CrmResponseError(f"HubSpot paging came back to cursor {after!r}")
+            seen.add(after)
+
+
+class SalesforceClient(_CrmClient):
+    """Salesforce REST API on Opportunity. The list query is
+    `SELECT FIELDS(STANDARD)[, custom__c...] FROM Opportunity`: every standard field (with
+    CurrencyIsoCode in multi-currency orgs) without naming it, so no org lacks a field
+    asked for; `extra_fields` ending in `__c` add custom fields. A single GET returns every
+    field the token may read."""
+
+    crm = "Salesforce"
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str,
+        http: httpx.AsyncClient,
+        *,
+        extra_fields: Sequence[str] = (),
+        api_version: str = SALESFORCE_API_VERSION,
+        policy: RetryPolicy | None = None,
+        sleep: Sleep = asyncio.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
+        super().__init__(base_url, token, http, policy=policy, sleep=sleep, rng=rng)
+        self.api_version = api_version
+        # Standard fields are in FIELDS(STANDARD) already; naming one twice is an error.
+        custom = [f for f in extra_fields if f.lower().endswith("__c")]
+        selected = ", ".join(["FIELDS(STANDARD)", *dict.fromkeys(custom)])
+        self.soql = f"SELECT {selected} FROM Opportunity"
+        self.api_usage: tuple[int, int] | None = None
+        """(used, limit) from the last `Sforce-Limit-Info: api-usage=N/M` header."""
+
+    def _refused_for_limit(self, response: httpx.Response) -> bool:
+        return response.status_code == 403 and b"REQUEST_LIMIT_EXCEEDED" in response.content
+
+    def _after(self, response: httpx.Response) -> None:
+        info = response.headers.get("Sforce-Limit-Info", "")
+        for part in info.split(";"):
+            name, _, value = part.strip().partition("=")
+            used, _, limit = value.partition("/")
+            if name == "api-usage" and used.isdigit() and limit.isdigit():
+                self.api_usage = (int(used), int(limit))
+                if int(limit) and int(used) >= int(limit) * 0.9:
+                    _log.warning("Salesforce API usage is at %s of the daily limit", value)
+
+    @property
+    def _data(self) -> str:
+        return f"{self.base_url}/services/data/{self.api_version}"
+
+    async def fetch_deal(self, crm_id: str) -> DealChange | None:
+        body = await self._get_json(
+            f"{self._data}/sobjects/Opportunity/{quote(crm_id, safe='')}", not_found_ok=True
+        )
+        if body is None:
+            return None
+        return salesforce_change(_as_dict(body, self.crm, f"Opportunity {crm_id}"))
+
+    async def iter_deals(self) -> AsyncIterator[DealChange]:
+        url: str = f"{self._data}/query"
+        params: dict[str, str] | None = {"q": self.soql}
+        seen: set[str] = set()
+        while True:
+            body = _as_dict(await self._get_json(url, params), self.crm, "query result")
+            for record in _as_list(body.get("records"), self.crm, "query records"):
+                yield salesforce_change(_as_dict(record, self.crm, "Opportunity"))
+            next_url = body.get("nextRecordsUrl")
+            if body.get("done") is True or not next_url:
+                return
+            url = self._same_origin(str(next_url))
+            if url in seen:
+                raise CrmResponseError(f"Salesforce paging came back to {next_url!r}")
+            seen.add(url)
+            params = None
+
+    def _same_origin(self, next_url: str) -> str:
+        """nextRecordsUrl is a path on the instance; the token goes nowhere else."""
+        base = httpx.URL(self.base_url + "/")
+        url = base.join(next_url)
+        if (url.scheme, url.host, url.port) != (base.scheme, base.host, base.port):
+            raise CrmResponseError(f"Salesforce nextRecordsUrl {next_url!r} leaves the instance")
+        return str(url)
+
+
+class PipedriveClient(_CrmClient):
+    """Pipedrive API v2 deals, authenticated by the `x-api-token` header. `page_size` is
+    at most 500. A deal Pipedrive reports deleted counts as not found."""
+
+    crm = "Pipedrive"
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str,
+        http: httpx.AsyncClient,
+        *,
+        page_size: int = 500,
+        policy: RetryPolicy | None = None,
+        sleep: Sleep = asyncio.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
+        super().__init__(base_url, token, http, policy=policy, sleep=sleep, rng=rng)
+        if not 1 <= page_size <= 500:
+            raise ValueError("Pipedrive pages hold 1 to 500 deals")
+        self.page_size = page_size
+
+    def _auth_headers(self, token: str) -> dict[str, str]:
+        return {"x-api-token": token}
+
+    def _quota_pause(self, response: httpx.Response) -> float | None:
+        if _number_header(response, "x-ratelimit-remaining") == 0:
+            reset = _number_header(response, "x-ratelimit-reset")
+            return reset if reset and reset > 0 else 2.0
+        return None
+
+    async def fetch_deal(self, crm_id: str) -> DealChange | None:
+        if not crm_id.isdigit():
+            raise ValueError(f"Pipedrive deal ids are integers, not {crm_id!r}")
+        body = await self._get_json(f"{self.base_url}/api/v2/deals/{crm_id}", not_found_ok=True)
+        if body is None:
+            return None
+        data = _as_dict(body, self.crm, f"deal {crm_id}").get("data")
+        if data is None:
+            return None
+        record = _as_dict(data, self.crm, f"deal {crm_id} data")
+        if record.get("is_deleted") is True or record.get("status") == "deleted":
+            return None
+        return pipedrive_change(record)
+
+    async def iter_deals(self) -> AsyncIterator[DealChange]:
+        cursor: str | None = None
+        seen: set[str] = set()
+        while True:
+            params = {"limit": str(self.page_size)}
+            if cursor is not None:
+                params["cursor"] = cursor
+            body = _as_dict(
+                await self._get_json(f"{self.base_url}/api/v2/deals", params),
+                self.crm,
+                "deal list",
+            )
+            for record in _as_list(body.get("data") or [], self.crm, "deal list data"):
+                deal = _as_dict(record, self.crm, "deal")
+                if deal.get("is_deleted") is True or deal.get("status") == "deleted":
+                    continue
+                yield pipedrive_change(deal)
+            extra = body.get("additional_data")
+            cursor = _id(extra.get("next_cursor")) if isinstance(extra, dict) else None
+            if cursor is None:
+                return
+            if cursor in seen:
+                raise CrmResponseError(f"Pipedrive paging came back to cursor {cursor!r}")
+            seen.add(cursor)
+
+
+def client_for(
+    source: SourceIn,
+    http: httpx.AsyncClient,
+    *,
+    policy: RetryPolicy | None = None,
+    sleep: Sleep = asyncio.sleep,
+) -> ResyncClient:
+    """The re-sync client for a source, by its kind. The source's `keep_properties` are
+    asked for too (HubSpot properties, Salesforce `__c` fields; Pipedrive sends all)."""
+    base = (source.api_base_url or "").strip()
+    token = source.api_token.get_secret_value() if source.api_token is not None else ""
+    missing = [name for name, value in (("api_base_url", base), ("api_token", token)) if not value]
+    if missing:
+        raise ValueError(
+            f"source {source.id!r} ({source.kind}) cannot be re-synced: "
+            f"{' and '.join(missing)} not set"
+        )
+    keep = source.mapping.keep_properties
+    if source.kind == "hubspot":
+        return HubSpotClient(base, token, http, extra_properties=keep, policy=policy, sleep=sleep)
+    if source.kind == "salesforce":
+        return SalesforceClient(base, token, http, extra_fields=keep, policy=policy, sleep=sleep)
+    if source.kind == "pipedrive":
+        return PipedriveClient(base, token, http, policy=policy, sleep=sleep)
+    raise ValueError(f"no re-sync client for source kind {source.kind!r}")
+
+
+# --- running a re-sync -------------------------------------------------------------------
+
+
+async def resync_all(
+    client: ResyncClient,
+    on_change: OnChange,
+    progress: Callable[[int], None] | None = None,
+    *,
+    progress_every: int = 100,
+) -> int:
+    """Page through every deal, awaiting `on_change` for each in turn; return how many.
+
+    `progress(count)` is called every `progress_every` deals and once at the end with the
+    total. An error (from the CRM or from `on_change`) propagates; the deals handed over
+    before it stay handed over, and a re-run dedupes them by `event_key`.
+    """
+    if progress_every < 1:
+        raise ValueError("progress_every must be at least 1")
+    count = reported = 0
+    deals = client.iter_deals()
+    try:
+        async for change in deals:
+            await on_change(change)
+            count += 1
+            if progress is not None and count % progress_every == 0:
+                progress(count)
+                reported = count
+    finally:
+        aclose = getattr(deals, "aclose", None)
+        if aclose is not None:
+            await aclose()
+    if progress is not None and (reported != count or count == 0):
+        progress(count)
+    return count
+
+
+async def resync_deals(
+    client: ResyncClient, crm_ids: Iterable[str], on_change: OnChange
+) -> tuple[int, list[str]]:
+    """Fetch the given deals (each id once, in order), awaiting `on_change` for each found;
+    return (how many were fetched, the ids the CRM no longer has). Recording the missing
+    ones as deleted is the caller's decision."""
+    fetched = 0
+    missing: list[str] = []
+    for crm_id in dict.fromkeys(crm_ids):
+        change = await client.fetch_deal(crm_id)
+        if change is None:
+            missing.append(crm_id)
+            continue
+        await on_change(change)
+        fetched += 1
+    return fetched, missing

@@ -1,0 +1,143 @@
+"""HTTP endpoints of the intake: canonical events in, stored events out."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.pipeline_api.event_log import EventLogWriter, LogRow
+from services.pipeline_api.intake import NDJSON, read_events
+from services.pipeline_api.models import StoredEvent
+from services.pipeline_api.schemas import IntakeResult, RejectedEvent, StoredEventOut
+from shared import auth
+from shared.events import EventRejected, validate_event
+from shared.metrics import EVENTS_INTAKE
+from shared.problems import Problem
+from shared.settings import Settings
+
+router = APIRouter(prefix="/v1/events", tags=["events"])
+
+_EXAMPLE = {
+    "specversion": "1.0",
+    "id": "evt-1",
+    "source": "app://billing",
+    "type": "com.salesops.deal.created.v1",
+    "time": "2026-11-02T10:00:00Z",
+    "data": {
+        "deal_id": "D-1",
+        "name": "Acme renewal",
+        "owner_id": "rep-7",
+        "amount": "12000.00",
+        "currency": "USD",
+        "stage": "qualification",
+    },
+}
+
+
+@router.post(
+    "",
+    status_code=202,
+    response_model=IntakeResult,
+    summary="Ingest canonical events",
+    description=(
+        "Takes one CloudEvent, a JSON array of them, or NDJSON (`application/x-ndjson`). "
+        "Every valid event is durably stored before the answer; invalid ones are listed in "
+        "`rejected` with their index and reason while the rest are still accepted. "
+        "Event types and their `data` schemas: see the `com.salesops.*` models in "
+        "`shared/events.py` and the README."
+    ),
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": {"type": "object"}, "example": _EXAMPLE},
+                NDJSON: {"schema": {"type": "string"}},
+            },
+        }
+    },
+)
+async def post_events(
+    request: Request,
+    _: Annotated[auth.Principal, Depends(auth.require(auth.EVENTS_WRITE))],
+) -> IntakeResult:
+    settings: Settings = request.state.settings
+    writer: EventLogWriter = request.state.event_log_writer
+    items = await read_events(
+        request, max_bytes=settings.intake_max_bytes, max_events=settings.intake_max_events
+    )
+    rows: list[LogRow] = []
+    rejected: list[RejectedEvent] = []
+    for index, item in enumerate(items):
+        try:
+            rows.append(LogRow.of(validate_event(item)))
+        except EventRejected as exc:
+            event_id = item.get("id") if isinstance(item, dict) else None
+            rejected.append(
+                RejectedEvent(
+                    index=index,
+                    id=event_id if isinstance(event_id, str) else None,
+                    reason=exc.reason,
+                )
+            )
+    flags: list[bool] = []
+    if rows:
+        try:
+            flags = await writer.append(rows)
+        except Exception as exc:  # nothing was acknowledged; the client must retry
+            raise Problem(
+                503,
+                "The event log is unavailable; nothing was stored. Retry later.",
+                headers={"Retry-After": "1"},
+            ) from exc
+    accepted = sum(flags)
+    EVENTS_INTAKE.labels("accepted").inc(accepted)
+    EVENTS_INTAKE.labels("duplicate").inc(len(flags) - accepted)
+    EVENTS_INTAKE.labels("rejected").inc(len(rejected))
+    return IntakeResult(accepted=accepted, duplicates=len(flags) - accepted, rejected=rejected)
+
+
+@router.get(
+    "/{source:path}/{event_id}",
+    response_model=StoredEventOut,
+    summary="One stored event and whether it was published",
+    description="`source` is the event's CloudEvents source, URL-encoded if it has slashes.",
+)
+async def get_event(
+    source: str,
+    event_id: str,
+    request: Request,
+    _: Annotated[auth.Principal, Depends(auth.require(auth.EVENTS_READ))],
+) -> StoredEventOut:
+    maker: async_sessionmaker[AsyncSession] = request.state.pipeline_sessions
+    async with maker() as session:
+        row = (
+            await session.execute(
+                select(StoredEvent).where(
+                    StoredEvent.source == source, StoredEvent.event_id == event_id
+                )
+            )
+        ).scalar_one_or_none()
+    if row is None:
+        raise Problem(404, f"No event with source {source!r} and id {event_id!r}.")
+    return _out(row)
+
+
+def _out(row: StoredEvent) -> StoredEventOut:
+    envelope: dict[str, Any] = row.envelope
+    return StoredEventOut(
+        seq=row.seq,
+        source=row.source,
+        id=row.event_id,
+        type=row.type,
+        subject=row.subject,
+        topic=row.topic,
+        partition_key=row.partition_key,
+        time=row.event_time,
+        received_at=row.received_at,
+        published=row.published_at is not None,
+        published_at=row.published_at,
+        event=envelope,
+    )

@@ -1,0 +1,233 @@
+"""Sources (connected CRM accounts), their re-sync jobs, and the intake dead-letter queue."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from pydantic import BaseModel, Field
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.pipeline_api import repository
+from services.pipeline_api.event_log import EventLogWriter
+from services.pipeline_api.ingest import replay_parked
+from services.pipeline_api.source_cache import SourceCache
+from services.pipeline_api.sources import SourceIn, SourceOut
+from shared import auth
+from shared.problems import Problem
+from shared.tables import decode_cursor, next_cursor
+
+router = APIRouter(tags=["sources"])
+_log = logging.getLogger("salesops.sources")
+
+Admin = Annotated[auth.Principal, Depends(auth.require(auth.ADMIN))]
+
+
+def _sessions(request: Request) -> async_sessionmaker[AsyncSession]:
+    sessions: async_sessionmaker[AsyncSession] = request.state.pipeline_sessions
+    return sessions
+
+
+def _invalidate(request: Request) -> None:
+    cache: SourceCache = request.state.source_cache
+    cache.invalidate()
+
+
+def _keep_secrets(incoming: SourceIn, stored: SourceIn | None) -> SourceIn:
+    """Secrets are write-only: a PUT without them keeps the stored ones."""
+    if stored is None:
+        return incoming
+    secrets = incoming.secrets.model_copy(
+        update={
+            "current": incoming.secrets.current or stored.secrets.current,
+            "previous": incoming.secrets.previous or stored.secrets.previous,
+            "basic_user": incoming.secrets.basic_user or stored.secrets.basic_user,
+        }
+    )
+    return incoming.model_copy(
+        update={"secrets": secrets, "api_token": incoming.api_token or stored.api_token}
+    )
+
+
+@router.get("/v1/sources", response_model=list[SourceOut], summary="Connected CRM accounts")
+async def list_sources(request: Request, _: Admin) -> list[SourceOut]:
+    async with _sessions(request)() as session:
+        return [SourceOut.of(s) for s in await repository.list_sources(session)]
+
+
+@router.get("/v1/sources/{source_id}", response_model=SourceOut)
+async def get_source(source_id: str, request: Request, _: Admin) -> SourceOut:
+    async with _sessions(request)() as session:
+        source = await repository.get_source(session, source_id)
+    if source is None:
+        raise Problem(404, f"No source {source_id!r}.")
+    return SourceOut.of(source)
+
+
+@router.put(
+    "/v1/sources/{source_id}",
+    response_model=SourceOut,
+    summary="Create or replace a source",
+    description="Secrets are write-only; omitted ones are kept. Parked changes of this source "
+    "are replayed right after, so a newly added mapping takes effect at once.",
+)
+async def put_source(
+    source_id: str, body: SourceIn, request: Request, response: Response, _: Admin
+) -> SourceOut:
+    if body.id != source_id:
+        raise Problem(422, f"The body's id {body.id!r} differs from the path's {source_id!r}.")
+    async with _sessions(request)() as session, session.begin():
+        source = _keep_secrets(body, await repository.get_source(session, source_id))
+        try:
+            created = await repository.upsert_source(session, source)
+        except Exception as exc:  # the (kind, account_id) pair belongs to another source
+            if "uq_sources_kind_account_id" in str(exc):
+                raise Problem(
+                    409, f"Another source already has {body.kind} account {body.account_id!r}."
+                ) from exc
+            raise
+    _invalidate(request)
+    response.status_code = 201 if created else 200
+    writer: EventLogWriter = request.state.event_log_writer
+    await replay_parked(sessions=_sessions(request), writer=writer, source_id=source_id)
+    return SourceOut.of(source)
+
+
+@router.delete("/v1/sources/{source_id}", status_code=204, response_class=Response)
+async def delete_source(source_id: str, request: Request, _: Admin) -> Response:
+    async with _sessions(request)() as session, session.begin():
+        if not await repository.delete_source(session, source_id):
+            raise Problem(404, f"No source {source_id!r}.")
+    _invalidate(request)
+    return Response(status_code=204)
+
+
+class ResyncIn(BaseModel):
+    deal_ids: list[str] = Field(
+        default_factory=list, description="CRM deal ids; empty means every deal of the source"
+    )
+
+
+class ResyncJobOut(BaseModel):
+    id: int
+    source_id: str
+    crm_ids: list[str]
+    reason: str
+    status: str
+    progress: int
+    error: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+@router.post(
+    "/v1/sources/{source_id}/resync",
+    status_code=202,
+    response_model=ResyncJobOut,
+    summary="Fetch deals from the CRM's API (all, or the given ones)",
+)
+async def request_resync(
+    source_id: str, request: Request, _: Admin, body: ResyncIn | None = None
+) -> ResyncJobOut:
+    async with _sessions(request)() as session, session.begin():
+        if await repository.get_source(session, source_id) is None:
+            raise Problem(404, f"No source {source_id!r}.")
+        job_id = await repository.add_resync_job(
+            session,
+            source_id=source_id,
+            crm_ids=(body.deal_ids if body else []),
+            reason="requested through the API",
+        )
+    wake: asyncio.Event | None = getattr(request.state, "resync_wake", None)
+    if wake is not None:
+        wake.set()
+    return await _job(request, source_id, job_id)
+
+
+@router.get("/v1/sources/{source_id}/resync/{job_id}", response_model=ResyncJobOut)
+async def get_resync(source_id: str, job_id: int, request: Request, _: Admin) -> ResyncJobOut:
+    return await _job(request, source_id, job_id)
+
+
+async def _job(request: Request, source_id: str, job_id: int) -> ResyncJobOut:
+    async with _sessions(request)() as session:
+        job = await repository.get_resync_job(session, job_id)
+    if job is None or job.source_id != source_id:
+        raise Problem(404, f"No re-sync job {job_id} for source {source_id!r}.")
+    return ResyncJobOut.model_validate(job, from_attributes=True)
+
+
+class ParkedOut(BaseModel):
+    id: int
+    source_id: str
+    request_id: int | None
+    reason: str
+    replayable: bool
+    change: dict[str, Any]
+    created_at: datetime
+    replayed_at: datetime | None
+
+
+class ParkedPage(BaseModel):
+    items: list[ParkedOut]
+    next_cursor: str | None
+
+
+@router.get(
+    "/v1/dlq",
+    response_model=ParkedPage,
+    tags=["operations"],
+    summary="CRM changes that could not become events, with the reason",
+)
+async def list_dlq(
+    request: Request,
+    _: Admin,
+    source_id: str | None = None,
+    include_replayed: bool = False,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: str | None = None,
+) -> ParkedPage:
+    after = int(decode_cursor(cursor, 1)[0]) if cursor else None
+    async with _sessions(request)() as session:
+        rows = await repository.list_parked(
+            session,
+            source_id=source_id,
+            after=after,
+            limit=limit,
+            include_replayed=include_replayed,
+        )
+    items = [ParkedOut.model_validate(r, from_attributes=True) for r in rows]
+    return ParkedPage(items=items, next_cursor=next_cursor(rows, limit, "id"))
+
+
+class ReplayIn(BaseModel):
+    source_id: str | None = None
+    ids: list[int] | None = None
+
+
+class ReplayOut(BaseModel):
+    replayed: int
+    still_parked: int
+    duplicates: int
+
+
+@router.post(
+    "/v1/dlq/replay",
+    response_model=ReplayOut,
+    tags=["operations"],
+    summary="Map parked changes again (after a mapping was added)",
+)
+async def replay_dlq(request: Request, _: Admin, body: ReplayIn | None = None) -> ReplayOut:
+    writer: EventLogWriter = request.state.event_log_writer
+    outcome = await replay_parked(
+        sessions=_sessions(request),
+        writer=writer,
+        source_id=body.source_id if body else None,
+        ids=body.ids if body else None,
+    )
+    return ReplayOut(
+        replayed=outcome.replayed, still_parked=outcome.still_parked, duplicates=outcome.duplicates
+    )

@@ -1,0 +1,151 @@
+"""A source: one connected CRM account, its secrets and its mapping.
+
+Secrets are `SecretStr` so they never appear in reprs, logs or API answers; two may be
+active at once so a CRM's secret can be rotated without rejecting deliveries meanwhile.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+
+from shared.events import DealStatus, DealType, ForecastCategory
+from shared.money import CurrencyCode
+
+SourceKind = Literal["hubspot", "salesforce", "pipedrive"]
+HubSpotSignature = Literal["v1", "v2", "v3"]
+
+
+class StageMapping(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    stage: str = Field(min_length=1, description="Our stage name")
+    pipeline: str | None = Field(None, description="Our pipeline name")
+    forecast_category: ForecastCategory | None = None
+    status: DealStatus | None = Field(None, description="open / won / lost, when not derivable")
+
+
+class Mapping(BaseModel):
+    """How a CRM's ids translate into ours. Keys are the CRM's ids as strings."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    stages: dict[str, StageMapping] = Field(
+        default_factory=dict,
+        description="CRM stage id -> our stage (HubSpot dealstage values are internal ids)",
+    )
+    pipelines: dict[str, str] = Field(default_factory=dict, description="CRM pipeline id -> ours")
+    owners: dict[str, str] = Field(default_factory=dict, description="CRM user/owner id -> rep id")
+    deal_types: dict[str, DealType] = Field(default_factory=dict)
+    default_currency: CurrencyCode = "USD"
+    multi_currency: bool = Field(
+        False,
+        description="The CRM account has several currencies: an amount change without a "
+        "currency then keeps the deal's currency instead of taking the default",
+    )
+    keep_properties: list[str] = Field(
+        default_factory=list, description="CRM custom property names (or Pipedrive hashes) to keep"
+    )
+
+    @field_validator("stages", "pipelines", "owners", "deal_types", mode="before")
+    @classmethod
+    def _string_keys(cls, value: Any) -> Any:
+        """YAML turns numeric ids into ints; CRM ids are compared as strings."""
+        return {str(k): v for k, v in value.items()} if isinstance(value, dict) else value
+
+
+class SourceSecrets(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    current: SecretStr | None = Field(None, description="Signing secret / password in use")
+    previous: SecretStr | None = Field(None, description="Still accepted during rotation")
+    basic_user: str | None = Field(None, description="Pipedrive HTTP Basic user")
+
+    def candidates(self) -> list[str]:
+        return [s.get_secret_value() for s in (self.current, self.previous) if s is not None]
+
+
+class SourceIn(BaseModel):
+    """A source as an operator declares it (API body or one YAML entry)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$", description="Our slug for it")
+    kind: SourceKind
+    account_id: str = Field(
+        min_length=1,
+        description="HubSpot portalId, Salesforce OrganizationId, Pipedrive company_id",
+    )
+    secrets: SourceSecrets = Field(default_factory=SourceSecrets)
+    hubspot_signature: HubSpotSignature = "v3"
+    api_base_url: str | None = Field(None, description="CRM REST API base, for re-sync")
+    api_token: SecretStr | None = Field(None, description="CRM REST API token, for re-sync")
+    mapping: Mapping = Field(default_factory=Mapping)
+    own_client_ids: list[str] = Field(
+        default_factory=list,
+        description="Salesforce: API client ids whose changes are ours (changeOrigin), skipped",
+    )
+    cdc_field_lists: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="Salesforce: entity -> Avro field list in schema order, to decode "
+        "Pub/Sub bitmap changedFields",
+    )
+    enabled: bool = True
+
+
+class SourceOut(BaseModel):
+    """A source as the API shows it: never its secrets, only whether they are set."""
+
+    id: str
+    kind: SourceKind
+    account_id: str
+    hubspot_signature: HubSpotSignature
+    api_base_url: str | None
+    mapping: Mapping
+    enabled: bool
+    secrets_set: list[str]
+
+    @classmethod
+    def of(cls, source: SourceIn) -> SourceOut:
+        s = source.secrets
+        names = [
+            n
+            for n, v in (
+                ("current", s.current),
+                ("previous", s.previous),
+                ("api_token", source.api_token),
+            )
+            if v is not None
+        ]
+        return cls(
+            id=source.id,
+            kind=source.kind,
+            account_id=source.account_id,
+            hubspot_signature=source.hubspot_signature,
+            api_base_url=source.api_base_url,
+            mapping=source.mapping,
+            enabled=source.enabled,
+            secrets_set=names,
+        )
+
+
+def secret_values(source: SourceIn) -> dict[str, Any]:
+    """The source as stored: secrets in clear (the database is the secret store here)."""
+    data = source.model_dump(mode="json")
+    data["secrets"] = {
+        "current": source.secrets.current.get_secret_value() if source.secrets.current else None,
+        "previous": source.secrets.previous.get_secret_value() if source.secrets.previous else None,
+        "basic_user": source.secrets.basic_user,
+    }
+    data["api_token"] = source.api_token.get_secret_value() if source.api_token else None
+    return data
+
+
+def load_yaml(path: Path) -> list[SourceIn]:
+    """Read `sources:` from a YAML file (see deploy/sources.example.yaml)."""
+    document = yaml.safe_load(path.read_text()) or {}
+    entries = document.get("sources", []) if isinstance(document, dict) else []
+    return [SourceIn.model_validate(entry) for entry in entries]

@@ -1,0 +1,255 @@
+"""CRM webhook endpoints: authenticate, keep the raw body, parse, then ingest.
+
+No API key: each endpoint authenticates by its CRM's own scheme, before it parses a body
+whenever the scheme allows, and a failure answers a bare 401. A payload item we do not
+handle is answered 2xx (a CRM bans endpoints that keep failing) and parked with a reason.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import time
+from decimal import Decimal
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.pipeline_api import repository
+from services.pipeline_api.connectors import hubspot, pipedrive, salesforce
+from services.pipeline_api.connectors.signatures import (
+    SignatureError,
+    verify_basic,
+    verify_hubspot,
+    verify_relay,
+)
+from services.pipeline_api.event_log import EventLogWriter
+from services.pipeline_api.ingest import IngestOutcome, ingest
+from services.pipeline_api.intake import read_limited
+from services.pipeline_api.source_cache import SourceCache
+from services.pipeline_api.sources import SourceIn
+from shared.problems import Problem
+from shared.settings import Settings
+
+router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
+_log = logging.getLogger("salesops.webhooks")
+
+UNAUTHENTICATED = "The request could not be authenticated."
+
+
+class WebhookResult(BaseModel):
+    accepted: int
+    duplicates: int
+    parked: int
+    unsupported: int
+    resync_jobs: list[int]
+
+    @classmethod
+    def of(cls, outcomes: list[IngestOutcome]) -> WebhookResult:
+        return cls(
+            accepted=sum(o.accepted for o in outcomes),
+            duplicates=sum(o.duplicates for o in outcomes),
+            parked=sum(o.parked for o in outcomes),
+            unsupported=sum(o.unsupported for o in outcomes),
+            resync_jobs=[j for o in outcomes for j in o.resync_jobs],
+        )
+
+
+def _exact_json(body: bytes) -> Any:
+    """JSON with exact numbers: fractions as Decimal (money), big ints as int."""
+    try:
+        return json.loads(body, parse_float=Decimal)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise Problem(400, f"The body is not valid JSON: {exc}") from exc
+
+
+def _headers(request: Request) -> dict[str, str]:
+    return {k.lower(): v for k, v in request.headers.items()}
+
+
+def _signed_uri(request: Request, settings: Settings) -> str:
+    if settings.public_base_url:
+        query = f"?{request.url.query}" if request.url.query else ""
+        return settings.public_base_url.rstrip("/") + request.url.path + query
+    return str(request.url)
+
+
+def _unauthenticated(reason: str) -> Problem:
+    _log.warning("webhook rejected: %s", reason)
+    return Problem(401, UNAUTHENTICATED)
+
+
+async def _ingest(
+    request: Request, source: SourceIn, kind: str, body: bytes, changes: list[Any]
+) -> IngestOutcome:
+    sessions: async_sessionmaker[AsyncSession] = request.state.pipeline_sessions
+    writer: EventLogWriter = request.state.event_log_writer
+    try:
+        return await ingest(
+            sessions=sessions,
+            writer=writer,
+            source=source,
+            kind=kind,
+            headers=repository.headers_for_audit(request.headers.items()),
+            body=body,
+            changes=changes,
+        )
+    except Problem:
+        raise
+    except Exception as exc:  # nothing acknowledged: the CRM retries
+        _log.exception("webhook ingest failed")
+        raise Problem(
+            503, "Storage is unavailable; retry later.", headers={"Retry-After": "5"}
+        ) from exc
+
+
+async def _sources(request: Request, kind: str) -> list[SourceIn]:
+    cache: SourceCache = request.state.source_cache
+    return await cache.enabled(kind)
+
+
+@router.post("/hubspot", response_model=WebhookResult, summary="HubSpot webhook batches")
+async def hubspot_webhook(request: Request) -> WebhookResult:
+    settings: Settings = request.state.settings
+    body = await read_limited(request, settings.intake_max_bytes)
+    headers = _headers(request)
+    uri = _signed_uri(request, settings)
+    now_ms = int(time.time() * 1000)
+    authentic: list[SourceIn] = []
+    last_error = "no HubSpot source is configured"
+    for source in await _sources(request, "hubspot"):
+        try:
+            verify_hubspot(
+                version=source.hubspot_signature,
+                secrets=source.secrets.candidates(),
+                method=request.method,
+                uri=uri,
+                body=body,
+                headers=headers,
+                now_ms=now_ms,
+            )
+            authentic.append(source)
+        except (SignatureError, UnicodeDecodeError) as exc:
+            last_error = str(exc)
+    if not authentic:
+        raise _unauthenticated(f"hubspot: {last_error}")
+    parsed = _exact_json(body)
+    try:
+        portals = hubspot.portal_ids(parsed)
+    except hubspot.HubSpotError as exc:
+        raise Problem(400, str(exc)) from exc
+    by_portal = {s.account_id: s for s in authentic}
+    unknown = sorted(portals - set(by_portal))
+    if unknown:
+        raise Problem(404, f"No HubSpot source for portal {', '.join(unknown)}.")
+    outcomes = []
+    for portal in sorted(portals):
+        items = [i for i in parsed if str(i.get("portalId")) == portal]
+        changes = hubspot.parse(items)
+        outcomes.append(await _ingest(request, by_portal[portal], "hubspot", body, changes))
+    return WebhookResult.of(outcomes)
+
+
+@router.post("/pipedrive", response_model=WebhookResult, summary="Pipedrive webhooks (v2 and v1)")
+async def pipedrive_webhook(request: Request) -> WebhookResult:
+    settings: Settings = request.state.settings
+    body = await read_limited(request, settings.intake_max_bytes)
+    headers = _headers(request)
+    authentic: list[SourceIn] = []
+    for candidate in await _sources(request, "pipedrive"):
+        try:
+            verify_basic(
+                user=candidate.secrets.basic_user,
+                secrets=candidate.secrets.candidates(),
+                headers=headers,
+            )
+            authentic.append(candidate)
+        except SignatureError:
+            continue
+    if not authentic:
+        raise _unauthenticated("pipedrive: no source accepts these Basic credentials")
+    parsed = _exact_json(body)
+    meta = parsed.get("meta") if isinstance(parsed, dict) else None
+    company = meta.get("company_id") if isinstance(meta, dict) else None
+    source: SourceIn | None
+    if company is None and len(authentic) == 1:
+        source = authentic[0]  # old v1 payloads may lack company_id; the credentials say
+    else:
+        source = next((s for s in authentic if s.account_id == str(company)), None)
+    if source is None:
+        raise Problem(404, f"No Pipedrive source for company {company}.")
+    try:
+        changes = pipedrive.parse(parsed)
+    except ValueError as exc:  # PipedriveError, or a value the parser could not read
+        raise Problem(400, str(exc)) from exc
+    return WebhookResult.of([await _ingest(request, source, "pipedrive", body, changes)])
+
+
+@router.post(
+    "/salesforce/cdc",
+    response_model=WebhookResult,
+    summary="Salesforce Change Data Capture, relayed as JSON",
+    description=(
+        "For relay authors: name the source in `X-Salesops-Source` (or `?source=`), and sign "
+        "with the source's secret: `X-Salesops-Timestamp: <epoch seconds>` and "
+        "`X-Salesops-Signature: sha256=<hex HMAC-SHA256 of '<timestamp>.' + raw body>`. "
+        "The body is one event or a batch, in the CometD or EventBridge shape."
+    ),
+)
+async def salesforce_cdc(request: Request) -> WebhookResult:
+    settings: Settings = request.state.settings
+    body = await read_limited(request, settings.intake_max_bytes)
+    headers = _headers(request)
+    source_id = headers.get("x-salesops-source") or request.query_params.get("source")
+    source = next((s for s in await _sources(request, "salesforce") if s.id == source_id), None)
+    if source is None:
+        raise Problem(404, f"No Salesforce source {source_id!r}.")
+    try:
+        verify_relay(
+            secrets=source.secrets.candidates(), body=body, headers=headers, now_s=int(time.time())
+        )
+    except SignatureError as exc:
+        raise _unauthenticated(f"salesforce cdc: {exc}") from exc
+    try:
+        changes = salesforce.parse_cdc(
+            _exact_json(body),
+            own_client_ids=frozenset(source.own_client_ids),
+            field_lists=source.cdc_field_lists,
+        )
+    except ValueError as exc:  # CdcError, or a value the parser could not read
+        raise Problem(400, str(exc)) from exc
+    return WebhookResult.of([await _ingest(request, source, "salesforce-cdc", body, changes)])
+
+
+@router.post(
+    "/salesforce/outbound",
+    summary="Salesforce Outbound Messages (SOAP)",
+    description=(
+        "Answers the SOAP Ack Salesforce requires. The OrganizationId must be a configured "
+        "source's; when that source has a secret, the endpoint URL must carry `?token=<it>`."
+    ),
+    response_class=Response,
+)
+async def salesforce_outbound(request: Request) -> Response:
+    settings: Settings = request.state.settings
+    body = await read_limited(request, settings.intake_max_bytes)
+    try:
+        batch = salesforce.parse_outbound(body)
+    except salesforce.OutboundError as exc:
+        raise Problem(400, str(exc)) from exc
+    org = batch.organization_id[:15]
+    source = next(
+        (s for s in await _sources(request, "salesforce") if s.account_id[:15] == org), None
+    )
+    if source is None:
+        raise Problem(404, f"No Salesforce source for organization {batch.organization_id}.")
+    secrets = source.secrets.candidates()
+    token = request.query_params.get("token", "")
+    if secrets and not any(hmac.compare_digest(token.encode(), s.encode()) for s in secrets):
+        raise _unauthenticated("salesforce outbound: token does not match")
+    await _ingest(request, source, "salesforce-outbound", body, batch.changes)
+    return Response(salesforce.outbound_ack(), media_type="text/xml; charset=utf-8")

@@ -1,0 +1,1 @@
+"""Code every service needs: settings, database, Kafka, the event envelope, money, errors."""

@@ -1,0 +1,234 @@
+"""The canonical event contract (DESIGN.md, "Canonical events").
+
+One Pydantic model per `type` validates `data`; `CANONICAL_TYPES` says where each type is
+published and which field keys it, so one deal's events share a partition. Models forbid
+unknown fields: a misspelt field is a rejected event with a reason, not silent loss.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from shared import topics
+from shared.envelope import CloudEvent
+from shared.money import CurrencyCode, DecimalAmount
+
+Id = Annotated[str, Field(min_length=1, max_length=256)]
+ForecastCategory = Literal["pipeline", "best_case", "commit", "closed", "omitted"]
+DealType = Literal["new_business", "expansion", "renewal"]
+DealStatus = Literal["open", "won", "lost"]
+ActivityKind = Literal["call", "email", "meeting", "task", "note"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Split(_Strict):
+    rep_id: Id
+    percent: DecimalAmount = Field(ge=Decimal(0), le=Decimal(100))
+    role: str = "owner"
+
+
+class DealFields(_Strict):
+    """Every field a deal event may set; `None` means "not in this event"."""
+
+    name: str | None = Field(default=None, max_length=1000)
+    account_id: Id | None = None
+    owner_id: Id | None = None
+    amount: DecimalAmount | None = None
+    currency: CurrencyCode | None = None
+    stage: str | None = Field(default=None, min_length=1, max_length=200)
+    pipeline: str | None = None
+    forecast_category: ForecastCategory | None = None
+    close_date: date | None = None
+    created_at: datetime | None = None
+    deal_type: DealType | None = None
+    status: DealStatus | None = Field(
+        default=None, description="Derived from the stage when absent (won/lost stage names)."
+    )
+    splits: list[Split] | None = None
+    properties: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _splits_total(self) -> DealFields:
+        if self.splits and sum(s.percent for s in self.splits) > 100:
+            raise ValueError("splits add up to more than 100 percent")
+        return self
+
+    def changed_fields(self) -> dict[str, Any]:
+        """The fields this event sets, in JSON form (what the projection stores)."""
+        return self.model_dump(mode="json", exclude_unset=True, exclude={"deal_id"})
+
+
+class DealCreated(DealFields):
+    """A deal came into being (or back: a CRM restore). Only the id is required, because a
+    CRM may create a deal unowned, or send its name and stage as separate changes."""
+
+    deal_id: Id
+
+    @model_validator(mode="after")
+    def _currency_with_amount(self) -> DealCreated:
+        if self.amount is not None and self.currency is None:
+            raise ValueError("currency is required when amount is given")
+        return self
+
+
+class DealUpdated(DealFields):
+    deal_id: Id
+
+    @model_validator(mode="after")
+    def _changes_something(self) -> DealUpdated:
+        if not self.model_fields_set - {"deal_id"}:
+            raise ValueError("an update must carry at least one changed field")
+        return self
+
+
+class DealDeleted(_Strict):
+    deal_id: Id
+    merged_into: Id | None = Field(
+        None, description="Set when the deal disappeared by being merged into another"
+    )
+
+
+class ActivityLogged(_Strict):
+    activity_id: Id
+    kind: ActivityKind
+    deal_id: Id | None = None
+    account_id: Id | None = None
+    rep_id: Id | None = None
+    occurred_at: datetime
+    properties: dict[str, Any] = Field(default_factory=dict)
+
+
+class RepUpserted(_Strict):
+    rep_id: Id
+    name: str
+    email: str | None = None
+    team_id: Id | None = None
+    active: bool = True
+    effective_from: date | None = None
+
+
+class TeamUpserted(_Strict):
+    team_id: Id
+    name: str
+    parent_team_id: Id | None = None
+    manager_id: Id | None = None
+    effective_from: date | None = None
+
+
+class QuotaSet(_Strict):
+    quota_id: Id
+    rep_id: Id | None = None
+    team_id: Id | None = None
+    period_start: date
+    period_end: date
+    amount: DecimalAmount
+    currency: CurrencyCode
+
+    @model_validator(mode="after")
+    def _one_owner(self) -> QuotaSet:
+        if (self.rep_id is None) == (self.team_id is None):
+            raise ValueError("a quota belongs to exactly one of rep_id or team_id")
+        if self.period_end < self.period_start:
+            raise ValueError("period_end is before period_start")
+        return self
+
+
+class InvoicePaid(_Strict):
+    invoice_id: Id
+    deal_id: Id | None = None
+    amount: DecimalAmount
+    currency: CurrencyCode
+    paid_at: datetime
+
+
+@dataclass(frozen=True)
+class EventKind:
+    model: type[_Strict]
+    topic: str
+    key_fields: tuple[str, ...]
+    subject_field: str
+
+
+CANONICAL_TYPES: dict[str, EventKind] = {
+    "com.salesops.deal.created.v1": EventKind(DealCreated, topics.DEAL, ("deal_id",), "deal_id"),
+    "com.salesops.deal.updated.v1": EventKind(DealUpdated, topics.DEAL, ("deal_id",), "deal_id"),
+    "com.salesops.deal.deleted.v1": EventKind(DealDeleted, topics.DEAL, ("deal_id",), "deal_id"),
+    "com.salesops.activity.logged.v1": EventKind(
+        ActivityLogged, topics.ACTIVITY, ("deal_id", "account_id", "activity_id"), "activity_id"
+    ),
+    "com.salesops.rep.upserted.v1": EventKind(RepUpserted, topics.REFERENCE, ("rep_id",), "rep_id"),
+    "com.salesops.team.upserted.v1": EventKind(
+        TeamUpserted, topics.REFERENCE, ("team_id",), "team_id"
+    ),
+    "com.salesops.quota.set.v1": EventKind(QuotaSet, topics.REFERENCE, ("quota_id",), "quota_id"),
+    "com.salesops.invoice.paid.v1": EventKind(
+        InvoicePaid, topics.REFERENCE, ("invoice_id",), "invoice_id"
+    ),
+}
+
+
+class EventRejected(ValueError):
+    """An event that cannot be accepted; `reason` says what and where."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class CanonicalEvent:
+    """A validated event. `raw` is the object as received with `subject` filled in: what
+    the event log stores and republishes, so storing costs no re-serialisation."""
+
+    envelope: CloudEvent
+    payload: _Strict
+    topic: str
+    partition_key: str
+    subject: str
+    raw: dict[str, Any]
+
+
+def describe_validation_error(exc: ValidationError, prefix: str = "") -> str:
+    parts = []
+    for err in exc.errors(include_url=False):
+        loc = ".".join(str(p) for p in (prefix, *err["loc"]) if p != "")
+        parts.append(f"{loc or '(event)'}: {err['msg']}")
+    return "; ".join(parts)
+
+
+def validate_event(raw: Any) -> CanonicalEvent:
+    """Check one event against the envelope and its type's model; raise `EventRejected`."""
+    if not isinstance(raw, dict):
+        raise EventRejected(f"an event must be a JSON object, got {type(raw).__name__}")
+    try:
+        envelope = CloudEvent.model_validate(raw)
+    except ValidationError as exc:
+        raise EventRejected(describe_validation_error(exc)) from exc
+    kind = CANONICAL_TYPES.get(envelope.type)
+    if kind is None:
+        raise EventRejected(f"type: unknown event type {envelope.type!r}")
+    try:
+        payload = kind.model.model_validate(envelope.data)
+    except ValidationError as exc:
+        raise EventRejected(describe_validation_error(exc, "data")) from exc
+    subject = str(getattr(payload, kind.subject_field))
+    if envelope.subject is None:
+        raw = {**raw, "subject": subject}
+    elif envelope.subject != subject:
+        raise EventRejected(
+            f"subject: {envelope.subject!r} does not match data.{kind.subject_field} {subject!r}"
+        )
+    for name in kind.key_fields:
+        value = getattr(payload, name)
+        if value is not None:
+            key = str(value)
+            break
+    return CanonicalEvent(envelope, payload, kind.topic, key, subject, raw)

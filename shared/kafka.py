@@ -1,0 +1,180 @@
+"""aiokafka producer and consumer plumbing shared by the relay and the workers.
+
+The embedded broker (Tansu) has no idempotent producer and no transactions, so producers
+here never ask for them; consumers get exactly-once *effects* by storing offsets in the same
+Postgres transaction as their state, and by deduping on event identity.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Protocol
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+
+from shared.topics import TopicSpec
+
+_log = logging.getLogger("salesops.kafka")
+
+
+class Startable(Protocol):
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+
+
+async def backoff_sleep(attempt: int, *, base: float = 0.2, cap: float = 10.0) -> None:
+    """Full-jitter exponential backoff, so many replicas do not reconnect in lockstep."""
+    await asyncio.sleep(random.uniform(0, min(cap, base * 2**attempt)))
+
+
+async def start_with_backoff(client: Startable, what: str) -> None:
+    """Start a client, retrying until the broker answers (it may start after we do)."""
+    attempt = 0
+    while True:
+        try:
+            await client.start()
+            return
+        except KafkaError as exc:
+            _log.warning("%s cannot reach the broker (%s); retrying", what, exc)
+            attempt += 1
+            await backoff_sleep(attempt)
+
+
+def cancelled_for_real() -> bool:
+    """Whether the running task is being cancelled, as opposed to having caught a stray
+    `CancelledError` that aiokafka leaks from its own fetch task when a broker vanishes
+    (`AIOKafkaConsumer.stop()` does this). Loops must end only on a real cancellation."""
+    task = asyncio.current_task()
+    return task is None or task.cancelling() > 0
+
+
+async def stop_quietly(client: Startable) -> None:
+    """Stop a client whose broker may be gone, never turning its failure into ours."""
+    try:
+        async with asyncio.timeout(10):
+            await client.stop()
+    except asyncio.CancelledError:
+        if cancelled_for_real():
+            raise
+    except Exception as exc:
+        _log.debug("stopping %s failed: %r", type(client).__name__, exc)
+
+
+def make_producer(bootstrap: str, *, client_id: str) -> AIOKafkaProducer:
+    return AIOKafkaProducer(
+        bootstrap_servers=bootstrap,
+        client_id=client_id,
+        acks="all",
+        linger_ms=2,
+        max_batch_size=256 * 1024,
+        request_timeout_ms=15000,
+        enable_idempotence=False,
+    )
+
+
+def make_admin(bootstrap: str, *, client_id: str) -> AIOKafkaAdminClient:
+    return AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id=client_id)
+
+
+async def existing_topics(admin: AIOKafkaAdminClient) -> set[str]:
+    return set(await admin.list_topics())
+
+
+async def ensure_topics(admin: AIOKafkaAdminClient, specs: Iterable[TopicSpec]) -> None:
+    present = await existing_topics(admin)
+    missing = [s for s in specs if s.name not in present]
+    if not missing:
+        return
+    with contextlib.suppress(TopicAlreadyExistsError):
+        await admin.create_topics(
+            [
+                NewTopic(
+                    name=s.name,
+                    num_partitions=s.partitions,
+                    replication_factor=1,
+                    topic_configs=dict(s.configs),
+                )
+                for s in missing
+            ]
+        )
+    _log.info("created topics %s", [s.name for s in missing])
+
+
+class AssignmentListener(ConsumerRebalanceListener):
+    """Hands partition changes to the owner of the consumer so it can seek from its store."""
+
+    def __init__(
+        self,
+        on_assigned: Callable[[set[TopicPartition]], Awaitable[None]],
+        on_revoked: Callable[[set[TopicPartition]], Awaitable[None]],
+    ) -> None:
+        self._on_assigned = on_assigned
+        self._on_revoked = on_revoked
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        await self._on_revoked(set(revoked))
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        await self._on_assigned(set(assigned))
+
+
+async def broker_reachable(bootstrap: str) -> None:
+    """Raise unless the first bootstrap server accepts a TCP connection (for readiness;
+    the caller bounds the time)."""
+    host, _, port = bootstrap.split(",")[0].strip().rpartition(":")
+    _, writer = await asyncio.open_connection(host, int(port))
+    writer.close()
+    await writer.wait_closed()
+
+
+def make_consumer(bootstrap: str, *, group_id: str, client_id: str) -> AIOKafkaConsumer:
+    return AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        group_id=group_id,
+        client_id=client_id,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        isolation_level="read_uncommitted",
+        max_poll_interval_ms=300000,
+        # 6 s is Kafka's default minimum; Tansu also makes a first join wait half of it.
+        session_timeout_ms=6000,
+        heartbeat_interval_ms=2000,
+    )
+
+
+async def read_latest(
+    bootstrap: str, topic: str, *, client_id: str, empty_after_s: float = 4.0
+) -> bytes | None:
+    """The value of the last record of a one-partition topic, reading it from the start.
+
+    Tansu under-reports high watermarks, so we read rather than trusting end offsets; the
+    topic this serves holds one record per broker incarnation, a handful at most. A fetch
+    that returns nothing may just be slow, so "empty" is only concluded after
+    `empty_after_s` without a record; once records came, an empty fetch means the end.
+    """
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, client_id=client_id, enable_auto_commit=False
+    )
+    try:
+        await consumer.start()
+        tp = TopicPartition(topic, 0)
+        consumer.assign([tp])
+        consumer.seek(tp, 0)
+        last: bytes | None = None
+        give_up = time.monotonic() + empty_after_s
+        while True:
+            batch = await consumer.getmany(tp, timeout_ms=300)
+            records = batch.get(tp, [])
+            if records:
+                last = records[-1].value
+            elif last is not None or time.monotonic() > give_up:
+                return last
+    finally:
+        await stop_quietly(consumer)

@@ -1,0 +1,23 @@
+"""Prometheus metrics, defined once per process so every mounted service shares them."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+EVENTS_INTAKE = Counter(
+    "salesops_intake_events_total", "Events offered to intake, by outcome", ["outcome"]
+)
+EVENT_LOG_COMMIT_SECONDS = Histogram(
+    "salesops_event_log_commit_seconds", "Time to durably write one group of events"
+)
+RELAY_PUBLISHED = Counter("salesops_relay_published_total", "Events published to Kafka", ["topic"])
+RELAY_BACKLOG = Gauge("salesops_relay_backlog_events", "Events stored but not yet published")
+BROKER_RESETS = Counter(
+    "salesops_broker_resets_total", "Broker incarnations that lost state and were republished"
+)
+CONSUMER_APPLIED = Counter(
+    "salesops_consumer_events_total", "Events a consumer handled, by outcome", ["group", "outcome"]
+)
+DEAD_LETTERS = Counter(
+    "salesops_dead_letters_total", "Events sent to a dead-letter queue", ["topic"]
+)

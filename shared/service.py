@@ -1,0 +1,121 @@
+"""How a service is assembled into an ASGI app, alone or together with the others.
+
+A service is routers plus a lifespan that yields its piece of request state (and starts
+its background work). `build_app` turns one or more of them into a FastAPI app with the
+house conventions: problem details, request ids, `/healthz`, `/readyz`, `/metrics`.
+`salesops dev` passes all three, so one base URL serves everything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from shared.auth import ApiKeys
+from shared.kafka import backoff_sleep, cancelled_for_real
+from shared.logging import RequestIdMiddleware
+from shared.problems import PROBLEM_JSON, install_problem_handlers
+from shared.settings import Settings
+
+_log = logging.getLogger("salesops.service")
+
+ReadinessCheck = Callable[[], Awaitable[None]]
+
+
+@dataclass
+class ServiceState:
+    """What a service's lifespan hands to request handlers (under `request.state`)."""
+
+    values: dict[str, Any] = field(default_factory=dict)
+    readiness: dict[str, ReadinessCheck] = field(default_factory=dict)
+
+
+Lifespan = Callable[[Settings], AbstractAsyncContextManager[ServiceState]]
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    name: str
+    title: str
+    routers: Sequence[APIRouter]
+    lifespan: Lifespan
+
+
+async def supervise(name: str, run: Callable[[], Awaitable[None]]) -> None:
+    """Keep a background loop running: a crash is logged and the loop restarted with
+    backoff, so a process never goes on answering HTTP while its real work has stopped."""
+    attempt = 0
+    while True:
+        try:
+            await run()
+            return
+        except asyncio.CancelledError:
+            if cancelled_for_real():
+                raise
+            attempt += 1
+            _log.warning("%s ended on a stray cancellation; restarting it", name)
+            await backoff_sleep(attempt)
+        except Exception:
+            attempt += 1
+            _log.exception("%s crashed; restarting it", name)
+            await backoff_sleep(attempt)
+
+
+health_router = APIRouter(tags=["operations"])
+
+
+@health_router.get("/healthz", summary="Liveness: the process answers")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@health_router.get("/readyz", summary="Readiness: database and broker reachable")
+async def readyz(request: Request) -> JSONResponse:
+    checks: dict[str, ReadinessCheck] = request.state.readiness
+    results: dict[str, str] = {}
+    for name, check in checks.items():
+        try:
+            await asyncio.wait_for(check(), timeout=3)
+            results[name] = "ok"
+        except Exception as exc:  # readiness reports every failure, whatever its kind
+            results[name] = f"failing: {type(exc).__name__}"
+    ready = all(v == "ok" for v in results.values())
+    return JSONResponse(
+        {"status": "ready" if ready else "unavailable", "checks": results},
+        status_code=200 if ready else 503,
+        media_type="application/json" if ready else PROBLEM_JSON,
+    )
+
+
+@health_router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+async def metrics() -> Response:
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+def build_app(settings: Settings, specs: Sequence[ServiceSpec], *, title: str) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
+        async with AsyncExitStack() as stack:
+            state: dict[str, Any] = {"api_keys": ApiKeys(settings.api_keys), "readiness": {}}
+            for spec in specs:
+                piece = await stack.enter_async_context(spec.lifespan(settings))
+                state.update(piece.values)
+                state["readiness"].update(piece.readiness)
+            yield state
+
+    app = FastAPI(title=title, version="0.1.0", lifespan=lifespan)
+    install_problem_handlers(app)
+    app.add_middleware(RequestIdMiddleware)
+    app.include_router(health_router)
+    for spec in specs:
+        for router in spec.routers:
+            app.include_router(router)
+    return app

@@ -1,0 +1,73 @@
+"""Table-shaped responses: cursor pagination and CSV, the same way on every list endpoint.
+
+Cursors are opaque base64 of the last row's sort key, so a client paging while rows are
+added neither skips nor repeats a row. CSV has stable column names for BI tools.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import io
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import orjson
+from fastapi import Request
+from fastapi.responses import Response
+
+from shared.problems import Problem
+
+CSV_MEDIA_TYPE = "text/csv"
+
+
+def encode_cursor(values: Sequence[Any]) -> str:
+    return base64.urlsafe_b64encode(orjson.dumps(list(values), default=str)).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, arity: int) -> list[Any]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        values = orjson.loads(base64.urlsafe_b64decode(padded))
+    except (ValueError, orjson.JSONDecodeError) as exc:
+        raise Problem(
+            400, "The cursor is not valid; use next_cursor from a previous page."
+        ) from exc
+    if not isinstance(values, list) or len(values) != arity:
+        raise Problem(400, "The cursor is not valid; use next_cursor from a previous page.")
+    return values
+
+
+def next_cursor(rows: Sequence[Any], limit: int, key: str) -> str | None:
+    """The cursor after a full page (keyed by the sort column `key`); None on the last page."""
+    return encode_cursor([getattr(rows[-1], key)]) if rows and len(rows) == limit else None
+
+
+def wants_csv(request: Request, format: str | None) -> bool:
+    if format is not None:
+        if format not in ("json", "csv"):
+            raise Problem(400, "format must be 'json' or 'csv'.")
+        return format == "csv"
+    return CSV_MEDIA_TYPE in request.headers.get("accept", "")
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict | list):
+        return orjson.dumps(value, default=str).decode()
+    return str(value)
+
+
+def csv_response(
+    columns: Sequence[str], rows: Iterable[dict[str, Any]], next_cursor: str | None
+) -> Response:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow([_cell(row.get(c)) for c in columns])
+    headers = {"X-Next-Cursor": next_cursor} if next_cursor else {}
+    return Response(out.getvalue(), media_type=f"{CSV_MEDIA_TYPE}; charset=utf-8", headers=headers)

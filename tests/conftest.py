@@ -1,0 +1,78 @@
+"""Session-wide real infrastructure: one migrated database and one broker per test run."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from services.cli import compose_all, run_migrations
+from shared.settings import Settings
+from tests.support.infra import serve_in_loop, test_broker, test_database
+
+ADMIN_KEY = "test-admin-key"
+WRITER_KEY = "test-writer-key"
+READER_KEY = "test-reader-key"
+API_KEYS = {
+    ADMIN_KEY: ["admin"],
+    WRITER_KEY: ["events:write"],
+    READER_KEY: ["forecast:read", "events:read"],
+}
+
+SHARED_DIR = Path(
+    os.environ.get("SALESOPS_SHARED_DIR", Path(__file__).resolve().parents[2] / "shared")
+)
+DATASET_DIR = SHARED_DIR / "datasets" / "crm_sales_opportunities"
+
+
+@pytest.fixture(scope="session")
+def database_url() -> Iterator[str]:
+    with test_database() as url:
+        run_migrations(url)
+        yield url
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> Iterator[str]:
+    with test_broker() as bootstrap:
+        yield bootstrap
+
+
+def make_settings(database_url: str, kafka_bootstrap: str, **overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "database_url": database_url,
+        "kafka_bootstrap_servers": kafka_bootstrap,
+        "api_keys": API_KEYS,
+        "broker_check_seconds": 1.0,
+        "relay_poll_seconds": 0.2,
+        "log_json": False,
+    }
+    values.update(overrides)
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session")
+async def stack_url(database_url: str, kafka_bootstrap: str) -> AsyncIterator[str]:
+    """The whole stack, as `salesops dev` composes it, served over real HTTP."""
+    async with serve_in_loop(compose_all(make_settings(database_url, kafka_bootstrap))) as url:
+        yield url
+
+
+@pytest.fixture
+async def client(stack_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(
+        base_url=stack_url, headers={"Authorization": f"Bearer {ADMIN_KEY}"}, timeout=30
+    ) as c:
+        yield c
+
+
+@pytest.fixture
+def dataset_dir() -> Path:
+    if not (DATASET_DIR / "sales_pipeline.csv").exists():
+        pytest.skip(
+            f"the CRM dataset is not at {DATASET_DIR} (it lives in ../shared beside the project)"
+        )
+    return DATASET_DIR

@@ -1,0 +1,117 @@
+"""Compare what the running worker serves with what the stream should have produced."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from decimal import Decimal
+from typing import Any
+
+import httpx
+
+from tests.support.events import expected_deals
+
+
+def post_in_batches(
+    client: httpx.Client, events: list[dict[str, Any]], size: int
+) -> tuple[int, int]:
+    accepted = duplicates = 0
+    for i in range(0, len(events), size):
+        r = client.post("/v1/events", json=events[i : i + size])
+        assert r.status_code == 202, r.text
+        body = r.json()
+        assert body["rejected"] == [], body["rejected"]
+        accepted += body["accepted"]
+        duplicates += body["duplicates"]
+    return accepted, duplicates
+
+
+def served_deals(client: httpx.Client, prefix: str) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    cursor: str | None = None
+    while True:
+        params: dict[str, Any] = {"limit": 1000, "include_deleted": "true"}
+        if cursor:
+            params["cursor"] = cursor
+        page = client.get("/v1/deals", params=params).json()
+        out.update({d["deal_id"]: d for d in page["items"] if d["deal_id"].startswith(prefix)})
+        cursor = page["next_cursor"]
+        if not cursor:
+            return out
+
+
+def _same(field: str, want: Any, got: Any) -> bool:
+    if want is None or got is None:
+        return want is got
+    if field == "amount":
+        return Decimal(want) == Decimal(got)
+    if field == "created_at":
+        return str(want).replace("Z", "+00:00")[:19] == str(got).replace("Z", "+00:00")[:19]
+    return bool(want == got)
+
+
+def mismatches(expected: dict[str, dict[str, Any]], served: dict[str, dict[str, Any]]) -> list[str]:
+    problems = [f"{d}: missing" for d in expected if d not in served]
+    problems += [f"{d}: unexpected" for d in served if d not in expected]
+    for deal, want in expected.items():
+        got = served.get(deal)
+        if got is None:
+            continue
+        for field, value in want.items():
+            if not _same(field, value, got.get(field)):
+                problems.append(f"{deal}.{field}: want {value!r}, got {got.get(field)!r}")
+    return problems
+
+
+def wait_for_projection(
+    client: httpx.Client, events: list[dict[str, Any]], prefix: str, timeout: float = 120
+) -> dict[str, dict[str, Any]]:
+    expected = expected_deals(events)
+    deadline = time.monotonic() + timeout
+    problems: list[str] = ["not checked yet"]
+    while time.monotonic() < deadline:
+        served = served_deals(client, prefix)
+        problems = mismatches(expected, served)
+        if not problems:
+            return served
+        time.sleep(0.5)
+    raise AssertionError(f"{len(problems)} mismatches, e.g. {problems[:10]}")
+
+
+def assert_history_has_one_version_per_event(
+    client: httpx.Client, events: list[dict[str, Any]], deals: list[str]
+) -> None:
+    """Nothing applied twice, nothing missing: one version per distinct event, in CRM time."""
+    distinct = {(e["source"], e["id"]): e for e in events}
+    per_deal = Counter(e["data"]["deal_id"] for e in distinct.values())
+    for deal in deals:
+        versions = client.get(f"/v1/deals/{deal}/history").json()["versions"]
+        assert len(versions) == per_deal[deal], (deal, len(versions), per_deal[deal])
+        starts = [v["valid_from"] for v in versions]
+        assert starts == sorted(starts)
+        assert [v["valid_to"] for v in versions[:-1]] == starts[1:]
+        assert versions[-1]["valid_to"] is None
+
+
+def incarnations(database_url: str) -> list[int]:
+    """How many events each broker incarnation had republished, oldest first."""
+    import asyncio
+
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    async def read() -> list[int]:
+        engine = create_async_engine(database_url)
+        try:
+            async with engine.connect() as conn:
+                rows = await conn.execute(
+                    text(
+                        "SELECT republished_events FROM pipeline.broker_incarnations "
+                        "ORDER BY detected_at"
+                    )
+                )
+                return [int(r[0]) for r in rows]
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(read())

@@ -1,0 +1,94 @@
+"""End to end with the services as real processes: streams with duplicates and reordering,
+and the faults a production stack meets (SIGKILLed processes, a broker that forgets)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.e2e.checks import (
+    assert_history_has_one_version_per_event,
+    incarnations,
+    post_in_batches,
+    wait_for_projection,
+)
+from tests.e2e.conftest import Stack
+from tests.support.streams import as_delivered, dataset_stream, synthetic_stream
+
+pytestmark = pytest.mark.e2e
+
+
+def test_thousand_real_events_with_duplicates_and_reordering(
+    stack: Stack, dataset_dir: Path
+) -> None:
+    events = dataset_stream(dataset_dir, deals=225, seed=7)
+    delivered = as_delivered(events, duplicates=1000 - len(events), seed=7)
+    assert len(delivered) == 1000
+    with stack.client(stack.pipeline) as intake, stack.client(stack.worker) as worker:
+        accepted, duplicates = post_in_batches(intake, delivered, size=50)
+        assert accepted == len({(e["source"], e["id"]) for e in events})
+        assert duplicates == 1000 - accepted
+        prefix = events[0]["data"]["deal_id"].rsplit("-", 1)[0]
+        served = wait_for_projection(worker, events, prefix)
+        assert len(served) == 225
+        won = [d for d in served.values() if d["status"] == "won"]
+        assert won
+        assert all(d["forecast_category"] == "closed" for d in won)
+        assert_history_has_one_version_per_event(worker, events, sorted(served)[:40])
+
+
+def test_sigkill_and_broker_restart_lose_nothing_and_apply_nothing_twice(stack: Stack) -> None:
+    events = synthetic_stream(deals=120, updates=5, seed=11)
+    delivered = as_delivered(events, duplicates=150, seed=11)
+    prefix = events[0]["data"]["deal_id"].rsplit("-", 1)[0]
+    third = len(delivered) // 3
+    with stack.client(stack.pipeline) as intake, stack.client(stack.worker) as worker:
+        post_in_batches(intake, delivered[:third], size=40)
+        deadline = time.monotonic() + 60
+        while not worker.get("/v1/deals", params={"limit": 1}).json()["items"]:
+            assert time.monotonic() < deadline, "the worker never applied anything"
+            time.sleep(0.05)
+        stack.worker.sigkill()  # mid-stream: some batches applied, others not
+
+        post_in_batches(intake, delivered[third : 2 * third], size=40)
+        time.sleep(1.5)  # let the relay publish them to a broker nobody is reading
+        stack.broker.kill()  # the broker forgets every published event
+        post_in_batches(intake, delivered[2 * third :], size=40)  # acknowledged with no broker
+        stack.broker.start()
+
+        last = delivered[-1:]
+        r = intake.post("/v1/events", json=[*last, {"specversion": "1.0"}])
+        assert r.status_code == 202
+        stack.pipeline.sigkill()  # right after answering
+        stack.pipeline.start()
+        stack.worker.start()
+
+    with stack.client(stack.worker) as worker:
+        served = wait_for_projection(worker, events, prefix, timeout=180)
+        assert len(served) == 120
+        assert_history_has_one_version_per_event(worker, events, sorted(served))
+    republished = incarnations(stack.database_url)
+    assert len(republished) == 2, republished
+    assert republished[1] >= third, "the restarted broker was refilled from the event log"
+    with stack.client(stack.pipeline) as intake:
+        sample = events[0]
+        stored = intake.get(f"/v1/events/{sample['source']}/{sample['id']}").json()
+        assert stored["published"] is True
+
+
+def test_broker_restart_while_everything_runs(stack: Stack) -> None:
+    events = synthetic_stream(deals=60, updates=3, seed=5)
+    prefix = events[0]["data"]["deal_id"].rsplit("-", 1)[0]
+    half = len(events) // 2
+    with stack.client(stack.pipeline) as intake, stack.client(stack.worker) as worker:
+        post_in_batches(intake, events[:half], size=25)
+        stack.broker.kill()
+        post_in_batches(intake, events[half:], size=25)
+        stack.broker.start()
+        wait_for_projection(worker, events, prefix, timeout=120)
+        assert len(incarnations(stack.database_url)) == 2
+        ready = httpx.get(f"{stack.pipeline.url}/readyz", timeout=10)
+        assert ready.status_code == 200, ready.text

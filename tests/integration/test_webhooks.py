@@ -1,0 +1,752 @@
+"""CRM webhooks through the real stack: signed deliveries in the CRMs' published shapes,
+in realistic sequences (create, updates out of order, duplicates, merge, delete), down to
+deal state and history; plus authentication failures, parking and replay, and re-sync."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+import time
+import uuid
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from services.pipeline_api.connectors.signatures import hubspot_v3, relay_signature
+from tests.support.fake_crm import FakeCrms, create_app, hubspot_deal
+from tests.support.infra import serve_in_loop
+from tests.support.waiting import eventually
+
+pytestmark = pytest.mark.integration
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+STAGE = "1f4f1ec1-8174-49f3-a112-4eaa4748e38e"
+
+
+def fixture(path: str) -> Any:
+    return json.loads((FIXTURES / path).read_text())
+
+
+def unique_account() -> str:
+    return str(uuid.uuid4().int % 10**9)
+
+
+async def put_source(client: httpx.AsyncClient, body: dict[str, Any]) -> None:
+    r = await client.put(f"/v1/sources/{body['id']}", json=body)
+    assert r.status_code in (200, 201), r.text
+
+
+async def deal(client: httpx.AsyncClient, deal_id: str) -> dict[str, Any] | None:
+    r = await client.get(f"/v1/deals/{deal_id}")
+    return r.json() if r.status_code == 200 else None
+
+
+async def wait_for(client: httpx.AsyncClient, deal_id: str, **expected: Any) -> dict[str, Any]:
+    async def probe() -> dict[str, Any] | None:
+        found = await deal(client, deal_id)
+        if found and all(found.get(k) == v for k, v in expected.items()):
+            return found
+        return None
+
+    return await eventually(probe, within=60)
+
+
+async def history_of(client: httpx.AsyncClient, deal_id: str, *, versions: int) -> list[Any]:
+    """The deal's history once it has `versions` versions: a final state can be reached
+    before a late, older event (sent last on purpose) has been folded in."""
+
+    async def probe() -> list[Any] | None:
+        found = (await client.get(f"/v1/deals/{deal_id}/history")).json()["versions"]
+        return found if len(found) >= versions else None
+
+    return await eventually(probe, within=60)
+
+
+# --- HubSpot ---------------------------------------------------------------------------
+
+
+class HubSpot:
+    def __init__(self, client: httpx.AsyncClient, base: str, portal: str, secret: str) -> None:
+        self.client, self.url, self.portal, self.secret = (
+            client,
+            f"{base}/v1/webhooks/hubspot",
+            portal,
+            secret,
+        )
+
+    def batch(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [{**i, "portalId": int(self.portal)} for i in items]
+
+    async def send(
+        self,
+        items: list[dict[str, Any]],
+        *,
+        secret: str | None = None,
+        timestamp: int | None = None,
+        raw: bytes | None = None,
+    ) -> httpx.Response:
+        body = raw if raw is not None else json.dumps(self.batch(items)).encode()
+        ts = str(timestamp if timestamp is not None else int(time.time() * 1000))
+        sig = hubspot_v3(secret or self.secret, "POST", self.url, body.decode(), ts)
+        return await self.client.post(
+            self.url,
+            content=body,
+            headers={
+                "Content-Type": "application/json",
+                "X-HubSpot-Signature-v3": sig,
+                "X-HubSpot-Request-Timestamp": ts,
+                "Authorization": "",
+            },
+        )
+
+
+@pytest.fixture
+async def hubspot(client: httpx.AsyncClient, stack_url: str) -> HubSpot:
+    portal = unique_account()
+    await put_source(
+        client,
+        {
+            "id": f"hs-{portal}",
+            "kind": "hubspot",
+            "account_id": portal,
+            "secrets": {"current": "hs-secret-new", "previous": "hs-secret-old"},
+            "mapping": {
+                "stages": {
+                    STAGE: {"stage": "discovery", "pipeline": "sales"},
+                    "closedwon": {"stage": "won"},
+                },
+                "owners": {"75761595": "rep-ana"},
+                "default_currency": "EUR",
+                "keep_properties": ["seats"],
+            },
+        },
+    )
+    return HubSpot(client, stack_url, portal, "hs-secret-new")
+
+
+def prop(deal_id: int, name: str, value: str, at: int, event_id: int) -> dict[str, Any]:
+    return {
+        "eventId": event_id,
+        "subscriptionId": 6547123,
+        "appId": 39522895,
+        "occurredAt": at,
+        "subscriptionType": "deal.propertyChange",
+        "attemptNumber": 0,
+        "objectId": deal_id,
+        "propertyName": name,
+        "propertyValue": value,
+        "changeSource": "CRM_UI",
+    }
+
+
+async def test_hubspot_sequence_builds_the_right_deal_and_history(hubspot: HubSpot) -> None:
+    batch = fixture("hubspot/deal_creation_batch.json")
+    r = await hubspot.send(batch)
+    assert r.status_code == 200, r.text
+    assert r.json()["accepted"] == 7
+    deal_id = f"hubspot:{hubspot.portal}:332507367156"
+    created = await wait_for(hubspot.client, deal_id, owner_id="rep-ana", stage="discovery")
+    assert (created["name"], created["amount"], created["currency"]) == (
+        "Acme - 40 seats",
+        "2000",
+        "EUR",
+    )
+
+    t0 = batch[0]["occurredAt"]
+    later = prop(332507367156, "amount", "3500", t0 + 60_000, 90)
+    earlier = prop(332507367156, "amount", "2500", t0 + 30_000, 91)
+    won = prop(332507367156, "dealstage", "closedwon", t0 + 90_000, 92)
+    assert (await hubspot.send([later, won])).json()["accepted"] == 2
+    retried = {**later, "attemptNumber": 1}
+    out_of_order = await hubspot.send([earlier, retried])
+    assert out_of_order.json()["accepted"] == 1
+    assert out_of_order.json()["duplicates"] == 1
+    final = await wait_for(hubspot.client, deal_id, status="won", amount="3500")
+    assert final["stage"] == "won"
+
+    # The final state does not wait for the late 2500: wait until history has it.
+    async def history_with_late_amount() -> list[Any] | None:
+        versions = (await hubspot.client.get(f"/v1/deals/{deal_id}/history")).json()["versions"]
+        return versions if "2500" in [v["amount"] for v in versions] else None
+
+    history = await eventually(history_with_late_amount, within=60)
+    amounts = [v["amount"] for v in history]
+    assert amounts[-3:] == ["2500", "3500", "3500"], "the late 2500 sits before 3500 in history"
+
+
+async def test_hubspot_merge_and_delete(hubspot: HubSpot) -> None:
+    base = {"appId": 1, "subscriptionId": 7, "attemptNumber": 0, "changeSource": "CRM_UI"}
+    t = 1_782_000_000_000
+    await hubspot.send([prop(501, "dealname", "Left", t, 1), prop(502, "dealname", "Right", t, 2)])
+    left = f"hubspot:{hubspot.portal}:501"
+    await wait_for(hubspot.client, left, name="Left")
+    merge = {
+        **base,
+        "eventId": 3,
+        "occurredAt": t + 1000,
+        "subscriptionType": "deal.merge",
+        "objectId": 502,
+        "primaryObjectId": 502,
+        "mergedObjectIds": [501],
+        "newObjectId": 502,
+        "numberOfPropertiesMoved": 1,
+    }
+    r = await hubspot.send([merge])
+    assert len(r.json()["resync_jobs"]) == 1, "a merge asks for the survivor's properties"
+    gone = await wait_for(hubspot.client, left, deleted=True)
+    assert gone["properties"]["merged_into"] == f"hubspot:{hubspot.portal}:502"
+    deletion = {
+        **base,
+        "eventId": 4,
+        "occurredAt": t + 2000,
+        "subscriptionType": "deal.deletion",
+        "objectId": 502,
+    }
+    await hubspot.send([deletion])
+    await wait_for(hubspot.client, f"hubspot:{hubspot.portal}:502", deleted=True)
+
+
+async def test_hubspot_authentication_and_bad_input(hubspot: HubSpot) -> None:
+    item = prop(600, "dealname", "x", 1_782_000_000_000, 1)
+    wrong = await hubspot.send([item], secret="not-the-secret")
+    assert wrong.status_code == 401
+    assert wrong.json()["detail"] == "The request could not be authenticated."
+    assert "secret" not in wrong.text.replace("The request", "")
+    stale = await hubspot.send([item], timestamp=int(time.time() * 1000) - 301_000)
+    assert stale.status_code == 401
+    rotated = await hubspot.send([item], secret="hs-secret-old")
+    assert rotated.status_code == 200, "the previous secret still works during rotation"
+    unsigned = await hubspot.client.post(hubspot.url, json=[item], headers={"Authorization": ""})
+    assert unsigned.status_code == 401
+    other_portal = await hubspot.send(
+        [{**item, "portalId": 1}], raw=json.dumps([{**item, "portalId": 1}]).encode()
+    )
+    assert other_portal.status_code == 404
+    malformed = await hubspot.send([], raw=b"[{not json")
+    assert malformed.status_code == 400
+    assert malformed.headers["content-type"] == "application/problem+json"
+    huge = await hubspot.send([], raw=b"[" + b" " * (6 * 1024 * 1024) + b"]")
+    assert huge.status_code == 413
+
+
+async def test_unsupported_items_are_acknowledged_and_dead_lettered(hubspot: HubSpot) -> None:
+    contact = {
+        "eventId": 5,
+        "subscriptionId": 1,
+        "appId": 1,
+        "occurredAt": 1_782_000_000_000,
+        "subscriptionType": "contact.creation",
+        "objectId": 17001,
+        "attemptNumber": 0,
+    }
+    r = await hubspot.send([contact])
+    assert r.status_code == 200
+    assert r.json()["unsupported"] == 1
+    dlq = (await hubspot.client.get("/v1/dlq", params={"source_id": f"hs-{hubspot.portal}"})).json()
+    assert any("not handled" in i["reason"] and not i["replayable"] for i in dlq["items"])
+
+
+async def test_unmapped_owner_is_parked_then_replayed_when_mapped(
+    hubspot: HubSpot, database_url: str
+) -> None:
+    t = 1_782_100_000_000
+    r = await hubspot.send(
+        [prop(700, "dealname", "Parked deal", t, 1), prop(700, "hubspot_owner_id", "999", t, 2)]
+    )
+    assert r.json()["parked"] == 1
+    deal_id = f"hubspot:{hubspot.portal}:700"
+    await wait_for(hubspot.client, deal_id, name="Parked deal", owner_id=None)
+    items = (
+        await hubspot.client.get("/v1/dlq", params={"source_id": f"hs-{hubspot.portal}"})
+    ).json()["items"]
+    assert any("owner '999' is not mapped" in i["reason"] and i["replayable"] for i in items)
+
+    source = (await hubspot.client.get(f"/v1/sources/hs-{hubspot.portal}")).json()
+    assert "secrets" not in source
+    assert source["secrets_set"] == ["current", "previous"]
+    source["mapping"]["owners"]["999"] = "rep-bo"
+    body = {k: source[k] for k in ("id", "kind", "account_id", "mapping", "enabled")}
+    await put_source(hubspot.client, body)  # secrets omitted: kept
+    await wait_for(hubspot.client, deal_id, owner_id="rep-bo")
+    left = (
+        await hubspot.client.get("/v1/dlq", params={"source_id": f"hs-{hubspot.portal}"})
+    ).json()["items"]
+    assert not [i for i in left if "'999'" in i["reason"]]
+    again = await hubspot.send([prop(701, "dealname", "after rotation kept", t, 3)])
+    assert again.status_code == 200, "stored secrets survived a PUT without them"
+
+    engine = create_async_engine(database_url)
+    try:
+        async with engine.connect() as conn:
+            bodies = (
+                (
+                    await conn.execute(
+                        text(
+                            "SELECT body FROM pipeline.webhook_requests"
+                            " WHERE source_id = :s ORDER BY id"
+                        ),
+                        {"s": f"hs-{hubspot.portal}"},
+                    )
+                )
+                .scalars()
+                .all()
+            )
+    finally:
+        await engine.dispose()
+    assert any(b"Parked deal" in bytes(b) for b in bodies), "the raw body is kept for audit"
+
+
+# --- Pipedrive -------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def pipedrive(client: httpx.AsyncClient) -> tuple[httpx.AsyncClient, str]:
+    company = unique_account()
+    await put_source(
+        client,
+        {
+            "id": f"pd-{company}",
+            "kind": "pipedrive",
+            "account_id": company,
+            "secrets": {"current": "pd-pass", "basic_user": "salesops"},
+            "mapping": {
+                "stages": {"1": {"stage": "qualified"}, "3": {"stage": "proposal"}},
+                "owners": {"123123": "rep-cy"},
+            },
+        },
+    )
+    return client, company
+
+
+def basic(user: str, password: str) -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+
+
+def pd_event(template: str, company: str, **meta: Any) -> dict[str, Any]:
+    body = copy.deepcopy(fixture(f"pipedrive/{template}"))
+    body["meta"].update(company_id=int(company), **meta)
+    return dict(body)
+
+
+async def test_pipedrive_published_create_then_changes_and_merge(
+    pipedrive: tuple[httpx.AsyncClient, str], stack_url: str
+) -> None:
+    client, company = pipedrive
+    url = f"{stack_url}/v1/webhooks/pipedrive"
+    create = pd_event("v2_deal_create_pipedream.json", company)
+    r = await client.post(url, json=create, headers=basic("salesops", "pd-pass"))
+    assert r.status_code == 200, r.text
+    deal_id = f"pipedrive:{company}:1"
+    first = await wait_for(client, deal_id, stage="qualified")
+    assert (first["name"], first["amount"], first["currency"], first["owner_id"]) == (
+        "Title",
+        "2",
+        "BRL",
+        "rep-cy",
+    )
+    again = await client.post(
+        url,
+        json={**create, "meta": {**create["meta"], "attempt": 2}},
+        headers=basic("salesops", "pd-pass"),
+    )
+    assert again.json()["duplicates"] == 1
+
+    wrong = await client.post(url, json=create, headers=basic("salesops", "nope"))
+    assert wrong.status_code == 401
+    foreign = pd_event("v2_deal_create_pipedream.json", "1")
+    assert (
+        await client.post(url, json=foreign, headers=basic("salesops", "pd-pass"))
+    ).status_code == 404
+    garbage = await client.post(
+        url,
+        content=b"{]",
+        headers={**basic("salesops", "pd-pass"), "Content-Type": "application/json"},
+    )
+    assert garbage.status_code == 400
+
+
+async def test_pipedrive_delete(pipedrive: tuple[httpx.AsyncClient, str], stack_url: str) -> None:
+    client, company = pipedrive
+    url = f"{stack_url}/v1/webhooks/pipedrive"
+    create = pd_event(
+        "v2_deal_create_pipedream.json",
+        company,
+        id=str(uuid.uuid4()),
+        entity_id=77,
+        timestamp="2023-01-01T00:00:00.000Z",
+    )
+    create["data"]["id"] = 77
+    await client.post(url, json=create, headers=basic("salesops", "pd-pass"))
+    delete = pd_event(
+        "v2_deal_delete.json",
+        company,
+        id=str(uuid.uuid4()),
+        entity_id=77,
+        timestamp="2023-02-01T00:00:00.000Z",
+    )
+    if delete.get("previous"):
+        delete["previous"]["id"] = 77
+    r = await client.post(url, json=delete, headers=basic("salesops", "pd-pass"))
+    assert r.status_code == 200, r.text
+    await wait_for(client, f"pipedrive:{company}:77", deleted=True)
+
+
+# --- Salesforce ------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def salesforce(client: httpx.AsyncClient) -> tuple[httpx.AsyncClient, str]:
+    org = "00D" + uuid.uuid4().hex[:12].upper()
+    await put_source(
+        client,
+        {
+            "id": f"sf-{org.lower()}",
+            "kind": "salesforce",
+            "account_id": org,
+            "secrets": {"current": "sf-relay-secret"},
+            "mapping": {
+                "stages": {
+                    "Prospecting": {"stage": "prospecting"},
+                    "Closed Won": {"stage": "won"},
+                    "Negotiation/Review": {"stage": "negotiation"},
+                },
+                "owners": {"0055w00000BhqR0AAJ": "rep-di"},
+                "multi_currency": True,
+            },
+        },
+    )
+    return client, org
+
+
+async def send_cdc(
+    client: httpx.AsyncClient, url: str, source_id: str, body: Any, secret: str = "sf-relay-secret"
+) -> httpx.Response:
+    raw = json.dumps(body).encode()
+    ts = str(int(time.time()))
+    return await client.post(
+        url,
+        content=raw,
+        headers={
+            "Content-Type": "application/json",
+            "X-Salesops-Source": source_id,
+            "X-Salesops-Timestamp": ts,
+            "X-Salesops-Signature": "sha256=" + relay_signature(secret, ts, raw),
+        },
+    )
+
+
+async def test_salesforce_cdc_create_update_gap_and_auth(
+    salesforce: tuple[httpx.AsyncClient, str], stack_url: str
+) -> None:
+    client, org = salesforce
+    url = f"{stack_url}/v1/webhooks/salesforce/cdc"
+    source_id = f"sf-{org.lower()}"
+    create = fixture("salesforce/cdc_cometd_opportunity_create.json")
+    r = await send_cdc(client, url, source_id, create)
+    assert r.status_code == 200, r.text
+    deal_id = f"salesforce:{org}:0065w000023STAmAAO"
+    got = await wait_for(client, deal_id, stage="prospecting")
+    assert (got["amount"], got["currency"], got["owner_id"], got["status"]) == (
+        "45000.5",
+        "EUR",
+        "rep-di",
+        "open",
+    )
+    assert (await send_cdc(client, url, source_id, create)).json()["duplicates"] == 1
+    assert (await send_cdc(client, url, source_id, create, secret="wrong")).status_code == 401
+    assert (await send_cdc(client, url, "nope", create)).status_code == 404
+    gap = await send_cdc(
+        client, url, source_id, fixture("salesforce/cdc_cometd_opportunity_gap_update.json")
+    )
+    assert gap.status_code == 200
+    assert len(gap.json()["resync_jobs"]) == 1
+
+
+async def test_salesforce_outbound_message_is_acked_and_applied(
+    salesforce: tuple[httpx.AsyncClient, str], stack_url: str
+) -> None:
+    client, org = salesforce
+    xml = (FIXTURES / "salesforce/outbound_two_notifications.xml").read_text()
+    import re
+
+    fixture_org = re.search(r"<OrganizationId>([^<]+)</OrganizationId>", xml)
+    assert fixture_org is not None
+    body = xml.replace(fixture_org.group(1), org).encode()
+    url = f"{stack_url}/v1/webhooks/salesforce/outbound?token=sf-relay-secret"
+    r = await client.post(url, content=body, headers={"Content-Type": "text/xml"})
+    assert r.status_code == 200, r.text
+    assert "<Ack>true</Ack>" in r.text
+    no_token = await client.post(
+        url.split("?")[0], content=body, headers={"Content-Type": "text/xml"}
+    )
+    assert no_token.status_code == 401
+    bomb = (FIXTURES / "salesforce/outbound_entity_bomb.xml").read_bytes()
+    assert (
+        await client.post(url, content=bomb, headers={"Content-Type": "text/xml"})
+    ).status_code == 400
+
+
+# --- Re-sync against a local CRM-shaped server ------------------------------------------
+
+
+async def test_resync_on_demand_fetches_every_deal_with_progress(client: httpx.AsyncClient) -> None:
+    crms = FakeCrms()
+    crms.hubspot.add(
+        *[
+            hubspot_deal(
+                str(n),
+                dealname=f"Fetched {n}",
+                amount="10.50",
+                dealstage="closedwon",
+                pipeline="default",
+            )
+            for n in range(1, 251)
+        ]
+    )
+    async with serve_in_loop(create_app(crms)) as crm_url:
+        portal = unique_account()
+        await put_source(
+            client,
+            {
+                "id": f"hs-sync-{portal}",
+                "kind": "hubspot",
+                "account_id": portal,
+                "api_base_url": crm_url,
+                "api_token": "hs-token",
+                "mapping": {"stages": {"closedwon": {"stage": "won"}}},
+            },
+        )
+        r = await client.post(f"/v1/sources/hs-sync-{portal}/resync", json={})
+        assert r.status_code == 202
+        job = r.json()
+
+        async def finished() -> dict[str, Any] | None:
+            state = (await client.get(f"/v1/sources/hs-sync-{portal}/resync/{job['id']}")).json()
+            return state if state["status"] in ("done", "failed") else None
+
+        done = await eventually(finished, within=60)
+        assert done["status"] == "done", done
+        assert done["progress"] == 250
+    fetched = await wait_for(client, f"hubspot:{portal}:250", status="won")
+    assert (fetched["name"], fetched["amount"]) == ("Fetched 250", "10.50")
+
+
+def sf_event(
+    template: dict[str, Any],
+    *,
+    change: str,
+    tx: str,
+    at_ms: int,
+    fields: dict[str, Any],
+    changed: list[str] | None = None,
+) -> dict[str, Any]:
+    """A CDC message in the published CometD shape with its header rewritten."""
+    event = copy.deepcopy(template)
+    payload = event["data"]["payload"]
+    header = payload["ChangeEventHeader"]
+    payload.clear()
+    payload.update(fields)
+    header.update(
+        changeType=change,
+        transactionKey=tx,
+        commitTimestamp=at_ms,
+        sequenceNumber=1,
+        changedFields=changed or [],
+    )
+    payload["ChangeEventHeader"] = header
+    return dict(event)
+
+
+async def test_salesforce_sequence_out_of_order_with_delete_and_undelete(
+    salesforce: tuple[httpx.AsyncClient, str], stack_url: str
+) -> None:
+    client, org = salesforce
+    url = f"{stack_url}/v1/webhooks/salesforce/cdc"
+    source_id = f"sf-{org.lower()}"
+    create = fixture("salesforce/cdc_cometd_opportunity_create.json")
+    t0 = create["data"]["payload"]["ChangeEventHeader"]["commitTimestamp"]
+    won = sf_event(
+        create,
+        change="UPDATE",
+        tx="tx-won",
+        at_ms=t0 + 60_000,
+        fields={
+            "StageName": "Closed Won",
+            "IsClosed": True,
+            "IsWon": True,
+            "ForecastCategoryName": "Closed",
+        },
+        changed=["StageName", "IsClosed", "IsWon", "ForecastCategoryName"],
+    )
+    negotiate = sf_event(
+        create,
+        change="UPDATE",
+        tx="tx-neg",
+        at_ms=t0 + 30_000,
+        fields={"StageName": "Negotiation/Review", "Amount": 50000},
+        changed=["StageName", "Amount"],
+    )
+    for body in ([won, negotiate], create, won):  # newest first, the creation last, a retry
+        assert (await send_cdc(client, url, source_id, body)).status_code == 200
+    deal_id = f"salesforce:{org}:0065w000023STAmAAO"
+    final = await wait_for(client, deal_id, stage="won", amount="50000")
+    assert (final["status"], final["forecast_category"]) == ("won", "closed")
+    versions = await history_of(client, deal_id, versions=3)
+    assert [v["stage"] for v in versions] == ["prospecting", "negotiation", "won"]
+    assert [v["amount"] for v in versions] == ["45000.5", "50000", "50000"]
+
+    delete = sf_event(create, change="DELETE", tx="tx-del", at_ms=t0 + 120_000, fields={})
+    await send_cdc(client, url, source_id, delete)
+    await wait_for(client, deal_id, deleted=True)
+    undelete = sf_event(create, change="UNDELETE", tx="tx-undel", at_ms=t0 + 180_000, fields={})
+    await send_cdc(client, url, source_id, undelete)
+    back = await wait_for(client, deal_id, deleted=False)
+    assert back["stage"] == "won"
+
+
+async def test_pipedrive_sequence_out_of_order_then_merge(
+    pipedrive: tuple[httpx.AsyncClient, str], stack_url: str
+) -> None:
+    client, company = pipedrive
+    url = f"{stack_url}/v1/webhooks/pipedrive"
+    auth = basic("salesops", "pd-pass")
+    create = pd_event(
+        "v2_deal_create_pipedream.json", company, id="c-1", timestamp="2025-04-15T15:31:17.000Z"
+    )
+    stage = pd_event(
+        "v2_deal_change_stage.json", company, id="c-3", timestamp="2025-04-15T16:00:00.000Z"
+    )
+    stage["data"].update(stage_id=3, value=2)
+    value = pd_event(
+        "v2_deal_change_stage.json", company, id="c-2", timestamp="2025-04-15T15:45:00.000Z"
+    )
+    value["data"].update(stage_id=1, value=Decimal("1999.99"))
+    value["previous"] = {"value": 2}
+    for body in (stage, value, create, stage):  # newest first, the creation last, a retry
+        r = await client.post(
+            url,
+            content=json.dumps(body, default=str),
+            headers={**auth, "Content-Type": "application/json"},
+        )
+        assert r.status_code == 200, r.text
+    survivor = f"pipedrive:{company}:1"
+    final = await wait_for(client, survivor, stage="proposal", amount="1999.99")
+    versions = await history_of(client, survivor, versions=3)
+    assert [v["stage"] for v in versions] == ["qualified", "qualified", "proposal"]
+
+    gone = pd_event("v2_deal_merge_delete.json", company)
+    merge_change = pd_event("v2_deal_merge_change.json", company)
+    merged_away = f"pipedrive:{company}:{gone['meta']['entity_id']}"
+    for body in (gone, merge_change):
+        r = await client.post(
+            url,
+            content=json.dumps(body, default=str),
+            headers={**auth, "Content-Type": "application/json"},
+        )
+        assert r.status_code == 200, r.text
+    deleted = await wait_for(client, merged_away, deleted=True)
+    assert deleted["properties"]["merged_into"] == survivor
+    assert final["name"] == "Title"
+
+
+async def test_salesforce_skips_our_own_writes(
+    salesforce: tuple[httpx.AsyncClient, str], stack_url: str
+) -> None:
+    client, org = salesforce
+    source = (await client.get(f"/v1/sources/sf-{org.lower()}")).json()
+    body = {k: source[k] for k in ("id", "kind", "account_id", "mapping", "enabled")}
+    await put_source(client, {**body, "own_client_ids": ["salesops-sync"]})
+    create = fixture("salesforce/cdc_cometd_opportunity_create.json")  # client=salesops-sync
+    r = await send_cdc(client, f"{stack_url}/v1/webhooks/salesforce/cdc", body["id"], create)
+    assert r.status_code == 200
+    assert r.json()["accepted"] == 0, "a change we wrote ourselves must not loop back"
+
+
+async def test_hubspot_engagement_is_linked_to_its_deal_and_rep(
+    client: httpx.AsyncClient, stack_url: str, database_url: str
+) -> None:
+    crms = FakeCrms()
+    crms.hubspot.engagements["calls/9001"] = {
+        "id": "9001",
+        "createdAt": "2026-06-01T10:00:00Z",
+        "updatedAt": "2026-06-01T10:05:00Z",
+        "archived": False,
+        "deals": ["332507367156"],
+        "properties": {
+            "hs_timestamp": "2026-06-01T09:30:00Z",
+            "hs_lastmodifieddate": "2026-06-01T10:05:00Z",
+            "hubspot_owner_id": "75761595",
+            "hs_call_title": "Discovery call",
+        },
+    }
+    async with serve_in_loop(create_app(crms)) as crm_url:
+        portal = unique_account()
+        await put_source(
+            client,
+            {
+                "id": f"hs-eng-{portal}",
+                "kind": "hubspot",
+                "account_id": portal,
+                "secrets": {"current": "hs-eng"},
+                "api_base_url": crm_url,
+                "api_token": "hs-token",
+                "mapping": {"owners": {"75761595": "rep-ana"}},
+            },
+        )
+        sender = HubSpot(client, stack_url, portal, "hs-eng")
+        creation = {
+            "eventId": 1,
+            "subscriptionId": 2,
+            "appId": 3,
+            "attemptNumber": 0,
+            "occurredAt": 1_780_307_400_000,
+            "subscriptionType": "object.creation",
+            "objectTypeId": "0-48",
+            "objectId": 9001,
+        }
+        r = await sender.send([creation])
+        assert r.status_code == 200, r.text
+        assert r.json()["accepted"] == 1
+        assert len(r.json()["resync_jobs"]) == 1
+
+        engine = create_async_engine(database_url)
+        try:
+
+            async def linked() -> Any:
+                async with engine.connect() as conn:
+                    row = (
+                        await conn.execute(
+                            text(
+                                "SELECT kind, deal_id, rep_id, occurred_at, properties "
+                                "FROM forecast.activities WHERE activity_id = :id"
+                            ),
+                            {"id": f"hubspot:{portal}:9001"},
+                        )
+                    ).first()
+                return row if row is not None and row.deal_id else None
+
+            row = await eventually(linked, within=60)
+        finally:
+            await engine.dispose()
+    assert row.kind == "call"
+    assert row.deal_id == f"hubspot:{portal}:332507367156"
+    assert row.rep_id == "rep-ana"
+    assert row.occurred_at.isoformat() == "2026-06-01T09:30:00+00:00"
+    assert row.properties == {"hs_call_title": "Discovery call"}
+
+
+async def test_one_unreadable_hubspot_item_does_not_fail_the_batch(hubspot: HubSpot) -> None:
+    good = prop(800, "dealname", "Good one", 1_782_200_000_000, 1)
+    bad = {**prop(800, "amount", "5", 1_782_200_000_000, 2), "occurredAt": 1.5}
+    r = await hubspot.send([good, bad])
+    assert r.status_code == 200, r.text
+    assert (r.json()["accepted"], r.json()["unsupported"]) == (1, 1)
+    await wait_for(hubspot.client, f"hubspot:{hubspot.portal}:800", name="Good one")
+    dlq = (await hubspot.client.get("/v1/dlq", params={"source_id": f"hs-{hubspot.portal}"})).json()
+    assert any("could not be read" in i["reason"] for i in dlq["items"])

@@ -1,0 +1,172 @@
+"""Webhook authentication, against the vectors HubSpot's own SDKs publish
+(HubSpot/hubspot-api-python tests/spec/utils/test_signature.py; the v3 vector also in the
+Ruby SDK's spec/helpers/signature_spec.rb)."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+
+from services.pipeline_api.connectors.signatures import (
+    SignatureError,
+    hubspot_v1,
+    hubspot_v2,
+    hubspot_v3,
+    relay_signature,
+    verify_basic,
+    verify_hubspot,
+    verify_relay,
+)
+
+SECRET = "yyyyyyyy-yyyy-yyyy-yyyy-yyyyyyyyyyyy"
+BODY = "{'example_field':'example_value'}"
+URL = "https://www.example.com/webhook_uri"
+
+
+def test_published_v1_vector() -> None:
+    assert hubspot_v1(SECRET, BODY) == (
+        "69fc6631a867edd4f9e9e627fc5c1148e3fbdd8b21837b6d2b8901c1fa57f750"
+    )
+
+
+def test_published_v2_vectors() -> None:
+    assert hubspot_v2(SECRET, "POST", URL, BODY) == (
+        "4fe4e3a7d3cf09db53be39d0a58130e2aaba074ec123a9e355b876a689a1c383"
+    )
+    assert hubspot_v2(SECRET, "GET", URL, "") == (
+        "eee2dddcc73c94d699f5e395f4b9d454a069a6855fbfa152e91e88823087200e"
+    )
+
+
+def test_published_v3_vector() -> None:
+    assert hubspot_v3(SECRET, "POST", URL, BODY, "15000000") == (
+        "HPW73RUtKmcYoEDADG0s6MmGFWUzWJKAW07r8RDgcQw="
+    )
+
+
+def _v3_headers(signature: str, timestamp: int) -> dict[str, str]:
+    return {"x-hubspot-signature-v3": signature, "x-hubspot-request-timestamp": str(timestamp)}
+
+
+def test_v3_accepts_within_five_minutes_with_either_active_secret() -> None:
+    now = 1_700_000_000_000
+    signed = hubspot_v3("old-secret", "POST", URL, BODY, str(now - 299_000))
+    verify_hubspot(
+        version="v3",
+        secrets=["new-secret", "old-secret"],
+        method="POST",
+        uri=URL,
+        body=BODY.encode(),
+        headers=_v3_headers(signed, now - 299_000),
+        now_ms=now,
+    )
+
+
+@pytest.mark.parametrize("age_ms", [300_001, -300_001])
+def test_v3_rejects_stale_or_future_timestamps(age_ms: int) -> None:
+    now = 1_700_000_000_000
+    signed = hubspot_v3(SECRET, "POST", URL, BODY, str(now - age_ms))
+    with pytest.raises(SignatureError, match="away from now"):
+        verify_hubspot(
+            version="v3",
+            secrets=[SECRET],
+            method="POST",
+            uri=URL,
+            body=BODY.encode(),
+            headers=_v3_headers(signed, now - age_ms),
+            now_ms=now,
+        )
+
+
+def test_v3_rejects_tampered_body_wrong_secret_and_missing_headers() -> None:
+    now = 1_700_000_000_000
+    signed = hubspot_v3(SECRET, "POST", URL, BODY, str(now))
+    for secrets, body in (([SECRET], BODY + " "), (["other"], BODY)):
+        with pytest.raises(SignatureError, match="does not match"):
+            verify_hubspot(
+                version="v3",
+                secrets=secrets,
+                method="POST",
+                uri=URL,
+                body=body.encode(),
+                headers=_v3_headers(signed, now),
+                now_ms=now,
+            )
+    with pytest.raises(SignatureError, match="missing"):
+        verify_hubspot(
+            version="v3", secrets=[SECRET], method="POST", uri=URL, body=b"", headers={}, now_ms=now
+        )
+
+
+def test_v3_accepts_the_uri_percent_decoded_too() -> None:
+    now = 1_700_000_000_000
+    encoded = "https://hooks.example.com/v1/webhooks/hubspot?x=a%3Ab"
+    signed = hubspot_v3(
+        SECRET, "POST", "https://hooks.example.com/v1/webhooks/hubspot?x=a:b", BODY, str(now)
+    )
+    verify_hubspot(
+        version="v3",
+        secrets=[SECRET],
+        method="POST",
+        uri=encoded,
+        body=BODY.encode(),
+        headers=_v3_headers(signed, now),
+        now_ms=now,
+    )
+
+
+def test_v1_and_v2_verification() -> None:
+    verify_hubspot(
+        version="v1",
+        secrets=[SECRET],
+        method="POST",
+        uri=URL,
+        body=BODY.encode(),
+        headers={"x-hubspot-signature": hubspot_v1(SECRET, BODY)},
+        now_ms=0,
+    )
+    verify_hubspot(
+        version="v2",
+        secrets=[SECRET],
+        method="POST",
+        uri=URL,
+        body=BODY.encode(),
+        headers={"x-hubspot-signature": hubspot_v2(SECRET, "POST", URL, BODY)},
+        now_ms=0,
+    )
+    with pytest.raises(SignatureError):
+        verify_hubspot(
+            version="v2",
+            secrets=[SECRET],
+            method="POST",
+            uri=URL + "/x",
+            body=BODY.encode(),
+            headers={"x-hubspot-signature": hubspot_v2(SECRET, "POST", URL, BODY)},
+            now_ms=0,
+        )
+
+
+def test_relay_signature_window_and_rotation() -> None:
+    body = b'{"x":1}'
+    sig = relay_signature("s2", "1000", body)
+    headers = {"x-salesops-signature": f"sha256={sig}", "x-salesops-timestamp": "1000"}
+    verify_relay(secrets=["s1", "s2"], body=body, headers=headers, now_s=1200)
+    with pytest.raises(SignatureError, match="window"):
+        verify_relay(secrets=["s2"], body=body, headers=headers, now_s=1400)
+    with pytest.raises(SignatureError, match="does not match"):
+        verify_relay(secrets=["s1"], body=body, headers=headers, now_s=1000)
+
+
+def _basic(user: str, password: str) -> dict[str, str]:
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    return {"authorization": f"Basic {token}"}
+
+
+def test_basic_auth() -> None:
+    verify_basic(user="pd", secrets=["p1", "p2"], headers=_basic("pd", "p2"))
+    for headers in (_basic("pd", "nope"), _basic("other", "p1"), {}, {"authorization": "Basic %%"}):
+        with pytest.raises(SignatureError):
+            verify_basic(user="pd", secrets=["p1"], headers=headers)
+    with pytest.raises(SignatureError, match="no Basic credentials"):
+        verify_basic(user=None, secrets=[], headers=_basic("pd", "p1"))
