@@ -67,7 +67,21 @@ async def stop_quietly(client: Startable) -> None:
         _log.debug("stopping %s failed: %r", type(client).__name__, exc)
 
 
+# aiokafka resends a failed batch after this pause. Callers wait at most ACK_SECONDS for
+# acknowledgements and then abort the producer, so a batch never gets that second send.
+RETRY_BACKOFF_MS = 5000
+ACK_SECONDS = 4.0
+
+
 def make_producer(bootstrap: str, *, client_id: str) -> AIOKafkaProducer:
+    """A producer whose batches are sent once per connection, never re-sent across an outage.
+
+    A batch that aiokafka re-sends to a broker restarted in the meantime corrupts the
+    embedded broker: Tansu 0.6 stores it but never advances that partition's offsets, so
+    every later produce to the partition fails and consumers stop at it. The long retry
+    pause plus `abort_producer` after `ACK_SECONDS` keeps such resends from ever going out;
+    callers resend from their own durable store instead.
+    """
     return AIOKafkaProducer(
         bootstrap_servers=bootstrap,
         client_id=client_id,
@@ -75,8 +89,23 @@ def make_producer(bootstrap: str, *, client_id: str) -> AIOKafkaProducer:
         linger_ms=2,
         max_batch_size=256 * 1024,
         request_timeout_ms=15000,
+        retry_backoff_ms=RETRY_BACKOFF_MS,
         enable_idempotence=False,
     )
+
+
+async def abort_producer(producer: AIOKafkaProducer) -> None:
+    """Close a producer and drop what it has not delivered, instead of flushing it.
+
+    `stop()` flushes, which would send pending batches (and their retries) to whatever broker
+    answers next, possibly a restarted one. Cancelling aiokafka's sender task first (a
+    private attribute of aiokafka 0.14, pinned) makes `stop()` skip the flush.
+    """
+    sender = getattr(producer, "_sender", None)
+    task = getattr(sender, "sender_task", None)
+    if task is not None and not task.done():
+        task.cancel()
+    await stop_quietly(producer)
 
 
 def make_admin(bootstrap: str, *, client_id: str) -> AIOKafkaAdminClient:

@@ -13,7 +13,7 @@ from services.forecast_worker.consumer import ProjectionConsumer
 from services.forecast_worker.projection import StageRules
 from services.forecast_worker.routes import router
 from shared.db import create_engine, create_sessionmaker
-from shared.kafka import broker_reachable, make_producer, start_with_backoff, stop_quietly
+from shared.kafka import broker_reachable
 from shared.service import ServiceSpec, ServiceState, build_app, supervise
 from shared.settings import Settings, get_settings
 
@@ -26,22 +26,18 @@ async def lifespan(settings: Settings) -> AsyncIterator[ServiceState]:
         pool_size=settings.db_pool_size,
     )
     rules = StageRules.of(settings.won_stages, settings.lost_stages)
-    producer = make_producer(settings.require_kafka(), client_id="salesops-forecast-dlq")
     consumer = ProjectionConsumer(
         engine=engine,
         bootstrap=settings.require_kafka(),
-        producer=producer,
         rules=rules,
         max_records=settings.consumer_max_records,
         check_seconds=settings.broker_check_seconds,
     )
     bootstrap = settings.require_kafka()
 
-    async def run_consumer() -> None:
-        await start_with_backoff(producer, "forecast DLQ producer")
-        await supervise("forecast consumer", consumer.run)
-
-    task = asyncio.create_task(run_consumer(), name="forecast-consumer")
+    task = asyncio.create_task(
+        supervise("forecast consumer", consumer.run), name="forecast-consumer"
+    )
 
     async def database_ready() -> None:
         async with engine.connect() as conn:
@@ -66,7 +62,7 @@ async def lifespan(settings: Settings) -> AsyncIterator[ServiceState]:
         task.cancel()
         with suppress(asyncio.CancelledError, Exception):
             await task
-        await stop_quietly(producer)
+        await consumer.close()
         await engine.dispose()
 
 

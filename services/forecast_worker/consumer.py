@@ -28,8 +28,11 @@ from services.forecast_worker.projector import (
 )
 from shared import topics
 from shared.kafka import (
+    ACK_SECONDS,
     AssignmentListener,
+    abort_producer,
     make_consumer,
+    make_producer,
     read_latest,
     start_with_backoff,
     stop_quietly,
@@ -50,14 +53,13 @@ class ProjectionConsumer:
         *,
         engine: AsyncEngine,
         bootstrap: str,
-        producer: AIOKafkaProducer,
         rules: StageRules,
         max_records: int,
         check_seconds: float,
     ) -> None:
         self._engine = engine
         self._bootstrap = bootstrap
-        self._producer = producer
+        self._dlq_producer: AIOKafkaProducer | None = None
         self._rules = rules
         self._max_records = max_records
         self._check_seconds = check_seconds
@@ -191,18 +193,31 @@ class ProjectionConsumer:
             correlation_id.reset(token)
 
     async def _publish_dead_letter(self, letter: dict[str, object]) -> None:
-        """Tell DLQ subscribers; the table row is the durable record, this is a notification."""
+        """Tell DLQ subscribers; the table row is the durable record, this is a notification.
+
+        A producer that failed is aborted, not reused, so it cannot resend into a broker
+        that restarted meanwhile (see `shared.kafka.make_producer`)."""
         topic = topics.dlq(str(letter["topic"]))
         DEAD_LETTERS.labels(topic).inc()
         try:
-            async with asyncio.timeout(10):
-                await self._producer.send_and_wait(
+            async with asyncio.timeout(ACK_SECONDS):
+                if self._dlq_producer is None:
+                    producer = make_producer(self._bootstrap, client_id="salesops-forecast-dlq")
+                    self._dlq_producer = producer
+                    await producer.start()
+                await self._dlq_producer.send_and_wait(
                     topic,
                     value=str(letter["payload"]).encode(),
                     headers=[("reason", str(letter["reason"]).encode()[:1000])],
                 )
         except Exception:
             _log.warning("could not publish to %s; the dead letter is in the table", topic)
+            await self.close()
+
+    async def close(self) -> None:
+        producer, self._dlq_producer = self._dlq_producer, None
+        if producer is not None:
+            await abort_producer(producer)
 
 
 def _rewind(consumer: AIOKafkaConsumer, tp: TopicPartition) -> None:

@@ -4,6 +4,10 @@ The relay takes unpublished rows in log order (`FOR UPDATE SKIP LOCKED`, so API 
 share the work without sending a row twice at once), sends them keyed by deal, and marks
 them published in the same transaction once the broker has acknowledged every one.
 
+Sends are never retried by the Kafka client: a batch unacknowledged after `ACK_SECONDS`
+aborts the producer, and the rows, still unpublished, go out again on a fresh connection
+after the broker check (see `shared.kafka.make_producer` for the broker bug this avoids).
+
 Broker loss: the embedded broker keeps nothing across a restart. The relay writes one record
 per broker incarnation to a sentinel topic; when that record is gone, the broker has lost
 its state, so the relay records a new incarnation, marks the whole log unpublished and sends
@@ -26,6 +30,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared import topics
 from shared.kafka import (
+    ACK_SECONDS,
+    abort_producer,
     backoff_sleep,
     cancelled_for_real,
     ensure_topics,
@@ -34,7 +40,6 @@ from shared.kafka import (
     make_producer,
     read_latest,
     start_with_backoff,
-    stop_quietly,
 )
 from shared.metrics import BROKER_RESETS, RELAY_BACKLOG, RELAY_PUBLISHED
 
@@ -106,6 +111,9 @@ class Relay:
                 except Exception:  # broker or database away: the log keeps the events
                     _log.warning("relay cycle failed; reconnecting and retrying", exc_info=True)
                     await self._disconnect()
+                    # The broker may have restarted: check it (and create the topics)
+                    # before anything is produced to it again.
+                    self._last_check = 0.0
                     attempt += 1
                     await backoff_sleep(attempt)
                     continue
@@ -129,7 +137,7 @@ class Relay:
     async def _disconnect(self) -> None:
         producer, admin, self._producer, self._admin = self._producer, self._admin, None, None
         if producer is not None:
-            await stop_quietly(producer)
+            await abort_producer(producer)
         if admin is not None:
             with contextlib.suppress(Exception):
                 await admin.close()
@@ -173,7 +181,10 @@ class Relay:
             )
         # Written only after the log is marked, so a consumer that sees this incarnation
         # can rely on every event in the log arriving in it.
-        await producer.send_and_wait(topics.INCARNATION, value=incarnation.encode(), partition=0)
+        async with asyncio.timeout(ACK_SECONDS):
+            await producer.send_and_wait(
+                topics.INCARNATION, value=incarnation.encode(), partition=0
+            )
         self.incarnation = incarnation
         if republished:
             BROKER_RESETS.inc()
@@ -189,14 +200,15 @@ class Relay:
             rows = (await conn.execute(_CLAIM, {"limit": self._batch_size})).mappings().all()
             if not rows:
                 return 0
-            futures = []
-            for n, row in enumerate(rows, start=1):
-                futures.append(await self._send(row))
-                if n % 64 == 0:
-                    # send() rarely yields; without this a large batch stalls every
-                    # in-flight request for its whole length.
-                    await asyncio.sleep(0)
-            await asyncio.gather(*futures)
+            async with asyncio.timeout(ACK_SECONDS):
+                futures = []
+                for n, row in enumerate(rows, start=1):
+                    futures.append(await self._send(row))
+                    if n % 64 == 0:
+                        # send() rarely yields; without this a large batch stalls every
+                        # in-flight request for its whole length.
+                        await asyncio.sleep(0)
+                await asyncio.gather(*futures)
             await conn.execute(_MARK, {"seqs": [row["seq"] for row in rows]})
         for row in rows:
             RELAY_PUBLISHED.labels(row["topic"]).inc()
