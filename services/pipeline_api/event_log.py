@@ -9,6 +9,9 @@ Each writer keeps its own asyncpg connection and sends one `INSERT ... RETURNING
 autocommit mode: a single statement is its own transaction, durable when it returns, in
 one round trip. Through the pool it took five (ping, BEGIN, INSERT, COMMIT, reset), and on
 a busy event loop every round trip waits its turn behind request parsing.
+
+Webhook requests whose every change mapped ride along: the same statement archives their
+raw bodies, so a request's archive and its events become durable together.
 """
 
 from __future__ import annotations
@@ -37,6 +40,25 @@ SELECT * FROM unnest(
 ON CONFLICT (source, event_id) DO NOTHING
 RETURNING source, event_id
 """
+_ARCHIVE_AND_INSERT = (
+    """
+WITH archived AS (
+    INSERT INTO pipeline.webhook_requests (source_id, kind, headers, body)
+    SELECT * FROM unnest($9::text[], $10::text[], $11::jsonb[], $12::bytea[])
+)
+"""
+    + _INSERT
+)
+
+
+@dataclass(frozen=True)
+class Archive:
+    """A webhook request as it arrived, kept for audit and replay."""
+
+    source_id: str | None
+    kind: str
+    headers: dict[str, str]
+    body: bytes
 
 
 @dataclass(frozen=True)
@@ -65,7 +87,11 @@ class LogRow:
         )
 
 
-_Pending = tuple[list[LogRow], asyncio.Future[list[bool]]]
+@dataclass
+class _Pending:
+    rows: list[LogRow]
+    archive: Archive | None
+    done: asyncio.Future[list[bool]]
 
 
 class EventLogWriter:
@@ -94,14 +120,15 @@ class EventLogWriter:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         while not self._queue.empty():
-            _, fut = self._queue.get_nowait()
-            if not fut.done():
-                fut.set_exception(RuntimeError("the event log writer stopped"))
+            pending = self._queue.get_nowait()
+            if not pending.done.done():
+                pending.done.set_exception(RuntimeError("the event log writer stopped"))
 
-    async def append(self, rows: list[LogRow]) -> list[bool]:
-        """Store rows; for each, True if newly stored, False if it was a duplicate."""
+    async def append(self, rows: list[LogRow], archive: Archive | None = None) -> list[bool]:
+        """Store rows (and archive the request they came in, if given, in the same
+        statement); for each row, True if newly stored, False if it was a duplicate."""
         fut: asyncio.Future[list[bool]] = asyncio.get_running_loop().create_future()
-        await self._queue.put((rows, fut))
+        await self._queue.put(_Pending(rows, archive, fut))
         return await fut
 
     async def _run(self) -> None:
@@ -120,16 +147,16 @@ class EventLogWriter:
                         results = await self._write(conn, group)
                 except Exception as exc:  # the waiting requests answer 503; the CRM retries
                     _log.exception("event log write failed")
-                    for _, fut in group:
-                        if not fut.done():
-                            fut.set_exception(exc)
+                    for pending in group:
+                        if not pending.done.done():
+                            pending.done.set_exception(exc)
                     if conn is not None:
                         conn.terminate()
                         conn = None
                     continue
-                for (_, fut), result in zip(group, results, strict=True):
-                    if not fut.done():
-                        fut.set_result(result)
+                for pending, result in zip(group, results, strict=True):
+                    if not pending.done.done():
+                        pending.done.set_result(result)
                 self._on_commit()
         finally:
             if conn is not None:
@@ -139,20 +166,35 @@ class EventLogWriter:
         # Dedupe inside the group first: the first copy of a key wins, later copies (even in
         # the same request) are duplicates, exactly as if they had arrived one by one.
         unique: dict[tuple[str, str], LogRow] = {}
-        for rows, _ in group:
-            for row in rows:
+        for pending in group:
+            for row in pending.rows:
                 unique.setdefault((row.source, row.event_id), row)
-        cols = list(zip(*[_as_tuple(r) for r in unique.values()], strict=True))
-        inserted = {(r["source"], r["event_id"]) for r in await conn.fetch(_INSERT, *cols)}
+        cols: list[Any] = [[] for _ in range(_ROW_COLUMNS)]
+        for row in unique.values():
+            for col, value in zip(cols, _as_tuple(row), strict=True):
+                col.append(value)
+        archives = [p.archive for p in group if p.archive is not None]
+        if archives:
+            cols += [
+                [a.source_id for a in archives],
+                [a.kind for a in archives],
+                [orjson.dumps(a.headers).decode() for a in archives],
+                [a.body for a in archives],
+            ]
+        statement = _ARCHIVE_AND_INSERT if archives else _INSERT
+        inserted = {(r["source"], r["event_id"]) for r in await conn.fetch(statement, *cols)}
         results: list[list[bool]] = []
-        for rows, _ in group:
+        for pending in group:
             flags = []
-            for row in rows:
+            for row in pending.rows:
                 key = (row.source, row.event_id)
                 flags.append(key in inserted)
                 inserted.discard(key)
             results.append(flags)
         return results
+
+
+_ROW_COLUMNS = 8
 
 
 def _as_tuple(row: LogRow) -> tuple[Any, ...]:

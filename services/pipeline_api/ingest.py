@@ -27,7 +27,7 @@ from services.pipeline_api.connectors.changes import (
     to_json,
 )
 from services.pipeline_api.connectors.mapping import Parked, map_activity, map_deal
-from services.pipeline_api.event_log import EventLogWriter, LogRow
+from services.pipeline_api.event_log import Archive, EventLogWriter, LogRow
 from services.pipeline_api.sources import SourceIn
 from shared.events import EventRejected, validate_event
 
@@ -95,6 +95,14 @@ async def ingest(
             outcome.unsupported += 1
             item = json.loads(json.dumps(change.item, default=str))  # Decimals -> exact text
             parked.append((change.reason, False, {"type": "unsupported", "item": item}))
+    if not parked and not resyncs:
+        # The common case: one group-committed statement archives the request and stores
+        # its events.
+        archive = Archive(source_id=source.id, kind=kind, headers=headers, body=body)
+        flags = await writer.append(rows, archive=archive)
+        outcome.accepted = sum(flags)
+        outcome.duplicates = len(flags) - outcome.accepted
+        return outcome
     async with sessions() as session, session.begin():
         request_id = await repository.store_request(
             session, source_id=source.id, kind=kind, headers=headers, body=body

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import Counter
 from decimal import Decimal
@@ -10,6 +11,7 @@ from typing import Any
 import httpx
 
 from tests.support.events import expected_deals
+from tests.support.infra import query
 
 
 def post_in_batches(
@@ -95,23 +97,10 @@ def assert_history_has_one_version_per_event(
 
 def incarnations(database_url: str) -> list[int]:
     """How many events each broker incarnation had republished, oldest first."""
-    import asyncio
-
-    from sqlalchemy import text
-    from sqlalchemy.ext.asyncio import create_async_engine
-
-    async def read() -> list[int]:
-        engine = create_async_engine(database_url)
-        try:
-            async with engine.connect() as conn:
-                rows = await conn.execute(
-                    text(
-                        "SELECT republished_events FROM pipeline.broker_incarnations "
-                        "ORDER BY detected_at"
-                    )
-                )
-                return [int(r[0]) for r in rows]
-        finally:
-            await engine.dispose()
-
-    return asyncio.run(read())
+    rows = asyncio.run(
+        query(
+            database_url,
+            "SELECT republished_events FROM pipeline.broker_incarnations ORDER BY detected_at",
+        )
+    )
+    return [int(r[0]) for r in rows]

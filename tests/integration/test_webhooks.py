@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from services.pipeline_api.connectors.signatures import hubspot_v3, relay_signature
 from tests.support.fake_crm import FakeCrms, create_app, hubspot_deal
-from tests.support.infra import serve_in_loop
+from tests.support.infra import query, serve_in_loop
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
@@ -180,6 +180,29 @@ async def test_hubspot_sequence_builds_the_right_deal_and_history(hubspot: HubSp
     assert amounts[-3:] == ["2500", "3500", "3500"], "the late 2500 sits before 3500 in history"
 
 
+async def test_every_accepted_request_is_archived_as_it_arrived(
+    hubspot: HubSpot, database_url: str
+) -> None:
+    """Fully mapped requests are archived by the event log's own statement; a request of
+    duplicates only is still kept, since it is what the CRM sent."""
+    t = int(time.time() * 1000)
+    first = json.dumps(hubspot.batch([prop(801, "amount", "10", t, 1)])).encode()
+    again = json.dumps(hubspot.batch([prop(801, "amount", "10", t, 1)]), indent=1).encode()
+    for body, accepted in ((first, 1), (again, 0)):
+        r = await hubspot.send([], raw=body)
+        assert r.status_code == 200, r.text
+        assert r.json()["accepted"] == accepted
+    archived = await query(
+        database_url,
+        "SELECT body, headers FROM pipeline.webhook_requests WHERE source_id = :s ORDER BY id",
+        s=f"hs-{hubspot.portal}",
+    )
+    assert [bytes(row.body) for row in archived] == [first, again]
+    headers = archived[0].headers
+    assert "x-hubspot-signature-v3" in headers
+    assert "authorization" not in headers
+
+
 async def test_hubspot_merge_and_delete(hubspot: HubSpot) -> None:
     base = {"appId": 1, "subscriptionId": 7, "attemptNumber": 0, "changeSource": "CRM_UI"}
     t = 1_782_000_000_000
@@ -281,24 +304,14 @@ async def test_unmapped_owner_is_parked_then_replayed_when_mapped(
     again = await hubspot.send([prop(701, "dealname", "after rotation kept", t, 3)])
     assert again.status_code == 200, "stored secrets survived a PUT without them"
 
-    engine = create_async_engine(database_url)
-    try:
-        async with engine.connect() as conn:
-            bodies = (
-                (
-                    await conn.execute(
-                        text(
-                            "SELECT body FROM pipeline.webhook_requests"
-                            " WHERE source_id = :s ORDER BY id"
-                        ),
-                        {"s": f"hs-{hubspot.portal}"},
-                    )
-                )
-                .scalars()
-                .all()
-            )
-    finally:
-        await engine.dispose()
+    bodies = [
+        row.body
+        for row in await query(
+            database_url,
+            "SELECT body FROM pipeline.webhook_requests WHERE source_id = :s ORDER BY id",
+            s=f"hs-{hubspot.portal}",
+        )
+    ]
     assert any(b"Parked deal" in bytes(b) for b in bodies), "the raw body is kept for audit"
 
 

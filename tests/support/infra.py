@@ -11,12 +11,15 @@ import asyncio
 import contextlib
 import os
 import tempfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
+from sqlalchemy import Row, text
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from shared.embedded import EmbeddedBroker, embedded_postgres, free_port, scratch_database
 
@@ -48,6 +51,17 @@ def test_broker() -> Iterator[str]:
         yield broker.bootstrap
     finally:
         broker.stop()
+
+
+async def query(database_url: str, sql: str, **params: Any) -> Sequence[Row[Any]]:
+    """Rows of one read-only statement, on a connection of its own: tests look at what
+    the services stored without sharing their pools."""
+    engine = create_async_engine(database_url)
+    try:
+        async with engine.connect() as conn:
+            return (await conn.execute(text(sql), params)).all()
+    finally:
+        await engine.dispose()
 
 
 @asynccontextmanager
