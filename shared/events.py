@@ -106,6 +106,18 @@ class ActivityLogged(_Strict):
     properties: dict[str, Any] = Field(default_factory=dict)
 
 
+class ActivityDeleted(_Strict):
+    """An activity removed in the CRM. It stops counting, but is kept for audit; a later
+    `activity.logged` (a CRM restore) brings it back, an older one does not."""
+
+    activity_id: Id
+    deleted_at: datetime | None = Field(
+        None,
+        description="When it was deleted, if that is not the event's `time` (which still "
+        "orders it)",
+    )
+
+
 class RepUpserted(_Strict):
     rep_id: Id
     name: str
@@ -163,6 +175,11 @@ CANONICAL_TYPES: dict[str, EventKind] = {
     "com.salesops.deal.deleted.v1": EventKind(DealDeleted, topics.DEAL, ("deal_id",), "deal_id"),
     "com.salesops.activity.logged.v1": EventKind(
         ActivityLogged, topics.ACTIVITY, ("deal_id", "account_id", "activity_id"), "activity_id"
+    ),
+    # A deletion names no deal, so it is keyed by the activity: it may reach the worker
+    # before or after the activity's own events, and the worker orders them by `time`.
+    "com.salesops.activity.deleted.v1": EventKind(
+        ActivityDeleted, topics.ACTIVITY, ("activity_id",), "activity_id"
     ),
     "com.salesops.rep.upserted.v1": EventKind(RepUpserted, topics.REFERENCE, ("rep_id",), "rep_id"),
     "com.salesops.team.upserted.v1": EventKind(

@@ -100,16 +100,22 @@ class DealChange(ForecastBase):
 
 
 class Activity(ForecastBase):
+    """Each activity as its latest event left it. A deleted one keeps its row for audit,
+    with `deleted_at` set, and counts for nothing. A deletion that arrives before the
+    activity itself (it is keyed differently, so it may) leaves a row with no `kind` yet,
+    so that an older logged event cannot bring the activity back."""
+
     __tablename__ = "activities"
     __table_args__ = (Index("ix_activities_deal_id", "deal_id"),)
 
     activity_id: Mapped[str] = mapped_column(Text, primary_key=True)
-    kind: Mapped[str] = mapped_column(Text)
+    kind: Mapped[str | None] = mapped_column(Text)
     deal_id: Mapped[str | None] = mapped_column(Text)
     account_id: Mapped[str | None] = mapped_column(Text)
     rep_id: Mapped[str | None] = mapped_column(Text)
-    occurred_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    occurred_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     properties: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     event_time: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     event_source: Mapped[str] = mapped_column(Text)
     event_id: Mapped[str] = mapped_column(Text)

@@ -1,8 +1,8 @@
 """Where an event becomes deal state: one Kafka batch, one Postgres transaction.
 
 The transaction stores the new changes (deduped by event identity), the deal versions they
-produce, activities, dead letters for what cannot be applied, and the consumer offsets, so
-a crash anywhere leaves either all of a batch or none of it.
+produce, activities and their deletions, dead letters for what cannot be applied, and the
+consumer offsets, so a crash anywhere leaves either all of a batch or none of it.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from services.forecast_worker.projection import (
     extend_versions,
 )
 from shared.events import (
+    ActivityDeleted,
     ActivityLogged,
     CanonicalEvent,
     DealCreated,
@@ -68,7 +69,9 @@ def decode(record: Record) -> CanonicalEvent:
         event = validate_event(raw)
     except EventRejected as exc:
         raise Unprocessable(exc.reason) from exc
-    if not isinstance(event.payload, DealCreated | DealUpdated | DealDeleted | ActivityLogged):
+    if not isinstance(
+        event.payload, DealCreated | DealUpdated | DealDeleted | ActivityLogged | ActivityDeleted
+    ):
         raise Unprocessable(f"type: {event.envelope.type} is not a deal or activity event")
     return event
 
@@ -101,6 +104,18 @@ def to_activity_row(event: CanonicalEvent) -> dict[str, Any]:
         "rep_id": payload.rep_id,
         "occurred_at": payload.occurred_at,
         "properties": orjson.dumps(payload.properties).decode(),
+        "event_time": event.envelope.time,
+        "event_source": event.envelope.source,
+        "event_id": event.envelope.id,
+    }
+
+
+def to_activity_deletion(event: CanonicalEvent) -> dict[str, Any]:
+    payload = event.payload
+    assert isinstance(payload, ActivityDeleted)
+    return {
+        "activity_id": payload.activity_id,
+        "deleted_at": payload.deleted_at or event.envelope.time,
         "event_time": event.envelope.time,
         "event_source": event.envelope.source,
         "event_id": event.envelope.id,
@@ -159,6 +174,7 @@ async def apply_records(
     outcome = BatchOutcome()
     changes: list[Change] = []
     activities: list[dict[str, Any]] = []
+    deletions: list[dict[str, Any]] = []
     for record in records:
         try:
             event = decode(record)
@@ -167,12 +183,17 @@ async def apply_records(
             continue
         if isinstance(event.payload, ActivityLogged):
             activities.append(to_activity_row(event))
+        elif isinstance(event.payload, ActivityDeleted):
+            deletions.append(to_activity_deletion(event))
         else:
             changes.append(to_change(event))
     fresh = await apply_deal_changes(conn, changes, rules)
+    # Each statement keeps the newer of two events per activity, so which runs first
+    # does not change the outcome.
     await repository.upsert_activities(conn, activities)
+    await repository.delete_activities(conn, deletions)
     await repository.insert_dead_letters(conn, outcome.dead_letters)
-    outcome.applied = fresh + len(activities)
+    outcome.applied = fresh + len(activities) + len(deletions)
     outcome.duplicates = len(changes) - fresh
     return outcome
 

@@ -4,13 +4,19 @@ A gap, an overflow, a merge or a restore (`ResyncRequest`) is answered by readin
 back from the CRM. Each client here reads one CRM account and turns its deal JSON into the
 same `DealChange` a webhook parser produces (canonical field names, CRM ids left raw for
 `mapping.py`), always with op "updated" and the CRM's last-modified time as `occurred_at`.
+Activities the webhook could only name (a HubSpot engagement, a Salesforce Task or Event
+that changed) are read back the same way, as `ActivityChange`s stamped with the CRM's
+last-modified time as `changed_at`.
 
     HubSpot     GET /crm/v3/objects/deals/{id}?properties=...&associations=companies
                 GET /crm/v3/objects/deals?limit=100&after=...  (next page: paging.next.after)
                 Authorization: Bearer <private app / OAuth token>
+                GET /crm/v3/objects/{calls|emails|meetings|tasks|notes}/{id}?associations=deals
     Salesforce  GET /services/data/v60.0/sobjects/Opportunity/{id}
                 GET /services/data/v60.0/query?q=SELECT FIELDS(STANDARD) FROM Opportunity
                 (next page: nextRecordsUrl until done); Authorization: Bearer <token>
+                GET /services/data/v60.0/sobjects/{Task|Event}/{id}
+                GET /services/data/v60.0/query?q=SELECT FIELDS(STANDARD) FROM {Task|Event}
     Pipedrive   GET /api/v2/deals/{id}
                 GET /api/v2/deals?limit=500&cursor=...  (next page: additional_data.next_cursor)
                 x-api-token: <API token>
@@ -44,19 +50,20 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mappin
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol, TypeVar
 from urllib.parse import quote
 
 import httpx
 
 from services.pipeline_api.connectors.changes import ActivityChange, ActivityKind, DealChange
 from services.pipeline_api.connectors.hubspot import property_field
+from services.pipeline_api.connectors.salesforce import activity_change, activity_entity
 from services.pipeline_api.sources import SourceIn
 
 _log = logging.getLogger("salesops.resync")
 
 Sleep = Callable[[float], Awaitable[None]]
-OnChange = Callable[[DealChange], Awaitable[None]]
+ChangeT = TypeVar("ChangeT", bound=DealChange | ActivityChange)
 
 SALESFORCE_API_VERSION = "v60.0"
 
@@ -626,7 +633,7 @@ def hubspot_activity(record: dict[str, Any], kind: ActivityKind) -> ActivityChan
     changed = instant(modified)
     return ActivityChange(
         crm_id=crm_id,
-        event_key=f"resync:activity:{crm_id}:{changed.isoformat()}",
+        event_key=_activity_key(crm_id, changed),
         occurred_at=instant(happened),
         changed_at=changed,
         kind=kind,
@@ -634,6 +641,28 @@ def hubspot_activity(record: dict[str, Any], kind: ActivityKind) -> ActivityChan
         rep_crm_id=_id(props.get("hubspot_owner_id")),
         properties={k: props[k] for k in HUBSPOT_ENGAGEMENT_TITLES if props.get(k)},
     )
+
+
+def salesforce_activity(record: dict[str, Any], entity: str) -> ActivityChange:
+    """A Task or Event record (sobject GET or a query row) as an ActivityChange, read the
+    way its change event is, stamped with its LastModifiedDate."""
+    crm_id = _id(record.get("Id"))
+    if crm_id is None:
+        raise CrmResponseError(f"Salesforce {entity} without an Id")
+    modified = record.get("LastModifiedDate") or record.get("SystemModstamp")
+    try:
+        changed = instant(modified)
+    except ValueError as exc:
+        raise CrmResponseError(f"Salesforce {entity} {crm_id} cannot be read: {exc}") from exc
+    values = {k: v for k, v in record.items() if k != "attributes" and v is not None}
+    return activity_change(
+        entity, crm_id, values, event_key=_activity_key(crm_id, changed), changed_at=changed
+    )
+
+
+def _activity_key(crm_id: str, changed: datetime) -> str:
+    """Like a deal's re-sync key: re-fetching an unchanged activity dedupes."""
+    return f"resync:activity:{crm_id}:{changed.isoformat()}"
 
 
 # --- clients ---------------------------------------------------------------------------
@@ -858,14 +887,38 @@ class SalesforceClient(_CrmClient):
             return None
         return salesforce_change(_as_dict(body, self.crm, f"Opportunity {crm_id}"))
 
+    async def fetch_activity(self, kind: ActivityKind, crm_id: str) -> ActivityChange | None:
+        """A Task ("meeting": an Event) as it is now; None once Salesforce answers 404 (a
+        deleted record: ENTITY_IS_DELETED while in the recycle bin, NOT_FOUND after)."""
+        entity = activity_entity(kind)
+        body = await self._get_json(
+            f"{self._data}/sobjects/{entity}/{quote(crm_id, safe='')}", not_found_ok=True
+        )
+        if body is None:
+            return None
+        return salesforce_activity(_as_dict(body, self.crm, f"{entity} {crm_id}"), entity)
+
+    async def iter_activities(self, kind: ActivityKind) -> AsyncIterator[ActivityChange]:
+        """Every Task ("meeting": every Event), page by page. A query leaves out deleted
+        and archived activities, as the UI does."""
+        entity = activity_entity(kind)
+        async for record in self._query(f"SELECT FIELDS(STANDARD) FROM {entity}"):
+            yield salesforce_activity(_as_dict(record, self.crm, entity), entity)
+
     async def iter_deals(self) -> AsyncIterator[DealChange]:
+        async for record in self._query(self.soql):
+            yield salesforce_change(_as_dict(record, self.crm, "Opportunity"))
+
+    async def _query(self, soql: str) -> AsyncIterator[Any]:
+        """The records of a SOQL query: one paging loop for deals and activities, so each
+        follows nextRecordsUrl only on the instance."""
         url: str = f"{self._data}/query"
-        params: dict[str, str] | None = {"q": self.soql}
+        params: dict[str, str] | None = {"q": soql}
         seen: set[str] = set()
         while True:
             body = _as_dict(await self._get_json(url, params), self.crm, "query result")
             for record in _as_list(body.get("records"), self.crm, "query records"):
-                yield salesforce_change(_as_dict(record, self.crm, "Opportunity"))
+                yield record
             next_url = body.get("nextRecordsUrl")
             if body.get("done") is True or not next_url:
                 return
@@ -986,31 +1039,31 @@ def client_for(
 
 
 async def resync_all(
-    client: ResyncClient,
-    on_change: OnChange,
+    records: AsyncIterator[ChangeT],
+    on_change: Callable[[ChangeT], Awaitable[None]],
     progress: Callable[[int], None] | None = None,
     *,
     progress_every: int = 100,
 ) -> int:
-    """Page through every deal, awaiting `on_change` for each in turn; return how many.
+    """Page through every record (`client.iter_deals()`, `iter_activities(kind)`), awaiting
+    `on_change` for each in turn; return how many.
 
-    `progress(count)` is called every `progress_every` deals and once at the end with the
-    total. An error (from the CRM or from `on_change`) propagates; the deals handed over
-    before it stay handed over, and a re-run dedupes them by `event_key`.
+    `progress(count)` is called every `progress_every` records and once at the end with
+    the total. An error (from the CRM or from `on_change`) propagates; the records handed
+    over before it stay handed over, and a re-run dedupes them by `event_key`.
     """
     if progress_every < 1:
         raise ValueError("progress_every must be at least 1")
     count = reported = 0
-    deals = client.iter_deals()
     try:
-        async for change in deals:
+        async for change in records:
             await on_change(change)
             count += 1
             if progress is not None and count % progress_every == 0:
                 progress(count)
                 reported = count
     finally:
-        aclose = getattr(deals, "aclose", None)
+        aclose = getattr(records, "aclose", None)
         if aclose is not None:
             await aclose()
     if progress is not None and (reported != count or count == 0):
@@ -1018,16 +1071,19 @@ async def resync_all(
     return count
 
 
-async def resync_deals(
-    client: ResyncClient, crm_ids: Iterable[str], on_change: OnChange
+async def resync_each(
+    fetch: Callable[[str], Awaitable[ChangeT | None]],
+    crm_ids: Iterable[str],
+    on_change: Callable[[ChangeT], Awaitable[None]],
 ) -> tuple[int, list[str]]:
-    """Fetch the given deals (each id once, in order), awaiting `on_change` for each found;
-    return (how many were fetched, the ids the CRM no longer has). Recording the missing
-    ones as deleted is the caller's decision."""
+    """Fetch the given records (`client.fetch_deal`, or `fetch_activity` for one kind),
+    each id once, in order, awaiting `on_change` for each found; return (how many were
+    fetched, the ids the CRM no longer has). Recording the missing ones as deleted is the
+    caller's decision."""
     fetched = 0
     missing: list[str] = []
     for crm_id in dict.fromkeys(crm_ids):
-        change = await client.fetch_deal(crm_id)
+        change = await fetch(crm_id)
         if change is None:
             missing.append(crm_id)
             continue

@@ -1,8 +1,10 @@
-"""Runs re-sync jobs: fetch deals from a CRM's API and ingest them like webhook changes.
+"""Runs re-sync jobs: fetch deals or activities from a CRM's API and ingest them like
+webhook changes.
 
-Jobs come from gap and merge events, restores, and `POST /v1/sources/{id}/resync`. A
-fetched deal becomes an "updated" change stamped with the CRM's last-modified time, so it
-orders correctly against webhook changes and a second fetch of an unchanged deal dedupes.
+Jobs come from gap and merge events, restores, activities a webhook only names, and `POST
+/v1/sources/{id}/resync`. A fetched record is stamped with the CRM's last-modified time,
+so it orders correctly against webhook changes and a second fetch of an unchanged record
+dedupes; a record the CRM answers 404 for is recorded as deleted.
 """
 
 from __future__ import annotations
@@ -10,7 +12,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from functools import partial
 from typing import cast
 
 import httpx
@@ -26,7 +30,14 @@ from services.pipeline_api.connectors.changes import (
 from services.pipeline_api.connectors.mapping import Parked
 from services.pipeline_api.event_log import EventLogWriter, LogRow
 from services.pipeline_api.ingest import to_row
-from services.pipeline_api.resync import HubSpotClient, client_for, resync_all, resync_deals
+from services.pipeline_api.resync import (
+    HubSpotClient,
+    ResyncClient,
+    SalesforceClient,
+    client_for,
+    resync_all,
+    resync_each,
+)
 from services.pipeline_api.sources import SourceIn
 
 _log = logging.getLogger("salesops.resync")
@@ -72,10 +83,9 @@ class ResyncWorker:
         try:
             if source is None:
                 raise RuntimeError(f"source {source_id!r} no longer exists")
-            if activity_kind is not None:
-                progress = await self._fetch_activities(job_id, source, crm_ids, activity_kind)
-            else:
-                progress = await self._fetch(job_id, source, crm_ids)
+            progress = await self._fetch(
+                job_id, source, crm_ids, cast(ActivityKind | None, activity_kind)
+            )
             status, error = "done", None
         except asyncio.CancelledError:
             raise
@@ -87,12 +97,14 @@ class ResyncWorker:
                 session, job_id, status=status, progress=progress, error=error
             )
 
-    async def _fetch(self, job_id: int, source: SourceIn, crm_ids: list[str]) -> int:
+    async def _fetch(
+        self, job_id: int, source: SourceIn, crm_ids: list[str], kind: ActivityKind | None
+    ) -> int:
         client = client_for(source, self._http)
-        pending: list[DealChange] = []
+        pending: list[DealChange | ActivityChange] = []
         seen = 0
 
-        async def on_change(change: DealChange) -> None:
+        async def on_change(change: DealChange | ActivityChange) -> None:
             nonlocal seen
             pending.append(change)
             seen += 1
@@ -100,47 +112,31 @@ class ResyncWorker:
                 await self._flush(source, pending, job_id, seen)
 
         if crm_ids:
-            _, missing = await resync_deals(client, crm_ids, on_change)
+            if kind is None:
+                _, missing = await resync_each(client.fetch_deal, crm_ids, on_change)
+            else:
+                fetch = partial(_activity_client(client, source).fetch_activity, kind)
+                _, missing = await resync_each(fetch, crm_ids, on_change)
             if len(crm_ids) > 1 and len(missing) == len(crm_ids):
-                # Every deal "gone" more likely means a wrong api_base_url than a purge;
+                # Every record "gone" more likely means a wrong api_base_url than a purge;
                 # recording deletions for all of them would be a silent data loss.
                 raise RuntimeError(
-                    f"the CRM answered 404 for all {len(crm_ids)} deals; check api_base_url"
+                    f"the CRM answered 404 for all {len(crm_ids)} records; check api_base_url"
                 )
             now = datetime.now(UTC)
-            for crm_id in missing:
-                # The CRM no longer has it: record the deletion at the time we learned it.
-                pending.append(
-                    DealChange(
-                        crm_id=crm_id,
-                        event_key=f"resync-gone:{job_id}:{crm_id}",
-                        occurred_at=now,
-                        op="deleted",
-                    )
-                )
+            # The CRM no longer has them: record the deletions at the time we learned them.
+            pending.extend(
+                _gone(crm_id, kind, f"resync-gone:{job_id}:{crm_id}", now) for crm_id in missing
+            )
         else:
-            await resync_all(client, on_change)
+            await resync_all(_lister(client, source, kind), on_change)
         await self._flush(source, pending, job_id, seen)
         return seen
-
-    async def _fetch_activities(
-        self, job_id: int, source: SourceIn, crm_ids: list[str], kind: str
-    ) -> int:
-        client = client_for(source, self._http)
-        if not isinstance(client, HubSpotClient):
-            raise RuntimeError(f"activity re-sync is not available for {source.kind}")
-        fetched: list[DealChange | ActivityChange] = []
-        for crm_id in crm_ids:
-            activity = await client.fetch_activity(cast(ActivityKind, kind), crm_id)
-            if activity is not None:
-                fetched.append(activity)
-        await self._flush(source, fetched, job_id, len(fetched))
-        return len(fetched)
 
     async def _flush(
         self,
         source: SourceIn,
-        changes: list[DealChange] | list[DealChange | ActivityChange],
+        changes: list[DealChange | ActivityChange],
         job_id: int,
         seen: int,
     ) -> None:
@@ -166,3 +162,29 @@ class ResyncWorker:
             await repository.report_progress(session, job_id, seen)
         if rows:
             await self._writer.append(rows)
+
+
+def _activity_client(client: ResyncClient, source: SourceIn) -> HubSpotClient | SalesforceClient:
+    if not isinstance(client, HubSpotClient | SalesforceClient):
+        raise RuntimeError(f"activity re-sync is not available for {source.kind}")
+    return client
+
+
+def _lister(
+    client: ResyncClient, source: SourceIn, kind: ActivityKind | None
+) -> AsyncIterator[DealChange | ActivityChange]:
+    if kind is None:
+        return client.iter_deals()
+    if not isinstance(client, SalesforceClient):
+        raise RuntimeError(f"a re-sync of every activity is not available for {source.kind}")
+    return client.iter_activities(kind)
+
+
+def _gone(
+    crm_id: str, kind: ActivityKind | None, event_key: str, now: datetime
+) -> DealChange | ActivityChange:
+    if kind is None:
+        return DealChange(crm_id=crm_id, event_key=event_key, occurred_at=now, op="deleted")
+    return ActivityChange(
+        crm_id=crm_id, event_key=event_key, occurred_at=now, kind=kind, op="deleted"
+    )

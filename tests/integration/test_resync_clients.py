@@ -18,8 +18,8 @@ import httpx
 import orjson
 import pytest
 
-from services.pipeline_api.connectors.changes import DealChange
-from services.pipeline_api.connectors.mapping import map_deal
+from services.pipeline_api.connectors.changes import ActivityChange, DealChange
+from services.pipeline_api.connectors.mapping import map_activity, map_deal
 from services.pipeline_api.resync import (
     CrmAuthError,
     CrmUnavailableError,
@@ -30,7 +30,7 @@ from services.pipeline_api.resync import (
     SalesforceClient,
     client_for,
     resync_all,
-    resync_deals,
+    resync_each,
     retry_after_seconds,
 )
 from services.pipeline_api.sources import Mapping, SourceIn, StageMapping
@@ -42,6 +42,7 @@ from tests.support.fake_crm import (
     create_app,
     hubspot_deal,
     pipedrive_deal,
+    salesforce_activity,
     salesforce_opportunity,
 )
 from tests.support.infra import serve_in_loop
@@ -388,7 +389,7 @@ async def test_full_resync_returns_every_deal_once_across_pages(
     changes = Changes()
     progress: list[int] = []
 
-    count = await resync_all(crm, changes, progress.append, progress_every=2)
+    count = await resync_all(crm.iter_deals(), changes, progress.append, progress_every=2)
 
     state = crms.of(kind)
     live = {k for k, r in state.deals.items() if not r.get("is_deleted")}
@@ -425,7 +426,7 @@ async def test_progress_is_reported_at_the_end_too(
     crm = paged_client("pipedrive", crms, base_url, http, sleeps)
     progress: list[int] = []
 
-    count = await resync_all(crm, Changes(), progress.append, progress_every=3)
+    count = await resync_all(crm.iter_deals(), Changes(), progress.append, progress_every=3)
 
     assert count == 8
     assert progress == [3, 6, 8]
@@ -442,7 +443,9 @@ async def test_missing_deal_is_none_and_reported_missing(
     assert await crm.fetch_deal(UNKNOWN[kind]) is None
 
     changes = Changes()
-    fetched, missing = await resync_deals(crm, [KNOWN[kind], UNKNOWN[kind], KNOWN[kind]], changes)
+    fetched, missing = await resync_each(
+        crm.fetch_deal, [KNOWN[kind], UNKNOWN[kind], KNOWN[kind]], changes
+    )
 
     assert fetched == 1
     assert missing == [UNKNOWN[kind]]
@@ -455,7 +458,135 @@ async def test_pipedrive_deleted_deal_counts_as_missing(
 ) -> None:
     crm = client("pipedrive", base_url, http, sleeps)
     assert await crm.fetch_deal("44") is None
-    assert await resync_deals(crm, ["44", "43"], Changes()) == (1, ["44"])
+    assert await resync_each(crm.fetch_deal, ["44", "43"], Changes()) == (1, ["44"])
+
+
+# --- Salesforce activities ---------------------------------------------------------------
+
+
+TASK = "00T000000000001AAA"
+
+
+def seed_activities(crms: FakeCrms) -> None:
+    crms.salesforce.engagements.update(
+        {
+            f"Task/{TASK}": salesforce_activity(
+                "Task",
+                TASK,
+                Subject="Call",
+                TaskSubtype="Call",
+                WhatId=SF_ID,
+                AccountId="001000000000001AAA",
+                OwnerId="005000000000001AAA",
+                ActivityDate="2025-03-03",
+                Status="Completed",
+                CallDurationInSeconds=312,
+            ),
+            "Task/00T000000000002AAA": salesforce_activity(
+                "Task", "00T000000000002AAA", Subject="Send pricing", TaskSubtype="Email"
+            ),
+            "Task/00T000000000003AAA": salesforce_activity(
+                "Task", "00T000000000003AAA", Subject="Removed", IsDeleted=True
+            ),
+            "Event/00U000000000001AAA": salesforce_activity(
+                "Event",
+                "00U000000000001AAA",
+                Subject="Demo",
+                StartDateTime="2025-03-04T15:00:00.000+0000",
+                ActivityDate="2025-03-04",
+                WhatId="001000000000001AAA",
+            ),
+        }
+    )
+
+
+def salesforce(base_url: str, http: httpx.AsyncClient, sleeps: Sleeps) -> SalesforceClient:
+    crm = client("salesforce", base_url, http, sleeps)
+    assert isinstance(crm, SalesforceClient)
+    return crm
+
+
+async def test_salesforce_task_is_read_like_its_change_event(
+    crms: FakeCrms, base_url: str, http: httpx.AsyncClient, sleeps: Sleeps
+) -> None:
+    seed_activities(crms)
+    task = await salesforce(base_url, http, sleeps).fetch_activity("task", TASK)
+
+    assert crms.salesforce.log[-1].path == f"/services/data/v60.0/sobjects/Task/{TASK}"
+    assert task is not None
+    assert (task.crm_id, task.kind, task.op) == (TASK, "call", "logged")
+    assert (task.deal_crm_id, task.account_id, task.rep_crm_id) == (
+        SF_ID,
+        "001000000000001AAA",
+        "005000000000001AAA",
+    )
+    assert task.occurred_at == datetime(2025, 3, 3, tzinfo=UTC)
+    assert task.changed_at == datetime(2025, 3, 1, 12, 30, 45, tzinfo=UTC)
+    assert task.event_key == f"resync:activity:{TASK}:2025-03-01T12:30:45+00:00"
+    assert task.properties["CallDurationInSeconds"] == 312
+    assert task.properties["Subject"] == "Call"
+    for left_out in (
+        "attributes",
+        "LastModifiedDate",
+        "SystemModstamp",
+        "IsDeleted",
+        "Description",
+    ):
+        assert left_out not in task.properties
+    event = map_activity(source("salesforce", base_url, owners={"005000000000001AAA": "r"}), task)
+    assert isinstance(event, dict)
+    assert validate_event(event).envelope.time == task.changed_at
+
+
+async def test_salesforce_meeting_is_fetched_as_an_event(
+    crms: FakeCrms, base_url: str, http: httpx.AsyncClient, sleeps: Sleeps
+) -> None:
+    seed_activities(crms)
+    meeting = await salesforce(base_url, http, sleeps).fetch_activity(
+        "meeting", "00U000000000001AAA"
+    )
+
+    assert crms.salesforce.log[-1].path.endswith("/sobjects/Event/00U000000000001AAA")
+    assert meeting is not None
+    assert meeting.kind == "meeting"
+    assert meeting.deal_crm_id is None, "its WhatId is an account"
+    assert meeting.occurred_at == datetime(2025, 3, 4, 15, tzinfo=UTC)
+
+
+async def test_salesforce_deleted_or_unknown_activity_is_none(
+    crms: FakeCrms, base_url: str, http: httpx.AsyncClient, sleeps: Sleeps
+) -> None:
+    seed_activities(crms)
+    crm = salesforce(base_url, http, sleeps)
+
+    assert await crm.fetch_activity("task", "00T000000000003AAA") is None
+    assert await crm.fetch_activity("task", "00T000000000999AAA") is None
+    assert await crm.fetch_activity("meeting", TASK) is None, "a Task is not an Event"
+    assert sleeps.calls == []
+
+
+async def test_salesforce_every_task_across_pages(
+    crms: FakeCrms, base_url: str, http: httpx.AsyncClient, sleeps: Sleeps
+) -> None:
+    seed_activities(crms)
+    for n in range(4, 9):
+        record_id = f"00T00000000000{n}AAA"
+        crms.salesforce.engagements[f"Task/{record_id}"] = salesforce_activity("Task", record_id)
+    crms.salesforce.page_size = 2
+    changes: list[ActivityChange] = []
+
+    async def collect(change: ActivityChange) -> None:
+        changes.append(change)
+
+    count = await resync_all(salesforce(base_url, http, sleeps).iter_activities("call"), collect)
+
+    first, *rest = crms.salesforce.log
+    assert first.params["q"] == "SELECT FIELDS(STANDARD) FROM Task"
+    assert len(rest) == 3
+    ids = [c.crm_id for c in changes]
+    assert count == len(ids) == len(set(ids)) == 7, "every live Task once, the deleted left out"
+    assert "00T000000000003AAA" not in ids
+    assert {c.kind for c in changes} == {"call", "email", "task"}
 
 
 # --- rate limits and failures -----------------------------------------------------------
@@ -625,7 +756,7 @@ async def test_wrong_token_fails_at_once_with_a_clear_message(
     with pytest.raises(CrmAuthError) as caught:
         await crm.fetch_deal(KNOWN[kind])
     with pytest.raises(CrmAuthError):
-        await resync_all(crm, Changes())
+        await resync_all(crm.iter_deals(), Changes())
 
     message = str(caught.value)
     assert "refused the API token (401" in message

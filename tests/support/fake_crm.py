@@ -7,6 +7,8 @@ It is the external CRM, not a piece of this project: served for real over HTTP (
                 GET /crm/v3/objects/deals             updatedAt, archived, associations?}
                                                       list: {results, paging.next.after}
     Salesforce  GET /services/data/vNN.N/sobjects/Opportunity/{id}   {attributes, Id, ...}
+                GET /services/data/vNN.N/sobjects/{Task|Event}/{id}  (404 ENTITY_IS_DELETED
+                                                      for one in the recycle bin)
                 GET /services/data/vNN.N/query?q=SOQL                {totalSize, done,
                 GET /services/data/vNN.N/query/{locator}              nextRecordsUrl, records}
     Pipedrive   GET /api/v2/deals/{id}                {success, data}
@@ -90,7 +92,8 @@ class CrmState:
     page_size: int | None = None
     """Salesforce: records per query batch (the real default is 2000)."""
     engagements: dict[str, dict[str, Any]] = field(default_factory=dict)
-    """HubSpot: "calls/<id>" -> engagement object (with a `deals` list of deal ids)."""
+    """Activities by "<object>/<id>": HubSpot "calls/<id>" -> engagement object (with a
+    `deals` list of deal ids); Salesforce "Task/<id>" or "Event/<id>" -> the record."""
 
     def add(self, *records: dict[str, Any]) -> None:
         for record in records:
@@ -237,6 +240,76 @@ def salesforce_opportunity(opportunity_id: str, **fields: Any) -> dict[str, Any]
         "LastModifiedDate": "2025-03-01T12:30:45.000+0000",
         "SystemModstamp": "2025-03-01T12:31:00.000+0000",
     }
+    record.update(fields)
+    return record
+
+
+SALESFORCE_ACTIVITY_STANDARD = {
+    "Task": (
+        "Id",
+        "WhoId",
+        "WhatId",
+        "Subject",
+        "ActivityDate",
+        "Status",
+        "Priority",
+        "OwnerId",
+        "Description",
+        "IsDeleted",
+        "AccountId",
+        "IsClosed",
+        "CreatedDate",
+        "CreatedById",
+        "LastModifiedDate",
+        "LastModifiedById",
+        "SystemModstamp",
+        "IsArchived",
+        "CallDurationInSeconds",
+        "CallType",
+        "CallDisposition",
+        "TaskSubtype",
+        "CompletedDateTime",
+    ),
+    "Event": (
+        "Id",
+        "WhoId",
+        "WhatId",
+        "Subject",
+        "Location",
+        "IsAllDayEvent",
+        "ActivityDateTime",
+        "ActivityDate",
+        "DurationInMinutes",
+        "StartDateTime",
+        "EndDateTime",
+        "Description",
+        "AccountId",
+        "OwnerId",
+        "IsPrivate",
+        "ShowAs",
+        "IsDeleted",
+        "CreatedDate",
+        "CreatedById",
+        "LastModifiedDate",
+        "LastModifiedById",
+        "SystemModstamp",
+        "IsArchived",
+        "EventSubtype",
+    ),
+}
+
+
+def salesforce_activity(entity: str, record_id: str, **fields: Any) -> dict[str, Any]:
+    """A Task or Event as Salesforce stores it: every standard field, null when unset."""
+    record: dict[str, Any] = dict.fromkeys(SALESFORCE_ACTIVITY_STANDARD[entity])
+    record.update(
+        Id=record_id,
+        IsDeleted=False,
+        IsArchived=False,
+        CreatedDate="2025-01-10T08:00:00.000+0000",
+        LastModifiedDate="2025-03-01T12:30:45.000+0000",
+        SystemModstamp="2025-03-01T12:31:00.000+0000",
+    )
     record.update(fields)
     return record
 
@@ -415,18 +488,33 @@ def create_app(crms: FakeCrms) -> FastAPI:
 
     # Salesforce REST ----------------------------------------------------------------------
 
-    queries: dict[str, tuple[list[str], list[str]]] = {}
+    queries: dict[str, tuple[str, list[str], list[str]]] = {}
 
-    def sf_schema() -> list[str]:
+    def sf_records(sobject: str) -> dict[str, dict[str, Any]]:
+        """The org's records of one sObject type, by id."""
+        if sobject == "Opportunity":
+            return crms.salesforce.deals
+        prefix = f"{sobject}/"
+        return {
+            key.removeprefix(prefix): record
+            for key, record in crms.salesforce.engagements.items()
+            if key.startswith(prefix)
+        }
+
+    def sf_schema(sobject: str = "Opportunity") -> list[str]:
+        if sobject != "Opportunity":
+            return list(SALESFORCE_ACTIVITY_STANDARD[sobject])
         custom = sorted({k for r in crms.salesforce.deals.values() for k in r if k.endswith("__c")})
         currency = ["CurrencyIsoCode"] if crms.salesforce_multi_currency else []
         return [*SALESFORCE_STANDARD, *currency, *custom]
 
-    def sf_render(record: dict[str, Any], fields: list[str], version: str) -> dict[str, Any]:
+    def sf_render(
+        record: dict[str, Any], fields: list[str], version: str, sobject: str = "Opportunity"
+    ) -> dict[str, Any]:
         out: dict[str, Any] = {
             "attributes": {
-                "type": "Opportunity",
-                "url": f"/services/data/{version}/sobjects/Opportunity/{record['Id']}",
+                "type": sobject,
+                "url": f"/services/data/{version}/sobjects/{sobject}/{record['Id']}",
             }
         }
         for name in fields:
@@ -438,12 +526,13 @@ def create_app(crms: FakeCrms) -> FastAPI:
 
     def sf_page(qid: str, offset: int, version: str) -> Response:
         state = crms.salesforce
-        fields, ids = queries[qid]
+        sobject, fields, ids = queries[qid]
         size = state.page_size or 2000
+        stored = sf_records(sobject)
         records = [
-            sf_render(state.deals[i], fields, version)
+            sf_render(stored[i], fields, version, sobject)
             for i in ids[offset : offset + size]
-            if i in state.deals
+            if i in stored
         ]
         body: dict[str, Any] = {"totalSize": len(ids), "done": offset + size >= len(ids)}
         if not body["done"]:
@@ -466,6 +555,24 @@ def create_app(crms: FakeCrms) -> FastAPI:
             return sf_error(400, "INVALID_FIELD", f"No such column '{unknown[0]}'", state)
         return _json(sf_render(record, asked or schema, version), 200, quota_headers(state))
 
+    @app.get("/services/data/{version}/sobjects/{sobject}/{record_id}")
+    async def salesforce_get_activity(
+        version: str, sobject: str, record_id: str, request: Request
+    ) -> Response:
+        state = crms.salesforce
+        if (refused := gate(state, request)) is not None:
+            return refused
+        if sobject not in SALESFORCE_ACTIVITY_STANDARD:
+            return sf_error(404, "NOT_FOUND", f"sObject type '{sobject}' is not supported", state)
+        record = sf_records(sobject).get(record_id)
+        if record is None:
+            return sf_error(404, "NOT_FOUND", "The requested resource does not exist", state)
+        if record.get("IsDeleted"):
+            return sf_error(404, "ENTITY_IS_DELETED", "entity is deleted", state)
+        return _json(
+            sf_render(record, sf_schema(sobject), version, sobject), 200, quota_headers(state)
+        )
+
     @app.get("/services/data/{version}/query")
     async def salesforce_query(version: str, request: Request) -> Response:
         state = crms.salesforce
@@ -475,9 +582,10 @@ def create_app(crms: FakeCrms) -> FastAPI:
         match = re.fullmatch(r"\s*SELECT\s+(.+?)\s+FROM\s+(\w+)\s*", soql, re.I | re.S)
         if match is None:
             return sf_error(400, "MALFORMED_QUERY", f"unexpected token in {soql!r}", state)
-        if match.group(2) != "Opportunity":
-            return sf_error(400, "INVALID_TYPE", f"sObject type '{match.group(2)}'", state)
-        schema = sf_schema()
+        sobject = match.group(2)
+        if sobject != "Opportunity" and sobject not in SALESFORCE_ACTIVITY_STANDARD:
+            return sf_error(400, "INVALID_TYPE", f"sObject type '{sobject}'", state)
+        schema = sf_schema(sobject)
         fields: list[str] = []
         for item in (i.strip() for i in match.group(1).split(",")):
             if item.upper() == "FIELDS(STANDARD)":
@@ -499,9 +607,9 @@ def create_app(crms: FakeCrms) -> FastAPI:
                         400, "INVALID_FIELD", f"duplicate field selected: {name}", state
                     )
                 fields.append(name)
-        ids = [i for i, r in state.deals.items() if not r.get("IsDeleted")]
+        ids = [i for i, r in sf_records(sobject).items() if not r.get("IsDeleted")]
         qid = f"01gFAKE{len(queries):08d}"
-        queries[qid] = (fields, ids)
+        queries[qid] = (sobject, fields, ids)
         return sf_page(qid, 0, version)
 
     @app.get("/services/data/{version}/query/{locator}")

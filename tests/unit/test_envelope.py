@@ -11,6 +11,7 @@ import pytest
 from shared.envelope import CloudEvent
 from shared.events import (
     CANONICAL_TYPES,
+    ActivityDeleted,
     ActivityLogged,
     DealCreated,
     EventRejected,
@@ -21,6 +22,7 @@ CREATED = "com.salesops.deal.created.v1"
 UPDATED = "com.salesops.deal.updated.v1"
 DELETED = "com.salesops.deal.deleted.v1"
 ACTIVITY = "com.salesops.activity.logged.v1"
+ACTIVITY_DELETED = "com.salesops.activity.deleted.v1"
 REP = "com.salesops.rep.upserted.v1"
 TEAM = "com.salesops.team.upserted.v1"
 QUOTA = "com.salesops.quota.set.v1"
@@ -56,6 +58,7 @@ VALID: dict[str, tuple[dict[str, Any], str, str]] = {
         "crm.activity.v1",
         "d-4",
     ),
+    ACTIVITY_DELETED: ({"activity_id": "a-2"}, "crm.activity.v1", "a-2"),
     REP: ({"rep_id": "rep-9", "name": "Ann"}, "crm.reference.v1", "rep-9"),
     TEAM: ({"team_id": "team-1", "name": "East"}, "crm.reference.v1", "team-1"),
     QUOTA: (
@@ -88,6 +91,7 @@ SUBJECT_OF = {
     UPDATED: "d-2",
     DELETED: "d-3",
     ACTIVITY: "a-1",
+    ACTIVITY_DELETED: "a-2",
     REP: "rep-9",
     TEAM: "team-1",
     QUOTA: "q-1",
@@ -159,6 +163,24 @@ def test_activity_partition_key_prefers_deal_then_account_then_activity(
     assert event.partition_key == key
     assert event.topic == "crm.activity.v1"
     assert event.subject == "a-7"
+
+
+def test_activity_deleted_may_say_when_and_nothing_else() -> None:
+    event = validate_event(
+        raw_event(ACTIVITY_DELETED, {"activity_id": "a-8", "deleted_at": "2024-01-01T09:00:00Z"})
+    )
+    assert isinstance(event.payload, ActivityDeleted)
+    assert event.payload.deleted_at == datetime(2024, 1, 1, 9, tzinfo=UTC)
+    assert (event.topic, event.partition_key, event.subject) == ("crm.activity.v1", "a-8", "a-8")
+    assert validate_event(raw_event(ACTIVITY_DELETED, {"activity_id": "a-8"})).payload == (
+        ActivityDeleted(activity_id="a-8")
+    )
+    assert rejection(raw_event(ACTIVITY_DELETED, {})).startswith("data.activity_id:")
+    assert rejection(
+        raw_event(ACTIVITY_DELETED, {"activity_id": "a-8", "deal_id": "d-1"})
+    ).startswith("data.deal_id:")
+    subject = rejection(raw_event(ACTIVITY_DELETED, {"activity_id": "a-8"}, subject="a-9"))
+    assert subject.startswith("subject:")
 
 
 def test_naive_time_rejected() -> None:

@@ -24,7 +24,7 @@ from services.pipeline_api.connectors.changes import (
     from_json,
     to_json,
 )
-from services.pipeline_api.connectors.mapping import Parked, map_deal
+from services.pipeline_api.connectors.mapping import Parked, map_activity, map_deal
 from services.pipeline_api.sources import Mapping, SourceIn, StageMapping
 from shared.events import validate_event
 
@@ -266,6 +266,37 @@ def test_generic_object_forms_engagements_and_unhandled_types() -> None:
     )
     assert isinstance(contact, Unsupported)
     assert "not handled" in contact.reason
+
+
+def test_engagement_deletion_is_an_activity_deletion() -> None:
+    # Shape: the generic object form HubSpot uses for engagements (`object.deletion` with
+    # `objectTypeId`; 0-47 is meetings), keyed like every other HubSpot event.
+    item = {
+        "portalId": 48975575,
+        "appId": 1,
+        "subscriptionId": 9,
+        "eventId": 8,
+        "attemptNumber": 0,
+        "occurredAt": 1700000060000,
+        "subscriptionType": "object.deletion",
+        "objectTypeId": "0-47",
+        "objectId": 41,
+        "changeFlag": "DELETED",
+    }
+    (change,) = hubspot.parse([item])
+    assert change == ActivityChange(
+        crm_id="41",
+        event_key="hs:48975575:9:8:41:-:1700000060000",
+        occurred_at=datetime(2023, 11, 14, 22, 14, 20, tzinfo=UTC),
+        kind="meeting",
+        op="deleted",
+    )
+    assert hubspot.parse([{**item, "attemptNumber": 1}]) == [change], "a retry dedupes"
+    event = map_activity(MAPPED, change)
+    assert isinstance(event, dict)
+    validated = validate_event(event)
+    assert validated.envelope.type == "com.salesops.activity.deleted.v1"
+    assert validated.subject == "hubspot:48975575:41"
 
 
 @pytest.mark.parametrize("body", [{}, [], [{"no": "portal"}], "x"])

@@ -20,14 +20,16 @@ Fixtures in tests/fixtures/pipedrive/, and where each shape comes from:
   src/migration/datastructures/PipedriveDeal.ts (a v2 webhook handler).
 - v2_activity_create.json: v2 envelope with data per the v2 ActivityItem
   (pipedrive/client-php docs/versions/v2/Model/ActivityItem.md); no published v2 activity
-  webhook example was found.
+  webhook example was found. v2_activity_delete.json: the same activity deleted, in the
+  guide's delete shape (`data` null, `previous` the last state).
 - v2_lead_change_pipedream.json: PipedreamHQ/pipedream
   components/pipedrive/sources/updated-lead-instant/test-event.mjs, verbatim.
 - v1: https://pipedrive.readme.io/docs/guide-for-webhooks (mirror in fav83/whatsapp2pipe);
   v1_deal_added / v1_deal_updated / v1_activity_added: sulsseo/django_pipedrive
   pipedrive/tests.py (test_create_deal_with_organization, test_update_deal,
   test_create_activity), verbatim; v1_deal_deleted / v1_deal_merged: the shapes of its
-  test_delete_organization / test_merge_organizations applied to deals;
+  test_delete_organization / test_merge_organizations applied to deals; v1_activity_deleted:
+  v1_activity_added in that delete shape (`current` null, `previous` the object);
   v1_deal_updated_pipedream.json: PipedreamHQ/pipedream
   components/pipedrive/sources/updated-deal-instant/test-event.mjs (v1 version), verbatim.
 """
@@ -63,6 +65,18 @@ SET = "c73beea5abc26ffb6fca1b51d2a4abc4eed6fe36"
 DOUBLE = "d39dfba9e1b8d4bd0c3e9a2a7d3cd5d8e2a0f111"
 MONEY = "ed104988783561f80a0b338ad5d96d6381bc82a8"
 EMPTY = "647752a4c2786eb30c8487451b41eb9f620cc151"
+
+
+PD_SOURCE = SourceIn(
+    id="pd-main",
+    kind="pipedrive",
+    account_id="12882925",
+    mapping=Mapping(
+        stages={"1": StageMapping(stage="Qualified"), "2": StageMapping(stage="Demo")},
+        owners={"18487521": "rep-ana", "123123": "rep-bo"},
+        keep_properties=[ENUM],
+    ),
+)
 
 
 def load(name: str) -> Any:
@@ -379,6 +393,7 @@ def test_v2_activity_create() -> None:
                 "duration": "00:30",
                 "note": "Bring pricing",
             },
+            changed_at=utc(2025, 4, 15, 16, 0),
         )
     ]
 
@@ -437,12 +452,81 @@ def test_v1_activity_added() -> None:
     }
 
 
-def test_activity_delete_is_unsupported() -> None:
+def test_activity_change_is_ordered_by_the_webhook_not_the_due_date() -> None:
+    # A meeting due next week, moved today: today's change must supersede the creation,
+    # which the due date (later than today) would not.
     body = load("v2_activity_create.json")
-    body["meta"]["action"] = "delete"
-    body["previous"], body["data"] = body["data"], None
+    body["meta"].update(action="change", timestamp="2025-04-15T17:00:00.000Z")
+    body["data"]["due_date"] = "2025-04-23"
+    body["previous"] = {"due_date": "2025-04-16"}
+    (change,) = parse(body)
+    assert isinstance(change, ActivityChange)
+    assert change.occurred_at == utc(2025, 4, 23, 14, 30)
+    assert change.changed_at == utc(2025, 4, 15, 17, 0)
+    event = map_activity(PD_SOURCE, change)
+    assert isinstance(event, dict)
+    assert event["time"] == "2025-04-15T17:00:00Z"
+
+
+def test_v2_activity_delete() -> None:
+    changes = parse(load("v2_activity_delete.json"))
+    assert changes == [
+        ActivityChange(
+            crm_id="55",
+            event_key="pd:a23456789-1234-1234-1234-123456789012",
+            occurred_at=utc(2025, 4, 17, 9, 0),
+            kind="call",
+            op="deleted",
+        )
+    ]
+
+
+def test_v1_activity_deleted() -> None:
+    (change,) = parse(load("v1_activity_deleted.json"))
+    assert isinstance(change, ActivityChange)
+    assert (change.crm_id, change.op, change.kind) == ("1", "deleted", "call")
+    assert change.occurred_at == datetime(2017, 4, 21, 14, 55, 33, 512000, tzinfo=UTC)
+    assert change.event_key == "pd:v1:activity:deleted:1:1492786533512000"
+
+
+def test_activity_marked_deleted_in_a_change_is_a_deletion() -> None:
+    body = load("v2_activity_create.json")
+    body["meta"]["action"] = "change"
+    body["data"]["is_deleted"] = True
+    body["previous"] = {"is_deleted": False}
+    (change,) = parse(body)
+    assert isinstance(change, ActivityChange)
+    assert (change.crm_id, change.op) == ("55", "deleted")
+
+
+def test_activity_delete_without_an_id_is_unsupported() -> None:
+    body = load("v2_activity_delete.json")
+    del body["meta"]["entity_id"]
+    del body["previous"]["id"]
+    (change,) = parse(body)
+    assert isinstance(change, Unsupported)
+    assert "activity delete without" in change.reason
+
+
+def test_activity_delete_maps_to_a_deleted_event_keyed_by_the_activity() -> None:
+    (change,) = parse(load("v2_activity_delete.json"))
+    assert isinstance(change, ActivityChange)
+    event = map_activity(PD_SOURCE, change)
+    assert isinstance(event, dict)
+    validated = validate_event(event)
+    assert validated.envelope.type == "com.salesops.activity.deleted.v1"
+    assert validated.raw["data"] == {"activity_id": "pipedrive:12882925:55"}
+    assert (validated.subject, validated.partition_key) == ("pipedrive:12882925:55",) * 2
+    assert validated.topic == "crm.activity.v1"
+    assert validated.envelope.time == utc(2025, 4, 17, 9, 0)
+    assert validated.envelope.id == change.event_key
+
+
+def test_activity_merge_is_still_unsupported() -> None:
+    body = load("v1_activity_added.json")
+    body["meta"]["action"] = "merged"
     changes = parse(body)
-    assert changes == [Unsupported("activity deletions are not tracked", body)]
+    assert changes == [Unsupported("activity merges are not tracked", body)]
 
 
 # --- unsupported, errors, retries ------------------------------------------------------
@@ -550,21 +634,14 @@ def test_update_time_is_the_fallback_timestamp(update_time: str) -> None:
 
 
 def test_parsed_changes_map_to_valid_canonical_events() -> None:
-    source = SourceIn(
-        id="pd-main",
-        kind="pipedrive",
-        account_id="12882925",
-        mapping=Mapping(
-            stages={"1": StageMapping(stage="Qualified"), "2": StageMapping(stage="Demo")},
-            owners={"18487521": "rep-ana", "123123": "rep-bo"},
-            keep_properties=[ENUM],
-        ),
-    )
+    source = PD_SOURCE
     bodies = [
         "v2_deal_create_int_ids_numeric_ts.json",
         "v2_deal_change_value_fraction.json",
         "v2_deal_merge_delete.json",
         "v2_activity_create.json",
+        "v2_activity_delete.json",
+        "v1_activity_deleted.json",
     ]
     for name in bodies:
         for change in parse(load(name)):

@@ -23,7 +23,10 @@ from services.pipeline_api.connectors.changes import (
     DealChange,
     ResyncRequest,
     Unsupported,
+    from_json,
+    to_json,
 )
+from services.pipeline_api.connectors.mapping import map_activity
 from services.pipeline_api.connectors.salesforce import (
     CdcError,
     OutboundError,
@@ -31,9 +34,18 @@ from services.pipeline_api.connectors.salesforce import (
     parse_cdc,
     parse_outbound,
 )
+from services.pipeline_api.sources import Mapping, SourceIn
+from shared.events import validate_event
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "salesforce"
 OPPORTUNITY = "0065w000023STAmAAO"
+ORG = "00D5w000004qGTOEA2"
+SF_SOURCE = SourceIn(
+    id="sf",
+    kind="salesforce",
+    account_id=ORG,
+    mapping=Mapping(owners={"0055w00000BhqR0AAJ": "rep-di"}),
+)
 
 
 def text(name: str) -> str:
@@ -570,13 +582,98 @@ def test_activity_without_dates_happens_at_commit_time() -> None:
     assert change.occurred_at == at(1725466800000)
 
 
-def test_activity_update_is_unsupported() -> None:
-    # Shape: the TaskChangeEvent fixture as an UPDATE.
-    message = load("cdc_cometd_task_create.json")
-    header(message)["changeType"] = "UPDATE"
+def test_activity_is_ordered_by_its_commit_not_its_date() -> None:
+    # An activity dated later than its creation (a call planned for tomorrow) must still
+    # give way to an edit or a deletion committed before that date.
+    change = only(parse_cdc(load("cdc_cometd_task_create.json")))
+    assert isinstance(change, ActivityChange)
+    assert change.changed_at == at(1725466800000)
+    event = map_activity(SF_SOURCE, change)
+    assert isinstance(event, dict)
+    assert event["time"] == "2024-09-04T16:20:00Z"
+    assert event["data"]["occurred_at"] == "2024-09-04T00:00:00Z"
+
+
+def test_task_update_is_refetched() -> None:
+    # Shape: TaskChangeEvent UPDATE over CometD, only the changed fields (a task
+    # reassigned and rescheduled) plus LastModifiedDate (CDC guide, S2).
+    change = only(parse_cdc(load("cdc_cometd_task_update.json")))
+    assert change == ResyncRequest(
+        "Salesforce Task UPDATE does not carry the whole record; re-fetch the records",
+        ("00T5w00004XyZaBEAV",),
+        activity_kind="task",
+    )
+
+
+@pytest.mark.parametrize("change_type", ["GAP_CREATE", "GAP_UPDATE", "GAP_DELETE", "GAP_UNDELETE"])
+def test_event_gaps_are_refetched_as_meetings(change_type: str) -> None:
+    # Shape: the EventChangeEvent fixture as a gap event (header and record ids, S4).
+    message = load("cdc_cometd_event_create.json")
+    message["data"]["payload"] = {"ChangeEventHeader": header(message)}
+    header(message).update(changeType=change_type, recordIds=["00U5w00000AbCdEEAZ"])
+    change = only(parse_cdc(message))
+    assert isinstance(change, ResyncRequest)
+    assert (change.crm_ids, change.activity_kind) == (("00U5w00000AbCdEEAZ",), "meeting")
+    assert change_type in change.reason
+
+
+def test_activity_overflow_refetches_every_record_of_the_entity() -> None:
+    # Shape: the Opportunity GAP_OVERFLOW fixture for Task (one per entity, with the dummy
+    # id 000000000000000AAA, S4), and a wildcard id from a field type conversion (S1).
+    overflow = load("cdc_cometd_opportunity_gap_overflow.json")
+    header(overflow)["entityName"] = "Task"
+    wildcard = load("cdc_cometd_task_update.json")
+    header(wildcard)["recordIds"] = ["00T*"]
+    for message in (overflow, wildcard):
+        change = only(parse_cdc(message))
+        assert isinstance(change, ResyncRequest)
+        assert (change.crm_ids, change.activity_kind) == ((), "task")
+        assert "re-sync every Task" in change.reason
+
+
+def test_task_delete_is_a_deletion_per_record() -> None:
+    # Shape: TaskChangeEvent DELETE over CometD: the header only (S2); a merged event
+    # names several records (S3).
+    message = load("cdc_cometd_task_delete.json")
+    header(message)["recordIds"] = ["00T5w00004XyZaBEAV", "00T5w00004XyZaCEAV"]
+    changes = parse_cdc(message)
+    assert changes == [
+        ActivityChange(
+            crm_id=record_id,
+            event_key=f"sfcdc:000a5b6c-7d8e-9f00-1122-334455667788:1:{record_id}",
+            occurred_at=at(1725553200000),
+            kind="task",
+            op="deleted",
+        )
+        for record_id in ("00T5w00004XyZaBEAV", "00T5w00004XyZaCEAV")
+    ]
+
+
+def test_task_delete_maps_to_a_valid_deleted_event() -> None:
+    change = only(parse_cdc(load("cdc_cometd_task_delete.json")))
+    assert isinstance(change, ActivityChange)
+    event = map_activity(SF_SOURCE, change)
+    assert isinstance(event, dict)
+    validated = validate_event(event)
+    assert validated.envelope.type == "com.salesops.activity.deleted.v1"
+    assert validated.raw["data"] == {"activity_id": f"salesforce:{ORG}:00T5w00004XyZaBEAV"}
+    assert validated.partition_key == f"salesforce:{ORG}:00T5w00004XyZaBEAV"
+    assert validated.envelope.time == at(1725553200000)
+    assert to_json(change)["op"] == "deleted"
+    assert from_json(to_json(change)) == change
+
+
+def test_unknown_task_change_type_is_unsupported() -> None:
+    message = load("cdc_cometd_task_update.json")
+    header(message)["changeType"] = "PURGE"
     change = only(parse_cdc(message))
     assert isinstance(change, Unsupported)
-    assert "Task UPDATE" in change.reason
+    assert "Task changeType 'PURGE' is not handled" in change.reason
+
+
+def test_our_own_task_delete_is_skipped() -> None:
+    message = load("cdc_cometd_task_delete.json")
+    assert parse_cdc(message, own_client_ids=frozenset({"SfdcInternalAPI"})) == []
 
 
 # --- Outbound Messages -----------------------------------------------------------------

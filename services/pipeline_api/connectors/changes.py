@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 DealOp = Literal["created", "updated", "deleted", "restored"]
+ActivityOp = Literal["logged", "deleted"]
 ActivityKind = Literal["call", "email", "meeting", "task", "note"]
 
 
@@ -39,6 +40,14 @@ class DealChange:
 
 @dataclass(frozen=True)
 class ActivityChange:
+    """One activity as the CRM has it now (`op` "logged": a creation, an edit, a restore),
+    or its deletion.
+
+    A deletion carries only what keys and orders it: `occurred_at` is when the CRM deleted
+    the activity, and `kind` is what the payload tells of it, which the deleted event does
+    not use.
+    """
+
     crm_id: str
     event_key: str
     occurred_at: datetime
@@ -50,12 +59,14 @@ class ActivityChange:
     changed_at: datetime | None = None
     """When the CRM last changed the record (orders versions); `occurred_at` is when the
     activity itself happened. None means the same instant."""
+    op: ActivityOp = "logged"
 
 
 @dataclass(frozen=True)
 class ResyncRequest:
-    """A change the payload cannot express (a gap, an overflow, a merge): fetch from the
-    CRM's API. `crm_ids` empty means every deal of the source."""
+    """A change the payload cannot express (a gap, an overflow, a merge, an edit named but
+    not described): fetch from the CRM's API. `crm_ids` empty means every deal of the
+    source, or every activity of `activity_kind`."""
 
     reason: str
     crm_ids: tuple[str, ...] = ()

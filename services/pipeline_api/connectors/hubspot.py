@@ -151,6 +151,16 @@ def _item(item: dict[str, Any]) -> list[CrmChange]:
                 "HubSpot engagement: fetch its deal and owner", (crm_id,), activity_kind=activity
             ),
         ]
+    if object_type in ENGAGEMENT_KINDS and action == "deletion":
+        return [
+            ActivityChange(
+                crm_id=str(item["objectId"]),
+                event_key=_key(item),
+                occurred_at=_when(item),
+                kind=ENGAGEMENT_KINDS[object_type],
+                op="deleted",
+            )
+        ]
     if object_type != DEAL_OBJECT_TYPE:
         return [
             Unsupported(

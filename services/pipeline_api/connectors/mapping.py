@@ -19,6 +19,7 @@ CREATED = "com.salesops.deal.created.v1"
 UPDATED = "com.salesops.deal.updated.v1"
 DELETED = "com.salesops.deal.deleted.v1"
 ACTIVITY = "com.salesops.activity.logged.v1"
+ACTIVITY_DELETED = "com.salesops.activity.deleted.v1"
 
 
 @dataclass(frozen=True)
@@ -134,8 +135,21 @@ def map_deal(source: SourceIn, change: DealChange) -> dict[str, Any] | Parked:
 
 
 def map_activity(source: SourceIn, change: ActivityChange) -> dict[str, Any] | Parked:
+    activity_id = qualified(source, change.crm_id)
+    # Ordered by when the CRM changed the record, not when the activity happens: a meeting
+    # set for next week, then moved or deleted today, must give way to today's change.
+    time = change.changed_at or change.occurred_at
+    if change.op == "deleted":
+        return _envelope(
+            source,
+            key=change.event_key,
+            type_=ACTIVITY_DELETED,
+            time=time,
+            sequence=None,
+            data={"activity_id": activity_id},
+        )
     data: dict[str, Any] = {
-        "activity_id": qualified(source, change.crm_id),
+        "activity_id": activity_id,
         "kind": change.kind,
         "occurred_at": _time(change.occurred_at),
         "properties": {k: v for k, v in change.properties.items() if v is not None},
@@ -155,7 +169,7 @@ def map_activity(source: SourceIn, change: ActivityChange) -> dict[str, Any] | P
         source,
         key=change.event_key,
         type_=ACTIVITY,
-        time=change.changed_at or change.occurred_at,
+        time=time,
         sequence=None,
         data=data,
     )

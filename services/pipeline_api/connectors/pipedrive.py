@@ -191,8 +191,6 @@ def _untracked(
         return Unsupported(f"Pipedrive entity {entity!r} is not tracked", body)
     if action is None:
         return Unsupported(f"Pipedrive action {raw_action!r} on {entity} is not handled", body)
-    if entity == "activity" and action == "delete":
-        return Unsupported("activity deletions are not tracked", body)
     if entity == "activity" and action == "merge":
         return Unsupported("activity merges are not tracked", body)
     return None
@@ -200,6 +198,8 @@ def _untracked(
 
 def _dispatch(event: _Event) -> list[CrmChange]:
     if event.entity == "activity":
+        if event.action == "delete" or (event.current is not None and _is_deleted(event.current)):
+            return [_activity_deleted(event)]
         return [_activity(event)]
     if event.action == "delete":
         return _deal_deleted(event)
@@ -412,25 +412,48 @@ def _custom_value(raw: Any) -> Any:
 
 
 def _activity(event: _Event) -> ActivityChange:
+    """An activity created or changed: `data` (v2) / `current` (v1) is all of it. It is
+    ordered by the webhook's time, not by its due date, so a change made today supersedes
+    what was logged yesterday for next week."""
     data = event.current
     if data is None:
         raise _BadValue(f"activity {event.action} without the activity's data")
     crm_id = _id(data.get("id")) or event.entity_id
     if crm_id is None:
         raise _BadValue("activity without data.id or meta.entity_id")
-    kind_name = data.get("type")
-    kind = _KINDS.get(kind_name.strip().lower(), "note") if isinstance(kind_name, str) else "note"
     rep_key = next((k for k in ("owner_id", "user_id", "assigned_to_user_id") if k in data), None)
     return ActivityChange(
         crm_id=crm_id,
         event_key=event.event_key,
         occurred_at=_activity_time(data, event.occurred_at),
-        kind=kind,
+        kind=_activity_kind(data),
         deal_crm_id=_id(data.get("deal_id")),
         account_id=_ref(data.get("org_id"), "value", "id"),
         rep_crm_id=None if rep_key is None else _ref(data[rep_key], "id", "value"),
         properties={k: _json(data[k]) for k in _ACTIVITY_PROPERTIES if k in data},
+        changed_at=event.occurred_at,
     )
+
+
+def _activity_deleted(event: _Event) -> ActivityChange:
+    """A `delete` (v2 `data` null, v1 `current` null; `previous` the last state), or a
+    change that marks the activity deleted."""
+    last = event.current or event.previous
+    crm_id = event.entity_id or _id(_first(last, key="id"))
+    if crm_id is None:
+        raise _BadValue("activity delete without meta.entity_id or previous.id")
+    return ActivityChange(
+        crm_id=crm_id,
+        event_key=event.event_key,
+        occurred_at=event.occurred_at,
+        kind=_activity_kind(last or {}),
+        op="deleted",
+    )
+
+
+def _activity_kind(data: dict[str, Any]) -> ActivityKind:
+    kind_name = data.get("type")
+    return _KINDS.get(kind_name.strip().lower(), "note") if isinstance(kind_name, str) else "note"
 
 
 def _activity_time(data: dict[str, Any], fallback: datetime) -> datetime:

@@ -48,7 +48,9 @@ if TYPE_CHECKING:
 
 HEADER = "ChangeEventHeader"
 DEAL_ENTITY = "Opportunity"
-ACTIVITY_ENTITIES = frozenset({"Task", "Event"})
+# Activity entities, with the kind a re-sync of their records asks for (`activity_entity`
+# maps it back).
+ACTIVITY_ENTITIES: dict[str, ActivityKind] = {"Task": "task", "Event": "meeting"}
 DEAL_ID_PREFIX = "006"
 GAP_TYPES = frozenset({"GAP_CREATE", "GAP_UPDATE", "GAP_DELETE", "GAP_UNDELETE"})
 MAX_EVENT_KEY = 255
@@ -491,23 +493,81 @@ def _decode_names(
 # --- CDC: activities -------------------------------------------------------------------
 
 
-def _activity_event(header: _Header, payload: dict[str, Any], item: Any) -> list[CrmChange]:
-    """Tasks and Events become logged activities when created (or restored).
+def activity_entity(kind: ActivityKind) -> str:
+    """The sObject to re-read for this kind: Events are the only meetings, and calls,
+    emails and tasks are all Tasks (their subtype tells them apart once fetched)."""
+    return "Event" if kind == "meeting" else "Task"
 
-    An activity is logged once: an UPDATE over CometD carries only the changed fields, so
-    it could not say what kind of activity it is or what it is linked to, and a gap or
-    deletion has nothing to re-sync into (re-syncs fetch deals). Those are Unsupported.
+
+def _activity_event(header: _Header, payload: dict[str, Any], item: Any) -> list[CrmChange]:
+    """Tasks and Events. A creation or restore carries the record, so it is logged as it
+    is; a deletion is recorded per record id. An UPDATE over CometD carries only the
+    changed fields, so it cannot say what the activity now is (its kind, its deal): it is
+    fetched again, as are gap records. An overflow or a wildcard id names no records, so
+    every activity of the entity is fetched.
     """
     entity, change_type = header.entity, header.change_type
-    if change_type not in ("CREATE", "UNDELETE") or any(r.endswith("*") for r in header.record_ids):
+    kind = ACTIVITY_ENTITIES[entity]
+    if change_type == "GAP_OVERFLOW" or any(r.endswith("*") for r in header.record_ids):
+        return [
+            ResyncRequest(
+                f"Salesforce {entity} {change_type} names no records (transaction "
+                f"{header.transaction_key}); re-sync every {entity}",
+                activity_kind=kind,
+            )
+        ]
+    if change_type == "UPDATE" or change_type in GAP_TYPES:
+        return [
+            ResyncRequest(
+                f"Salesforce {entity} {change_type} does not carry the whole record; "
+                "re-fetch the records",
+                header.record_ids,
+                activity_kind=kind,
+            )
+        ]
+    if change_type == "DELETE":
+        return [
+            ActivityChange(
+                crm_id=record_id,
+                event_key=_event_key(header, record_id),
+                occurred_at=header.committed_at,
+                kind=kind,
+                op="deleted",
+            )
+            for record_id in header.record_ids
+        ]
+    if change_type not in ("CREATE", "UNDELETE"):
         return [
             Unsupported(
-                f"Salesforce {entity} {change_type} is not handled: activities are logged "
-                "once, when created",
+                f"Salesforce {entity} changeType {change_type!r} is not handled",
                 _json_safe(item),
             )
         ]
     values = _present(payload)
+    return [
+        activity_change(
+            entity,
+            record_id,
+            values,
+            event_key=_event_key(header, record_id),
+            changed_at=header.committed_at,
+        )
+        for record_id in header.record_ids
+    ]
+
+
+def activity_change(
+    entity: str,
+    record_id: str,
+    values: Mapping[str, Any],
+    *,
+    event_key: str,
+    changed_at: datetime,
+) -> ActivityChange:
+    """A Task or Event record (its non-null fields) as a logged activity. Change events
+    and REST re-syncs both come through here, so a re-fetched activity reads the same as
+    the one its creation logged. `changed_at` is when Salesforce last changed the record;
+    it orders the activity's versions and stands in for a missing activity date."""
     kind: ActivityKind = (
         "meeting" if entity == "Event" else TASK_KINDS.get(str(values.get("TaskSubtype")), "task")
     )
@@ -520,19 +580,17 @@ def _activity_event(header: _Header, payload: dict[str, Any], item: Any) -> list
         for name, value in values.items()
         if name not in SYSTEM_FIELDS and name not in ("AccountId", "OwnerId")
     }
-    return [
-        ActivityChange(
-            crm_id=record_id,
-            event_key=_event_key(header, record_id),
-            occurred_at=_activity_time(entity, values) or header.committed_at,
-            kind=kind,
-            deal_crm_id=deal,
-            account_id=account if isinstance(account, str) and account else None,
-            rep_crm_id=owner if isinstance(owner, str) and owner else None,
-            properties=dict(properties),
-        )
-        for record_id in header.record_ids
-    ]
+    return ActivityChange(
+        crm_id=record_id,
+        event_key=event_key,
+        occurred_at=_activity_time(entity, values) or changed_at,
+        kind=kind,
+        deal_crm_id=deal,
+        account_id=account if isinstance(account, str) and account else None,
+        rep_crm_id=owner if isinstance(owner, str) and owner else None,
+        properties=properties,
+        changed_at=changed_at,
+    )
 
 
 def _activity_time(entity: str, values: Mapping[str, Any]) -> datetime | None:
