@@ -73,6 +73,18 @@ async def store_request(
     return row.id
 
 
+async def store_refresh_token(session: AsyncSession, source_id: str, token: str) -> None:
+    """Keep a rotated Salesforce refresh token: the one it replaced no longer works."""
+    await session.execute(
+        text(
+            "UPDATE pipeline.sources SET updated_at = now(), config = jsonb_set("
+            "config, '{oauth,refresh_token}', to_jsonb(CAST(:token AS text))) "
+            "WHERE id = :id AND jsonb_typeof(config->'oauth') = 'object'"
+        ),
+        {"id": source_id, "token": token},
+    )
+
+
 async def park(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
     if rows:
         await session.execute(insert(ParkedEvent), list(rows))

@@ -58,6 +58,7 @@ import httpx
 from services.pipeline_api.connectors.changes import ActivityChange, ActivityKind, DealChange
 from services.pipeline_api.connectors.hubspot import property_field
 from services.pipeline_api.connectors.salesforce import activity_change, activity_entity
+from services.pipeline_api.crm_auth import Credentials, SalesforceRefreshToken, StaticToken
 from services.pipeline_api.sources import SourceIn
 
 _log = logging.getLogger("salesops.resync")
@@ -206,6 +207,9 @@ def error_detail(response: httpx.Response) -> str:
 class CrmHttp:
     """GET requests to one CRM account: authentication, retries and rate-limit pacing.
 
+    A 401 asks `credentials` to renew once per request (an expired Salesforce session);
+    if they can, the request is sent again without counting as a failed attempt.
+
     `refused_for_limit(response)` says whether a non-429 refusal is really a rate limit
     (Salesforce's 403 REQUEST_LIMIT_EXCEEDED); `quota_pause(response)` says how long to
     wait before the next request when a quota header shows nothing left (None: no wait).
@@ -216,7 +220,7 @@ class CrmHttp:
         http: httpx.AsyncClient,
         *,
         crm: str,
-        headers: Mapping[str, str],
+        credentials: Credentials,
         policy: RetryPolicy | None = None,
         sleep: Sleep = asyncio.sleep,
         rng: random.Random | None = None,
@@ -225,7 +229,7 @@ class CrmHttp:
     ) -> None:
         self._http = http
         self.crm = crm
-        self._headers = dict(headers)
+        self._credentials = credentials
         self.policy = policy or RetryPolicy()
         self._sleep = sleep
         self._rng = rng or random.Random()
@@ -244,11 +248,17 @@ class CrmHttp:
         """
         policy = self.policy
         what = f"GET {httpx.URL(url).path}"
-        for attempt in range(1, policy.max_attempts + 1):
+        renewed = False
+        attempt = 0
+        while attempt < policy.max_attempts:
+            attempt += 1
             await self._pace()
             self.requests += 1
+            auth = await self._credentials.headers()
             try:
-                response = await self._http.get(url, params=params, headers=self._headers)
+                response = await self._http.get(
+                    url, params=params, headers={"Accept": "application/json", **auth}
+                )
             except httpx.TransportError as exc:  # connect/read errors, timeouts, dropped links
                 if attempt == policy.max_attempts:
                     raise CrmUnavailableError(
@@ -287,6 +297,10 @@ class CrmHttp:
                     delay,
                 )
                 await self._sleep(delay)
+                continue
+            if status == 401 and not renewed and await self._credentials.renew(auth):
+                renewed = True
+                attempt -= 1  # an expired session is not a failed attempt
                 continue
             self._note_quota(response)
             if status < 300 or (status == 404 and not_found_ok):
@@ -688,7 +702,7 @@ class _CrmClient:
     def __init__(
         self,
         base_url: str,
-        token: str,
+        token: str | Credentials,
         http: httpx.AsyncClient,
         *,
         policy: RetryPolicy | None = None,
@@ -700,10 +714,11 @@ class _CrmClient:
         if not token:
             raise ValueError(f"{self.crm} re-sync needs an API token")
         self.base_url = base_url.strip().rstrip("/")
+        credentials = StaticToken(self._auth_headers(token)) if isinstance(token, str) else token
         self.http = CrmHttp(
             http,
             crm=self.crm,
-            headers={"Accept": "application/json", **self._auth_headers(token)},
+            credentials=credentials,
             policy=policy,
             sleep=sleep,
             rng=rng,
@@ -746,7 +761,7 @@ class HubSpotClient(_CrmClient):
     def __init__(
         self,
         base_url: str,
-        token: str,
+        token: str | Credentials,
         http: httpx.AsyncClient,
         *,
         extra_properties: Sequence[str] = (),
@@ -844,7 +859,7 @@ class SalesforceClient(_CrmClient):
     def __init__(
         self,
         base_url: str,
-        token: str,
+        token: str | Credentials,
         http: httpx.AsyncClient,
         *,
         extra_fields: Sequence[str] = (),
@@ -946,7 +961,7 @@ class PipedriveClient(_CrmClient):
     def __init__(
         self,
         base_url: str,
-        token: str,
+        token: str | Credentials,
         http: httpx.AsyncClient,
         *,
         page_size: int = 500,
@@ -1014,12 +1029,21 @@ def client_for(
     *,
     policy: RetryPolicy | None = None,
     sleep: Sleep = asyncio.sleep,
+    on_rotated: Callable[[str], Awaitable[None]] | None = None,
 ) -> ResyncClient:
     """The re-sync client for a source, by its kind. The source's `keep_properties` are
-    asked for too (HubSpot properties, Salesforce `__c` fields; Pipedrive sends all)."""
+    asked for too (HubSpot properties, Salesforce `__c` fields; Pipedrive sends all).
+
+    A Salesforce source with `oauth` authenticates by the refresh token flow, and
+    `on_rotated` is handed each new refresh token to store."""
     base = (source.api_base_url or "").strip()
-    token = source.api_token.get_secret_value() if source.api_token is not None else ""
-    missing = [name for name, value in (("api_base_url", base), ("api_token", token)) if not value]
+    token: str | Credentials = (
+        source.api_token.get_secret_value() if source.api_token is not None else ""
+    )
+    if source.oauth is not None and source.oauth.refresh_token is not None:
+        token = SalesforceRefreshToken(source.oauth, http, on_rotated=on_rotated, sleep=sleep)
+    credential = "api_token or oauth" if source.kind == "salesforce" else "api_token"
+    missing = [name for name, value in (("api_base_url", base), (credential, token)) if not value]
     if missing:
         raise ValueError(
             f"source {source.id!r} ({source.kind}) cannot be re-synced: "

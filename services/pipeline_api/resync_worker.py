@@ -100,7 +100,11 @@ class ResyncWorker:
     async def _fetch(
         self, job_id: int, source: SourceIn, crm_ids: list[str], kind: ActivityKind | None
     ) -> int:
-        client = client_for(source, self._http)
+        async def store_rotated(token: str) -> None:
+            async with self._sessions() as session, session.begin():
+                await repository.store_refresh_token(session, source.id, token)
+
+        client = client_for(source, self._http, on_rotated=store_rotated)
         pending: list[DealChange | ActivityChange] = []
         seen = 0
 

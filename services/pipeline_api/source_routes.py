@@ -47,8 +47,20 @@ def _keep_secrets(incoming: SourceIn, stored: SourceIn | None) -> SourceIn:
             "basic_user": incoming.secrets.basic_user or stored.secrets.basic_user,
         }
     )
+    oauth = incoming.oauth
+    if oauth is not None and stored.oauth is not None and oauth.client_id == stored.oauth.client_id:
+        oauth = oauth.model_copy(
+            update={
+                "client_secret": oauth.client_secret or stored.oauth.client_secret,
+                "refresh_token": oauth.refresh_token or stored.oauth.refresh_token,
+            }
+        )
     return incoming.model_copy(
-        update={"secrets": secrets, "api_token": incoming.api_token or stored.api_token}
+        update={
+            "secrets": secrets,
+            "api_token": incoming.api_token or stored.api_token,
+            "oauth": oauth,
+        }
     )
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from shared.events import DealStatus, DealType, ForecastCategory
 from shared.money import CurrencyCode
@@ -68,6 +68,32 @@ class SourceSecrets(BaseModel):
         return [s.get_secret_value() for s in (self.current, self.previous) if s is not None]
 
 
+SALESFORCE_TOKEN_URL = "https://login.salesforce.com/services/oauth2/token"
+
+
+class SalesforceOAuth(BaseModel):
+    """A Salesforce connected app's refresh token, for re-syncs that outlive a session.
+
+    Salesforce access tokens expire with the org's session timeout (two hours by default),
+    so a fixed `api_token` stops working; with this set, re-syncs get access tokens from
+    the OAuth 2.0 refresh token flow and store the new refresh token when the connected
+    app rotates it.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    token_url: str = Field(
+        SALESFORCE_TOKEN_URL,
+        description="The token endpoint: login.salesforce.com, test.salesforce.com for "
+        "sandboxes, or the org's My Domain",
+    )
+    client_id: str = Field(min_length=1, description="The connected app's consumer key")
+    client_secret: SecretStr | None = Field(None, description="Its consumer secret")
+    refresh_token: SecretStr | None = Field(
+        None, description="Write-only; a PUT without it keeps the stored one"
+    )
+
+
 class SourceIn(BaseModel):
     """A source as an operator declares it (API body or one YAML entry)."""
 
@@ -93,7 +119,16 @@ class SourceIn(BaseModel):
         description="Salesforce: entity -> Avro field list in schema order, to decode "
         "Pub/Sub bitmap changedFields",
     )
+    oauth: SalesforceOAuth | None = Field(
+        None, description="Salesforce: refresh token flow for re-sync, instead of api_token"
+    )
     enabled: bool = True
+
+    @model_validator(mode="after")
+    def _oauth_is_salesforce(self) -> SourceIn:
+        if self.oauth is not None and self.kind != "salesforce":
+            raise ValueError("oauth is for Salesforce sources; other CRMs use api_token")
+        return self
 
 
 class SourceOut(BaseModel):
@@ -104,19 +139,23 @@ class SourceOut(BaseModel):
     account_id: str
     hubspot_signature: HubSpotSignature
     api_base_url: str | None
+    oauth_token_url: str | None
+    oauth_client_id: str | None
     mapping: Mapping
     enabled: bool
     secrets_set: list[str]
 
     @classmethod
     def of(cls, source: SourceIn) -> SourceOut:
-        s = source.secrets
+        s, oauth = source.secrets, source.oauth
         names = [
             n
             for n, v in (
                 ("current", s.current),
                 ("previous", s.previous),
                 ("api_token", source.api_token),
+                ("oauth_client_secret", oauth.client_secret if oauth else None),
+                ("oauth_refresh_token", oauth.refresh_token if oauth else None),
             )
             if v is not None
         ]
@@ -126,6 +165,8 @@ class SourceOut(BaseModel):
             account_id=source.account_id,
             hubspot_signature=source.hubspot_signature,
             api_base_url=source.api_base_url,
+            oauth_token_url=oauth.token_url if oauth else None,
+            oauth_client_id=oauth.client_id if oauth else None,
             mapping=source.mapping,
             enabled=source.enabled,
             secrets_set=names,
@@ -140,8 +181,17 @@ def secret_values(source: SourceIn) -> dict[str, Any]:
         "previous": source.secrets.previous.get_secret_value() if source.secrets.previous else None,
         "basic_user": source.secrets.basic_user,
     }
-    data["api_token"] = source.api_token.get_secret_value() if source.api_token else None
+    data["api_token"] = _clear(source.api_token)
+    if source.oauth is not None:
+        data["oauth"] |= {
+            "client_secret": _clear(source.oauth.client_secret),
+            "refresh_token": _clear(source.oauth.refresh_token),
+        }
     return data
+
+
+def _clear(secret: SecretStr | None) -> str | None:
+    return secret.get_secret_value() if secret is not None else None
 
 
 def load_yaml(path: Path) -> list[SourceIn]:

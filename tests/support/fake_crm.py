@@ -11,6 +11,8 @@ It is the external CRM, not a piece of this project: served for real over HTTP (
                                                       for one in the recycle bin)
                 GET /services/data/vNN.N/query?q=SOQL                {totalSize, done,
                 GET /services/data/vNN.N/query/{locator}              nextRecordsUrl, records}
+                POST /services/oauth2/token  refresh token flow: {access_token,
+                                                      instance_url, ...[, refresh_token]}
     Pipedrive   GET /api/v2/deals/{id}                {success, data}
                 GET /api/v2/deals?limit=&cursor=      {success, data[], additional_data
                                                        {next_cursor}}
@@ -36,6 +38,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
+from urllib.parse import parse_qsl
 
 from fastapi import FastAPI, Request, Response
 
@@ -94,6 +97,17 @@ class CrmState:
     engagements: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Activities by "<object>/<id>": HubSpot "calls/<id>" -> engagement object (with a
     `deals` list of deal ids); Salesforce "Task/<id>" or "Event/<id>" -> the record."""
+    oauth_clients: dict[str, str] = field(default_factory=dict)
+    """Salesforce connected apps: consumer key -> consumer secret."""
+    refresh_tokens: set[str] = field(default_factory=set)
+    """Salesforce refresh tokens that still work."""
+    rotate_refresh_tokens: bool = False
+    """Issue a new refresh token with every access token and retire the one used."""
+    token_requests: int = 0
+
+    def expire_session(self) -> None:
+        """Salesforce: the current access token's session times out (401 from now on)."""
+        self.token = f"expired-{uuid.uuid4().hex}"
 
     def add(self, *records: dict[str, Any]) -> None:
         for record in records:
@@ -151,6 +165,10 @@ class CrmState:
         self.requests = 0
         self.quota_exhausted = False
         self.page_size = None
+        self.oauth_clients.clear()
+        self.refresh_tokens.clear()
+        self.rotate_refresh_tokens = False
+        self.token_requests = 0
         if token is not None:
             self.token = token
 
@@ -623,6 +641,46 @@ def create_app(crms: FakeCrms) -> FastAPI:
         return sf_page(qid, int(offset), version)
 
     # Pipedrive API v2 ---------------------------------------------------------------------
+
+    @app.post("/services/oauth2/token")
+    async def salesforce_token(request: Request) -> Response:
+        """The OAuth 2.0 refresh token flow, answered as Salesforce documents it."""
+        state = crms.salesforce
+        state.token_requests += 1
+        form = dict(parse_qsl((await request.body()).decode()))
+        client_id, secret = form.get("client_id", ""), form.get("client_secret")
+        refresh = form.get("refresh_token", "")
+        if form.get("grant_type") != "refresh_token":
+            return _json(
+                {
+                    "error": "unsupported_grant_type",
+                    "error_description": "grant type not supported",
+                },
+                400,
+            )
+        if state.oauth_clients.get(client_id) != secret:
+            return _json(
+                {"error": "invalid_client", "error_description": "invalid client credentials"}, 400
+            )
+        if refresh not in state.refresh_tokens:
+            return _json(
+                {"error": "invalid_grant", "error_description": "expired access/refresh token"}, 400
+            )
+        state.token = f"00D000000000001!{uuid.uuid4().hex}"
+        body: dict[str, Any] = {
+            "access_token": state.token,
+            "signature": base64.b64encode(uuid.uuid4().bytes).decode(),
+            "scope": "refresh_token api",
+            "instance_url": str(request.base_url).rstrip("/"),
+            "id": "https://login.salesforce.com/id/00D000000000001EAA/005000000000001AAA",
+            "token_type": "Bearer",
+            "issued_at": "1764000000000",
+        }
+        if state.rotate_refresh_tokens:
+            state.refresh_tokens.discard(refresh)
+            body["refresh_token"] = f"5Aep{uuid.uuid4().hex}"
+            state.refresh_tokens.add(body["refresh_token"])
+        return _json(body)
 
     @app.get("/api/v2/deals/{deal_id}")
     async def pipedrive_get(deal_id: str, request: Request) -> Response:
