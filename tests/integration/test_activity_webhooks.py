@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import Row
 
 from tests.integration.test_webhooks import (
+    HubSpot,
     basic,
     fixture,
     pd_event,
@@ -182,3 +183,76 @@ async def test_salesforce_task_update_refetches_the_task_and_a_gap_delete_delete
             database_url, activity_id, lambda row: row.deleted_at is not None
         )
     assert gone.rep_id == "rep-eve", "the last known state is kept"
+
+
+async def test_hubspot_engagement_edit_delete_and_restore(
+    client: httpx.AsyncClient, stack_url: str, database_url: str
+) -> None:
+    crms = FakeCrms()
+    call: dict[str, Any] = {
+        "id": "9101",
+        "createdAt": "2026-06-01T10:00:00Z",
+        "updatedAt": "2026-06-01T10:05:00Z",
+        "archived": False,
+        "deals": ["332507367156"],
+        "properties": {
+            "hs_timestamp": "2026-06-01T09:30:00Z",
+            "hs_lastmodifieddate": "2026-06-01T10:05:00Z",
+            "hubspot_owner_id": "75761595",
+            "hs_call_title": "Discovery call",
+        },
+    }
+    crms.hubspot.engagements["calls/9101"] = call
+    async with serve_in_loop(create_app(crms)) as crm_url:
+        portal = unique_account()
+        await put_source(
+            client,
+            {
+                "id": f"hs-eng-{portal}",
+                "kind": "hubspot",
+                "account_id": portal,
+                "secrets": {"current": "hs-eng"},
+                "api_base_url": crm_url,
+                "api_token": "hs-token",
+                "mapping": {"owners": {"75761595": "rep-ana", "75761596": "rep-bo"}},
+            },
+        )
+        sender = HubSpot(client, stack_url, portal, "hs-eng")
+        activity_id = f"hubspot:{portal}:9101"
+        base = {"subscriptionId": 2, "appId": 3, "attemptNumber": 0, "objectTypeId": "0-48"}
+
+        async def send(event_id: int, at_ms: int, kind: str, **extra: Any) -> None:
+            item = {**base, "eventId": event_id, "occurredAt": at_ms, "objectId": 9101}
+            r = await sender.send([{**item, "subscriptionType": kind, **extra}])
+            assert r.status_code == 200, r.text
+
+        await send(1, 1_780_307_400_000, "object.creation")
+        await activity_when(database_url, activity_id, lambda row: row.rep_id == "rep-ana")
+
+        # Reassigned and retitled in HubSpot: one propertyChange names one property only.
+        call["properties"] |= {
+            "hubspot_owner_id": "75761596",
+            "hs_call_title": "Discovery call (rescheduled)",
+            "hs_lastmodifieddate": "2026-06-02T08:00:00Z",
+        }
+        await send(
+            2,
+            1_780_390_800_000,
+            "object.propertyChange",
+            propertyName="hubspot_owner_id",
+            propertyValue="75761596",
+        )
+        edited = await activity_when(database_url, activity_id, lambda row: row.rep_id == "rep-bo")
+        assert edited.properties == {"hs_call_title": "Discovery call (rescheduled)"}
+
+        await send(3, 1_780_394_400_000, "object.deletion", changeFlag="DELETED")
+        await activity_when(database_url, activity_id, lambda row: row.deleted_at is not None)
+
+        # Restored from the recycle bin: HubSpot serves it again, modified later.
+        call["properties"]["hs_lastmodifieddate"] = "2026-06-02T10:00:00Z"
+        await send(4, 1_780_398_000_000, "object.restore", changeFlag="RESTORED")
+        restored = await activity_when(
+            database_url, activity_id, lambda row: row.deleted_at is None
+        )
+    assert restored.rep_id == "rep-bo"
+    assert restored.kind == "call"

@@ -345,3 +345,42 @@ def test_an_unreadable_item_is_set_aside_and_the_rest_of_the_batch_is_read() -> 
     assert kinds == ["Unsupported", "DealChange", "Unsupported"]
     assert "occurredAt must be epoch milliseconds" in changes[0].reason  # type: ignore[union-attr]
     assert "could not be read" in changes[2].reason  # type: ignore[union-attr]
+
+
+def test_engagement_edit_or_restore_fetches_the_engagement() -> None:
+    # An edited call (one property per event) or a restored meeting names only the
+    # engagement; its current state, deal and owner come from the API.
+    base = {
+        "portalId": 48975575,
+        "appId": 1,
+        "subscriptionId": 9,
+        "eventId": 9,
+        "attemptNumber": 0,
+        "occurredAt": 1700000120000,
+    }
+    edited, restored = hubspot.parse(
+        [
+            {
+                **base,
+                "subscriptionType": "object.propertyChange",
+                "objectTypeId": "0-48",
+                "objectId": 42,
+                "propertyName": "hs_call_disposition",
+                "propertyValue": "f240bbac-87c9-4f6e-bf70-924b57d47db7",
+                "changeSource": "CRM_UI",
+            },
+            {
+                **base,
+                "subscriptionType": "object.restore",
+                "objectTypeId": "0-47",
+                "objectId": 43,
+                "changeFlag": "RESTORED",
+            },
+        ]
+    )
+    assert edited == ResyncRequest(
+        "HubSpot engagement propertyChange: fetch it as it is now", ("42",), activity_kind="call"
+    )
+    assert restored == ResyncRequest(
+        "HubSpot engagement restore: fetch it as it is now", ("43",), activity_kind="meeting"
+    )

@@ -161,6 +161,17 @@ def _item(item: dict[str, Any]) -> list[CrmChange]:
                 op="deleted",
             )
         ]
+    if object_type in ENGAGEMENT_KINDS and action in ("propertyChange", "restore"):
+        # One property of an engagement, or its return from the recycle bin: read the
+        # whole engagement back (its last-modified time then orders it).
+        crm_id = str(item["objectId"])
+        return [
+            ResyncRequest(
+                f"HubSpot engagement {action}: fetch it as it is now",
+                (crm_id,),
+                activity_kind=ENGAGEMENT_KINDS[object_type],
+            )
+        ]
     if object_type != DEAL_OBJECT_TYPE:
         return [
             Unsupported(
