@@ -14,15 +14,15 @@ import pytest
 from sqlalchemy import Row
 
 from tests.integration.test_webhooks import (
-    HubSpot,
     basic,
+    engagement_source,
     fixture,
     pd_event,
     put_source,
     send_cdc,
     unique_account,
 )
-from tests.support.fake_crm import FakeCrms, create_app, salesforce_activity
+from tests.support.fake_crm import FakeCrms, create_app, hubspot_call, salesforce_activity
 from tests.support.infra import query, serve_in_loop
 from tests.support.waiting import eventually
 
@@ -189,35 +189,10 @@ async def test_hubspot_engagement_edit_delete_and_restore(
     client: httpx.AsyncClient, stack_url: str, database_url: str
 ) -> None:
     crms = FakeCrms()
-    call: dict[str, Any] = {
-        "id": "9101",
-        "createdAt": "2026-06-01T10:00:00Z",
-        "updatedAt": "2026-06-01T10:05:00Z",
-        "archived": False,
-        "deals": ["332507367156"],
-        "properties": {
-            "hs_timestamp": "2026-06-01T09:30:00Z",
-            "hs_lastmodifieddate": "2026-06-01T10:05:00Z",
-            "hubspot_owner_id": "75761595",
-            "hs_call_title": "Discovery call",
-        },
-    }
+    call = hubspot_call("9101")
     crms.hubspot.engagements["calls/9101"] = call
     async with serve_in_loop(create_app(crms)) as crm_url:
-        portal = unique_account()
-        await put_source(
-            client,
-            {
-                "id": f"hs-eng-{portal}",
-                "kind": "hubspot",
-                "account_id": portal,
-                "secrets": {"current": "hs-eng"},
-                "api_base_url": crm_url,
-                "api_token": "hs-token",
-                "mapping": {"owners": {"75761595": "rep-ana", "75761596": "rep-bo"}},
-            },
-        )
-        sender = HubSpot(client, stack_url, portal, "hs-eng")
+        portal, sender = await engagement_source(client, stack_url, crm_url)
         activity_id = f"hubspot:{portal}:9101"
         base = {"subscriptionId": 2, "appId": 3, "attemptNumber": 0, "objectTypeId": "0-48"}
 

@@ -19,7 +19,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from services.pipeline_api.connectors.signatures import hubspot_v3, relay_signature
-from tests.support.fake_crm import FakeCrms, create_app, hubspot_deal
+from tests.support.fake_crm import FakeCrms, create_app, hubspot_call, hubspot_deal
 from tests.support.infra import query, serve_in_loop
 from tests.support.waiting import eventually
 
@@ -682,38 +682,33 @@ async def test_salesforce_skips_our_own_writes(
     assert r.json()["accepted"] == 0, "a change we wrote ourselves must not loop back"
 
 
+async def engagement_source(
+    client: httpx.AsyncClient, stack_url: str, crm_url: str
+) -> tuple[str, HubSpot]:
+    """A HubSpot source whose engagements are re-fetched from `crm_url`, and its sender."""
+    portal = unique_account()
+    await put_source(
+        client,
+        {
+            "id": f"hs-eng-{portal}",
+            "kind": "hubspot",
+            "account_id": portal,
+            "secrets": {"current": "hs-eng"},
+            "api_base_url": crm_url,
+            "api_token": "hs-token",
+            "mapping": {"owners": {"75761595": "rep-ana", "75761596": "rep-bo"}},
+        },
+    )
+    return portal, HubSpot(client, stack_url, portal, "hs-eng")
+
+
 async def test_hubspot_engagement_is_linked_to_its_deal_and_rep(
     client: httpx.AsyncClient, stack_url: str, database_url: str
 ) -> None:
     crms = FakeCrms()
-    crms.hubspot.engagements["calls/9001"] = {
-        "id": "9001",
-        "createdAt": "2026-06-01T10:00:00Z",
-        "updatedAt": "2026-06-01T10:05:00Z",
-        "archived": False,
-        "deals": ["332507367156"],
-        "properties": {
-            "hs_timestamp": "2026-06-01T09:30:00Z",
-            "hs_lastmodifieddate": "2026-06-01T10:05:00Z",
-            "hubspot_owner_id": "75761595",
-            "hs_call_title": "Discovery call",
-        },
-    }
+    crms.hubspot.engagements["calls/9001"] = hubspot_call("9001")
     async with serve_in_loop(create_app(crms)) as crm_url:
-        portal = unique_account()
-        await put_source(
-            client,
-            {
-                "id": f"hs-eng-{portal}",
-                "kind": "hubspot",
-                "account_id": portal,
-                "secrets": {"current": "hs-eng"},
-                "api_base_url": crm_url,
-                "api_token": "hs-token",
-                "mapping": {"owners": {"75761595": "rep-ana"}},
-            },
-        )
-        sender = HubSpot(client, stack_url, portal, "hs-eng")
+        portal, sender = await engagement_source(client, stack_url, crm_url)
         creation = {
             "eventId": 1,
             "subscriptionId": 2,

@@ -247,6 +247,30 @@ SALESFORCE_STANDARD = (
 )
 
 
+def hubspot_call(
+    call_id: str,
+    *,
+    deal: str = "332507367156",
+    owner: str = "75761595",
+    title: str = "Discovery call",
+    modified: str = "2026-06-01T10:05:00Z",
+) -> dict[str, Any]:
+    """A call engagement as GET /crm/v3/objects/calls/{id} has it (deals as associations)."""
+    return {
+        "id": call_id,
+        "createdAt": "2026-06-01T10:00:00Z",
+        "updatedAt": modified,
+        "archived": False,
+        "deals": [deal],
+        "properties": {
+            "hs_timestamp": "2026-06-01T09:30:00Z",
+            "hs_lastmodifieddate": modified,
+            "hubspot_owner_id": owner,
+            "hs_call_title": title,
+        },
+    }
+
+
 def salesforce_opportunity(opportunity_id: str, **fields: Any) -> dict[str, Any]:
     """An Opportunity as Salesforce stores it (numbers as Decimal, dates as text)."""
     record: dict[str, Any] = {
