@@ -10,6 +10,7 @@ import httpx
 from fastapi import FastAPI
 from sqlalchemy import text
 
+from services.pipeline_api.archive_routes import router as archive_router
 from services.pipeline_api.event_log import EventLogWriter
 from services.pipeline_api.relay import Relay
 from services.pipeline_api.resync_worker import ResyncWorker
@@ -86,7 +87,7 @@ async def lifespan(settings: Settings) -> AsyncIterator[ServiceState]:
 SPEC = ServiceSpec(
     name="pipeline_api",
     title="salesops pipeline API",
-    routers=[router, webhook_router, source_router],
+    routers=[router, webhook_router, source_router, archive_router],
     lifespan=lifespan,
 )
 

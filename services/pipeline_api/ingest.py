@@ -77,7 +77,10 @@ async def ingest(
     headers: dict[str, str],
     body: bytes,
     changes: Sequence[CrmChange],
+    replay_of: int | None = None,
 ) -> IngestOutcome:
+    """Store what one delivery produced. `replay_of` names an archived request being read
+    again: it is not archived twice, and changes it parked before are not parked again."""
     outcome = IngestOutcome()
     rows: list[LogRow] = []
     parked: list[tuple[str, bool, dict[str, Any]]] = []
@@ -98,17 +101,25 @@ async def ingest(
     if not parked and not resyncs:
         # The common case: one group-committed statement archives the request and stores
         # its events.
-        archive = Archive(source_id=source.id, kind=kind, headers=headers, body=body)
+        archive = (
+            Archive(source_id=source.id, kind=kind, headers=headers, body=body)
+            if replay_of is None
+            else None
+        )
         flags = await writer.append(rows, archive=archive)
         outcome.accepted = sum(flags)
         outcome.duplicates = len(flags) - outcome.accepted
         return outcome
     async with sessions() as session, session.begin():
-        request_id = await repository.store_request(
-            session, source_id=source.id, kind=kind, headers=headers, body=body
-        )
+        request_id = replay_of
+        if request_id is None:
+            request_id = await repository.store_request(
+                session, source_id=source.id, kind=kind, headers=headers, body=body
+            )
         await repository.park(
-            session, [_parked_row(source, request_id, r, ok, c) for r, ok, c in parked]
+            session,
+            [_parked_row(source, request_id, r, ok, c) for r, ok, c in parked],
+            skip_known=replay_of is not None,
         )
         for request in resyncs:
             outcome.resync_jobs.append(

@@ -5,10 +5,11 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import delete, func, select, text, update
+from sqlalchemy import Row, delete, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -73,6 +74,56 @@ async def store_request(
     return row.id
 
 
+def _requests_query(
+    query: Any, *, source_id: str | None, kind: str | None, after: int | None, limit: int
+) -> Any:
+    query = query.order_by(WebhookRequest.id).limit(limit)
+    if source_id is not None:
+        query = query.where(WebhookRequest.source_id == source_id)
+    if kind is not None:
+        query = query.where(WebhookRequest.kind == kind)
+    if after is not None:
+        query = query.where(WebhookRequest.id > after)
+    return query
+
+
+async def list_requests(
+    session: AsyncSession, *, source_id: str | None, kind: str | None, after: int | None, limit: int
+) -> Sequence[Row[Any]]:
+    """Archived webhook requests in arrival order, without their bodies (only sizes)."""
+    columns = select(
+        WebhookRequest.id,
+        WebhookRequest.source_id,
+        WebhookRequest.kind,
+        WebhookRequest.received_at,
+        WebhookRequest.headers,
+        func.octet_length(WebhookRequest.body).label("size"),
+    )
+    query = _requests_query(columns, source_id=source_id, kind=kind, after=after, limit=limit)
+    return (await session.execute(query)).all()
+
+
+async def requests_to_replay(
+    session: AsyncSession,
+    *,
+    ids: Sequence[int] | None,
+    source_id: str | None,
+    after: int | None,
+    limit: int,
+) -> Sequence[WebhookRequest]:
+    """Archived requests with their bodies: those named, or a source's in arrival order."""
+    query = _requests_query(
+        select(WebhookRequest), source_id=source_id, kind=None, after=after, limit=limit
+    )
+    if ids is not None:
+        query = query.where(WebhookRequest.id.in_(ids))
+    return (await session.execute(query)).scalars().all()
+
+
+async def get_request(session: AsyncSession, request_id: int) -> WebhookRequest | None:
+    return await session.get(WebhookRequest, request_id)
+
+
 async def store_refresh_token(session: AsyncSession, source_id: str, token: str) -> None:
     """Keep a rotated Salesforce refresh token: the one it replaced no longer works."""
     await session.execute(
@@ -85,9 +136,30 @@ async def store_refresh_token(session: AsyncSession, source_id: str, token: str)
     )
 
 
-async def park(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
+async def park(
+    session: AsyncSession, rows: Sequence[dict[str, Any]], *, skip_known: bool = False
+) -> None:
+    """Park changes; with `skip_known`, not those their request already parked (a replay
+    of an archived request reads the same changes again)."""
+    if skip_known and rows:
+        request_ids = {r["request_id"] for r in rows}
+        known = {
+            _park_key(reason, change)
+            for reason, change in (
+                await session.execute(
+                    select(ParkedEvent.reason, ParkedEvent.change).where(
+                        ParkedEvent.request_id.in_(request_ids)
+                    )
+                )
+            ).all()
+        }
+        rows = [r for r in rows if _park_key(r["reason"], r["change"]) not in known]
     if rows:
         await session.execute(insert(ParkedEvent), list(rows))
+
+
+def _park_key(reason: str, change: Any) -> tuple[str, str]:
+    return reason, json.dumps(change, sort_keys=True, default=str)
 
 
 async def list_parked(

@@ -8,10 +8,8 @@ handle is answered 2xx (a CRM bans endpoints that keep failing) and parked with 
 from __future__ import annotations
 
 import hmac
-import json
 import logging
 import time
-from decimal import Decimal
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -27,6 +25,7 @@ from services.pipeline_api.connectors.signatures import (
     verify_hubspot,
     verify_relay,
 )
+from services.pipeline_api.deliveries import cdc_changes, exact_json, hubspot_changes
 from services.pipeline_api.event_log import EventLogWriter
 from services.pipeline_api.ingest import IngestOutcome, ingest
 from services.pipeline_api.intake import read_limited
@@ -60,10 +59,9 @@ class WebhookResult(BaseModel):
 
 
 def _exact_json(body: bytes) -> Any:
-    """JSON with exact numbers: fractions as Decimal (money), big ints as int."""
     try:
-        return json.loads(body, parse_float=Decimal)
-    except (ValueError, UnicodeDecodeError) as exc:
+        return exact_json(body)
+    except ValueError as exc:
         raise Problem(400, f"The body is not valid JSON: {exc}") from exc
 
 
@@ -148,8 +146,7 @@ async def hubspot_webhook(request: Request) -> WebhookResult:
         raise Problem(404, f"No HubSpot source for portal {', '.join(unknown)}.")
     outcomes = []
     for portal in sorted(portals):
-        items = [i for i in parsed if str(i.get("portalId")) == portal]
-        changes = hubspot.parse(items)
+        changes = hubspot_changes(parsed, portal)
         outcomes.append(await _ingest(request, by_portal[portal], "hubspot", body, changes))
     return WebhookResult.of(outcomes)
 
@@ -215,11 +212,7 @@ async def salesforce_cdc(request: Request) -> WebhookResult:
     except SignatureError as exc:
         raise _unauthenticated(f"salesforce cdc: {exc}") from exc
     try:
-        changes = salesforce.parse_cdc(
-            _exact_json(body),
-            own_client_ids=frozenset(source.own_client_ids),
-            field_lists=source.cdc_field_lists,
-        )
+        changes = cdc_changes(_exact_json(body), source)
     except ValueError as exc:  # CdcError, or a value the parser could not read
         raise Problem(400, str(exc)) from exc
     return WebhookResult.of([await _ingest(request, source, "salesforce-cdc", body, changes)])

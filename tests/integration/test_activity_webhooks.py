@@ -18,15 +18,16 @@ from tests.integration.test_webhooks import (
     engagement_source,
     fixture,
     pd_event,
+    pipedrive,
     put_source,
     send_cdc,
-    unique_account,
 )
 from tests.support.fake_crm import FakeCrms, create_app, hubspot_call, salesforce_activity
 from tests.support.infra import query, serve_in_loop
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
+__all__ = ["pipedrive"]  # the fixture, used by name below
 
 TASK = "00T5w00004XyZaBEAV"
 OPPORTUNITY = "0065w000023STAmAAO"
@@ -52,19 +53,9 @@ async def activity_when(
 
 
 async def test_pipedrive_activity_delete_makes_it_deleted(
-    client: httpx.AsyncClient, stack_url: str, database_url: str
+    pipedrive: tuple[httpx.AsyncClient, str], stack_url: str, database_url: str
 ) -> None:
-    company = unique_account()
-    await put_source(
-        client,
-        {
-            "id": f"pd-act-{company}",
-            "kind": "pipedrive",
-            "account_id": company,
-            "secrets": {"current": "pd-pass", "basic_user": "salesops"},
-            "mapping": {"owners": {"123123": "rep-cy"}},
-        },
-    )
+    client, company = pipedrive
     url = f"{stack_url}/v1/webhooks/pipedrive"
     auth = basic("salesops", "pd-pass")
     create = pd_event("v2_activity_create.json", company, id=str(uuid.uuid4()))

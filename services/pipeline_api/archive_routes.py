@@ -1,0 +1,201 @@
+"""The archive of webhook requests: list and read them (audit), and read them again (replay).
+
+Every authenticated delivery is archived as it arrived. Replay parses archived bodies with
+today's parsers and the source's current settings and ingests the result as the endpoint
+would, without archiving again: events already stored come back as duplicates, changes
+already parked are not parked twice, and what a fixed parser or mapping can now read is
+stored. Use it after a parser fix, or to re-drive deliveries whose events were lost
+downstream of the log.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel, Field, model_validator
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.pipeline_api import repository
+from services.pipeline_api.deliveries import DeliveryKind, parse_delivery
+from services.pipeline_api.event_log import EventLogWriter
+from services.pipeline_api.ingest import IngestOutcome, ingest
+from services.pipeline_api.sources import SourceIn
+from shared import auth
+from shared.problems import Problem
+from shared.tables import decode_cursor, next_cursor
+
+router = APIRouter(prefix="/v1/webhook-requests", tags=["operations"])
+_log = logging.getLogger("salesops.archive")
+
+Admin = Annotated[auth.Principal, Depends(auth.require(auth.ADMIN))]
+
+
+class ArchivedRequest(BaseModel):
+    id: int
+    source_id: str | None
+    kind: str
+    received_at: datetime
+    headers: dict[str, Any]
+    size: int = Field(description="Bytes in the body")
+
+
+class ArchivedRequestPage(BaseModel):
+    items: list[ArchivedRequest]
+    next_cursor: str | None
+
+
+class ArchivedRequestWithBody(ArchivedRequest):
+    body: str
+    body_encoding: Literal["utf-8", "base64"]
+
+
+class ReplayRequestsIn(BaseModel):
+    ids: list[int] | None = Field(None, max_length=1000, description="Archived request ids")
+    source_id: str | None = Field(None, description="Or: a source's requests, oldest first")
+    after_id: int | None = Field(None, description="With source_id: start after this id")
+    limit: int = Field(100, ge=1, le=1000, description="With source_id: at most this many")
+
+    @model_validator(mode="after")
+    def _one_selection(self) -> ReplayRequestsIn:
+        if (self.ids is None) == (self.source_id is None):
+            raise ValueError("name the requests by ids, or a source by source_id (not both)")
+        return self
+
+
+class ReplayFailure(BaseModel):
+    id: int
+    reason: str
+
+
+class ReplayRequestsOut(BaseModel):
+    requests: int
+    accepted: int
+    duplicates: int
+    parked: int
+    unsupported: int
+    resync_jobs: list[int]
+    failed: list[ReplayFailure]
+    next_after_id: int | None = Field(
+        description="With source_id: pass as after_id for the next page; null at the end"
+    )
+
+
+def _sessions(request: Request) -> async_sessionmaker[AsyncSession]:
+    sessions: async_sessionmaker[AsyncSession] = request.state.pipeline_sessions
+    return sessions
+
+
+@router.get(
+    "", response_model=ArchivedRequestPage, summary="Archived webhook requests, oldest first"
+)
+async def list_requests(
+    request: Request,
+    _: Admin,
+    source_id: str | None = None,
+    kind: DeliveryKind | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: str | None = None,
+) -> ArchivedRequestPage:
+    after = int(decode_cursor(cursor, 1)[0]) if cursor else None
+    async with _sessions(request)() as session:
+        rows = await repository.list_requests(
+            session, source_id=source_id, kind=kind, after=after, limit=limit
+        )
+    items = [ArchivedRequest.model_validate(r, from_attributes=True) for r in rows]
+    return ArchivedRequestPage(items=items, next_cursor=next_cursor(rows, limit, "id"))
+
+
+@router.get(
+    "/{request_id}",
+    response_model=ArchivedRequestWithBody,
+    summary="One archived request, body included (UTF-8 text, else base64)",
+)
+async def get_request(request: Request, _: Admin, request_id: int) -> ArchivedRequestWithBody:
+    async with _sessions(request)() as session:
+        row = await repository.get_request(session, request_id)
+    if row is None:
+        raise Problem(404, f"No archived webhook request {request_id}.")
+    body = bytes(row.body)
+    meta = {
+        "id": row.id,
+        "source_id": row.source_id,
+        "kind": row.kind,
+        "received_at": row.received_at,
+        "headers": row.headers,
+        "size": len(body),
+    }
+    try:
+        return ArchivedRequestWithBody(**meta, body=body.decode(), body_encoding="utf-8")
+    except UnicodeDecodeError:
+        return ArchivedRequestWithBody(
+            **meta, body=base64.b64encode(body).decode(), body_encoding="base64"
+        )
+
+
+@router.post(
+    "/replay",
+    response_model=ReplayRequestsOut,
+    summary="Read archived requests again with today's parsers and mappings",
+)
+async def replay_requests(request: Request, _: Admin, body: ReplayRequestsIn) -> ReplayRequestsOut:
+    sessions = _sessions(request)
+    writer: EventLogWriter = request.state.event_log_writer
+    async with sessions() as session:
+        archived = await repository.requests_to_replay(
+            session,
+            ids=body.ids,
+            source_id=body.source_id,
+            after=body.after_id,
+            limit=len(body.ids) if body.ids is not None else body.limit,
+        )
+        sources = {s.id: s for s in await repository.list_sources(session)}
+    missing = sorted(set(body.ids or ()) - {r.id for r in archived})
+    if missing:
+        raise Problem(404, f"No archived webhook requests {missing[:20]}.")
+    outcomes: list[IngestOutcome] = []
+    failed: list[ReplayFailure] = []
+    for row in archived:
+        source: SourceIn | None = sources.get(row.source_id or "")
+        if source is None:
+            failed.append(ReplayFailure(id=row.id, reason=f"source {row.source_id!r} is gone"))
+            continue
+        try:
+            changes = parse_delivery(row.kind, source, bytes(row.body))
+        except ValueError as exc:
+            failed.append(ReplayFailure(id=row.id, reason=f"unreadable: {exc}"))
+            continue
+        try:
+            outcomes.append(
+                await ingest(
+                    sessions=sessions,
+                    writer=writer,
+                    source=source,
+                    kind=row.kind,
+                    headers=row.headers,
+                    body=bytes(row.body),
+                    changes=changes,
+                    replay_of=row.id,
+                )
+            )
+        except Exception as exc:  # what was replayed so far stays stored; retry the rest
+            _log.exception("replay of webhook request %s failed", row.id)
+            raise Problem(
+                503,
+                f"Storage is unavailable; requests before {row.id} were replayed.",
+                headers={"Retry-After": "5"},
+            ) from exc
+    full_page = body.source_id is not None and len(archived) == body.limit
+    return ReplayRequestsOut(
+        requests=len(archived),
+        accepted=sum(o.accepted for o in outcomes),
+        duplicates=sum(o.duplicates for o in outcomes),
+        parked=sum(o.parked for o in outcomes),
+        unsupported=sum(o.unsupported for o in outcomes),
+        resync_jobs=[j for o in outcomes for j in o.resync_jobs],
+        failed=failed,
+        next_after_id=archived[-1].id if full_page else None,
+    )
