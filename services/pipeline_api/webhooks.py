@@ -223,7 +223,7 @@ async def salesforce_cdc(request: Request) -> WebhookResult:
     summary="Salesforce Outbound Messages (SOAP)",
     description=(
         "Answers the SOAP Ack Salesforce requires. The OrganizationId must be a configured "
-        "source's; when that source has a secret, the endpoint URL must carry `?token=<it>`."
+        "source's, and the endpoint URL must carry `?token=<the source's secret>`."
     ),
     response_class=Response,
 )
@@ -240,9 +240,16 @@ async def salesforce_outbound(request: Request) -> Response:
     )
     if source is None:
         raise Problem(404, f"No Salesforce source for organization {batch.organization_id}.")
+    # Outbound Messages carry no signature, and an OrganizationId is no secret: without a
+    # token in the URL nothing would authenticate the request, so none is accepted.
     secrets = source.secrets.candidates()
+    if not secrets:
+        raise _unauthenticated(
+            f"salesforce outbound: source {source.id} has no secret; set secrets.current and "
+            "add ?token=<it> to the Outbound Message endpoint URL"
+        )
     token = request.query_params.get("token", "")
-    if secrets and not any(hmac.compare_digest(token.encode(), s.encode()) for s in secrets):
+    if not any(hmac.compare_digest(token.encode(), s.encode()) for s in secrets):
         raise _unauthenticated("salesforce outbound: token does not match")
     await _ingest(request, source, "salesforce-outbound", body, batch.changes)
     return Response(salesforce.outbound_ack(), media_type="text/xml; charset=utf-8")

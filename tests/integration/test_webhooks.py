@@ -499,6 +499,25 @@ async def test_salesforce_outbound_message_is_acked_and_applied(
         url.split("?")[0], content=body, headers={"Content-Type": "text/xml"}
     )
     assert no_token.status_code == 401
+
+    # A source without a secret has nothing to check the token against: refused, not open.
+    source = (await client.get(f"/v1/sources/sf-{org.lower()}")).json()
+    unsecured_org = "00D" + uuid.uuid4().hex[:12].upper()
+    await put_source(
+        client,
+        {
+            "id": f"sf-{unsecured_org.lower()}",
+            "kind": "salesforce",
+            "account_id": unsecured_org,
+            "mapping": source["mapping"],
+        },
+    )
+    unsecured = body.replace(org.encode(), unsecured_org.encode())
+    for target in (url.split("?")[0], url.split("?")[0] + "?token="):
+        open_door = await client.post(
+            target, content=unsecured, headers={"Content-Type": "text/xml"}
+        )
+        assert open_door.status_code == 401, open_door.text
     bomb = (FIXTURES / "salesforce/outbound_entity_bomb.xml").read_bytes()
     assert (
         await client.post(url, content=bomb, headers={"Content-Type": "text/xml"})
