@@ -94,18 +94,36 @@ def make_producer(bootstrap: str, *, client_id: str) -> AIOKafkaProducer:
     )
 
 
-async def abort_producer(producer: AIOKafkaProducer) -> None:
-    """Close a producer and drop what it has not delivered, instead of flushing it.
+def halt_producer(producer: AIOKafkaProducer) -> None:
+    """Stop a producer from sending anything more, at once (no await in between).
 
-    `stop()` flushes, which would send pending batches (and their retries) to whatever broker
-    answers next, possibly a restarted one. Cancelling aiokafka's sender task first (a
-    private attribute of aiokafka 0.14, pinned) makes `stop()` skip the flush.
+    Cancels aiokafka's sender task (a private attribute of aiokafka 0.14, pinned): batches
+    not yet acknowledged are never sent again, whatever the caller does next.
     """
     sender = getattr(producer, "_sender", None)
     task = getattr(sender, "sender_task", None)
     if task is not None and not task.done():
         task.cancel()
-    await stop_quietly(producer)
+
+
+async def abort_producer(producer: AIOKafkaProducer) -> None:
+    """Close a producer and drop what it has not delivered, instead of flushing it.
+
+    `stop()` flushes, which would send pending batches (and their retries) to whatever broker
+    answers next, possibly a restarted one; and once halted, it would wait for the sender's
+    in-flight requests (up to the request timeout). So: halt, then close the connections
+    ourselves, bounded, and mark the producer closed (aiokafka 0.14's `_closed`, pinned).
+    """
+    halt_producer(producer)
+    producer._closed = True
+    try:
+        async with asyncio.timeout(5):
+            await producer.client.close()
+    except asyncio.CancelledError:
+        if cancelled_for_real():
+            raise
+    except Exception as exc:
+        _log.debug("closing an aborted producer failed: %r", exc)
 
 
 def make_admin(bootstrap: str, *, client_id: str) -> AIOKafkaAdminClient:

@@ -38,6 +38,20 @@ def decode_cursor(cursor: str, arity: int) -> list[Any]:
     return values
 
 
+MAX_ID = 2**63 - 1
+"""The largest BIGINT: ids beyond it are refused as input, not sent to the database."""
+
+
+def decode_id_cursor(cursor: str | None) -> int | None:
+    """The id after which a page keyed by a BIGINT id starts; 400 for a forged cursor."""
+    if cursor is None:
+        return None
+    (value,) = decode_cursor(cursor, 1)
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_ID:
+        raise Problem(400, "The cursor is not valid; use next_cursor from a previous page.")
+    return value
+
+
 def next_cursor(rows: Sequence[Any], limit: int, key: str) -> str | None:
     """The cursor after a full page (keyed by the sort column `key`); None on the last page."""
     return encode_cursor([getattr(rows[-1], key)]) if rows and len(rows) == limit else None

@@ -24,7 +24,7 @@ from services.forecast_worker.schemas import (
 )
 from shared import auth
 from shared.problems import Problem
-from shared.tables import csv_response, decode_cursor, next_cursor, wants_csv
+from shared.tables import csv_response, decode_cursor, decode_id_cursor, next_cursor, wants_csv
 
 router = APIRouter(tags=["deals"])
 
@@ -81,6 +81,8 @@ async def list_deals(
     format: Format = None,
 ) -> DealPage | Response:
     after = decode_cursor(cursor, 1)[0] if cursor else None
+    if after is not None and not isinstance(after, str):
+        raise Problem(400, "The cursor is not valid; use next_cursor from a previous page.")
     flt = repository.DealFilter(
         owner_id=owner_id,
         stage=stage,
@@ -130,7 +132,7 @@ async def list_dead_letters(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: str | None = None,
 ) -> DeadLetterPage:
-    after = int(decode_cursor(cursor, 1)[0]) if cursor else None
+    after = decode_id_cursor(cursor)
     rows = await repository.list_dead_letters(
         db, after=after, limit=limit, include_replayed=include_replayed
     )

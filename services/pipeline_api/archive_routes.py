@@ -15,7 +15,7 @@ import logging
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel, Field, model_validator
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -26,7 +26,7 @@ from services.pipeline_api.ingest import IngestOutcome, ingest
 from services.pipeline_api.sources import SourceIn
 from shared import auth
 from shared.problems import Problem
-from shared.tables import decode_cursor, next_cursor
+from shared.tables import MAX_ID, decode_id_cursor, next_cursor
 
 router = APIRouter(prefix="/v1/webhook-requests", tags=["operations"])
 _log = logging.getLogger("salesops.archive")
@@ -54,9 +54,13 @@ class ArchivedRequestWithBody(ArchivedRequest):
 
 
 class ReplayRequestsIn(BaseModel):
-    ids: list[int] | None = Field(None, max_length=1000, description="Archived request ids")
+    ids: list[Annotated[int, Field(ge=1, le=MAX_ID)]] | None = Field(
+        None, max_length=1000, description="Archived request ids"
+    )
     source_id: str | None = Field(None, description="Or: a source's requests, oldest first")
-    after_id: int | None = Field(None, description="With source_id: start after this id")
+    after_id: int | None = Field(
+        None, ge=0, le=MAX_ID, description="With source_id: start after this id"
+    )
     limit: int = Field(100, ge=1, le=1000, description="With source_id: at most this many")
 
     @model_validator(mode="after")
@@ -100,7 +104,7 @@ async def list_requests(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: str | None = None,
 ) -> ArchivedRequestPage:
-    after = int(decode_cursor(cursor, 1)[0]) if cursor else None
+    after = decode_id_cursor(cursor)
     async with _sessions(request)() as session:
         rows = await repository.list_requests(
             session, source_id=source_id, kind=kind, after=after, limit=limit
@@ -114,7 +118,9 @@ async def list_requests(
     response_model=ArchivedRequestWithBody,
     summary="One archived request, body included (UTF-8 text, else base64)",
 )
-async def get_request(request: Request, _: Admin, request_id: int) -> ArchivedRequestWithBody:
+async def get_request(
+    request: Request, _: Admin, request_id: Annotated[int, Path(ge=1, le=MAX_ID)]
+) -> ArchivedRequestWithBody:
     async with _sessions(request)() as session:
         row = await repository.get_request(session, request_id)
     if row is None:
@@ -144,58 +150,79 @@ async def get_request(request: Request, _: Admin, request_id: int) -> ArchivedRe
 async def replay_requests(request: Request, _: Admin, body: ReplayRequestsIn) -> ReplayRequestsOut:
     sessions = _sessions(request)
     writer: EventLogWriter = request.state.event_log_writer
-    async with sessions() as session:
-        archived = await repository.requests_to_replay(
-            session,
-            ids=body.ids,
-            source_id=body.source_id,
-            after=body.after_id,
-            limit=len(body.ids) if body.ids is not None else body.limit,
-        )
-        sources = {s.id: s for s in await repository.list_sources(session)}
-    missing = sorted(set(body.ids or ()) - {r.id for r in archived})
+    try:
+        async with sessions() as session:
+            ids = await repository.request_ids_to_replay(
+                session,
+                ids=body.ids,
+                source_id=body.source_id,
+                after=body.after_id,
+                limit=len(body.ids) if body.ids is not None else body.limit,
+            )
+            sources = {s.id: s for s in await repository.list_sources(session)}
+    except Exception as exc:
+        raise _unavailable("nothing was replayed") from exc
+    missing = sorted(set(body.ids or ()) - set(ids))
     if missing:
         raise Problem(404, f"No archived webhook requests {missing[:20]}.")
     outcomes: list[IngestOutcome] = []
     failed: list[ReplayFailure] = []
-    for row in archived:
-        source: SourceIn | None = sources.get(row.source_id or "")
-        if source is None:
-            failed.append(ReplayFailure(id=row.id, reason=f"source {row.source_id!r} is gone"))
-            continue
+    for request_id in ids:
         try:
-            changes = parse_delivery(row.kind, source, bytes(row.body))
-        except ValueError as exc:
-            failed.append(ReplayFailure(id=row.id, reason=f"unreadable: {exc}"))
+            outcome = await _replay_one(sessions, writer, sources, request_id)
+        except ReplayRefused as refused:
+            failed.append(ReplayFailure(id=request_id, reason=str(refused)))
             continue
-        try:
-            outcomes.append(
-                await ingest(
-                    sessions=sessions,
-                    writer=writer,
-                    source=source,
-                    kind=row.kind,
-                    headers=row.headers,
-                    body=bytes(row.body),
-                    changes=changes,
-                    replay_of=row.id,
-                )
-            )
         except Exception as exc:  # what was replayed so far stays stored; retry the rest
-            _log.exception("replay of webhook request %s failed", row.id)
-            raise Problem(
-                503,
-                f"Storage is unavailable; requests before {row.id} were replayed.",
-                headers={"Retry-After": "5"},
-            ) from exc
-    full_page = body.source_id is not None and len(archived) == body.limit
+            _log.exception("replay of webhook request %s failed", request_id)
+            raise _unavailable(f"requests before {request_id} were replayed") from exc
+        outcomes.append(outcome)
+    full_page = body.source_id is not None and len(ids) == body.limit
     return ReplayRequestsOut(
-        requests=len(archived),
+        requests=len(ids),
         accepted=sum(o.accepted for o in outcomes),
         duplicates=sum(o.duplicates for o in outcomes),
         parked=sum(o.parked for o in outcomes),
         unsupported=sum(o.unsupported for o in outcomes),
         resync_jobs=[j for o in outcomes for j in o.resync_jobs],
         failed=failed,
-        next_after_id=archived[-1].id if full_page else None,
+        next_after_id=ids[-1] if full_page else None,
+    )
+
+
+class ReplayRefused(Exception):
+    """This request cannot be replayed (its source is gone, its body unreadable)."""
+
+
+def _unavailable(what: str) -> Problem:
+    return Problem(503, f"Storage is unavailable; {what}.", headers={"Retry-After": "5"})
+
+
+async def _replay_one(
+    sessions: async_sessionmaker[AsyncSession],
+    writer: EventLogWriter,
+    sources: dict[str, SourceIn],
+    request_id: int,
+) -> IngestOutcome:
+    async with sessions() as session:
+        row = await repository.get_request(session, request_id)
+    if row is None:
+        raise ReplayRefused("deleted while the replay ran")
+    source = sources.get(row.source_id or "")
+    if source is None:
+        raise ReplayRefused(f"source {row.source_id!r} is gone")
+    body = bytes(row.body)
+    try:
+        changes = parse_delivery(row.kind, source, body)
+    except ValueError as exc:
+        raise ReplayRefused(f"unreadable: {exc}") from exc
+    return await ingest(
+        sessions=sessions,
+        writer=writer,
+        source=source,
+        kind=row.kind,
+        headers=row.headers,
+        body=body,
+        changes=changes,
+        replay_of=row.id,
     )

@@ -21,6 +21,7 @@ import contextlib
 import logging
 import time
 import uuid
+from collections.abc import Awaitable, Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
@@ -36,6 +37,7 @@ from shared.kafka import (
     cancelled_for_real,
     ensure_topics,
     existing_topics,
+    halt_producer,
     make_admin,
     make_producer,
     read_latest,
@@ -107,6 +109,7 @@ class Relay:
                         raise
                     _log.warning("relay cycle hit a stray cancellation; reconnecting")
                     await self._disconnect()
+                    self._last_check = 0.0
                     continue
                 except Exception:  # broker or database away: the log keeps the events
                     _log.warning("relay cycle failed; reconnecting and retrying", exc_info=True)
@@ -181,10 +184,9 @@ class Relay:
             )
         # Written only after the log is marked, so a consumer that sees this incarnation
         # can rely on every event in the log arriving in it.
-        async with asyncio.timeout(ACK_SECONDS):
-            await producer.send_and_wait(
-                topics.INCARNATION, value=incarnation.encode(), partition=0
-            )
+        await self._acknowledged(
+            producer, producer.send_and_wait(topics.INCARNATION, incarnation.encode(), partition=0)
+        )
         self.incarnation = incarnation
         if republished:
             BROKER_RESETS.inc()
@@ -200,19 +202,33 @@ class Relay:
             rows = (await conn.execute(_CLAIM, {"limit": self._batch_size})).mappings().all()
             if not rows:
                 return 0
-            async with asyncio.timeout(ACK_SECONDS):
-                futures = []
-                for n, row in enumerate(rows, start=1):
-                    futures.append(await self._send(row))
-                    if n % 64 == 0:
-                        # send() rarely yields; without this a large batch stalls every
-                        # in-flight request for its whole length.
-                        await asyncio.sleep(0)
-                await asyncio.gather(*futures)
+            await self._acknowledged(self._clients()[0], self._send_all(rows))
             await conn.execute(_MARK, {"seqs": [row["seq"] for row in rows]})
         for row in rows:
             RELAY_PUBLISHED.labels(row["topic"]).inc()
         return len(rows)
+
+    async def _send_all(self, rows: Sequence[Any]) -> None:
+        futures = []
+        for n, row in enumerate(rows, start=1):
+            futures.append(await self._send(row))
+            if n % 64 == 0:
+                # send() rarely yields; without this a large batch stalls every in-flight
+                # request for its whole length.
+                await asyncio.sleep(0)
+        await asyncio.gather(*futures)
+
+    @staticmethod
+    async def _acknowledged(producer: AIOKafkaProducer, sending: Awaitable[Any]) -> None:
+        """Await `sending` for at most ACK_SECONDS; on any failure halt the producer before
+        anything else runs (a database rollback can take longer than aiokafka's retry
+        pause), so nothing unacknowledged is ever sent again."""
+        try:
+            async with asyncio.timeout(ACK_SECONDS):
+                await sending
+        except BaseException:
+            halt_producer(producer)
+            raise
 
     async def _send(self, row: Any) -> asyncio.Future[Any]:
         producer, _ = self._clients()

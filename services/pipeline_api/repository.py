@@ -40,6 +40,13 @@ async def upsert_source(session: AsyncSession, source: SourceIn) -> bool:
     return not existed
 
 
+async def get_source_for_update(session: AsyncSession, source_id: str) -> SourceIn | None:
+    """The source, locked until the transaction ends: a PUT keeps stored secrets, and a
+    refresh token rotated meanwhile must not be overwritten by the one it read."""
+    row = await session.get(Source, source_id, with_for_update=True, populate_existing=True)
+    return _source(row) if row is not None else None
+
+
 async def get_source(session: AsyncSession, source_id: str) -> SourceIn | None:
     row = await session.get(Source, source_id)
     return _source(row) if row else None
@@ -103,21 +110,22 @@ async def list_requests(
     return (await session.execute(query)).all()
 
 
-async def requests_to_replay(
+async def request_ids_to_replay(
     session: AsyncSession,
     *,
     ids: Sequence[int] | None,
     source_id: str | None,
     after: int | None,
     limit: int,
-) -> Sequence[WebhookRequest]:
-    """Archived requests with their bodies: those named, or a source's in arrival order."""
+) -> list[int]:
+    """Archived request ids, those named or a source's in arrival order; bodies are read
+    one at a time afterwards, so a large replay never holds them all in memory."""
     query = _requests_query(
-        select(WebhookRequest), source_id=source_id, kind=None, after=after, limit=limit
+        select(WebhookRequest.id), source_id=source_id, kind=None, after=after, limit=limit
     )
     if ids is not None:
         query = query.where(WebhookRequest.id.in_(ids))
-    return (await session.execute(query)).scalars().all()
+    return list((await session.execute(query)).scalars())
 
 
 async def get_request(session: AsyncSession, request_id: int) -> WebhookRequest | None:
@@ -144,22 +152,21 @@ async def park(
     if skip_known and rows:
         request_ids = {r["request_id"] for r in rows}
         known = {
-            _park_key(reason, change)
-            for reason, change in (
+            _park_key(change)
+            for change in (
                 await session.execute(
-                    select(ParkedEvent.reason, ParkedEvent.change).where(
-                        ParkedEvent.request_id.in_(request_ids)
-                    )
+                    select(ParkedEvent.change).where(ParkedEvent.request_id.in_(request_ids))
                 )
-            ).all()
+            ).scalars()
         }
-        rows = [r for r in rows if _park_key(r["reason"], r["change"]) not in known]
+        rows = [r for r in rows if _park_key(r["change"]) not in known]
     if rows:
         await session.execute(insert(ParkedEvent), list(rows))
 
 
-def _park_key(reason: str, change: Any) -> tuple[str, str]:
-    return reason, json.dumps(change, sort_keys=True, default=str)
+def _park_key(change: Any) -> str:
+    """The change itself, not the reason: a reason's wording may change between versions."""
+    return json.dumps(change, sort_keys=True, default=str)
 
 
 async def list_parked(

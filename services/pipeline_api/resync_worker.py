@@ -43,6 +43,7 @@ from services.pipeline_api.sources import SourceIn
 _log = logging.getLogger("salesops.resync")
 
 FLUSH_EVERY = 200
+STORE_ATTEMPTS = 5
 
 
 class ResyncWorker:
@@ -101,8 +102,22 @@ class ResyncWorker:
         self, job_id: int, source: SourceIn, crm_ids: list[str], kind: ActivityKind | None
     ) -> int:
         async def store_rotated(token: str) -> None:
-            async with self._sessions() as session, session.begin():
-                await repository.store_refresh_token(session, source.id, token)
+            # Salesforce has already retired the old token: losing this one means asking
+            # the customer to authorise the app again, so a database blip is retried.
+            for attempt in range(1, STORE_ATTEMPTS + 1):
+                try:
+                    async with self._sessions() as session, session.begin():
+                        await repository.store_refresh_token(session, source.id, token)
+                    return
+                except Exception:
+                    if attempt == STORE_ATTEMPTS:
+                        _log.error(
+                            "source %s: Salesforce rotated its refresh token and the new one "
+                            "could not be stored; authorise the connected app again",
+                            source.id,
+                        )
+                        raise
+                    await asyncio.sleep(0.5 * 2**attempt)
 
         client = client_for(source, self._http, on_rotated=store_rotated)
         pending: list[DealChange | ActivityChange] = []

@@ -18,7 +18,7 @@ from services.pipeline_api.source_cache import SourceCache
 from services.pipeline_api.sources import SourceIn, SourceOut
 from shared import auth
 from shared.problems import Problem
-from shared.tables import decode_cursor, next_cursor
+from shared.tables import decode_id_cursor, next_cursor
 
 router = APIRouter(tags=["sources"])
 _log = logging.getLogger("salesops.sources")
@@ -47,8 +47,18 @@ def _keep_secrets(incoming: SourceIn, stored: SourceIn | None) -> SourceIn:
             "basic_user": incoming.secrets.basic_user or stored.secrets.basic_user,
         }
     )
+    # Stored credentials are only ever sent where they were sent before: a PUT that points
+    # them elsewhere must supply them again, so no admin can redirect them to another host.
+    api_token = incoming.api_token
+    if api_token is None and incoming.api_base_url == stored.api_base_url:
+        api_token = stored.api_token
     oauth = incoming.oauth
-    if oauth is not None and stored.oauth is not None and oauth.client_id == stored.oauth.client_id:
+    if (
+        oauth is not None
+        and stored.oauth is not None
+        and (oauth.client_id, oauth.token_url) == (stored.oauth.client_id, stored.oauth.token_url)
+        and incoming.api_base_url == stored.api_base_url
+    ):
         oauth = oauth.model_copy(
             update={
                 "client_secret": oauth.client_secret or stored.oauth.client_secret,
@@ -58,7 +68,7 @@ def _keep_secrets(incoming: SourceIn, stored: SourceIn | None) -> SourceIn:
     return incoming.model_copy(
         update={
             "secrets": secrets,
-            "api_token": incoming.api_token or stored.api_token,
+            "api_token": api_token,
             "oauth": oauth,
         }
     )
@@ -92,7 +102,8 @@ async def put_source(
     if body.id != source_id:
         raise Problem(422, f"The body's id {body.id!r} differs from the path's {source_id!r}.")
     async with _sessions(request)() as session, session.begin():
-        source = _keep_secrets(body, await repository.get_source(session, source_id))
+        stored = await repository.get_source_for_update(session, source_id)
+        source = _keep_secrets(body, stored)
         try:
             created = await repository.upsert_source(session, source)
         except Exception as exc:  # the (kind, account_id) pair belongs to another source
@@ -202,7 +213,7 @@ async def list_dlq(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: str | None = None,
 ) -> ParkedPage:
-    after = int(decode_cursor(cursor, 1)[0]) if cursor else None
+    after = decode_id_cursor(cursor)
     async with _sessions(request)() as session:
         rows = await repository.list_parked(
             session,

@@ -251,5 +251,6 @@ async def salesforce_outbound(request: Request) -> Response:
     token = request.query_params.get("token", "")
     if not any(hmac.compare_digest(token.encode(), s.encode()) for s in secrets):
         raise _unauthenticated("salesforce outbound: token does not match")
-    await _ingest(request, source, "salesforce-outbound", body, batch.changes)
+    archived = salesforce.redact_session_id(body)
+    await _ingest(request, source, "salesforce-outbound", archived, batch.changes)
     return Response(salesforce.outbound_ack(), media_type="text/xml; charset=utf-8")

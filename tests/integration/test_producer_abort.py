@@ -67,7 +67,9 @@ async def test_aborted_producer_leaves_a_restarted_broker_writable(tmp_path: Pat
         broker.start()  # back before the producer's retry pause is over
         done, _ = await asyncio.wait(in_flight, timeout=ACK_SECONDS)
         assert not done, "a batch was resent to the restarted broker"
+        started = time.monotonic()
         await abort_producer(producer)
+        assert time.monotonic() - started < 6, "an abort does not wait out in-flight requests"
         await create_topic(broker.bootstrap)
 
         fresh = make_producer(broker.bootstrap, client_id="abort-test-fresh")

@@ -177,3 +177,11 @@ async def test_the_service_stores_a_rotated_refresh_token_and_never_shows_it(
         id=source_id,
     )
     assert kept.token == stored.token
+
+    # Pointed at another token endpoint, the stored secrets are not sent there: a PUT that
+    # moves them must supply them again.
+    body["oauth"]["token_url"] = "https://attacker.example/services/oauth2/token"
+    assert (await client.put(f"/v1/sources/{source_id}", json=body)).status_code == 200
+    moved = (await client.get(f"/v1/sources/{source_id}")).json()
+    assert "oauth_refresh_token" not in moved["secrets_set"]
+    assert "oauth_client_secret" not in moved["secrets_set"]

@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
+from shared.tables import encode_cursor
 from tests.integration.test_webhooks import (
     basic,
     fixture,
@@ -124,3 +125,11 @@ async def test_replay_says_what_it_could_not_do(client: httpx.AsyncClient) -> No
     assert "999999999" in unknown.json()["detail"]
     cursor = base64.urlsafe_b64encode(b"not json").decode()
     assert (await client.get(ARCHIVE, params={"cursor": cursor})).status_code == 400
+    for forged in (["x"], [2**64 - 1], [True], [-1]):
+        r = await client.get(ARCHIVE, params={"cursor": encode_cursor(forged)})
+        assert r.status_code == 400, (forged, r.text)
+    assert (await client.get(f"{ARCHIVE}/{2**63}")).status_code == 422
+    too_big = await client.post(f"{ARCHIVE}/replay", json={"ids": [2**63]})
+    assert too_big.status_code == 422
+    deals = await client.get("/v1/deals", params={"cursor": encode_cursor([7])})
+    assert deals.status_code == 400

@@ -33,6 +33,7 @@ from services.pipeline_api.connectors.salesforce import (
     outbound_ack,
     parse_cdc,
     parse_outbound,
+    redact_session_id,
 )
 from services.pipeline_api.sources import Mapping, SourceIn
 from shared.events import validate_event
@@ -818,3 +819,14 @@ def test_outbound_ack_is_the_soap_response_salesforce_expects() -> None:
     assert found.text == "true"
     nack = SafeET.fromstring(outbound_ack(ok=False))
     assert nack.findtext(".//{http://soap.sforce.com/2005/09/outbound}Ack") == "false"
+
+
+def test_outbound_session_id_is_redacted_for_the_archive() -> None:
+    live = b"<notifications><SessionId>00D5w!AQ4AQLiveSession</SessionId><Id>1</Id></notifications>"
+    prefixed = b"<n><sf:SessionId xmlns:sf='x'>00D!secret</sf:SessionId></n>"
+    nil = b'<n><SessionId xsi:nil="true"/></n>'
+    assert redact_session_id(live) == (
+        b"<notifications><SessionId>[redacted]</SessionId><Id>1</Id></notifications>"
+    )
+    assert b"secret" not in redact_session_id(prefixed)
+    assert redact_session_id(nil) == nil

@@ -785,6 +785,19 @@ def _text(element: Element | None) -> str | None:
     return (element.text or "").strip()
 
 
+_SESSION_ID = re.compile(rb"(<(?:[\w.-]+:)?SessionId\b[^>/]*>)[^<]*(</(?:[\w.-]+:)?SessionId>)")
+
+
+def redact_session_id(body: bytes) -> bytes:
+    """The delivery with its `SessionId` blanked, for the archive.
+
+    An Outbound Message set to "Send Session ID" carries a live API session of the org;
+    nothing here reads it, and kept in the archive it would be a credential anyone with
+    admin access to the archive could use.
+    """
+    return _SESSION_ID.sub(rb"\1[redacted]\2", body)
+
+
 def parse_outbound(body: bytes) -> OutboundBatch:
     """Parse an Outbound Message `notifications` SOAP envelope.
 
