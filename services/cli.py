@@ -30,6 +30,7 @@ from services.comp_engine.app import SPEC as COMP_ENGINE
 from services.forecast_worker.app import SPEC as FORECAST_WORKER
 from services.pipeline_api.app import SPEC as PIPELINE_API
 from services.pipeline_api.repository import upsert_source
+from services.pipeline_api.secret_box import INFO_KEY, new_key, secret_box
 from services.pipeline_api.sources import SourceIn, load_yaml
 from shared.db import create_engine, create_sessionmaker
 from shared.embedded import EmbeddedBroker, embedded_postgres, port_open
@@ -201,10 +202,17 @@ def load_sources(
 async def _store_sources(settings: Settings, sources: list[SourceIn]) -> list[tuple[str, bool]]:
     engine = create_engine(settings.require_database_url(), application_name="salesops-cli")
     try:
-        async with create_sessionmaker(engine)() as session, session.begin():
+        sessions = create_sessionmaker(engine, info={INFO_KEY: secret_box(settings)})
+        async with sessions() as session, session.begin():
             return [(s.id, await upsert_source(session, s)) for s in sources]
     finally:
         await engine.dispose()
+
+
+@app.command("secrets-key")
+def secrets_key() -> None:
+    """Print a new key for SALESOPS_SECRETS_KEYS (CRM secrets sealed at rest)."""
+    typer.echo(new_key())
 
 
 if __name__ == "__main__":

@@ -7,6 +7,8 @@ migrations can refer to.
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import MetaData
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
@@ -44,5 +46,8 @@ def create_engine(url: str, *, application_name: str, pool_size: int = 10) -> As
     )
 
 
-def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(engine, expire_on_commit=False)
+def create_sessionmaker(
+    engine: AsyncEngine, info: dict[str, Any] | None = None
+) -> async_sessionmaker[AsyncSession]:
+    """Sessions of `engine`; `info` is handed to every session (`session.info`)."""
+    return async_sessionmaker(engine, expire_on_commit=False, info=info or {})

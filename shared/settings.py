@@ -30,6 +30,10 @@ class Settings(BaseSettings):
         description="API key -> scopes. The dev stack adds its admin key here.",
     )
     dev_api_key: SecretStr | None = None
+    secrets_keys: list[SecretStr] = Field(
+        default_factory=list,
+        description="Fernet keys (JSON list) sealing CRM secrets at rest; the first seals",
+    )
 
     intake_max_events: int = Field(1000, ge=1)
     intake_max_bytes: int = Field(5 * 1024 * 1024, ge=1024)

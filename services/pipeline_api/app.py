@@ -13,8 +13,10 @@ from sqlalchemy import text
 from services.pipeline_api.archive_routes import router as archive_router
 from services.pipeline_api.event_log import EventLogWriter
 from services.pipeline_api.relay import Relay
+from services.pipeline_api.repository import list_sources
 from services.pipeline_api.resync_worker import ResyncWorker
 from services.pipeline_api.routes import router
+from services.pipeline_api.secret_box import INFO_KEY, secret_box
 from services.pipeline_api.source_cache import SourceCache
 from services.pipeline_api.source_routes import router as source_router
 from services.pipeline_api.webhooks import router as webhook_router
@@ -48,7 +50,7 @@ async def lifespan(settings: Settings) -> AsyncIterator[ServiceState]:
     writer.start()
     # The API answers while the broker is away: events wait in the log meanwhile.
     relay_task = asyncio.create_task(supervise("relay", relay.run), name="relay")
-    sessions = create_sessionmaker(engine)
+    sessions = create_sessionmaker(engine, info={INFO_KEY: secret_box(settings)})
     http = httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=10.0))
     resyncs = ResyncWorker(sessions=sessions, writer=writer, http=http)
     resync_task = asyncio.create_task(supervise("re-sync", resyncs.run), name="resync")
@@ -56,6 +58,12 @@ async def lifespan(settings: Settings) -> AsyncIterator[ServiceState]:
     async def database_ready() -> None:
         async with engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
+
+    async def sources_ready() -> None:
+        """Every source's secrets open with the configured keys (a missing or wrong
+        SALESOPS_SECRETS_KEYS would otherwise fail each webhook)."""
+        async with sessions() as session:
+            await list_sources(session)
 
     async def broker_ready() -> None:
         if relay_task.done():
@@ -72,7 +80,11 @@ async def lifespan(settings: Settings) -> AsyncIterator[ServiceState]:
                 "resync_wake": resyncs.wake,
                 "source_cache": SourceCache(sessions),
             },
-            readiness={"pipeline_database": database_ready, "pipeline_broker": broker_ready},
+            readiness={
+                "pipeline_database": database_ready,
+                "pipeline_sources": sources_ready,
+                "pipeline_broker": broker_ready,
+            },
         )
     finally:
         for task in (relay_task, resync_task):

@@ -14,11 +14,18 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.pipeline_api.models import ParkedEvent, ResyncJob, Source, WebhookRequest
-from services.pipeline_api.sources import SourceIn, secret_values
+from services.pipeline_api.secret_box import INFO_KEY, SecretBox
+from services.pipeline_api.sources import SourceIn, open_values, secret_values
 
 
-def _source(row: Source) -> SourceIn:
-    return SourceIn.model_validate(row.config)
+def _box(session: AsyncSession) -> SecretBox:
+    """The session factory's secret box (see secret_box.py); none seals nothing."""
+    box = session.info.get(INFO_KEY)
+    return box if isinstance(box, SecretBox) else SecretBox()
+
+
+def _source(session: AsyncSession, row: Source) -> SourceIn:
+    return SourceIn.model_validate(open_values(row.config, _box(session).open))
 
 
 async def upsert_source(session: AsyncSession, source: SourceIn) -> bool:
@@ -28,7 +35,7 @@ async def upsert_source(session: AsyncSession, source: SourceIn) -> bool:
         "id": source.id,
         "kind": source.kind,
         "account_id": source.account_id,
-        "config": secret_values(source),
+        "config": secret_values(source, _box(session).seal),
     }
     await session.execute(
         insert(Source)
@@ -44,17 +51,17 @@ async def get_source_for_update(session: AsyncSession, source_id: str) -> Source
     """The source, locked until the transaction ends: a PUT keeps stored secrets, and a
     refresh token rotated meanwhile must not be overwritten by the one it read."""
     row = await session.get(Source, source_id, with_for_update=True, populate_existing=True)
-    return _source(row) if row is not None else None
+    return _source(session, row) if row is not None else None
 
 
 async def get_source(session: AsyncSession, source_id: str) -> SourceIn | None:
     row = await session.get(Source, source_id)
-    return _source(row) if row else None
+    return _source(session, row) if row else None
 
 
 async def list_sources(session: AsyncSession) -> list[SourceIn]:
     rows = (await session.execute(select(Source).order_by(Source.id))).scalars().all()
-    return [_source(r) for r in rows]
+    return [_source(session, r) for r in rows]
 
 
 async def delete_source(session: AsyncSession, source_id: str) -> bool:
@@ -64,7 +71,7 @@ async def delete_source(session: AsyncSession, source_id: str) -> bool:
 
 async def sources_of_kind(session: AsyncSession, kind: str) -> list[SourceIn]:
     rows = await session.execute(select(Source).where(Source.kind == kind))
-    return [_source(r) for r in rows.scalars().all()]
+    return [_source(session, r) for r in rows.scalars().all()]
 
 
 async def store_request(
@@ -140,7 +147,7 @@ async def store_refresh_token(session: AsyncSession, source_id: str, token: str)
             "config, '{oauth,refresh_token}', to_jsonb(CAST(:token AS text))) "
             "WHERE id = :id AND jsonb_typeof(config->'oauth') = 'object'"
         ),
-        {"id": source_id, "token": token},
+        {"id": source_id, "token": _box(session).seal(token)},
     )
 
 

@@ -6,6 +6,8 @@ active at once so a CRM's secret can be rotated without rejecting deliveries mea
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -173,12 +175,22 @@ class SourceOut(BaseModel):
         )
 
 
-def secret_values(source: SourceIn) -> dict[str, Any]:
-    """The source as stored: secrets in clear (the database is the secret store here)."""
+SECRET_PATHS = (
+    ("secrets", "current"),
+    ("secrets", "previous"),
+    ("api_token",),
+    ("oauth", "client_secret"),
+    ("oauth", "refresh_token"),
+)
+"""Where a stored source's config holds secrets (sealed at rest when keys are set)."""
+
+
+def secret_values(source: SourceIn, seal: Callable[[str], str] = str) -> dict[str, Any]:
+    """The source as stored: secrets in clear, or as `seal` makes them."""
     data = source.model_dump(mode="json")
     data["secrets"] = {
-        "current": source.secrets.current.get_secret_value() if source.secrets.current else None,
-        "previous": source.secrets.previous.get_secret_value() if source.secrets.previous else None,
+        "current": _clear(source.secrets.current),
+        "previous": _clear(source.secrets.previous),
         "basic_user": source.secrets.basic_user,
     }
     data["api_token"] = _clear(source.api_token)
@@ -187,6 +199,21 @@ def secret_values(source: SourceIn) -> dict[str, Any]:
             "client_secret": _clear(source.oauth.client_secret),
             "refresh_token": _clear(source.oauth.refresh_token),
         }
+    return _map_secrets(data, seal)
+
+
+def open_values(config: dict[str, Any], unseal: Callable[[str], str]) -> dict[str, Any]:
+    """A stored config with its secrets opened, ready for `SourceIn.model_validate`."""
+    return _map_secrets(copy.deepcopy(config), unseal)
+
+
+def _map_secrets(data: dict[str, Any], f: Callable[[str], str]) -> dict[str, Any]:
+    for path in SECRET_PATHS:
+        holder: Any = data
+        for key in path[:-1]:
+            holder = holder.get(key) if isinstance(holder, dict) else None
+        if isinstance(holder, dict) and isinstance(holder.get(path[-1]), str):
+            holder[path[-1]] = f(holder[path[-1]])
     return data
 
 

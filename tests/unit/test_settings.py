@@ -117,3 +117,10 @@ def test_dev_api_key_is_secret(monkeypatch: pytest.MonkeyPatch) -> None:
     assert s.dev_api_key is not None
     assert s.dev_api_key.get_secret_value() == "hunter2"
     assert "hunter2" not in repr(s)
+
+
+def test_secrets_keys_are_a_json_list_kept_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SALESOPS_SECRETS_KEYS", '["k1", "k2"]')
+    settings = Settings()
+    assert [k.get_secret_value() for k in settings.secrets_keys] == ["k1", "k2"]
+    assert "k1" not in repr(settings)

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from pydantic import ValidationError
 
-from services.pipeline_api.sources import SALESFORCE_TOKEN_URL, SourceIn, SourceOut, secret_values
+from services.pipeline_api.secret_box import SecretBox, SecretBoxError, new_key
+from services.pipeline_api.sources import (
+    SALESFORCE_TOKEN_URL,
+    SourceIn,
+    SourceOut,
+    open_values,
+    secret_values,
+)
 
 SALESFORCE = {
     "id": "sf",
@@ -40,3 +49,32 @@ def test_stored_form_keeps_oauth_secrets_and_reads_back() -> None:
     assert again.oauth is not None
     assert again.oauth.client_secret is not None
     assert again.oauth.client_secret.get_secret_value() == "s3cret"
+
+
+def test_sealed_secrets_open_with_any_listed_key_and_only_then() -> None:
+    old, new = new_key(), new_key()
+    sealed = SecretBox([old]).seal("hs-secret")
+    assert sealed.startswith("sealed:v1:")
+    assert "hs-secret" not in sealed
+    assert SecretBox([new, old]).open(sealed) == "hs-secret", "rotation: old keys still open"
+    assert SecretBox([new, old]).seal("x") != SecretBox([new, old]).seal("x"), "fresh IV"
+    with pytest.raises(SecretBoxError, match="not in SALESOPS_SECRETS_KEYS"):
+        SecretBox([new]).open(sealed)
+    with pytest.raises(SecretBoxError, match="not set"):
+        SecretBox().open(sealed)
+    assert SecretBox([new]).open("stored-before-keys") == "stored-before-keys"
+    with pytest.raises(ValueError, match="Fernet keys"):
+        SecretBox(["not-a-key"])
+
+
+def test_a_sealed_source_keeps_no_secret_in_clear_and_reads_back_whole() -> None:
+    source = SourceIn.model_validate(
+        {**SALESFORCE, "secrets": {"current": "relay-secret"}, "api_token": "tok3n"}
+    )
+    box = SecretBox([new_key()])
+    stored = secret_values(source, box.seal)
+    text = json.dumps(stored)
+    for secret in ("relay-secret", "tok3n", "s3cret", "r3fresh"):
+        assert secret not in text
+    again = SourceIn.model_validate(open_values(stored, box.open))
+    assert secret_values(again) == secret_values(source)

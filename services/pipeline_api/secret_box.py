@@ -1,0 +1,67 @@
+"""Source secrets sealed at rest, so a database dump or a read replica holds no CRM keys.
+
+With `SALESOPS_SECRETS_KEYS` set (a JSON list of Fernet keys; make one with
+`salesops secrets-key`), every secret a source stores (signing secrets, API token, OAuth
+client secret and refresh token) is written as `sealed:v1:<Fernet token>` (AES-128-CBC with
+HMAC-SHA256, from the `cryptography` package). The first key seals; every key in the list
+opens, so a key is rotated by putting the new one first, re-saving the sources (each PUT
+seals with the first key), then dropping the old one. Without keys, secrets are stored as
+given, as in development; a sealed value then cannot be opened and says so.
+
+The box travels with the SQLAlchemy session factory (`session.info`), so the repository
+seals and opens without every caller passing it along.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+
+from shared.settings import Settings
+
+PREFIX = "sealed:v1:"
+INFO_KEY = "secret_box"
+
+
+class SecretBoxError(Exception):
+    """A sealed secret that cannot be opened: no key configured, or none of them fits."""
+
+
+class SecretBox:
+    def __init__(self, keys: Sequence[str] = ()) -> None:
+        try:
+            self._fernet = MultiFernet([Fernet(k.encode()) for k in keys]) if keys else None
+        except ValueError as exc:
+            raise ValueError(
+                "SALESOPS_SECRETS_KEYS must hold Fernet keys (32 url-safe base64 bytes each)"
+            ) from exc
+
+    @property
+    def seals(self) -> bool:
+        return self._fernet is not None
+
+    def seal(self, value: str) -> str:
+        if self._fernet is None:
+            return value
+        return PREFIX + self._fernet.encrypt(value.encode()).decode()
+
+    def open(self, value: str) -> str:
+        if not value.startswith(PREFIX):
+            return value  # stored before keys were configured: still readable
+        if self._fernet is None:
+            raise SecretBoxError("a source secret is sealed but SALESOPS_SECRETS_KEYS is not set")
+        try:
+            return self._fernet.decrypt(value[len(PREFIX) :].encode()).decode()
+        except InvalidToken as exc:
+            raise SecretBoxError(
+                "a source secret was sealed with a key not in SALESOPS_SECRETS_KEYS"
+            ) from exc
+
+
+def new_key() -> str:
+    return Fernet.generate_key().decode()
+
+
+def secret_box(settings: Settings) -> SecretBox:
+    return SecretBox([k.get_secret_value() for k in settings.secrets_keys])
