@@ -146,6 +146,11 @@ async def get_request(
     "/replay",
     response_model=ReplayRequestsOut,
     summary="Read archived requests again with today's parsers and mappings",
+    description=(
+        "Stored events come back as duplicates and changes already parked are not parked "
+        "again; re-syncs the deliveries asked for (gaps, merges, overflows) are queued again, "
+        "since a replay is meant to re-drive them."
+    ),
 )
 async def replay_requests(request: Request, _: Admin, body: ReplayRequestsIn) -> ReplayRequestsOut:
     sessions = _sessions(request)
