@@ -69,3 +69,7 @@ def require(scope: str) -> Callable[..., Awaitable[Principal]]:
         return principal
 
     return dependency
+
+
+Admin = Annotated[Principal, Depends(require(ADMIN))]
+"""A route parameter that admits only admin keys."""

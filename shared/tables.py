@@ -30,11 +30,9 @@ def decode_cursor(cursor: str, arity: int) -> list[Any]:
         padded = cursor + "=" * (-len(cursor) % 4)
         values = orjson.loads(base64.urlsafe_b64decode(padded))
     except (ValueError, orjson.JSONDecodeError) as exc:
-        raise Problem(
-            400, "The cursor is not valid; use next_cursor from a previous page."
-        ) from exc
+        raise _invalid_cursor() from exc
     if not isinstance(values, list) or len(values) != arity:
-        raise Problem(400, "The cursor is not valid; use next_cursor from a previous page.")
+        raise _invalid_cursor()
     return values
 
 
@@ -48,8 +46,22 @@ def decode_id_cursor(cursor: str | None) -> int | None:
         return None
     (value,) = decode_cursor(cursor, 1)
     if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_ID:
-        raise Problem(400, "The cursor is not valid; use next_cursor from a previous page.")
+        raise _invalid_cursor()
     return value
+
+
+def decode_text_cursor(cursor: str | None) -> str | None:
+    """The key after which a page keyed by a text column starts; 400 for a forged cursor."""
+    if cursor is None:
+        return None
+    (value,) = decode_cursor(cursor, 1)
+    if not isinstance(value, str):
+        raise _invalid_cursor()
+    return value
+
+
+def _invalid_cursor() -> Problem:
+    return Problem(400, "The cursor is not valid; use next_cursor from a previous page.")
 
 
 def next_cursor(rows: Sequence[Any], limit: int, key: str) -> str | None:

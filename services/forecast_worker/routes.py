@@ -24,12 +24,17 @@ from services.forecast_worker.schemas import (
 )
 from shared import auth
 from shared.problems import Problem
-from shared.tables import csv_response, decode_cursor, decode_id_cursor, next_cursor, wants_csv
+from shared.tables import (
+    csv_response,
+    decode_id_cursor,
+    decode_text_cursor,
+    next_cursor,
+    wants_csv,
+)
 
 router = APIRouter(tags=["deals"])
 
 ForecastReader = Annotated[auth.Principal, Depends(auth.require(auth.FORECAST_READ))]
-Admin = Annotated[auth.Principal, Depends(auth.require(auth.ADMIN))]
 AsOf = Annotated[
     datetime | None,
     Query(description="Answer as things stood at this instant (RFC 3339), from deal history"),
@@ -80,9 +85,7 @@ async def list_deals(
     cursor: str | None = None,
     format: Format = None,
 ) -> DealPage | Response:
-    after = decode_cursor(cursor, 1)[0] if cursor else None
-    if after is not None and not isinstance(after, str):
-        raise Problem(400, "The cursor is not valid; use next_cursor from a previous page.")
+    after = decode_text_cursor(cursor)
     flt = repository.DealFilter(
         owner_id=owner_id,
         stage=stage,
@@ -126,7 +129,7 @@ async def get_history(
     summary="Events the worker could not apply, with the reason",
 )
 async def list_dead_letters(
-    _: Admin,
+    _: auth.Admin,
     db: Session,
     include_replayed: bool = False,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
@@ -148,7 +151,7 @@ async def list_dead_letters(
     tags=["operations"],
     summary="Apply a dead-lettered event again (after the cause was fixed)",
 )
-async def replay_dead_letter(letter_id: int, request: Request, _: Admin) -> DeadLetterOut:
+async def replay_dead_letter(letter_id: int, request: Request, _: auth.Admin) -> DeadLetterOut:
     maker: async_sessionmaker[AsyncSession] = request.state.forecast_sessions
     rules: StageRules = request.state.stage_rules
     async with maker() as s, s.begin():

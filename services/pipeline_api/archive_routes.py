@@ -15,7 +15,7 @@ import logging
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel, Field, model_validator
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -23,15 +23,19 @@ from services.pipeline_api import repository
 from services.pipeline_api.deliveries import DeliveryKind, parse_delivery
 from services.pipeline_api.event_log import EventLogWriter
 from services.pipeline_api.ingest import IngestOutcome, ingest
+from services.pipeline_api.request_state import (
+    event_log_writer,
+    pipeline_sessions,
+    storage_unavailable,
+)
 from services.pipeline_api.sources import SourceIn
+from services.pipeline_api.webhooks import WebhookResult
 from shared import auth
 from shared.problems import Problem
 from shared.tables import MAX_ID, decode_id_cursor, next_cursor
 
 router = APIRouter(prefix="/v1/webhook-requests", tags=["operations"])
 _log = logging.getLogger("salesops.archive")
-
-Admin = Annotated[auth.Principal, Depends(auth.require(auth.ADMIN))]
 
 
 class ArchivedRequest(BaseModel):
@@ -75,22 +79,14 @@ class ReplayFailure(BaseModel):
     reason: str
 
 
-class ReplayRequestsOut(BaseModel):
+class ReplayRequestsOut(WebhookResult):
+    """What the replayed requests produced, counted as their webhook answers count it."""
+
     requests: int
-    accepted: int
-    duplicates: int
-    parked: int
-    unsupported: int
-    resync_jobs: list[int]
     failed: list[ReplayFailure]
     next_after_id: int | None = Field(
         description="With source_id: pass as after_id for the next page; null at the end"
     )
-
-
-def _sessions(request: Request) -> async_sessionmaker[AsyncSession]:
-    sessions: async_sessionmaker[AsyncSession] = request.state.pipeline_sessions
-    return sessions
 
 
 @router.get(
@@ -98,14 +94,14 @@ def _sessions(request: Request) -> async_sessionmaker[AsyncSession]:
 )
 async def list_requests(
     request: Request,
-    _: Admin,
+    _: auth.Admin,
     source_id: str | None = None,
     kind: DeliveryKind | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: str | None = None,
 ) -> ArchivedRequestPage:
     after = decode_id_cursor(cursor)
-    async with _sessions(request)() as session:
+    async with pipeline_sessions(request)() as session:
         rows = await repository.list_requests(
             session, source_id=source_id, kind=kind, after=after, limit=limit
         )
@@ -119,9 +115,9 @@ async def list_requests(
     summary="One archived request, body included (UTF-8 text, else base64)",
 )
 async def get_request(
-    request: Request, _: Admin, request_id: Annotated[int, Path(ge=1, le=MAX_ID)]
+    request: Request, _: auth.Admin, request_id: Annotated[int, Path(ge=1, le=MAX_ID)]
 ) -> ArchivedRequestWithBody:
-    async with _sessions(request)() as session:
+    async with pipeline_sessions(request)() as session:
         row = await repository.get_request(session, request_id)
     if row is None:
         raise Problem(404, f"No archived webhook request {request_id}.")
@@ -152,9 +148,11 @@ async def get_request(
         "since a replay is meant to re-drive them."
     ),
 )
-async def replay_requests(request: Request, _: Admin, body: ReplayRequestsIn) -> ReplayRequestsOut:
-    sessions = _sessions(request)
-    writer: EventLogWriter = request.state.event_log_writer
+async def replay_requests(
+    request: Request, _: auth.Admin, body: ReplayRequestsIn
+) -> ReplayRequestsOut:
+    sessions = pipeline_sessions(request)
+    writer = event_log_writer(request)
     try:
         async with sessions() as session:
             ids = await repository.request_ids_to_replay(
@@ -166,7 +164,7 @@ async def replay_requests(request: Request, _: Admin, body: ReplayRequestsIn) ->
             )
             sources = {s.id: s for s in await repository.list_sources(session)}
     except Exception as exc:
-        raise _unavailable("nothing was replayed") from exc
+        raise storage_unavailable("nothing was replayed") from exc
     missing = sorted(set(body.ids or ()) - set(ids))
     if missing:
         raise Problem(404, f"No archived webhook requests {missing[:20]}.")
@@ -180,16 +178,12 @@ async def replay_requests(request: Request, _: Admin, body: ReplayRequestsIn) ->
             continue
         except Exception as exc:  # what was replayed so far stays stored; retry the rest
             _log.exception("replay of webhook request %s failed", request_id)
-            raise _unavailable(f"requests before {request_id} were replayed") from exc
+            raise storage_unavailable(f"requests before {request_id} were replayed") from exc
         outcomes.append(outcome)
     full_page = body.source_id is not None and len(ids) == body.limit
     return ReplayRequestsOut(
+        **WebhookResult.of(outcomes).model_dump(),
         requests=len(ids),
-        accepted=sum(o.accepted for o in outcomes),
-        duplicates=sum(o.duplicates for o in outcomes),
-        parked=sum(o.parked for o in outcomes),
-        unsupported=sum(o.unsupported for o in outcomes),
-        resync_jobs=[j for o in outcomes for j in o.resync_jobs],
         failed=failed,
         next_after_id=ids[-1] if full_page else None,
     )
@@ -197,10 +191,6 @@ async def replay_requests(request: Request, _: Admin, body: ReplayRequestsIn) ->
 
 class ReplayRefused(Exception):
     """This request cannot be replayed (its source is gone, its body unreadable)."""
-
-
-def _unavailable(what: str) -> Problem:
-    return Problem(503, f"Storage is unavailable; {what}.", headers={"Retry-After": "5"})
 
 
 async def _replay_one(

@@ -169,10 +169,8 @@ class EventLogWriter:
         for pending in group:
             for row in pending.rows:
                 unique.setdefault((row.source, row.event_id), row)
-        cols: list[Any] = [[] for _ in range(_ROW_COLUMNS)]
-        for row in unique.values():
-            for col, value in zip(cols, _as_tuple(row), strict=True):
-                col.append(value)
+        cols: list[Any] = [list(c) for c in zip(*map(_as_tuple, unique.values()), strict=True)]
+        cols = cols or [[] for _ in range(_ROW_COLUMNS)]  # an archive with no events
         archives = [p.archive for p in group if p.archive is not None]
         if archives:
             cols += [

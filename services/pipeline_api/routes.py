@@ -6,11 +6,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.pipeline_api.event_log import EventLogWriter, LogRow
+from services.pipeline_api.event_log import LogRow
 from services.pipeline_api.intake import NDJSON, read_events
 from services.pipeline_api.models import StoredEvent
+from services.pipeline_api.request_state import event_log_writer, pipeline_sessions
 from services.pipeline_api.schemas import IntakeResult, RejectedEvent, StoredEventOut
 from shared import auth
 from shared.events import EventRejected, validate_event
@@ -64,7 +64,7 @@ async def post_events(
     _: Annotated[auth.Principal, Depends(auth.require(auth.EVENTS_WRITE))],
 ) -> IntakeResult:
     settings: Settings = request.state.settings
-    writer: EventLogWriter = request.state.event_log_writer
+    writer = event_log_writer(request)
     items = await read_events(
         request, max_bytes=settings.intake_max_bytes, max_events=settings.intake_max_events
     )
@@ -111,8 +111,7 @@ async def get_event(
     request: Request,
     _: Annotated[auth.Principal, Depends(auth.require(auth.EVENTS_READ))],
 ) -> StoredEventOut:
-    maker: async_sessionmaker[AsyncSession] = request.state.pipeline_sessions
-    async with maker() as session:
+    async with pipeline_sessions(request)() as session:
         row = (
             await session.execute(
                 select(StoredEvent).where(

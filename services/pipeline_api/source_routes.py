@@ -7,13 +7,12 @@ import logging
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, Field
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.pipeline_api import repository
-from services.pipeline_api.event_log import EventLogWriter
 from services.pipeline_api.ingest import replay_parked
+from services.pipeline_api.request_state import event_log_writer, pipeline_sessions
 from services.pipeline_api.source_cache import SourceCache
 from services.pipeline_api.sources import SourceIn, SourceOut
 from shared import auth
@@ -22,13 +21,6 @@ from shared.tables import decode_id_cursor, next_cursor
 
 router = APIRouter(tags=["sources"])
 _log = logging.getLogger("salesops.sources")
-
-Admin = Annotated[auth.Principal, Depends(auth.require(auth.ADMIN))]
-
-
-def _sessions(request: Request) -> async_sessionmaker[AsyncSession]:
-    sessions: async_sessionmaker[AsyncSession] = request.state.pipeline_sessions
-    return sessions
 
 
 def _invalidate(request: Request) -> None:
@@ -75,14 +67,14 @@ def _keep_secrets(incoming: SourceIn, stored: SourceIn | None) -> SourceIn:
 
 
 @router.get("/v1/sources", response_model=list[SourceOut], summary="Connected CRM accounts")
-async def list_sources(request: Request, _: Admin) -> list[SourceOut]:
-    async with _sessions(request)() as session:
+async def list_sources(request: Request, _: auth.Admin) -> list[SourceOut]:
+    async with pipeline_sessions(request)() as session:
         return [SourceOut.of(s) for s in await repository.list_sources(session)]
 
 
 @router.get("/v1/sources/{source_id}", response_model=SourceOut)
-async def get_source(source_id: str, request: Request, _: Admin) -> SourceOut:
-    async with _sessions(request)() as session:
+async def get_source(source_id: str, request: Request, _: auth.Admin) -> SourceOut:
+    async with pipeline_sessions(request)() as session:
         source = await repository.get_source(session, source_id)
     if source is None:
         raise Problem(404, f"No source {source_id!r}.")
@@ -97,11 +89,11 @@ async def get_source(source_id: str, request: Request, _: Admin) -> SourceOut:
     "are replayed right after, so a newly added mapping takes effect at once.",
 )
 async def put_source(
-    source_id: str, body: SourceIn, request: Request, response: Response, _: Admin
+    source_id: str, body: SourceIn, request: Request, response: Response, _: auth.Admin
 ) -> SourceOut:
     if body.id != source_id:
         raise Problem(422, f"The body's id {body.id!r} differs from the path's {source_id!r}.")
-    async with _sessions(request)() as session, session.begin():
+    async with pipeline_sessions(request)() as session, session.begin():
         stored = await repository.get_source_for_update(session, source_id)
         source = _keep_secrets(body, stored)
         try:
@@ -114,14 +106,17 @@ async def put_source(
             raise
     _invalidate(request)
     response.status_code = 201 if created else 200
-    writer: EventLogWriter = request.state.event_log_writer
-    await replay_parked(sessions=_sessions(request), writer=writer, source_id=source_id)
+    await replay_parked(
+        sessions=pipeline_sessions(request),
+        writer=event_log_writer(request),
+        source_id=source_id,
+    )
     return SourceOut.of(source)
 
 
 @router.delete("/v1/sources/{source_id}", status_code=204, response_class=Response)
-async def delete_source(source_id: str, request: Request, _: Admin) -> Response:
-    async with _sessions(request)() as session, session.begin():
+async def delete_source(source_id: str, request: Request, _: auth.Admin) -> Response:
+    async with pipeline_sessions(request)() as session, session.begin():
         if not await repository.delete_source(session, source_id):
             raise Problem(404, f"No source {source_id!r}.")
     _invalidate(request)
@@ -153,9 +148,9 @@ class ResyncJobOut(BaseModel):
     summary="Fetch deals from the CRM's API (all, or the given ones)",
 )
 async def request_resync(
-    source_id: str, request: Request, _: Admin, body: ResyncIn | None = None
+    source_id: str, request: Request, _: auth.Admin, body: ResyncIn | None = None
 ) -> ResyncJobOut:
-    async with _sessions(request)() as session, session.begin():
+    async with pipeline_sessions(request)() as session, session.begin():
         if await repository.get_source(session, source_id) is None:
             raise Problem(404, f"No source {source_id!r}.")
         job_id = await repository.add_resync_job(
@@ -171,12 +166,12 @@ async def request_resync(
 
 
 @router.get("/v1/sources/{source_id}/resync/{job_id}", response_model=ResyncJobOut)
-async def get_resync(source_id: str, job_id: int, request: Request, _: Admin) -> ResyncJobOut:
+async def get_resync(source_id: str, job_id: int, request: Request, _: auth.Admin) -> ResyncJobOut:
     return await _job(request, source_id, job_id)
 
 
 async def _job(request: Request, source_id: str, job_id: int) -> ResyncJobOut:
-    async with _sessions(request)() as session:
+    async with pipeline_sessions(request)() as session:
         job = await repository.get_resync_job(session, job_id)
     if job is None or job.source_id != source_id:
         raise Problem(404, f"No re-sync job {job_id} for source {source_id!r}.")
@@ -207,14 +202,14 @@ class ParkedPage(BaseModel):
 )
 async def list_dlq(
     request: Request,
-    _: Admin,
+    _: auth.Admin,
     source_id: str | None = None,
     include_replayed: bool = False,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: str | None = None,
 ) -> ParkedPage:
     after = decode_id_cursor(cursor)
-    async with _sessions(request)() as session:
+    async with pipeline_sessions(request)() as session:
         rows = await repository.list_parked(
             session,
             source_id=source_id,
@@ -243,11 +238,10 @@ class ReplayOut(BaseModel):
     tags=["operations"],
     summary="Map parked changes again (after a mapping was added)",
 )
-async def replay_dlq(request: Request, _: Admin, body: ReplayIn | None = None) -> ReplayOut:
-    writer: EventLogWriter = request.state.event_log_writer
+async def replay_dlq(request: Request, _: auth.Admin, body: ReplayIn | None = None) -> ReplayOut:
     outcome = await replay_parked(
-        sessions=_sessions(request),
-        writer=writer,
+        sessions=pipeline_sessions(request),
+        writer=event_log_writer(request),
         source_id=body.source_id if body else None,
         ids=body.ids if body else None,
     )

@@ -15,7 +15,6 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from pydantic import BaseModel
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.pipeline_api import repository
 from services.pipeline_api.connectors import hubspot, pipedrive, salesforce
@@ -26,9 +25,13 @@ from services.pipeline_api.connectors.signatures import (
     verify_relay,
 )
 from services.pipeline_api.deliveries import cdc_changes, exact_json, hubspot_changes
-from services.pipeline_api.event_log import EventLogWriter
 from services.pipeline_api.ingest import IngestOutcome, ingest
 from services.pipeline_api.intake import read_limited
+from services.pipeline_api.request_state import (
+    event_log_writer,
+    pipeline_sessions,
+    storage_unavailable,
+)
 from services.pipeline_api.source_cache import SourceCache
 from services.pipeline_api.sources import SourceIn
 from shared.problems import Problem
@@ -84,12 +87,10 @@ def _unauthenticated(reason: str) -> Problem:
 async def _ingest(
     request: Request, source: SourceIn, kind: str, body: bytes, changes: list[Any]
 ) -> IngestOutcome:
-    sessions: async_sessionmaker[AsyncSession] = request.state.pipeline_sessions
-    writer: EventLogWriter = request.state.event_log_writer
     try:
         return await ingest(
-            sessions=sessions,
-            writer=writer,
+            sessions=pipeline_sessions(request),
+            writer=event_log_writer(request),
             source=source,
             kind=kind,
             headers=repository.headers_for_audit(request.headers.items()),
@@ -100,9 +101,7 @@ async def _ingest(
         raise
     except Exception as exc:  # nothing acknowledged: the CRM retries
         _log.exception("webhook ingest failed")
-        raise Problem(
-            503, "Storage is unavailable; retry later.", headers={"Retry-After": "5"}
-        ) from exc
+        raise storage_unavailable("retry later") from exc
 
 
 async def _sources(request: Request, kind: str) -> list[SourceIn]:

@@ -1,0 +1,28 @@
+"""What the pipeline_api lifespan hands each request, read with its type.
+
+The lifespan (app.py) puts the session factory and the event log writer on
+`request.state`; routes read them here rather than each re-annotating `request.state`.
+"""
+
+from __future__ import annotations
+
+from fastapi import Request
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.pipeline_api.event_log import EventLogWriter
+from shared.problems import Problem
+
+
+def pipeline_sessions(request: Request) -> async_sessionmaker[AsyncSession]:
+    sessions: async_sessionmaker[AsyncSession] = request.state.pipeline_sessions
+    return sessions
+
+
+def event_log_writer(request: Request) -> EventLogWriter:
+    writer: EventLogWriter = request.state.event_log_writer
+    return writer
+
+
+def storage_unavailable(what: str) -> Problem:
+    """503 for a store that failed mid-request: nothing was acknowledged, so retry."""
+    return Problem(503, f"Storage is unavailable; {what}.", headers={"Retry-After": "5"})
