@@ -73,7 +73,7 @@ DATASET_DIR = SHARED_DIR / "datasets" / "crm_sales_opportunities"
 
 CREATED = "com.salesops.deal.created.v1"
 UPDATED = "com.salesops.deal.updated.v1"
-SOURCE = "crm://maven-sample"
+SOURCE = "app://maven-sample"
 API_KEY = "bench-" + uuid.uuid4().hex
 
 TARGET_RATIO = 0.5

@@ -1,7 +1,14 @@
-"""Bearer API keys with scopes.
+"""Bearer API keys with scopes, optionally bound to event sources.
 
 Keys are compared by SHA-256 digest through a dict lookup, so the time taken does not
 depend on how much of a guessed key matched. The `admin` scope implies every other scope.
+
+A key bound to sources (`{"scopes": [...], "sources": ["app://billing/*"]}`) writes and
+reads only events whose CloudEvents `source` matches one of its fnmatch patterns (`*`
+matches across `/` too). Sources of the `crm://` namespace are written only by the webhook
+and re-sync paths, never through `/v1/events` by any key: an event posted there could
+take the `(source, id)` of a CRM change not yet delivered, which would then be dropped as
+a duplicate.
 """
 
 from __future__ import annotations
@@ -9,17 +16,22 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from fnmatch import fnmatchcase
 from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from shared.problems import Problem
+from shared.settings import ApiKeyGrant
 
 ADMIN = "admin"
 EVENTS_WRITE = "events:write"
 EVENTS_READ = "events:read"
 FORECAST_READ = "forecast:read"
+
+WEBHOOK_NAMESPACE = "crm://"
+"""How webhook and re-sync events name their source (connectors/mapping.py)."""
 
 _bearer = HTTPBearer(auto_error=False, description="API key as a bearer token")
 
@@ -28,21 +40,39 @@ def _digest(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
+def in_webhook_namespace(source: str) -> bool:
+    """URI schemes are case-insensitive, so `CRM://` is the same namespace."""
+    return source[: len(WEBHOOK_NAMESPACE)].lower() == WEBHOOK_NAMESPACE
+
+
 @dataclass(frozen=True)
 class Principal:
     key_id: str
     scopes: frozenset[str]
+    sources: tuple[str, ...] | None = None
+    """fnmatch patterns of the event sources this key may use; None: every source."""
 
     def allows(self, scope: str) -> bool:
         return ADMIN in self.scopes or scope in self.scopes
 
+    def covers(self, source: str) -> bool:
+        """The key's source binding admits `source` (for reading and writing)."""
+        return self.sources is None or any(fnmatchcase(source, p) for p in self.sources)
+
+    def may_write_source(self, source: str) -> bool:
+        return not in_webhook_namespace(source) and self.covers(source)
+
+
+def _principal(key: str, grant: list[str] | ApiKeyGrant) -> Principal:
+    if isinstance(grant, ApiKeyGrant):
+        sources = tuple(grant.sources) if grant.sources is not None else None
+        return Principal(_digest(key)[:12], frozenset(grant.scopes), sources)
+    return Principal(_digest(key)[:12], frozenset(grant))
+
 
 class ApiKeys:
-    def __init__(self, keys: Mapping[str, list[str]]) -> None:
-        self._by_digest = {
-            _digest(k): Principal(key_id=_digest(k)[:12], scopes=frozenset(s))
-            for k, s in keys.items()
-        }
+    def __init__(self, keys: Mapping[str, list[str] | ApiKeyGrant]) -> None:
+        self._by_digest = {_digest(k): _principal(k, g) for k, g in keys.items()}
 
     def lookup(self, key: str) -> Principal | None:
         return self._by_digest.get(_digest(key))

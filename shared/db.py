@@ -37,11 +37,14 @@ def driver_dsn(url: str) -> str:
 
 
 def create_engine(url: str, *, application_name: str, pool_size: int = 10) -> AsyncEngine:
+    """`hide_parameters`: a failed statement's error (logged, or shown in a traceback) never
+    carries its bound values, which hold CRM secrets when a source is written."""
     return create_async_engine(
         url,
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_pre_ping=True,
+        hide_parameters=True,
         connect_args={"server_settings": {"application_name": application_name}},
     )
 

@@ -8,7 +8,7 @@ unknown fields: a misspelt field is a rejected event with a reason, not silent l
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
@@ -200,6 +200,16 @@ class EventRejected(ValueError):
         self.reason = reason
 
 
+class EventInFuture(EventRejected):
+    """An event dated further ahead of our clock than the allowed skew. Stored, it would
+    win the ordering against every real change until its time came (year 9000: forever);
+    once its time is near it can be accepted, so a CRM's may be parked and replayed."""
+
+
+MAX_FUTURE = timedelta(minutes=5)
+"""The skew allowed between a sender's clock and ours, unless configured otherwise."""
+
+
 @dataclass(frozen=True)
 class CanonicalEvent:
     """A validated event. `raw` is the object as received with `subject` filled in: what
@@ -221,14 +231,23 @@ def describe_validation_error(exc: ValidationError, prefix: str = "") -> str:
     return "; ".join(parts)
 
 
-def validate_event(raw: Any) -> CanonicalEvent:
-    """Check one event against the envelope and its type's model; raise `EventRejected`."""
+def validate_event(
+    raw: Any, *, max_future: timedelta = MAX_FUTURE, now: datetime | None = None
+) -> CanonicalEvent:
+    """Check one event against the envelope and its type's model, and that its `time` is
+    at most `max_future` ahead of `now`; raise `EventRejected` (`EventInFuture`)."""
     if not isinstance(raw, dict):
         raise EventRejected(f"an event must be a JSON object, got {type(raw).__name__}")
     try:
         envelope = CloudEvent.model_validate(raw)
     except ValidationError as exc:
         raise EventRejected(describe_validation_error(exc)) from exc
+    latest = (now or datetime.now(UTC)) + max_future
+    if envelope.time > latest:
+        raise EventInFuture(
+            f"time: {envelope.time.isoformat()} lies more than {max_future.total_seconds():g}s "
+            f"in the future (our clock allows up to {latest.isoformat()})"
+        )
     kind = CANONICAL_TYPES.get(envelope.type)
     if kind is None:
         raise EventRejected(f"type: unknown event type {envelope.type!r}")

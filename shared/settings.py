@@ -10,11 +10,33 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_WON_STAGES = ("closedwon", "closed_won", "won", "closed won")
 DEFAULT_LOST_STAGES = ("closedlost", "closed_lost", "lost", "closed lost")
+
+
+class ApiKeyGrant(BaseModel):
+    """One key's scopes and, optionally, the event sources it may write and read."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    scopes: list[str]
+    sources: list[str] | None = Field(
+        None,
+        min_length=1,
+        description="fnmatch patterns of CloudEvents `source` values (`app://billing/*`); "
+        "absent: every source",
+    )
+
+    @model_validator(mode="after")
+    def _admin_unbound(self) -> ApiKeyGrant:
+        # Admin routes manage every CRM source; a bound admin key would promise a limit
+        # that those routes do not keep.
+        if "admin" in self.scopes and self.sources is not None:
+            raise ValueError("an admin key cannot be bound to sources")
+        return self
 
 
 class Settings(BaseSettings):
@@ -25,14 +47,18 @@ class Settings(BaseSettings):
     kafka_bootstrap_servers: str | None = None
     data_dir: Path = Path(".salesops")
 
-    api_keys: dict[str, list[str]] = Field(
+    api_keys: dict[str, list[str] | ApiKeyGrant] = Field(
         default_factory=dict,
-        description="API key -> scopes. The dev stack adds its admin key here.",
+        description="API key -> scopes, or -> {scopes, sources}. The dev stack adds its admin "
+        "key here.",
     )
     dev_api_key: SecretStr | None = None
     secrets_keys: list[SecretStr] = Field(
         default_factory=list,
         description="Fernet keys (JSON list) sealing CRM secrets at rest; the first seals",
+    )
+    allow_unsealed_secrets: bool = Field(
+        False, description="Let production run without SALESOPS_SECRETS_KEYS (secrets in clear)"
     )
 
     intake_max_events: int = Field(1000, ge=1)
@@ -43,6 +69,24 @@ class Settings(BaseSettings):
         "HubSpot signs the URL it called",
     )
     intake_writers: int = Field(2, ge=1, description="Concurrent group-commit transactions")
+    event_max_future_seconds: float = Field(
+        300,
+        ge=0,
+        le=366 * 86400,
+        description="How far an event's time may lie ahead of our clock before it is refused",
+    )
+
+    outbound_allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="Hosts (fnmatch patterns) re-syncs may call beside each CRM's own domains: "
+        "sandboxes, self-hosted instances",
+    )
+    outbound_allow_loopback: bool = Field(
+        False, description="Development and tests only: allow CRM calls to 127.0.0.1 / ::1"
+    )
+    outbound_max_response_bytes: int = Field(
+        32 * 1024 * 1024, ge=1024, description="Largest CRM answer a re-sync reads"
+    )
 
     topic_partitions: int = Field(3, ge=1)
     relay_batch_size: int = Field(500, ge=1)
@@ -71,8 +115,16 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _no_open_production(self) -> Settings:
-        if self.environment == "production" and not self.api_keys:
+        if self.environment != "production":
+            return self
+        if not self.api_keys:
             raise ValueError("SALESOPS_API_KEYS must be set in production; no key means no access")
+        if not self.secrets_keys and not self.allow_unsealed_secrets:
+            raise ValueError(
+                "SALESOPS_SECRETS_KEYS must be set in production, so CRM secrets are sealed at "
+                "rest (`salesops secrets key` makes one); SALESOPS_ALLOW_UNSEALED_SECRETS=true "
+                "runs without"
+            )
         return self
 
     def require_database_url(self) -> str:

@@ -2,6 +2,10 @@
 
 Cursors are opaque base64 of the last row's sort key, so a client paging while rows are
 added neither skips nor repeats a row. CSV has stable column names for BI tools.
+
+CSV cells are neutralised for spreadsheets (OWASP "CSV injection"): text a spreadsheet
+would read as a formula (a deal named `=HYPERLINK(...)` from a CRM) gets a leading `'`,
+so it shows as text. A cell that is a plain decimal number ("-12.50") stays a number.
 """
 
 from __future__ import annotations
@@ -9,6 +13,7 @@ from __future__ import annotations
 import base64
 import csv
 import io
+import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -77,21 +82,34 @@ def wants_csv(request: Request, format: str | None) -> bool:
     return CSV_MEDIA_TYPE in request.headers.get("accept", "")
 
 
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_PLAIN_NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?")
+
+
+def neutralise(text: str) -> str:
+    """`text` as a spreadsheet shows it verbatim: formula-like text gets a leading `'`."""
+    if text.startswith(_FORMULA_START) and not _PLAIN_NUMBER.fullmatch(text):
+        return "'" + text
+    return text
+
+
 def _cell(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, dict | list):
-        return orjson.dumps(value, default=str).decode()
-    return str(value)
+        return neutralise(orjson.dumps(value, default=str).decode())
+    return neutralise(str(value))
 
 
 def csv_response(
     columns: Sequence[str], rows: Iterable[dict[str, Any]], next_cursor: str | None
 ) -> Response:
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
+    # RFC 4180's CRLF: the writer then quotes any cell holding a CR or LF, which a bare "\n"
+    # terminator would leave a lone CR unquoted and the row broken.
+    writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(columns)
     for row in rows:
         writer.writerow([_cell(row.get(c)) for c in columns])

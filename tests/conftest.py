@@ -16,10 +16,12 @@ from tests.support.infra import serve_in_loop, test_broker, test_database
 ADMIN_KEY = "test-admin-key"
 WRITER_KEY = "test-writer-key"
 READER_KEY = "test-reader-key"
-API_KEYS = {
+BOUND_KEY = "test-bound-key"
+API_KEYS: dict[str, object] = {
     ADMIN_KEY: ["admin"],
     WRITER_KEY: ["events:write"],
     READER_KEY: ["forecast:read", "events:read"],
+    BOUND_KEY: {"scopes": ["events:write", "events:read"], "sources": ["app://bound/*"]},
 }
 
 SHARED_DIR = Path(

@@ -29,7 +29,7 @@ from services.pipeline_api.connectors.changes import (
 from services.pipeline_api.connectors.mapping import Parked, map_activity, map_deal
 from services.pipeline_api.event_log import Archive, EventLogWriter, LogRow
 from services.pipeline_api.sources import SourceIn
-from shared.events import EventRejected, validate_event
+from shared.events import EventInFuture, EventRejected, validate_event
 
 _log = logging.getLogger("salesops.ingest")
 
@@ -52,6 +52,11 @@ def to_row(source: SourceIn, change: DealChange | ActivityChange) -> LogRow | Pa
         return mapped
     try:
         return LogRow.of(validate_event(mapped))
+    except EventInFuture as exc:
+        # A CRM clock running ahead: stored now, the change would outrank every later one
+        # of its deal until its time came. It waits instead; a replay once the time has
+        # come (automatic on a mapping update, or POST /v1/dlq/replay) stores it.
+        return Parked(f"dated in the future: {exc.reason}", replayable=True)
     except EventRejected as exc:
         return Parked(f"not a valid canonical event: {exc.reason}", replayable=False)
 

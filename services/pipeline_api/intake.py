@@ -2,16 +2,20 @@
 
 Three shapes are accepted: one CloudEvent object, a JSON array of them, or NDJSON. A body
 that is not valid JSON at all is refused whole (400); an item that is valid JSON but not a
-valid event is rejected alone, so one bad event never blocks the good ones beside it.
+valid event, or one the key may not write, is rejected alone, so one bad event never
+blocks the good ones beside it.
 """
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
 from fastapi import Request
 
+from shared.auth import Principal, in_webhook_namespace
+from shared.events import CanonicalEvent, EventRejected, validate_event
 from shared.problems import Problem
 
 NDJSON = "application/x-ndjson"
@@ -73,3 +77,19 @@ async def read_events(request: Request, *, max_bytes: int, max_events: int) -> l
     if len(items) > max_events:
         raise Problem(413, f"The body holds {len(items)} events; the limit is {max_events}.")
     return items
+
+
+def admit(
+    item: Any, principal: Principal, *, max_future: timedelta, now: datetime
+) -> CanonicalEvent:
+    """One posted event, valid and one this key may write; else `EventRejected`."""
+    event = validate_event(item, max_future=max_future, now=now)
+    source = event.envelope.source
+    if in_webhook_namespace(source):
+        raise EventRejected(
+            f"source: {source!r} is in the crm:// namespace, which only CRM webhooks and "
+            "re-syncs write"
+        )
+    if not principal.may_write_source(source):
+        raise EventRejected(f"source: this API key may not write source {source!r}")
+    return event

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from sqlalchemy import select
 
 from services.pipeline_api.event_log import LogRow
-from services.pipeline_api.intake import NDJSON, read_events
+from services.pipeline_api.intake import NDJSON, admit, read_events
 from services.pipeline_api.models import StoredEvent
 from services.pipeline_api.request_state import event_log_writer, pipeline_sessions
 from services.pipeline_api.schemas import IntakeResult, RejectedEvent, StoredEventOut
 from shared import auth
-from shared.events import EventRejected, validate_event
+from shared.events import EventRejected
 from shared.metrics import EVENTS_INTAKE
 from shared.problems import Problem
 from shared.settings import Settings
@@ -45,7 +46,10 @@ _EXAMPLE = {
     description=(
         "Takes one CloudEvent, a JSON array of them, or NDJSON (`application/x-ndjson`). "
         "Every valid event is durably stored before the answer; invalid ones are listed in "
-        "`rejected` with their index and reason while the rest are still accepted. "
+        "`rejected` with their index and reason while the rest are still accepted: so is "
+        "an event whose `time` lies more than `SALESOPS_EVENT_MAX_FUTURE_SECONDS` (default "
+        "300) ahead, one in the `crm://` namespace of CRM webhooks, and one whose source "
+        "the key is not bound to. "
         "Event types and their `data` schemas: see the `com.salesops.*` models in "
         "`shared/events.py` and the README."
     ),
@@ -61,18 +65,20 @@ _EXAMPLE = {
 )
 async def post_events(
     request: Request,
-    _: Annotated[auth.Principal, Depends(auth.require(auth.EVENTS_WRITE))],
+    principal: Annotated[auth.Principal, Depends(auth.require(auth.EVENTS_WRITE))],
 ) -> IntakeResult:
     settings: Settings = request.state.settings
     writer = event_log_writer(request)
     items = await read_events(
         request, max_bytes=settings.intake_max_bytes, max_events=settings.intake_max_events
     )
+    max_future = timedelta(seconds=settings.event_max_future_seconds)
+    now = datetime.now(UTC)
     rows: list[LogRow] = []
     rejected: list[RejectedEvent] = []
     for index, item in enumerate(items):
         try:
-            rows.append(LogRow.of(validate_event(item)))
+            rows.append(LogRow.of(admit(item, principal, max_future=max_future, now=now)))
         except EventRejected as exc:
             event_id = item.get("id") if isinstance(item, dict) else None
             rejected.append(
@@ -109,8 +115,10 @@ async def get_event(
     source: str,
     event_id: str,
     request: Request,
-    _: Annotated[auth.Principal, Depends(auth.require(auth.EVENTS_READ))],
+    principal: Annotated[auth.Principal, Depends(auth.require(auth.EVENTS_READ))],
 ) -> StoredEventOut:
+    if not principal.covers(source):
+        raise Problem(403, f"This API key may not read source {source!r}.")
     async with pipeline_sessions(request)() as session:
         row = (
             await session.execute(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -14,6 +14,7 @@ from shared.events import (
     ActivityDeleted,
     ActivityLogged,
     DealCreated,
+    EventInFuture,
     EventRejected,
     validate_event,
 )
@@ -194,6 +195,32 @@ def test_offset_time_converted_to_utc() -> None:
     assert event.envelope.time == datetime(2024, 1, 1, 12, tzinfo=UTC)
     assert event.envelope.time.utcoffset() is not None
     assert event.envelope.time.tzinfo == UTC
+
+
+NOW = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
+
+
+def at(when: datetime) -> dict[str, Any]:
+    return raw_event(DELETED, {"deal_id": "d"}, time=when.isoformat())
+
+
+def test_an_event_from_year_9000_is_rejected_saying_why() -> None:
+    with pytest.raises(EventInFuture) as refused:
+        validate_event(raw_event(DELETED, {"deal_id": "d"}, time="9000-01-01T00:00:00Z"))
+    assert refused.value.reason.startswith("time: 9000-01-01T00:00:00+00:00 lies more than 300s")
+
+
+def test_the_default_skew_is_five_minutes() -> None:
+    validate_event(at(NOW + timedelta(minutes=5)), now=NOW)
+    with pytest.raises(EventInFuture):
+        validate_event(at(NOW + timedelta(minutes=5, seconds=1)), now=NOW)
+
+
+def test_the_skew_is_configurable() -> None:
+    with pytest.raises(EventInFuture, match="more than 0s"):
+        validate_event(at(NOW + timedelta(seconds=1)), now=NOW, max_future=timedelta(0))
+    late = at(NOW + timedelta(hours=1))
+    assert validate_event(late, now=NOW, max_future=timedelta(hours=2)).envelope.time > NOW
 
 
 @pytest.mark.parametrize("sequence", [7, "7", "0007"])

@@ -8,7 +8,7 @@ import pytest
 from pydantic import ValidationError
 from pydantic_settings import SettingsError
 
-from shared.settings import DEFAULT_LOST_STAGES, DEFAULT_WON_STAGES, Settings
+from shared.settings import DEFAULT_LOST_STAGES, DEFAULT_WON_STAGES, ApiKeyGrant, Settings
 
 
 @pytest.fixture(autouse=True)
@@ -93,12 +93,53 @@ def test_production_without_api_keys_refused(monkeypatch: pytest.MonkeyPatch) ->
         Settings()
 
 
-def test_production_with_api_keys_allowed(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_production_with_api_keys_and_secrets_keys_allowed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setenv("SALESOPS_ENVIRONMENT", "production")
     monkeypatch.setenv("SALESOPS_API_KEYS", '{"k": ["admin"]}')
+    monkeypatch.setenv("SALESOPS_SECRETS_KEYS", '["a-fernet-key"]')
     s = Settings()
     assert s.environment == "production"
     assert s.api_keys == {"k": ["admin"]}
+
+
+def test_production_without_secrets_keys_refused_unless_allowed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SALESOPS_ENVIRONMENT", "production")
+    monkeypatch.setenv("SALESOPS_API_KEYS", '{"k": ["admin"]}')
+    with pytest.raises(ValidationError, match="SALESOPS_SECRETS_KEYS must be set in production"):
+        Settings()
+    monkeypatch.setenv("SALESOPS_ALLOW_UNSEALED_SECRETS", "true")
+    assert Settings().secrets_keys == []
+
+
+def test_api_keys_bound_to_sources_beside_the_old_form(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(
+        "SALESOPS_API_KEYS",
+        '{"old": ["events:write"], '
+        '"new": {"scopes": ["events:write"], "sources": ["app://billing/*"]}}',
+    )
+    keys = Settings().api_keys
+    assert keys["old"] == ["events:write"]
+    assert keys["new"] == ApiKeyGrant(scopes=["events:write"], sources=["app://billing/*"])
+
+
+@pytest.mark.parametrize(
+    "grant",
+    [
+        '{"scopes": ["admin"], "sources": ["app://x"]}',
+        '{"scopes": ["events:write"], "sources": []}',
+        '{"scopes": ["events:write"], "source": ["app://x"]}',
+    ],
+)
+def test_api_key_bindings_that_promise_nothing_are_refused(
+    monkeypatch: pytest.MonkeyPatch, grant: str
+) -> None:
+    monkeypatch.setenv("SALESOPS_API_KEYS", f'{{"k": {grant}}}')
+    with pytest.raises(ValidationError):
+        Settings()
 
 
 @pytest.mark.parametrize(

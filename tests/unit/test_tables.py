@@ -59,7 +59,7 @@ def test_tampered_cursor_is_400(cursor: str) -> None:
 
 
 def rows_of(body: bytes) -> list[list[str]]:
-    return list(csv.reader(io.StringIO(body.decode("utf-8"))))
+    return list(csv.reader(io.StringIO(body.decode("utf-8"), newline="")))
 
 
 def test_csv_header_and_cells() -> None:
@@ -87,7 +87,7 @@ def test_csv_cells_are_json_parseable_for_nested_values() -> None:
 
 def test_csv_without_rows_still_has_header_and_no_cursor() -> None:
     response = csv_response(["a", "b"], [], None)
-    assert bytes(response.body) == b"a,b\n"
+    assert bytes(response.body) == b"a,b\r\n"
     assert "x-next-cursor" not in response.headers
 
 
@@ -124,3 +124,22 @@ def test_csv_booleans_are_lower_case_for_bi_tools() -> None:
         None,
     )
     assert rows_of(bytes(response.body))[1:] == [["a", "false"], ["b", "true"]]
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        ('=HYPERLINK("http://evil","x")', '\'=HYPERLINK("http://evil","x")'),
+        ("+1+cmd|' /C calc'!A0", "'+1+cmd|' /C calc'!A0"),
+        ("-2+3", "'-2+3"),
+        ("@SUM(A1:A2)", "'@SUM(A1:A2)"),
+        ("\t=1", "'\t=1"),
+        ("\r=1", "'\r=1"),
+        ("-12.50", "-12.50"),
+        ("-7", "-7"),
+        ("Acme = renewal", "Acme = renewal"),
+    ],
+)
+def test_csv_text_that_a_spreadsheet_would_run_is_shown_as_text(value: str, shown: str) -> None:
+    response = csv_response(["name", "amount"], [{"name": value, "amount": "-12.50"}], None)
+    assert rows_of(bytes(response.body))[1] == [shown, "-12.50"]

@@ -1,0 +1,122 @@
+"""Trust boundaries through the running service: which key may write which source, events
+dated in the future, and secrets kept out of the log when the database fails."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from tests.conftest import ADMIN_KEY, BOUND_KEY
+from tests.support.events import DELETED, event
+
+pytestmark = pytest.mark.integration
+
+NOW = datetime.now(UTC)
+
+
+def deleted(source: str, **attrs: Any) -> dict[str, Any]:
+    return event(DELETED, {"deal_id": f"trust-{uuid.uuid4().hex[:8]}"}, source=source, **attrs)
+
+
+async def post(stack_url: str, key: str, events: list[dict[str, Any]]) -> dict[str, Any]:
+    async with httpx.AsyncClient(base_url=stack_url) as c:
+        r = await c.post("/v1/events", json=events, headers={"Authorization": f"Bearer {key}"})
+    assert r.status_code == 202, r.text
+    body: dict[str, Any] = r.json()
+    return body
+
+
+async def test_a_bound_key_writes_only_its_sources_and_each_refusal_names_the_source(
+    stack_url: str,
+) -> None:
+    mine = deleted("app://bound/eu", time=NOW)
+    other = deleted("app://elsewhere", time=NOW)
+    body = await post(stack_url, BOUND_KEY, [mine, other])
+
+    assert body["accepted"] == 1
+    (refused,) = body["rejected"]
+    assert refused["index"] == 1
+    assert refused["reason"] == "source: this API key may not write source 'app://elsewhere'"
+
+    async with httpx.AsyncClient(
+        base_url=stack_url, headers={"Authorization": f"Bearer {BOUND_KEY}"}
+    ) as c:
+        assert (await c.get(f"/v1/events/app:%2F%2Fbound%2Feu/{mine['id']}")).status_code == 200
+        elsewhere = await c.get(f"/v1/events/app:%2F%2Felsewhere/{other['id']}")
+    assert elsewhere.status_code == 403
+    assert "app://elsewhere" in elsewhere.json()["detail"]
+
+
+@pytest.mark.parametrize("source", ["crm://hubspot/48975575", "CRM://pipedrive/1"])
+async def test_not_even_an_admin_key_writes_the_webhook_namespace(
+    stack_url: str, source: str
+) -> None:
+    body = await post(stack_url, ADMIN_KEY, [deleted(source, time=NOW)])
+    assert body["accepted"] == 0
+    (refused,) = body["rejected"]
+    assert refused["reason"].startswith(f"source: {source!r} is in the crm:// namespace")
+
+
+async def test_an_event_dated_beyond_the_skew_is_rejected_and_the_rest_stored(
+    stack_url: str,
+) -> None:
+    body = await post(
+        stack_url,
+        ADMIN_KEY,
+        [
+            deleted("app://clock", time="9000-01-01T00:00:00Z"),
+            deleted("app://clock", time=NOW + timedelta(minutes=10)),
+            deleted("app://clock", time=NOW + timedelta(minutes=1)),
+        ],
+    )
+    assert body["accepted"] == 1
+    assert [r["index"] for r in body["rejected"]] == [0, 1]
+    assert body["rejected"][0]["reason"].startswith("time: 9000-01-01T00:00:00+00:00 lies more")
+
+
+async def test_a_database_error_on_a_source_put_logs_no_secret(
+    client: httpx.AsyncClient, database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A trigger makes PostgreSQL refuse this one source, whatever the request holds."""
+    account = f"refuse-{uuid.uuid4().hex[:8]}"
+    trigger = f"refuse_{account.replace('-', '_')}"
+    engine = create_async_engine(database_url)
+    ddl = [
+        "CREATE OR REPLACE FUNCTION pipeline.refuse_for_test() RETURNS trigger "
+        "LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'refused by a test trigger'; END $$",
+        f"CREATE TRIGGER {trigger} BEFORE INSERT OR UPDATE ON pipeline.sources FOR EACH ROW "
+        f"WHEN (NEW.account_id = '{account}') EXECUTE FUNCTION pipeline.refuse_for_test()",
+    ]
+    secrets = ("signing-s3cret-9f2", "api-t0ken-77a")
+    try:
+        async with engine.begin() as conn:
+            for statement in ddl:
+                await conn.execute(text(statement))
+        with caplog.at_level(logging.INFO):
+            r = await client.put(
+                f"/v1/sources/{account}",
+                json={
+                    "id": account,
+                    "kind": "pipedrive",
+                    "account_id": account,
+                    "secrets": {"current": secrets[0], "basic_user": "salesops"},
+                    "api_token": secrets[1],
+                },
+            )
+    finally:
+        async with engine.begin() as conn:
+            await conn.execute(text(f"DROP TRIGGER IF EXISTS {trigger} ON pipeline.sources"))
+        await engine.dispose()
+
+    assert r.status_code >= 500
+    assert "refused by a test trigger" in caplog.text, "the database error was logged"
+    for secret in secrets:
+        assert secret not in caplog.text
+        assert secret not in r.text

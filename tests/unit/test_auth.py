@@ -1,0 +1,87 @@
+"""API keys: scopes, source binding and the webhook namespace, and how intake applies them
+to each posted event."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from services.pipeline_api.intake import admit
+from shared.auth import ApiKeys, Principal
+from shared.events import EventInFuture, EventRejected
+from shared.settings import ApiKeyGrant
+
+NOW = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
+KEYS = ApiKeys(
+    {
+        "old-form": ["events:write"],
+        "bound": ApiKeyGrant(scopes=["events:write"], sources=["app://billing", "app://shop/*"]),
+        "admin": ["admin"],
+    }
+)
+
+
+def principal(key: str) -> Principal:
+    found = KEYS.lookup(key)
+    assert found is not None
+    return found
+
+
+def event(source: str, time: datetime = NOW) -> dict[str, Any]:
+    return {
+        "specversion": "1.0",
+        "id": "evt-1",
+        "source": source,
+        "type": "com.salesops.deal.deleted.v1",
+        "time": time.isoformat(),
+        "data": {"deal_id": "d-1"},
+    }
+
+
+def test_the_old_form_is_unbound_and_keeps_its_scopes() -> None:
+    old = principal("old-form")
+    assert old.sources is None
+    assert old.allows("events:write")
+    assert not old.allows("events:read")
+    assert old.may_write_source("anything://at/all")
+
+
+@pytest.mark.parametrize(
+    ("source", "allowed"),
+    [
+        ("app://billing", True),
+        ("app://shop/eu", True),
+        ("app://shop/eu/web", True),
+        ("app://billing/extra", False),
+        ("app://shop", False),
+        ("APP://billing", False),
+    ],
+)
+def test_a_bound_key_writes_only_matching_sources(source: str, allowed: bool) -> None:
+    assert principal("bound").may_write_source(source) is allowed
+    assert principal("bound").covers(source) is allowed
+
+
+@pytest.mark.parametrize("source", ["crm://hubspot/48975575", "CRM://hubspot/1", "Crm://x"])
+@pytest.mark.parametrize("key", ["old-form", "admin"])
+def test_no_key_writes_the_webhook_namespace(source: str, key: str) -> None:
+    assert not principal(key).may_write_source(source)
+    with pytest.raises(EventRejected, match=r"crm:// namespace"):
+        admit(event(source), principal(key), max_future=timedelta(minutes=5), now=NOW)
+
+
+def test_admit_names_the_source_a_bound_key_may_not_write() -> None:
+    with pytest.raises(EventRejected) as refused:
+        admit(event("app://crm-export"), principal("bound"), max_future=timedelta(0), now=NOW)
+    assert refused.value.reason == "source: this API key may not write source 'app://crm-export'"
+    accepted = admit(event("app://billing"), principal("bound"), max_future=timedelta(0), now=NOW)
+    assert accepted.envelope.source == "app://billing"
+
+
+def test_admit_refuses_an_event_beyond_the_configured_skew() -> None:
+    ahead = event("app://billing", NOW + timedelta(minutes=2))
+    with pytest.raises(EventInFuture):
+        admit(ahead, principal("admin"), max_future=timedelta(minutes=1), now=NOW)
+    assert admit(ahead, principal("admin"), max_future=timedelta(minutes=3), now=NOW)

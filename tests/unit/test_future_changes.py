@@ -1,0 +1,37 @@
+"""A CRM change dated beyond the allowed skew waits in the DLQ instead of freezing its deal."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from services.pipeline_api.connectors.changes import DealChange
+from services.pipeline_api.connectors.mapping import Parked
+from services.pipeline_api.event_log import LogRow
+from services.pipeline_api.ingest import to_row
+from services.pipeline_api.sources import SourceIn
+
+SOURCE = SourceIn.model_validate(
+    {"id": "hs", "kind": "hubspot", "account_id": "42", "mapping": {"owners": {"7": "rep-7"}}}
+)
+
+
+def change(occurred_at: datetime) -> DealChange:
+    return DealChange(
+        crm_id="1",
+        event_key=f"k-{occurred_at.timestamp()}",
+        occurred_at=occurred_at,
+        op="updated",
+        fields={"owner_id": "7"},
+    )
+
+
+def test_a_change_from_year_9000_is_parked_for_replay_not_stored() -> None:
+    parked = to_row(SOURCE, change(datetime(9000, 1, 1, tzinfo=UTC)))
+    assert isinstance(parked, Parked)
+    assert parked.replayable
+    assert parked.reason.startswith("dated in the future: time: 9000-01-01")
+
+
+def test_a_change_within_the_skew_is_stored() -> None:
+    now = datetime.now(UTC)
+    assert isinstance(to_row(SOURCE, change(now + timedelta(minutes=4))), LogRow)
