@@ -29,6 +29,7 @@ from rich.table import Table
 from services.comp_engine.app import SPEC as COMP_ENGINE
 from services.forecast_worker.app import SPEC as FORECAST_WORKER
 from services.pipeline_api.app import SPEC as PIPELINE_API
+from services.pipeline_api.outbound import OutboundPolicy, OutboundRefused
 from services.pipeline_api.repository import upsert_source
 from services.pipeline_api.secret_box import INFO_KEY, new_key, secret_box
 from services.pipeline_api.sources import SourceIn, load_yaml
@@ -190,9 +191,12 @@ def load_sources(
     """Create or replace the sources a YAML file declares (see deploy/sources.example.yaml)."""
     settings = Settings()
     configure_logging(settings.log_level, json=False)
+    policy = OutboundPolicy.of(settings)
     try:
         sources = load_yaml(path)
-    except (ValueError, yaml.YAMLError) as exc:
+        for source in sources:
+            policy.check_source(source)
+    except (ValueError, yaml.YAMLError, OutboundRefused) as exc:
         console.print(f"[red]{path} is not a valid sources file:[/red] {exc}")
         raise typer.Exit(code=1) from exc
     for source_id, created in asyncio.run(_store_sources(settings, sources)):

@@ -51,6 +51,8 @@ def make_settings(database_url: str, kafka_bootstrap: str, **overrides: object) 
         "broker_check_seconds": 1.0,
         "relay_poll_seconds": 0.2,
         "log_json": False,
+        # The fake CRMs (tests/support/fake_crm.py) answer on 127.0.0.1 over http.
+        "outbound_allow_loopback": True,
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]

@@ -12,6 +12,7 @@ from sqlalchemy import text
 
 from services.pipeline_api.archive_routes import router as archive_router
 from services.pipeline_api.event_log import EventLogWriter
+from services.pipeline_api.outbound import OutboundPolicy, guarded_client
 from services.pipeline_api.relay import Relay
 from services.pipeline_api.repository import list_sources
 from services.pipeline_api.resync_worker import ResyncWorker
@@ -51,8 +52,9 @@ async def lifespan(settings: Settings) -> AsyncIterator[ServiceState]:
     # The API answers while the broker is away: events wait in the log meanwhile.
     relay_task = asyncio.create_task(supervise("relay", relay.run), name="relay")
     sessions = create_sessionmaker(engine, info={INFO_KEY: secret_box(settings)})
-    http = httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=10.0))
-    resyncs = ResyncWorker(sessions=sessions, writer=writer, http=http)
+    policy = OutboundPolicy.of(settings)
+    http = guarded_client(policy, httpx.Timeout(30.0, connect=10.0))
+    resyncs = ResyncWorker(sessions=sessions, writer=writer, http=http, policy=policy)
     resync_task = asyncio.create_task(supervise("re-sync", resyncs.run), name="resync")
 
     async def database_ready() -> None:

@@ -24,6 +24,7 @@ from typing import Protocol
 
 import httpx
 
+from services.pipeline_api.outbound import error_code
 from services.pipeline_api.sources import SalesforceOAuth
 
 _log = logging.getLogger("salesops.resync")
@@ -152,16 +153,16 @@ class SalesforceRefreshToken:
 
 
 def _token_answer(response: httpx.Response) -> dict[str, object]:
+    """The token endpoint's JSON answer. A refusal is told by its OAuth error code only
+    (`invalid_grant`): the description and the body are not repeated into job errors."""
     try:
         body = json.loads(response.content)
     except ValueError:
         body = None
     if response.status_code != 200 or not isinstance(body, dict):
-        error = body.get("error") if isinstance(body, dict) else None
-        detail = body.get("error_description") if isinstance(body, dict) else None
         raise CredentialsError(
             f"Salesforce refused to issue an access token ({response.status_code} "
-            f"{error or 'no error code'}: {detail or response.text[:200]}); check the "
-            "source's oauth client_id, client_secret and refresh_token"
+            f"{error_code(body) or 'no error code'}); check the source's oauth client_id, "
+            "client_secret and refresh_token"
         )
     return body

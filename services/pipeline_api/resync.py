@@ -59,6 +59,7 @@ from services.pipeline_api.connectors.changes import ActivityChange, ActivityKin
 from services.pipeline_api.connectors.hubspot import property_field
 from services.pipeline_api.connectors.salesforce import activity_change, activity_entity
 from services.pipeline_api.crm_auth import Credentials, SalesforceRefreshToken, StaticToken
+from services.pipeline_api.outbound import error_code
 from services.pipeline_api.sources import SourceIn
 
 _log = logging.getLogger("salesops.resync")
@@ -181,27 +182,13 @@ def _number_header(response: httpx.Response, name: str) -> float | None:
 
 
 def error_detail(response: httpx.Response) -> str:
-    """What the CRM said about a failure, in one line: HubSpot `category: message`,
-    Salesforce `errorCode: message`, Pipedrive `error (error_info)`, else the text."""
+    """What a failure says about itself, for job errors and logs: the CRM's error code,
+    or that it named none. The body itself is never repeated."""
     try:
         body = json.loads(response.content)
     except ValueError:
-        text = response.text.strip().replace("\n", " ")
-        return text[:200] or "(empty body)"
-    items = body if isinstance(body, list) else [body]
-    parts = []
-    for item in items[:3]:
-        if not isinstance(item, dict):
-            parts.append(str(item)[:200])
-            continue
-        code = item.get("errorCode") or item.get("category") or item.get("errorType")
-        message = item.get("message") or item.get("error") or ""
-        info = item.get("error_info")
-        text = ": ".join(str(p) for p in (code, message) if p)
-        if info:
-            text = f"{text} ({info})"
-        parts.append(text[:200] or json.dumps(item)[:200])
-    return "; ".join(parts) or "(empty body)"
+        body = None
+    return error_code(body) or "no error code"
 
 
 class CrmHttp:
@@ -360,7 +347,7 @@ def decode_json(response: httpx.Response, crm: str) -> Any:
     except ValueError as exc:
         raise CrmResponseError(
             f"{crm} answered {response.status_code} to GET {response.request.url.path} with "
-            f"a body that is not JSON: {response.text[:120]!r}"
+            f"a body of {len(response.content)} bytes that is not JSON"
         ) from exc
 
 

@@ -30,6 +30,7 @@ from services.pipeline_api.connectors.changes import (
 from services.pipeline_api.connectors.mapping import Parked
 from services.pipeline_api.event_log import EventLogWriter, LogRow
 from services.pipeline_api.ingest import to_row
+from services.pipeline_api.outbound import OutboundPolicy
 from services.pipeline_api.resync import (
     HubSpotClient,
     ResyncClient,
@@ -53,11 +54,13 @@ class ResyncWorker:
         sessions: async_sessionmaker[AsyncSession],
         writer: EventLogWriter,
         http: httpx.AsyncClient,
+        policy: OutboundPolicy,
         poll_seconds: float = 5.0,
     ) -> None:
         self._sessions = sessions
         self._writer = writer
         self._http = http
+        self._policy = policy
         self._poll_seconds = poll_seconds
         self.wake = asyncio.Event()
 
@@ -119,6 +122,9 @@ class ResyncWorker:
                         raise
                     await asyncio.sleep(0.5 * 2**attempt)
 
+        # The transport checks every call against any CRM's hosts; this checks that the
+        # URLs belong to this source's own CRM, as when the source was stored.
+        self._policy.check_source(source)
         client = client_for(source, self._http, on_rotated=store_rotated)
         pending: list[DealChange | ActivityChange] = []
         seen = 0

@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 
 from services.pipeline_api import repository
 from services.pipeline_api.ingest import replay_parked
+from services.pipeline_api.outbound import OutboundPolicy, OutboundRefused
 from services.pipeline_api.request_state import event_log_writer, pipeline_sessions
 from services.pipeline_api.source_cache import SourceCache
 from services.pipeline_api.sources import SourceIn, SourceOut
@@ -86,13 +87,19 @@ async def get_source(source_id: str, request: Request, _: auth.Admin) -> SourceO
     response_model=SourceOut,
     summary="Create or replace a source",
     description="Secrets are write-only; omitted ones are kept. Parked changes of this source "
-    "are replayed right after, so a newly added mapping takes effect at once.",
+    "are replayed right after, so a newly added mapping takes effect at once. `api_base_url` "
+    "and `oauth.token_url` must be https URLs of the source's own CRM (or of a host in "
+    "SALESOPS_OUTBOUND_ALLOWED_HOSTS) that resolve to public addresses; otherwise 422.",
 )
 async def put_source(
     source_id: str, body: SourceIn, request: Request, response: Response, _: auth.Admin
 ) -> SourceOut:
     if body.id != source_id:
         raise Problem(422, f"The body's id {body.id!r} differs from the path's {source_id!r}.")
+    try:
+        await OutboundPolicy.of(request.state.settings).verify_source(body)
+    except OutboundRefused as exc:
+        raise Problem(422, f"The source's re-sync URLs are not allowed: {exc}") from exc
     async with pipeline_sessions(request)() as session, session.begin():
         stored = await repository.get_source_for_update(session, source_id)
         source = _keep_secrets(body, stored)

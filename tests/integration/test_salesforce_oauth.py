@@ -178,9 +178,15 @@ async def test_the_service_stores_a_rotated_refresh_token_and_never_shows_it(
     )
     assert kept.token == stored.token
 
+    # A token endpoint that is not Salesforce's is refused outright.
+    body["oauth"]["token_url"] = "https://attacker.example/services/oauth2/token"
+    refused = await client.put(f"/v1/sources/{source_id}", json=body)
+    assert refused.status_code == 422
+    assert "'attacker.example' is not a salesforce host" in refused.json()["detail"]
+
     # Pointed at another token endpoint, the stored secrets are not sent there: a PUT that
     # moves them must supply them again.
-    body["oauth"]["token_url"] = "https://attacker.example/services/oauth2/token"
+    body["oauth"]["token_url"] = "https://test.salesforce.com/services/oauth2/token"
     assert (await client.put(f"/v1/sources/{source_id}", json=body)).status_code == 200
     moved = (await client.get(f"/v1/sources/{source_id}")).json()
     assert "oauth_refresh_token" not in moved["secrets_set"]

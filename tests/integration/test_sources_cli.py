@@ -64,3 +64,16 @@ def test_an_invalid_file_is_refused_with_the_reason(database_url: str, tmp_path:
     assert code == 1
     assert "not a valid sources file" in output
     assert "kind" in output
+
+
+def test_a_file_pointing_a_re_sync_off_its_crm_is_refused(
+    database_url: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "outbound.yaml"
+    path.write_text(
+        "sources:\n  - id: cli-outbound\n    kind: hubspot\n    account_id: '9'\n"
+        "    api_base_url: https://metadata.evil.example\n"
+    )
+    code, output = _load(database_url, path)
+    assert code == 1
+    assert "'metadata.evil.example' is not a hubspot host" in output

@@ -120,3 +120,29 @@ async def test_a_database_error_on_a_source_put_logs_no_secret(
     for secret in secrets:
         assert secret not in caplog.text
         assert secret not in r.text
+
+
+@pytest.mark.parametrize(
+    ("kind", "urls", "reason"),
+    [
+        ("hubspot", {"api_base_url": "http://api.hubapi.com"}, "must use https"),
+        ("hubspot", {"api_base_url": "https://evil.example"}, "is not a hubspot host"),
+        ("pipedrive", {"api_base_url": "https://10.0.0.8"}, "is not a pipedrive host"),
+        (
+            "salesforce",
+            {"oauth": {"client_id": "c", "token_url": "https://169.254.169.254/token"}},
+            "is not a salesforce host",
+        ),
+    ],
+)
+async def test_a_source_whose_re_sync_would_call_elsewhere_is_refused(
+    client: httpx.AsyncClient, kind: str, urls: dict[str, Any], reason: str
+) -> None:
+    source_id = f"outbound-{uuid.uuid4().hex[:8]}"
+    r = await client.put(
+        f"/v1/sources/{source_id}",
+        json={"id": source_id, "kind": kind, "account_id": source_id, **urls},
+    )
+    assert r.status_code == 422, r.text
+    assert reason in r.json()["detail"]
+    assert (await client.get(f"/v1/sources/{source_id}")).status_code == 404

@@ -1,0 +1,303 @@
+"""Where a re-sync may send a CRM's credentials, and how much of an answer it reads.
+
+A source's `api_base_url` and OAuth `token_url` receive its API token or refresh token, and
+an admin types them in. So they may name only https hosts of the source's own CRM
+(`CRM_DOMAINS`) or hosts an operator allowed (`SALESOPS_OUTBOUND_ALLOWED_HOSTS`, for
+sandboxes and self-hosted instances), and never an address inside our own network:
+loopback, private, link-local (cloud metadata at 169.254.169.254) and other non-global
+addresses are refused after DNS resolution, so a public name pointing inward is refused
+too. `SALESOPS_OUTBOUND_ALLOW_LOOPBACK` (development and tests) admits 127.0.0.1 / ::1 /
+localhost over http or https.
+
+The rules apply twice: when a source is stored (a clear 422) and on every request
+(`GuardedTransport`). At request time the address is resolved once, checked, and connected
+to as checked, so a name cannot resolve to a public address for the check and to an
+inward one for the connection. Answers are read up to `max_response_bytes`, and only
+uncompressed (`Accept-Encoding: identity`), so a small compressed answer cannot expand
+into gigabytes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import re
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+from typing import Any
+
+import httpcore
+import httpx
+
+from services.pipeline_api.sources import SourceIn
+from shared.settings import Settings
+
+CRM_DOMAINS: dict[str, tuple[str, ...]] = {
+    "hubspot": ("api.hubapi.com", "*.hubapi.com"),
+    "salesforce": ("*.salesforce.com", "*.force.com"),
+    "pipedrive": ("*.pipedrive.com",),
+}
+"""Host patterns of each CRM's own API and token endpoints (`*` matches across dots)."""
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+Resolver = Callable[[str, int], Awaitable[list[str]]]
+
+
+class OutboundRefused(Exception):
+    """A call the policy does not allow; the message names the URL or host, never a body."""
+
+
+async def resolve(host: str, port: int) -> list[str]:
+    """Every address `host` resolves to (system resolver, off the event loop)."""
+    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))
+
+
+_ERROR_CODE = re.compile(r"[A-Za-z][A-Za-z0-9_.:-]{0,63}")
+
+
+def error_code(body: Any) -> str | None:
+    """The error code a CRM's error body names (HubSpot `category`, Salesforce
+    `errorCode`, OAuth and Pipedrive `error`), when it is a short identifier: never the
+    body's free text, which is the CRM's (or whoever answered) and may echo anything."""
+    items = body if isinstance(body, list) else [body]
+    for item in items[:3]:
+        if not isinstance(item, dict):
+            continue
+        for name in ("errorCode", "category", "errorType", "error"):
+            value = item.get(name)
+            if isinstance(value, str) and _ERROR_CODE.fullmatch(value):
+                return value
+    return None
+
+
+def _literal(host: str) -> IPAddress | None:
+    try:
+        return ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return None
+
+
+@dataclass(frozen=True)
+class OutboundPolicy:
+    extra_hosts: tuple[str, ...] = ()
+    allow_loopback: bool = False
+    max_response_bytes: int = 32 * 1024 * 1024
+    resolver: Resolver = resolve
+
+    @classmethod
+    def of(cls, settings: Settings) -> OutboundPolicy:
+        return cls(
+            extra_hosts=tuple(h.lower() for h in settings.outbound_allowed_hosts),
+            allow_loopback=settings.outbound_allow_loopback,
+            max_response_bytes=settings.outbound_max_response_bytes,
+        )
+
+    def check_url(self, url: str, kind: str | None = None) -> httpx.URL:
+        """Scheme and host of `url` allowed for a source of `kind` (None: of any kind)."""
+        try:
+            parsed = httpx.URL(url)
+        except httpx.InvalidURL as exc:
+            raise OutboundRefused(f"{url!r} is not a URL") from exc
+        host = parsed.host.lower()
+        if not host or parsed.userinfo:
+            raise OutboundRefused(f"{url!r} must be https://host[:port][/path], without userinfo")
+        literal = _literal(host)
+        loopback = self.allow_loopback and (
+            host == "localhost" or (literal is not None and _unmapped(literal).is_loopback)
+        )
+        if loopback:
+            if parsed.scheme not in ("http", "https"):
+                raise OutboundRefused(f"{url!r} must use http or https")
+            return parsed
+        if parsed.scheme != "https":
+            raise OutboundRefused(f"{url!r} must use https")
+        if not self._host_allowed(host, kind):
+            crm = kind or "CRM"
+            raise OutboundRefused(
+                f"{host!r} is not a {crm} host; add it to SALESOPS_OUTBOUND_ALLOWED_HOSTS "
+                "if it is a sandbox or self-hosted instance"
+            )
+        if literal is not None:
+            self.check_address(host, literal)
+        return parsed
+
+    def _host_allowed(self, host: str, kind: str | None) -> bool:
+        patterns: Iterable[str] = (
+            CRM_DOMAINS.get(kind, ())
+            if kind is not None
+            else (p for domains in CRM_DOMAINS.values() for p in domains)
+        )
+        return any(fnmatchcase(host, p) for p in (*patterns, *self.extra_hosts))
+
+    def check_address(self, host: str, address: IPAddress) -> None:
+        """Refuse an address inside our own network (loopback only when allowed)."""
+        address = _unmapped(address)
+        if address.is_loopback and self.allow_loopback:
+            return
+        if not address.is_global or address.is_multicast:
+            raise OutboundRefused(
+                f"{host!r} resolves to {address}, an address inside the network "
+                "(loopback, private, link-local or reserved); CRM calls go only to public hosts"
+            )
+
+    async def addresses(self, host: str, port: int) -> list[str]:
+        """The addresses to connect to for `host`, each one checked."""
+        literal = _literal(host)
+        found = [str(literal)] if literal is not None else await self.resolver(host, port)
+        for address in found:
+            self.check_address(host, ipaddress.ip_address(address))
+        return found
+
+    def check_source(self, source: SourceIn) -> None:
+        """Every URL a source's re-sync would call, by scheme and host."""
+        for url in _urls(source):
+            self.check_url(url, source.kind)
+
+    async def verify_source(self, source: SourceIn) -> None:
+        """`check_source`, and the hosts' addresses as they resolve now. A host that does
+        not resolve yet is accepted: it is resolved and checked again on every call."""
+        self.check_source(source)
+        for url in _urls(source):
+            parsed = httpx.URL(url)
+            try:
+                await self.addresses(parsed.host, parsed.port or 443)
+            except OSError:
+                continue
+
+
+def _urls(source: SourceIn) -> list[str]:
+    urls = [source.api_base_url.strip()] if source.api_base_url else []
+    if source.oauth is not None:
+        urls.append(source.oauth.token_url)
+    return urls
+
+
+def _unmapped(address: IPAddress) -> IPAddress:
+    """An IPv4 address written as IPv6 (::ffff:127.0.0.1) is judged as the IPv4 one."""
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+class _CheckedBackend(httpcore.AsyncNetworkBackend):
+    """Connects only to addresses the policy allows, to the very address it checked."""
+
+    def __init__(self, policy: OutboundPolicy) -> None:
+        self._policy = policy
+        self._inner = httpcore.AnyIOBackend()
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,  # noqa: ASYNC109 (httpcore's interface)
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        try:
+            async with asyncio.timeout(timeout):
+                addresses = await self._policy.addresses(host, port)
+        except TimeoutError as exc:
+            raise httpcore.ConnectTimeout(f"{host!r} did not resolve in time") from exc
+        except OSError as exc:  # DNS failure: a connection error, retried like one
+            raise httpcore.ConnectError(f"{host!r} does not resolve: {exc}") from exc
+        failure: Exception = httpcore.ConnectError(f"{host!r} has no address")
+        for address in addresses:
+            try:
+                return await self._inner.connect_tcp(
+                    address,
+                    port,
+                    timeout=timeout,
+                    local_address=local_address,
+                    socket_options=socket_options,
+                )
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
+                failure = exc
+        raise failure
+
+    async def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,  # noqa: ASYNC109 (httpcore's interface)
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        raise OutboundRefused("CRM calls do not use Unix sockets")
+
+    async def sleep(self, seconds: float) -> None:
+        await self._inner.sleep(seconds)
+
+
+class _CappedStream(httpx.AsyncByteStream):
+    def __init__(self, inner: httpx.AsyncByteStream, limit: int, url: httpx.URL) -> None:
+        self._inner = inner
+        self._limit = limit
+        self._url = url
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        size = 0
+        async for chunk in self._inner:
+            size += len(chunk)
+            if size > self._limit:
+                raise _too_large(self._url, self._limit)
+            yield chunk
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+def _too_large(url: httpx.URL, limit: int) -> OutboundRefused:
+    return OutboundRefused(
+        f"the answer to {url.host}{url.path} is larger than {limit} bytes "
+        "(SALESOPS_OUTBOUND_MAX_RESPONSE_BYTES)"
+    )
+
+
+class GuardedTransport(httpx.AsyncBaseTransport):
+    """httpx's transport with the policy applied to every request and answer.
+
+    httpx offers no public way to give its transport a network backend, so the
+    connection pool is replaced with one built on `_CheckedBackend` (httpx is pinned).
+    """
+
+    def __init__(self, policy: OutboundPolicy) -> None:
+        self._policy = policy
+        self._inner = httpx.AsyncHTTPTransport(trust_env=False)
+        self._inner._pool = httpcore.AsyncConnectionPool(
+            ssl_context=httpx.create_ssl_context(trust_env=False),
+            network_backend=_CheckedBackend(policy),
+        )
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self._policy.check_url(str(request.url))
+        request.headers["Accept-Encoding"] = "identity"
+        response = await self._inner.handle_async_request(request)
+        limit = self._policy.max_response_bytes
+        declared = response.headers.get("Content-Length", "")
+        encoding = response.headers.get("Content-Encoding", "identity").strip().lower()
+        if encoding != "identity" or (declared.isdigit() and int(declared) > limit):
+            await response.aclose()
+            if encoding != "identity":
+                raise OutboundRefused(
+                    f"the answer to {request.url.host}{request.url.path} is compressed "
+                    f"({encoding}) though identity was asked for"
+                )
+            raise _too_large(request.url, limit)
+        assert isinstance(response.stream, httpx.AsyncByteStream)
+        return httpx.Response(
+            response.status_code,
+            headers=response.headers,
+            stream=_CappedStream(response.stream, limit, request.url),
+            extensions=response.extensions,
+        )
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+def guarded_client(policy: OutboundPolicy, timeout: httpx.Timeout) -> httpx.AsyncClient:
+    """The client re-syncs use. `trust_env=False`: a proxy from the environment would be
+    another transport, outside the policy."""
+    return httpx.AsyncClient(timeout=timeout, transport=GuardedTransport(policy), trust_env=False)

@@ -1,0 +1,135 @@
+"""The outbound policy: which URLs a source's re-sync may call, and which addresses."""
+
+from __future__ import annotations
+
+import pytest
+
+from services.pipeline_api.outbound import OutboundPolicy, OutboundRefused, error_code
+from services.pipeline_api.sources import SourceIn
+
+STRICT = OutboundPolicy()
+
+
+@pytest.mark.parametrize(
+    ("kind", "url"),
+    [
+        ("hubspot", "https://api.hubapi.com"),
+        ("salesforce", "https://acme.my.salesforce.com"),
+        ("salesforce", "https://login.salesforce.com/services/oauth2/token"),
+        ("salesforce", "https://acme--sandbox.sandbox.my.salesforce.com"),
+        ("salesforce", "https://acme.lightning.force.com"),
+        ("pipedrive", "https://acme.pipedrive.com"),
+        ("pipedrive", "https://api.pipedrive.com/"),
+    ],
+)
+def test_each_crm_s_own_https_hosts_are_allowed(kind: str, url: str) -> None:
+    STRICT.check_url(url, kind)
+
+
+@pytest.mark.parametrize(
+    ("kind", "url", "reason"),
+    [
+        ("hubspot", "http://api.hubapi.com", "must use https"),
+        ("hubspot", "https://evil.example", "'evil.example' is not a hubspot host"),
+        ("hubspot", "https://acme.my.salesforce.com", "is not a hubspot host"),
+        ("salesforce", "https://salesforce.com.evil.example", "is not a salesforce host"),
+        ("pipedrive", "https://evilpipedrive.com", "is not a pipedrive host"),
+        ("hubspot", "https://user:pw@api.hubapi.com", "without userinfo"),
+        ("hubspot", "ftp://api.hubapi.com", "must use https"),
+        ("hubspot", "https://127.0.0.1", "is not a hubspot host"),
+        ("hubspot", "http://localhost:8080", "must use https"),
+    ],
+)
+def test_anything_else_is_refused_by_default(kind: str, url: str, reason: str) -> None:
+    with pytest.raises(OutboundRefused, match=reason):
+        STRICT.check_url(url, kind)
+
+
+def test_the_allow_list_adds_hosts_but_never_inward_addresses() -> None:
+    policy = OutboundPolicy(extra_hosts=("crm.acme.example", "169.254.169.254", "10.1.2.3"))
+    policy.check_url("https://crm.acme.example/api", "pipedrive")
+    for inward in ("https://169.254.169.254/latest/meta-data", "https://10.1.2.3"):
+        with pytest.raises(OutboundRefused, match="inside the network"):
+            policy.check_url(inward, "hubspot")
+
+
+def test_loopback_only_when_the_dev_setting_allows_it() -> None:
+    dev = OutboundPolicy(allow_loopback=True)
+    for url in ("http://127.0.0.1:9000", "http://localhost:9000", "http://[::1]:9000"):
+        dev.check_url(url, "hubspot")
+    with pytest.raises(OutboundRefused):
+        dev.check_url("http://10.0.0.1", "hubspot")
+
+
+def resolver_to(*addresses: str, **by_host: str) -> OutboundPolicy:
+    """A policy whose DNS answers `by_host[host]` (dots as underscores), else `addresses`."""
+
+    async def resolve(host: str, port: int) -> list[str]:
+        return [by_host.get(host.replace(".", "_"), a) for a in addresses]
+
+    return OutboundPolicy(resolver=resolve)
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "127.0.0.1",
+        "10.0.0.7",
+        "172.16.3.4",
+        "192.168.1.1",
+        "169.254.169.254",
+        "::1",
+        "fd00::1",
+        "fe80::1",
+        "::ffff:127.0.0.1",
+        "0.0.0.0",
+        "100.64.0.1",
+    ],
+)
+async def test_a_crm_name_resolving_inward_is_refused(address: str) -> None:
+    with pytest.raises(OutboundRefused, match=r"resolves to .*inside the network"):
+        await resolver_to("93.184.216.34", address).addresses("acme.pipedrive.com", 443)
+
+
+async def test_public_addresses_are_returned_to_connect_to() -> None:
+    policy = resolver_to("93.184.216.34", "2606:2800:220:1::1")
+    assert await policy.addresses("acme.pipedrive.com", 443) == [
+        "93.184.216.34",
+        "2606:2800:220:1::1",
+    ]
+
+
+async def test_a_source_is_verified_by_every_url_it_would_call() -> None:
+    source = SourceIn.model_validate(
+        {
+            "id": "sf",
+            "kind": "salesforce",
+            "account_id": "00D",
+            "api_base_url": "https://acme.my.salesforce.com",
+            "oauth": {"client_id": "c", "token_url": "https://login.salesforce.com/x"},
+        }
+    )
+    await resolver_to("93.184.216.34").verify_source(source)
+    inward_token_host = resolver_to("93.184.216.34", login_salesforce_com="10.0.0.1")
+    with pytest.raises(OutboundRefused, match=r"'login\.salesforce\.com' resolves to 10\.0\.0\.1"):
+        await inward_token_host.verify_source(source)
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        (
+            [{"errorCode": "INVALID_SESSION_ID", "message": "Session expired: tok=abc"}],
+            "INVALID_SESSION_ID",
+        ),
+        ({"category": "INVALID_AUTHENTICATION", "message": "secret"}, "INVALID_AUTHENTICATION"),
+        ({"error": "invalid_grant", "error_description": "expired"}, "invalid_grant"),
+        ({"success": False, "error": "Unauthorized <script>"}, None),
+        ("<html>proxy error</html>", None),
+        (None, None),
+    ],
+)
+def test_only_a_short_error_code_is_taken_from_an_error_body(
+    body: object, code: str | None
+) -> None:
+    assert error_code(body) == code
