@@ -13,9 +13,10 @@ import logging
 import os
 import secrets
 import warnings
+from collections.abc import Awaitable, Callable
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import typer
 import uvicorn
@@ -25,20 +26,22 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.comp_engine.app import SPEC as COMP_ENGINE
 from services.forecast_worker.app import SPEC as FORECAST_WORKER
 from services.pipeline_api.app import SPEC as PIPELINE_API
 from services.pipeline_api.outbound import OutboundPolicy, OutboundRefused
-from services.pipeline_api.repository import upsert_source
-from services.pipeline_api.secret_box import INFO_KEY, new_key, secret_box
-from services.pipeline_api.sources import SourceIn, load_yaml
+from services.pipeline_api.repository import reseal_sources, upsert_source
+from services.pipeline_api.secret_box import INFO_KEY, SecretBoxError, new_key, secret_box
+from services.pipeline_api.sources import load_yaml
 from shared.db import create_engine, create_sessionmaker
 from shared.embedded import EmbeddedBroker, embedded_postgres, port_open
 from shared.logging import configure_logging
 from shared.service import ServiceSpec, build_app
 from shared.settings import Settings
 
+T = TypeVar("T")
 SERVICES: dict[str, ServiceSpec] = {s.name: s for s in (PIPELINE_API, FORECAST_WORKER, COMP_ENGINE)}
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -199,24 +202,54 @@ def load_sources(
     except (ValueError, yaml.YAMLError, OutboundRefused) as exc:
         console.print(f"[red]{path} is not a valid sources file:[/red] {exc}")
         raise typer.Exit(code=1) from exc
-    for source_id, created in asyncio.run(_store_sources(settings, sources)):
+
+    async def store(session: AsyncSession) -> list[tuple[str, bool]]:
+        return [(s.id, await upsert_source(session, s)) for s in sources]
+
+    for source_id, created in asyncio.run(_in_transaction(settings, store)):
         console.print(f"{'created' if created else 'updated'} source {source_id}")
 
 
-async def _store_sources(settings: Settings, sources: list[SourceIn]) -> list[tuple[str, bool]]:
+async def _in_transaction(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    """`work` in one transaction on the configured database, secrets sealed as configured."""
     engine = create_engine(settings.require_database_url(), application_name="salesops-cli")
     try:
         sessions = create_sessionmaker(engine, info={INFO_KEY: secret_box(settings)})
         async with sessions() as session, session.begin():
-            return [(s.id, await upsert_source(session, s)) for s in sources]
+            return await work(session)
     finally:
         await engine.dispose()
 
 
-@app.command("secrets-key")
+secrets_app = typer.Typer(help="Keys sealing CRM secrets at rest.", no_args_is_help=True)
+app.add_typer(secrets_app, name="secrets")
+
+
+@secrets_app.command("key")
+@app.command("secrets-key", hidden=True)
 def secrets_key() -> None:
     """Print a new key for SALESOPS_SECRETS_KEYS (CRM secrets sealed at rest)."""
     typer.echo(new_key())
+
+
+@secrets_app.command("reseal")
+def secrets_reseal() -> None:
+    """Re-seal every stored CRM secret under the first key of SALESOPS_SECRETS_KEYS.
+
+    Key rotation: put the new key first, keep the old one after it, run this, then drop
+    the old key. Secrets stored before any key was set are sealed too."""
+    settings = Settings()
+    configure_logging(settings.log_level, json=False)
+    box = secret_box(settings)
+    if not box.seals:
+        console.print("[red]SALESOPS_SECRETS_KEYS is not set:[/red] nothing to seal with.")
+        raise typer.Exit(code=1)
+    try:
+        count = asyncio.run(_in_transaction(settings, reseal_sources))
+    except SecretBoxError as exc:
+        console.print(f"[red]Nothing was re-sealed:[/red] {exc}")
+        raise typer.Exit(code=1) from exc
+    console.print(f"re-sealed the secrets of {count} sources under the first key")
 
 
 if __name__ == "__main__":

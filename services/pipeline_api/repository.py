@@ -47,6 +47,17 @@ async def upsert_source(session: AsyncSession, source: SourceIn) -> bool:
     return not existed
 
 
+async def reseal_sources(session: AsyncSession) -> int:
+    """Re-seal every stored secret under the first key (see secret_box.py); the rows are
+    locked meanwhile, so a refresh token rotated concurrently is not lost. Returns how
+    many sources were re-sealed."""
+    box = _box(session)
+    rows = (await session.execute(select(Source).with_for_update())).scalars().all()
+    for row in rows:
+        row.config = open_values(row.config, box.reseal)
+    return len(rows)
+
+
 async def get_source_for_update(session: AsyncSession, source_id: str) -> SourceIn | None:
     """The source, locked until the transaction ends: a PUT keeps stored secrets, and a
     refresh token rotated meanwhile must not be overwritten by the one it read."""

@@ -1,12 +1,14 @@
 """Source secrets sealed at rest, so a database dump or a read replica holds no CRM keys.
 
 With `SALESOPS_SECRETS_KEYS` set (a JSON list of Fernet keys; make one with
-`salesops secrets-key`), every secret a source stores (signing secrets, API token, OAuth
+`salesops secrets key`), every secret a source stores (signing secrets, API token, OAuth
 client secret and refresh token) is written as `sealed:v1:<Fernet token>` (AES-128-CBC with
 HMAC-SHA256, from the `cryptography` package). The first key seals; every key in the list
-opens, so a key is rotated by putting the new one first, re-saving the sources (each PUT
-seals with the first key), then dropping the old one. Without keys, secrets are stored as
-given, as in development; a sealed value then cannot be opened and says so.
+opens, so a key is rotated by putting the new one first, running `salesops secrets reseal`
+(every stored secret re-sealed under the first key, secrets stored in clear sealed too),
+then dropping the old one. Without keys, secrets are stored as given, as in development
+(production mode refuses to start so unless told to); a sealed value then cannot be
+opened and says so.
 
 The box travels with the SQLAlchemy session factory (`session.info`), so the repository
 seals and opens without every caller passing it along.
@@ -53,6 +55,20 @@ class SecretBox:
             raise SecretBoxError("a source secret is sealed but SALESOPS_SECRETS_KEYS is not set")
         try:
             return self._fernet.decrypt(value[len(PREFIX) :].encode()).decode()
+        except InvalidToken as exc:
+            raise SecretBoxError(
+                "a source secret was sealed with a key not in SALESOPS_SECRETS_KEYS"
+            ) from exc
+
+    def reseal(self, value: str) -> str:
+        """`value` sealed under the first key: a sealed one re-encrypted (opened with any
+        key), one stored in clear sealed."""
+        if self._fernet is None:
+            raise SecretBoxError("nothing to seal with: SALESOPS_SECRETS_KEYS is not set")
+        if not value.startswith(PREFIX):
+            return self.seal(value)
+        try:
+            return PREFIX + self._fernet.rotate(value[len(PREFIX) :].encode()).decode()
         except InvalidToken as exc:
             raise SecretBoxError(
                 "a source secret was sealed with a key not in SALESOPS_SECRETS_KEYS"

@@ -203,7 +203,8 @@ def secret_values(source: SourceIn, seal: Callable[[str], str] = str) -> dict[st
 
 
 def open_values(config: dict[str, Any], unseal: Callable[[str], str]) -> dict[str, Any]:
-    """A stored config with its secrets opened, ready for `SourceIn.model_validate`."""
+    """A stored config with each secret passed through `unseal` (a copy): opened, ready for
+    `SourceIn.model_validate`, or re-sealed under another key."""
     return _map_secrets(copy.deepcopy(config), unseal)
 
 

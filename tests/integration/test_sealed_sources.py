@@ -3,18 +3,26 @@ the service reads them back whole, and a missing or wrong key fails loudly."""
 
 from __future__ import annotations
 
+import asyncio
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from services.cli import run_migrations
 from services.pipeline_api import repository
 from services.pipeline_api.secret_box import INFO_KEY, SecretBox, SecretBoxError, new_key
 from services.pipeline_api.sources import SourceIn
 from shared.db import create_engine, create_sessionmaker
+from shared.embedded import scratch_database
 from tests.support.infra import query
 
+ROOT = Path(__file__).resolve().parents[2]
 SECRETS = ("relay-s3cret", "old-s3cret", "api-t0ken", "client-s3cret", "refresh-t0ken")
 
 
@@ -83,3 +91,68 @@ async def check_sealed(engine: AsyncEngine, database_url: str, source: SourceIn,
         async with create_sessionmaker(engine, info={INFO_KEY: box})() as session:
             with pytest.raises(SecretBoxError):
                 await repository.get_source(session, source.id)
+
+
+def run_cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "services.cli", *args],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_reseal_moves_every_secret_to_the_first_key(database_url: str) -> None:
+    """On a database of its own: the running stack shares the suite's, and has no key."""
+    old_key, new = new_key(), new_key()
+    sealed_source, clear_source = salesforce_source(), salesforce_source()
+    with scratch_database(database_url, prefix="salesops_reseal") as url:
+        run_migrations(url)
+        asyncio.run(store(url, SecretBox([old_key]), sealed_source))
+        asyncio.run(store(url, SecretBox(), clear_source))
+
+        env = {"SALESOPS_DATABASE_URL": url, "SALESOPS_SECRETS_KEYS": f'["{new}", "{old_key}"]'}
+        done = run_cli("secrets", "reseal", **env)
+        assert done.returncode == 0, done.stderr
+        assert "re-sealed the secrets of 2 sources" in " ".join(done.stderr.split())
+
+        for source in (sealed_source, clear_source):
+            assert asyncio.run(read(url, SecretBox([new]), source.id)) == SECRETS[0]
+            with pytest.raises(SecretBoxError):
+                asyncio.run(read(url, SecretBox([old_key]), source.id))
+
+        unkeyed = run_cli(
+            "secrets", "reseal", SALESOPS_DATABASE_URL=url, SALESOPS_SECRETS_KEYS="[]"
+        )
+        assert unkeyed.returncode == 1
+        assert "SALESOPS_SECRETS_KEYS is not set" in unkeyed.stderr
+
+
+async def store(url: str, box: SecretBox, source: SourceIn) -> None:
+    engine = create_engine(url, application_name="reseal-test")
+    try:
+        async with create_sessionmaker(engine, info={INFO_KEY: box})() as s, s.begin():
+            await repository.upsert_source(s, source)
+    finally:
+        await engine.dispose()
+
+
+async def read(url: str, box: SecretBox, source_id: str) -> str:
+    engine = create_engine(url, application_name="reseal-test")
+    try:
+        async with create_sessionmaker(engine, info={INFO_KEY: box})() as session:
+            source = await repository.get_source(session, source_id)
+    finally:
+        await engine.dispose()
+    assert source is not None
+    return source.secrets.candidates()[0]
+
+
+@pytest.mark.parametrize("command", [("secrets", "key"), ("secrets-key",)])
+def test_a_new_key_is_printed_by_either_name(command: tuple[str, ...]) -> None:
+    done = run_cli(*command)
+    assert done.returncode == 0, done.stderr
+    SecretBox([done.stdout.strip()])  # a valid Fernet key
