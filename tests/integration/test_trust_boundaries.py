@@ -13,8 +13,12 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from services.pipeline_api import repository
+from services.pipeline_api.sources import SourceIn
+from shared.db import create_engine, create_sessionmaker
 from tests.conftest import ADMIN_KEY, BOUND_KEY
 from tests.support.events import DELETED, event
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -146,3 +150,37 @@ async def test_a_source_whose_re_sync_would_call_elsewhere_is_refused(
     assert r.status_code == 422, r.text
     assert reason in r.json()["detail"]
     assert (await client.get(f"/v1/sources/{source_id}")).status_code == 404
+
+
+async def test_a_stored_source_pointing_elsewhere_is_refused_again_when_its_re_sync_runs(
+    client: httpx.AsyncClient, database_url: str
+) -> None:
+    """A source written around the API (an older row, a manual edit) meets the same rule
+    when its re-sync job starts, before any request carries its token."""
+    source = SourceIn.model_validate(
+        {
+            "id": f"outbound-{uuid.uuid4().hex[:8]}",
+            "kind": "hubspot",
+            "account_id": uuid.uuid4().hex[:10],
+            "api_base_url": "https://collector.evil.example",
+            "api_token": "hs-t0ken-never-sent",
+        }
+    )
+    engine = create_engine(database_url, application_name="trust-test")
+    try:
+        async with create_sessionmaker(engine)() as session, session.begin():
+            await repository.upsert_source(session, source)
+    finally:
+        await engine.dispose()
+    job = (await client.post(f"/v1/sources/{source.id}/resync", json={"deal_ids": ["1"]})).json()
+
+    async def finished() -> dict[str, Any] | None:
+        state: dict[str, Any] = (
+            await client.get(f"/v1/sources/{source.id}/resync/{job['id']}")
+        ).json()
+        return state if state["status"] in ("done", "failed") else None
+
+    done = await eventually(finished, within=60)
+    assert done["status"] == "failed"
+    assert "'collector.evil.example' is not a hubspot host" in done["error"]
+    assert "hs-t0ken-never-sent" not in done["error"]
