@@ -232,22 +232,27 @@ def describe_validation_error(exc: ValidationError, prefix: str = "") -> str:
 
 
 def validate_event(
-    raw: Any, *, max_future: timedelta = MAX_FUTURE, now: datetime | None = None
+    raw: Any, *, max_future: timedelta | None = None, now: datetime | None = None
 ) -> CanonicalEvent:
-    """Check one event against the envelope and its type's model, and that its `time` is
-    at most `max_future` ahead of `now`; raise `EventRejected` (`EventInFuture`)."""
+    """Check one event against the envelope and its type's model; raise `EventRejected`.
+
+    With `max_future` (where events enter: intake, webhooks, re-syncs) its `time` must lie
+    at most that far ahead of `now`, else `EventInFuture`. Consumers of stored events
+    leave it out: what was admitted stays valid."""
     if not isinstance(raw, dict):
         raise EventRejected(f"an event must be a JSON object, got {type(raw).__name__}")
     try:
         envelope = CloudEvent.model_validate(raw)
     except ValidationError as exc:
         raise EventRejected(describe_validation_error(exc)) from exc
-    latest = (now or datetime.now(UTC)) + max_future
-    if envelope.time > latest:
-        raise EventInFuture(
-            f"time: {envelope.time.isoformat()} lies more than {max_future.total_seconds():g}s "
-            f"in the future (our clock allows up to {latest.isoformat()})"
-        )
+    if max_future is not None:
+        latest = (now or datetime.now(UTC)) + max_future
+        if envelope.time > latest:
+            raise EventInFuture(
+                f"time: {envelope.time.isoformat()} lies more than "
+                f"{max_future.total_seconds():g}s in the future (our clock allows up to "
+                f"{latest.isoformat()})"
+            )
     kind = CANONICAL_TYPES.get(envelope.type)
     if kind is None:
         raise EventRejected(f"type: unknown event type {envelope.type!r}")

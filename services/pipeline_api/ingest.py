@@ -29,7 +29,7 @@ from services.pipeline_api.connectors.changes import (
 from services.pipeline_api.connectors.mapping import Parked, map_activity, map_deal
 from services.pipeline_api.event_log import Archive, EventLogWriter, LogRow
 from services.pipeline_api.sources import SourceIn
-from shared.events import EventInFuture, EventRejected, validate_event
+from shared.events import MAX_FUTURE, EventInFuture, EventRejected, validate_event
 
 _log = logging.getLogger("salesops.ingest")
 
@@ -51,7 +51,7 @@ def to_row(source: SourceIn, change: DealChange | ActivityChange) -> LogRow | Pa
     if isinstance(mapped, Parked):
         return mapped
     try:
-        return LogRow.of(validate_event(mapped))
+        return LogRow.of(validate_event(mapped, max_future=MAX_FUTURE))
     except EventInFuture as exc:
         # A CRM clock running ahead: stored now, the change would outrank every later one
         # of its deal until its time came. It waits instead; a replay once the time has

@@ -30,8 +30,8 @@ retries 429, 5xx and connection errors with exponential backoff plus jitter, hon
 `Retry-After` (seconds or HTTP date), retries Salesforce's 403 REQUEST_LIMIT_EXCEEDED, and
 pauses on its own when a quota header says nothing is left (HubSpot
 X-HubSpot-RateLimit-Remaining, Pipedrive x-ratelimit-remaining). A refused token (401/403)
-or any other 4xx fails at once with a message that says what the CRM answered, never the
-token.
+or any other 4xx fails at once with a message that gives the CRM's status and error code,
+never the token nor the body's text (outbound.py says which hosts are called at all).
 
 `event_key` is `resync:{crm_id}:{occurred_at}`: fetching a deal that has not changed gives
 the same key, so a repeated re-sync dedupes instead of storing the same state twice.

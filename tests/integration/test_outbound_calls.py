@@ -4,10 +4,13 @@ a CRM's error text never reaches a job error."""
 
 from __future__ import annotations
 
+import gzip
 from collections.abc import AsyncIterator
 
 import httpx
 import pytest
+from fastapi import FastAPI, Response
+from fastapi.responses import StreamingResponse
 
 from services.pipeline_api.outbound import OutboundPolicy, OutboundRefused, guarded_client
 from services.pipeline_api.resync import CrmAuthError, HubSpotClient, RetryPolicy
@@ -87,3 +90,38 @@ async def test_a_crm_error_body_is_never_repeated_into_the_error(
     assert "401 INVALID_AUTHENTICATION" in message
     assert echo not in message
     assert "hs-token" not in message
+
+
+async def chunks() -> AsyncIterator[bytes]:
+    for _ in range(8):
+        yield b"y" * 1024
+
+
+def odd_crm() -> FastAPI:
+    """Answers a CRM should not give: a long body without Content-Length, and gzip that
+    was not asked for."""
+    app = FastAPI()
+
+    @app.get("/streamed")
+    async def streamed() -> StreamingResponse:
+        return StreamingResponse(chunks(), media_type="application/json")
+
+    @app.get("/gzipped")
+    async def gzipped() -> Response:
+        body = gzip.compress(b"[" + b"0," * 100_000 + b"0]")
+        return Response(body, media_type="application/json", headers={"Content-Encoding": "gzip"})
+
+    return app
+
+
+@pytest.mark.parametrize(
+    ("path", "reason"),
+    [("/streamed", "larger than 2048 bytes"), ("/gzipped", r"is compressed \(gzip\)")],
+)
+async def test_an_answer_is_read_only_uncompressed_and_only_up_to_the_cap(
+    path: str, reason: str
+) -> None:
+    policy = OutboundPolicy(allow_loopback=True, max_response_bytes=2048)
+    async with serve_in_loop(odd_crm()) as url, guarded_client(policy, TIMEOUT) as http:
+        with pytest.raises(OutboundRefused, match=reason):
+            await http.get(url + path)
