@@ -17,6 +17,7 @@ import pytest
 
 from services.pipeline_api.connectors import hubspot
 from services.pipeline_api.connectors.changes import (
+    AccountMerged,
     ActivityChange,
     DealChange,
     Ignored,
@@ -509,3 +510,35 @@ def test_switching_the_primary_company_in_one_instant_ends_on_the_new_one() -> N
         ),
     )
     assert last.payload.model_dump()["account_id"] == "hubspot:48975575:88"
+
+
+def test_company_merge_moves_the_merged_companies_deals_and_other_company_events_are_ignored() -> (
+    None
+):
+    base = {
+        "portalId": 48975575,
+        "appId": 1,
+        "subscriptionId": 9,
+        "eventId": 11,
+        "occurredAt": 1700000000000,
+        "objectId": 70,
+        "primaryObjectId": 70,
+        "mergedObjectIds": [71],
+        "newObjectId": 70,
+    }
+    legacy = hubspot.parse([{**base, "subscriptionType": "company.merge"}])
+    generic = hubspot.parse([{**base, "subscriptionType": "object.merge", "objectTypeId": "0-2"}])
+    assert (
+        legacy
+        == generic
+        == [
+            AccountMerged(
+                merged_id="71",
+                survivor_id="70",
+                event_key="hs:48975575:9:11:70:-:1700000000000:merged:71",
+                occurred_at=datetime(2023, 11, 14, 22, 13, 20, tzinfo=UTC),
+            )
+        ]
+    )
+    edit = {**base, "subscriptionType": "company.propertyChange", "propertyName": "name"}
+    assert [type(c) for c in hubspot.parse([edit])] == [Ignored]

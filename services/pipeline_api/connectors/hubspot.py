@@ -14,8 +14,10 @@ legacy `deal.*` one. Association changes come as legacy `deal.associationChange`
 (`associationType` `DEAL_TO_COMPANY`, `isPrimaryAssociation`) or generic
 `object.associationChange` (`associationTypeId`: 5 primary / 341 unlabelled deal-to-company,
 6 / 342 company-to-deal; `fromObjectTypeId` / `toObjectTypeId`). Only the primary company
-is the deal's account, so adding or removing a secondary company is ignored. A body that
-is one event object rather than an array (a replay from logs) is read as a batch of one.
+is the deal's account, so adding or removing a secondary company is ignored. A company
+merge moves the deals of the companies merged away to the survivor (`AccountMerged`). A
+body that is one event object rather than an array (a replay from logs) is read as a
+batch of one.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from services.pipeline_api.connectors.changes import (
+    AccountMerged,
     ActivityChange,
     ActivityKind,
     CrmChange,
@@ -149,6 +152,8 @@ def property_field(name: str, value: str | None) -> tuple[str, Any] | None:
 def _object_type(item: dict[str, Any], kind: str) -> str | None:
     if kind.startswith("deal."):
         return DEAL_OBJECT_TYPE
+    if kind.startswith("company."):
+        return COMPANY_OBJECT_TYPE
     type_id = item.get("objectTypeId")
     return str(type_id) if type_id is not None else None
 
@@ -205,6 +210,10 @@ def _item(item: dict[str, Any]) -> list[CrmChange]:
                 activity_kind=ENGAGEMENT_KINDS[object_type],
             )
         ]
+    if object_type == COMPANY_OBJECT_TYPE:
+        if action == "merge":
+            return _company_merge(item, _when(item))
+        return [Ignored(f"HubSpot company {action or 'event'}: no deal field changes")]
     if object_type != DEAL_OBJECT_TYPE:
         return [
             Unsupported(
@@ -248,11 +257,28 @@ def _deal_event(item: dict[str, Any], action: str) -> list[CrmChange]:
     return [Unsupported(f"HubSpot deal event {action!r} is not handled", item)]
 
 
-def _merge(item: dict[str, Any], when: datetime) -> list[CrmChange]:
+def _merged(item: dict[str, Any]) -> tuple[str, list[str]]:
+    """(the record a merge leaves, the records it merged away)."""
     survivor = str(item.get("newObjectId") or item.get("primaryObjectId") or item.get("objectId"))
     merged = [str(m) for m in item.get("mergedObjectIds") or []]
     primary = str(item.get("primaryObjectId") or survivor)
-    gone = sorted({*merged, primary} - {survivor})
+    return survivor, sorted({*merged, primary} - {survivor})
+
+
+def _company_merge(item: dict[str, Any], when: datetime) -> list[CrmChange]:
+    """Companies merged: the deals of each company merged away now have the survivor as
+    their account (`company.merge`, or `object.merge` with `objectTypeId` 0-2)."""
+    survivor, gone = _merged(item)
+    return [
+        AccountMerged(
+            merged_id=g, survivor_id=survivor, event_key=_key(item, "merged", g), occurred_at=when
+        )
+        for g in gone
+    ]
+
+
+def _merge(item: dict[str, Any], when: datetime) -> list[CrmChange]:
+    survivor, gone = _merged(item)
     out: list[CrmChange] = [
         DealChange(
             crm_id=g,
