@@ -147,8 +147,6 @@ async def ingest(
             request_id = await repository.store_request(
                 session, source_id=source.id, kind=kind, headers=headers, body=body, ignored=ignored
             )
-            if ignored:
-                WEBHOOK_IGNORED.labels(kind=kind).inc(len(ignored))
         await repository.park(
             session,
             [_parked_row(source, request_id, r, ok, c) for r, ok, c in parked],
@@ -166,6 +164,8 @@ async def ingest(
             )
     outcome.parked = len(parked) - outcome.unsupported
     outcome.ignored = len(ignored)
+    if ignored and replay_of is None:  # counted once committed, and once per delivery
+        WEBHOOK_IGNORED.labels(kind=kind).inc(len(ignored))
     if rows:
         flags = await writer.append(rows)
         outcome.accepted = sum(flags)
