@@ -954,3 +954,40 @@ async def test_salesforce_outbound_notification_without_a_time_is_resynced_and_t
     assert await deal(client, f"salesforce:{org}:0065w000023STBbAAO") is None, (
         "its fields are not stored without a time to order them by"
     )
+
+
+async def test_changes_parked_for_carrying_no_kept_field_leave_the_dlq_on_replay(
+    pipedrive: tuple[httpx.AsyncClient, str], database_url: str
+) -> None:
+    # What earlier versions parked for a custom-field-only edit: nothing for an operator to
+    # do, so a replay settles it instead of leaving it in the DLQ for ever.
+    client, company = pipedrive
+    source_id = f"pd-{company}"
+    change = {
+        "type": "deal",
+        "crm_id": "1",
+        "event_key": f"pd:{uuid.uuid4()}",
+        "occurred_at": "2023-01-01T00:00:00+00:00",
+        "op": "updated",
+        "sequence": None,
+        "fields": {},
+        "properties": {"dcf558aac1ae4e8c4f849ba5e668430d8df9be12": "new"},
+        "merged_into": None,
+    }
+    engine = create_async_engine(database_url)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(
+                text(
+                    "INSERT INTO pipeline.parked_events (source_id, reason, replayable, change) "
+                    "VALUES (:s, 'change carries no field we keep', true, CAST(:c AS jsonb))"
+                ),
+                {"s": source_id, "c": json.dumps(change)},
+            )
+    finally:
+        await engine.dispose()
+    assert len(await dlq_items(client, source_id)) == 1
+    r = await client.post("/v1/dlq/replay", json={"source_id": source_id})
+    assert r.status_code == 200, r.text
+    assert r.json()["still_parked"] == 0
+    assert not await dlq_items(client, source_id)
