@@ -38,8 +38,12 @@ standard deal type, so `deal_type` is never set. Every value is JSON-native (str
 bools, lists, dicts), because the event log serialises events without a Decimal hook.
 
 Errors: a body that is neither v1 nor v2 raises `PipedriveError` (the route answers 400). A
-well-formed body whose entity or action we do not track, or whose values cannot be read, is
-`Unsupported` (answered 2xx so Pipedrive's ban counter does not grow, and kept in the DLQ).
+well-formed body whose entity or action we do not track, whose values cannot be read, or
+whose `meta` names another entity than its data holds, is `Unsupported` (answered 2xx so
+Pipedrive's ban counter does not grow, and kept in the DLQ). A deal change touching no
+field we read, and an organisation change other than a merge, are `Ignored`; an
+organisation merge is `AccountMerged` (its deals move to the surviving organisation).
+Activity `due_time` / `duration` may come bare or as `{"value": ...}` objects.
 """
 
 from __future__ import annotations
