@@ -21,3 +21,8 @@ CONSUMER_APPLIED = Counter(
 DEAD_LETTERS = Counter(
     "salesops_dead_letters_total", "Events sent to a dead-letter queue", ["topic"]
 )
+WEBHOOK_IGNORED = Counter(
+    "salesops_webhook_ignored_total",
+    "Webhook items acknowledged without being stored or parked (they change nothing we keep)",
+    ["kind"],
+)

@@ -45,6 +45,9 @@ class ArchivedRequest(BaseModel):
     received_at: datetime
     headers: dict[str, Any]
     size: int = Field(description="Bytes in the body")
+    ignored: list[str] | None = Field(
+        None, description="Why items of the body were acknowledged but neither stored nor parked"
+    )
 
 
 class ArchivedRequestPage(BaseModel):
@@ -129,6 +132,7 @@ async def get_request(
         "received_at": row.received_at,
         "headers": row.headers,
         "size": len(body),
+        "ignored": row.ignored,
     }
     try:
         return ArchivedRequestWithBody(**meta, body=body.decode(), body_encoding="utf-8")

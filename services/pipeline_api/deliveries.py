@@ -29,7 +29,7 @@ def exact_json(body: bytes) -> Any:
 
 def hubspot_changes(items: Any, portal: str) -> list[CrmChange]:
     """The changes of one portal's items in a HubSpot batch (a batch may mix portals)."""
-    return hubspot.parse([i for i in items if str(i.get("portalId")) == portal])
+    return hubspot.parse([i for i in hubspot.events(items) if str(i.get("portalId")) == portal])
 
 
 def cdc_changes(event: Any, source: SourceIn) -> list[CrmChange]:

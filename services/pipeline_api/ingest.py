@@ -1,9 +1,11 @@
 """Where a webhook's parsed changes become stored events, parked changes or re-sync jobs.
 
-Everything a delivery produced is durable before the CRM hears 2xx: the raw request,
-parked changes and re-sync jobs in one transaction, then the mapped events through the
-group-committed event log. Parked changes that only lacked a mapping are replayed through
-the same mapping later, so the stored event is the one the first delivery would have made.
+Everything a delivery produced is durable before the CRM hears 2xx: the raw request (with
+the reasons for what it ignored), parked changes and re-sync jobs in one transaction, then
+the mapped events through the group-committed event log. Parked changes that only lacked a
+mapping are replayed through the same mapping later, so the stored event is the one the
+first delivery would have made. What changes nothing we keep is counted as ignored and
+noted on the archived request, never parked: the DLQ holds only what an operator can act on.
 """
 
 from __future__ import annotations
@@ -18,18 +20,30 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.pipeline_api import repository
 from services.pipeline_api.connectors.changes import (
+    AccountMerged,
     ActivityChange,
     CrmChange,
     DealChange,
+    Ignored,
     ResyncRequest,
     Unsupported,
     from_json,
     to_json,
 )
-from services.pipeline_api.connectors.mapping import Parked, map_activity, map_deal
+from services.pipeline_api.connectors.mapping import (
+    CREATED,
+    UPDATED,
+    Parked,
+    event_source,
+    map_activity,
+    map_deal,
+    qualified,
+    unqualified,
+)
 from services.pipeline_api.event_log import Archive, EventLogWriter, LogRow
 from services.pipeline_api.sources import SourceIn
 from shared.events import MAX_FUTURE, EventInFuture, EventRejected, validate_event
+from shared.metrics import WEBHOOK_IGNORED
 
 _log = logging.getLogger("salesops.ingest")
 
@@ -40,15 +54,17 @@ class IngestOutcome:
     duplicates: int = 0
     parked: int = 0
     unsupported: int = 0
+    ignored: int = 0
     resync_jobs: list[int] = field(default_factory=list)
 
 
-def to_row(source: SourceIn, change: DealChange | ActivityChange) -> LogRow | Parked:
-    """Map and validate one change: a row for the event log, or why it must wait."""
+def to_row(source: SourceIn, change: DealChange | ActivityChange) -> LogRow | Parked | Ignored:
+    """Map and validate one change: a row for the event log, why it must wait, or why
+    there is nothing to store."""
     mapped = (
         map_deal(source, change) if isinstance(change, DealChange) else map_activity(source, change)
     )
-    if isinstance(mapped, Parked):
+    if isinstance(mapped, Parked | Ignored):
         return mapped
     try:
         return LogRow.of(validate_event(mapped, max_future=MAX_FUTURE))
@@ -90,20 +106,32 @@ async def ingest(
     rows: list[LogRow] = []
     parked: list[tuple[str, bool, dict[str, Any]]] = []
     resyncs: list[ResyncRequest] = []
+    ignored: list[str] = []
+    merges: list[AccountMerged] = []
+
+    def place(change: DealChange | ActivityChange) -> None:
+        result = to_row(source, change)
+        if isinstance(result, Parked):
+            parked.append((result.reason, result.replayable, to_json(change)))
+        elif isinstance(result, Ignored):
+            ignored.append(result.reason)
+        else:
+            rows.append(result)
+
     for change in changes:
         if isinstance(change, DealChange | ActivityChange):
-            result = to_row(source, change)
-            if isinstance(result, Parked):
-                parked.append((result.reason, result.replayable, to_json(change)))
-            else:
-                rows.append(result)
+            place(change)
         elif isinstance(change, ResyncRequest):
             resyncs.append(change)
         elif isinstance(change, Unsupported):
             outcome.unsupported += 1
             item = json.loads(json.dumps(change.item, default=str))  # Decimals -> exact text
             parked.append((change.reason, False, {"type": "unsupported", "item": item}))
-    if not parked and not resyncs:
+        elif isinstance(change, Ignored):
+            ignored.append(change.reason)
+        else:
+            merges.append(change)
+    if not parked and not resyncs and not ignored and not merges:
         # The common case: one group-committed statement archives the request and stores
         # its events.
         archive = (
@@ -116,10 +144,13 @@ async def ingest(
         outcome.duplicates = len(flags) - outcome.accepted
         return outcome
     async with sessions() as session, session.begin():
+        for merge in merges:
+            for change in await _repointed(session, source, merge):
+                place(change)
         request_id = replay_of
         if request_id is None:
             request_id = await repository.store_request(
-                session, source_id=source.id, kind=kind, headers=headers, body=body
+                session, source_id=source.id, kind=kind, headers=headers, body=body, ignored=ignored
             )
         await repository.park(
             session,
@@ -137,11 +168,38 @@ async def ingest(
                 )
             )
     outcome.parked = len(parked) - outcome.unsupported
+    outcome.ignored = len(ignored)
+    if ignored and replay_of is None:  # counted once committed, and once per delivery
+        WEBHOOK_IGNORED.labels(kind=kind).inc(len(ignored))
     if rows:
         flags = await writer.append(rows)
         outcome.accepted = sum(flags)
         outcome.duplicates = len(flags) - outcome.accepted
     return outcome
+
+
+async def _repointed(
+    session: AsyncSession, source: SourceIn, merge: AccountMerged
+) -> list[DealChange]:
+    """One update per deal of the merged account, moving it to the survivor at the time
+    of the merge: a late change from before the merge that still names the merged
+    account is older, so it never moves the deal back."""
+    deal_ids = await repository.deals_with_account(
+        session,
+        event_source=event_source(source),
+        account_id=qualified(source, merge.merged_id),
+        deal_types=(CREATED, UPDATED),
+    )
+    return [
+        DealChange(
+            crm_id=crm_id,
+            event_key=f"{merge.event_key}:account:{crm_id}",
+            occurred_at=merge.occurred_at,
+            op="updated",
+            fields={"account_id": merge.survivor_id},
+        )
+        for crm_id in filter(None, (unqualified(source, d) for d in deal_ids))
+    ]
 
 
 @dataclass
@@ -176,6 +234,9 @@ async def replay_parked(
                 outcome.still_parked += 1
                 continue
             result = to_row(source, from_json(item.change))
+            if isinstance(result, Ignored):
+                done.append(item.id)  # nothing to store, nothing for an operator to do
+                continue
             if isinstance(result, Parked):
                 outcome.still_parked += 1
                 if result.reason != item.reason:

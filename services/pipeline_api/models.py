@@ -98,6 +98,8 @@ class WebhookRequest(PipelineBase):
     )
     headers: Mapped[dict[str, Any]] = mapped_column(JSONB)
     body: Mapped[bytes] = mapped_column(LargeBinary)
+    ignored: Mapped[list[str] | None] = mapped_column(JSONB)
+    """Why items of the body were acknowledged without being stored or parked."""
 
 
 class ParkedEvent(PipelineBase):

@@ -92,8 +92,11 @@ async def store_request(
     kind: str,
     headers: dict[str, str],
     body: bytes,
+    ignored: Sequence[str] = (),
 ) -> int:
-    row = WebhookRequest(source_id=source_id, kind=kind, headers=headers, body=body)
+    row = WebhookRequest(
+        source_id=source_id, kind=kind, headers=headers, body=body, ignored=list(ignored) or None
+    )
     session.add(row)
     await session.flush()
     return row.id
@@ -122,6 +125,7 @@ async def list_requests(
         WebhookRequest.kind,
         WebhookRequest.received_at,
         WebhookRequest.headers,
+        WebhookRequest.ignored,
         func.octet_length(WebhookRequest.body).label("size"),
     )
     query = _requests_query(columns, source_id=source_id, kind=kind, after=after, limit=limit)
@@ -160,6 +164,33 @@ async def store_refresh_token(session: AsyncSession, source_id: str, token: str)
         ),
         {"id": source_id, "token": _box(session).seal(token)},
     )
+
+
+async def deals_with_account(
+    session: AsyncSession, *, event_source: str, account_id: str, deal_types: Sequence[str]
+) -> list[str]:
+    """The deals of one event source whose account is now `account_id`, by the log's
+    account-setting events ordered as the projection orders them (time, sequence, id).
+
+    The pipeline's own log answers this, so a merge of accounts needs neither the
+    projection's tables nor a full re-sync from the CRM.
+    """
+    rows = await session.execute(
+        text(
+            "SELECT deal_id FROM ("
+            " SELECT DISTINCT ON (envelope->'data'->>'deal_id')"
+            "  envelope->'data'->>'deal_id' AS deal_id,"
+            "  envelope->'data'->>'account_id' AS account_id"
+            " FROM pipeline.events"
+            " WHERE source = :source AND type = ANY(:types)"
+            "  AND envelope->'data' ? 'account_id'"
+            " ORDER BY envelope->'data'->>'deal_id', event_time DESC,"
+            "  COALESCE((envelope->>'sequence')::numeric, -1) DESC, event_id DESC"
+            ") latest WHERE account_id = :account ORDER BY deal_id"
+        ),
+        {"source": event_source, "types": list(deal_types), "account": account_id},
+    )
+    return list(rows.scalars())
 
 
 async def park(

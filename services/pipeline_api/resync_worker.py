@@ -25,6 +25,7 @@ from services.pipeline_api.connectors.changes import (
     ActivityChange,
     ActivityKind,
     DealChange,
+    Ignored,
     to_json,
 )
 from services.pipeline_api.connectors.mapping import Parked
@@ -169,6 +170,8 @@ class ResyncWorker:
         parked = []
         for change in changes:
             result = to_row(source, change)
+            if isinstance(result, Ignored):
+                continue
             if isinstance(result, Parked):
                 parked.append(
                     {

@@ -14,10 +14,11 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from services.pipeline_api import repository
 from services.pipeline_api.connectors import hubspot, pipedrive, salesforce
+from services.pipeline_api.connectors.changes import Ignored
 from services.pipeline_api.connectors.signatures import (
     SignatureError,
     verify_basic,
@@ -48,6 +49,9 @@ class WebhookResult(BaseModel):
     duplicates: int
     parked: int
     unsupported: int
+    ignored: int = Field(
+        0, description="Items acknowledged that change nothing we keep (noted on the archive)"
+    )
     resync_jobs: list[int]
 
     @classmethod
@@ -57,6 +61,7 @@ class WebhookResult(BaseModel):
             duplicates=sum(o.duplicates for o in outcomes),
             parked=sum(o.parked for o in outcomes),
             unsupported=sum(o.unsupported for o in outcomes),
+            ignored=sum(o.ignored for o in outcomes),
             resync_jobs=[j for o in outcomes for j in o.resync_jobs],
         )
 
@@ -140,12 +145,21 @@ async def hubspot_webhook(request: Request) -> WebhookResult:
     except hubspot.HubSpotError as exc:
         raise Problem(400, str(exc)) from exc
     by_portal = {s.account_id: s for s in authentic}
-    unknown = sorted(portals - set(by_portal))
-    if unknown:
-        raise Problem(404, f"No HubSpot source for portal {', '.join(unknown)}.")
+    known = sorted(portals & set(by_portal))
+    if not known:
+        raise Problem(404, f"No HubSpot source for portal {', '.join(sorted(portals))}.")
+    # One app's batch may mix portals: those without a source must not cost the others
+    # their delivery (HubSpot would retry the whole batch), so they are ignored and noted
+    # on the archived request of the first configured portal.
+    ignored: list[Ignored] = [
+        Ignored(f"no HubSpot source for portal {item['portalId']} accepts this delivery")
+        for item in hubspot.events(parsed)
+        if str(item["portalId"]) not in by_portal
+    ]
     outcomes = []
-    for portal in sorted(portals):
-        changes = hubspot_changes(parsed, portal)
+    for portal in known:
+        changes = [*hubspot_changes(parsed, portal), *ignored]
+        ignored = []
         outcomes.append(await _ingest(request, by_portal[portal], "hubspot", body, changes))
     return WebhookResult.of(outcomes)
 

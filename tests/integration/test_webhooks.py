@@ -778,3 +778,216 @@ async def test_one_unreadable_hubspot_item_does_not_fail_the_batch(hubspot: HubS
     await wait_for(hubspot.client, f"hubspot:{hubspot.portal}:800", name="Good one")
     dlq = (await hubspot.client.get("/v1/dlq", params={"source_id": f"hs-{hubspot.portal}"})).json()
     assert any("could not be read" in i["reason"] for i in dlq["items"])
+
+
+# --- What real CRMs send besides the happy path ------------------------------------------
+
+
+async def ignored_metric(client: httpx.AsyncClient, kind: str) -> float:
+    text_ = (await client.get("/metrics")).text
+    line = f'salesops_webhook_ignored_total{{kind="{kind}"}} '
+    found = [float(row.split()[-1]) for row in text_.splitlines() if row.startswith(line)]
+    return found[0] if found else 0.0
+
+
+async def ignored_notes(database_url: str, source_id: str) -> list[str]:
+    rows = await query(
+        database_url,
+        "SELECT ignored FROM pipeline.webhook_requests WHERE source_id = :s ORDER BY id",
+        s=source_id,
+    )
+    return [note for row in rows for note in row.ignored or []]
+
+
+async def dlq_items(client: httpx.AsyncClient, source_id: str) -> list[Any]:
+    r = await client.get("/v1/dlq", params={"source_id": source_id})
+    items: list[Any] = r.json()["items"]
+    return items
+
+
+async def test_hubspot_batch_mixing_an_unconfigured_portal_keeps_the_configured_one(
+    hubspot: HubSpot, database_url: str
+) -> None:
+    source_id = f"hs-{hubspot.portal}"
+    before = await ignored_metric(hubspot.client, "hubspot")
+    t = 1_782_000_000_000
+    items = [
+        *hubspot.batch([prop(801, "dealname", "Mixed batch deal", t, 1)]),
+        {**prop(802, "dealname", "Someone else's deal", t, 2), "portalId": 1},
+    ]
+    r = await hubspot.send([], raw=json.dumps(items).encode())
+    assert r.status_code == 200, r.text
+    answer = r.json()
+    assert (answer["accepted"], answer["ignored"], answer["parked"]) == (1, 1, 0)
+    await wait_for(hubspot.client, f"hubspot:{hubspot.portal}:801", name="Mixed batch deal")
+    assert any("portal 1" in note for note in await ignored_notes(database_url, source_id))
+    assert not await dlq_items(hubspot.client, source_id), "nothing for an operator to do"
+    assert await ignored_metric(hubspot.client, "hubspot") == before + 1
+
+
+async def test_hubspot_single_event_object_replayed_from_logs_is_accepted(hubspot: HubSpot) -> None:
+    item = hubspot.batch([prop(803, "dealname", "Replayed from a log", 1_782_000_000_000, 1)])[0]
+    r = await hubspot.send([], raw=json.dumps(item).encode())
+    assert r.status_code == 200, r.text
+    assert r.json()["accepted"] == 1
+    await wait_for(hubspot.client, f"hubspot:{hubspot.portal}:803", name="Replayed from a log")
+
+
+async def test_pipedrive_custom_field_only_edit_is_ignored_not_dead_lettered(
+    pipedrive: tuple[httpx.AsyncClient, str], stack_url: str, database_url: str
+) -> None:
+    client, company = pipedrive
+    edit = pd_event("v2_deal_change_stage.json", company, id=str(uuid.uuid4()))
+    custom = {"dcf558aac1ae4e8c4f849ba5e668430d8df9be12": {"type": "varchar", "value": "new"}}
+    edit["data"]["custom_fields"] = custom
+    edit["previous"] = {"custom_fields": {"dcf558aac1ae4e8c4f849ba5e668430d8df9be12": None}}
+    before = await ignored_metric(client, "pipedrive")
+    r = await client.post(
+        f"{stack_url}/v1/webhooks/pipedrive", json=edit, headers=basic("salesops", "pd-pass")
+    )
+    assert r.status_code == 200, r.text
+    assert (r.json()["ignored"], r.json()["parked"], r.json()["accepted"]) == (1, 0, 0)
+    assert not await dlq_items(client, f"pd-{company}")
+    notes = await ignored_notes(database_url, f"pd-{company}")
+    assert any("no field we keep" in note for note in notes)
+    assert await ignored_metric(client, "pipedrive") == before + 1
+
+
+def pd_deal(company: str, deal: int, org: int, timestamp: str) -> dict[str, Any]:
+    body = pd_event(
+        "v2_deal_create_pipedream.json",
+        company,
+        id=str(uuid.uuid4()),
+        entity_id=deal,
+        timestamp=timestamp,
+    )
+    body["data"].update(id=deal, org_id=org)
+    return body
+
+
+async def test_pipedrive_organization_merge_moves_its_deals_to_the_survivor(
+    pipedrive: tuple[httpx.AsyncClient, str], stack_url: str
+) -> None:
+    client, company = pipedrive
+    url = f"{stack_url}/v1/webhooks/pipedrive"
+    auth_ = basic("salesops", "pd-pass")
+    for deal_, org in ((91, 5), (92, 5), (93, 5)):
+        r = await client.post(
+            url, json=pd_deal(company, deal_, org, "2023-01-01T00:00:00Z"), headers=auth_
+        )
+        assert r.status_code == 200, r.text
+    # Deal 93 was on org 5 once, and left it before the merge.
+    moved = pd_event("v2_deal_change_stage.json", company, id=str(uuid.uuid4()), entity_id=93)
+    moved["meta"]["timestamp"] = "2023-01-15T00:00:00Z"
+    moved["data"].update(id=93, org_id=8)
+    moved["previous"] = {"org_id": 5}
+    assert (await client.post(url, json=moved, headers=auth_)).status_code == 200
+    for deal_, org in ((91, 5), (92, 5), (93, 8)):
+        await wait_for(
+            client, f"pipedrive:{company}:{deal_}", account_id=f"pipedrive:{company}:{org}"
+        )
+
+    merge = pd_event("v2_deal_merge_delete.json", company, id=str(uuid.uuid4()))
+    merge["meta"].update(entity="organization", entity_id=5, merged_to_id="2")
+    merge["meta"]["timestamp"] = "2023-03-01T00:00:00Z"
+    merge["previous"] = {"id": 5, "name": "Acme (duplicate)"}
+    r = await client.post(url, json=merge, headers=auth_)
+    assert r.status_code == 200, r.text
+    assert r.json()["accepted"] == 2, "one update per deal of the merged organisation"
+    survivor = f"pipedrive:{company}:2"
+    await wait_for(client, f"pipedrive:{company}:91", account_id=survivor)
+    await wait_for(client, f"pipedrive:{company}:92", account_id=survivor)
+    assert (await deal(client, f"pipedrive:{company}:93") or {})["account_id"] == (
+        f"pipedrive:{company}:8"
+    ), "a deal that left the organisation stays where it is"
+
+    # A change from before the merge that still names the merged organisation arrives late:
+    # it is older than the merge, so the deal stays with the survivor.
+    late = pd_event("v2_deal_change_stage.json", company, id=str(uuid.uuid4()), entity_id=91)
+    late["meta"]["timestamp"] = "2023-02-01T00:00:00Z"
+    late["data"].update(id=91, org_id=5, title="Renamed before the merge")
+    late["previous"] = {"title": "Title"}
+    assert (await client.post(url, json=late, headers=auth_)).status_code == 200
+    versions = await history_of(client, f"pipedrive:{company}:91", versions=3)
+    assert [v["account_id"] for v in versions] == [
+        f"pipedrive:{company}:5",
+        f"pipedrive:{company}:5",
+        survivor,
+    ]
+    assert versions[-1]["name"] == "Renamed before the merge", "the late change is folded in"
+
+
+def outbound_with_untimed_opportunity(org: str) -> bytes:
+    """The published two-notification message plus a second Opportunity notification whose
+    admin-picked fields include none of LastModifiedDate, SystemModstamp or CreatedDate."""
+    xml = (FIXTURES / "salesforce/outbound_two_notifications.xml").read_text()
+    xml = xml.replace("00D5w000004qGTOEA2", org)
+    start = xml.index("<Notification>")
+    block = xml[start : xml.index("</Notification>") + len("</Notification>")]
+    untimed = block.replace("04l5w00005286hAAAQ", "04l5w00005286hCAAQ").replace(
+        "0065w000023STAmAAO", "0065w000023STBbAAO"
+    )
+    for name in ("LastModifiedDate", "SystemModstamp", "CreatedDate"):
+        cut = untimed.index(f"<sf:{name}>")
+        untimed = untimed[:cut] + untimed[untimed.index(f"</sf:{name}>") + len(f"</sf:{name}>") :]
+    return (xml[:start] + untimed + xml[start:]).encode()
+
+
+async def test_salesforce_outbound_notification_without_a_time_is_resynced_and_the_rest_acked(
+    salesforce: tuple[httpx.AsyncClient, str], stack_url: str, database_url: str
+) -> None:
+    client, org = salesforce
+    url = f"{stack_url}/v1/webhooks/salesforce/outbound?token=sf-relay-secret"
+    body = outbound_with_untimed_opportunity(org)
+    r = await client.post(url, content=body, headers={"Content-Type": "text/xml"})
+    assert r.status_code == 200, r.text
+    assert "<Ack>true</Ack>" in r.text
+    await wait_for(client, f"salesforce:{org}:0065w000023STAmAAO", stage="negotiation")
+    jobs = await query(
+        database_url,
+        "SELECT crm_ids, reason FROM pipeline.resync_jobs WHERE source_id = :s",
+        s=f"sf-{org.lower()}",
+    )
+    assert [(list(j.crm_ids), "04l5w00005286hCAAQ" in j.reason) for j in jobs] == [
+        (["0065w000023STBbAAO"], True)
+    ]
+    assert await deal(client, f"salesforce:{org}:0065w000023STBbAAO") is None, (
+        "its fields are not stored without a time to order them by"
+    )
+
+
+async def test_changes_parked_for_carrying_no_kept_field_leave_the_dlq_on_replay(
+    pipedrive: tuple[httpx.AsyncClient, str], database_url: str
+) -> None:
+    # What earlier versions parked for a custom-field-only edit: nothing for an operator to
+    # do, so a replay settles it instead of leaving it in the DLQ for ever.
+    client, company = pipedrive
+    source_id = f"pd-{company}"
+    change = {
+        "type": "deal",
+        "crm_id": "1",
+        "event_key": f"pd:{uuid.uuid4()}",
+        "occurred_at": "2023-01-01T00:00:00+00:00",
+        "op": "updated",
+        "sequence": None,
+        "fields": {},
+        "properties": {"dcf558aac1ae4e8c4f849ba5e668430d8df9be12": "new"},
+        "merged_into": None,
+    }
+    engine = create_async_engine(database_url)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(
+                text(
+                    "INSERT INTO pipeline.parked_events (source_id, reason, replayable, change) "
+                    "VALUES (:s, 'change carries no field we keep', true, CAST(:c AS jsonb))"
+                ),
+                {"s": source_id, "c": json.dumps(change)},
+            )
+    finally:
+        await engine.dispose()
+    assert len(await dlq_items(client, source_id)) == 1
+    r = await client.post("/v1/dlq/replay", json={"source_id": source_id})
+    assert r.status_code == 200, r.text
+    assert r.json()["still_parked"] == 0
+    assert not await dlq_items(client, source_id)

@@ -17,8 +17,10 @@ import pytest
 
 from services.pipeline_api.connectors import hubspot
 from services.pipeline_api.connectors.changes import (
+    AccountMerged,
     ActivityChange,
     DealChange,
+    Ignored,
     ResyncRequest,
     Unsupported,
     from_json,
@@ -27,6 +29,7 @@ from services.pipeline_api.connectors.changes import (
 from services.pipeline_api.connectors.mapping import Parked, map_activity, map_deal
 from services.pipeline_api.sources import Mapping, SourceIn, StageMapping
 from shared.events import validate_event
+from shared.ordering import OrderKey
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "hubspot"
 STAGE = "1f4f1ec1-8174-49f3-a112-4eaa4748e38e"
@@ -155,7 +158,9 @@ def test_custom_properties_kept_only_when_listed() -> None:
         [{**DJ_HUBSPOT_EVENT, "portalId": 48975575, "propertyName": "seats", "propertyValue": "40"}]
     )[0]
     assert isinstance(change, DealChange)
-    assert isinstance(map_deal(source(), change), Parked)
+    dropped = map_deal(source(), change)
+    assert isinstance(dropped, Ignored), "nothing for an operator to do: not parked"
+    assert "no field we keep" in dropped.reason
     kept = map_deal(source(keep_properties=["seats"]), change)
     assert isinstance(kept, dict)
     assert kept["data"]["properties"] == {"seats": "40"}
@@ -208,20 +213,22 @@ def test_deletion_restore_and_merge_change_identity() -> None:
     assert validate_event(mapped).payload.model_dump()["merged_into"] == "hubspot:48975575:23"
 
 
+LEGACY_ASSOCIATION = {
+    "portalId": 48975575,
+    "appId": 1,
+    "subscriptionId": 9,
+    "eventId": 5,
+    "occurredAt": 1700000000000,
+    "subscriptionType": "deal.associationChange",
+    "associationType": "DEAL_TO_COMPANY",
+    "fromObjectId": 30,
+    "toObjectId": 77,
+    "objectId": 30,
+}
+
+
 def test_company_association_sets_and_clears_the_account() -> None:
-    base = {
-        "portalId": 48975575,
-        "appId": 1,
-        "subscriptionId": 9,
-        "eventId": 5,
-        "occurredAt": 1700000000000,
-        "subscriptionType": "deal.associationChange",
-        "associationType": "DEAL_TO_COMPANY",
-        "fromObjectId": 30,
-        "toObjectId": 77,
-        "isPrimaryAssociation": True,
-        "objectId": 30,
-    }
+    base = {**LEGACY_ASSOCIATION, "isPrimaryAssociation": True}
     added, removed = hubspot.parse(
         [{**base, "associationRemoved": False}, {**base, "eventId": 6, "associationRemoved": True}]
     )
@@ -384,3 +391,154 @@ def test_engagement_edit_or_restore_fetches_the_engagement() -> None:
     assert restored == ResyncRequest(
         "HubSpot engagement restore: fetch it as it is now", ("43",), activity_kind="meeting"
     )
+
+
+def test_one_event_object_is_read_as_a_batch_of_one() -> None:
+    # A delivery replayed from logs: one event object, not the array HubSpot sends.
+    item = {**DJ_HUBSPOT_EVENT, "portalId": 48975575}
+    assert hubspot.portal_ids(item) == {"48975575"}
+    assert hubspot.parse(item) == hubspot.parse([item])
+
+
+def test_generic_format_handles_every_deal_action() -> None:
+    base = {
+        "portalId": 48975575,
+        "appId": 1,
+        "subscriptionId": 9,
+        "occurredAt": 1700000000000,
+        "objectTypeId": "0-3",
+        "objectId": 50,
+    }
+    created, deleted, restored, fetch_restored, *merge = hubspot.parse(
+        [
+            {**base, "eventId": 1, "subscriptionType": "object.creation"},
+            {**base, "eventId": 2, "subscriptionType": "object.deletion"},
+            {**base, "eventId": 3, "subscriptionType": "object.restore"},
+            {
+                **base,
+                "eventId": 4,
+                "subscriptionType": "object.merge",
+                "primaryObjectId": 50,
+                "mergedObjectIds": [51],
+                "newObjectId": 50,
+            },
+        ]
+    )
+    ops = [c.op for c in (created, deleted, restored) if isinstance(c, DealChange)]
+    assert ops == ["created", "deleted", "restored"]
+    assert fetch_restored == ResyncRequest("HubSpot restored the deal", ("50",))
+    gone = [c for c in merge if isinstance(c, DealChange) and c.op == "deleted"]
+    assert [(c.crm_id, c.merged_into) for c in gone] == [("51", "50")]
+
+
+def association(
+    type_id: int, removed: bool, *, from_id: int = 30, to_id: int = 77
+) -> dict[str, Any]:
+    """A generic `object.associationChange` (associationTypeId: 5 primary / 341 unlabelled
+    deal-to-company, 6 / 342 company-to-deal)."""
+    deal_side = type_id in (5, 341)
+    return {
+        "portalId": 48975575,
+        "appId": 1,
+        "subscriptionId": 9,
+        "eventId": 5,
+        "occurredAt": 1700000000000,
+        "subscriptionType": "object.associationChange",
+        "associationCategory": "HUBSPOT_DEFINED",
+        "associationTypeId": type_id,
+        "fromObjectTypeId": "0-3" if deal_side else "0-2",
+        "toObjectTypeId": "0-2" if deal_side else "0-3",
+        "fromObjectId": from_id,
+        "toObjectId": to_id,
+        "associationRemoved": removed,
+    }
+
+
+def test_generic_association_change_sets_the_account_from_the_primary_company_only() -> None:
+    added, removed, company_side, secondary_gone, secondary_added = hubspot.parse(
+        [
+            association(5, False),
+            association(5, True),
+            association(6, False, from_id=77, to_id=30),
+            association(341, True),
+            association(342, False, from_id=78, to_id=30),
+        ]
+    )
+    assert isinstance(added, DealChange)
+    assert added.fields == {"account_id": "77"}
+    assert added.crm_id == "30"
+    assert isinstance(removed, DealChange)
+    assert removed.fields == {"account_id": None}
+    assert isinstance(company_side, DealChange)
+    assert (company_side.crm_id, company_side.fields) == ("30", {"account_id": "77"})
+    assert isinstance(secondary_gone, Ignored), "a secondary company never clears the account"
+    assert isinstance(secondary_added, Ignored)
+    other = {**association(5, False), "associationTypeId": 3, "toObjectTypeId": "0-1"}
+    assert isinstance(hubspot.parse([other])[0], Ignored), "deal-contact: nothing we keep"
+
+
+def test_association_without_a_primary_flag_reads_the_deal_instead_of_clearing() -> None:
+    legacy = {**LEGACY_ASSOCIATION, "associationRemoved": True}
+    assert hubspot.parse([legacy]) == [
+        ResyncRequest(
+            "HubSpot deal-company association without a primary flag: read the deal's "
+            "primary company",
+            ("30",),
+        )
+    ]
+    secondary = hubspot.parse([{**legacy, "isPrimaryAssociation": False}])
+    assert isinstance(secondary[0], Ignored)
+
+
+def test_switching_the_primary_company_in_one_instant_ends_on_the_new_one() -> None:
+    # HubSpot sends the old primary's removal and the new one's addition at one occurredAt,
+    # in either order: the addition must win the tie.
+    old_gone = association(5, True, to_id=77)
+    new_primary = {**association(5, False, to_id=88), "eventId": 4}
+    events = [
+        validate_event(mapped)
+        for change in hubspot.parse([new_primary, old_gone])
+        if isinstance(change, DealChange) and isinstance(mapped := map_deal(source(), change), dict)
+    ]
+    last = max(
+        events,
+        key=lambda e: OrderKey.of(
+            time=e.envelope.time,
+            sequence=e.envelope.sequence,
+            source=e.envelope.source,
+            event_id=e.envelope.id,
+        ),
+    )
+    assert last.payload.model_dump()["account_id"] == "hubspot:48975575:88"
+
+
+def test_company_merge_moves_the_merged_companies_deals_and_other_company_events_are_ignored() -> (
+    None
+):
+    base = {
+        "portalId": 48975575,
+        "appId": 1,
+        "subscriptionId": 9,
+        "eventId": 11,
+        "occurredAt": 1700000000000,
+        "objectId": 70,
+        "primaryObjectId": 70,
+        "mergedObjectIds": [71],
+        "newObjectId": 70,
+    }
+    legacy = hubspot.parse([{**base, "subscriptionType": "company.merge"}])
+    generic = hubspot.parse([{**base, "subscriptionType": "object.merge", "objectTypeId": "0-2"}])
+    assert (
+        legacy
+        == generic
+        == [
+            AccountMerged(
+                merged_id="71",
+                survivor_id="70",
+                event_key="hs:48975575:9:11:70:-:1700000000000:merged:71",
+                occurred_at=datetime(2023, 11, 14, 22, 13, 20, tzinfo=UTC),
+            )
+        ]
+    )
+    edit = {**base, "subscriptionType": "company.propertyChange", "propertyName": "name"}
+    assert [type(c) for c in hubspot.parse([edit])] == [Ignored]

@@ -47,8 +47,10 @@ import orjson
 import pytest
 
 from services.pipeline_api.connectors.changes import (
+    AccountMerged,
     ActivityChange,
     DealChange,
+    Ignored,
     ResyncRequest,
     Unsupported,
 )
@@ -207,10 +209,12 @@ def test_v2_change_without_previous_states_every_field() -> None:
     }
 
 
-def test_v2_change_touching_no_tracked_field_is_nothing() -> None:
+def test_v2_change_touching_no_tracked_field_is_ignored() -> None:
     body = load("v2_deal_change_stage.json")
     body["previous"] = {"label_ids": [], "update_time": "2025-04-15T15:00:00Z"}
-    assert parse(body) == []
+    (ignored,) = parse(body)
+    assert isinstance(ignored, Ignored)
+    assert "touches no field we read" in ignored.reason
 
 
 def test_v2_delete() -> None:
@@ -332,9 +336,9 @@ def test_v1_user_and_org_objects_are_read_by_id() -> None:
     assert change.fields["account_id"] == "18"
 
 
-def test_v1_update_of_untracked_fields_only_is_nothing() -> None:
+def test_v1_update_of_untracked_fields_only_is_ignored() -> None:
     # Only update_time differs between current and previous in this published event.
-    assert parse(load("v1_deal_updated_pipedream.json")) == []
+    assert [type(c) for c in parse(load("v1_deal_updated_pipedream.json"))] == [Ignored]
 
 
 def test_v1_custom_fields_are_top_level_hash_keys() -> None:
@@ -657,3 +661,63 @@ def test_parsed_changes_map_to_valid_canonical_events() -> None:
             if name == "v2_deal_change_value_fraction.json":
                 assert event["data"]["amount"] == "1500.75"
                 assert event["data"]["currency"] == "EUR"
+
+
+def test_activity_due_time_and_duration_given_as_objects_keep_their_values() -> None:
+    body = load("v2_activity_create.json")
+    body["data"]["due_time"] = {"value": "14:30"}
+    body["data"]["duration"] = {"value": "00:30"}
+    (activity,) = parse(body)
+    assert isinstance(activity, ActivityChange)
+    assert activity.occurred_at == utc(2025, 4, 16, 14, 30), "not midnight"
+    assert activity.properties["duration"] == "00:30"
+    assert parse(load("v2_activity_create.json"))[0] == activity, "same as the bare form"
+    body["data"]["due_time"] = {"timezone": "UTC"}
+    (unreadable,) = parse(body)
+    assert isinstance(unreadable, Unsupported), "a due time without a value is not midnight"
+    assert "due_time" in unreadable.reason
+
+
+def test_body_whose_entity_disagrees_with_its_data_is_set_aside() -> None:
+    body = load("v2_activity_create.json")
+    body["meta"]["entity"] = "deal"
+    (mismatch,) = parse(body)
+    assert isinstance(mismatch, Unsupported), "not a half-empty deal"
+    assert "meta names a deal" in mismatch.reason
+    deal = load("v2_deal_change_stage.json")
+    deal["meta"]["entity"] = "activity"
+    assert isinstance(parse(deal)[0], Unsupported)
+
+
+def organization_merge_v2() -> dict[str, Any]:
+    """Shape: the published v2 merge (a `delete` whose meta carries `merged_to_id`, the
+    migration guide's rule for every entity) for organisation 5 merged into 2."""
+    body = load("v2_deal_merge_delete.json")
+    body["meta"].update(entity="organization", entity_id=5, merged_to_id="2")
+    body["previous"] = {"id": 5, "name": "Acme (duplicate)", "owner_id": 123123}
+    return dict(body)
+
+
+def test_organization_merge_repoints_the_merged_organizations_deals() -> None:
+    (merged,) = parse(organization_merge_v2())
+    assert merged == AccountMerged(
+        merged_id="5",
+        survivor_id="2",
+        event_key="pd:623456789-1234-1234-1234-123456789012",
+        occurred_at=utc(2025, 4, 18, 12),
+    )
+    survivor = load("v2_deal_merge_change.json")
+    survivor["meta"].update(entity="organization", entity_id=2)
+    survivor["data"] = {"id": 2, "name": "Acme", "owner_id": 123123}
+    survivor["previous"] = {"name": "Acme Inc"}
+    assert [type(c) for c in parse(survivor)] == [Ignored]
+
+
+def test_v1_organization_merged_names_survivor_and_merged() -> None:
+    body = load("v1_deal_merged.json")
+    body["meta"].update(object="organization")
+    body["current"] = {"id": 2, "name": "Acme", "merge_what_id": 5}
+    body["previous"] = {"id": 5, "name": "Acme (duplicate)"}
+    (merged,) = parse(body)
+    assert isinstance(merged, AccountMerged)
+    assert (merged.merged_id, merged.survivor_id) == ("5", "2")

@@ -21,6 +21,7 @@ from services.pipeline_api.connectors.changes import (
     ActivityChange,
     CrmChange,
     DealChange,
+    Ignored,
     ResyncRequest,
     Unsupported,
     from_json,
@@ -145,7 +146,7 @@ def test_update_without_changed_fields_uses_non_null_fields_present() -> None:
     assert change.properties == {"Probability": "100.0"}
 
 
-def test_update_of_system_fields_only_yields_nothing() -> None:
+def test_update_of_system_fields_only_is_ignored() -> None:
     # Shape: CometD UPDATE where only LastModifiedDate changed (CDC guide: it is always
     # in an UPDATE's body); there is nothing for a deal to record.
     message = load("cdc_cometd_opportunity_update_stage.json")
@@ -155,7 +156,7 @@ def test_update_of_system_fields_only_yields_nothing() -> None:
         "LastModifiedDate": payload["LastModifiedDate"],
     }
     header(message)["changedFields"] = ["LastModifiedDate"]
-    assert parse_cdc(message) == []
+    assert [type(c) for c in parse_cdc(message)] == [Ignored]
 
 
 @pytest.mark.parametrize(
@@ -716,19 +717,43 @@ def test_outbound_opportunity_and_account() -> None:
     assert account.item["notification_id"] == "04l5w00005286hBAAQ"
 
 
-def test_outbound_time_falls_back_to_created_date_then_fails() -> None:
-    # Shape: the Outbound fixture with LastModifiedDate and SystemModstamp not selected.
-    xml = text("outbound_two_notifications.xml")
-    for name in ("LastModifiedDate", "SystemModstamp"):
+def without(xml: str, *names: str) -> str:
+    """The Outbound fixture without these sObject fields (the admin did not select them)."""
+    for name in names:
         start = xml.index(f"<sf:{name}>")
         xml = xml[:start] + xml[xml.index(f"</sf:{name}>") + len(f"</sf:{name}>") :]
+    return xml
+
+
+def test_outbound_time_falls_back_to_created_date_then_asks_for_a_resync() -> None:
+    xml = without(text("outbound_two_notifications.xml"), "LastModifiedDate", "SystemModstamp")
     change = parse_outbound(xml.encode()).changes[0]
     assert isinstance(change, DealChange)
     assert change.occurred_at == datetime(2020, 5, 8, 13, 40, 22, tzinfo=UTC)
-    start = xml.index("<sf:CreatedDate>")
-    xml = xml[:start] + xml[xml.index("</sf:CreatedDate>") + len("</sf:CreatedDate>") :]
-    with pytest.raises(OutboundError, match="CreatedDate"):
-        parse_outbound(xml.encode())
+    untimed, account = parse_outbound(without(xml, "CreatedDate").encode()).changes
+    # Its fields cannot be ordered against the deal's other changes: the record is read
+    # back (stamped with its LastModifiedDate) instead, and the other notification stands.
+    assert isinstance(untimed, ResyncRequest)
+    assert untimed.crm_ids == ("0065w000023STAmAAO",)
+    assert "04l5w00005286hAAAQ" in untimed.reason
+    assert "LastModifiedDate" in untimed.reason
+    assert isinstance(account, Unsupported)
+
+
+def test_one_unusable_notification_never_costs_the_others_their_ack() -> None:
+    xml = text("outbound_two_notifications.xml")
+    bad_date = xml.replace("<sf:LastModifiedDate>", "<sf:LastModifiedDate>not a date", 1)
+    bad_id = xml.replace("<sf:Id>0065w000023STAmAAO</sf:Id>", "<sf:Id>no/such id</sf:Id>")
+    no_id = xml.replace("<Id>04l5w00005286hAAAQ</Id>", "")
+    resync, _ = parse_outbound(bad_date.encode()).changes
+    assert isinstance(resync, ResyncRequest)
+    assert "not an ISO datetime" in resync.reason
+    for body, reason in ((bad_id, "no valid sf:Id"), (no_id, "has no Id")):
+        first, second = parse_outbound(body.encode()).changes
+        assert isinstance(first, Unsupported)
+        assert reason in first.reason
+        assert isinstance(second, Unsupported)
+        assert "Account" in second.reason
 
 
 def test_outbound_without_organization_id_is_rejected() -> None:

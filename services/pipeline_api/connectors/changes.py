@@ -83,7 +83,29 @@ class Unsupported:
     item: Any
 
 
-CrmChange = DealChange | ActivityChange | ResyncRequest | Unsupported
+@dataclass(frozen=True)
+class Ignored:
+    """A payload item that changes nothing we keep (a custom field no source keeps, a
+    secondary company, an organisation edit, a portal we have no source for): answered
+    2xx, counted, and noted with `reason` on the archived request, but not parked, since
+    an operator has nothing to do about it."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class AccountMerged:
+    """The CRM merged account `merged_id` into `survivor_id`: every deal whose account is
+    the merged one now belongs to the survivor. The payload cannot name those deals, so
+    ingest finds them in the event log and stores one update each, at `occurred_at`."""
+
+    merged_id: str
+    survivor_id: str
+    event_key: str
+    occurred_at: datetime
+
+
+CrmChange = DealChange | ActivityChange | ResyncRequest | Unsupported | Ignored | AccountMerged
 
 
 def to_json(change: DealChange | ActivityChange) -> dict[str, Any]:

@@ -7,6 +7,17 @@ events named by `subscriptionType` (docs: `eventType`); `propertyValue` always a
 its own one-field change, so "last `occurredAt` wins" holds per (deal, property) in the
 projection's fold; merges and restores also ask for a re-sync, because the payload does
 not carry the resulting deal's properties.
+
+The generic format (`object.creation`, `object.propertyChange`, `object.deletion`,
+`object.merge`, `object.restore` with `objectTypeId`, `0-3` for deals) reads like the
+legacy `deal.*` one. Association changes come as legacy `deal.associationChange`
+(`associationType` `DEAL_TO_COMPANY`, `isPrimaryAssociation`) or generic
+`object.associationChange` (`associationTypeId`: 5 primary / 341 unlabelled deal-to-company,
+6 / 342 company-to-deal; `fromObjectTypeId` / `toObjectTypeId`). Only the primary company
+is the deal's account, so adding or removing a secondary company is ignored. A company
+merge moves the deals of the companies merged away to the survivor (`AccountMerged`). A
+body that is one event object rather than an array (a replay from logs) is read as a
+batch of one.
 """
 
 from __future__ import annotations
@@ -16,16 +27,31 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from services.pipeline_api.connectors.changes import (
+    AccountMerged,
     ActivityChange,
     ActivityKind,
     CrmChange,
     DealChange,
     DealOp,
+    Ignored,
     ResyncRequest,
     Unsupported,
 )
 
 DEAL_OBJECT_TYPE = "0-3"
+COMPANY_OBJECT_TYPE = "0-2"
+# HUBSPOT_DEFINED association type ids between deals and companies, and whether each is
+# the primary association; deal-to-company first, then company-to-deal.
+DEAL_TO_COMPANY_TYPES = {5: True, 341: False}
+COMPANY_TO_DEAL_TYPES = {6: True, 342: False}
+_SIDES = (
+    ("DEAL_TO_COMPANY", DEAL_TO_COMPANY_TYPES, (DEAL_OBJECT_TYPE, COMPANY_OBJECT_TYPE)),
+    ("COMPANY_TO_DEAL", COMPANY_TO_DEAL_TYPES, (COMPANY_OBJECT_TYPE, DEAL_OBJECT_TYPE)),
+)
+# Within one instant an added primary company sorts after a removed one, so switching the
+# primary company (both events at the same occurredAt) never leaves the deal without one.
+REMOVED_SEQUENCE = 0
+ADDED_SEQUENCE = 1
 ENGAGEMENT_KINDS: dict[str, ActivityKind] = {
     "0-48": "call",
     "0-49": "email",
@@ -46,11 +72,19 @@ class HubSpotError(ValueError):
     """The body is not a HubSpot webhook batch."""
 
 
-def portal_ids(body: Any) -> set[str]:
+def events(body: Any) -> list[Any]:
+    """The events of a body: HubSpot sends an array; one event object (a delivery
+    replayed from logs) is a batch of one."""
+    if isinstance(body, dict):
+        return [body]
     if not isinstance(body, list) or not body:
-        raise HubSpotError("a HubSpot webhook body is a non-empty JSON array of events")
+        raise HubSpotError("a HubSpot webhook body is a JSON event or a non-empty array of them")
+    return body
+
+
+def portal_ids(body: Any) -> set[str]:
     ids = set()
-    for n, item in enumerate(body):
+    for n, item in enumerate(events(body)):
         if not isinstance(item, dict) or item.get("portalId") is None:
             raise HubSpotError(f"event {n} has no portalId")
         ids.add(str(item["portalId"]))
@@ -118,6 +152,8 @@ def property_field(name: str, value: str | None) -> tuple[str, Any] | None:
 def _object_type(item: dict[str, Any], kind: str) -> str | None:
     if kind.startswith("deal."):
         return DEAL_OBJECT_TYPE
+    if kind.startswith("company."):
+        return COMPANY_OBJECT_TYPE
     type_id = item.get("objectTypeId")
     return str(type_id) if type_id is not None else None
 
@@ -125,7 +161,7 @@ def _object_type(item: dict[str, Any], kind: str) -> str | None:
 def parse(body: Any) -> list[CrmChange]:
     portal_ids(body)
     out: list[CrmChange] = []
-    for item in body:
+    for item in events(body):
         try:
             out.extend(_item(item))
         except (HubSpotError, ValueError, KeyError, OverflowError) as exc:
@@ -138,6 +174,8 @@ def parse(body: Any) -> list[CrmChange]:
 def _item(item: dict[str, Any]) -> list[CrmChange]:
     kind = str(item.get("subscriptionType") or item.get("eventType") or "")
     action = kind.split(".", 1)[1] if "." in kind else ""
+    if action == "associationChange":
+        return _association(item, _when(item))
     object_type = _object_type(item, kind)
     if object_type in ENGAGEMENT_KINDS and action == "creation":
         activity = ENGAGEMENT_KINDS[object_type]
@@ -172,6 +210,10 @@ def _item(item: dict[str, Any]) -> list[CrmChange]:
                 activity_kind=ENGAGEMENT_KINDS[object_type],
             )
         ]
+    if object_type == COMPANY_OBJECT_TYPE:
+        if action == "merge":
+            return _company_merge(item, _when(item))
+        return [Ignored(f"HubSpot company {action or 'event'}: no deal field changes")]
     if object_type != DEAL_OBJECT_TYPE:
         return [
             Unsupported(
@@ -212,16 +254,31 @@ def _deal_event(item: dict[str, Any], action: str) -> list[CrmChange]:
         ]
     if action == "merge":
         return _merge(item, when)
-    if action == "associationChange":
-        return _association(item, deal, when)
     return [Unsupported(f"HubSpot deal event {action!r} is not handled", item)]
 
 
-def _merge(item: dict[str, Any], when: datetime) -> list[CrmChange]:
+def _merged(item: dict[str, Any]) -> tuple[str, list[str]]:
+    """(the record a merge leaves, the records it merged away)."""
     survivor = str(item.get("newObjectId") or item.get("primaryObjectId") or item.get("objectId"))
     merged = [str(m) for m in item.get("mergedObjectIds") or []]
     primary = str(item.get("primaryObjectId") or survivor)
-    gone = sorted({*merged, primary} - {survivor})
+    return survivor, sorted({*merged, primary} - {survivor})
+
+
+def _company_merge(item: dict[str, Any], when: datetime) -> list[CrmChange]:
+    """Companies merged: the deals of each company merged away now have the survivor as
+    their account (`company.merge`, or `object.merge` with `objectTypeId` 0-2)."""
+    survivor, gone = _merged(item)
+    return [
+        AccountMerged(
+            merged_id=g, survivor_id=survivor, event_key=_key(item, "merged", g), occurred_at=when
+        )
+        for g in gone
+    ]
+
+
+def _merge(item: dict[str, Any], when: datetime) -> list[CrmChange]:
+    survivor, gone = _merged(item)
     out: list[CrmChange] = [
         DealChange(
             crm_id=g,
@@ -245,19 +302,56 @@ def _merge(item: dict[str, Any], when: datetime) -> list[CrmChange]:
     return out
 
 
-def _association(item: dict[str, Any], deal: str, when: datetime) -> list[CrmChange]:
-    if item.get("associationType") != "DEAL_TO_COMPANY":
-        return [Unsupported(f"association {item.get('associationType')!r} is not tracked", item)]
-    if item.get("isPrimaryAssociation") is False:
-        return [Unsupported("only the primary company association sets the account", item)]
-    deal = str(item.get("fromObjectId") or deal)
-    account = None if item.get("associationRemoved") else str(item.get("toObjectId"))
+def _type_id(value: Any) -> int | None:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value.strip())
+    return None
+
+
+def _ends(item: dict[str, Any]) -> tuple[str, str, bool | None] | None:
+    """(deal id, company id, is primary) of a deal-company association event, from
+    whichever side it was fired on; None for any other association."""
+    label = str(item.get("associationType") or "").upper()
+    type_id = _type_id(item.get("associationTypeId"))
+    ends = (str(item.get("fromObjectTypeId") or ""), str(item.get("toObjectTypeId") or ""))
+    from_id, to_id = str(item.get("fromObjectId")), str(item.get("toObjectId"))
+    flag = item.get("isPrimaryAssociation")
+    for side, types, pair in _SIDES:
+        if label == side or type_id in types or ends == pair:
+            deal, company = (from_id, to_id) if pair[0] == DEAL_OBJECT_TYPE else (to_id, from_id)
+            primary = flag if isinstance(flag, bool) else types.get(type_id or 0)
+            return deal, company, primary
+    return None
+
+
+def _association(item: dict[str, Any], when: datetime) -> list[CrmChange]:
+    ends = _ends(item)
+    if ends is None:
+        what = item.get("associationType") or item.get("associationTypeId")
+        return [Ignored(f"HubSpot association {what!r} does not set anything we keep")]
+    deal, company, primary = ends
+    if primary is False:
+        return [
+            Ignored(f"company {company} is a secondary company of deal {deal}: not its account")
+        ]
+    if primary is None:
+        return [
+            ResyncRequest(
+                "HubSpot deal-company association without a primary flag: read the deal's "
+                "primary company",
+                (deal,),
+            )
+        ]
+    removed = item.get("associationRemoved") is True
     return [
         DealChange(
             crm_id=deal,
             event_key=_key(item),
             occurred_at=when,
             op="updated",
-            fields={"account_id": account},
+            sequence=REMOVED_SEQUENCE if removed else ADDED_SEQUENCE,
+            fields={"account_id": None if removed else company},
         )
     ]

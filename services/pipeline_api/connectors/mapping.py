@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from services.pipeline_api.connectors.changes import ActivityChange, DealChange
+from services.pipeline_api.connectors.changes import ActivityChange, DealChange, Ignored
 from services.pipeline_api.sources import SourceIn
 
 CREATED = "com.salesops.deal.created.v1"
@@ -33,6 +33,14 @@ class Parked:
 
 def qualified(source: SourceIn, crm_id: str) -> str:
     return f"{source.kind}:{source.account_id}:{crm_id}"
+
+
+def unqualified(source: SourceIn, deal_id: str) -> str | None:
+    """The CRM's own id inside one of `source`'s qualified ids (None if not its id)."""
+    prefix = qualified(source, "")
+    if not deal_id.startswith(prefix):
+        return None
+    return deal_id[len(prefix) :] or None
 
 
 def event_source(source: SourceIn) -> str:
@@ -65,7 +73,7 @@ def _envelope(
     return event
 
 
-def map_deal(source: SourceIn, change: DealChange) -> dict[str, Any] | Parked:
+def map_deal(source: SourceIn, change: DealChange) -> dict[str, Any] | Parked | Ignored:
     deal_id = qualified(source, change.crm_id)
     if change.op == "deleted":
         data: dict[str, Any] = {"deal_id": deal_id}
@@ -123,7 +131,9 @@ def map_deal(source: SourceIn, change: DealChange) -> dict[str, Any] | Parked:
     if kept:
         data["properties"] = kept
     if not created and len(data) == 1:
-        return Parked(f"change {change.event_key!r} carries no field we keep")
+        # Nothing an operator could act on (a custom field the source does not keep, say):
+        # acknowledged and noted on the archived request, never parked.
+        return Ignored(f"change {change.event_key!r} carries no field we keep")
     return _envelope(
         source,
         key=change.event_key,

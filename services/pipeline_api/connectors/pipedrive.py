@@ -38,8 +38,12 @@ standard deal type, so `deal_type` is never set. Every value is JSON-native (str
 bools, lists, dicts), because the event log serialises events without a Decimal hook.
 
 Errors: a body that is neither v1 nor v2 raises `PipedriveError` (the route answers 400). A
-well-formed body whose entity or action we do not track, or whose values cannot be read, is
-`Unsupported` (answered 2xx so Pipedrive's ban counter does not grow, and kept in the DLQ).
+well-formed body whose entity or action we do not track, whose values cannot be read, or
+whose `meta` names another entity than its data holds, is `Unsupported` (answered 2xx so
+Pipedrive's ban counter does not grow, and kept in the DLQ). A deal change touching no
+field we read, and an organisation change other than a merge, are `Ignored`; an
+organisation merge is `AccountMerged` (its deals move to the surviving organisation).
+Activity `due_time` / `duration` may come bare or as `{"value": ...}` objects.
 """
 
 from __future__ import annotations
@@ -51,11 +55,13 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from services.pipeline_api.connectors.changes import (
+    AccountMerged,
     ActivityChange,
     ActivityKind,
     CrmChange,
     DealChange,
     DealOp,
+    Ignored,
     ResyncRequest,
     Unsupported,
 )
@@ -78,7 +84,14 @@ _KINDS: dict[str, ActivityKind] = {
 _ACTIVITY_PROPERTIES = ("subject", "done", "duration", "note")
 _V2_ACTIONS = {"create": "create", "change": "change", "delete": "delete"}
 _V1_ACTIONS = {"added": "create", "updated": "change", "deleted": "delete", "merged": "merge"}
-_TRACKED = frozenset({"deal", "activity"})
+_TRACKED = frozenset({"deal", "activity", "organization"})
+# Keys every full `data` / `current` object of the entity has; a body naming one entity
+# and carrying none of its keys describes something else and must not be applied.
+_ENTITY_KEYS = {
+    "deal": frozenset({"title", "stage_id", "pipeline_id", "value"}),
+    "activity": frozenset({"subject", "type", "due_date", "done"}),
+    "organization": frozenset({"name", "address"}),
+}
 
 
 class PipedriveError(ValueError):
@@ -197,6 +210,9 @@ def _untracked(
 
 
 def _dispatch(event: _Event) -> list[CrmChange]:
+    _check_entity(event)
+    if event.entity == "organization":
+        return [_organization(event)]
     if event.entity == "activity":
         if event.action == "delete" or (event.current is not None and _is_deleted(event.current)):
             return [_activity_deleted(event)]
@@ -206,6 +222,46 @@ def _dispatch(event: _Event) -> list[CrmChange]:
     if event.action == "merge":
         return _deal_merged_v1(event)
     return _deal_written(event)
+
+
+def _check_entity(event: _Event) -> None:
+    """A body whose meta names another entity than its data holds is not applied: a deal
+    stored from an activity's data would be half empty. (Ids are not compared: published
+    examples disagree on `meta.entity_id` and `data.id` for the same object.)"""
+    data = event.current
+    if data is not None and not _ENTITY_KEYS[event.entity] & data.keys():
+        raise _BadValue(
+            f"meta names a {event.entity} but the data has none of its fields "
+            f"({', '.join(sorted(_ENTITY_KEYS[event.entity]))})"
+        )
+
+
+# --- organisations ---------------------------------------------------------------------
+
+
+def _organization(event: _Event) -> CrmChange:
+    """Only a merge of organisations matters here: the deals of the organisation merged
+    away now belong to the survivor (v2: a `delete` with `meta.merged_to_id`; v1: `merged`
+    with the survivor in `current`, the merged one in `previous`). Any other organisation
+    change touches no deal field."""
+    merged: str | None
+    survivor: str | None
+    if event.action == "delete" and event.merged_to is not None:
+        merged = event.entity_id or _id(_first(event.previous, key="id"))
+        survivor = event.merged_to
+    elif event.action == "merge":
+        merged = _id(_first(event.previous, key="id"))
+        survivor = _id(_first(event.current, key="id")) or event.entity_id
+    else:
+        return Ignored(f"Pipedrive organization {event.action}: no deal field changes")
+    if merged is None or survivor is None or merged == survivor:
+        raise _BadValue("organization merge without both organisations' ids")
+    return AccountMerged(
+        merged_id=merged,
+        survivor_id=survivor,
+        event_key=event.event_key,
+        occurred_at=event.occurred_at,
+    )
 
 
 # --- deals -----------------------------------------------------------------------------
@@ -294,7 +350,9 @@ def _deal_written(event: _Event) -> list[CrmChange]:
                 op="deleted",
             )
         )
-    elif op != "updated" or fields or properties:
+    elif op == "updated" and not fields and not properties:
+        changes.append(Ignored(f"Pipedrive deal {crm_id} change touches no field we read"))
+    else:
         changes.append(
             DealChange(
                 crm_id=crm_id,
@@ -430,7 +488,7 @@ def _activity(event: _Event) -> ActivityChange:
         deal_crm_id=_id(data.get("deal_id")),
         account_id=_ref(data.get("org_id"), "value", "id"),
         rep_crm_id=None if rep_key is None else _ref(data[rep_key], "id", "value"),
-        properties={k: _json(data[k]) for k in _ACTIVITY_PROPERTIES if k in data},
+        properties={k: _activity_property(k, data[k]) for k in _ACTIVITY_PROPERTIES if k in data},
         changed_at=event.occurred_at,
     )
 
@@ -460,18 +518,35 @@ def _activity_time(data: dict[str, Any], fallback: datetime) -> datetime:
     due_date = data.get("due_date")
     if isinstance(due_date, str) and due_date.strip():
         day = _parse_date(due_date, "due_date")
-        due_time = data.get("due_time")
+        due_time = _typed_value(data.get("due_time"), "due_time")
         at = time(0, 0)
         if isinstance(due_time, str) and due_time.strip():
             try:
                 at = time.fromisoformat(due_time.strip())
             except ValueError as exc:
                 raise _BadValue(f"due_time {due_time!r} is not HH:MM") from exc
+        elif due_time not in (None, ""):
+            raise _BadValue(f"due_time {due_time!r} is not HH:MM")
         return datetime.combine(day, at.replace(tzinfo=None), tzinfo=UTC)
     add_time = data.get("add_time")
     if add_time not in (None, ""):
         return _time(add_time, "add_time")
     return fallback
+
+
+def _activity_property(name: str, value: Any) -> Any:
+    return _json(_typed_value(value, name) if name == "duration" else value)
+
+
+def _typed_value(value: Any, what: str) -> Any:
+    """A value Pipedrive may send bare (`"14:30"`) or as an object carrying it under
+    `value`, the v2 form of typed values (as in `custom_fields`). An object without one is
+    refused rather than read as empty: a due time silently read as midnight is wrong."""
+    if not isinstance(value, dict):
+        return value
+    if "value" not in value:
+        raise _BadValue(f"{what} {_json(value)!r} carries no value")
+    return value["value"]
 
 
 # --- values ----------------------------------------------------------------------------

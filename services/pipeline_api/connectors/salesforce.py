@@ -39,6 +39,7 @@ from services.pipeline_api.connectors.changes import (
     CrmChange,
     DealChange,
     DealOp,
+    Ignored,
     ResyncRequest,
     Unsupported,
 )
@@ -161,8 +162,8 @@ def parse_cdc(
 
     Raises `CdcError` when the body, or an item of it, is not a change event at all; an
     event for an entity or change type we do not handle is returned as `Unsupported`. An
-    UPDATE that changed only system fields (LastModifiedDate...) yields nothing, since a
-    deal change with no field would only be parked.
+    UPDATE that changed only system fields (LastModifiedDate...) is `Ignored`: there is
+    nothing to record and nothing for an operator to do.
     """
     lists = field_lists or {}
     out: list[CrmChange] = []
@@ -401,7 +402,7 @@ def _deal_event(
             return [ResyncRequest(values, header.record_ids)]
         fields, properties = _deal_fields(values, delta=op == "updated")
         if op == "updated" and not fields and not properties:
-            return []  # only system fields (LastModifiedDate...) changed: nothing to record
+            return [Ignored(f"Salesforce {header.entity} UPDATE changed only system fields")]
     return [
         DealChange(
             crm_id=record_id,
@@ -805,8 +806,11 @@ def parse_outbound(body: bytes) -> OutboundBatch:
     change carrying every field present; its time is the record's LastModifiedDate (or
     SystemModstamp, or CreatedDate), never the time of receipt, so a redelivery yields the
     same change. Its key is the notification Id, which Salesforce keeps across retries.
-    Other sObject types are Unsupported. Parsing refuses DTDs and entity declarations
-    (defusedxml): a SOAP message has no business carrying either.
+    A notification without any of those times asks for a re-sync of its record; other
+    sObject types, and notifications without an Id or a valid record id, are Unsupported.
+    Only a message that is not an Outbound Message at all raises `OutboundError`. Parsing
+    refuses DTDs and entity declarations (defusedxml): a SOAP message has no business
+    carrying either.
     """
     try:
         root = SafeET.fromstring(body, forbid_dtd=True)
@@ -845,13 +849,15 @@ def _sobject_values(element: Element) -> dict[str, Any]:
 
 
 def _notification(n: int, item: Element) -> CrmChange:
+    """One notification, on its own: a notification that cannot be used is set aside with
+    its reason and never costs the others their Ack (Salesforce would retry all of them
+    for 24 hours, then drop them)."""
     where = f"Notification[{n}]"
     notification_id = _text(item.find(_q(OUTBOUND_NS, "Id")))
-    if not notification_id:
-        raise OutboundError(f"{where}: Id is missing")
     sobject = item.find(_q(OUTBOUND_NS, "sObject"))
-    if sobject is None:
-        raise OutboundError(f"{where}: sObject is missing")
+    if not notification_id or sobject is None:
+        missing = "Id" if not notification_id else "sObject"
+        return Unsupported(f"Outbound Message {where} has no {missing}", {"position": n})
     type_name = (sobject.get(_q(XSI_NS, "type")) or "").rpartition(":")[2]
     values = _sobject_values(sobject)
     record_id = values.get("Id")
@@ -861,20 +867,18 @@ def _notification(n: int, item: Element) -> CrmChange:
             {"notification_id": notification_id, "sobject_type": type_name, "id": record_id},
         )
     if not isinstance(record_id, str) or not _RECORD_ID.fullmatch(record_id):
-        raise OutboundError(f"{where}: the Opportunity has no valid sf:Id")
-    occurred = None
-    for name in ("LastModifiedDate", "SystemModstamp", "CreatedDate"):
-        raw = values.get(name)
-        if raw is None:
-            continue
-        occurred = _instant(raw)
-        if occurred is None:
-            raise OutboundError(f"{where}: {name} {raw!r} is not an ISO datetime")
-        break
-    if occurred is None:
-        raise OutboundError(
-            f"{where}: none of LastModifiedDate, SystemModstamp or CreatedDate is present, "
-            "so the change cannot be placed in time; add one to the Outbound Message fields"
+        return Unsupported(
+            f"Outbound Message {where}: the Opportunity has no valid sf:Id",
+            {"notification_id": notification_id, "id": _json_safe(record_id)},
+        )
+    occurred = _notification_time(values)
+    if isinstance(occurred, str):
+        # Its fields cannot be placed among the deal's other changes, so they are not
+        # stored: the record is read back from the REST API, stamped with its
+        # LastModifiedDate, which orders it like every other change.
+        return ResyncRequest(
+            f"Outbound Message {notification_id}: {occurred}; re-read the Opportunity",
+            (record_id,),
         )
     fields, properties = _deal_fields(values, delta=False)
     return DealChange(
@@ -885,6 +889,20 @@ def _notification(n: int, item: Element) -> CrmChange:
         fields=fields,
         properties=properties,
     )
+
+
+def _notification_time(values: Mapping[str, Any]) -> datetime | str:
+    """When Salesforce last changed the record, or why the notification does not say.
+
+    The admin picks the fields an Outbound Message carries, so none of these may be there.
+    """
+    for name in ("LastModifiedDate", "SystemModstamp", "CreatedDate"):
+        raw = values.get(name)
+        if raw is None:
+            continue
+        when = _instant(raw)
+        return when if when is not None else f"{name} {raw!r} is not an ISO datetime"
+    return "it carries none of LastModifiedDate, SystemModstamp or CreatedDate"
 
 
 def outbound_ack(ok: bool = True) -> bytes:
