@@ -171,6 +171,7 @@ def _bounded(receive: Receive, limit: int) -> Receive:
     return bounded_receive
 
 
+_CHALLENGE = {"WWW-Authenticate": {"description": "Bearer", "schema": {"type": "string"}}}
 _PROBLEM_4XX = ("400", "401", "403", "404", "409", "413", "415", "422")
 
 
@@ -201,6 +202,8 @@ def document_statuses(spec: dict[str, Any]) -> dict[str, Any]:
             responses = operation.setdefault("responses", {})
             for status in edge_statuses(operation):
                 responses.setdefault(str(status), problem[status])
+            if operation.get("security"):
+                responses["401"] = {**responses["401"], "headers": _CHALLENGE}
             for status, response in responses.items():
                 if status in _PROBLEM_4XX and "application/json" in response.get("content", {}):
                     response["content"] = problem[int(status)]["content"]

@@ -141,6 +141,7 @@ def test_document_statuses_derives_problems_from_what_an_operation_declares() ->
     post = documented["paths"]["/a"]["post"]["responses"]
     assert set(post) == {"200", "400", "401", "403", "413", "422"}
     assert list(post["422"]["content"]) == ["application/problem+json"]
+    assert "WWW-Authenticate" in post["401"]["headers"]
     assert set(documented["paths"]["/a"]["get"]["responses"]) == {"200"}
     assert set(documented["components"]["schemas"]) == {"Problem"}
 
