@@ -3,6 +3,7 @@ and the statuses derived for the OpenAPI document."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -11,9 +12,11 @@ from fastapi import APIRouter, Depends
 from pydantic import TypeAdapter, ValidationError
 from starlette.types import Message, Receive, Scope, Send
 
+from services.cli import compose_all
 from shared import auth
 from shared.edge import OWN_BODY_LIMIT, EdgeGuard, RouteTable, document_statuses
 from shared.problems import Problem
+from shared.settings import Settings
 from shared.values import Id64, Int64, UtcDatetime, json_has_nul
 
 
@@ -175,3 +178,20 @@ async def test_guard_matches_the_path_the_router_sees_behind_a_proxy_root_path()
     assert sent[0]["status"] == 401
     await guard({**scope, "path": "/api/open/7"}, receive, send)
     assert reached == ["/api/open/7"]
+
+
+def test_the_composed_app_guards_every_operation_that_requires_a_key() -> None:
+    """Each secured operation of the spec is found in the edge's table, so none is
+    authenticated only after FastAPI has read its body (a router nested in another would
+    not be, and would fail here)."""
+    app = compose_all(Settings(database_url="postgresql://unused/x", kafka_bootstrap_servers="x:1"))
+    tables = [m.kwargs.get("table") for m in app.user_middleware]
+    (table,) = [t for t in tables if isinstance(t, RouteTable)]
+    secured = [
+        (method.upper(), re.sub(r"\{[^}]+\}", "1", path))
+        for path, methods in app.openapi()["paths"].items()
+        for method, operation in methods.items()
+        if operation.get("security")
+    ]
+    assert len(secured) > 10
+    assert [op for op in secured if table.rule(*op) is None] == []
