@@ -14,7 +14,7 @@ a duplicate.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import Annotated
@@ -79,25 +79,55 @@ class ApiKeys:
 
 
 _UNAUTHORIZED_HEADERS = {"WWW-Authenticate": "Bearer"}
+PRINCIPAL_STATE = "principal"
+"""Where the edge guard (shared/edge.py) leaves the authenticated key in request state."""
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of an `Authorization: Bearer <token>` header, else None."""
+    if not authorization:
+        return None
+    scheme, _, token = authorization.partition(" ")
+    token = token.strip()
+    return token if scheme.lower() == "bearer" and token else None
+
+
+def authorize(keys: ApiKeys, token: str | None, scopes: Iterable[str]) -> Principal:
+    """The key's principal if it carries every scope; else a 401 or 403 problem."""
+    if token is None:
+        raise Problem(401, "A bearer API key is required.", headers=_UNAUTHORIZED_HEADERS)
+    principal = keys.lookup(token)
+    if principal is None:
+        raise Problem(401, "The API key is not valid.", headers=_UNAUTHORIZED_HEADERS)
+    for scope in scopes:
+        if not principal.allows(scope):
+            raise Problem(403, f"The API key lacks the {scope!r} scope.")
+    return principal
+
+
+SCOPE_OF: dict[Callable[..., Awaitable[Principal]], str] = {}
+"""Each `require` dependency and its scope: the edge guard reads a route's scopes here."""
 
 
 def require(scope: str) -> Callable[..., Awaitable[Principal]]:
-    """A dependency that admits a request only if its key carries `scope`."""
+    """A dependency that admits a request only if its key carries `scope`.
+
+    Routes declare their scope with it; the edge guard build_app installs checks the key
+    before the body is read and hands the principal over. The check here stands for
+    routes that are served without that guard (added to an app after it was built).
+    """
 
     async def dependency(
         request: Request,
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     ) -> Principal:
-        if credentials is None:
-            raise Problem(401, "A bearer API key is required.", headers=_UNAUTHORIZED_HEADERS)
-        keys: ApiKeys = request.state.api_keys
-        principal = keys.lookup(credentials.credentials)
-        if principal is None:
-            raise Problem(401, "The API key is not valid.", headers=_UNAUTHORIZED_HEADERS)
-        if not principal.allows(scope):
-            raise Problem(403, f"The API key lacks the {scope!r} scope.")
-        return principal
+        principal: Principal | None = getattr(request.state, PRINCIPAL_STATE, None)
+        if principal is not None:
+            return principal
+        token = credentials.credentials if credentials is not None else None
+        return authorize(request.state.api_keys, token, (scope,))
 
+    SCOPE_OF[dependency] = scope
     return dependency
 
 

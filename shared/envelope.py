@@ -6,10 +6,11 @@ the event log can store exactly what was published and republish it byte-for-byt
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from shared.values import UtcDatetime
 
 
 class CloudEvent(BaseModel):
@@ -27,17 +28,10 @@ class CloudEvent(BaseModel):
     source: str = Field(min_length=1, max_length=512)
     type: str = Field(min_length=1, max_length=256)
     subject: str | None = Field(default=None, max_length=256)
-    time: datetime
+    time: UtcDatetime
     datacontenttype: Literal["application/json"] = "application/json"
     data: dict[str, Any]
     sequence: int | None = Field(default=None, ge=0, le=10**30)
-
-    @field_validator("time")
-    @classmethod
-    def _aware_utc(cls, value: datetime) -> datetime:
-        if value.tzinfo is None:
-            raise ValueError("time must carry a UTC offset (RFC 3339)")
-        return value.astimezone(UTC)
 
     @field_validator("sequence", mode="before")
     @classmethod

@@ -12,11 +12,13 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from shared import topics
 from shared.envelope import CloudEvent
 from shared.money import CurrencyCode, DecimalAmount
+from shared.values import UtcDatetime, json_has_nul
 
 Id = Annotated[str, Field(min_length=1, max_length=256)]
 ForecastCategory = Literal["pipeline", "best_case", "commit", "closed", "omitted"]
@@ -47,7 +49,7 @@ class DealFields(_Strict):
     pipeline: str | None = None
     forecast_category: ForecastCategory | None = None
     close_date: date | None = None
-    created_at: datetime | None = None
+    created_at: UtcDatetime | None = None
     deal_type: DealType | None = None
     status: DealStatus | None = Field(
         default=None, description="Derived from the stage when absent (won/lost stage names)."
@@ -102,7 +104,7 @@ class ActivityLogged(_Strict):
     deal_id: Id | None = None
     account_id: Id | None = None
     rep_id: Id | None = None
-    occurred_at: datetime
+    occurred_at: UtcDatetime
     properties: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -111,7 +113,7 @@ class ActivityDeleted(_Strict):
     `activity.logged` (a CRM restore) brings it back, an older one does not."""
 
     activity_id: Id
-    deleted_at: datetime | None = Field(
+    deleted_at: UtcDatetime | None = Field(
         None,
         description="When it was deleted, if that is not the event's `time` (which still "
         "orders it)",
@@ -158,7 +160,7 @@ class InvoicePaid(_Strict):
     deal_id: Id | None = None
     amount: DecimalAmount
     currency: CurrencyCode
-    paid_at: datetime
+    paid_at: UtcDatetime
 
 
 @dataclass(frozen=True)
@@ -212,8 +214,8 @@ MAX_FUTURE = timedelta(minutes=5)
 
 @dataclass(frozen=True)
 class CanonicalEvent:
-    """A validated event. `raw` is the object as received with `subject` filled in: what
-    the event log stores and republishes, so storing costs no re-serialisation."""
+    """A validated event. `raw` is the object as received with `subject` filled in, and
+    `encoded` its JSON: what the event log stores and republishes, encoded once."""
 
     envelope: CloudEvent
     payload: _Strict
@@ -221,6 +223,7 @@ class CanonicalEvent:
     partition_key: str
     subject: str
     raw: dict[str, Any]
+    encoded: bytes
 
 
 def describe_validation_error(exc: ValidationError, prefix: str = "") -> str:
@@ -272,4 +275,17 @@ def validate_event(
         if value is not None:
             key = str(value)
             break
-    return CanonicalEvent(envelope, payload, kind.topic, key, subject, raw)
+    return CanonicalEvent(envelope, payload, kind.topic, key, subject, raw, _storable(raw))
+
+
+def _storable(raw: dict[str, Any]) -> bytes:
+    """The event as JSON, if the encoder and PostgreSQL's jsonb both take it: nesting past
+    the encoder's depth, integers past 64 bits and NUL characters are refused here, as this
+    event's rejection, rather than failing the batch it would be stored with."""
+    try:
+        encoded = orjson.dumps(raw)
+    except orjson.JSONEncodeError as exc:
+        raise EventRejected(f"(event): cannot be stored as JSON: {exc}") from exc
+    if json_has_nul(encoded):
+        raise EventRejected("(event): text must not contain NUL characters (\\u0000)")
+    return encoded

@@ -37,8 +37,44 @@ _TITLES = {
 }
 
 
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "title": "Problem",
+    "description": "RFC 9457 problem details; `errors` lists what was wrong and where.",
+    "type": "object",
+    "required": ["type", "title", "status", "detail"],
+    "properties": {
+        "type": {"type": "string", "format": "uri"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "instance": {"type": "string"},
+        "errors": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["location", "message"],
+                "properties": {"location": {"type": "string"}, "message": {"type": "string"}},
+            },
+        },
+    },
+}
+_PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for statuses a route answers with a problem document."""
+    return {
+        status: {
+            "description": _TITLES.get(status, "error").replace("-", " ").capitalize(),
+            "content": {PROBLEM_JSON: {"schema": _PROBLEM_REF}},
+        }
+        for status in statuses
+    }
+
+
 class Problem(Exception):
-    """Raise to answer with a problem document."""
+    """Raise to answer with a problem document; `extensions` are extra members (RFC 9457
+    section 3.2), such as the failing checks of /readyz."""
 
     def __init__(
         self,
@@ -49,6 +85,7 @@ class Problem(Exception):
         title: str | None = None,
         errors: list[dict[str, Any]] | None = None,
         headers: Mapping[str, str] | None = None,
+        extensions: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(detail)
         self.status = status
@@ -57,6 +94,7 @@ class Problem(Exception):
         self.title = title or self.slug.replace("-", " ").capitalize()
         self.errors = errors
         self.headers = headers
+        self.extensions = extensions
 
 
 def problem_response(request: Request, problem: Problem) -> JSONResponse:
@@ -69,6 +107,8 @@ def problem_response(request: Request, problem: Problem) -> JSONResponse:
     }
     if problem.errors:
         body["errors"] = problem.errors
+    if problem.extensions:
+        body.update(problem.extensions)
     return JSONResponse(
         body,
         status_code=problem.status,

@@ -2,7 +2,8 @@
 
 A service is routers plus a lifespan that yields its piece of request state (and starts
 its background work). `build_app` turns one or more of them into a FastAPI app with the
-house conventions: problem details, request ids, `/healthz`, `/readyz`, `/metrics`.
+house conventions: problem details, request ids, authentication at the edge of every
+key-protected route, every status documented, `/healthz`, `/readyz`, `/metrics`.
 `salesops dev` passes all three, so one base URL serves everything.
 """
 
@@ -14,16 +15,23 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel
 
 from shared.auth import ApiKeys
+from shared.edge import install_edge
 from shared.kafka import backoff_sleep, cancelled_for_real
 from shared.logging import RequestIdMiddleware
-from shared.problems import PROBLEM_JSON, install_problem_handlers
+from shared.problems import (
+    Problem,
+    install_problem_handlers,
+    problem_response,
+    problem_responses,
+)
 from shared.settings import Settings
 
 _log = logging.getLogger("salesops.service")
@@ -78,8 +86,19 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@health_router.get("/readyz", summary="Readiness: database and broker reachable")
-async def readyz(request: Request) -> JSONResponse:
+class ReadyOut(BaseModel):
+    status: Literal["ready"]
+    checks: dict[str, str]
+
+
+@health_router.get(
+    "/readyz",
+    response_model=ReadyOut,
+    summary="Readiness: database and broker reachable",
+    description="503 is a problem document whose `checks` says which check fails and how.",
+    responses=problem_responses(503),
+)
+async def readyz(request: Request) -> ReadyOut | JSONResponse:
     checks: dict[str, ReadinessCheck] = request.state.readiness
     results: dict[str, str] = {}
     for name, check in checks.items():
@@ -88,11 +107,11 @@ async def readyz(request: Request) -> JSONResponse:
             results[name] = "ok"
         except Exception as exc:  # readiness reports every failure, whatever its kind
             results[name] = f"failing: {type(exc).__name__}"
-    ready = all(v == "ok" for v in results.values())
-    return JSONResponse(
-        {"status": "ready" if ready else "unavailable", "checks": results},
-        status_code=200 if ready else 503,
-        media_type="application/json" if ready else PROBLEM_JSON,
+    if all(v == "ok" for v in results.values()):
+        return ReadyOut(status="ready", checks=results)
+    failing = ", ".join(name for name, v in results.items() if v != "ok")
+    return problem_response(
+        request, Problem(503, f"Not ready: {failing}.", extensions={"checks": results})
     )
 
 
@@ -127,9 +146,10 @@ def build_app(settings: Settings, specs: Sequence[ServiceSpec], *, title: str) -
 
     app = FastAPI(title=title, version="0.1.0", lifespan=lifespan)
     install_problem_handlers(app)
-    app.add_middleware(RequestIdMiddleware)
-    app.include_router(health_router)
-    for spec in specs:
-        for router in spec.routers:
-            app.include_router(router)
+    routers = [health_router, *(router for spec in specs for router in spec.routers)]
+    for router in routers:
+        app.include_router(router)
+    routes = [route for router in routers for route in router.routes]
+    install_edge(app, routes, settings.api_max_body_bytes)
+    app.add_middleware(RequestIdMiddleware)  # outermost: the edge's refusals carry the id too
     return app

@@ -63,6 +63,12 @@ class Settings(BaseSettings):
 
     intake_max_events: int = Field(1000, ge=1)
     intake_max_bytes: int = Field(5 * 1024 * 1024, ge=1024)
+    api_max_body_bytes: int = Field(
+        1024 * 1024,
+        ge=1024,
+        description="Body cap of every key-protected route but the intake, enforced while "
+        "the body streams in (the intake has SALESOPS_INTAKE_MAX_BYTES, webhooks their own)",
+    )
     public_base_url: str | None = Field(
         None,
         description="The base URL CRMs call (scheme://host[:port]), when a proxy rewrites it; "

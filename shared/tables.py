@@ -22,6 +22,7 @@ from fastapi import Request
 from fastapi.responses import Response
 
 from shared.problems import Problem
+from shared.values import INT64_MAX
 
 CSV_MEDIA_TYPE = "text/csv"
 
@@ -41,7 +42,7 @@ def decode_cursor(cursor: str, arity: int) -> list[Any]:
     return values
 
 
-MAX_ID = 2**63 - 1
+MAX_ID = INT64_MAX
 """The largest BIGINT: ids beyond it are refused as input, not sent to the database."""
 
 
@@ -60,7 +61,7 @@ def decode_text_cursor(cursor: str | None) -> str | None:
     if cursor is None:
         return None
     (value,) = decode_cursor(cursor, 1)
-    if not isinstance(value, str):
+    if not isinstance(value, str) or "\x00" in value:
         raise _invalid_cursor()
     return value
 

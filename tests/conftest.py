@@ -30,6 +30,12 @@ SHARED_DIR = Path(
 DATASET_DIR = SHARED_DIR / "datasets" / "crm_sales_opportunities"
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Fuzz tests last: the random sources and events they store must not meet the
+    assumptions of tests that share the stack."""
+    items.sort(key=lambda item: item.get_closest_marker("fuzz") is not None)
+
+
 @pytest.fixture(scope="session")
 def database_url() -> Iterator[str]:
     with test_database() as url:

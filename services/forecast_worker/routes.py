@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
-from datetime import date, datetime
+from datetime import date
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -23,7 +23,7 @@ from services.forecast_worker.schemas import (
     DealPage,
 )
 from shared import auth
-from shared.problems import Problem
+from shared.problems import Problem, problem_responses
 from shared.tables import (
     csv_response,
     decode_id_cursor,
@@ -31,12 +31,13 @@ from shared.tables import (
     next_cursor,
     wants_csv,
 )
+from shared.values import Id64, UtcDatetime
 
 router = APIRouter(tags=["deals"])
 
 ForecastReader = Annotated[auth.Principal, Depends(auth.require(auth.FORECAST_READ))]
 AsOf = Annotated[
-    datetime | None,
+    UtcDatetime | None,
     Query(description="Answer as things stood at this instant (RFC 3339), from deal history"),
 ]
 Format = Annotated[Literal["json", "csv"] | None, Query(description="csv for BI tools")]
@@ -77,7 +78,7 @@ async def list_deals(
     close_date_from: date | None = None,
     close_date_to: date | None = None,
     updated_since: Annotated[
-        datetime | None, Query(description="Only deals changed after this instant")
+        UtcDatetime | None, Query(description="Only deals changed after this instant")
     ] = None,
     include_deleted: bool = False,
     as_of: AsOf = None,
@@ -99,7 +100,12 @@ async def list_deals(
     return _page(request, rows, limit, format)
 
 
-@router.get("/v1/deals/{deal_id}", response_model=DealOut, summary="One deal")
+@router.get(
+    "/v1/deals/{deal_id}",
+    response_model=DealOut,
+    summary="One deal",
+    responses=problem_responses(404),
+)
 async def get_deal(deal_id: str, _: ForecastReader, db: Session, as_of: AsOf = None) -> DealOut:
     row = await repository.get_deal(db, deal_id, as_of=as_of)
     if row is None:
@@ -112,6 +118,7 @@ async def get_deal(deal_id: str, _: ForecastReader, db: Session, as_of: AsOf = N
     "/v1/deals/{deal_id}/history",
     response_model=DealHistory,
     summary="Every version of a deal, oldest first",
+    responses=problem_responses(404),
 )
 async def get_history(
     deal_id: str, _: ForecastReader, db: Session, as_of: AsOf = None
@@ -150,8 +157,11 @@ async def list_dead_letters(
     response_model=DeadLetterOut,
     tags=["operations"],
     summary="Apply a dead-lettered event again (after the cause was fixed)",
+    responses=problem_responses(404, 409, 422),
 )
-async def replay_dead_letter(letter_id: int, request: Request, _: auth.Admin) -> DeadLetterOut:
+async def replay_dead_letter(
+    letter_id: Annotated[Id64, Path()], request: Request, _: auth.Admin
+) -> DeadLetterOut:
     maker: async_sessionmaker[AsyncSession] = request.state.forecast_sessions
     rules: StageRules = request.state.stage_rules
     async with maker() as s, s.begin():

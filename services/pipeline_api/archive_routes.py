@@ -15,6 +15,7 @@ import logging
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
+from annotated_types import Interval
 from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel, Field, model_validator
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -31,8 +32,9 @@ from services.pipeline_api.request_state import (
 from services.pipeline_api.sources import SourceIn
 from services.pipeline_api.webhooks import WebhookResult
 from shared import auth
-from shared.problems import Problem
-from shared.tables import MAX_ID, decode_id_cursor, next_cursor
+from shared.problems import Problem, problem_responses
+from shared.tables import decode_id_cursor, next_cursor
+from shared.values import INT64_MAX, Id64
 
 router = APIRouter(prefix="/v1/webhook-requests", tags=["operations"])
 _log = logging.getLogger("salesops.archive")
@@ -61,12 +63,10 @@ class ArchivedRequestWithBody(ArchivedRequest):
 
 
 class ReplayRequestsIn(BaseModel):
-    ids: list[Annotated[int, Field(ge=1, le=MAX_ID)]] | None = Field(
-        None, max_length=1000, description="Archived request ids"
-    )
+    ids: list[Id64] | None = Field(None, max_length=1000, description="Archived request ids")
     source_id: str | None = Field(None, description="Or: a source's requests, oldest first")
-    after_id: int | None = Field(
-        None, ge=0, le=MAX_ID, description="With source_id: start after this id"
+    after_id: Annotated[int, Interval(ge=0, le=INT64_MAX)] | None = Field(
+        None, description="With source_id: start after this id"
     )
     limit: int = Field(100, ge=1, le=1000, description="With source_id: at most this many")
 
@@ -116,9 +116,10 @@ async def list_requests(
     "/{request_id}",
     response_model=ArchivedRequestWithBody,
     summary="One archived request, body included (UTF-8 text, else base64)",
+    responses=problem_responses(404),
 )
 async def get_request(
-    request: Request, _: auth.Admin, request_id: Annotated[int, Path(ge=1, le=MAX_ID)]
+    request: Request, _: auth.Admin, request_id: Annotated[Id64, Path()]
 ) -> ArchivedRequestWithBody:
     async with pipeline_sessions(request)() as session:
         row = await repository.get_request(session, request_id)
@@ -151,6 +152,7 @@ async def get_request(
         "again; re-syncs the deliveries asked for (gaps, merges, overflows) are queued again, "
         "since a replay is meant to re-drive them."
     ),
+    responses=problem_responses(404, 503),
 )
 async def replay_requests(
     request: Request, _: auth.Admin, body: ReplayRequestsIn

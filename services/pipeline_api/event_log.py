@@ -83,7 +83,7 @@ class LogRow:
             topic=event.topic,
             partition_key=event.partition_key,
             event_time=env.time,
-            envelope_json=orjson.dumps(event.raw).decode(),
+            envelope_json=event.encoded.decode(),
         )
 
 

@@ -14,9 +14,10 @@ from services.pipeline_api.models import StoredEvent
 from services.pipeline_api.request_state import event_log_writer, pipeline_sessions
 from services.pipeline_api.schemas import IntakeResult, RejectedEvent, StoredEventOut
 from shared import auth
+from shared.edge import OWN_BODY_LIMIT
 from shared.events import EventRejected
 from shared.metrics import EVENTS_INTAKE
-from shared.problems import Problem
+from shared.problems import Problem, problem_responses
 from shared.settings import Settings
 
 router = APIRouter(prefix="/v1/events", tags=["events"])
@@ -53,14 +54,16 @@ _EXAMPLE = {
         "Event types and their `data` schemas: see the `com.salesops.*` models in "
         "`shared/events.py` and the README."
     ),
+    responses=problem_responses(400, 413, 415, 503),
     openapi_extra={
+        OWN_BODY_LIMIT: "SALESOPS_INTAKE_MAX_BYTES",
         "requestBody": {
             "required": True,
             "content": {
                 "application/json": {"schema": {"type": "object"}, "example": _EXAMPLE},
                 NDJSON: {"schema": {"type": "string"}},
             },
-        }
+        },
     },
 )
 async def post_events(
@@ -110,6 +113,7 @@ async def post_events(
     response_model=StoredEventOut,
     summary="One stored event and whether it was published",
     description="`source` is the event's CloudEvents source, URL-encoded if it has slashes.",
+    responses=problem_responses(404),
 )
 async def get_event(
     source: str,

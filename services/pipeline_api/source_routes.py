@@ -7,7 +7,7 @@ import logging
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from services.pipeline_api import repository
@@ -17,8 +17,9 @@ from services.pipeline_api.request_state import event_log_writer, pipeline_sessi
 from services.pipeline_api.source_cache import SourceCache
 from services.pipeline_api.sources import SourceIn, SourceOut
 from shared import auth
-from shared.problems import Problem
+from shared.problems import Problem, problem_responses
 from shared.tables import decode_id_cursor, next_cursor
+from shared.values import Id64
 
 router = APIRouter(tags=["sources"])
 _log = logging.getLogger("salesops.sources")
@@ -73,7 +74,7 @@ async def list_sources(request: Request, _: auth.Admin) -> list[SourceOut]:
         return [SourceOut.of(s) for s in await repository.list_sources(session)]
 
 
-@router.get("/v1/sources/{source_id}", response_model=SourceOut)
+@router.get("/v1/sources/{source_id}", response_model=SourceOut, responses=problem_responses(404))
 async def get_source(source_id: str, request: Request, _: auth.Admin) -> SourceOut:
     async with pipeline_sessions(request)() as session:
         source = await repository.get_source(session, source_id)
@@ -86,6 +87,10 @@ async def get_source(source_id: str, request: Request, _: auth.Admin) -> SourceO
     "/v1/sources/{source_id}",
     response_model=SourceOut,
     summary="Create or replace a source",
+    responses={
+        201: {"model": SourceOut, "description": "Created"},
+        **problem_responses(409),
+    },
     description="Secrets are write-only; omitted ones are kept. Parked changes of this source "
     "are replayed right after, so a newly added mapping takes effect at once. `api_base_url` "
     "and `oauth.token_url` must be https URLs of the source's own CRM (or of a host in "
@@ -121,7 +126,12 @@ async def put_source(
     return SourceOut.of(source)
 
 
-@router.delete("/v1/sources/{source_id}", status_code=204, response_class=Response)
+@router.delete(
+    "/v1/sources/{source_id}",
+    status_code=204,
+    response_class=Response,
+    responses=problem_responses(404),
+)
 async def delete_source(source_id: str, request: Request, _: auth.Admin) -> Response:
     async with pipeline_sessions(request)() as session, session.begin():
         if not await repository.delete_source(session, source_id):
@@ -153,6 +163,7 @@ class ResyncJobOut(BaseModel):
     status_code=202,
     response_model=ResyncJobOut,
     summary="Fetch deals from the CRM's API (all, or the given ones)",
+    responses=problem_responses(404),
 )
 async def request_resync(
     source_id: str, request: Request, _: auth.Admin, body: ResyncIn | None = None
@@ -172,8 +183,14 @@ async def request_resync(
     return await _job(request, source_id, job_id)
 
 
-@router.get("/v1/sources/{source_id}/resync/{job_id}", response_model=ResyncJobOut)
-async def get_resync(source_id: str, job_id: int, request: Request, _: auth.Admin) -> ResyncJobOut:
+@router.get(
+    "/v1/sources/{source_id}/resync/{job_id}",
+    response_model=ResyncJobOut,
+    responses=problem_responses(404),
+)
+async def get_resync(
+    source_id: str, job_id: Annotated[Id64, Path()], request: Request, _: auth.Admin
+) -> ResyncJobOut:
     return await _job(request, source_id, job_id)
 
 
@@ -230,7 +247,7 @@ async def list_dlq(
 
 class ReplayIn(BaseModel):
     source_id: str | None = None
-    ids: list[int] | None = None
+    ids: list[Id64] | None = None
 
 
 class ReplayOut(BaseModel):

@@ -35,13 +35,15 @@ from services.pipeline_api.request_state import (
 )
 from services.pipeline_api.source_cache import SourceCache
 from services.pipeline_api.sources import SourceIn
-from shared.problems import Problem
+from shared.problems import Problem, problem_responses
 from shared.settings import Settings
 
 router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
 _log = logging.getLogger("salesops.webhooks")
 
 UNAUTHENTICATED = "The request could not be authenticated."
+PROBLEMS = problem_responses(400, 401, 404, 413, 503)
+"""What every webhook endpoint may answer besides its 2xx (documented in the spec)."""
 
 
 class WebhookResult(BaseModel):
@@ -114,7 +116,12 @@ async def _sources(request: Request, kind: str) -> list[SourceIn]:
     return await cache.enabled(kind)
 
 
-@router.post("/hubspot", response_model=WebhookResult, summary="HubSpot webhook batches")
+@router.post(
+    "/hubspot",
+    response_model=WebhookResult,
+    summary="HubSpot webhook batches",
+    responses=PROBLEMS,
+)
 async def hubspot_webhook(request: Request) -> WebhookResult:
     settings: Settings = request.state.settings
     body = await read_limited(request, settings.intake_max_bytes)
@@ -164,7 +171,12 @@ async def hubspot_webhook(request: Request) -> WebhookResult:
     return WebhookResult.of(outcomes)
 
 
-@router.post("/pipedrive", response_model=WebhookResult, summary="Pipedrive webhooks (v2 and v1)")
+@router.post(
+    "/pipedrive",
+    response_model=WebhookResult,
+    summary="Pipedrive webhooks (v2 and v1)",
+    responses=PROBLEMS,
+)
 async def pipedrive_webhook(request: Request) -> WebhookResult:
     settings: Settings = request.state.settings
     body = await read_limited(request, settings.intake_max_bytes)
@@ -209,6 +221,7 @@ async def pipedrive_webhook(request: Request) -> WebhookResult:
         "`X-Salesops-Signature: sha256=<hex HMAC-SHA256 of '<timestamp>.' + raw body>`. "
         "The body is one event or a batch, in the CometD or EventBridge shape."
     ),
+    responses=PROBLEMS,
 )
 async def salesforce_cdc(request: Request) -> WebhookResult:
     settings: Settings = request.state.settings
@@ -239,6 +252,7 @@ async def salesforce_cdc(request: Request) -> WebhookResult:
         "source's, and the endpoint URL must carry `?token=<the source's secret>`."
     ),
     response_class=Response,
+    responses=PROBLEMS,
 )
 async def salesforce_outbound(request: Request) -> Response:
     settings: Settings = request.state.settings
