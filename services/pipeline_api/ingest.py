@@ -27,7 +27,7 @@ from services.pipeline_api.connectors.changes import (
     to_json,
 )
 from services.pipeline_api.connectors.mapping import Parked, map_activity, map_deal
-from services.pipeline_api.event_log import Archive, EventLogWriter, LogRow
+from services.pipeline_api.event_log import Archive, EventLogWriter, LogRow, too_large
 from services.pipeline_api.sources import SourceIn
 from shared.events import EventRejected, validate_event
 
@@ -43,17 +43,23 @@ class IngestOutcome:
     resync_jobs: list[int] = field(default_factory=list)
 
 
-def to_row(source: SourceIn, change: DealChange | ActivityChange) -> LogRow | Parked:
-    """Map and validate one change: a row for the event log, or why it must wait."""
+def to_row(
+    source: SourceIn, change: DealChange | ActivityChange, *, max_bytes: int
+) -> LogRow | Parked:
+    """Map and validate one change: a row for the event log, or why it must wait (an
+    event too large for the broker is parked: it could never be published)."""
     mapped = (
         map_deal(source, change) if isinstance(change, DealChange) else map_activity(source, change)
     )
     if isinstance(mapped, Parked):
         return mapped
     try:
-        return LogRow.of(validate_event(mapped))
+        row = LogRow.of(validate_event(mapped))
     except EventRejected as exc:
         return Parked(f"not a valid canonical event: {exc.reason}", replayable=False)
+    if row.size > max_bytes:
+        return Parked(too_large(row, max_bytes), replayable=False)
+    return row
 
 
 def _parked_row(
@@ -87,7 +93,7 @@ async def ingest(
     resyncs: list[ResyncRequest] = []
     for change in changes:
         if isinstance(change, DealChange | ActivityChange):
-            result = to_row(source, change)
+            result = to_row(source, change, max_bytes=writer.max_event_bytes)
             if isinstance(result, Parked):
                 parked.append((result.reason, result.replayable, to_json(change)))
             else:
@@ -170,7 +176,7 @@ async def replay_parked(
             if source is None:
                 outcome.still_parked += 1
                 continue
-            result = to_row(source, from_json(item.change))
+            result = to_row(source, from_json(item.change), max_bytes=writer.max_event_bytes)
             if isinstance(result, Parked):
                 outcome.still_parked += 1
                 if result.reason != item.reason:

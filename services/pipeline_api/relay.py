@@ -12,6 +12,13 @@ Broker loss: the embedded broker keeps nothing across a restart. The relay write
 per broker incarnation to a sentinel topic; when that record is gone, the broker has lost
 its state, so the relay records a new incarnation, marks the whole log unpublished and sends
 it again. Consumers see the new incarnation, re-read from the start, and dedupe by event id.
+
+A row the broker refuses for itself (too large, a record-level error) would otherwise be
+retried forever and hold back every row after it: the relay sets it aside as
+unpublishable with its error (`GET /v1/events/unpublishable`), and the rows after it flow.
+Replayed once fixed, it goes out after the rows that passed it, so for its deal it arrives
+late; the deal fold orders by event time, not arrival. Any other failure (the broker away,
+a timeout) keeps the rows in the log for the next cycle.
 """
 
 from __future__ import annotations
@@ -22,10 +29,20 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import (
+    CorruptRecordException,
+    InvalidTimestampError,
+    InvalidTopicError,
+    MessageSizeTooLargeError,
+    PolicyViolationError,
+    RecordListTooLargeError,
+    RecordTooLargeError,
+    UnsupportedForMessageFormatError,
+)
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -43,7 +60,13 @@ from shared.kafka import (
     read_latest,
     start_with_backoff,
 )
-from shared.metrics import BROKER_RESETS, RELAY_BACKLOG, RELAY_PUBLISHED
+from shared.metrics import (
+    BROKER_RESETS,
+    RELAY_BACKLOG,
+    RELAY_PUBLISHED,
+    RELAY_UNPUBLISHABLE,
+    UNPUBLISHABLE_EVENTS,
+)
 
 _log = logging.getLogger("salesops.relay")
 
@@ -51,16 +74,49 @@ _CLAIM = text(
     """
     SELECT seq, source, event_id, type, topic, partition_key, envelope::text AS envelope
     FROM pipeline.events
-    WHERE published_at IS NULL
+    WHERE published_at IS NULL AND unpublishable_at IS NULL
     ORDER BY seq
     LIMIT :limit
     FOR UPDATE SKIP LOCKED
     """
 )
 _MARK = text("UPDATE pipeline.events SET published_at = now() WHERE seq = ANY(:seqs)")
+_SET_ASIDE = text(
+    "UPDATE pipeline.events SET unpublishable_at = now(), unpublishable_error = :error "
+    "WHERE seq = :seq"
+)
+UNPUBLISHABLE_COUNT = text(
+    "SELECT count(*) FROM pipeline.events WHERE unpublishable_at IS NOT NULL"
+)
 # Longest a relay cycle (a broker check plus one batch) may take before it is abandoned.
 CYCLE_SECONDS = 30
-_BACKLOG = text("SELECT count(*) FROM pipeline.events WHERE published_at IS NULL")
+_BACKLOG = text(
+    "SELECT count(*) FROM pipeline.events WHERE published_at IS NULL AND unpublishable_at IS NULL"
+)
+# Errors that condemn one record (or the one batch it went in), never the broker: the
+# same record fails the same way on any connection. Everything else is retried.
+_RECORD_ERRORS = (
+    MessageSizeTooLargeError,
+    RecordTooLargeError,
+    RecordListTooLargeError,
+    CorruptRecordException,
+    InvalidTimestampError,
+    InvalidTopicError,
+    PolicyViolationError,
+    UnsupportedForMessageFormatError,
+)
+# Raised by the client encoding one row, before anything is sent.
+_ENCODING_ERRORS = (ValueError, TypeError)
+
+T = TypeVar("T")
+
+
+def record_error(exc: BaseException, *, at_send: bool) -> bool:
+    """Whether `exc` is the row's own fault rather than the broker's (away, slow, wedged).
+    `at_send`: raised by `send()` for this row, before anything went out."""
+    if isinstance(exc, _RECORD_ERRORS):
+        return True
+    return at_send and isinstance(exc, _ENCODING_ERRORS)
 
 
 class Relay:
@@ -202,30 +258,78 @@ class Relay:
             rows = (await conn.execute(_CLAIM, {"limit": self._batch_size})).mappings().all()
             if not rows:
                 return 0
-            await self._acknowledged(self._clients()[0], self._send_all(rows))
-            await conn.execute(_MARK, {"seqs": [row["seq"] for row in rows]})
-        for row in rows:
+            refused = await self._acknowledged(self._clients()[0], self._send_all(rows))
+            sent = [row for row in rows if row["seq"] not in refused]
+            await conn.execute(_MARK, {"seqs": [row["seq"] for row in sent]})
+            if refused:
+                await conn.execute(
+                    _SET_ASIDE, [{"seq": seq, "error": error} for seq, error in refused.items()]
+                )
+                UNPUBLISHABLE_EVENTS.set((await conn.execute(UNPUBLISHABLE_COUNT)).scalar_one())
+        for row in sent:
             RELAY_PUBLISHED.labels(row["topic"]).inc()
+        for row in rows:
+            if row["seq"] in refused:
+                RELAY_UNPUBLISHABLE.labels(row["topic"]).inc()
+                _log.error(
+                    "event %s/%s (seq %s) cannot be published and is set aside: %s",
+                    row["source"],
+                    row["event_id"],
+                    row["seq"],
+                    refused[row["seq"]],
+                )
         return len(rows)
 
-    async def _send_all(self, rows: Sequence[Any]) -> None:
-        futures = []
+    async def _send_all(self, rows: Sequence[Any]) -> dict[int, str]:
+        """Send the rows; the error of each row the broker refused for itself, by seq.
+        Raises on anything else, so the whole batch stays in the log."""
+        refused: dict[int, str] = {}
+        futures: list[tuple[Any, asyncio.Future[Any]]] = []
         for n, row in enumerate(rows, start=1):
-            futures.append(await self._send(row))
+            try:
+                futures.append((row, await self._send(row)))
+            except Exception as exc:
+                if not record_error(exc, at_send=True):
+                    raise
+                refused[row["seq"]] = _describe(exc)
             if n % 64 == 0:
                 # send() rarely yields; without this a large batch stalls every in-flight
                 # request for its whole length.
                 await asyncio.sleep(0)
-        await asyncio.gather(*futures)
+        results = await asyncio.gather(*(f for _, f in futures), return_exceptions=True)
+        failed = []
+        for (row, _), result in zip(futures, results, strict=True):
+            if isinstance(result, BaseException):
+                if not record_error(result, at_send=False):
+                    raise result
+                failed.append((row, result))
+        if len(failed) == 1:
+            refused[failed[0][0]["seq"]] = _describe(failed[0][1])
+        elif failed:
+            refused.update(await self._send_alone([row for row, _ in failed]))
+        return refused
+
+    async def _send_alone(self, rows: Sequence[Any]) -> dict[int, str]:
+        """A refused batch names no culprit: send its rows one at a time, in log order,
+        and set aside only those refused alone."""
+        refused: dict[int, str] = {}
+        for row in rows:
+            try:
+                await (await self._send(row))
+            except Exception as exc:
+                if not record_error(exc, at_send=False):
+                    raise
+                refused[row["seq"]] = _describe(exc)
+        return refused
 
     @staticmethod
-    async def _acknowledged(producer: AIOKafkaProducer, sending: Awaitable[Any]) -> None:
+    async def _acknowledged(producer: AIOKafkaProducer, sending: Awaitable[T]) -> T:
         """Await `sending` for at most ACK_SECONDS; on any failure halt the producer before
         anything else runs (a database rollback can take longer than aiokafka's retry
         pause), so nothing unacknowledged is ever sent again."""
         try:
             async with asyncio.timeout(ACK_SECONDS):
-                await sending
+                return await sending
         except BaseException:
             halt_producer(producer)
             raise
@@ -243,3 +347,7 @@ class Relay:
                 (topics.HEADER_LOG_SEQ, str(row["seq"]).encode()),
             ],
         )
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"[:2000]

@@ -5,6 +5,10 @@ Jobs come from gap and merge events, restores, activities a webhook only names, 
 /v1/sources/{id}/resync`. A fetched record is stamped with the CRM's last-modified time,
 so it orders correctly against webhook changes and a second fetch of an unchanged record
 dedupes; a record the CRM answers 404 for is recorded as deleted.
+
+A worker holds each job under a lease it renews while the job runs; if its process dies,
+the lease runs out and another worker takes the job up again (a re-sync is idempotent), so
+no job stays `running` forever. A job that killed its worker `MAX_ATTEMPTS` times fails.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from functools import partial
@@ -44,6 +49,7 @@ _log = logging.getLogger("salesops.resync")
 
 FLUSH_EVERY = 200
 STORE_ATTEMPTS = 5
+MAX_ATTEMPTS = 5
 
 
 class ResyncWorker:
@@ -53,9 +59,12 @@ class ResyncWorker:
         sessions: async_sessionmaker[AsyncSession],
         writer: EventLogWriter,
         http: httpx.AsyncClient,
+        lease_seconds: float,
         poll_seconds: float = 5.0,
     ) -> None:
         self._sessions = sessions
+        self._lease_seconds = lease_seconds
+        self._owner = uuid.uuid4().hex
         self._writer = writer
         self._http = http
         self._poll_seconds = poll_seconds
@@ -64,38 +73,68 @@ class ResyncWorker:
     async def run(self) -> None:
         while True:
             async with self._sessions() as session, session.begin():
-                job = await repository.claim_resync_job(session)
-                claimed = (
-                    (job.id, job.source_id, list(job.crm_ids), job.activity_kind) if job else None
+                job = await repository.claim_resync_job(
+                    session, owner=self._owner, lease_seconds=self._lease_seconds
                 )
-            if claimed is None:
+            if job is None:
                 self.wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.wake.wait(), timeout=self._poll_seconds)
                 continue
-            await self._run_job(*claimed)
+            if job.attempts > MAX_ATTEMPTS:
+                await self._finish(
+                    job.id,
+                    "failed",
+                    0,
+                    f"abandoned: its worker stopped during {MAX_ATTEMPTS} attempts",
+                )
+                continue
+            renewing = asyncio.create_task(self._renew(job.id), name=f"resync-lease-{job.id}")
+            try:
+                await self._run_job(job)
+            finally:
+                renewing.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await renewing
 
-    async def _run_job(
-        self, job_id: int, source_id: str, crm_ids: list[str], activity_kind: str | None
-    ) -> None:
+    async def _renew(self, job_id: int) -> None:
+        """Renew the job's lease well before it runs out, for as long as the job runs."""
+        while True:
+            await asyncio.sleep(self._lease_seconds / 3)
+            try:
+                async with self._sessions() as session, session.begin():
+                    held = await repository.renew_resync_lease(
+                        session, job_id, owner=self._owner, lease_seconds=self._lease_seconds
+                    )
+            except Exception:  # a blip: the next renewal may still come in time
+                _log.warning("could not renew the lease of re-sync job %s", job_id, exc_info=True)
+                continue
+            if not held:
+                _log.warning("re-sync job %s was taken up by another worker", job_id)
+                return
+
+    async def _run_job(self, job: repository.ClaimedJob) -> None:
         async with self._sessions() as session:
-            source = await repository.get_source(session, source_id)
+            source = await repository.get_source(session, job.source_id)
         progress = 0
         try:
             if source is None:
-                raise RuntimeError(f"source {source_id!r} no longer exists")
+                raise RuntimeError(f"source {job.source_id!r} no longer exists")
             progress = await self._fetch(
-                job_id, source, crm_ids, cast(ActivityKind | None, activity_kind)
+                job.id, source, job.crm_ids, cast(ActivityKind | None, job.activity_kind)
             )
             status, error = "done", None
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # the job records why; the worker goes on with the next
-            _log.warning("re-sync job %s failed", job_id, exc_info=True)
+            _log.warning("re-sync job %s failed", job.id, exc_info=True)
             status, error = "failed", f"{type(exc).__name__}: {exc}"
+        await self._finish(job.id, status, progress, error)
+
+    async def _finish(self, job_id: int, status: str, progress: int, error: str | None) -> None:
         async with self._sessions() as session, session.begin():
             await repository.finish_resync_job(
-                session, job_id, status=status, progress=progress, error=error
+                session, job_id, owner=self._owner, status=status, progress=progress, error=error
             )
 
     async def _fetch(
@@ -162,7 +201,7 @@ class ResyncWorker:
         rows: list[LogRow] = []
         parked = []
         for change in changes:
-            result = to_row(source, change)
+            result = to_row(source, change, max_bytes=self._writer.max_event_bytes)
             if isinstance(result, Parked):
                 parked.append(
                     {

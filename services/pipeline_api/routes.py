@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from sqlalchemy import select
 
-from services.pipeline_api.event_log import LogRow
+from services.pipeline_api.event_log import EventLogWriter, EventsRefused, LogRow, too_large
 from services.pipeline_api.intake import NDJSON, read_events
 from services.pipeline_api.models import StoredEvent
 from services.pipeline_api.request_state import event_log_writer, pipeline_sessions
@@ -68,35 +69,61 @@ async def post_events(
     items = await read_events(
         request, max_bytes=settings.intake_max_bytes, max_events=settings.intake_max_events
     )
-    rows: list[LogRow] = []
+    rows: list[tuple[int, LogRow]] = []
     rejected: list[RejectedEvent] = []
     for index, item in enumerate(items):
         try:
-            rows.append(LogRow.of(validate_event(item)))
+            row = LogRow.of(validate_event(item))
+            if row.size > writer.max_event_bytes:
+                raise EventRejected(too_large(row, writer.max_event_bytes))
+            rows.append((index, row))
         except EventRejected as exc:
-            event_id = item.get("id") if isinstance(item, dict) else None
-            rejected.append(
-                RejectedEvent(
-                    index=index,
-                    id=event_id if isinstance(event_id, str) else None,
-                    reason=exc.reason,
-                )
-            )
+            rejected.append(_rejected(index, item, exc.reason))
     flags: list[bool] = []
     if rows:
         try:
-            flags = await writer.append(rows)
+            outcomes = await _store(writer, [row for _index, row in rows])
         except Exception as exc:  # nothing was acknowledged; the client must retry
             raise Problem(
                 503,
                 "The event log is unavailable; nothing was stored. Retry later.",
                 headers={"Retry-After": "1"},
             ) from exc
+        for (index, _row), outcome in zip(rows, outcomes, strict=True):
+            if isinstance(outcome, EventsRefused):
+                rejected.append(_rejected(index, items[index], outcome.reason))
+            else:
+                flags.append(outcome)
+        rejected.sort(key=lambda r: r.index)
     accepted = sum(flags)
     EVENTS_INTAKE.labels("accepted").inc(accepted)
     EVENTS_INTAKE.labels("duplicate").inc(len(flags) - accepted)
     EVENTS_INTAKE.labels("rejected").inc(len(rejected))
     return IntakeResult(accepted=accepted, duplicates=len(flags) - accepted, rejected=rejected)
+
+
+def _rejected(index: int, item: Any, reason: str) -> RejectedEvent:
+    event_id = item.get("id") if isinstance(item, dict) else None
+    return RejectedEvent(
+        index=index, id=event_id if isinstance(event_id, str) else None, reason=reason
+    )
+
+
+async def _store(writer: EventLogWriter, rows: list[LogRow]) -> list[bool | EventsRefused]:
+    """Store the rows; if the database refuses some, store each alone so that only the
+    refused ones are rejected (rare: the group commit gathers them again)."""
+    try:
+        return list(await writer.append(rows))
+    except EventsRefused as refused:
+        if len(rows) == 1:
+            return [refused]
+    alone = await asyncio.gather(*(writer.append([row]) for row in rows), return_exceptions=True)
+    out: list[bool | EventsRefused] = []
+    for result in alone:
+        if isinstance(result, BaseException) and not isinstance(result, EventsRefused):
+            raise result
+        out.append(result if isinstance(result, EventsRefused) else result[0])
+    return out
 
 
 @router.get(
