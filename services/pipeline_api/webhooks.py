@@ -35,6 +35,7 @@ from services.pipeline_api.request_state import (
 )
 from services.pipeline_api.source_cache import SourceCache
 from services.pipeline_api.sources import SourceIn
+from shared.db_errors import refused_by_data
 from shared.problems import Problem
 from shared.settings import Settings
 
@@ -103,6 +104,8 @@ async def _ingest(
     except EventsRefused as exc:  # this request's data, not the store: only it fails
         raise Problem(400, f"An event of this request cannot be stored: {exc.reason}") from exc
     except Exception as exc:  # nothing acknowledged: the CRM retries
+        if refused_by_data(exc):  # e.g. a NUL in a change being parked
+            raise Problem(400, "This request holds a value that cannot be stored.") from exc
         _log.exception("webhook ingest failed")
         raise storage_unavailable("retry later") from exc
 

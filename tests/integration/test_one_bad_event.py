@@ -24,6 +24,11 @@ from shared import topics
 from shared.db import driver_dsn
 from shared.events import validate_event
 from shared.settings import Settings
+from tests.integration.test_webhooks import (
+    basic,
+    pd_event,
+    pipedrive,  # noqa: F401 - a fixture, used by name
+)
 from tests.support.events import CREATED, event
 from tests.support.waiting import eventually
 
@@ -173,3 +178,34 @@ async def test_a_row_the_broker_refuses_is_set_aside_and_the_rest_flow(
         assert await listed() is None
     finally:
         await engine.dispose()
+
+
+async def test_a_webhook_the_database_refuses_fails_alone(
+    pipedrive: tuple[httpx.AsyncClient, str],  # noqa: F811 - the fixture imported above
+    stack_url: str,
+) -> None:
+    client, company = pipedrive
+    good = pd_event("v2_deal_create_pipedream.json", company)
+    bad = pd_event("v2_deal_create_pipedream.json", company)
+    bad["data"] = {**bad["data"], "id": 2, "title": "a\x00b"}
+    # Unmapped owner: this change is parked, so the refusal comes from the parking insert.
+    bad_parked = pd_event("v2_deal_create_pipedream.json", company)
+    bad_parked["data"] = {**bad["data"], "id": 3, "owner_id": 999}
+    url = f"{stack_url}/v1/webhooks/pipedrive"
+    answers = await asyncio.gather(
+        *(
+            client.post(url, json=body, headers=basic("salesops", "pd-pass"))
+            for body in (bad, good, bad_parked)
+        )
+    )
+    refused, accepted, refused_parked = answers
+    assert accepted.status_code == 200, accepted.text
+    assert accepted.json()["accepted"] == 1
+    # Refused by the database (400 for this request), or, should validation learn to
+    # refuse NUL first, parked: either way this request alone, and never a 503.
+    for answer in (refused, refused_parked):
+        if answer.status_code == 400:
+            assert answer.headers["content-type"] == "application/problem+json"
+        else:
+            assert (answer.status_code, answer.json()["parked"]) == (200, 1), answer.text
+    assert refused.status_code != 400 or "database refused" in refused.json()["detail"]
