@@ -16,9 +16,6 @@ RELAY_UNPUBLISHABLE = Counter(
     "Events the relay could not send for their own sake and set aside, by topic",
     ["topic"],
 )
-UNPUBLISHABLE_EVENTS = Gauge(
-    "salesops_unpublishable_events", "Events set aside as unpublishable, awaiting a replay"
-)
 RELAY_BACKLOG = Gauge("salesops_relay_backlog_events", "Events stored but not yet published")
 BROKER_RESETS = Counter(
     "salesops_broker_resets_total", "Broker incarnations that lost state and were republished"

@@ -168,6 +168,23 @@ class EventLogWriter:
         await self._queue.put(_Pending(rows, archive, fut))
         return await fut
 
+    async def append_each(self, rows: list[LogRow]) -> list[bool | EventsRefused]:
+        """Like `append`, but a refused row is answered alone (its `EventsRefused` in its
+        place) and the others are stored: for callers that report per event. The rows are
+        sent again one by one only if the group is refused, which is rare."""
+        try:
+            return list(await self.append(rows))
+        except EventsRefused as refused:
+            if len(rows) == 1:
+                return [refused]
+        alone = await asyncio.gather(*(self.append([row]) for row in rows), return_exceptions=True)
+        out: list[bool | EventsRefused] = []
+        for result in alone:
+            if isinstance(result, BaseException) and not isinstance(result, EventsRefused):
+                raise result
+            out.append(result if isinstance(result, EventsRefused) else result[0])
+        return out
+
     async def _run(self) -> None:
         conn: asyncpg.Connection | None = None
         try:

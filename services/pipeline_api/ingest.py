@@ -27,7 +27,13 @@ from services.pipeline_api.connectors.changes import (
     to_json,
 )
 from services.pipeline_api.connectors.mapping import Parked, map_activity, map_deal
-from services.pipeline_api.event_log import Archive, EventLogWriter, LogRow, too_large
+from services.pipeline_api.event_log import (
+    Archive,
+    EventLogWriter,
+    EventsRefused,
+    LogRow,
+    too_large,
+)
 from services.pipeline_api.sources import SourceIn
 from shared.events import EventRejected, validate_event
 
@@ -62,7 +68,7 @@ def to_row(
     return row
 
 
-def _parked_row(
+def parked_row(
     source: SourceIn, request_id: int | None, reason: str, replayable: bool, change: dict[str, Any]
 ) -> dict[str, Any]:
     return {
@@ -124,7 +130,7 @@ async def ingest(
             )
         await repository.park(
             session,
-            [_parked_row(source, request_id, r, ok, c) for r, ok, c in parked],
+            [parked_row(source, request_id, r, ok, c) for r, ok, c in parked],
             skip_known=replay_of is not None,
         )
         for request in resyncs:
@@ -167,7 +173,7 @@ async def replay_parked(
             session, source_id=source_id, ids=ids, limit=batch
         )
         sources: dict[str, SourceIn | None] = {}
-        done: list[int] = []
+        mapped: list[int] = []
         rows: list[LogRow] = []
         for item in parked:
             if item.source_id not in sources:
@@ -183,12 +189,18 @@ async def replay_parked(
                     await repository.set_park_reason(session, item.id, result.reason)
                 continue
             rows.append(result)
-            done.append(item.id)
+            mapped.append(item.id)
         # Durable in the log before the parked rows are marked: a crash in between replays
         # them again, and the log's (source, id) key makes that a duplicate, not a loss.
-        if rows:
-            flags = await writer.append(rows)
-            outcome.duplicates = len(flags) - sum(flags)
+        done: list[int] = []
+        stored = await writer.append_each(rows) if rows else []
+        for item_id, new in zip(mapped, stored, strict=True):
+            if isinstance(new, EventsRefused):  # stays parked, saying why
+                outcome.still_parked += 1
+                await repository.set_park_reason(session, item_id, new.reason)
+            else:
+                done.append(item_id)
+                outcome.duplicates += not new
         await repository.mark_replayed(session, done)
     outcome.replayed = len(done)
     if outcome.replayed:

@@ -65,7 +65,6 @@ from shared.metrics import (
     RELAY_BACKLOG,
     RELAY_PUBLISHED,
     RELAY_UNPUBLISHABLE,
-    UNPUBLISHABLE_EVENTS,
 )
 
 _log = logging.getLogger("salesops.relay")
@@ -84,9 +83,6 @@ _MARK = text("UPDATE pipeline.events SET published_at = now() WHERE seq = ANY(:s
 _SET_ASIDE = text(
     "UPDATE pipeline.events SET unpublishable_at = now(), unpublishable_error = :error "
     "WHERE seq = :seq"
-)
-UNPUBLISHABLE_COUNT = text(
-    "SELECT count(*) FROM pipeline.events WHERE unpublishable_at IS NOT NULL"
 )
 # Longest a relay cycle (a broker check plus one batch) may take before it is abandoned.
 CYCLE_SECONDS = 30
@@ -265,7 +261,6 @@ class Relay:
                 await conn.execute(
                     _SET_ASIDE, [{"seq": seq, "error": error} for seq, error in refused.items()]
                 )
-                UNPUBLISHABLE_EVENTS.set((await conn.execute(UNPUBLISHABLE_COUNT)).scalar_one())
         for row in sent:
             RELAY_PUBLISHED.labels(row["topic"]).inc()
         for row in rows:

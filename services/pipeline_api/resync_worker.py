@@ -33,8 +33,8 @@ from services.pipeline_api.connectors.changes import (
     to_json,
 )
 from services.pipeline_api.connectors.mapping import Parked
-from services.pipeline_api.event_log import EventLogWriter, LogRow
-from services.pipeline_api.ingest import to_row
+from services.pipeline_api.event_log import EventLogWriter, EventsRefused, LogRow
+from services.pipeline_api.ingest import parked_row, to_row
 from services.pipeline_api.resync import (
     HubSpotClient,
     ResyncClient,
@@ -199,27 +199,26 @@ class ResyncWorker:
         seen: int,
     ) -> None:
         rows: list[LogRow] = []
+        stored: list[DealChange | ActivityChange] = []
         parked = []
         for change in changes:
             result = to_row(source, change, max_bytes=self._writer.max_event_bytes)
             if isinstance(result, Parked):
                 parked.append(
-                    {
-                        "source_id": source.id,
-                        "request_id": None,
-                        "reason": result.reason,
-                        "replayable": result.replayable,
-                        "change": to_json(change),
-                    }
+                    parked_row(source, None, result.reason, result.replayable, to_json(change))
                 )
             else:
                 rows.append(result)
+                stored.append(change)
         changes.clear()
+        # A record the log refuses is parked with the reason; the job goes on.
+        results = await self._writer.append_each(rows) if rows else []
+        for change, outcome in zip(stored, results, strict=True):
+            if isinstance(outcome, EventsRefused):
+                parked.append(parked_row(source, None, outcome.reason, False, to_json(change)))
         async with self._sessions() as session, session.begin():
             await repository.park(session, parked)
             await repository.report_progress(session, job_id, seen)
-        if rows:
-            await self._writer.append(rows)
 
 
 def _activity_client(client: ResyncClient, source: SourceIn) -> HubSpotClient | SalesforceClient:

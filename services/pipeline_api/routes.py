@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from sqlalchemy import select
 
-from services.pipeline_api.event_log import EventLogWriter, EventsRefused, LogRow, too_large
+from services.pipeline_api.event_log import EventsRefused, LogRow, too_large
 from services.pipeline_api.intake import NDJSON, read_events
 from services.pipeline_api.models import StoredEvent
 from services.pipeline_api.request_state import event_log_writer, pipeline_sessions
@@ -82,7 +81,7 @@ async def post_events(
     flags: list[bool] = []
     if rows:
         try:
-            outcomes = await _store(writer, [row for _index, row in rows])
+            outcomes = await writer.append_each([row for _index, row in rows])
         except Exception as exc:  # nothing was acknowledged; the client must retry
             raise Problem(
                 503,
@@ -107,23 +106,6 @@ def _rejected(index: int, item: Any, reason: str) -> RejectedEvent:
     return RejectedEvent(
         index=index, id=event_id if isinstance(event_id, str) else None, reason=reason
     )
-
-
-async def _store(writer: EventLogWriter, rows: list[LogRow]) -> list[bool | EventsRefused]:
-    """Store the rows; if the database refuses some, store each alone so that only the
-    refused ones are rejected (rare: the group commit gathers them again)."""
-    try:
-        return list(await writer.append(rows))
-    except EventsRefused as refused:
-        if len(rows) == 1:
-            return [refused]
-    alone = await asyncio.gather(*(writer.append([row]) for row in rows), return_exceptions=True)
-    out: list[bool | EventsRefused] = []
-    for result in alone:
-        if isinstance(result, BaseException) and not isinstance(result, EventsRefused):
-            raise result
-        out.append(result if isinstance(result, EventsRefused) else result[0])
-    return out
 
 
 @router.get(

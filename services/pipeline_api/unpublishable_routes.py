@@ -1,9 +1,9 @@
 """Events the relay set aside because the broker refused them for their own sake.
 
 Such an event is stored and acknowledged but not on Kafka: listing them is how an operator
-learns of them (the `salesops_unpublishable_events` gauge says how many), and replaying
-puts them back in the relay's queue once whatever refused them is fixed. A replayed event
-that is refused again is set aside again with its new error.
+learns of them (`salesops_relay_unpublishable_total` counts them as they happen), and
+replaying puts them back in the relay's queue once whatever refused them is fixed. A
+replayed event that is refused again is set aside again with its new error.
 """
 
 from __future__ import annotations
@@ -16,10 +16,9 @@ from pydantic import BaseModel, Field
 from sqlalchemy import Text, func, select, update
 
 from services.pipeline_api.models import StoredEvent
-from services.pipeline_api.relay import UNPUBLISHABLE_COUNT, Relay
+from services.pipeline_api.relay import Relay
 from services.pipeline_api.request_state import pipeline_sessions
 from shared import auth
-from shared.metrics import UNPUBLISHABLE_EVENTS
 from shared.problems import Problem
 from shared.tables import MAX_ID, decode_id_cursor, next_cursor
 
@@ -118,7 +117,6 @@ async def replay_unpublishable(
         missing = sorted(set(body.seqs or ()) - replayed)
         if missing:
             raise Problem(404, f"No unpublishable events with seq {missing[:20]}.")
-        UNPUBLISHABLE_EVENTS.set((await session.execute(UNPUBLISHABLE_COUNT)).scalar_one())
     relay: Relay = request.state.relay
     relay.wake()
     return ReplayUnpublishableOut(replayed=len(replayed))
