@@ -64,7 +64,7 @@ class ResyncWorker:
     ) -> None:
         self._sessions = sessions
         self._lease_seconds = lease_seconds
-        self._owner = uuid.uuid4().hex
+        self.owner = uuid.uuid4().hex
         self._writer = writer
         self._http = http
         self._poll_seconds = poll_seconds
@@ -74,7 +74,7 @@ class ResyncWorker:
         while True:
             async with self._sessions() as session, session.begin():
                 job = await repository.claim_resync_job(
-                    session, owner=self._owner, lease_seconds=self._lease_seconds
+                    session, owner=self.owner, lease_seconds=self._lease_seconds
                 )
             if job is None:
                 self.wake.clear()
@@ -89,13 +89,17 @@ class ResyncWorker:
                     f"abandoned: its worker stopped during {MAX_ATTEMPTS} attempts",
                 )
                 continue
-            renewing = asyncio.create_task(self._renew(job.id), name=f"resync-lease-{job.id}")
-            try:
-                await self._run_job(job)
-            finally:
-                renewing.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await renewing
+            await self.hold_and_run(job)
+
+    async def hold_and_run(self, job: repository.ClaimedJob) -> None:
+        """Run a job this worker has claimed, renewing its lease until the job ends."""
+        renewing = asyncio.create_task(self._renew(job.id), name=f"resync-lease-{job.id}")
+        try:
+            await self._run_job(job)
+        finally:
+            renewing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renewing
 
     async def _renew(self, job_id: int) -> None:
         """Renew the job's lease well before it runs out, for as long as the job runs."""
@@ -104,7 +108,7 @@ class ResyncWorker:
             try:
                 async with self._sessions() as session, session.begin():
                     held = await repository.renew_resync_lease(
-                        session, job_id, owner=self._owner, lease_seconds=self._lease_seconds
+                        session, job_id, owner=self.owner, lease_seconds=self._lease_seconds
                     )
             except Exception:  # a blip: the next renewal may still come in time
                 _log.warning("could not renew the lease of re-sync job %s", job_id, exc_info=True)
@@ -134,7 +138,7 @@ class ResyncWorker:
     async def _finish(self, job_id: int, status: str, progress: int, error: str | None) -> None:
         async with self._sessions() as session, session.begin():
             await repository.finish_resync_job(
-                session, job_id, owner=self._owner, status=status, progress=progress, error=error
+                session, job_id, owner=self.owner, status=status, progress=progress, error=error
             )
 
     async def _fetch(
