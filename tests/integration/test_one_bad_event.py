@@ -28,6 +28,8 @@ from tests.integration.test_webhooks import (
     basic,
     pd_event,
     pipedrive,  # noqa: F401 - a fixture, used by name
+    put_source,
+    unique_account,
 )
 from tests.support.events import CREATED, event
 from tests.support.waiting import eventually
@@ -209,3 +211,29 @@ async def test_a_webhook_the_database_refuses_fails_alone(
         else:
             assert (answer.status_code, answer.json()["parked"]) == (200, 1), answer.text
     assert refused.status_code != 400 or "database refused" in refused.json()["detail"]
+
+
+async def test_a_webhook_change_too_large_for_the_broker_is_parked(
+    client: httpx.AsyncClient, stack_url: str
+) -> None:
+    company = unique_account()
+    source = {"id": f"pd-big-{company}", "kind": "pipedrive", "account_id": company}
+    secrets = {"current": "pd-pass", "basic_user": "salesops"}
+    mapping = {
+        "stages": {"1": {"stage": "s"}},
+        "owners": {"123123": "r"},
+        "keep_properties": ["notes"],
+    }
+    await put_source(client, {**source, "secrets": secrets, "mapping": mapping})
+    huge = pd_event("v2_deal_create_pipedream.json", company)
+    notes = {"type": "text", "value": "x" * Settings().event_max_bytes}
+    huge["data"] = {**huge["data"], "custom_fields": {"notes": notes}}
+    answer = await client.post(
+        f"{stack_url}/v1/webhooks/pipedrive", json=huge, headers=basic("salesops", "pd-pass")
+    )
+    assert answer.status_code == 200, answer.text
+    assert (answer.json()["accepted"], answer.json()["parked"]) == (0, 1)
+    dlq = (await client.get("/v1/dlq", params={"source_id": source["id"]})).json()["items"]
+    assert len(dlq) == 1
+    assert "limit" in dlq[0]["reason"]
+    assert dlq[0]["replayable"] is False
