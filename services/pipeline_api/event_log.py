@@ -77,10 +77,14 @@ class LogRow:
     partition_key: str
     event_time: datetime
     envelope_json: str
+    size: int
+    """Bytes this row takes as a Kafka record (value, key and headers), roughly."""
 
     @classmethod
     def of(cls, event: CanonicalEvent) -> LogRow:
         env = event.envelope
+        envelope = orjson.dumps(event.raw)
+        small = (env.source, env.id, env.type, event.partition_key)
         return cls(
             source=env.source,
             event_id=env.id,
@@ -89,14 +93,9 @@ class LogRow:
             topic=event.topic,
             partition_key=event.partition_key,
             event_time=env.time,
-            envelope_json=orjson.dumps(event.raw).decode(),
+            envelope_json=envelope.decode(),
+            size=len(envelope) + sum(len(p.encode()) for p in small) + _RECORD_OVERHEAD,
         )
-
-    @property
-    def size(self) -> int:
-        """Bytes this row takes as a Kafka record (value, key and headers), roughly."""
-        parts = (self.envelope_json, self.partition_key, self.source, self.event_id, self.type)
-        return sum(len(p.encode()) for p in parts) + _RECORD_OVERHEAD
 
 
 # Header names, the log sequence number and record framing, generously.
