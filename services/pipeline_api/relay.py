@@ -29,6 +29,7 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Sequence
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaProducer
@@ -113,6 +114,19 @@ def record_error(exc: BaseException, *, at_send: bool) -> bool:
     if isinstance(exc, _RECORD_ERRORS):
         return True
     return at_send and isinstance(exc, _ENCODING_ERRORS)
+
+
+@dataclass
+class _Sent:
+    """What a batch's send settled besides the rows acknowledged: rows set aside with
+    their errors, and rows to leave in the log for the next cycle."""
+
+    refused: dict[int, str] = field(default_factory=dict)
+    unsettled: set[int] = field(default_factory=set)
+
+    def refuse(self, row: Any, exc: BaseException) -> None:
+        self.refused[row["seq"]] = f"{type(exc).__name__}: {exc}"[:2000]
+        self.unsettled.add(row["seq"])
 
 
 class Relay:
@@ -254,31 +268,32 @@ class Relay:
             rows = (await conn.execute(_CLAIM, {"limit": self._batch_size})).mappings().all()
             if not rows:
                 return 0
-            refused = await self._acknowledged(self._clients()[0], self._send_all(rows))
-            sent = [row for row in rows if row["seq"] not in refused]
+            result = await self._acknowledged(self._clients()[0], self._send_all(rows))
+            sent = [row for row in rows if row["seq"] not in result.unsettled]
             await conn.execute(_MARK, {"seqs": [row["seq"] for row in sent]})
-            if refused:
+            if result.refused:
                 await conn.execute(
-                    _SET_ASIDE, [{"seq": seq, "error": error} for seq, error in refused.items()]
+                    _SET_ASIDE,
+                    [{"seq": seq, "error": error} for seq, error in result.refused.items()],
                 )
         for row in sent:
             RELAY_PUBLISHED.labels(row["topic"]).inc()
         for row in rows:
-            if row["seq"] in refused:
+            if row["seq"] in result.refused:
                 RELAY_UNPUBLISHABLE.labels(row["topic"]).inc()
                 _log.error(
                     "event %s/%s (seq %s) cannot be published and is set aside: %s",
                     row["source"],
                     row["event_id"],
                     row["seq"],
-                    refused[row["seq"]],
+                    result.refused[row["seq"]],
                 )
         return len(rows)
 
-    async def _send_all(self, rows: Sequence[Any]) -> dict[int, str]:
-        """Send the rows; the error of each row the broker refused for itself, by seq.
-        Raises on anything else, so the whole batch stays in the log."""
-        refused: dict[int, str] = {}
+    async def _send_all(self, rows: Sequence[Any]) -> _Sent:
+        """Send the rows; say which the broker refused for themselves. Raises on anything
+        else, so the whole batch stays in the log."""
+        result = _Sent()
         futures: list[tuple[Any, asyncio.Future[Any]]] = []
         for n, row in enumerate(rows, start=1):
             try:
@@ -286,36 +301,40 @@ class Relay:
             except Exception as exc:
                 if not record_error(exc, at_send=True):
                     raise
-                refused[row["seq"]] = _describe(exc)
+                result.refuse(row, exc)
             if n % 64 == 0:
                 # send() rarely yields; without this a large batch stalls every in-flight
                 # request for its whole length.
                 await asyncio.sleep(0)
-        results = await asyncio.gather(*(f for _, f in futures), return_exceptions=True)
+        answers = await asyncio.gather(*(f for _, f in futures), return_exceptions=True)
         failed = []
-        for (row, _), result in zip(futures, results, strict=True):
-            if isinstance(result, BaseException):
-                if not record_error(result, at_send=False):
-                    raise result
-                failed.append((row, result))
+        for (row, _), answer in zip(futures, answers, strict=True):
+            if isinstance(answer, BaseException):
+                if not record_error(answer, at_send=False):
+                    raise answer
+                failed.append((row, answer))
         if len(failed) == 1:
-            refused[failed[0][0]["seq"]] = _describe(failed[0][1])
+            result.refuse(*failed[0])
         elif failed:
-            refused.update(await self._send_alone([row for row, _ in failed]))
-        return refused
+            await self._send_alone([row for row, _ in failed], result)
+        return result
 
-    async def _send_alone(self, rows: Sequence[Any]) -> dict[int, str]:
+    async def _send_alone(self, rows: Sequence[Any], result: _Sent) -> None:
         """A refused batch names no culprit: send its rows one at a time, in log order,
-        and set aside only those refused alone."""
-        refused: dict[int, str] = {}
-        for row in rows:
+        and set aside only those refused alone. One round trip each, so this stops
+        halfway through the acknowledgement time; the rows left wait for the next cycle,
+        which isolates them further."""
+        deadline = asyncio.get_running_loop().time() + ACK_SECONDS / 2
+        for n, row in enumerate(rows):
+            if asyncio.get_running_loop().time() > deadline:
+                result.unsettled.update(r["seq"] for r in rows[n:])
+                return
             try:
                 await (await self._send(row))
             except Exception as exc:
                 if not record_error(exc, at_send=False):
                     raise
-                refused[row["seq"]] = _describe(exc)
-        return refused
+                result.refuse(row, exc)
 
     @staticmethod
     async def _acknowledged(producer: AIOKafkaProducer, sending: Awaitable[T]) -> T:
@@ -342,7 +361,3 @@ class Relay:
                 (topics.HEADER_LOG_SEQ, str(row["seq"]).encode()),
             ],
         )
-
-
-def _describe(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}"[:2000]
