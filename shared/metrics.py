@@ -11,6 +11,11 @@ EVENT_LOG_COMMIT_SECONDS = Histogram(
     "salesops_event_log_commit_seconds", "Time to durably write one group of events"
 )
 RELAY_PUBLISHED = Counter("salesops_relay_published_total", "Events published to Kafka", ["topic"])
+RELAY_UNPUBLISHABLE = Counter(
+    "salesops_relay_unpublishable_total",
+    "Events the relay could not send for their own sake and set aside, by topic",
+    ["topic"],
+)
 RELAY_BACKLOG = Gauge("salesops_relay_backlog_events", "Events stored but not yet published")
 BROKER_RESETS = Counter(
     "salesops_broker_resets_total", "Broker incarnations that lost state and were republished"

@@ -93,6 +93,19 @@ class Settings(BaseSettings):
     outbound_max_response_bytes: int = Field(
         32 * 1024 * 1024, ge=1024, description="Largest CRM answer a re-sync reads"
     )
+    event_max_bytes: int = Field(
+        960 * 1024,
+        ge=1024,
+        le=1024 * 1024 - 4096,
+        description="Largest event (as a Kafka record) intake stores; it must stay below the "
+        "relay producer's max_request_size (aiokafka's 1 MiB), or the relay cannot send it",
+    )
+    resync_lease_seconds: float = Field(
+        60.0,
+        gt=0,
+        description="A running re-sync job whose worker has not renewed it for this long is "
+        "taken up by another (its process died)",
+    )
 
     topic_partitions: int = Field(3, ge=1)
     relay_batch_size: int = Field(500, ge=1)

@@ -5,6 +5,10 @@ consumer seeks on every assignment, so Kafka's own committed offsets are never t
 Each stored offset names the broker incarnation it belongs to; when the relay announces a
 new incarnation (the broker lost its state and the log is being republished), the
 consumer re-reads its partitions from the start and dedupe drops what it already applied.
+
+A transient database error (a lost connection, a serialization failure or deadlock, too
+many connections) is retried with backoff before a batch is split and a record blamed:
+dead letters are for records that cannot be applied, not for a database blip.
 """
 
 from __future__ import annotations
@@ -12,7 +16,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -27,10 +32,12 @@ from services.forecast_worker.projector import (
     next_offsets,
 )
 from shared import topics
+from shared.db_errors import is_transient
 from shared.kafka import (
     ACK_SECONDS,
     AssignmentListener,
     abort_producer,
+    backoff_sleep,
     make_consumer,
     make_producer,
     read_latest,
@@ -45,6 +52,11 @@ _log = logging.getLogger("salesops.forecast.consumer")
 GROUP_ID = "forecast_worker"
 SUBSCRIBED = (topics.DEAL, topics.ACTIVITY)
 INCARNATION_READ_SECONDS = 10
+# Attempts at a transaction that fails transiently; with full-jitter backoff capped at
+# 10 s they span about half a minute, longer than a failover or a backend restart.
+TRANSIENT_ATTEMPTS = 8
+
+T = TypeVar("T")
 
 
 class ProjectionConsumer:
@@ -137,7 +149,8 @@ class ProjectionConsumer:
 
     async def process(self, records: Sequence[Record]) -> None:
         """Apply a batch atomically; if that fails, apply record by record and dead-letter
-        only the records that fail alone."""
+        only the records that fail alone. A database still failing transiently after the
+        retries is raised: the loop restarts and reads the batch again from the offsets."""
         first, last = records[0], records[-1]
         token = correlation_id.set(
             f"batch:{first.topic}/{first.partition}@{first.offset}..{last.offset}"
@@ -152,7 +165,9 @@ class ProjectionConsumer:
             outcome = await self._apply(records)
         except asyncio.CancelledError:
             raise
-        except Exception:
+        except Exception as exc:
+            if is_transient(exc):  # the database, not a record: read the batch again later
+                raise
             _log.warning(
                 "batch failed; applying its %d records one by one", len(records), exc_info=True
             )
@@ -169,10 +184,14 @@ class ProjectionConsumer:
             await self._publish_dead_letter(letter)
 
     async def _apply(self, records: Sequence[Record]) -> BatchOutcome:
-        async with self._engine.begin() as conn:
-            outcome = await apply_records(conn, records, self._rules)
-            await repository.store_offsets(conn, GROUP_ID, next_offsets(records), self.incarnation)
-        return outcome
+        async def attempt() -> BatchOutcome:
+            async with self._engine.begin() as conn:
+                outcome = await apply_records(conn, records, self._rules)
+                offsets = next_offsets(records)
+                await repository.store_offsets(conn, GROUP_ID, offsets, self.incarnation)
+            return outcome
+
+        return await _retrying_transient(attempt)
 
     async def _apply_alone(self, record: Record) -> BatchOutcome:
         token = correlation_id.set(f"{record.topic}/{record.partition}/{record.offset}")
@@ -181,13 +200,19 @@ class ProjectionConsumer:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
+            if is_transient(exc):
+                raise
             _log.warning("record cannot be applied; dead-lettering it", exc_info=True)
             letter = dead_letter(record, f"{type(exc).__name__}: {exc}")
-            async with self._engine.begin() as conn:
-                await repository.insert_dead_letters(conn, [letter])
-                await repository.store_offsets(
-                    conn, GROUP_ID, next_offsets([record]), self.incarnation
-                )
+
+            async def store_letter() -> None:
+                async with self._engine.begin() as conn:
+                    await repository.insert_dead_letters(conn, [letter])
+                    await repository.store_offsets(
+                        conn, GROUP_ID, next_offsets([record]), self.incarnation
+                    )
+
+            await _retrying_transient(store_letter)
             return BatchOutcome(dead_letters=[letter])
         finally:
             correlation_id.reset(token)
@@ -218,6 +243,21 @@ class ProjectionConsumer:
         producer, self._dlq_producer = self._dlq_producer, None
         if producer is not None:
             await abort_producer(producer)
+
+
+async def _retrying_transient(transaction: Callable[[], Awaitable[T]]) -> T:
+    """Run `transaction`, again after a transient database error, up to TRANSIENT_ATTEMPTS
+    times; any other error, or the last transient one, is raised."""
+    attempt = 1
+    while True:
+        try:
+            return await transaction()
+        except Exception as exc:
+            if attempt >= TRANSIENT_ATTEMPTS or not is_transient(exc):
+                raise
+            _log.warning("transient database error (attempt %d); retrying: %s", attempt, exc)
+        await backoff_sleep(attempt)
+        attempt += 1
 
 
 def _rewind(consumer: AIOKafkaConsumer, tp: TopicPartition) -> None:

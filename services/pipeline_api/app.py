@@ -20,6 +20,7 @@ from services.pipeline_api.routes import router
 from services.pipeline_api.secret_box import INFO_KEY, secret_box
 from services.pipeline_api.source_cache import SourceCache
 from services.pipeline_api.source_routes import router as source_router
+from services.pipeline_api.unpublishable_routes import router as unpublishable_router
 from services.pipeline_api.webhooks import router as webhook_router
 from shared.db import create_engine, create_sessionmaker, driver_dsn
 from shared.kafka import broker_reachable
@@ -46,6 +47,7 @@ async def lifespan(settings: Settings) -> AsyncIterator[ServiceState]:
     writer = EventLogWriter(
         driver_dsn(settings.require_database_url()),
         on_commit=relay.wake,
+        max_event_bytes=settings.event_max_bytes,
         writers=settings.intake_writers,
     )
     writer.start()
@@ -54,7 +56,13 @@ async def lifespan(settings: Settings) -> AsyncIterator[ServiceState]:
     sessions = create_sessionmaker(engine, info={INFO_KEY: secret_box(settings)})
     policy = OutboundPolicy.of(settings)
     http = guarded_client(policy, httpx.Timeout(30.0, connect=10.0))
-    resyncs = ResyncWorker(sessions=sessions, writer=writer, http=http, policy=policy)
+    resyncs = ResyncWorker(
+        sessions=sessions,
+        writer=writer,
+        http=http,
+        policy=policy,
+        lease_seconds=settings.resync_lease_seconds,
+    )
     resync_task = asyncio.create_task(supervise("re-sync", resyncs.run), name="resync")
 
     async def database_ready() -> None:
@@ -101,7 +109,7 @@ async def lifespan(settings: Settings) -> AsyncIterator[ServiceState]:
 SPEC = ServiceSpec(
     name="pipeline_api",
     title="salesops pipeline API",
-    routers=[router, webhook_router, source_router, archive_router],
+    routers=[unpublishable_router, router, webhook_router, source_router, archive_router],
     lifespan=lifespan,
 )
 

@@ -12,6 +12,11 @@ a busy event loop every round trip waits its turn behind request parsing.
 
 Webhook requests whose every change mapped ride along: the same statement archives their
 raw bodies, so a request's archive and its events become durable together.
+
+One request must not fail another: when PostgreSQL refuses a group for its data (a NUL in
+text or jsonb, a value too large), the writer sends the group's requests again one by one,
+and only the request it still refuses fails, with `EventsRefused`. An outage fails the
+whole group, since retrying it request by request would only fail slower.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from typing import Any
 import asyncpg
 import orjson
 
+from shared.db_errors import refused_by_data
 from shared.events import CanonicalEvent
 from shared.metrics import EVENT_LOG_COMMIT_SECONDS
 
@@ -71,10 +77,14 @@ class LogRow:
     partition_key: str
     event_time: datetime
     envelope_json: str
+    size: int
+    """Bytes this row takes as a Kafka record (value, key and headers), roughly."""
 
     @classmethod
     def of(cls, event: CanonicalEvent) -> LogRow:
         env = event.envelope
+        envelope = event.encoded
+        small = (env.source, env.id, env.type, event.partition_key)
         return cls(
             source=env.source,
             event_id=env.id,
@@ -83,8 +93,22 @@ class LogRow:
             topic=event.topic,
             partition_key=event.partition_key,
             event_time=env.time,
-            envelope_json=event.encoded.decode(),
+            envelope_json=envelope.decode(),
+            size=len(envelope) + sum(len(p.encode()) for p in small) + _RECORD_OVERHEAD,
         )
+
+
+# Header names, the log sequence number and record framing, generously.
+_RECORD_OVERHEAD = 256
+
+
+class EventsRefused(Exception):
+    """PostgreSQL (or the size limit) refused this request's rows; sending them again
+    would fail again. `reason` says why, for the client."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 @dataclass
@@ -102,8 +126,16 @@ class EventLogWriter:
     makes the second wait for the first and then skip the row, so it reports a duplicate.
     """
 
-    def __init__(self, dsn: str, *, on_commit: Callable[[], None], writers: int = 2) -> None:
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        on_commit: Callable[[], None],
+        max_event_bytes: int,
+        writers: int = 2,
+    ) -> None:
         self._dsn = dsn
+        self.max_event_bytes = max_event_bytes
         self._on_commit = on_commit
         self._writers = writers
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
@@ -126,10 +158,31 @@ class EventLogWriter:
 
     async def append(self, rows: list[LogRow], archive: Archive | None = None) -> list[bool]:
         """Store rows (and archive the request they came in, if given, in the same
-        statement); for each row, True if newly stored, False if it was a duplicate."""
+        statement); for each row, True if newly stored, False if it was a duplicate.
+        Raises `EventsRefused` if a row is too large to publish or the database refuses it."""
+        for row in rows:
+            if row.size > self.max_event_bytes:
+                raise EventsRefused(too_large(row, self.max_event_bytes))
         fut: asyncio.Future[list[bool]] = asyncio.get_running_loop().create_future()
         await self._queue.put(_Pending(rows, archive, fut))
         return await fut
+
+    async def append_each(self, rows: list[LogRow]) -> list[bool | EventsRefused]:
+        """Like `append`, but a refused row is answered alone (its `EventsRefused` in its
+        place) and the others are stored: for callers that report per event. The rows are
+        sent again one by one only if the group is refused, which is rare."""
+        try:
+            return list(await self.append(rows))
+        except EventsRefused as refused:
+            if len(rows) == 1:
+                return [refused]
+        alone = await asyncio.gather(*(self.append([row]) for row in rows), return_exceptions=True)
+        out: list[bool | EventsRefused] = []
+        for result in alone:
+            if isinstance(result, BaseException) and not isinstance(result, EventsRefused):
+                raise result
+            out.append(result if isinstance(result, EventsRefused) else result[0])
+        return out
 
     async def _run(self) -> None:
         conn: asyncpg.Connection | None = None
@@ -139,19 +192,14 @@ class EventLogWriter:
                 while not self._queue.empty():
                     group.append(self._queue.get_nowait())
                 try:
-                    if conn is None or conn.is_closed():
-                        conn = await asyncpg.connect(
-                            self._dsn, server_settings={"application_name": "salesops-intake"}
-                        )
+                    conn = await self._connected(conn)
                     with EVENT_LOG_COMMIT_SECONDS.time():
                         results = await self._write(conn, group)
-                except Exception as exc:  # the waiting requests answer 503; the CRM retries
-                    _log.exception("event log write failed")
-                    for pending in group:
-                        if not pending.done.done():
-                            pending.done.set_exception(exc)
-                    if conn is not None:
-                        conn.terminate()
+                except Exception as exc:
+                    if refused_by_data(exc):
+                        conn = await self._write_one_by_one(conn, group)
+                    else:  # the waiting requests answer 503; the CRM retries
+                        _failed(conn, group, exc)
                         conn = None
                     continue
                 for pending, result in zip(group, results, strict=True):
@@ -161,6 +209,34 @@ class EventLogWriter:
         finally:
             if conn is not None:
                 conn.terminate()
+
+    async def _connected(self, conn: asyncpg.Connection | None) -> asyncpg.Connection:
+        if conn is not None and not conn.is_closed():
+            return conn
+        return await asyncpg.connect(
+            self._dsn, server_settings={"application_name": "salesops-intake"}
+        )
+
+    async def _write_one_by_one(
+        self, conn: asyncpg.Connection | None, group: list[_Pending]
+    ) -> asyncpg.Connection | None:
+        """Send each request of a refused group alone: only the guilty ones fail."""
+        for n, pending in enumerate(group):
+            try:
+                conn = await self._connected(conn)
+                (result,) = await self._write(conn, [pending])
+            except Exception as exc:
+                if not refused_by_data(exc):
+                    _failed(conn, group[n:], exc)
+                    return None
+                _log.warning("the database refused a request's events: %s", exc)
+                if not pending.done.done():
+                    pending.done.set_exception(EventsRefused(_refusal(exc)))
+                continue
+            if not pending.done.done():
+                pending.done.set_result(result)
+            self._on_commit()
+        return conn
 
     async def _write(self, conn: asyncpg.Connection, group: list[_Pending]) -> list[list[bool]]:
         # Dedupe inside the group first: the first copy of a key wins, later copies (even in
@@ -193,6 +269,28 @@ class EventLogWriter:
 
 
 _ROW_COLUMNS = 8
+
+
+def too_large(row: LogRow, limit: int) -> str:
+    return (
+        f"the event takes {row.size} bytes as a Kafka record; the limit is {limit} "
+        "(SALESOPS_EVENT_MAX_BYTES, below what the broker accepts)"
+    )
+
+
+def _refusal(exc: Exception) -> str:
+    detail = getattr(exc, "detail", None)
+    return f"the database refused it: {exc}" + (f" ({detail})" if detail else "")
+
+
+def _failed(conn: asyncpg.Connection | None, group: list[_Pending], exc: Exception) -> None:
+    """Fail every waiting request and drop the connection, whose state is unknown."""
+    _log.error("event log write failed", exc_info=exc)
+    for pending in group:
+        if not pending.done.done():
+            pending.done.set_exception(exc)
+    if conn is not None:
+        conn.terminate()
 
 
 def _as_tuple(row: LogRow) -> tuple[Any, ...]:

@@ -40,7 +40,13 @@ from services.pipeline_api.connectors.mapping import (
     qualified,
     unqualified,
 )
-from services.pipeline_api.event_log import Archive, EventLogWriter, LogRow
+from services.pipeline_api.event_log import (
+    Archive,
+    EventLogWriter,
+    EventsRefused,
+    LogRow,
+    too_large,
+)
 from services.pipeline_api.sources import SourceIn
 from shared.events import MAX_FUTURE, EventInFuture, EventRejected, validate_event
 from shared.metrics import WEBHOOK_IGNORED
@@ -58,16 +64,19 @@ class IngestOutcome:
     resync_jobs: list[int] = field(default_factory=list)
 
 
-def to_row(source: SourceIn, change: DealChange | ActivityChange) -> LogRow | Parked | Ignored:
+def to_row(
+    source: SourceIn, change: DealChange | ActivityChange, *, max_bytes: int
+) -> LogRow | Parked | Ignored:
     """Map and validate one change: a row for the event log, why it must wait, or why
-    there is nothing to store."""
+    there is nothing to store (an event too large for the broker is parked: it could
+    never be published)."""
     mapped = (
         map_deal(source, change) if isinstance(change, DealChange) else map_activity(source, change)
     )
     if isinstance(mapped, Parked | Ignored):
         return mapped
     try:
-        return LogRow.of(validate_event(mapped, max_future=MAX_FUTURE))
+        row = LogRow.of(validate_event(mapped, max_future=MAX_FUTURE))
     except EventInFuture as exc:
         # A CRM clock running ahead: stored now, the change would outrank every later one
         # of its deal until its time came. It waits instead; a replay once the time has
@@ -75,9 +84,12 @@ def to_row(source: SourceIn, change: DealChange | ActivityChange) -> LogRow | Pa
         return Parked(f"dated in the future: {exc.reason}", replayable=True)
     except EventRejected as exc:
         return Parked(f"not a valid canonical event: {exc.reason}", replayable=False)
+    if row.size > max_bytes:
+        return Parked(too_large(row, max_bytes), replayable=False)
+    return row
 
 
-def _parked_row(
+def parked_row(
     source: SourceIn, request_id: int | None, reason: str, replayable: bool, change: dict[str, Any]
 ) -> dict[str, Any]:
     return {
@@ -110,7 +122,7 @@ async def ingest(
     merges: list[AccountMerged] = []
 
     def place(change: DealChange | ActivityChange) -> None:
-        result = to_row(source, change)
+        result = to_row(source, change, max_bytes=writer.max_event_bytes)
         if isinstance(result, Parked):
             parked.append((result.reason, result.replayable, to_json(change)))
         elif isinstance(result, Ignored):
@@ -154,7 +166,7 @@ async def ingest(
             )
         await repository.park(
             session,
-            [_parked_row(source, request_id, r, ok, c) for r, ok, c in parked],
+            [parked_row(source, request_id, r, ok, c) for r, ok, c in parked],
             skip_known=replay_of is not None,
         )
         for request in resyncs:
@@ -224,7 +236,8 @@ async def replay_parked(
             session, source_id=source_id, ids=ids, limit=batch
         )
         sources: dict[str, SourceIn | None] = {}
-        done: list[int] = []
+        mapped: list[int] = []
+        settled: list[int] = []  # nothing to store, nothing for an operator to do
         rows: list[LogRow] = []
         for item in parked:
             if item.source_id not in sources:
@@ -233,9 +246,9 @@ async def replay_parked(
             if source is None:
                 outcome.still_parked += 1
                 continue
-            result = to_row(source, from_json(item.change))
+            result = to_row(source, from_json(item.change), max_bytes=writer.max_event_bytes)
             if isinstance(result, Ignored):
-                done.append(item.id)  # nothing to store, nothing for an operator to do
+                settled.append(item.id)
                 continue
             if isinstance(result, Parked):
                 outcome.still_parked += 1
@@ -243,12 +256,18 @@ async def replay_parked(
                     await repository.set_park_reason(session, item.id, result.reason)
                 continue
             rows.append(result)
-            done.append(item.id)
+            mapped.append(item.id)
         # Durable in the log before the parked rows are marked: a crash in between replays
         # them again, and the log's (source, id) key makes that a duplicate, not a loss.
-        if rows:
-            flags = await writer.append(rows)
-            outcome.duplicates = len(flags) - sum(flags)
+        done = settled
+        stored = await writer.append_each(rows) if rows else []
+        for item_id, new in zip(mapped, stored, strict=True):
+            if isinstance(new, EventsRefused):  # stays parked, saying why
+                outcome.still_parked += 1
+                await repository.set_park_reason(session, item_id, new.reason)
+            else:
+                done.append(item_id)
+                outcome.duplicates += not new
         await repository.mark_replayed(session, done)
     outcome.replayed = len(done)
     if outcome.replayed:

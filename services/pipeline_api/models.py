@@ -40,6 +40,11 @@ class StoredEvent(PipelineBase):
     __table_args__ = (
         UniqueConstraint("source", "event_id"),
         Index("ix_events_unpublished", "seq", postgresql_where=text("published_at IS NULL")),
+        Index(
+            "ix_events_unpublishable",
+            "seq",
+            postgresql_where=text("unpublishable_at IS NOT NULL"),
+        ),
     )
 
     seq: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
@@ -55,6 +60,10 @@ class StoredEvent(PipelineBase):
         DateTime(timezone=True), server_default=func.now()
     )
     published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Set when the relay could not send this row for a reason of its own (not the broker
+    # being away): the relay skips it until an operator replays it.
+    unpublishable_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    unpublishable_error: Mapped[str | None] = mapped_column(Text)
 
 
 class BrokerIncarnation(PipelineBase):
@@ -132,6 +141,11 @@ class ResyncJob(PipelineBase):
     __tablename__ = "resync_jobs"
     __table_args__ = (
         Index("ix_resync_jobs_pending", "id", postgresql_where=text("status = 'pending'")),
+        Index(
+            "ix_resync_jobs_running",
+            "lease_expires_at",
+            postgresql_where=text("status = 'running'"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
@@ -144,3 +158,8 @@ class ResyncJob(PipelineBase):
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    # Which worker runs the job, and until when unless it renews: a job whose worker died
+    # is taken up again once the lease expires. `attempts` counts the takings.
+    lease_owner: Mapped[str | None] = mapped_column(Text)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    attempts: Mapped[int] = mapped_column(BigInteger, server_default="0")

@@ -12,6 +12,13 @@ Broker loss: the embedded broker keeps nothing across a restart. The relay write
 per broker incarnation to a sentinel topic; when that record is gone, the broker has lost
 its state, so the relay records a new incarnation, marks the whole log unpublished and sends
 it again. Consumers see the new incarnation, re-read from the start, and dedupe by event id.
+
+A row the broker refuses for itself (too large, a record-level error) would otherwise be
+retried forever and hold back every row after it: the relay sets it aside as
+unpublishable with its error (`GET /v1/events/unpublishable`), and the rows after it flow.
+Replayed once fixed, it goes out after the rows that passed it, so for its deal it arrives
+late; the deal fold orders by event time, not arrival. Any other failure (the broker away,
+a timeout) keeps the rows in the log for the next cycle.
 """
 
 from __future__ import annotations
@@ -22,10 +29,21 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Sequence
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import (
+    CorruptRecordException,
+    InvalidTimestampError,
+    InvalidTopicError,
+    MessageSizeTooLargeError,
+    PolicyViolationError,
+    RecordListTooLargeError,
+    RecordTooLargeError,
+    UnsupportedForMessageFormatError,
+)
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -43,7 +61,12 @@ from shared.kafka import (
     read_latest,
     start_with_backoff,
 )
-from shared.metrics import BROKER_RESETS, RELAY_BACKLOG, RELAY_PUBLISHED
+from shared.metrics import (
+    BROKER_RESETS,
+    RELAY_BACKLOG,
+    RELAY_PUBLISHED,
+    RELAY_UNPUBLISHABLE,
+)
 
 _log = logging.getLogger("salesops.relay")
 
@@ -51,16 +74,59 @@ _CLAIM = text(
     """
     SELECT seq, source, event_id, type, topic, partition_key, envelope::text AS envelope
     FROM pipeline.events
-    WHERE published_at IS NULL
+    WHERE published_at IS NULL AND unpublishable_at IS NULL
     ORDER BY seq
     LIMIT :limit
     FOR UPDATE SKIP LOCKED
     """
 )
 _MARK = text("UPDATE pipeline.events SET published_at = now() WHERE seq = ANY(:seqs)")
+_SET_ASIDE = text(
+    "UPDATE pipeline.events SET unpublishable_at = now(), unpublishable_error = :error "
+    "WHERE seq = :seq"
+)
 # Longest a relay cycle (a broker check plus one batch) may take before it is abandoned.
 CYCLE_SECONDS = 30
-_BACKLOG = text("SELECT count(*) FROM pipeline.events WHERE published_at IS NULL")
+_BACKLOG = text(
+    "SELECT count(*) FROM pipeline.events WHERE published_at IS NULL AND unpublishable_at IS NULL"
+)
+# Errors that condemn one record (or the one batch it went in), never the broker: the
+# same record fails the same way on any connection. Everything else is retried.
+_RECORD_ERRORS = (
+    MessageSizeTooLargeError,
+    RecordTooLargeError,
+    RecordListTooLargeError,
+    CorruptRecordException,
+    InvalidTimestampError,
+    InvalidTopicError,
+    PolicyViolationError,
+    UnsupportedForMessageFormatError,
+)
+# Raised by the client encoding one row, before anything is sent.
+_ENCODING_ERRORS = (ValueError, TypeError)
+
+T = TypeVar("T")
+
+
+def record_error(exc: BaseException, *, at_send: bool) -> bool:
+    """Whether `exc` is the row's own fault rather than the broker's (away, slow, wedged).
+    `at_send`: raised by `send()` for this row, before anything went out."""
+    if isinstance(exc, _RECORD_ERRORS):
+        return True
+    return at_send and isinstance(exc, _ENCODING_ERRORS)
+
+
+@dataclass
+class _Sent:
+    """What a batch's send settled besides the rows acknowledged: rows set aside with
+    their errors, and rows to leave in the log for the next cycle."""
+
+    refused: dict[int, str] = field(default_factory=dict)
+    unsettled: set[int] = field(default_factory=set)
+
+    def refuse(self, row: Any, exc: BaseException) -> None:
+        self.refused[row["seq"]] = f"{type(exc).__name__}: {exc}"[:2000]
+        self.unsettled.add(row["seq"])
 
 
 class Relay:
@@ -202,30 +268,82 @@ class Relay:
             rows = (await conn.execute(_CLAIM, {"limit": self._batch_size})).mappings().all()
             if not rows:
                 return 0
-            await self._acknowledged(self._clients()[0], self._send_all(rows))
-            await conn.execute(_MARK, {"seqs": [row["seq"] for row in rows]})
-        for row in rows:
+            result = await self._acknowledged(self._clients()[0], self._send_all(rows))
+            sent = [row for row in rows if row["seq"] not in result.unsettled]
+            await conn.execute(_MARK, {"seqs": [row["seq"] for row in sent]})
+            if result.refused:
+                await conn.execute(
+                    _SET_ASIDE,
+                    [{"seq": seq, "error": error} for seq, error in result.refused.items()],
+                )
+        for row in sent:
             RELAY_PUBLISHED.labels(row["topic"]).inc()
+        for row in rows:
+            if row["seq"] in result.refused:
+                RELAY_UNPUBLISHABLE.labels(row["topic"]).inc()
+                _log.error(
+                    "event %s/%s (seq %s) cannot be published and is set aside: %s",
+                    row["source"],
+                    row["event_id"],
+                    row["seq"],
+                    result.refused[row["seq"]],
+                )
         return len(rows)
 
-    async def _send_all(self, rows: Sequence[Any]) -> None:
-        futures = []
+    async def _send_all(self, rows: Sequence[Any]) -> _Sent:
+        """Send the rows; say which the broker refused for themselves. Raises on anything
+        else, so the whole batch stays in the log."""
+        result = _Sent()
+        futures: list[tuple[Any, asyncio.Future[Any]]] = []
         for n, row in enumerate(rows, start=1):
-            futures.append(await self._send(row))
+            try:
+                futures.append((row, await self._send(row)))
+            except Exception as exc:
+                if not record_error(exc, at_send=True):
+                    raise
+                result.refuse(row, exc)
             if n % 64 == 0:
                 # send() rarely yields; without this a large batch stalls every in-flight
                 # request for its whole length.
                 await asyncio.sleep(0)
-        await asyncio.gather(*futures)
+        answers = await asyncio.gather(*(f for _, f in futures), return_exceptions=True)
+        failed = []
+        for (row, _), answer in zip(futures, answers, strict=True):
+            if isinstance(answer, BaseException):
+                if not record_error(answer, at_send=False):
+                    raise answer
+                failed.append((row, answer))
+        if len(failed) == 1:
+            result.refuse(*failed[0])
+        elif failed:
+            await self._send_alone([row for row, _ in failed], result)
+        return result
+
+    async def _send_alone(self, rows: Sequence[Any], result: _Sent) -> None:
+        """A refused batch names no culprit: send its rows one at a time, in log order,
+        and set aside only those refused alone. One round trip each, so this stops
+        halfway through the acknowledgement time; the rows left wait for the next cycle,
+        which isolates them further."""
+        deadline = asyncio.get_running_loop().time() + ACK_SECONDS / 2
+        for n, row in enumerate(rows):
+            if asyncio.get_running_loop().time() > deadline:
+                result.unsettled.update(r["seq"] for r in rows[n:])
+                return
+            try:
+                await (await self._send(row))
+            except Exception as exc:
+                if not record_error(exc, at_send=False):
+                    raise
+                result.refuse(row, exc)
 
     @staticmethod
-    async def _acknowledged(producer: AIOKafkaProducer, sending: Awaitable[Any]) -> None:
+    async def _acknowledged(producer: AIOKafkaProducer, sending: Awaitable[T]) -> T:
         """Await `sending` for at most ACK_SECONDS; on any failure halt the producer before
         anything else runs (a database rollback can take longer than aiokafka's retry
         pause), so nothing unacknowledged is ever sent again."""
         try:
             async with asyncio.timeout(ACK_SECONDS):
-                await sending
+                return await sending
         except BaseException:
             halt_producer(producer)
             raise

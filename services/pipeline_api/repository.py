@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Row, delete, func, select, text, update
@@ -286,28 +287,78 @@ async def get_resync_job(session: AsyncSession, job_id: int) -> ResyncJob | None
     return await session.get(ResyncJob, job_id)
 
 
-async def claim_resync_job(session: AsyncSession) -> ResyncJob | None:
-    job = (
-        await session.execute(
-            select(ResyncJob)
-            .where(ResyncJob.status == "pending")
-            .order_by(ResyncJob.id)
-            .limit(1)
-            .with_for_update(skip_locked=True)
-        )
-    ).scalar_one_or_none()
-    if job is not None:
-        job.status = "running"
-        job.updated_at = func.now()
-    return job
+@dataclass(frozen=True)
+class ClaimedJob:
+    id: int
+    source_id: str
+    crm_ids: list[str]
+    activity_kind: str | None
+    attempts: int
+
+
+# A job is free when pending, or running under a lease its worker stopped renewing (the
+# process died). Jobs running from before leases existed have none: they are taken up too.
+_CLAIM_JOB = text(
+    """
+    UPDATE pipeline.resync_jobs
+    SET status = 'running', lease_owner = :owner, attempts = attempts + 1,
+        lease_expires_at = now() + make_interval(secs => CAST(:lease AS double precision)),
+        updated_at = now()
+    WHERE id = (
+        SELECT id FROM pipeline.resync_jobs
+        WHERE status = 'pending'
+           OR (status = 'running' AND coalesce(lease_expires_at, '-infinity') < now())
+        ORDER BY id
+        LIMIT 1
+        FOR UPDATE SKIP LOCKED
+    )
+    RETURNING id, source_id, crm_ids, activity_kind, attempts
+    """
+)
+_RENEW_LEASE = text(
+    """
+    UPDATE pipeline.resync_jobs
+    SET lease_expires_at = now() + make_interval(secs => CAST(:lease AS double precision))
+    WHERE id = :id AND lease_owner = :owner AND status = 'running'
+    """
+)
+
+
+async def claim_resync_job(
+    session: AsyncSession, *, owner: str, lease_seconds: float
+) -> ClaimedJob | None:
+    """Take the oldest free job under a lease `owner` must renew within `lease_seconds`."""
+    row = (
+        (await session.execute(_CLAIM_JOB, {"owner": owner, "lease": lease_seconds}))
+        .mappings()
+        .one_or_none()
+    )
+    return ClaimedJob(**row) if row is not None else None
+
+
+async def renew_resync_lease(
+    session: AsyncSession, job_id: int, *, owner: str, lease_seconds: float
+) -> bool:
+    """Extend the lease; False if another worker has taken the job meanwhile."""
+    result = await session.execute(
+        _RENEW_LEASE, {"id": job_id, "owner": owner, "lease": lease_seconds}
+    )
+    return bool(getattr(result, "rowcount", 0))
 
 
 async def finish_resync_job(
-    session: AsyncSession, job_id: int, *, status: str, progress: int, error: str | None
+    session: AsyncSession,
+    job_id: int,
+    *,
+    owner: str,
+    status: str,
+    progress: int,
+    error: str | None,
 ) -> None:
+    """Record the outcome, unless the lease was lost: the job's new owner reports it."""
     await session.execute(
         update(ResyncJob)
-        .where(ResyncJob.id == job_id)
+        .where(ResyncJob.id == job_id, ResyncJob.lease_owner == owner)
         .values(status=status, progress=progress, error=error, updated_at=func.now())
     )
 

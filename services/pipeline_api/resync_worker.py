@@ -5,6 +5,10 @@ Jobs come from gap and merge events, restores, activities a webhook only names, 
 /v1/sources/{id}/resync`. A fetched record is stamped with the CRM's last-modified time,
 so it orders correctly against webhook changes and a second fetch of an unchanged record
 dedupes; a record the CRM answers 404 for is recorded as deleted.
+
+A worker holds each job under a lease it renews while the job runs; if its process dies,
+the lease runs out and another worker takes the job up again (a re-sync is idempotent), so
+no job stays `running` forever. A job that killed its worker `MAX_ATTEMPTS` times fails.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from functools import partial
@@ -29,8 +34,8 @@ from services.pipeline_api.connectors.changes import (
     to_json,
 )
 from services.pipeline_api.connectors.mapping import Parked
-from services.pipeline_api.event_log import EventLogWriter, LogRow
-from services.pipeline_api.ingest import to_row
+from services.pipeline_api.event_log import EventLogWriter, EventsRefused, LogRow
+from services.pipeline_api.ingest import parked_row, to_row
 from services.pipeline_api.outbound import OutboundPolicy
 from services.pipeline_api.resync import (
     HubSpotClient,
@@ -46,6 +51,7 @@ _log = logging.getLogger("salesops.resync")
 
 FLUSH_EVERY = 200
 STORE_ATTEMPTS = 5
+MAX_ATTEMPTS = 5
 
 
 class ResyncWorker:
@@ -56,9 +62,12 @@ class ResyncWorker:
         writer: EventLogWriter,
         http: httpx.AsyncClient,
         policy: OutboundPolicy,
+        lease_seconds: float,
         poll_seconds: float = 5.0,
     ) -> None:
         self._sessions = sessions
+        self._lease_seconds = lease_seconds
+        self.owner = uuid.uuid4().hex
         self._writer = writer
         self._http = http
         self._policy = policy
@@ -68,38 +77,72 @@ class ResyncWorker:
     async def run(self) -> None:
         while True:
             async with self._sessions() as session, session.begin():
-                job = await repository.claim_resync_job(session)
-                claimed = (
-                    (job.id, job.source_id, list(job.crm_ids), job.activity_kind) if job else None
+                job = await repository.claim_resync_job(
+                    session, owner=self.owner, lease_seconds=self._lease_seconds
                 )
-            if claimed is None:
+            if job is None:
                 self.wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.wake.wait(), timeout=self._poll_seconds)
                 continue
-            await self._run_job(*claimed)
+            if job.attempts > MAX_ATTEMPTS:
+                await self._finish(
+                    job.id,
+                    "failed",
+                    0,
+                    f"abandoned: its worker stopped during {MAX_ATTEMPTS} attempts",
+                )
+                continue
+            await self.hold_and_run(job)
 
-    async def _run_job(
-        self, job_id: int, source_id: str, crm_ids: list[str], activity_kind: str | None
-    ) -> None:
+    async def hold_and_run(self, job: repository.ClaimedJob) -> None:
+        """Run a job this worker has claimed, renewing its lease until the job ends."""
+        renewing = asyncio.create_task(self._renew(job.id), name=f"resync-lease-{job.id}")
+        try:
+            await self._run_job(job)
+        finally:
+            renewing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renewing
+
+    async def _renew(self, job_id: int) -> None:
+        """Renew the job's lease well before it runs out, for as long as the job runs."""
+        while True:
+            await asyncio.sleep(self._lease_seconds / 3)
+            try:
+                async with self._sessions() as session, session.begin():
+                    held = await repository.renew_resync_lease(
+                        session, job_id, owner=self.owner, lease_seconds=self._lease_seconds
+                    )
+            except Exception:  # a blip: the next renewal may still come in time
+                _log.warning("could not renew the lease of re-sync job %s", job_id, exc_info=True)
+                continue
+            if not held:
+                _log.warning("re-sync job %s was taken up by another worker", job_id)
+                return
+
+    async def _run_job(self, job: repository.ClaimedJob) -> None:
         async with self._sessions() as session:
-            source = await repository.get_source(session, source_id)
+            source = await repository.get_source(session, job.source_id)
         progress = 0
         try:
             if source is None:
-                raise RuntimeError(f"source {source_id!r} no longer exists")
+                raise RuntimeError(f"source {job.source_id!r} no longer exists")
             progress = await self._fetch(
-                job_id, source, crm_ids, cast(ActivityKind | None, activity_kind)
+                job.id, source, job.crm_ids, cast(ActivityKind | None, job.activity_kind)
             )
             status, error = "done", None
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # the job records why; the worker goes on with the next
-            _log.warning("re-sync job %s failed", job_id, exc_info=True)
+            _log.warning("re-sync job %s failed", job.id, exc_info=True)
             status, error = "failed", f"{type(exc).__name__}: {exc}"
+        await self._finish(job.id, status, progress, error)
+
+    async def _finish(self, job_id: int, status: str, progress: int, error: str | None) -> None:
         async with self._sessions() as session, session.begin():
             await repository.finish_resync_job(
-                session, job_id, status=status, progress=progress, error=error
+                session, job_id, owner=self.owner, status=status, progress=progress, error=error
             )
 
     async def _fetch(
@@ -167,29 +210,28 @@ class ResyncWorker:
         seen: int,
     ) -> None:
         rows: list[LogRow] = []
+        stored: list[DealChange | ActivityChange] = []
         parked = []
         for change in changes:
-            result = to_row(source, change)
+            result = to_row(source, change, max_bytes=self._writer.max_event_bytes)
             if isinstance(result, Ignored):
                 continue
             if isinstance(result, Parked):
                 parked.append(
-                    {
-                        "source_id": source.id,
-                        "request_id": None,
-                        "reason": result.reason,
-                        "replayable": result.replayable,
-                        "change": to_json(change),
-                    }
+                    parked_row(source, None, result.reason, result.replayable, to_json(change))
                 )
             else:
                 rows.append(result)
+                stored.append(change)
         changes.clear()
+        # A record the log refuses is parked with the reason; the job goes on.
+        results = await self._writer.append_each(rows) if rows else []
+        for change, outcome in zip(stored, results, strict=True):
+            if isinstance(outcome, EventsRefused):
+                parked.append(parked_row(source, None, outcome.reason, False, to_json(change)))
         async with self._sessions() as session, session.begin():
             await repository.park(session, parked)
             await repository.report_progress(session, job_id, seen)
-        if rows:
-            await self._writer.append(rows)
 
 
 def _activity_client(client: ResyncClient, source: SourceIn) -> HubSpotClient | SalesforceClient:

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from sqlalchemy import select
 
-from services.pipeline_api.event_log import LogRow
+from services.pipeline_api.event_log import EventsRefused, LogRow, too_large
 from services.pipeline_api.intake import NDJSON, admit, read_events
 from services.pipeline_api.models import StoredEvent
 from services.pipeline_api.request_state import event_log_writer, pipeline_sessions
@@ -77,35 +77,44 @@ async def post_events(
     )
     max_future = timedelta(seconds=settings.event_max_future_seconds)
     now = datetime.now(UTC)
-    rows: list[LogRow] = []
+    rows: list[tuple[int, LogRow]] = []
     rejected: list[RejectedEvent] = []
     for index, item in enumerate(items):
         try:
-            rows.append(LogRow.of(admit(item, principal, max_future=max_future, now=now)))
+            row = LogRow.of(admit(item, principal, max_future=max_future, now=now))
+            if row.size > writer.max_event_bytes:
+                raise EventRejected(too_large(row, writer.max_event_bytes))
+            rows.append((index, row))
         except EventRejected as exc:
-            event_id = item.get("id") if isinstance(item, dict) else None
-            rejected.append(
-                RejectedEvent(
-                    index=index,
-                    id=event_id if isinstance(event_id, str) else None,
-                    reason=exc.reason,
-                )
-            )
+            rejected.append(_rejected(index, item, exc.reason))
     flags: list[bool] = []
     if rows:
         try:
-            flags = await writer.append(rows)
+            outcomes = await writer.append_each([row for _index, row in rows])
         except Exception as exc:  # nothing was acknowledged; the client must retry
             raise Problem(
                 503,
                 "The event log is unavailable; nothing was stored. Retry later.",
                 headers={"Retry-After": "1"},
             ) from exc
+        for (index, _row), outcome in zip(rows, outcomes, strict=True):
+            if isinstance(outcome, EventsRefused):
+                rejected.append(_rejected(index, items[index], outcome.reason))
+            else:
+                flags.append(outcome)
+        rejected.sort(key=lambda r: r.index)
     accepted = sum(flags)
     EVENTS_INTAKE.labels("accepted").inc(accepted)
     EVENTS_INTAKE.labels("duplicate").inc(len(flags) - accepted)
     EVENTS_INTAKE.labels("rejected").inc(len(rejected))
     return IntakeResult(accepted=accepted, duplicates=len(flags) - accepted, rejected=rejected)
+
+
+def _rejected(index: int, item: Any, reason: str) -> RejectedEvent:
+    event_id = item.get("id") if isinstance(item, dict) else None
+    return RejectedEvent(
+        index=index, id=event_id if isinstance(event_id, str) else None, reason=reason
+    )
 
 
 @router.get(

@@ -26,6 +26,7 @@ from services.pipeline_api.connectors.signatures import (
     verify_relay,
 )
 from services.pipeline_api.deliveries import cdc_changes, exact_json, hubspot_changes
+from services.pipeline_api.event_log import EventsRefused
 from services.pipeline_api.ingest import IngestOutcome, ingest
 from services.pipeline_api.intake import read_limited
 from services.pipeline_api.request_state import (
@@ -35,6 +36,7 @@ from services.pipeline_api.request_state import (
 )
 from services.pipeline_api.source_cache import SourceCache
 from services.pipeline_api.sources import SourceIn
+from shared.db_errors import refused_by_data
 from shared.problems import Problem, problem_responses
 from shared.settings import Settings
 
@@ -106,7 +108,11 @@ async def _ingest(
         )
     except Problem:
         raise
+    except EventsRefused as exc:  # this request's data, not the store: only it fails
+        raise Problem(400, f"An event of this request cannot be stored: {exc.reason}") from exc
     except Exception as exc:  # nothing acknowledged: the CRM retries
+        if refused_by_data(exc):  # e.g. a NUL in a change being parked
+            raise Problem(400, "This request holds a value that cannot be stored.") from exc
         _log.exception("webhook ingest failed")
         raise storage_unavailable("retry later") from exc
 

@@ -10,6 +10,8 @@ from services.pipeline_api.event_log import LogRow
 from services.pipeline_api.ingest import to_row
 from services.pipeline_api.sources import SourceIn
 
+MAX_BYTES = 64 * 1024
+
 SOURCE = SourceIn.model_validate(
     {"id": "hs", "kind": "hubspot", "account_id": "42", "mapping": {"owners": {"7": "rep-7"}}}
 )
@@ -26,7 +28,7 @@ def change(occurred_at: datetime) -> DealChange:
 
 
 def test_a_change_from_year_9000_is_parked_for_replay_not_stored() -> None:
-    parked = to_row(SOURCE, change(datetime(9000, 1, 1, tzinfo=UTC)))
+    parked = to_row(SOURCE, change(datetime(9000, 1, 1, tzinfo=UTC)), max_bytes=MAX_BYTES)
     assert isinstance(parked, Parked)
     assert parked.replayable
     assert parked.reason.startswith("dated in the future: time: 9000-01-01")
@@ -34,4 +36,6 @@ def test_a_change_from_year_9000_is_parked_for_replay_not_stored() -> None:
 
 def test_a_change_within_the_skew_is_stored() -> None:
     now = datetime.now(UTC)
-    assert isinstance(to_row(SOURCE, change(now + timedelta(minutes=4))), LogRow)
+    assert isinstance(
+        to_row(SOURCE, change(now + timedelta(minutes=4)), max_bytes=MAX_BYTES), LogRow
+    )

@@ -1,0 +1,242 @@
+"""One bad event never stops anyone else: not other requests, not the events after it.
+
+Against the real database and broker: a group commit the database refuses fails only the
+request that carried the bad event; an event too large for the broker is refused at
+intake; and a stored row the broker refuses is set aside, listed and replayable while the
+rows after it flow on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from dataclasses import replace
+from datetime import UTC, datetime
+from urllib.parse import quote
+
+import httpx
+import orjson
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from services.pipeline_api.event_log import EventLogWriter, EventsRefused, LogRow
+from shared import topics
+from shared.db import driver_dsn
+from shared.events import validate_event
+from shared.settings import Settings
+from tests.integration.test_webhooks import (
+    basic,
+    pd_event,
+    pipedrive,  # noqa: F401 - a fixture, used by name
+    put_source,
+    unique_account,
+)
+from tests.support.events import CREATED, event
+from tests.support.waiting import eventually
+
+pytestmark = pytest.mark.integration
+
+
+def deal_event(deal: str, **data: object) -> dict[str, object]:
+    return event(
+        CREATED,
+        {"deal_id": deal, "name": "n", "owner_id": "r", "stage": "s", **data},
+        time="2026-06-01T00:00:00Z",
+    )
+
+
+def row(deal: str, **data: object) -> LogRow:
+    return LogRow.of(validate_event(deal_event(deal, **data)))
+
+
+async def test_a_refused_request_fails_alone_in_its_group(database_url: str) -> None:
+    commits = 0
+
+    def committed() -> None:
+        nonlocal commits
+        commits += 1
+
+    writer = EventLogWriter(
+        driver_dsn(database_url), on_commit=committed, max_event_bytes=1 << 20, writers=1
+    )
+    good = [[row(f"grp-{uuid.uuid4().hex[:8]}")] for _ in range(10)]
+    # Validation refuses NUL before the log; a row built past it is what PostgreSQL alone
+    # refuses (jsonb takes no \u0000), as it would any value validation does not foresee.
+    bad = [replace(row(f"grp-{uuid.uuid4().hex[:8]}"), envelope_json='{"note": "a\\u0000b"}')]
+    # Queued before the writer starts, so they are sure to share one group commit.
+    requests = [asyncio.ensure_future(writer.append(rows)) for rows in [*good[:5], bad, *good[5:]]]
+    await asyncio.sleep(0.05)
+    writer.start()
+    try:
+        results = await asyncio.gather(*requests, return_exceptions=True)
+    finally:
+        await writer.stop()
+    refused = results.pop(5)
+    assert isinstance(refused, EventsRefused), refused
+    assert "database refused" in refused.reason
+    assert results == [[True]] * 10
+    assert commits == 10
+
+
+async def test_intake_rejects_only_the_event_the_database_refuses(
+    client: httpx.AsyncClient,
+) -> None:
+    deal = f"nul-{uuid.uuid4().hex[:8]}"
+    batch = [
+        deal_event(deal),
+        deal_event(f"{deal}-x", properties={"note": "a\x00b"}),
+        deal_event(f"{deal}-y"),
+    ]
+    response = await client.post("/v1/events", json=batch)
+    assert response.status_code == 202, response.text
+    answer = response.json()
+    assert answer["accepted"] == 2
+    assert [r["index"] for r in answer["rejected"]] == [1]
+    assert answer["rejected"][0]["id"] == batch[1]["id"]
+
+
+async def test_an_event_too_large_for_the_broker_is_rejected_at_intake(
+    client: httpx.AsyncClient,
+) -> None:
+    limit = Settings().event_max_bytes
+    deal = f"big-{uuid.uuid4().hex[:8]}"
+    too_big = deal_event(deal, properties={"blob": "x" * (limit + 1)})
+    fits = deal_event(f"{deal}-fits", properties={"blob": "x" * (limit - 2000)})
+    response = await client.post("/v1/events", json=[too_big, fits])
+    assert response.status_code == 202, response.text
+    answer = response.json()
+    assert answer["accepted"] == 1
+    assert [r["index"] for r in answer["rejected"]] == [0]
+    assert "limit" in answer["rejected"][0]["reason"]
+
+    async def published() -> bool:
+        url = f"/v1/events/{quote(str(fits['source']), safe='')}/{fits['id']}"
+        return bool((await client.get(url)).json()["published"])
+
+    await eventually(published, within=30)
+
+
+async def test_a_row_the_broker_refuses_is_set_aside_and_the_rest_flow(
+    client: httpx.AsyncClient, database_url: str
+) -> None:
+    deal = f"aside-{uuid.uuid4().hex[:8]}"
+    # Stored by a version without the intake limit: larger than the producer may send.
+    huge = deal_event(deal, properties={"blob": "x" * (1536 * 1024)})
+    engine = create_async_engine(database_url)
+    try:
+        async with engine.begin() as conn:
+            seq = (
+                await conn.execute(
+                    text(
+                        "INSERT INTO pipeline.events (source, event_id, type, subject, topic, "
+                        "partition_key, event_time, envelope) VALUES (:source, :id, :type, "
+                        ":deal, :topic, :deal, :time, CAST(:envelope AS jsonb)) RETURNING seq"
+                    ),
+                    {
+                        "source": huge["source"],
+                        "id": huge["id"],
+                        "type": CREATED,
+                        "deal": deal,
+                        "topic": topics.DEAL,
+                        "time": datetime(2026, 6, 1, tzinfo=UTC),
+                        "envelope": orjson.dumps(huge).decode(),
+                    },
+                )
+            ).scalar_one()
+        after = deal_event(f"{deal}-after")
+        assert (await client.post("/v1/events", json=after)).status_code == 202
+
+        async def applied() -> bool:
+            return (await client.get(f"/v1/deals/{deal}-after")).status_code == 200
+
+        await eventually(applied, within=60)
+
+        async def listed() -> dict[str, object] | None:
+            page = (await client.get("/v1/events/unpublishable", params={"limit": 1000})).json()
+            return next((i for i in page["items"] if i["seq"] == seq), None)
+
+        aside = await eventually(listed, within=30)
+        assert aside["id"] == huge["id"]
+        assert "MessageSizeTooLargeError" in str(aside["error"])
+        metrics = (await client.get("/metrics")).text
+        assert f'salesops_relay_unpublishable_total{{topic="{topics.DEAL}"}}' in metrics
+
+        missing = await client.post("/v1/events/unpublishable/replay", json={"seqs": [seq + 10**9]})
+        assert missing.status_code == 404
+        # Fixed (here: trimmed to what the broker takes), then replayed: it is published.
+        fixed = deal_event(deal)
+        fixed["id"], fixed["source"] = huge["id"], huge["source"]
+        async with engine.begin() as conn:
+            await conn.execute(
+                text("UPDATE pipeline.events SET envelope = CAST(:e AS jsonb) WHERE seq = :seq"),
+                {"e": orjson.dumps(fixed).decode(), "seq": seq},
+            )
+        replay = await client.post("/v1/events/unpublishable/replay", json={"seqs": [seq]})
+        assert replay.status_code == 200, replay.text
+        assert replay.json() == {"replayed": 1}
+
+        async def deal_applied() -> bool:
+            return (await client.get(f"/v1/deals/{deal}")).status_code == 200
+
+        await eventually(deal_applied, within=60)
+        assert await listed() is None
+    finally:
+        await engine.dispose()
+
+
+async def test_a_webhook_the_database_refuses_fails_alone(
+    pipedrive: tuple[httpx.AsyncClient, str],  # noqa: F811 - the fixture imported above
+    stack_url: str,
+) -> None:
+    client, company = pipedrive
+    good = pd_event("v2_deal_create_pipedream.json", company)
+    bad = pd_event("v2_deal_create_pipedream.json", company)
+    bad["data"] = {**bad["data"], "id": 2, "title": "a\x00b"}
+    # Unmapped owner: this change is parked, so the refusal comes from the parking insert.
+    bad_parked = pd_event("v2_deal_create_pipedream.json", company)
+    bad_parked["data"] = {**bad["data"], "id": 3, "owner_id": 999}
+    url = f"{stack_url}/v1/webhooks/pipedrive"
+    answers = await asyncio.gather(
+        *(
+            client.post(url, json=body, headers=basic("salesops", "pd-pass"))
+            for body in (bad, good, bad_parked)
+        )
+    )
+    refused, accepted, refused_parked = answers
+    assert accepted.status_code == 200, accepted.text
+    assert accepted.json()["accepted"] == 1
+    # Refused by the database (400 for this request), or, should validation learn to
+    # refuse NUL first, parked: either way this request alone, and never a 503.
+    for answer in (refused, refused_parked):
+        if answer.status_code == 400:
+            assert answer.headers["content-type"] == "application/problem+json"
+        else:
+            assert (answer.status_code, answer.json()["parked"]) == (200, 1), answer.text
+    assert refused.status_code != 400 or "cannot be stored" in refused.json()["detail"]
+
+
+async def test_a_webhook_change_too_large_for_the_broker_is_parked(
+    client: httpx.AsyncClient, stack_url: str
+) -> None:
+    company = unique_account()
+    source = {"id": f"pd-big-{company}", "kind": "pipedrive", "account_id": company}
+    secrets = {"current": "pd-pass", "basic_user": "salesops"}
+    mapping = {
+        "stages": {"1": {"stage": "s"}},
+        "owners": {"123123": "r"},
+        "keep_properties": ["notes"],
+    }
+    await put_source(client, {**source, "secrets": secrets, "mapping": mapping})
+    huge = pd_event("v2_deal_create_pipedream.json", company)
+    notes = {"type": "text", "value": "x" * Settings().event_max_bytes}
+    huge["data"] = {**huge["data"], "custom_fields": {"notes": notes}}
+    answer = await client.post(
+        f"{stack_url}/v1/webhooks/pipedrive", json=huge, headers=basic("salesops", "pd-pass")
+    )
+    assert answer.status_code == 200, answer.text
+    assert (answer.json()["accepted"], answer.json()["parked"]) == (0, 1)
+    dlq = (await client.get("/v1/dlq", params={"source_id": source["id"]})).json()["items"]
+    assert len(dlq) == 1
+    assert "limit" in dlq[0]["reason"]
+    assert dlq[0]["replayable"] is False

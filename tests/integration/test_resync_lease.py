@@ -1,0 +1,121 @@
+"""A re-sync job whose worker died is taken up again once its lease runs out.
+
+Jobs are written as a worker that died mid-job would leave them: `running`, under a lease
+nobody renews. A live worker must take them up and finish them, and a job that has
+already killed its worker `MAX_ATTEMPTS` times is failed rather than tried forever. A job
+that merely runs longer than its lease is renewed by its worker and never taken from it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import httpx
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from services.pipeline_api import repository
+from services.pipeline_api.event_log import EventLogWriter
+from services.pipeline_api.outbound import OutboundPolicy
+from services.pipeline_api.resync_worker import MAX_ATTEMPTS, ResyncWorker
+from shared.db import create_sessionmaker, driver_dsn
+from tests.support.waiting import eventually
+
+pytestmark = pytest.mark.integration
+
+
+POLICY = OutboundPolicy(allow_loopback=True)
+INSERT = text(
+    "INSERT INTO pipeline.resync_jobs (source_id, crm_ids, reason, status, lease_owner, "
+    "lease_expires_at, attempts) VALUES (:source, '[\"1\"]', 'test', 'running', :owner, "
+    "now() + make_interval(secs => :lease), :attempts) RETURNING id"
+)
+
+
+async def test_a_job_left_running_by_a_dead_worker_is_taken_up(database_url: str) -> None:
+    gone = f"gone-{uuid.uuid4().hex[:8]}"
+    engine = create_async_engine(database_url)
+    sessions = create_sessionmaker(engine)
+    dead = {"source": gone, "owner": "dead", "lease": -1.0}
+    async with engine.begin() as conn:
+        stranded = (await conn.execute(INSERT, {**dead, "attempts": 1})).scalar_one()
+        poison = (await conn.execute(INSERT, {**dead, "attempts": MAX_ATTEMPTS})).scalar_one()
+    writer = EventLogWriter(driver_dsn(database_url), on_commit=lambda: None, max_event_bytes=1024)
+    async with httpx.AsyncClient() as http:
+        worker = ResyncWorker(
+            sessions=sessions,
+            writer=writer,
+            http=http,
+            policy=POLICY,
+            lease_seconds=1.0,
+            poll_seconds=0.2,
+        )
+        running = asyncio.create_task(worker.run())
+        try:
+
+            async def finished() -> dict[int, tuple[str, str, int]] | None:
+                async with sessions() as session:
+                    jobs = {
+                        job_id: await repository.get_resync_job(session, job_id)
+                        for job_id in (stranded, poison)
+                    }
+                states = {i: (j.status, j.error or "", j.attempts) for i, j in jobs.items() if j}
+                return states if all(s[0] != "running" for s in states.values()) else None
+
+            states = await eventually(finished, within=30)
+        finally:
+            running.cancel()
+            await asyncio.gather(running, return_exceptions=True)
+    await engine.dispose()
+    status, error, attempts = states[stranded]
+    assert (status, attempts) == ("failed", 2)
+    assert "no longer exists" in error, "the job was run again by the live worker"
+    status, error, _ = states[poison]
+    assert status == "failed"
+    assert "abandoned" in error
+
+
+class SlowWorker(ResyncWorker):
+    """Its jobs take several lease periods, as a large re-sync over a slow CRM does."""
+
+    async def _run_job(self, job: repository.ClaimedJob) -> None:
+        await asyncio.sleep(LEASE * 4)
+        await self._finish(job.id, "done", 7, None)
+
+
+LEASE = 0.6
+
+
+async def test_a_live_worker_keeps_its_job_past_the_lease(database_url: str) -> None:
+    engine = create_async_engine(database_url)
+    sessions = create_sessionmaker(engine)
+    writer = EventLogWriter(driver_dsn(database_url), on_commit=lambda: None, max_event_bytes=1024)
+    async with httpx.AsyncClient() as http:
+        slow = SlowWorker(
+            sessions=sessions, writer=writer, http=http, policy=POLICY, lease_seconds=LEASE
+        )
+        rival = ResyncWorker(
+            sessions=sessions,
+            writer=writer,
+            http=http,
+            policy=POLICY,
+            lease_seconds=LEASE,
+            poll_seconds=0.1,
+        )
+        params = {"source": f"gone-{uuid.uuid4().hex[:8]}", "owner": slow.owner, "lease": LEASE}
+        async with engine.begin() as conn:
+            job_id = (await conn.execute(INSERT, {**params, "attempts": 1})).scalar_one()
+        job = repository.ClaimedJob(job_id, str(params["source"]), ["1"], None, 1)
+        polling = asyncio.create_task(rival.run())
+        try:
+            await slow.hold_and_run(job)
+        finally:
+            polling.cancel()
+            await asyncio.gather(polling, return_exceptions=True)
+    async with sessions() as session:
+        done = await repository.get_resync_job(session, job_id)
+    await engine.dispose()
+    assert done is not None
+    assert (done.status, done.progress, done.attempts, done.error) == ("done", 7, 1, None)

@@ -1,0 +1,91 @@
+"""A database blip while the forecast worker applies a batch is retried, not dead-lettered.
+
+The worker's transaction is made to wait on a table lock and its backend is terminated
+while it waits, three times over (as a failover or a restarted connection pooler would);
+then the lock is released. The record must be applied, and no dead letter written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import orjson
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from services.forecast_worker.consumer import ProjectionConsumer
+from services.forecast_worker.projection import StageRules
+from services.forecast_worker.projector import Record
+from shared.db import create_engine
+from shared.settings import Settings
+from tests.support.events import CREATED, event
+from tests.support.infra import query
+
+pytestmark = pytest.mark.integration
+
+WORKER = "salesops-test-blip-worker"
+TERMINATIONS = 3
+
+
+async def test_terminated_backend_is_retried_not_dead_lettered(
+    database_url: str, kafka_bootstrap: str
+) -> None:
+    deal = f"blip-{uuid.uuid4().hex[:8]}"
+    ev = event(
+        CREATED,
+        {"deal_id": deal, "name": "n", "owner_id": "r", "stage": "s"},
+        time="2026-06-01T00:00:00Z",
+    )
+    settings = Settings()
+    engine = create_engine(database_url, application_name=WORKER, pool_size=2)
+    consumer = ProjectionConsumer(
+        engine=engine,
+        bootstrap=kafka_bootstrap,
+        rules=StageRules.of(settings.won_stages, settings.lost_stages),
+        max_records=10,
+        check_seconds=60,
+    )
+    # A topic of its own, so the offset it stores is nobody else's.
+    record = Record(f"blip.{deal}", 0, 0, orjson.dumps(ev))
+    locker = create_async_engine(database_url)
+    try:
+        async with (
+            locker.connect() as lock,
+            locker.connect() as watcher,
+        ):
+            # Autocommit, so that each look at pg_stat_activity is a fresh snapshot.
+            await watcher.execution_options(isolation_level="AUTOCOMMIT")
+            await lock.execute(text("LOCK TABLE forecast.deal_changes IN EXCLUSIVE MODE"))
+            applying = asyncio.create_task(consumer.process([record]))
+            terminated = 0
+            for _ in range(200):
+                if applying.done() or terminated == TERMINATIONS:
+                    break
+                waiting = await watcher.execute(
+                    text(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                        "WHERE application_name = :name AND wait_event_type = 'Lock'"
+                    ),
+                    {"name": WORKER},
+                )
+                terminated += len(waiting.all())
+                await asyncio.sleep(0.1)
+            assert terminated == TERMINATIONS or applying.done()
+            await lock.rollback()
+        await asyncio.wait_for(applying, timeout=60)
+    finally:
+        await consumer.close()
+        await engine.dispose()
+        await locker.dispose()
+
+    letters = await query(
+        database_url, "SELECT reason FROM forecast.dead_letters WHERE event_id = :id", id=ev["id"]
+    )
+    assert letters == [], "a database blip dead-lettered a good event"
+    applied = await query(
+        database_url, "SELECT deal_id FROM forecast.deal_changes WHERE event_id = :id", id=ev["id"]
+    )
+    assert [r.deal_id for r in applied] == [deal]
+    assert terminated == TERMINATIONS

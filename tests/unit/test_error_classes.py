@@ -1,0 +1,113 @@
+"""Which failures blame one event and which the infrastructure: the split that decides
+between rejecting or setting aside a single event and retrying everything."""
+
+from __future__ import annotations
+
+import asyncpg
+import pytest
+from aiokafka.errors import (
+    CorruptRecordException,
+    KafkaConnectionError,
+    KafkaTimeoutError,
+    MessageSizeTooLargeError,
+    NotLeaderForPartitionError,
+    RequestTimedOutError,
+    UnknownError,
+    UnknownTopicOrPartitionError,
+)
+from asyncpg.exceptions._base import DataError as ClientDataError
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from services.pipeline_api.relay import record_error
+from shared.db_errors import is_transient, refused_by_data, sqlstate
+from shared.kafka import make_producer
+from shared.settings import Settings
+
+
+def wrapped(exc: BaseException, *, invalidated: bool = False) -> DBAPIError:
+    """As SQLAlchemy's asyncpg dialect raises it: a DBAPIError over an adapter error
+    caused by asyncpg's own."""
+    adapter = Exception(str(exc))
+    adapter.__cause__ = exc
+    return OperationalError("INSERT", {}, adapter, connection_invalidated=invalidated)
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        asyncpg.UntranslatableCharacterError("unsupported Unicode escape sequence"),
+        asyncpg.CharacterNotInRepertoireError("invalid byte sequence for encoding"),
+        asyncpg.CheckViolationError("check"),
+        asyncpg.ProgramLimitExceededError("index row size exceeds maximum"),
+        ClientDataError("invalid input for query argument $7"),
+    ],
+)
+def test_data_the_database_refuses(exc: BaseException) -> None:
+    assert refused_by_data(exc)
+    assert refused_by_data(wrapped(exc))
+    assert not is_transient(wrapped(exc))
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        asyncpg.AdminShutdownError("terminating connection due to administrator command"),
+        asyncpg.SerializationError("could not serialize access"),
+        asyncpg.DeadlockDetectedError("deadlock detected"),
+        asyncpg.TooManyConnectionsError("sorry, too many clients already"),
+        asyncpg.LockNotAvailableError("could not obtain lock"),
+        asyncpg.ConnectionDoesNotExistError("connection was closed in the middle of operation"),
+        ConnectionResetError("reset by peer"),
+        TimeoutError(),
+    ],
+)
+def test_transient_database_errors(exc: BaseException) -> None:
+    assert is_transient(exc)
+    assert is_transient(wrapped(exc))
+    assert not refused_by_data(wrapped(exc))
+
+
+def test_a_bug_is_neither_transient_nor_the_datas_fault() -> None:
+    for exc in (asyncpg.UndefinedColumnError("no such column"), ValueError("bug")):
+        assert not is_transient(wrapped(exc))
+        assert not refused_by_data(wrapped(exc))
+    assert sqlstate(wrapped(asyncpg.DeadlockDetectedError("x"))) == "40P01"
+
+
+def test_an_invalidated_connection_is_transient() -> None:
+    assert is_transient(wrapped(RuntimeError("gone"), invalidated=True))
+
+
+@pytest.mark.parametrize("exc", [MessageSizeTooLargeError(), CorruptRecordException()])
+def test_record_errors_set_one_row_aside(exc: BaseException) -> None:
+    assert record_error(exc, at_send=True)
+    assert record_error(exc, at_send=False)
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        KafkaConnectionError(),
+        KafkaTimeoutError(),
+        RequestTimedOutError(),
+        NotLeaderForPartitionError(),
+        UnknownTopicOrPartitionError(),
+        UnknownError(),  # a wedged partition answers this for every record: heal, not skip
+        TimeoutError(),
+    ],
+)
+def test_broker_errors_keep_the_rows_in_the_log(exc: BaseException) -> None:
+    assert not record_error(exc, at_send=True)
+    assert not record_error(exc, at_send=False)
+
+
+def test_a_row_the_client_cannot_encode_is_its_own_fault_only_at_send() -> None:
+    assert record_error(UnicodeEncodeError("utf-8", "x", 0, 1, "surrogate"), at_send=True)
+    assert not record_error(ValueError("after the send"), at_send=False)
+
+
+async def test_the_event_size_limit_fits_what_the_relay_can_send() -> None:
+    producer = make_producer("localhost:9", client_id="size-check")
+    limit = producer._max_request_size
+    await producer.stop()
+    assert Settings.model_fields["event_max_bytes"].default < limit
