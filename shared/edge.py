@@ -196,11 +196,14 @@ def document_statuses(spec: dict[str, Any]) -> dict[str, Any]:
     """Add the derived problem statuses to every operation of an OpenAPI document, point
     every 4xx at the Problem schema (FastAPI documents its 422 with its own shape, which
     our handlers never send), and add that schema."""
-    problem = problem_responses(*range(400, 500))
-    for methods in spec.get("paths", {}).values():
+    problem = problem_responses(*range(400, 500), 503)
+    for path, methods in spec.get("paths", {}).items():
         for operation in methods.values():
             responses = operation.setdefault("responses", {})
-            for status in edge_statuses(operation):
+            statuses = edge_statuses(operation)
+            if path.startswith("/v1/"):
+                statuses.add(503)  # every /v1 operation reads or writes the database
+            for status in statuses:
                 responses.setdefault(str(status), problem[status])
             if operation.get("security"):
                 responses["401"] = {**responses["401"], "headers": _CHALLENGE}

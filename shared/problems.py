@@ -15,6 +15,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from shared.db_errors import is_transient
+
 PROBLEM_JSON = "application/problem+json"
 TYPE_BASE = "https://salesops.dev/problems/"
 
@@ -140,6 +142,13 @@ def install_problem_handlers(app: FastAPI) -> None:
         )
 
     async def on_unhandled(request: Request, exc: Exception) -> JSONResponse:
+        if is_transient(exc):
+            # The database is away or overloaded: nothing was done, the client may retry.
+            _log.warning("storage unavailable on %s %s: %r", request.method, request.url.path, exc)
+            return problem_response(
+                request,
+                Problem(503, "Storage is unavailable; retry later.", headers={"Retry-After": "5"}),
+            )
         _log.exception("unhandled error on %s %s", request.method, request.url.path)
         return problem_response(request, Problem(500, "An unexpected error occurred."))
 
