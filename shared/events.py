@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from shared import topics
 from shared.envelope import CloudEvent
 from shared.money import CurrencyCode, DecimalAmount
-from shared.values import UtcDatetime, json_has_nul
+from shared.values import STORED, UtcDatetime, json_has_nul
 
 Id = Annotated[str, Field(min_length=1, max_length=256)]
 ForecastCategory = Literal["pipeline", "best_case", "commit", "closed", "omitted"]
@@ -235,17 +235,23 @@ def describe_validation_error(exc: ValidationError, prefix: str = "") -> str:
 
 
 def validate_event(
-    raw: Any, *, max_future: timedelta | None = None, now: datetime | None = None
+    raw: Any,
+    *,
+    max_future: timedelta | None = None,
+    now: datetime | None = None,
+    stored: bool = False,
 ) -> CanonicalEvent:
     """Check one event against the envelope and its type's model; raise `EventRejected`.
 
     With `max_future` (where events enter: intake, webhooks, re-syncs) its `time` must lie
     at most that far ahead of `now`, else `EventInFuture`. Consumers of stored events
-    leave it out: what was admitted stays valid."""
+    leave it out and pass `stored`: what was admitted stays valid, including naive data
+    times admitted before they were refused (read as UTC, as they were then)."""
+    context = {STORED: stored}
     if not isinstance(raw, dict):
         raise EventRejected(f"an event must be a JSON object, got {type(raw).__name__}")
     try:
-        envelope = CloudEvent.model_validate(raw)
+        envelope = CloudEvent.model_validate(raw, context=context)
     except ValidationError as exc:
         raise EventRejected(describe_validation_error(exc)) from exc
     if max_future is not None:
@@ -260,7 +266,7 @@ def validate_event(
     if kind is None:
         raise EventRejected(f"type: unknown event type {envelope.type!r}")
     try:
-        payload = kind.model.model_validate(envelope.data)
+        payload = kind.model.model_validate(envelope.data, context=context)
     except ValidationError as exc:
         raise EventRejected(describe_validation_error(exc, "data")) from exc
     subject = str(getattr(payload, kind.subject_field))

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 from annotated_types import Interval
-from pydantic import AfterValidator
+from pydantic import AfterValidator, ValidationInfo
 
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
@@ -24,9 +24,17 @@ Id64 = Annotated[int, Interval(ge=1, le=INT64_MAX)]
 """A BIGINT identity: positive, at most 2^63 - 1."""
 
 
-def _to_utc(value: datetime) -> datetime:
+STORED = "stored"
+"""Validation context key: the value was admitted earlier and is read back (see below)."""
+
+
+def _to_utc(value: datetime, info: ValidationInfo) -> datetime:
     if value.tzinfo is None:
-        raise ValueError("must carry a UTC offset (RFC 3339)")
+        if not (info.context or {}).get(STORED):
+            raise ValueError("must carry a UTC offset (RFC 3339)")
+        # Events stored before naive times were refused were read as UTC; a republished
+        # log must keep meaning what it meant, not dead-letter them.
+        value = value.replace(tzinfo=UTC)
     try:
         return value.astimezone(UTC)
     except OverflowError as exc:  # 9999-12-31T23:59:59-05:00 is past datetime.max in UTC

@@ -66,7 +66,7 @@ def decode(record: Record) -> CanonicalEvent:
     except orjson.JSONDecodeError as exc:
         raise Unprocessable(f"value is not JSON: {exc}") from exc
     try:
-        event = validate_event(raw)
+        event = validate_event(raw, stored=True)
     except EventRejected as exc:
         raise Unprocessable(exc.reason) from exc
     if not isinstance(

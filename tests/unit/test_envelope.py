@@ -389,3 +389,12 @@ def test_stored_form_validates_again_to_the_same_event() -> None:
     assert again.subject == first.subject == "r" * 256
     assert again.payload == first.payload
     assert again.raw == first.raw
+
+
+def test_a_naive_data_time_is_refused_at_intake_but_read_as_utc_from_the_log() -> None:
+    data = {**VALID[ACTIVITY][0], "occurred_at": "2024-01-01T10:00:00"}
+    with pytest.raises(EventRejected, match=r"data\.occurred_at: .*UTC offset"):
+        validate_event(raw_event(ACTIVITY, data))
+    stored = validate_event(raw_event(ACTIVITY, data), stored=True)
+    assert isinstance(stored.payload, ActivityLogged)
+    assert stored.payload.occurred_at == datetime(2024, 1, 1, 10, tzinfo=UTC)
