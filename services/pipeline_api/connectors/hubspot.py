@@ -12,7 +12,6 @@ not carry the resulting deal's properties.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from services.pipeline_api.connectors.changes import (
@@ -24,6 +23,7 @@ from services.pipeline_api.connectors.changes import (
     ResyncRequest,
     Unsupported,
 )
+from shared.money import MoneyError, amount_text
 
 DEAL_OBJECT_TYPE = "0-3"
 ENGAGEMENT_KINDS: dict[str, ActivityKind] = {
@@ -93,8 +93,8 @@ def property_field(name: str, value: str | None) -> tuple[str, Any] | None:
         if blank:
             return "amount", None
         try:
-            return "amount", format(Decimal(str(value).replace(",", "")), "f")
-        except InvalidOperation:
+            return "amount", amount_text(str(value).replace(",", ""))
+        except MoneyError:
             return "amount", value  # left for validation to reject with a reason
     if name == "deal_currency_code":
         return "currency", None if blank else value
