@@ -57,18 +57,23 @@ def _integer(text: str) -> int | str:
 
 
 def _check_depth(value: Any) -> None:
-    """Refuse nesting deeper than MAX_JSON_DEPTH, without recursion."""
+    """Refuse nesting deeper than MAX_JSON_DEPTH, level by level, without recursion (plain
+    loops and exact type checks: this runs on every large webhook body)."""
     level = [value]
     for _ in range(MAX_JSON_DEPTH):
-        level = [
-            child
-            for node in level
-            for child in (node.values() if isinstance(node, dict) else node)
-            if isinstance(child, dict | list)
-        ]
-        if not level:
+        below = []
+        for node in level:
+            for child in node.values() if type(node) is dict else node:
+                if type(child) is dict or type(child) is list:
+                    below.append(child)
+        if not below:
             return
+        level = below
     raise ValueError(f"nested deeper than {MAX_JSON_DEPTH} levels")
+
+
+_DIGITS = bytes.maketrans(b"123456789", b"000000000")
+_LONG_DIGIT_RUN = b"0" * len(str(MIN_INT).lstrip("-"))
 
 
 def exact_json(body: bytes) -> Any:
@@ -77,8 +82,16 @@ def exact_json(body: bytes) -> Any:
     validation to refuse with a reason where a number is needed. A body that is not JSON
     (or not UTF-8), or nests deeper than MAX_JSON_DEPTH, raises `ValueError`, as every
     parser's error does."""
+    # An integer beyond 64 bits has 19 digits or more; only a body with such a run of
+    # digits pays for the Python hook that keeps them as text.
+    long_digits = _LONG_DIGIT_RUN in body.translate(_DIGITS)
     try:
-        parsed = json.loads(body, parse_float=_number, parse_int=_integer, parse_constant=str)
+        parsed = json.loads(
+            body,
+            parse_float=_number,
+            parse_int=_integer if long_digits else None,
+            parse_constant=str,
+        )
     except RecursionError as exc:
         raise ValueError(f"nested deeper than {MAX_JSON_DEPTH} levels") from exc
     if isinstance(parsed, dict | list) and body.count(b"[") + body.count(b"{") > MAX_JSON_DEPTH:
