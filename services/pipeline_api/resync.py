@@ -374,7 +374,10 @@ def instant(value: Any) -> datetime:
     if isinstance(value, bool):
         raise ValueError(f"{value!r} is not a timestamp")
     if isinstance(value, int) or (isinstance(value, str) and value.strip().isdigit()):
-        return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=int(value))
+        try:
+            return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=int(value))
+        except OverflowError as exc:
+            raise ValueError(f"{value!r} is not a timestamp") from exc
     if not isinstance(value, str) or not value.strip():
         raise ValueError(f"{value!r} is not a timestamp")
     parsed = datetime.fromisoformat(value.strip())
