@@ -24,9 +24,9 @@ class MoneyError(ValueError):
     pass
 
 
-def _shown(value: Any) -> str:
+def _shown(value: str) -> str:
     """The value for an error message, cut short: messages are stored with parked changes."""
-    text = repr(value) if not isinstance(value, int) else "an integer"
+    text = repr(value)
     return text if len(text) <= 40 else text[:37] + "..."
 
 

@@ -157,7 +157,7 @@ async def hubspot_webhook(request: Request) -> WebhookResult:
     if not portals & by_portal.keys():
         # The signature is the app's, shared by its portals: a batch of none of ours
         # answers as a bad signature does, so nobody learns which portals are configured.
-        raise _unauthenticated(f"hubspot: no source for portal {', '.join(sorted(portals))}")
+        raise _unauthenticated(f"hubspot: none of the batch's {len(portals)} portals is a source's")
     unknown = sorted(portals - set(by_portal))
     if unknown:
         raise Problem(404, f"No HubSpot source for portal {', '.join(unknown)}.")
@@ -195,7 +195,7 @@ async def pipedrive_webhook(request: Request) -> WebhookResult:
     else:
         source = next((s for s in authentic if s.account_id == str(company)), None)
     if source is None:
-        raise _unauthenticated(f"pipedrive: the credentials are not company {company}'s")
+        raise _unauthenticated(f"pipedrive: the credentials are not company {company!r:.40}'s")
     try:
         changes = pipedrive.parse(parsed)
     except ValueError as exc:  # PipedriveError, or a value the parser could not read
@@ -231,7 +231,7 @@ async def salesforce_cdc(request: Request) -> WebhookResult:
         # secret, so neither the answer nor its timing tells which sources exist.
         verify_relay(secrets=known or [_DECOY], body=body, headers=headers, now_s=now_s)
     except SignatureError as exc:
-        reason = exc if known else f"no source {source_id!r} with a secret"
+        reason = exc if known else f"no source {source_id!r:.70} with a secret"
         raise _unauthenticated(f"salesforce cdc: {reason}") from exc
     assert source is not None  # the decoy secret never verifies
     try:
