@@ -145,6 +145,20 @@ async def test_unknown_sources_organisations_and_portals_answer_like_bad_credent
     answers = [
         await send_cdc(client, f"{stack_url}/v1/webhooks/salesforce/cdc", "sf-nobody", {}),
         await client.post(
+            f"{stack_url}/v1/webhooks/salesforce/cdc",
+            params={"source": "sf-\u0000"},
+            content=b"{}",
+            headers={
+                "X-Salesops-Timestamp": str(int(time.time())),
+                "X-Salesops-Signature": "sha256=00",
+            },
+        ),
+        await client.post(
+            f"{stack_url}/v1/webhooks/salesforce/outbound",
+            params={"token": "sf-relay-secret\u0000"},
+            content=_outbound(org),
+        ),
+        await client.post(
             f"{stack_url}/v1/webhooks/salesforce/outbound",
             params={"token": "sf-relay-secret"},
             content=_outbound("00D" + uuid.uuid4().hex[:12].upper()),
