@@ -10,21 +10,138 @@ be read at all.
 from __future__ import annotations
 
 import json
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Any, Literal, get_args
 
 from services.pipeline_api.connectors import hubspot, pipedrive, salesforce
-from services.pipeline_api.connectors.changes import CrmChange
+from services.pipeline_api.connectors.changes import (
+    AccountMerged,
+    CrmChange,
+    Ignored,
+    ResyncRequest,
+    Unsupported,
+    to_json,
+)
 from services.pipeline_api.sources import SourceIn
+from shared.money import MAX_PLAIN_DIGITS
 
 DeliveryKind = Literal["hubspot", "pipedrive", "salesforce-cdc", "salesforce-outbound"]
 KINDS: tuple[str, ...] = get_args(DeliveryKind)
 
 
+MAX_JSON_DEPTH = 64
+"""Deepest nesting a body may have. Real CRM payloads nest a handful of levels; the limit
+keeps every later step (our parsers, the JSON encoder of stored events) far from its own."""
+MAX_INT = 2**64 - 1
+MIN_INT = -(2**63)
+"""Integers outside these bounds (what the event log's JSON encoder can write) stay text."""
+
+
+def _number(text: str) -> Decimal | str:
+    """A JSON number with a fraction or exponent, exact; kept as its text when writing it
+    out would be large (`1e999999999`), so no later step can expand it."""
+    if len(text) > MAX_PLAIN_DIGITS:
+        return text
+    try:
+        number = Decimal(text)
+    except InvalidOperation:  # an exponent beyond what Decimal holds
+        return text
+    if abs(number.adjusted()) >= MAX_PLAIN_DIGITS:
+        return text
+    return number
+
+
+def _integer(text: str) -> int | str:
+    if len(text) > len(str(MIN_INT)):
+        return text
+    value = int(text)
+    return value if MIN_INT <= value <= MAX_INT else text
+
+
+def _check_depth(value: Any) -> None:
+    """Refuse nesting deeper than MAX_JSON_DEPTH, level by level, without recursion (plain
+    loops and exact type checks: this runs on every large webhook body)."""
+    level = [value]
+    for _ in range(MAX_JSON_DEPTH):
+        below = []
+        for node in level:
+            for child in node.values() if type(node) is dict else node:
+                if type(child) is dict or type(child) is list:
+                    below.append(child)
+        if not below:
+            return
+        level = below
+    raise ValueError(f"nested deeper than {MAX_JSON_DEPTH} levels")
+
+
+_DIGITS = bytes.maketrans(b"123456789", b"000000000")
+_LONG_DIGIT_RUN = b"0" * len(str(MIN_INT).lstrip("-"))
+
+
 def exact_json(body: bytes) -> Any:
-    """JSON with exact numbers: fractions as Decimal (money), big ints as int. A body that
-    is not JSON (or not UTF-8) raises `ValueError`, as every parser's error does."""
-    return json.loads(body, parse_float=Decimal)
+    """JSON with exact numbers: fractions as Decimal (money), ints as int, and a number
+    too large to carry safely (an int beyond 64 bits, `1e999999999`) as its text, for
+    validation to refuse with a reason where a number is needed. A body that is not JSON
+    (or not UTF-8), or nests deeper than MAX_JSON_DEPTH, raises `ValueError`, as every
+    parser's error does."""
+    # An integer beyond 64 bits has 19 digits or more; only a body with such a run of
+    # digits pays for the Python hook that keeps them as text.
+    long_digits = _LONG_DIGIT_RUN in body.translate(_DIGITS)
+    try:
+        parsed = json.loads(
+            body,
+            parse_float=_number,
+            parse_int=_integer if long_digits else None,
+            parse_constant=str,
+        )
+    except RecursionError as exc:
+        raise ValueError(f"nested deeper than {MAX_JSON_DEPTH} levels") from exc
+    if isinstance(parsed, dict | list) and body.count(b"[") + body.count(b"{") > MAX_JSON_DEPTH:
+        _check_depth(parsed)
+    return parsed
+
+
+def _scrub(value: Any) -> Any:
+    """A copy with every NUL character replaced by U+FFFD (depth is bounded on input)."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, dict):
+        return {_scrub(k): _scrub(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_scrub(v) for v in value]
+    return value
+
+
+def _storable(change: CrmChange) -> CrmChange:
+    if isinstance(change, Unsupported):
+        return Unsupported(change.reason, _scrub(change.item))
+    if isinstance(change, Ignored):
+        return Ignored(_scrub(change.reason))
+    content: Any
+    if isinstance(change, ResyncRequest):
+        content = [change.reason, *change.crm_ids]
+    elif isinstance(change, AccountMerged):
+        content = [change.merged_id, change.survivor_id, change.event_key]
+    else:
+        content = to_json(change)
+    scrubbed = _scrub(content)
+    if scrubbed == content:
+        return change
+    return Unsupported(
+        "the change holds a NUL character (\\u0000), which PostgreSQL cannot store as "
+        "text; kept here with U+FFFD in its place",
+        scrubbed,
+    )
+
+
+def storable(body: bytes, changes: list[CrmChange]) -> list[CrmChange]:
+    """The changes with each one that holds a NUL character turned into an `Unsupported`
+    with that reason: PostgreSQL refuses NUL in text and jsonb, and one such change must
+    not fail the request's other changes. JSON can only carry a NUL as `\\u0000` (and XML
+    not at all), so a body without that text is passed through untouched."""
+    if b"\\u0000" not in body:
+        return changes
+    return [_storable(change) for change in changes]
 
 
 def hubspot_changes(items: Any, portal: str) -> list[CrmChange]:
@@ -42,6 +159,10 @@ def cdc_changes(event: Any, source: SourceIn) -> list[CrmChange]:
 
 def parse_delivery(kind: str, source: SourceIn, body: bytes) -> list[CrmChange]:
     """The changes a stored delivery to the `kind` endpoint holds for `source`."""
+    return storable(body, _delivery_changes(kind, source, body))
+
+
+def _delivery_changes(kind: str, source: SourceIn, body: bytes) -> list[CrmChange]:
     if kind == "hubspot":
         items = exact_json(body)
         hubspot.portal_ids(items)

@@ -24,8 +24,9 @@ last-modified time as `changed_at`.
 `api_base_url` is the host root: https://api.hubapi.com, the Salesforce instance URL
 (https://MyDomain.my.salesforce.com), https://COMPANY.pipedrive.com.
 
-Every body is parsed with `json.loads(parse_float=Decimal)`, so an amount is never a float
-on its way to the decimal string in `fields["amount"]`. Requests go through `CrmHttp`, which
+Every body is parsed with `exact_json`, as webhook bodies are, so an amount is never a float
+on its way to the decimal string in `fields["amount"]`, and no number is expanded before
+its size is checked. Requests go through `CrmHttp`, which
 retries 429, 5xx and connection errors with exponential backoff plus jitter, honours
 `Retry-After` (seconds or HTTP date), retries Salesforce's 403 REQUEST_LIMIT_EXCEEDED, and
 pauses on its own when a quota header says nothing is left (HubSpot
@@ -49,7 +50,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any, ClassVar, Protocol, TypeVar
 from urllib.parse import quote
 
@@ -59,8 +60,10 @@ from services.pipeline_api.connectors.changes import ActivityChange, ActivityKin
 from services.pipeline_api.connectors.hubspot import property_field
 from services.pipeline_api.connectors.salesforce import activity_change, activity_entity
 from services.pipeline_api.crm_auth import Credentials, SalesforceRefreshToken, StaticToken
+from services.pipeline_api.deliveries import exact_json
 from services.pipeline_api.outbound import error_code
 from services.pipeline_api.sources import SourceIn
+from shared.money import amount_text, number_text
 
 _log = logging.getLogger("salesops.resync")
 
@@ -186,7 +189,7 @@ def error_detail(response: httpx.Response) -> str:
     or that it named none. The body itself is never repeated."""
     try:
         body = json.loads(response.content)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested deeper than json reads
         body = None
     return error_code(body) or "no error code"
 
@@ -341,9 +344,10 @@ class CrmHttp:
 
 
 def decode_json(response: httpx.Response, crm: str) -> Any:
-    """The body as JSON, with every non-integer number a `Decimal` (never a float)."""
+    """The body as JSON, read as a webhook body is (`exact_json`): exact numbers, none
+    of them expanded, and a bounded depth."""
     try:
-        return json.loads(response.content, parse_float=Decimal)
+        return exact_json(response.content)
     except ValueError as exc:
         raise CrmResponseError(
             f"{crm} answered {response.status_code} to GET {response.request.url.path} with "
@@ -357,7 +361,10 @@ def instant(value: Any) -> datetime:
     if isinstance(value, bool):
         raise ValueError(f"{value!r} is not a timestamp")
     if isinstance(value, int) or (isinstance(value, str) and value.strip().isdigit()):
-        return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=int(value))
+        try:
+            return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=int(value))
+        except OverflowError as exc:
+            raise ValueError(f"{value!r} is not a timestamp") from exc
     if not isinstance(value, str) or not value.strip():
         raise ValueError(f"{value!r} is not a timestamp")
     parsed = datetime.fromisoformat(value.strip())
@@ -379,25 +386,18 @@ def _iso_time(value: Any) -> str | None:
 
 
 def decimal_text(value: Any) -> str | None:
-    """An amount as plain decimal text ("1234.50"), from a string, int or Decimal."""
+    """An amount as plain decimal text ("1234.50"), from a string, int or Decimal, through
+    the one amount parser, whose size limits hold before the number is written out."""
     if value is None or value == "":
         return None
-    if isinstance(value, bool | float):
-        raise ValueError(f"amount {value!r} is not an exact decimal")
-    try:
-        number = value if isinstance(value, Decimal) else Decimal(str(value).strip())
-    except InvalidOperation as exc:
-        raise ValueError(f"amount {value!r} is not a decimal number") from exc
-    if not number.is_finite():
-        raise ValueError(f"amount {value!r} is not finite")
-    return format(number, "f")
+    return amount_text(value)
 
 
 def jsonable(value: Any) -> Any:
     """`Decimal`s (JSON numbers with a fraction) as exact decimal strings, so properties
     store as JSON (orjson and parked changes take no Decimal)."""
     if isinstance(value, Decimal):
-        return format(value, "f")
+        return number_text(value)
     if isinstance(value, dict):
         return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, list):

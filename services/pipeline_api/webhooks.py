@@ -7,9 +7,9 @@ handle is answered 2xx (a CRM bans endpoints that keep failing) and parked with 
 
 from __future__ import annotations
 
-import hmac
 import logging
 import time
+from secrets import token_hex
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -21,11 +21,14 @@ from services.pipeline_api.connectors import hubspot, pipedrive, salesforce
 from services.pipeline_api.connectors.changes import Ignored
 from services.pipeline_api.connectors.signatures import (
     SignatureError,
+    check_hubspot_headers,
+    check_relay_headers,
+    token_matches,
     verify_basic,
     verify_hubspot,
     verify_relay,
 )
-from services.pipeline_api.deliveries import cdc_changes, exact_json, hubspot_changes
+from services.pipeline_api.deliveries import cdc_changes, exact_json, hubspot_changes, storable
 from services.pipeline_api.event_log import EventsRefused
 from services.pipeline_api.ingest import IngestOutcome, ingest
 from services.pipeline_api.intake import read_limited
@@ -44,8 +47,10 @@ router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
 _log = logging.getLogger("salesops.webhooks")
 
 UNAUTHENTICATED = "The request could not be authenticated."
-PROBLEMS = problem_responses(400, 401, 404, 413, 503)
+PROBLEMS = problem_responses(400, 401, 413, 503)
 """What every webhook endpoint may answer besides its 2xx (documented in the spec)."""
+_DECOY = token_hex(32)
+"""Checked in place of an unknown source's secret; random, so it never verifies."""
 
 
 class WebhookResult(BaseModel):
@@ -104,7 +109,7 @@ async def _ingest(
             kind=kind,
             headers=repository.headers_for_audit(request.headers.items()),
             body=body,
-            changes=changes,
+            changes=storable(body, changes),
         )
     except Problem:
         raise
@@ -130,13 +135,22 @@ async def _sources(request: Request, kind: str) -> list[SourceIn]:
 )
 async def hubspot_webhook(request: Request) -> WebhookResult:
     settings: Settings = request.state.settings
-    body = await read_limited(request, settings.intake_max_bytes)
     headers = _headers(request)
-    uri = _signed_uri(request, settings)
     now_ms = int(time.time() * 1000)
-    authentic: list[SourceIn] = []
+    candidates: list[SourceIn] = []
     last_error = "no HubSpot source is configured"
     for source in await _sources(request, "hubspot"):
+        try:
+            check_hubspot_headers(version=source.hubspot_signature, headers=headers, now_ms=now_ms)
+            candidates.append(source)
+        except SignatureError as exc:
+            last_error = str(exc)
+    if not candidates:
+        raise _unauthenticated(f"hubspot: {last_error}")
+    body = await read_limited(request, settings.intake_max_bytes)
+    uri = _signed_uri(request, settings)
+    authentic: list[SourceIn] = []
+    for source in candidates:
         try:
             verify_hubspot(
                 version=source.hubspot_signature,
@@ -148,7 +162,7 @@ async def hubspot_webhook(request: Request) -> WebhookResult:
                 now_ms=now_ms,
             )
             authentic.append(source)
-        except (SignatureError, UnicodeDecodeError) as exc:
+        except SignatureError as exc:
             last_error = str(exc)
     if not authentic:
         raise _unauthenticated(f"hubspot: {last_error}")
@@ -160,7 +174,9 @@ async def hubspot_webhook(request: Request) -> WebhookResult:
     by_portal = {s.account_id: s for s in authentic}
     known = sorted(portals & set(by_portal))
     if not known:
-        raise Problem(404, f"No HubSpot source for portal {', '.join(sorted(portals))}.")
+        # The signature is the app's, shared by its portals: a batch of none of ours
+        # answers as a bad signature does, so nobody learns which portals are configured.
+        raise _unauthenticated(f"hubspot: none of the batch's {len(portals)} portals is a source's")
     # One app's batch may mix portals: those without a source must not cost the others
     # their delivery (HubSpot would retry the whole batch), so they are ignored and noted
     # on the archived request of the first configured portal.
@@ -185,7 +201,6 @@ async def hubspot_webhook(request: Request) -> WebhookResult:
 )
 async def pipedrive_webhook(request: Request) -> WebhookResult:
     settings: Settings = request.state.settings
-    body = await read_limited(request, settings.intake_max_bytes)
     headers = _headers(request)
     authentic: list[SourceIn] = []
     for candidate in await _sources(request, "pipedrive"):
@@ -200,6 +215,7 @@ async def pipedrive_webhook(request: Request) -> WebhookResult:
             continue
     if not authentic:
         raise _unauthenticated("pipedrive: no source accepts these Basic credentials")
+    body = await read_limited(request, settings.intake_max_bytes)
     parsed = _exact_json(body)
     meta = parsed.get("meta") if isinstance(parsed, dict) else None
     company = meta.get("company_id") if isinstance(meta, dict) else None
@@ -209,7 +225,7 @@ async def pipedrive_webhook(request: Request) -> WebhookResult:
     else:
         source = next((s for s in authentic if s.account_id == str(company)), None)
     if source is None:
-        raise Problem(404, f"No Pipedrive source for company {company}.")
+        raise _unauthenticated(f"pipedrive: the credentials are not company {company!r:.40}'s")
     try:
         changes = pipedrive.parse(parsed)
     except ValueError as exc:  # PipedriveError, or a value the parser could not read
@@ -231,18 +247,24 @@ async def pipedrive_webhook(request: Request) -> WebhookResult:
 )
 async def salesforce_cdc(request: Request) -> WebhookResult:
     settings: Settings = request.state.settings
-    body = await read_limited(request, settings.intake_max_bytes)
     headers = _headers(request)
-    source_id = headers.get("x-salesops-source") or request.query_params.get("source")
-    source = next((s for s in await _sources(request, "salesforce") if s.id == source_id), None)
-    if source is None:
-        raise Problem(404, f"No Salesforce source {source_id!r}.")
+    now_s = int(time.time())
     try:
-        verify_relay(
-            secrets=source.secrets.candidates(), body=body, headers=headers, now_s=int(time.time())
-        )
+        check_relay_headers(headers=headers, now_s=now_s)
     except SignatureError as exc:
         raise _unauthenticated(f"salesforce cdc: {exc}") from exc
+    body = await read_limited(request, settings.intake_max_bytes)
+    source_id = headers.get("x-salesops-source") or request.query_params.get("source")
+    source = next((s for s in await _sources(request, "salesforce") if s.id == source_id), None)
+    known = source.secrets.candidates() if source is not None else []
+    try:
+        # An unknown source, or one without a secret, costs the same HMAC as a wrong
+        # secret, so neither the answer nor its timing tells which sources exist.
+        verify_relay(secrets=known or [_DECOY], body=body, headers=headers, now_s=now_s)
+    except SignatureError as exc:
+        reason = exc if known else f"no source {source_id!r:.70} with a secret"
+        raise _unauthenticated(f"salesforce cdc: {reason}") from exc
+    assert source is not None  # the decoy secret never verifies
     try:
         changes = cdc_changes(_exact_json(body), source)
     except ValueError as exc:  # CdcError, or a value the parser could not read
@@ -254,36 +276,33 @@ async def salesforce_cdc(request: Request) -> WebhookResult:
     "/salesforce/outbound",
     summary="Salesforce Outbound Messages (SOAP)",
     description=(
-        "Answers the SOAP Ack Salesforce requires. The OrganizationId must be a configured "
-        "source's, and the endpoint URL must carry `?token=<the source's secret>`."
+        "Answers the SOAP Ack Salesforce requires. The endpoint URL must carry "
+        "`?token=<the source's secret>`, and the OrganizationId must be that source's."
     ),
     response_class=Response,
     responses=PROBLEMS,
 )
 async def salesforce_outbound(request: Request) -> Response:
     settings: Settings = request.state.settings
+    # Outbound Messages carry no signature, and an OrganizationId is no secret: the token
+    # in the URL is the credential, checked against every source before the body is read.
+    token = request.query_params.get("token", "")
+    holders = [
+        s
+        for s in await _sources(request, "salesforce")
+        if token_matches(s.secrets.candidates(), token)
+    ]
+    if not holders:
+        raise _unauthenticated("salesforce outbound: the token is no source's secret")
     body = await read_limited(request, settings.intake_max_bytes)
     try:
         batch = salesforce.parse_outbound(body)
-    except salesforce.OutboundError as exc:
+    except ValueError as exc:  # OutboundError, or a value the parser could not read
         raise Problem(400, str(exc)) from exc
     org = batch.organization_id[:15]
-    source = next(
-        (s for s in await _sources(request, "salesforce") if s.account_id[:15] == org), None
-    )
+    source = next((s for s in holders if s.account_id[:15] == org), None)
     if source is None:
-        raise Problem(404, f"No Salesforce source for organization {batch.organization_id}.")
-    # Outbound Messages carry no signature, and an OrganizationId is no secret: without a
-    # token in the URL nothing would authenticate the request, so none is accepted.
-    secrets = source.secrets.candidates()
-    if not secrets:
-        raise _unauthenticated(
-            f"salesforce outbound: source {source.id} has no secret; set secrets.current and "
-            "add ?token=<it> to the Outbound Message endpoint URL"
-        )
-    token = request.query_params.get("token", "")
-    if not any(hmac.compare_digest(token.encode(), s.encode()) for s in secrets):
-        raise _unauthenticated("salesforce outbound: token does not match")
+        raise _unauthenticated(f"salesforce outbound: the token is not organization {org}'s")
     archived = salesforce.redact_session_id(body)
     await _ingest(request, source, "salesforce-outbound", archived, batch.changes)
     return Response(salesforce.outbound_ack(), media_type="text/xml; charset=utf-8")

@@ -250,7 +250,8 @@ async def test_hubspot_authentication_and_bad_input(hubspot: HubSpot) -> None:
     other_portal = await hubspot.send(
         [{**item, "portalId": 1}], raw=json.dumps([{**item, "portalId": 1}]).encode()
     )
-    assert other_portal.status_code == 404
+    assert other_portal.status_code == 401, "an unknown portal answers as bad credentials"
+    assert other_portal.json() == wrong.json()
     malformed = await hubspot.send([], raw=b"[{not json")
     assert malformed.status_code == 400
     assert malformed.headers["content-type"] == "application/problem+json"
@@ -375,7 +376,7 @@ async def test_pipedrive_published_create_then_changes_and_merge(
     foreign = pd_event("v2_deal_create_pipedream.json", "1")
     assert (
         await client.post(url, json=foreign, headers=basic("salesops", "pd-pass"))
-    ).status_code == 404
+    ).status_code == 401
     garbage = await client.post(
         url,
         content=b"{]",
@@ -473,7 +474,7 @@ async def test_salesforce_cdc_create_update_gap_and_auth(
     )
     assert (await send_cdc(client, url, source_id, create)).json()["duplicates"] == 1
     assert (await send_cdc(client, url, source_id, create, secret="wrong")).status_code == 401
-    assert (await send_cdc(client, url, "nope", create)).status_code == 404
+    assert (await send_cdc(client, url, "nope", create)).status_code == 401
     gap = await send_cdc(
         client, url, source_id, fixture("salesforce/cdc_cometd_opportunity_gap_update.json")
     )

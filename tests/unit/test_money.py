@@ -11,7 +11,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shared.money import MAX_DIGITS, Money, MoneyError, parse_amount, parse_currency
+from shared.money import (
+    MAX_DIGITS,
+    Money,
+    MoneyError,
+    amount_text,
+    number_text,
+    parse_amount,
+    parse_currency,
+)
 
 
 @pytest.mark.parametrize(
@@ -168,3 +176,52 @@ def test_sum_of_money_equals_decimal_sum(values: list[Decimal]) -> None:
     assert total.currency == "USD"
     assert total.amount == expected
     assert Decimal(total.as_json()["amount"]) == expected
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "1e999999999",
+        "-1E+999999999",
+        "1e-999999999",
+        "1e9999999999999999999",
+        "9" * 5000,
+        "0." + "0" * 5000 + "1",
+        10**4000,
+        -(10**25),
+        Decimal("1e999999999"),
+    ],
+)
+def test_amounts_are_refused_before_anything_is_expanded(value: Any) -> None:
+    with pytest.raises(MoneyError, match=r"digits|characters|decimal places|not a decimal"):
+        amount_text(value)
+
+
+@pytest.mark.parametrize("value", ["NaN", "-Infinity", "sNaN", Decimal("Inf")])
+def test_amount_text_refuses_non_finite(value: Any) -> None:
+    with pytest.raises(MoneyError, match="finite"):
+        amount_text(value)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("1e3", "1000"), (" 12.50 ", "12.50"), (42, "42"), (Decimal("-0.10"), "-0.10")],
+)
+def test_amount_text_is_plain_decimal_text(value: Any, expected: str) -> None:
+    assert amount_text(value) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (Decimal("1E+3"), "1000"),
+        (Decimal("0.000100"), "0.000100"),
+        (Decimal("1e999999999"), "1E+999999999"),
+        (Decimal("-1e-999999999"), "-1E-999999999"),
+        (Decimal("NaN"), "NaN"),
+    ],
+)
+def test_number_text_is_exact_and_never_large(value: Decimal, expected: str) -> None:
+    assert number_text(value) == expected
+    if value.is_finite():
+        assert Decimal(number_text(value)) == value

@@ -10,10 +10,13 @@ import pytest
 
 from services.pipeline_api.connectors.signatures import (
     SignatureError,
+    check_hubspot_headers,
+    check_relay_headers,
     hubspot_v1,
     hubspot_v2,
     hubspot_v3,
     relay_signature,
+    token_matches,
     verify_basic,
     verify_hubspot,
     verify_relay,
@@ -156,6 +159,51 @@ def test_relay_signature_window_and_rotation() -> None:
         verify_relay(secrets=["s2"], body=body, headers=headers, now_s=1400)
     with pytest.raises(SignatureError, match="does not match"):
         verify_relay(secrets=["s1"], body=body, headers=headers, now_s=1000)
+
+
+ODD_TIMESTAMPS = ["9" * 5000, "1" * 17, "\u00b2\u00b3", "\u0661\u0662", "-5", "1e3", " 1", ""]
+
+
+@pytest.mark.parametrize("timestamp", ODD_TIMESTAMPS)
+def test_timestamps_must_be_short_ascii_digits(timestamp: str) -> None:
+    relay = {"x-salesops-signature": "sha256=00", "x-salesops-timestamp": timestamp}
+    with pytest.raises(SignatureError, match="timestamp"):
+        check_relay_headers(headers=relay, now_s=1000)
+    hubspot = {"x-hubspot-signature-v3": "x", "x-hubspot-request-timestamp": timestamp}
+    with pytest.raises(SignatureError, match=r"timestamp|missing"):
+        check_hubspot_headers(version="v3", headers=hubspot, now_ms=1000)
+
+
+def test_headers_are_checked_before_the_body() -> None:
+    """A body that is not even UTF-8 is never looked at when the headers already fail."""
+    stale = {"x-hubspot-signature-v3": "x", "x-hubspot-request-timestamp": "1"}
+    with pytest.raises(SignatureError, match="ms away"):
+        verify_hubspot(
+            version="v3",
+            secrets=[SECRET],
+            method="POST",
+            uri=URL,
+            body=b"\xff",
+            headers=stale,
+            now_ms=10**12,
+        )
+    with pytest.raises(SignatureError, match="not UTF-8"):
+        verify_hubspot(
+            version="v1",
+            secrets=[SECRET],
+            method="POST",
+            uri=URL,
+            body=b"\xff",
+            headers={"x-hubspot-signature": "x"},
+            now_ms=0,
+        )
+
+
+def test_token_matches_only_a_non_empty_secret() -> None:
+    assert token_matches(["a", "b"], "b")
+    assert not token_matches(["a"], "b")
+    assert not token_matches([], "")
+    assert not token_matches([""], "")
 
 
 def _basic(user: str, password: str) -> dict[str, str]:

@@ -23,7 +23,6 @@ batch of one.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from services.pipeline_api.connectors.changes import (
@@ -37,6 +36,7 @@ from services.pipeline_api.connectors.changes import (
     ResyncRequest,
     Unsupported,
 )
+from shared.money import MoneyError, amount_text
 
 DEAL_OBJECT_TYPE = "0-3"
 COMPANY_OBJECT_TYPE = "0-2"
@@ -127,8 +127,8 @@ def property_field(name: str, value: str | None) -> tuple[str, Any] | None:
         if blank:
             return "amount", None
         try:
-            return "amount", format(Decimal(str(value).replace(",", "")), "f")
-        except InvalidOperation:
+            return "amount", amount_text(str(value).replace(",", ""))
+        except MoneyError:
             return "amount", value  # left for validation to reject with a reason
     if name == "deal_currency_code":
         return "currency", None if blank else value

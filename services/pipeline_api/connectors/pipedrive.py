@@ -65,7 +65,7 @@ from services.pipeline_api.connectors.changes import (
     ResyncRequest,
     Unsupported,
 )
-from shared.money import MoneyError, parse_amount
+from shared.money import MoneyError, amount_text, number_text
 
 MERGE_REASON = "merge"
 
@@ -609,10 +609,9 @@ def _amount(value: Any) -> str | None:
     if value is None or value == "":
         return None
     try:
-        amount = parse_amount(value)
+        return amount_text(value)
     except MoneyError as exc:
-        raise _BadValue(f"deal value {value!r}: {exc}") from exc
-    return format(amount, "f")
+        raise _BadValue(f"deal value: {exc}") from exc
 
 
 def _currency(value: Any) -> str | None:
@@ -688,7 +687,7 @@ def _iso(value: datetime) -> str:
 def _json(value: Any) -> Any:
     """JSON-native copy: Decimals become exact decimal strings."""
     if isinstance(value, Decimal):
-        return format(value, "f")
+        return number_text(value)
     if isinstance(value, list):
         return [_json(v) for v in value]
     if isinstance(value, dict):

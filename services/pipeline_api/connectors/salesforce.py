@@ -27,7 +27,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import defusedxml.ElementTree as SafeET
@@ -43,6 +43,7 @@ from services.pipeline_api.connectors.changes import (
     ResyncRequest,
     Unsupported,
 )
+from shared.money import MoneyError, amount_text, number_text
 
 if TYPE_CHECKING:
     from xml.etree.ElementTree import Element  # the type only; parsing is defusedxml's
@@ -56,6 +57,8 @@ DEAL_ID_PREFIX = "006"
 GAP_TYPES = frozenset({"GAP_CREATE", "GAP_UPDATE", "GAP_DELETE", "GAP_UNDELETE"})
 MAX_EVENT_KEY = 255
 MAX_NOTIFICATIONS = 100
+MAX_FIELD_DEPTH = 8
+"""Deepest nesting read inside an sObject: real fields are flat or one level (addresses)."""
 
 SOAP_ENV_NS = "http://schemas.xmlsoap.org/soap/envelope/"
 OUTBOUND_NS = "http://soap.sforce.com/2005/09/outbound"
@@ -103,6 +106,9 @@ FORECAST_FIELDS = ("ForecastCategoryName", "ForecastCategory")
 TASK_KINDS: dict[str, ActivityKind] = {"Call": "call", "Email": "email", "ListEmail": "email"}
 
 _RECORD_ID = re.compile(r"[A-Za-z0-9]{1,64}\*?")
+_INTEGER = re.compile(r"-?[0-9]{1,19}")
+"""An integer as text: ASCII digits (`str.isdigit` passes `²`, which int() refuses), and
+no more than an epoch in milliseconds or microseconds needs."""
 _TOP_BITMAP = re.compile(r"0x([0-9A-Fa-f]+)")
 _NESTED_BITMAP = re.compile(r"([0-9]+)-0x([0-9A-Fa-f]+)")
 
@@ -692,20 +698,12 @@ def _amount(value: Any) -> Any:
             "Amount arrived as a float, which may already have lost cents; parse the body "
             "with parse_float=Decimal"
         )
-    if isinstance(value, Decimal):
-        return format(value, "f") if value.is_finite() else str(value)
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    if isinstance(value, str):
-        text = value.strip()
-        if not text:
-            return None
-        try:
-            number = Decimal(text)
-        except InvalidOperation:
-            return value
-        return format(number, "f") if number.is_finite() else value
-    return _json_safe(value)
+    if isinstance(value, str) and not value.strip():
+        return None
+    try:
+        return amount_text(value)
+    except MoneyError:
+        return _json_safe(value)
 
 
 def _date(value: Any) -> Any:
@@ -728,7 +726,7 @@ def _integer(value: Any) -> int | None:
         return value
     if isinstance(value, Decimal) and value.is_finite() and value == value.to_integral_value():
         return int(value)
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+    if isinstance(value, str) and _INTEGER.fullmatch(value.strip()):
         return int(value.strip())
     return None
 
@@ -748,7 +746,7 @@ def _instant(value: Any) -> datetime | None:
         millis = _integer(value)
         return _from_millis(millis) if millis is not None else None
     text = value.strip()
-    if text.isdigit():
+    if _INTEGER.fullmatch(text):
         return _from_millis(int(text))
     try:
         parsed = datetime.fromisoformat(text)
@@ -761,7 +759,7 @@ def _json_safe(value: Any) -> Any:
     """JSON-native copy: Decimals become exact decimal strings (orjson cannot write them,
     and a float would round them)."""
     if isinstance(value, Decimal):
-        return format(value, "f") if value.is_finite() else str(value)
+        return number_text(value)
     if isinstance(value, dict):
         return {str(k): _json_safe(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
@@ -839,12 +837,14 @@ def parse_outbound(body: bytes) -> OutboundBatch:
     return OutboundBatch(organization_id=organization, action_id=action, changes=changes)
 
 
-def _sobject_values(element: Element) -> dict[str, Any]:
+def _sobject_values(element: Element, depth: int = 0) -> dict[str, Any]:
     """Field name -> text (None when xsi:nil); a field with child elements -> a dict."""
+    if depth >= MAX_FIELD_DEPTH:
+        raise OutboundError(f"sObject fields nested deeper than {MAX_FIELD_DEPTH} levels")
     values: dict[str, Any] = {}
     for child in element:
         name = _local(child.tag)
-        values[name] = _sobject_values(child) if len(child) else _text(child)
+        values[name] = _sobject_values(child, depth + 1) if len(child) else _text(child)
     return values
 
 

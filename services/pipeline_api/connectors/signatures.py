@@ -11,15 +11,25 @@ import base64
 import binascii
 import hashlib
 import hmac
+import re
 from collections.abc import Iterable, Mapping
 from urllib.parse import unquote
 
 HUBSPOT_MAX_AGE_MS = 5 * 60 * 1000
 RELAY_MAX_AGE_S = 5 * 60
+_TIMESTAMP = re.compile(r"[0-9]{1,16}")
+"""An epoch timestamp header: ASCII digits, short. `str.isdigit` would let through
+thousands of digits (int() refuses past 4300) and digits int() cannot read (`²`)."""
 
 
 class SignatureError(Exception):
     """The request is not authenticated. The message is for logs, never for the client."""
+
+
+def _epoch(value: str | None, unit: str) -> int:
+    if value is None or not _TIMESTAMP.fullmatch(value):
+        raise SignatureError(f"timestamp is not up to 16 digits of epoch {unit}")
+    return int(value)
 
 
 def hubspot_v1(secret: str, body: str) -> str:
@@ -48,6 +58,25 @@ def uri_forms(uri: str) -> list[str]:
     return [uri] if decoded == uri else [uri, decoded]
 
 
+def check_hubspot_headers(*, version: str, headers: Mapping[str, str], now_ms: int) -> str:
+    """What can be checked before the body is read: the signature header of `version` is
+    present and, for v3, its timestamp is short and inside the window. Returns the
+    signature given."""
+    if version != "v3":
+        given = headers.get("x-hubspot-signature")
+        if not given:
+            raise SignatureError("missing X-HubSpot-Signature")
+        return given
+    given = headers.get("x-hubspot-signature-v3")
+    timestamp = headers.get("x-hubspot-request-timestamp")
+    if not given or not timestamp:
+        raise SignatureError("missing X-HubSpot-Signature-v3 or X-HubSpot-Request-Timestamp")
+    age = now_ms - _epoch(timestamp, "milliseconds")
+    if age > HUBSPOT_MAX_AGE_MS or age < -HUBSPOT_MAX_AGE_MS:
+        raise SignatureError(f"timestamp is {age} ms away from now")
+    return given
+
+
 def verify_hubspot(
     *,
     version: str,
@@ -58,32 +87,31 @@ def verify_hubspot(
     headers: Mapping[str, str],
     now_ms: int,
 ) -> None:
+    """Headers first (`check_hubspot_headers`), then the body."""
     if not secrets:
         raise SignatureError("the source has no secret configured")
-    text = body.decode("utf-8", errors="strict")
+    given = check_hubspot_headers(version=version, headers=headers, now_ms=now_ms)
+    text = _text(body)
     if version == "v3":
-        given = headers.get("x-hubspot-signature-v3")
-        timestamp = headers.get("x-hubspot-request-timestamp")
-        if not given or not timestamp:
-            raise SignatureError("missing X-HubSpot-Signature-v3 or X-HubSpot-Request-Timestamp")
-        if not timestamp.isdigit():
-            raise SignatureError("timestamp is not epoch milliseconds")
-        age = now_ms - int(timestamp)
-        if age > HUBSPOT_MAX_AGE_MS or age < -HUBSPOT_MAX_AGE_MS:
-            raise SignatureError(f"timestamp is {age} ms away from now")
+        timestamp = headers["x-hubspot-request-timestamp"]
         expected = [
             hubspot_v3(s, method, u, text, timestamp) for s in secrets for u in uri_forms(uri)
         ]
+    elif version == "v1":
+        expected = [hubspot_v1(s, text) for s in secrets]
     else:
-        given = headers.get("x-hubspot-signature")
-        if not given:
-            raise SignatureError("missing X-HubSpot-Signature")
-        if version == "v1":
-            expected = [hubspot_v1(s, text) for s in secrets]
-        else:
-            expected = [hubspot_v2(s, method, u, text) for s in secrets for u in uri_forms(uri)]
+        expected = [hubspot_v2(s, method, u, text) for s in secrets for u in uri_forms(uri)]
     if not _matches(expected, given):
         raise SignatureError(f"{version} signature does not match")
+
+
+def _text(body: bytes) -> str:
+    try:
+        return body.decode("utf-8", errors="strict")
+    except UnicodeDecodeError as exc:
+        raise SignatureError(
+            "the body is not UTF-8, so it cannot carry a HubSpot signature"
+        ) from exc
 
 
 def relay_signature(secret: str, timestamp: str, body: bytes) -> str:
@@ -92,20 +120,33 @@ def relay_signature(secret: str, timestamp: str, body: bytes) -> str:
     return hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
 
 
+def check_relay_headers(*, headers: Mapping[str, str], now_s: int) -> None:
+    """What can be checked before the body is read: a signature header, and a timestamp
+    that is short and inside the window."""
+    if not headers.get("x-salesops-signature", "").startswith("sha256="):
+        raise SignatureError("missing or malformed X-Salesops-Signature")
+    timestamp = headers.get("x-salesops-timestamp")
+    if abs(now_s - _epoch(timestamp, "seconds")) > RELAY_MAX_AGE_S:
+        raise SignatureError("relay timestamp outside the 5-minute window")
+
+
 def verify_relay(
     *, secrets: list[str], body: bytes, headers: Mapping[str, str], now_s: int
 ) -> None:
+    """Headers first (`check_relay_headers`), then the body."""
+    check_relay_headers(headers=headers, now_s=now_s)
     if not secrets:
         raise SignatureError("the source has no secret configured")
-    header = headers.get("x-salesops-signature", "")
-    timestamp = headers.get("x-salesops-timestamp", "")
-    if not header.startswith("sha256=") or not timestamp.isdigit():
-        raise SignatureError("missing or malformed X-Salesops-Signature / X-Salesops-Timestamp")
-    if abs(now_s - int(timestamp)) > RELAY_MAX_AGE_S:
-        raise SignatureError("relay timestamp outside the 5-minute window")
+    timestamp = headers["x-salesops-timestamp"]
     expected = [relay_signature(s, timestamp, body) for s in secrets]
-    if not _matches(expected, header.removeprefix("sha256=")):
+    if not _matches(expected, headers["x-salesops-signature"].removeprefix("sha256=")):
         raise SignatureError("relay signature does not match")
+
+
+def token_matches(secrets: list[str], token: str) -> bool:
+    """A URL token (Salesforce Outbound Messages) against a source's secrets; an empty
+    token matches nothing."""
+    return bool(token) and _matches(secrets, token)
 
 
 def verify_basic(*, user: str | None, secrets: list[str], headers: Mapping[str, str]) -> None:
