@@ -2,8 +2,9 @@
 
 Three shapes are accepted: one CloudEvent object, a JSON array of them, or NDJSON. A body
 that is not valid JSON at all is refused whole (400); an item that is valid JSON but not a
-valid event, or one the key may not write, is rejected alone, so one bad event never
-blocks the good ones beside it.
+valid event, or one the key may not write (a source it is not bound to, the crm://
+namespace, or a CRM's qualified deal, account or activity id), is rejected alone, so one
+bad event never blocks the good ones beside it.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 import orjson
 from fastapi import Request
 
+from services.pipeline_api.connectors.mapping import QUALIFIED_FIELDS, in_crm_namespace
 from shared.auth import Principal, in_webhook_namespace
 from shared.events import CanonicalEvent, EventRejected, validate_event
 from shared.problems import Problem
@@ -92,4 +94,11 @@ def admit(
         )
     if not principal.may_write_source(source):
         raise EventRejected(f"source: this API key may not write source {source!r}")
+    for field in QUALIFIED_FIELDS:
+        value = getattr(event.payload, field, None)
+        if isinstance(value, str) and in_crm_namespace(value):
+            raise EventRejected(
+                f"data.{field}: {value!r} is a CRM's id, which only that CRM's webhooks and "
+                "re-syncs write"
+            )
     return event

@@ -85,3 +85,38 @@ def test_admit_refuses_an_event_beyond_the_configured_skew() -> None:
     with pytest.raises(EventInFuture):
         admit(ahead, principal("admin"), max_future=timedelta(minutes=1), now=NOW)
     assert admit(ahead, principal("admin"), max_future=timedelta(minutes=3), now=NOW)
+
+
+def crm_event(type_: str, data: dict[str, Any]) -> dict[str, Any]:
+    return {**event("app://billing"), "type": f"com.salesops.{type_}.v1", "data": data}
+
+
+@pytest.mark.parametrize(
+    ("type_", "data", "field"),
+    [
+        ("deal.deleted", {"deal_id": "hubspot:48975575:123"}, "deal_id"),
+        ("deal.deleted", {"deal_id": "d-1", "merged_into": "Salesforce:00D:006"}, "merged_into"),
+        ("deal.updated", {"deal_id": "d-1", "account_id": "pipedrive:1:7"}, "account_id"),
+        (
+            "activity.logged",
+            {"activity_id": "hubspot:1:9", "kind": "call", "occurred_at": NOW.isoformat()},
+            "activity_id",
+        ),
+        ("activity.deleted", {"activity_id": " pipedrive:1:9"}, "activity_id"),
+    ],
+)
+@pytest.mark.parametrize("key", ["bound", "admin"])
+def test_no_key_writes_a_crm_qualified_id(
+    type_: str, data: dict[str, Any], field: str, key: str
+) -> None:
+    with pytest.raises(EventRejected) as refused:
+        admit(crm_event(type_, data), principal(key), max_future=timedelta(0), now=NOW)
+    assert refused.value.reason.startswith(f"data.{field}: {data[field]!r} is a CRM's id")
+
+
+def test_ids_that_merely_contain_a_crm_name_are_admitted() -> None:
+    data = {"deal_id": "deal:hubspot:1", "account_id": "hubspot-import"}
+    admitted = admit(
+        crm_event("deal.updated", data), principal("bound"), max_future=timedelta(0), now=NOW
+    )
+    assert admitted.subject == "deal:hubspot:1"
