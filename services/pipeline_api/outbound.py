@@ -5,9 +5,10 @@ an admin types them in. So they may name only https hosts of the source's own CR
 (`CRM_DOMAINS`) or hosts an operator allowed (`SALESOPS_OUTBOUND_ALLOWED_HOSTS`, for
 sandboxes and self-hosted instances), and never an address inside our own network:
 loopback, private, link-local (cloud metadata at 169.254.169.254) and other non-global
-addresses are refused after DNS resolution, so a public name pointing inward is refused
-too. `SALESOPS_OUTBOUND_ALLOW_LOOPBACK` (development and tests) admits 127.0.0.1 / ::1 /
-localhost over http or https.
+or special-purpose addresses are refused after DNS resolution, so a public name pointing
+inward is refused too; an IPv4 address embedded in IPv6 (mapped, NAT64, 6to4, Teredo) is
+judged as itself. `SALESOPS_OUTBOUND_ALLOW_LOOPBACK` (development and tests) admits
+127.0.0.1 / ::1 / localhost over http or https.
 
 The rules apply twice: when a source is stored (a clear 422) and on every request
 (`GuardedTransport`). At request time the address is resolved once, checked, and connected
@@ -134,10 +135,9 @@ class OutboundPolicy:
 
     def check_address(self, host: str, address: IPAddress) -> None:
         """Refuse an address inside our own network (loopback only when allowed)."""
-        address = _unmapped(address)
-        if address.is_loopback and self.allow_loopback:
+        if self.allow_loopback and _unmapped(address).is_loopback:
             return
-        if not address.is_global or address.is_multicast:
+        if not all(_public(judged) for judged in _judged(address)):
             raise OutboundRefused(
                 f"{host!r} resolves to {address}, an address inside the network "
                 "(loopback, private, link-local or reserved); CRM calls go only to public hosts"
@@ -180,6 +180,74 @@ def _unmapped(address: IPAddress) -> IPAddress:
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         return address.ipv4_mapped
     return address
+
+
+_SPECIAL = tuple(
+    ipaddress.ip_network(n)
+    for n in (
+        # IPv4, RFC 6890 and the IANA special-purpose registry
+        "0.0.0.0/8",
+        "10.0.0.0/8",
+        "100.64.0.0/10",
+        "127.0.0.0/8",
+        "169.254.0.0/16",
+        "172.16.0.0/12",
+        "192.0.0.0/24",
+        "192.0.2.0/24",
+        "192.88.99.0/24",
+        "192.168.0.0/16",
+        "198.18.0.0/15",
+        "198.51.100.0/24",
+        "203.0.113.0/24",
+        "224.0.0.0/4",
+        "240.0.0.0/4",
+        # IPv6 (:: and ::1 are judged as IPv4 0.0.0.0/8): local-use NAT64, discard,
+        # IETF protocols (Teredo among them), documentation, SRv6, unique-local,
+        # site-local, link-local, multicast
+        "64:ff9b:1::/48",
+        "100::/64",
+        "2001::/23",
+        "2001:db8::/32",
+        "3fff::/20",
+        "5f00::/16",
+        "fc00::/7",
+        "fec0::/10",
+        "fe80::/10",
+        "ff00::/8",
+    )
+)
+"""Networks never called, whatever `is_global` says in this Python version."""
+
+_CARRY_IPV4 = tuple(
+    ipaddress.IPv6Network(n)
+    for n in (
+        "::/96",  # IPv4-compatible (deprecated)
+        "::ffff:0:0/96",  # IPv4-mapped
+        "::ffff:0:0:0/96",  # IPv4-translated (RFC 2765)
+        "64:ff9b::/96",  # NAT64 well-known prefix (RFC 6052)
+    )
+)
+"""IPv6 networks whose last 32 bits are an IPv4 address that the traffic reaches."""
+
+
+def _judged(address: IPAddress) -> list[IPAddress]:
+    """The addresses a connection to `address` reaches: itself, and any IPv4 address
+    embedded in it (the forms above, 6to4 and Teredo), since a translator or tunnel
+    would deliver to that one."""
+    if not isinstance(address, ipaddress.IPv6Address):
+        return [address]
+    judged: list[IPAddress] = [address]
+    if any(address in network for network in _CARRY_IPV4):
+        judged = [ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)]
+    if address.sixtofour is not None:
+        judged.append(address.sixtofour)
+    if address.teredo is not None:
+        judged.extend(address.teredo)
+    return judged
+
+
+def _public(address: IPAddress) -> bool:
+    return address.is_global and not any(address in network for network in _SPECIAL)
 
 
 class _CheckedBackend(httpcore.AsyncNetworkBackend):

@@ -84,6 +84,22 @@ def resolver_to(*addresses: str, **by_host: str) -> OutboundPolicy:
         "::ffff:127.0.0.1",
         "0.0.0.0",
         "100.64.0.1",
+        "64:ff9b::a9fe:a9fe",
+        "64:ff9b::7f00:1",
+        "64:ff9b:1::5db8:d822",
+        "2002:a9fe:a9fe::1",
+        "2001:0:4136:e378:8000:63bf:3fff:fdd2",
+        "::127.0.0.1",
+        "::",
+        "::ffff:0:7f00:1",
+        "fec0::1",
+        "192.0.0.192",
+        "192.0.0.9",
+        "198.18.0.1",
+        "240.0.0.1",
+        "224.0.0.1",
+        "ff02::1",
+        "2001:db8::1",
     ],
 )
 async def test_a_crm_name_resolving_inward_is_refused(address: str) -> None:
@@ -92,11 +108,8 @@ async def test_a_crm_name_resolving_inward_is_refused(address: str) -> None:
 
 
 async def test_public_addresses_are_returned_to_connect_to() -> None:
-    policy = resolver_to("93.184.216.34", "2606:2800:220:1::1")
-    assert await policy.addresses("acme.pipedrive.com", 443) == [
-        "93.184.216.34",
-        "2606:2800:220:1::1",
-    ]
+    public = ("93.184.216.34", "2606:2800:220:1::1", "64:ff9b::5db8:d822", "2002:5db8:d822::1")
+    assert await resolver_to(*public).addresses("acme.pipedrive.com", 443) == list(public)
 
 
 async def test_a_source_is_verified_by_every_url_it_would_call() -> None:
