@@ -74,6 +74,19 @@ def error_code(body: Any) -> str | None:
     return None
 
 
+def _bad_name(host: str) -> OutboundRefused:
+    return OutboundRefused(f"{host!r} is not a valid host name (an empty or too long label)")
+
+
+def _check_name(host: str) -> None:
+    """What the resolver will accept: IDNA-encodable, no empty label, none over 63 chars.
+    Checked here so a bad name is a clear refusal, not an encoding error from DNS."""
+    try:
+        host.encode("idna")
+    except UnicodeError as exc:
+        raise _bad_name(host) from exc
+
+
 def _literal(host: str) -> IPAddress | None:
     try:
         return ipaddress.ip_address(host.strip("[]"))
@@ -87,6 +100,8 @@ class OutboundPolicy:
     allow_loopback: bool = False
     max_response_bytes: int = 32 * 1024 * 1024
     resolver: Resolver = resolve
+    verify_seconds: float = 5.0
+    """How long storing a source waits for DNS: a hung resolver must not hang the PUT."""
 
     @classmethod
     def of(cls, settings: Settings) -> OutboundPolicy:
@@ -100,12 +115,14 @@ class OutboundPolicy:
         """Scheme and host of `url` allowed for a source of `kind` (None: of any kind)."""
         try:
             parsed = httpx.URL(url)
-        except httpx.InvalidURL as exc:
+            host = parsed.host.lower()  # decodes IDNA: an invalid A-label raises here
+        except (httpx.InvalidURL, ValueError) as exc:  # IDNAError is a ValueError
             raise OutboundRefused(f"{url!r} is not a URL") from exc
-        host = parsed.host.lower()
         if not host or parsed.userinfo:
             raise OutboundRefused(f"{url!r} must be https://host[:port][/path], without userinfo")
         literal = _literal(host)
+        if literal is None:
+            _check_name(host)
         loopback = self.allow_loopback and (
             host == "localhost" or (literal is not None and _unmapped(literal).is_loopback)
         )
@@ -146,7 +163,10 @@ class OutboundPolicy:
     async def addresses(self, host: str, port: int) -> list[str]:
         """The addresses to connect to for `host`, each one checked."""
         literal = _literal(host)
-        found = [str(literal)] if literal is not None else await self.resolver(host, port)
+        try:
+            found = [str(literal)] if literal is not None else await self.resolver(host, port)
+        except ValueError as exc:  # the resolver's IDNA encoding: an empty or long label
+            raise _bad_name(host) from exc
         for address in found:
             self.check_address(host, ipaddress.ip_address(address))
         return found
@@ -158,13 +178,15 @@ class OutboundPolicy:
 
     async def verify_source(self, source: SourceIn) -> None:
         """`check_source`, and the hosts' addresses as they resolve now. A host that does
-        not resolve yet is accepted: it is resolved and checked again on every call."""
+        not resolve yet, or not within `verify_seconds`, is accepted: it is resolved and
+        checked again on every call."""
         self.check_source(source)
         for url in _urls(source):
             parsed = httpx.URL(url)
             try:
-                await self.addresses(parsed.host, parsed.port or 443)
-            except OSError:
+                async with asyncio.timeout(self.verify_seconds):
+                    await self.addresses(parsed.host, parsed.port or 443)
+            except (OSError, TimeoutError):
                 continue
 
 

@@ -132,6 +132,9 @@ async def test_a_database_error_on_a_source_put_logs_no_secret(
         ("hubspot", {"api_base_url": "http://api.hubapi.com"}, "must use https"),
         ("hubspot", {"api_base_url": "https://evil.example"}, "is not a hubspot host"),
         ("pipedrive", {"api_base_url": "https://10.0.0.8"}, "is not a pipedrive host"),
+        ("hubspot", {"api_base_url": f"https://{'a' * 64}.hubapi.com"}, "not a valid host name"),
+        ("hubspot", {"api_base_url": "https://x..hubapi.com"}, "not a valid host name"),
+        ("hubspot", {"api_base_url": "https://xn--zz.hubapi.com"}, "is not a URL"),
         (
             "salesforce",
             {"oauth": {"client_id": "c", "token_url": "https://169.254.169.254/token"}},

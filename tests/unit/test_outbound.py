@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+
 import pytest
 
 from services.pipeline_api.outbound import OutboundPolicy, OutboundRefused, error_code
@@ -146,3 +149,35 @@ def test_only_a_short_error_code_is_taken_from_an_error_body(
     body: object, code: str | None
 ) -> None:
     assert error_code(body) == code
+
+
+@pytest.mark.parametrize("host", [f"{'a' * 64}.hubapi.com", "x..hubapi.com", ".hubapi.com"])
+def test_a_host_name_dns_would_not_take_is_refused_by_name(host: str) -> None:
+    with pytest.raises(OutboundRefused, match="not a valid host name"):
+        STRICT.check_url(f"https://{host}", "hubspot")
+
+
+async def test_a_resolver_encoding_error_is_a_refusal_at_connect_time() -> None:
+    async def resolve(host: str, port: int) -> list[str]:
+        raise UnicodeError("label empty or too long")
+
+    with pytest.raises(OutboundRefused, match="not a valid host name"):
+        await OutboundPolicy(resolver=resolve).addresses("x..hubapi.com", 443)
+
+
+async def test_verifying_a_source_does_not_wait_on_a_hung_resolver() -> None:
+    async def resolve(host: str, port: int) -> list[str]:
+        await asyncio.sleep(60)
+        return ["93.184.216.34"]
+
+    source = SourceIn.model_validate(
+        {"id": "h", "kind": "hubspot", "account_id": "1", "api_base_url": "https://api.hubapi.com"}
+    )
+    started = time.monotonic()
+    await OutboundPolicy(resolver=resolve, verify_seconds=0.1).verify_source(source)
+    assert time.monotonic() - started < 5
+
+
+def test_an_invalid_idna_label_is_not_a_url() -> None:
+    with pytest.raises(OutboundRefused, match="is not a URL"):
+        STRICT.check_url("https://xn--zz.hubapi.com", "hubspot")
