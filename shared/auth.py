@@ -23,7 +23,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from shared.problems import Problem
-from shared.settings import ApiKeyGrant
+from shared.settings import ApiKeyGrant, key_id
 
 ADMIN = "admin"
 EVENTS_WRITE = "events:write"
@@ -66,8 +66,8 @@ class Principal:
 def _principal(key: str, grant: list[str] | ApiKeyGrant) -> Principal:
     if isinstance(grant, ApiKeyGrant):
         sources = tuple(grant.sources) if grant.sources is not None else None
-        return Principal(_digest(key)[:12], frozenset(grant.scopes), sources)
-    return Principal(_digest(key)[:12], frozenset(grant))
+        return Principal(key_id(key), frozenset(grant.scopes), sources)
+    return Principal(key_id(key), frozenset(grant))
 
 
 class ApiKeys:

@@ -7,10 +7,21 @@ localhost guess that would fail confusingly on a fresh machine.
 
 from __future__ import annotations
 
+import hashlib
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_WON_STAGES = ("closedwon", "closed_won", "won", "closed won")
@@ -39,8 +50,19 @@ class ApiKeyGrant(BaseModel):
         return self
 
 
+def key_id(key: str) -> str:
+    """How logs and errors name an API key: a prefix of its SHA-256 digest, never the key."""
+    return hashlib.sha256(key.encode()).hexdigest()[:12]
+
+
+_GRANT: TypeAdapter[list[str] | ApiKeyGrant] = TypeAdapter(list[str] | ApiKeyGrant)
+
+
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="SALESOPS_", extra="ignore")
+    # Settings hold keys and passwords: a validation error names the field, never its value.
+    model_config = SettingsConfigDict(
+        env_prefix="SALESOPS_", extra="ignore", hide_input_in_errors=True
+    )
 
     environment: str = "development"
     database_url: str | None = None
@@ -101,6 +123,28 @@ class Settings(BaseSettings):
 
     log_level: str = "INFO"
     log_json: bool = True
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _grants(cls, value: Any) -> Any:
+        """Each key's grant, an error naming the key by `key_id`: pydantic's own would put
+        the key itself in the error's location, and so in the start-up log."""
+        if not isinstance(value, dict):
+            return value
+        grants: dict[str, list[str] | ApiKeyGrant] = {}
+        for key, grant in value.items():
+            try:
+                grants[key] = _GRANT.validate_python(grant)
+            except ValidationError as exc:
+                reasons = "; ".join(
+                    f"{'.'.join(str(p) for p in e['loc'][1:]) or 'grant'}: {e['msg']}"
+                    for e in exc.errors(include_url=False, include_input=False)
+                )
+                raise ValueError(
+                    f"the grant of API key {key_id(str(key))} (SHA-256 prefix) is invalid: "
+                    "a list of scopes, or {scopes, sources}. " + reasons
+                ) from None
+        return grants
 
     @field_validator("database_url")
     @classmethod

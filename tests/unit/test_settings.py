@@ -8,7 +8,13 @@ import pytest
 from pydantic import ValidationError
 from pydantic_settings import SettingsError
 
-from shared.settings import DEFAULT_LOST_STAGES, DEFAULT_WON_STAGES, ApiKeyGrant, Settings
+from shared.settings import (
+    DEFAULT_LOST_STAGES,
+    DEFAULT_WON_STAGES,
+    ApiKeyGrant,
+    Settings,
+    key_id,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -165,3 +171,26 @@ def test_secrets_keys_are_a_json_list_kept_secret(monkeypatch: pytest.MonkeyPatc
     settings = Settings()
     assert [k.get_secret_value() for k in settings.secrets_keys] == ["k1", "k2"]
     assert "k1" not in repr(settings)
+
+
+@pytest.mark.parametrize(
+    "grant",
+    ['{"scopes": ["admin"], "sources": ["app://x"]}', "5", '{"scopes": ["a"], "extra": 1}'],
+)
+def test_an_invalid_grant_names_its_key_by_digest_never_the_key(
+    monkeypatch: pytest.MonkeyPatch, grant: str
+) -> None:
+    key = "sk-live-Zq8vN3"
+    monkeypatch.setenv("SALESOPS_API_KEYS", f'{{"{key}": {grant}}}')
+    with pytest.raises(ValidationError) as refused:
+        Settings()
+    assert key_id(key) in str(refused.value)
+    assert key not in str(refused.value)
+
+
+def test_a_production_refusal_does_not_echo_the_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SALESOPS_ENVIRONMENT", "production")
+    monkeypatch.setenv("SALESOPS_API_KEYS", '{"sk-live-Zq8vN3": ["admin"]}')
+    with pytest.raises(ValidationError, match="SALESOPS_SECRETS_KEYS") as refused:
+        Settings()
+    assert "sk-live-Zq8vN3" not in str(refused.value)
