@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import Row, delete, func, select, text, update
@@ -14,7 +14,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.pipeline_api.models import ParkedEvent, ResyncJob, Source, WebhookRequest
-from services.pipeline_api.secret_box import INFO_KEY, SecretBox
+from services.pipeline_api.secret_box import INFO_KEY, SecretBox, SecretBoxError
 from services.pipeline_api.sources import SourceIn, open_values, secret_values
 
 
@@ -24,8 +24,16 @@ def _box(session: AsyncSession) -> SecretBox:
     return box if isinstance(box, SecretBox) else SecretBox()
 
 
+def _opened(row: Source, unseal: Callable[[str], str]) -> dict[str, Any]:
+    """`open_values` of the row, a secret that does not open naming its source."""
+    try:
+        return open_values(row.config, unseal)
+    except SecretBoxError as exc:
+        raise SecretBoxError(f"source {row.id!r}: {exc}") from exc
+
+
 def _source(session: AsyncSession, row: Source) -> SourceIn:
-    return SourceIn.model_validate(open_values(row.config, _box(session).open))
+    return SourceIn.model_validate(_opened(row, _box(session).open))
 
 
 async def upsert_source(session: AsyncSession, source: SourceIn) -> bool:
@@ -54,8 +62,27 @@ async def reseal_sources(session: AsyncSession) -> int:
     box = _box(session)
     rows = (await session.execute(select(Source).with_for_update())).scalars().all()
     for row in rows:
-        row.config = open_values(row.config, box.reseal)
+        row.config = _opened(row, box.reseal)
     return len(rows)
+
+
+async def sources_not_under_first_key(session: AsyncSession) -> list[str]:
+    """The sources holding a secret that `reseal_sources` would still change: in clear,
+    or sealed under a key other than the first. Until none, no old key may be dropped."""
+    box = _box(session)
+    rows = (await session.execute(select(Source).order_by(Source.id))).scalars().all()
+    return [row.id for row in rows if not all(_secrets_judged(row, box.under_first_key))]
+
+
+def _secrets_judged(row: Source, judge: Callable[[str], bool]) -> list[bool]:
+    judged: list[bool] = []
+
+    def record(value: str) -> str:
+        judged.append(judge(value))
+        return value
+
+    open_values(row.config, record)
+    return judged
 
 
 async def get_source_for_update(session: AsyncSession, source_id: str) -> SourceIn | None:
