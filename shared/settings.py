@@ -8,6 +8,7 @@ localhost guess that would fail confusingly on a fresh machine.
 from __future__ import annotations
 
 import hashlib
+from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,8 @@ from pydantic import (
     model_validator,
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.events import MAX_FUTURE
 
 DEFAULT_WON_STAGES = ("closedwon", "closed_won", "won", "closed won")
 DEFAULT_LOST_STAGES = ("closedlost", "closed_lost", "lost", "closed lost")
@@ -92,10 +95,15 @@ class Settings(BaseSettings):
     )
     intake_writers: int = Field(2, ge=1, description="Concurrent group-commit transactions")
     event_max_future_seconds: float = Field(
-        300,
+        MAX_FUTURE.total_seconds(),
         ge=0,
         le=366 * 86400,
         description="How far an event's time may lie ahead of our clock before it is refused",
+    )
+    future_replay_seconds: float = Field(
+        60,
+        gt=0,
+        description="How often CRM changes parked as dated in the future are tried again",
     )
 
     outbound_allowed_hosts: list[str] = Field(
@@ -170,6 +178,10 @@ class Settings(BaseSettings):
                 "runs without"
             )
         return self
+
+    @property
+    def event_max_future(self) -> timedelta:
+        return timedelta(seconds=self.event_max_future_seconds)
 
     def require_database_url(self) -> str:
         if not self.database_url:

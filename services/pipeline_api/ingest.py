@@ -10,10 +10,12 @@ noted on the archived request, never parked: the DLQ holds only what an operator
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -42,7 +44,7 @@ from services.pipeline_api.connectors.mapping import (
 )
 from services.pipeline_api.event_log import Archive, EventLogWriter, LogRow
 from services.pipeline_api.sources import SourceIn
-from shared.events import MAX_FUTURE, EventInFuture, EventRejected, validate_event
+from shared.events import EventInFuture, EventRejected, validate_event
 from shared.metrics import WEBHOOK_IGNORED
 
 _log = logging.getLogger("salesops.ingest")
@@ -58,21 +60,23 @@ class IngestOutcome:
     resync_jobs: list[int] = field(default_factory=list)
 
 
-def to_row(source: SourceIn, change: DealChange | ActivityChange) -> LogRow | Parked | Ignored:
+def to_row(
+    source: SourceIn, change: DealChange | ActivityChange, *, max_future: timedelta
+) -> LogRow | Parked | Ignored:
     """Map and validate one change: a row for the event log, why it must wait, or why
-    there is nothing to store."""
+    there is nothing to store. `max_future` is `SALESOPS_EVENT_MAX_FUTURE_SECONDS`."""
     mapped = (
         map_deal(source, change) if isinstance(change, DealChange) else map_activity(source, change)
     )
     if isinstance(mapped, Parked | Ignored):
         return mapped
     try:
-        return LogRow.of(validate_event(mapped, max_future=MAX_FUTURE))
+        return LogRow.of(validate_event(mapped, max_future=max_future))
     except EventInFuture as exc:
         # A CRM clock running ahead: stored now, the change would outrank every later one
-        # of its deal until its time came. It waits instead; a replay once the time has
-        # come (automatic on a mapping update, or POST /v1/dlq/replay) stores it.
-        return Parked(f"dated in the future: {exc.reason}", replayable=True)
+        # of its deal until its time came. It waits instead; `replay_due` stores it once
+        # its time has come (as does a mapping update, or POST /v1/dlq/replay).
+        return Parked(f"{repository.DATED_IN_FUTURE}: {exc.reason}", replayable=True)
     except EventRejected as exc:
         return Parked(f"not a valid canonical event: {exc.reason}", replayable=False)
 
@@ -98,6 +102,7 @@ async def ingest(
     headers: dict[str, str],
     body: bytes,
     changes: Sequence[CrmChange],
+    max_future: timedelta,
     replay_of: int | None = None,
 ) -> IngestOutcome:
     """Store what one delivery produced. `replay_of` names an archived request being read
@@ -110,7 +115,7 @@ async def ingest(
     merges: list[AccountMerged] = []
 
     def place(change: DealChange | ActivityChange) -> None:
-        result = to_row(source, change)
+        result = to_row(source, change, max_future=max_future)
         if isinstance(result, Parked):
             parked.append((result.reason, result.replayable, to_json(change)))
         elif isinstance(result, Ignored):
@@ -213,15 +218,19 @@ async def replay_parked(
     *,
     sessions: async_sessionmaker[AsyncSession],
     writer: EventLogWriter,
+    max_future: timedelta,
     source_id: str | None = None,
     ids: Sequence[int] | None = None,
+    due_only: bool = False,
     batch: int = 500,
 ) -> ReplayOutcome:
-    """Map parked changes again with today's mappings; store those that now map."""
+    """Map parked changes again with today's mappings; store those that now map.
+    `due_only`: just the changes parked for their future time that has now come."""
     outcome = ReplayOutcome()
+    due_by = datetime.now(UTC) + max_future if due_only else None
     async with sessions() as session, session.begin():
         parked = await repository.claim_replayable(
-            session, source_id=source_id, ids=ids, limit=batch
+            session, source_id=source_id, ids=ids, due_by=due_by, limit=batch
         )
         sources: dict[str, SourceIn | None] = {}
         done: list[int] = []
@@ -233,7 +242,7 @@ async def replay_parked(
             if source is None:
                 outcome.still_parked += 1
                 continue
-            result = to_row(source, from_json(item.change))
+            result = to_row(source, from_json(item.change), max_future=max_future)
             if isinstance(result, Ignored):
                 done.append(item.id)  # nothing to store, nothing for an operator to do
                 continue
@@ -254,3 +263,23 @@ async def replay_parked(
     if outcome.replayed:
         _log.info("replayed %d parked changes", outcome.replayed)
     return outcome
+
+
+async def replay_due(
+    *,
+    sessions: async_sessionmaker[AsyncSession],
+    writer: EventLogWriter,
+    max_future: timedelta,
+    every: float = 60.0,
+) -> None:
+    """Store, every `every` seconds, the changes parked as dated in the future whose time
+    has come: else a CRM clock running ahead would park its changes until an operator
+    noticed. Cheap: the query reads only open parked rows that are due."""
+    while True:
+        await asyncio.sleep(every)
+        while True:
+            outcome = await replay_parked(
+                sessions=sessions, writer=writer, max_future=max_future, due_only=True
+            )
+            if not outcome.replayed:
+                break

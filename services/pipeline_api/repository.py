@@ -7,15 +7,19 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, delete, func, select, text, update
+from sqlalchemy import DateTime, Row, delete, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.pipeline_api.models import ParkedEvent, ResyncJob, Source, WebhookRequest
 from services.pipeline_api.secret_box import INFO_KEY, SecretBox, SecretBoxError
 from services.pipeline_api.sources import SourceIn, open_values, secret_values
+
+DATED_IN_FUTURE = "dated in the future"
+"""How the reason of a change parked for its future time begins (ingest.py)."""
 
 
 def _box(session: AsyncSession) -> SecretBox:
@@ -264,8 +268,16 @@ async def list_parked(
 
 
 async def claim_replayable(
-    session: AsyncSession, *, source_id: str | None, ids: Iterable[int] | None, limit: int
+    session: AsyncSession,
+    *,
+    source_id: str | None,
+    ids: Iterable[int] | None,
+    limit: int,
+    due_by: datetime | None = None,
 ) -> Sequence[ParkedEvent]:
+    """Open replayable parked changes, locked. With `due_by`, only those parked as dated
+    in the future whose time is now at most `due_by`: the earlier of the change's
+    `occurred_at` and `changed_at`, since its event's time is one of them."""
     query = (
         select(ParkedEvent)
         .where(ParkedEvent.replayed_at.is_(None), ParkedEvent.replayable.is_(True))
@@ -277,6 +289,12 @@ async def claim_replayable(
         query = query.where(ParkedEvent.source_id == source_id)
     if ids is not None:
         query = query.where(ParkedEvent.id.in_(list(ids)))
+    if due_by is not None:
+        earliest = func.least(
+            ParkedEvent.change["occurred_at"].astext.cast(DateTime(timezone=True)),
+            ParkedEvent.change["changed_at"].astext.cast(DateTime(timezone=True)),
+        )
+        query = query.where(ParkedEvent.reason.startswith(DATED_IN_FUTURE), earliest <= due_by)
     return (await session.execute(query)).scalars().all()
 
 

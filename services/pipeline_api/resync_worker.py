@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import cast
 
@@ -56,12 +56,14 @@ class ResyncWorker:
         writer: EventLogWriter,
         http: httpx.AsyncClient,
         policy: OutboundPolicy,
+        max_future: timedelta,
         poll_seconds: float = 5.0,
     ) -> None:
         self._sessions = sessions
         self._writer = writer
         self._http = http
         self._policy = policy
+        self._max_future = max_future
         self._poll_seconds = poll_seconds
         self.wake = asyncio.Event()
 
@@ -169,7 +171,7 @@ class ResyncWorker:
         rows: list[LogRow] = []
         parked = []
         for change in changes:
-            result = to_row(source, change)
+            result = to_row(source, change, max_future=self._max_future)
             if isinstance(result, Ignored):
                 continue
             if isinstance(result, Parked):

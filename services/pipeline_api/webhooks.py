@@ -30,6 +30,7 @@ from services.pipeline_api.ingest import IngestOutcome, ingest
 from services.pipeline_api.intake import read_limited
 from services.pipeline_api.request_state import (
     event_log_writer,
+    max_future,
     pipeline_sessions,
     storage_unavailable,
 )
@@ -101,6 +102,7 @@ async def _ingest(
             headers=repository.headers_for_audit(request.headers.items()),
             body=body,
             changes=changes,
+            max_future=max_future(request),
         )
     except Problem:
         raise

@@ -10,6 +10,7 @@ from services.pipeline_api.event_log import LogRow
 from services.pipeline_api.ingest import to_row
 from services.pipeline_api.sources import SourceIn
 
+SKEW = timedelta(minutes=5)
 SOURCE = SourceIn.model_validate(
     {"id": "hs", "kind": "hubspot", "account_id": "42", "mapping": {"owners": {"7": "rep-7"}}}
 )
@@ -26,7 +27,7 @@ def change(occurred_at: datetime) -> DealChange:
 
 
 def test_a_change_from_year_9000_is_parked_for_replay_not_stored() -> None:
-    parked = to_row(SOURCE, change(datetime(9000, 1, 1, tzinfo=UTC)))
+    parked = to_row(SOURCE, change(datetime(9000, 1, 1, tzinfo=UTC)), max_future=SKEW)
     assert isinstance(parked, Parked)
     assert parked.replayable
     assert parked.reason.startswith("dated in the future: time: 9000-01-01")
@@ -34,4 +35,10 @@ def test_a_change_from_year_9000_is_parked_for_replay_not_stored() -> None:
 
 def test_a_change_within_the_skew_is_stored() -> None:
     now = datetime.now(UTC)
-    assert isinstance(to_row(SOURCE, change(now + timedelta(minutes=4))), LogRow)
+    assert isinstance(to_row(SOURCE, change(now + timedelta(minutes=4)), max_future=SKEW), LogRow)
+
+
+def test_the_configured_skew_decides() -> None:
+    later = change(datetime.now(UTC) + timedelta(minutes=30))
+    assert isinstance(to_row(SOURCE, later, max_future=timedelta(hours=1)), LogRow)
+    assert isinstance(to_row(SOURCE, later, max_future=timedelta(0)), Parked)
