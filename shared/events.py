@@ -238,21 +238,14 @@ def validate_event(
 
     With `max_future` (where events enter: intake, webhooks, re-syncs) its `time` must lie
     at most that far ahead of `now`, else `EventInFuture`. Consumers of stored events
-    leave it out: what was admitted stays valid."""
+    leave it out: what was admitted stays valid. Checked after everything else, so an
+    `EventInFuture` is an event that only its time keeps out."""
     if not isinstance(raw, dict):
         raise EventRejected(f"an event must be a JSON object, got {type(raw).__name__}")
     try:
         envelope = CloudEvent.model_validate(raw)
     except ValidationError as exc:
         raise EventRejected(describe_validation_error(exc)) from exc
-    if max_future is not None:
-        latest = (now or datetime.now(UTC)) + max_future
-        if envelope.time > latest:
-            raise EventInFuture(
-                f"time: {envelope.time.isoformat()} lies more than "
-                f"{max_future.total_seconds():g}s in the future (our clock allows up to "
-                f"{latest.isoformat()})"
-            )
     kind = CANONICAL_TYPES.get(envelope.type)
     if kind is None:
         raise EventRejected(f"type: unknown event type {envelope.type!r}")
@@ -272,4 +265,14 @@ def validate_event(
         if value is not None:
             key = str(value)
             break
+    # Last: a future-dated change is parked to be replayed once due, so it must be valid
+    # in every other way, else it would wait for a time that can never make it valid.
+    if max_future is not None:
+        latest = (now or datetime.now(UTC)) + max_future
+        if envelope.time > latest:
+            raise EventInFuture(
+                f"time: {envelope.time.isoformat()} lies more than "
+                f"{max_future.total_seconds():g}s in the future (our clock allows up to "
+                f"{latest.isoformat()})"
+            )
     return CanonicalEvent(envelope, payload, kind.topic, key, subject, raw)

@@ -389,3 +389,22 @@ def test_stored_form_validates_again_to_the_same_event() -> None:
     assert again.subject == first.subject == "r" * 256
     assert again.payload == first.payload
     assert again.raw == first.raw
+
+
+@pytest.mark.parametrize(
+    ("type_", "data", "reason"),
+    [
+        (DELETED, {}, "data.deal_id"),
+        ("com.salesops.nothing.v1", {"deal_id": "d"}, "type: unknown event type"),
+    ],
+)
+def test_an_invalid_event_from_the_future_is_rejected_for_what_is_wrong_with_it(
+    type_: str, data: dict[str, Any], reason: str
+) -> None:
+    """Not `EventInFuture`: a CRM change so refused would be parked as replayable, to wait
+    for a time that cannot make it valid."""
+    ahead = raw_event(type_, data, time="9000-01-01T00:00:00Z")
+    with pytest.raises(EventRejected) as refused:
+        validate_event(ahead, now=NOW, max_future=MAX_FUTURE)
+    assert not isinstance(refused.value, EventInFuture)
+    assert refused.value.reason.startswith(reason)
