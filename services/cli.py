@@ -38,7 +38,7 @@ from services.pipeline_api.repository import (
     upsert_source,
 )
 from services.pipeline_api.secret_box import INFO_KEY, SecretBoxError, new_key, secret_box
-from services.pipeline_api.sources import load_yaml
+from services.pipeline_api.sources import SourceIn, load_yaml
 from shared.db import create_engine, create_sessionmaker
 from shared.embedded import EmbeddedBroker, embedded_postgres, port_open
 from shared.logging import configure_logging
@@ -199,10 +199,14 @@ def load_sources(
     settings = Settings()
     configure_logging(settings.log_level, json=False)
     policy = OutboundPolicy.of(settings)
+
+    async def verify(sources: list[SourceIn]) -> None:
+        for source in sources:  # as PUT /v1/sources does, DNS included
+            await policy.verify_source(source)
+
     try:
         sources = load_yaml(path)
-        for source in sources:
-            policy.check_source(source)
+        asyncio.run(verify(sources))
     except (ValueError, yaml.YAMLError, OutboundRefused) as exc:
         console.print(f"[red]{path} is not a valid sources file:[/red] {exc}")
         raise typer.Exit(code=1) from exc
