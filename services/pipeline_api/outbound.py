@@ -56,7 +56,7 @@ async def resolve(host: str, port: int) -> list[str]:
     return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
 
-_ERROR_CODE = re.compile(r"[A-Za-z][A-Za-z0-9_.:-]{0,63}")
+_ERROR_CODE = re.compile(r"[A-Za-z][A-Za-z_]{0,47}")
 
 
 def error_code(body: Any) -> str | None:
