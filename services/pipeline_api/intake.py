@@ -16,7 +16,7 @@ import orjson
 from fastapi import Request
 
 from services.pipeline_api.connectors.mapping import QUALIFIED_FIELDS, in_crm_namespace
-from shared.auth import Principal, in_webhook_namespace
+from shared.auth import Principal, in_webhook_namespace, unprintable
 from shared.events import CanonicalEvent, EventRejected, validate_event
 from shared.problems import Problem
 
@@ -87,6 +87,11 @@ def admit(
     """One posted event, valid and one this key may write; else `EventRejected`."""
     event = validate_event(item, max_future=max_future, now=now)
     source = event.envelope.source
+    if unprintable(source):
+        raise EventRejected(
+            f"source: {source!r} has leading or trailing whitespace or a control or format "
+            "character"
+        )
     if in_webhook_namespace(source):
         raise EventRejected(
             f"source: {source!r} is in the crm:// namespace, which only CRM webhooks and "

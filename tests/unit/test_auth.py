@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from services.pipeline_api.intake import admit
-from shared.auth import ApiKeys, Principal
+from shared.auth import ApiKeys, Principal, in_webhook_namespace
 from shared.events import EventInFuture, EventRejected
 from shared.settings import ApiKeyGrant
 
@@ -120,3 +120,33 @@ def test_ids_that_merely_contain_a_crm_name_are_admitted() -> None:
         crm_event("deal.updated", data), principal("bound"), max_future=timedelta(0), now=NOW
     )
     assert admitted.subject == "deal:hubspot:1"
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "%63rm://hubspot/1",
+        "%2563rm://hubspot/1",
+        "\uff43\uff52\uff4d://hubspot/1",
+        "c\u200brm://hubspot/1",
+        "crm%3A//hubspot/1",
+        "cRm:hubspot",
+    ],
+)
+def test_a_look_alike_of_the_webhook_namespace_is_in_it(source: str) -> None:
+    assert in_webhook_namespace(source)
+    with pytest.raises(EventRejected, match=r"crm:// namespace|control or format"):
+        admit(event(source), principal("admin"), max_future=timedelta(minutes=5), now=NOW)
+
+
+@pytest.mark.parametrize(
+    "source", [" crm://hubspot/1", "app://billing ", "app://bil\u200bling", "app://a\x07b"]
+)
+def test_a_source_that_would_show_as_another_is_refused(source: str) -> None:
+    with pytest.raises(EventRejected, match=r"whitespace or a control or format character"):
+        admit(event(source), principal("admin"), max_future=timedelta(minutes=5), now=NOW)
+
+
+@pytest.mark.parametrize("source", ["app://crm/1", "crmx://a", "app://x?q=crm://"])
+def test_sources_merely_mentioning_crm_are_not_in_the_namespace(source: str) -> None:
+    assert admit(event(source), principal("admin"), max_future=timedelta(minutes=5), now=NOW)
