@@ -13,6 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from cryptography.fernet import Fernet
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -154,6 +155,12 @@ class Settings(BaseSettings):
                 ) from None
         return grants
 
+    @field_validator("environment")
+    @classmethod
+    def _environment_name(cls, value: str) -> str:
+        """`Production` is production: a typo in case must not open the service."""
+        return value.strip().lower()
+
     @field_validator("database_url")
     @classmethod
     def _async_driver(cls, value: str | None) -> str | None:
@@ -177,6 +184,19 @@ class Settings(BaseSettings):
                 "rest (`salesops secrets key` makes one); SALESOPS_ALLOW_UNSEALED_SECRETS=true "
                 "runs without"
             )
+        if self.outbound_allow_loopback:
+            raise ValueError(
+                "SALESOPS_OUTBOUND_ALLOW_LOOPBACK is for development and tests; in production "
+                "CRM calls never go to this host"
+            )
+        for number, key in enumerate(self.secrets_keys, start=1):
+            try:
+                Fernet(key.get_secret_value().encode())
+            except ValueError:
+                raise ValueError(
+                    f"SALESOPS_SECRETS_KEYS: key {number} is not a Fernet key (32 url-safe "
+                    "base64 bytes; `salesops secrets key` makes one)"
+                ) from None
         return self
 
     @property
