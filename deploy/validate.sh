@@ -93,7 +93,8 @@ if [ -n "${DEPLOYCHECK_PG:-}" ]; then
   (
     cd /
     export SALESOPS_DATABASE_URL="$DEPLOYCHECK_PG/$db" SALESOPS_ENVIRONMENT=production \
-      SALESOPS_API_KEYS='{"validate":["admin"]}' SALESOPS_LOG_JSON=true
+      SALESOPS_API_KEYS='{"validate":["admin"]}' SALESOPS_ALLOW_UNSEALED_SECRETS=true \
+      SALESOPS_LOG_JSON=true
     if SALESOPS_SCHEMA_WAIT_SECONDS=1 "$IMG/opt/venv/bin/python" "$IMG/app/deploy/wait_for_schema.py"; then
       echo "FAIL wait_for_schema accepted an empty database"; exit 1
     fi

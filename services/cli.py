@@ -32,9 +32,13 @@ from services.comp_engine.app import SPEC as COMP_ENGINE
 from services.forecast_worker.app import SPEC as FORECAST_WORKER
 from services.pipeline_api.app import SPEC as PIPELINE_API
 from services.pipeline_api.outbound import OutboundPolicy, OutboundRefused
-from services.pipeline_api.repository import reseal_sources, upsert_source
+from services.pipeline_api.repository import (
+    reseal_sources,
+    sources_not_under_first_key,
+    upsert_source,
+)
 from services.pipeline_api.secret_box import INFO_KEY, SecretBoxError, new_key, secret_box
-from services.pipeline_api.sources import load_yaml
+from services.pipeline_api.sources import SourceIn, load_yaml
 from shared.db import create_engine, create_sessionmaker
 from shared.embedded import EmbeddedBroker, embedded_postgres, port_open
 from shared.logging import configure_logging
@@ -195,10 +199,14 @@ def load_sources(
     settings = Settings()
     configure_logging(settings.log_level, json=False)
     policy = OutboundPolicy.of(settings)
+
+    async def verify(sources: list[SourceIn]) -> None:
+        for source in sources:  # as PUT /v1/sources does, DNS included
+            await policy.verify_source(source)
+
     try:
         sources = load_yaml(path)
-        for source in sources:
-            policy.check_source(source)
+        asyncio.run(verify(sources))
     except (ValueError, yaml.YAMLError, OutboundRefused) as exc:
         console.print(f"[red]{path} is not a valid sources file:[/red] {exc}")
         raise typer.Exit(code=1) from exc
@@ -233,17 +241,33 @@ def secrets_key() -> None:
 
 
 @secrets_app.command("reseal")
-def secrets_reseal() -> None:
+def secrets_reseal(
+    check: Annotated[
+        bool,
+        typer.Option(
+            "--check",
+            help="Change nothing; list the sources whose secrets are not yet sealed under the "
+            "first key, and exit 1 if there are any",
+        ),
+    ] = False,
+) -> None:
     """Re-seal every stored CRM secret under the first key of SALESOPS_SECRETS_KEYS.
 
-    Key rotation: put the new key first, keep the old one after it, run this, then drop
-    the old key. Secrets stored before any key was set are sealed too."""
+    Key rotation: roll out `[new, old]` to every replica, run this, check with `--check`,
+    then drop the old key. Secrets stored before any key was set are sealed too."""
     settings = Settings()
     configure_logging(settings.log_level, json=False)
     box = secret_box(settings)
     if not box.seals:
         console.print("[red]SALESOPS_SECRETS_KEYS is not set:[/red] nothing to seal with.")
         raise typer.Exit(code=1)
+    if check:
+        behind = asyncio.run(_in_transaction(settings, sources_not_under_first_key))
+        console.print(
+            f"{len(behind)} sources hold secrets not sealed under the first key"
+            + (f": {', '.join(behind)}" if behind else "")
+        )
+        raise typer.Exit(code=1 if behind else 0)
     try:
         count = asyncio.run(_in_transaction(settings, reseal_sources))
     except SecretBoxError as exc:

@@ -14,16 +14,18 @@ a duplicate.
 from __future__ import annotations
 
 import hashlib
+import unicodedata
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import Annotated
+from urllib.parse import unquote
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from shared.problems import Problem
-from shared.settings import ApiKeyGrant
+from shared.settings import ApiKeyGrant, key_id
 
 ADMIN = "admin"
 EVENTS_WRITE = "events:write"
@@ -41,8 +43,25 @@ def _digest(key: str) -> str:
 
 
 def in_webhook_namespace(source: str) -> bool:
-    """URI schemes are case-insensitive, so `CRM://` is the same namespace."""
-    return source[: len(WEBHOOK_NAMESPACE)].lower() == WEBHOOK_NAMESPACE
+    """Whether `source` is, or could be shown as, a `crm:` source: URI schemes are
+    case-insensitive (`CRM://`), and a look-alike (`%63rm://`, fullwidth letters, a
+    zero-width space inside) must not pass for another source on a screen or after
+    someone normalises it."""
+    text = source
+    for _ in range(3):  # percent-encoding may be nested (%2563)
+        text = unicodedata.normalize("NFKC", unquote(text))
+    scheme, colon, _ = "".join(c for c in text if not _invisible(c)).strip().partition(":")
+    return bool(colon) and scheme.strip().lower() == WEBHOOK_NAMESPACE.removesuffix("://")
+
+
+def unprintable(source: str) -> bool:
+    """Leading or trailing whitespace, or a control or format character: a source that
+    would look like another one when shown."""
+    return source != source.strip() or any(_invisible(c) for c in source)
+
+
+def _invisible(char: str) -> bool:
+    return unicodedata.category(char) in ("Cc", "Cf")
 
 
 @dataclass(frozen=True)
@@ -66,8 +85,8 @@ class Principal:
 def _principal(key: str, grant: list[str] | ApiKeyGrant) -> Principal:
     if isinstance(grant, ApiKeyGrant):
         sources = tuple(grant.sources) if grant.sources is not None else None
-        return Principal(_digest(key)[:12], frozenset(grant.scopes), sources)
-    return Principal(_digest(key)[:12], frozenset(grant))
+        return Principal(key_id(key), frozenset(grant.scopes), sources)
+    return Principal(key_id(key), frozenset(grant))
 
 
 class ApiKeys:

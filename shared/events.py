@@ -246,7 +246,9 @@ def validate_event(
     With `max_future` (where events enter: intake, webhooks, re-syncs) its `time` must lie
     at most that far ahead of `now`, else `EventInFuture`. Consumers of stored events
     leave it out and pass `stored`: what was admitted stays valid, including naive data
-    times admitted before they were refused (read as UTC, as they were then)."""
+    times admitted before they were refused (read as UTC, as they were then). The time is
+    checked after everything else, so an `EventInFuture` is an event that only its time
+    keeps out."""
     context = {STORED: stored}
     if not isinstance(raw, dict):
         raise EventRejected(f"an event must be a JSON object, got {type(raw).__name__}")
@@ -254,14 +256,6 @@ def validate_event(
         envelope = CloudEvent.model_validate(raw, context=context)
     except ValidationError as exc:
         raise EventRejected(describe_validation_error(exc)) from exc
-    if max_future is not None:
-        latest = (now or datetime.now(UTC)) + max_future
-        if envelope.time > latest:
-            raise EventInFuture(
-                f"time: {envelope.time.isoformat()} lies more than "
-                f"{max_future.total_seconds():g}s in the future (our clock allows up to "
-                f"{latest.isoformat()})"
-            )
     kind = CANONICAL_TYPES.get(envelope.type)
     if kind is None:
         raise EventRejected(f"type: unknown event type {envelope.type!r}")
@@ -281,7 +275,18 @@ def validate_event(
         if value is not None:
             key = str(value)
             break
-    return CanonicalEvent(envelope, payload, kind.topic, key, subject, raw, _storable(raw))
+    encoded = _storable(raw)
+    # Last: a future-dated change is parked to be replayed once due, so it must be valid
+    # in every other way, else it would wait for a time that can never make it valid.
+    if max_future is not None:
+        latest = (now or datetime.now(UTC)) + max_future
+        if envelope.time > latest:
+            raise EventInFuture(
+                f"time: {envelope.time.isoformat()} lies more than "
+                f"{max_future.total_seconds():g}s in the future (our clock allows up to "
+                f"{latest.isoformat()})"
+            )
+    return CanonicalEvent(envelope, payload, kind.topic, key, subject, raw, encoded)
 
 
 def _storable(raw: dict[str, Any]) -> bytes:

@@ -7,11 +7,26 @@ localhost guess that would fail confusingly on a fresh machine.
 
 from __future__ import annotations
 
+import hashlib
+from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from cryptography.fernet import Fernet
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.events import MAX_FUTURE
 
 DEFAULT_WON_STAGES = ("closedwon", "closed_won", "won", "closed won")
 DEFAULT_LOST_STAGES = ("closedlost", "closed_lost", "lost", "closed lost")
@@ -39,8 +54,19 @@ class ApiKeyGrant(BaseModel):
         return self
 
 
+def key_id(key: str) -> str:
+    """How logs and errors name an API key: a prefix of its SHA-256 digest, never the key."""
+    return hashlib.sha256(key.encode()).hexdigest()[:12]
+
+
+_GRANT: TypeAdapter[list[str] | ApiKeyGrant] = TypeAdapter(list[str] | ApiKeyGrant)
+
+
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="SALESOPS_", extra="ignore")
+    # Settings hold keys and passwords: a validation error names the field, never its value.
+    model_config = SettingsConfigDict(
+        env_prefix="SALESOPS_", extra="ignore", hide_input_in_errors=True
+    )
 
     environment: str = "development"
     database_url: str | None = None
@@ -76,10 +102,15 @@ class Settings(BaseSettings):
     )
     intake_writers: int = Field(2, ge=1, description="Concurrent group-commit transactions")
     event_max_future_seconds: float = Field(
-        300,
+        MAX_FUTURE.total_seconds(),
         ge=0,
         le=366 * 86400,
         description="How far an event's time may lie ahead of our clock before it is refused",
+    )
+    future_replay_seconds: float = Field(
+        60,
+        gt=0,
+        description="How often CRM changes parked as dated in the future are tried again",
     )
 
     outbound_allowed_hosts: list[str] = Field(
@@ -121,6 +152,34 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_json: bool = True
 
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _grants(cls, value: Any) -> Any:
+        """Each key's grant, an error naming the key by `key_id`: pydantic's own would put
+        the key itself in the error's location, and so in the start-up log."""
+        if not isinstance(value, dict):
+            return value
+        grants: dict[str, list[str] | ApiKeyGrant] = {}
+        for key, grant in value.items():
+            try:
+                grants[key] = _GRANT.validate_python(grant)
+            except ValidationError as exc:
+                reasons = "; ".join(
+                    f"{'.'.join(str(p) for p in e['loc'][1:]) or 'grant'}: {e['msg']}"
+                    for e in exc.errors(include_url=False, include_input=False)
+                )
+                raise ValueError(
+                    f"the grant of API key {key_id(str(key))} (SHA-256 prefix) is invalid: "
+                    "a list of scopes, or {scopes, sources}. " + reasons
+                ) from None
+        return grants
+
+    @field_validator("environment")
+    @classmethod
+    def _environment_name(cls, value: str) -> str:
+        """`Production` is production: a typo in case must not open the service."""
+        return value.strip().lower()
+
     @field_validator("database_url")
     @classmethod
     def _async_driver(cls, value: str | None) -> str | None:
@@ -144,7 +203,24 @@ class Settings(BaseSettings):
                 "rest (`salesops secrets key` makes one); SALESOPS_ALLOW_UNSEALED_SECRETS=true "
                 "runs without"
             )
+        if self.outbound_allow_loopback:
+            raise ValueError(
+                "SALESOPS_OUTBOUND_ALLOW_LOOPBACK is for development and tests; in production "
+                "CRM calls never go to this host"
+            )
+        for number, key in enumerate(self.secrets_keys, start=1):
+            try:
+                Fernet(key.get_secret_value().encode())
+            except ValueError:
+                raise ValueError(
+                    f"SALESOPS_SECRETS_KEYS: key {number} is not a Fernet key (32 url-safe "
+                    "base64 bytes; `salesops secrets key` makes one)"
+                ) from None
         return self
+
+    @property
+    def event_max_future(self) -> timedelta:
+        return timedelta(seconds=self.event_max_future_seconds)
 
     def require_database_url(self) -> str:
         if not self.database_url:

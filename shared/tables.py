@@ -84,7 +84,8 @@ def wants_csv(request: Request, format: str | None) -> bool:
 
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-_PLAIN_NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?")
+_PLAIN_NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?")
+"""A number as `str(Decimal)` writes it, exponent included (`-1E-7`): a value, not a formula."""
 
 
 def neutralise(text: str) -> str:

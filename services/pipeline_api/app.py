@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
+from functools import partial
 
 import httpx
 from fastapi import FastAPI
@@ -12,6 +13,7 @@ from sqlalchemy import text
 
 from services.pipeline_api.archive_routes import router as archive_router
 from services.pipeline_api.event_log import EventLogWriter
+from services.pipeline_api.ingest import replay_due
 from services.pipeline_api.outbound import OutboundPolicy, guarded_client
 from services.pipeline_api.relay import Relay
 from services.pipeline_api.repository import list_sources
@@ -56,14 +58,24 @@ async def lifespan(settings: Settings) -> AsyncIterator[ServiceState]:
     sessions = create_sessionmaker(engine, info={INFO_KEY: secret_box(settings)})
     policy = OutboundPolicy.of(settings)
     http = guarded_client(policy, httpx.Timeout(30.0, connect=10.0))
+    ahead = settings.event_max_future
     resyncs = ResyncWorker(
         sessions=sessions,
         writer=writer,
         http=http,
         policy=policy,
         lease_seconds=settings.resync_lease_seconds,
+        max_future=ahead,
     )
     resync_task = asyncio.create_task(supervise("re-sync", resyncs.run), name="resync")
+    due = partial(
+        replay_due,
+        sessions=sessions,
+        writer=writer,
+        max_future=ahead,
+        every=settings.future_replay_seconds,
+    )
+    due_task = asyncio.create_task(supervise("replay of due changes", due), name="replay-due")
 
     async def database_ready() -> None:
         async with engine.connect() as conn:
@@ -97,7 +109,7 @@ async def lifespan(settings: Settings) -> AsyncIterator[ServiceState]:
             },
         )
     finally:
-        for task in (relay_task, resync_task):
+        for task in (relay_task, resync_task, due_task):
             task.cancel()
             with suppress(asyncio.CancelledError, Exception):
                 await task

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import base64
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from annotated_types import Interval
@@ -26,6 +26,7 @@ from services.pipeline_api.event_log import EventLogWriter, EventsRefused
 from services.pipeline_api.ingest import IngestOutcome, ingest
 from services.pipeline_api.request_state import (
     event_log_writer,
+    max_future,
     pipeline_sessions,
     storage_unavailable,
 )
@@ -178,7 +179,7 @@ async def replay_requests(
     failed: list[ReplayFailure] = []
     for request_id in ids:
         try:
-            outcome = await _replay_one(sessions, writer, sources, request_id)
+            outcome = await _replay_one(sessions, writer, sources, request_id, max_future(request))
         except ReplayRefused as refused:
             failed.append(ReplayFailure(id=request_id, reason=str(refused)))
             continue
@@ -207,6 +208,7 @@ async def _replay_one(
     writer: EventLogWriter,
     sources: dict[str, SourceIn],
     request_id: int,
+    ahead: timedelta,
 ) -> IngestOutcome:
     async with sessions() as session:
         row = await repository.get_request(session, request_id)
@@ -228,5 +230,6 @@ async def _replay_one(
         headers=row.headers,
         body=body,
         changes=changes,
+        max_future=ahead,
         replay_of=row.id,
     )

@@ -10,10 +10,12 @@ noted on the archived request, never parked: the DLQ holds only what an operator
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -48,7 +50,7 @@ from services.pipeline_api.event_log import (
     too_large,
 )
 from services.pipeline_api.sources import SourceIn
-from shared.events import MAX_FUTURE, EventInFuture, EventRejected, validate_event
+from shared.events import EventInFuture, EventRejected, validate_event
 from shared.metrics import WEBHOOK_IGNORED
 
 _log = logging.getLogger("salesops.ingest")
@@ -65,23 +67,27 @@ class IngestOutcome:
 
 
 def to_row(
-    source: SourceIn, change: DealChange | ActivityChange, *, max_bytes: int
+    source: SourceIn,
+    change: DealChange | ActivityChange,
+    *,
+    max_bytes: int,
+    max_future: timedelta,
 ) -> LogRow | Parked | Ignored:
     """Map and validate one change: a row for the event log, why it must wait, or why
-    there is nothing to store (an event too large for the broker is parked: it could
-    never be published)."""
+    there is nothing to store. An event too large for the broker is parked: it could
+    never be published. `max_future` is `SALESOPS_EVENT_MAX_FUTURE_SECONDS`."""
     mapped = (
         map_deal(source, change) if isinstance(change, DealChange) else map_activity(source, change)
     )
     if isinstance(mapped, Parked | Ignored):
         return mapped
     try:
-        row = LogRow.of(validate_event(mapped, max_future=MAX_FUTURE))
+        row = LogRow.of(validate_event(mapped, max_future=max_future))
     except EventInFuture as exc:
         # A CRM clock running ahead: stored now, the change would outrank every later one
-        # of its deal until its time came. It waits instead; a replay once the time has
-        # come (automatic on a mapping update, or POST /v1/dlq/replay) stores it.
-        return Parked(f"dated in the future: {exc.reason}", replayable=True)
+        # of its deal until its time came. It waits instead; `replay_due` stores it once
+        # its time has come (as does a mapping update, or POST /v1/dlq/replay).
+        return Parked(f"{repository.DATED_IN_FUTURE}: {exc.reason}", replayable=True)
     except EventRejected as exc:
         return Parked(f"not a valid canonical event: {exc.reason}", replayable=False)
     if row.size > max_bytes:
@@ -110,6 +116,7 @@ async def ingest(
     headers: dict[str, str],
     body: bytes,
     changes: Sequence[CrmChange],
+    max_future: timedelta,
     replay_of: int | None = None,
 ) -> IngestOutcome:
     """Store what one delivery produced. `replay_of` names an archived request being read
@@ -122,7 +129,7 @@ async def ingest(
     merges: list[AccountMerged] = []
 
     def place(change: DealChange | ActivityChange) -> None:
-        result = to_row(source, change, max_bytes=writer.max_event_bytes)
+        result = to_row(source, change, max_bytes=writer.max_event_bytes, max_future=max_future)
         if isinstance(result, Parked):
             parked.append((result.reason, result.replayable, to_json(change)))
         elif isinstance(result, Ignored):
@@ -225,15 +232,19 @@ async def replay_parked(
     *,
     sessions: async_sessionmaker[AsyncSession],
     writer: EventLogWriter,
+    max_future: timedelta,
     source_id: str | None = None,
     ids: Sequence[int] | None = None,
+    due_only: bool = False,
     batch: int = 500,
 ) -> ReplayOutcome:
-    """Map parked changes again with today's mappings; store those that now map."""
+    """Map parked changes again with today's mappings; store those that now map.
+    `due_only`: just the changes parked for their future time that has now come."""
     outcome = ReplayOutcome()
+    due_by = datetime.now(UTC) + max_future if due_only else None
     async with sessions() as session, session.begin():
         parked = await repository.claim_replayable(
-            session, source_id=source_id, ids=ids, limit=batch
+            session, source_id=source_id, ids=ids, due_by=due_by, limit=batch
         )
         sources: dict[str, SourceIn | None] = {}
         mapped: list[int] = []
@@ -246,7 +257,12 @@ async def replay_parked(
             if source is None:
                 outcome.still_parked += 1
                 continue
-            result = to_row(source, from_json(item.change), max_bytes=writer.max_event_bytes)
+            result = to_row(
+                source,
+                from_json(item.change),
+                max_bytes=writer.max_event_bytes,
+                max_future=max_future,
+            )
             if isinstance(result, Ignored):
                 settled.append(item.id)
                 continue
@@ -273,3 +289,23 @@ async def replay_parked(
     if outcome.replayed:
         _log.info("replayed %d parked changes", outcome.replayed)
     return outcome
+
+
+async def replay_due(
+    *,
+    sessions: async_sessionmaker[AsyncSession],
+    writer: EventLogWriter,
+    max_future: timedelta,
+    every: float = 60.0,
+) -> None:
+    """Store, every `every` seconds, the changes parked as dated in the future whose time
+    has come: else a CRM clock running ahead would park its changes until an operator
+    noticed. Cheap: the query reads only open parked rows that are due."""
+    while True:
+        await asyncio.sleep(every)
+        while True:
+            outcome = await replay_parked(
+                sessions=sessions, writer=writer, max_future=max_future, due_only=True
+            )
+            if not outcome.replayed:
+                break

@@ -2,8 +2,9 @@
 
 Three shapes are accepted: one CloudEvent object, a JSON array of them, or NDJSON. A body
 that is not valid JSON at all is refused whole (400); an item that is valid JSON but not a
-valid event, or one the key may not write, is rejected alone, so one bad event never
-blocks the good ones beside it.
+valid event, or one the key may not write (a source it is not bound to, the crm://
+namespace, or a CRM's qualified deal, account or activity id), is rejected alone, so one
+bad event never blocks the good ones beside it.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from typing import Any
 import orjson
 from fastapi import Request
 
-from shared.auth import Principal, in_webhook_namespace
+from services.pipeline_api.connectors.mapping import QUALIFIED_FIELDS, in_crm_namespace
+from shared.auth import Principal, in_webhook_namespace, unprintable
 from shared.events import CanonicalEvent, EventRejected, validate_event
 from shared.problems import Problem
 
@@ -85,6 +87,11 @@ def admit(
     """One posted event, valid and one this key may write; else `EventRejected`."""
     event = validate_event(item, max_future=max_future, now=now)
     source = event.envelope.source
+    if unprintable(source):
+        raise EventRejected(
+            f"source: {source!r} has leading or trailing whitespace or a control or format "
+            "character"
+        )
     if in_webhook_namespace(source):
         raise EventRejected(
             f"source: {source!r} is in the crm:// namespace, which only CRM webhooks and "
@@ -92,4 +99,11 @@ def admit(
         )
     if not principal.may_write_source(source):
         raise EventRejected(f"source: this API key may not write source {source!r}")
+    for field in QUALIFIED_FIELDS:
+        value = getattr(event.payload, field, None)
+        if isinstance(value, str) and in_crm_namespace(value):
+            raise EventRejected(
+                f"data.{field}: {value!r} is a CRM's id, which only that CRM's webhooks and "
+                "re-syncs write"
+            )
     return event

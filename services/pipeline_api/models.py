@@ -114,8 +114,9 @@ class WebhookRequest(PipelineBase):
 class ParkedEvent(PipelineBase):
     """A CRM change that could not become a canonical event yet (the intake DLQ).
 
-    `replayable` changes failed only for want of a mapping and are mapped again by
-    `POST /v1/dlq/replay` (and automatically when their source's mapping changes).
+    `replayable` changes failed only for want of a mapping, or for being dated in the
+    future, and are mapped again by `POST /v1/dlq/replay` (and automatically: when their
+    source's mapping changes, and, for future-dated ones, once their time has come).
     """
 
     __tablename__ = "parked_events"

@@ -5,9 +5,10 @@ an admin types them in. So they may name only https hosts of the source's own CR
 (`CRM_DOMAINS`) or hosts an operator allowed (`SALESOPS_OUTBOUND_ALLOWED_HOSTS`, for
 sandboxes and self-hosted instances), and never an address inside our own network:
 loopback, private, link-local (cloud metadata at 169.254.169.254) and other non-global
-addresses are refused after DNS resolution, so a public name pointing inward is refused
-too. `SALESOPS_OUTBOUND_ALLOW_LOOPBACK` (development and tests) admits 127.0.0.1 / ::1 /
-localhost over http or https.
+or special-purpose addresses are refused after DNS resolution, so a public name pointing
+inward is refused too; an IPv4 address embedded in IPv6 (mapped, NAT64, 6to4, Teredo) is
+judged as itself. `SALESOPS_OUTBOUND_ALLOW_LOOPBACK` (development and tests) admits
+127.0.0.1 / ::1 / localhost over http or https.
 
 The rules apply twice: when a source is stored (a clear 422) and on every request
 (`GuardedTransport`). At request time the address is resolved once, checked, and connected
@@ -55,7 +56,7 @@ async def resolve(host: str, port: int) -> list[str]:
     return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
 
-_ERROR_CODE = re.compile(r"[A-Za-z][A-Za-z0-9_.:-]{0,63}")
+_ERROR_CODE = re.compile(r"[A-Za-z][A-Za-z_]{0,47}")
 
 
 def error_code(body: Any) -> str | None:
@@ -73,6 +74,19 @@ def error_code(body: Any) -> str | None:
     return None
 
 
+def _bad_name(host: str) -> OutboundRefused:
+    return OutboundRefused(f"{host!r} is not a valid host name (an empty or too long label)")
+
+
+def _check_name(host: str) -> None:
+    """What the resolver will accept: IDNA-encodable, no empty label, none over 63 chars.
+    Checked here so a bad name is a clear refusal, not an encoding error from DNS."""
+    try:
+        host.encode("idna")
+    except UnicodeError as exc:
+        raise _bad_name(host) from exc
+
+
 def _literal(host: str) -> IPAddress | None:
     try:
         return ipaddress.ip_address(host.strip("[]"))
@@ -86,6 +100,8 @@ class OutboundPolicy:
     allow_loopback: bool = False
     max_response_bytes: int = 32 * 1024 * 1024
     resolver: Resolver = resolve
+    verify_seconds: float = 5.0
+    """How long storing a source waits for DNS: a hung resolver must not hang the PUT."""
 
     @classmethod
     def of(cls, settings: Settings) -> OutboundPolicy:
@@ -99,12 +115,14 @@ class OutboundPolicy:
         """Scheme and host of `url` allowed for a source of `kind` (None: of any kind)."""
         try:
             parsed = httpx.URL(url)
-        except httpx.InvalidURL as exc:
+            host = parsed.host.lower()  # decodes IDNA: an invalid A-label raises here
+        except (httpx.InvalidURL, ValueError) as exc:  # IDNAError is a ValueError
             raise OutboundRefused(f"{url!r} is not a URL") from exc
-        host = parsed.host.lower()
         if not host or parsed.userinfo:
             raise OutboundRefused(f"{url!r} must be https://host[:port][/path], without userinfo")
         literal = _literal(host)
+        if literal is None:
+            _check_name(host)
         loopback = self.allow_loopback and (
             host == "localhost" or (literal is not None and _unmapped(literal).is_loopback)
         )
@@ -134,10 +152,9 @@ class OutboundPolicy:
 
     def check_address(self, host: str, address: IPAddress) -> None:
         """Refuse an address inside our own network (loopback only when allowed)."""
-        address = _unmapped(address)
-        if address.is_loopback and self.allow_loopback:
+        if self.allow_loopback and _unmapped(address).is_loopback:
             return
-        if not address.is_global or address.is_multicast:
+        if not all(_public(judged) for judged in _judged(address)):
             raise OutboundRefused(
                 f"{host!r} resolves to {address}, an address inside the network "
                 "(loopback, private, link-local or reserved); CRM calls go only to public hosts"
@@ -146,7 +163,10 @@ class OutboundPolicy:
     async def addresses(self, host: str, port: int) -> list[str]:
         """The addresses to connect to for `host`, each one checked."""
         literal = _literal(host)
-        found = [str(literal)] if literal is not None else await self.resolver(host, port)
+        try:
+            found = [str(literal)] if literal is not None else await self.resolver(host, port)
+        except ValueError as exc:  # the resolver's IDNA encoding: an empty or long label
+            raise _bad_name(host) from exc
         for address in found:
             self.check_address(host, ipaddress.ip_address(address))
         return found
@@ -158,13 +178,15 @@ class OutboundPolicy:
 
     async def verify_source(self, source: SourceIn) -> None:
         """`check_source`, and the hosts' addresses as they resolve now. A host that does
-        not resolve yet is accepted: it is resolved and checked again on every call."""
+        not resolve yet, or not within `verify_seconds`, is accepted: it is resolved and
+        checked again on every call."""
         self.check_source(source)
         for url in _urls(source):
             parsed = httpx.URL(url)
             try:
-                await self.addresses(parsed.host, parsed.port or 443)
-            except OSError:
+                async with asyncio.timeout(self.verify_seconds):
+                    await self.addresses(parsed.host, parsed.port or 443)
+            except (OSError, TimeoutError):
                 continue
 
 
@@ -180,6 +202,74 @@ def _unmapped(address: IPAddress) -> IPAddress:
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         return address.ipv4_mapped
     return address
+
+
+_SPECIAL = tuple(
+    ipaddress.ip_network(n)
+    for n in (
+        # IPv4, RFC 6890 and the IANA special-purpose registry
+        "0.0.0.0/8",
+        "10.0.0.0/8",
+        "100.64.0.0/10",
+        "127.0.0.0/8",
+        "169.254.0.0/16",
+        "172.16.0.0/12",
+        "192.0.0.0/24",
+        "192.0.2.0/24",
+        "192.88.99.0/24",
+        "192.168.0.0/16",
+        "198.18.0.0/15",
+        "198.51.100.0/24",
+        "203.0.113.0/24",
+        "224.0.0.0/4",
+        "240.0.0.0/4",
+        # IPv6 (:: and ::1 are judged as IPv4 0.0.0.0/8): local-use NAT64, discard,
+        # IETF protocols (Teredo among them), documentation, SRv6, unique-local,
+        # site-local, link-local, multicast
+        "64:ff9b:1::/48",
+        "100::/64",
+        "2001::/23",
+        "2001:db8::/32",
+        "3fff::/20",
+        "5f00::/16",
+        "fc00::/7",
+        "fec0::/10",
+        "fe80::/10",
+        "ff00::/8",
+    )
+)
+"""Networks never called, whatever `is_global` says in this Python version."""
+
+_CARRY_IPV4 = tuple(
+    ipaddress.IPv6Network(n)
+    for n in (
+        "::/96",  # IPv4-compatible (deprecated)
+        "::ffff:0:0/96",  # IPv4-mapped
+        "::ffff:0:0:0/96",  # IPv4-translated (RFC 2765)
+        "64:ff9b::/96",  # NAT64 well-known prefix (RFC 6052)
+    )
+)
+"""IPv6 networks whose last 32 bits are an IPv4 address that the traffic reaches."""
+
+
+def _judged(address: IPAddress) -> list[IPAddress]:
+    """The addresses a connection to `address` reaches: itself, and any IPv4 address
+    embedded in it (the forms above, 6to4 and Teredo), since a translator or tunnel
+    would deliver to that one."""
+    if not isinstance(address, ipaddress.IPv6Address):
+        return [address]
+    judged: list[IPAddress] = [address]
+    if any(address in network for network in _CARRY_IPV4):
+        judged = [ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)]
+    if address.sixtofour is not None:
+        judged.append(address.sixtofour)
+    if address.teredo is not None:
+        judged.extend(address.teredo)
+    return judged
+
+
+def _public(address: IPAddress) -> bool:
+    return address.is_global and not any(address in network for network in _SPECIAL)
 
 
 class _CheckedBackend(httpcore.AsyncNetworkBackend):

@@ -6,17 +6,21 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, delete, func, select, text, update
+from sqlalchemy import DateTime, Row, delete, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.pipeline_api.models import ParkedEvent, ResyncJob, Source, WebhookRequest
-from services.pipeline_api.secret_box import INFO_KEY, SecretBox
+from services.pipeline_api.secret_box import INFO_KEY, SecretBox, SecretBoxError
 from services.pipeline_api.sources import SourceIn, open_values, secret_values
+
+DATED_IN_FUTURE = "dated in the future"
+"""How the reason of a change parked for its future time begins (ingest.py)."""
 
 
 def _box(session: AsyncSession) -> SecretBox:
@@ -25,8 +29,16 @@ def _box(session: AsyncSession) -> SecretBox:
     return box if isinstance(box, SecretBox) else SecretBox()
 
 
+def _opened(row: Source, unseal: Callable[[str], str]) -> dict[str, Any]:
+    """`open_values` of the row, a secret that does not open naming its source."""
+    try:
+        return open_values(row.config, unseal)
+    except SecretBoxError as exc:
+        raise SecretBoxError(f"source {row.id!r}: {exc}") from exc
+
+
 def _source(session: AsyncSession, row: Source) -> SourceIn:
-    return SourceIn.model_validate(open_values(row.config, _box(session).open))
+    return SourceIn.model_validate(_opened(row, _box(session).open))
 
 
 async def upsert_source(session: AsyncSession, source: SourceIn) -> bool:
@@ -55,8 +67,27 @@ async def reseal_sources(session: AsyncSession) -> int:
     box = _box(session)
     rows = (await session.execute(select(Source).with_for_update())).scalars().all()
     for row in rows:
-        row.config = open_values(row.config, box.reseal)
+        row.config = _opened(row, box.reseal)
     return len(rows)
+
+
+async def sources_not_under_first_key(session: AsyncSession) -> list[str]:
+    """The sources holding a secret that `reseal_sources` would still change: in clear,
+    or sealed under a key other than the first. Until none, no old key may be dropped."""
+    box = _box(session)
+    rows = (await session.execute(select(Source).order_by(Source.id))).scalars().all()
+    return [row.id for row in rows if not all(_secrets_judged(row, box.under_first_key))]
+
+
+def _secrets_judged(row: Source, judge: Callable[[str], bool]) -> list[bool]:
+    judged: list[bool] = []
+
+    def record(value: str) -> str:
+        judged.append(judge(value))
+        return value
+
+    open_values(row.config, record)
+    return judged
 
 
 async def get_source_for_update(session: AsyncSession, source_id: str) -> SourceIn | None:
@@ -238,8 +269,16 @@ async def list_parked(
 
 
 async def claim_replayable(
-    session: AsyncSession, *, source_id: str | None, ids: Iterable[int] | None, limit: int
+    session: AsyncSession,
+    *,
+    source_id: str | None,
+    ids: Iterable[int] | None,
+    limit: int,
+    due_by: datetime | None = None,
 ) -> Sequence[ParkedEvent]:
+    """Open replayable parked changes, locked. With `due_by`, only those parked as dated
+    in the future whose time is now at most `due_by`: the earlier of the change's
+    `occurred_at` and `changed_at`, since its event's time is one of them."""
     query = (
         select(ParkedEvent)
         .where(ParkedEvent.replayed_at.is_(None), ParkedEvent.replayable.is_(True))
@@ -251,6 +290,12 @@ async def claim_replayable(
         query = query.where(ParkedEvent.source_id == source_id)
     if ids is not None:
         query = query.where(ParkedEvent.id.in_(list(ids)))
+    if due_by is not None:
+        earliest = func.least(
+            ParkedEvent.change["occurred_at"].astext.cast(DateTime(timezone=True)),
+            ParkedEvent.change["changed_at"].astext.cast(DateTime(timezone=True)),
+        )
+        query = query.where(ParkedEvent.reason.startswith(DATED_IN_FUTURE), earliest <= due_by)
     return (await session.execute(query)).scalars().all()
 
 

@@ -6,11 +6,14 @@ The lifespan (app.py) puts the session factory and the event log writer on
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from fastapi import Request
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.pipeline_api.event_log import EventLogWriter
 from shared.problems import Problem
+from shared.settings import Settings
 
 
 def pipeline_sessions(request: Request) -> async_sessionmaker[AsyncSession]:
@@ -21,6 +24,12 @@ def pipeline_sessions(request: Request) -> async_sessionmaker[AsyncSession]:
 def event_log_writer(request: Request) -> EventLogWriter:
     writer: EventLogWriter = request.state.event_log_writer
     return writer
+
+
+def max_future(request: Request) -> timedelta:
+    """How far ahead of our clock an entering event may be dated (the setting)."""
+    settings: Settings = request.state.settings
+    return settings.event_max_future
 
 
 def storage_unavailable(what: str) -> Problem:

@@ -63,7 +63,7 @@ from services.pipeline_api.crm_auth import Credentials, SalesforceRefreshToken, 
 from services.pipeline_api.deliveries import exact_json
 from services.pipeline_api.outbound import error_code
 from services.pipeline_api.sources import SourceIn
-from shared.money import amount_text, number_text
+from shared.money import MoneyError, amount_text, number_text
 
 _log = logging.getLogger("salesops.resync")
 
@@ -355,42 +355,67 @@ def decode_json(response: httpx.Response, crm: str) -> Any:
         ) from exc
 
 
-def instant(value: Any) -> datetime:
+class Unreadable(ValueError):
+    """A CRM value that cannot be read. The message names the field and the value's type
+    and length, never the value: job errors are shown to operators and the value is the
+    CRM's (or whoever answered)."""
+
+    def __init__(self, field: str, value: Any, what: str) -> None:
+        super().__init__(f"{field}: {shape(value)} is not {what}")
+
+
+def shape(value: Any) -> str:
+    """What a value is, without what it says: `a str of 12 chars`, `a list of 3 items`."""
+    name = type(value).__name__
+    if isinstance(value, str | bytes):
+        return f"a {name} of {len(value)} chars"
+    if isinstance(value, list | dict):
+        return f"a {name} of {len(value)} items"
+    return "null" if value is None else f"a {name}"
+
+
+def instant(value: Any, field: str) -> datetime:
     """An aware UTC datetime from ISO 8601 / RFC 3339 (`Z`, `+00:00`, `+0000`; no offset
     means UTC) or from epoch milliseconds (HubSpot's other date form)."""
     if isinstance(value, bool):
-        raise ValueError(f"{value!r} is not a timestamp")
-    if isinstance(value, int) or (isinstance(value, str) and value.strip().isdigit()):
-        try:
+        raise Unreadable(field, value, "a timestamp")
+    try:
+        if isinstance(value, int) or (isinstance(value, str) and value.strip().isdigit()):
             return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=int(value))
-        except OverflowError as exc:
-            raise ValueError(f"{value!r} is not a timestamp") from exc
-    if not isinstance(value, str) or not value.strip():
-        raise ValueError(f"{value!r} is not a timestamp")
-    parsed = datetime.fromisoformat(value.strip())
+        if not isinstance(value, str) or not value.strip():
+            raise Unreadable(field, value, "a timestamp")
+        parsed = datetime.fromisoformat(value.strip())
+    except (ValueError, OverflowError) as exc:  # their messages quote the value
+        raise Unreadable(field, value, "a timestamp") from exc
     return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC)
 
 
-def iso_date(value: Any) -> str | None:
+def iso_date(value: Any, field: str) -> str | None:
     if value is None or value == "":
         return None
     if isinstance(value, str) and len(value.strip()) == 10:
-        return date.fromisoformat(value.strip()).isoformat()
-    return instant(value).date().isoformat()
+        try:
+            return date.fromisoformat(value.strip()).isoformat()
+        except ValueError as exc:
+            raise Unreadable(field, value, "a date") from exc
+    return instant(value, field).date().isoformat()
 
 
-def _iso_time(value: Any) -> str | None:
+def _iso_time(value: Any, field: str) -> str | None:
     if value is None or value == "":
         return None
-    return instant(value).isoformat().replace("+00:00", "Z")
+    return instant(value, field).isoformat().replace("+00:00", "Z")
 
 
-def decimal_text(value: Any) -> str | None:
+def decimal_text(value: Any, field: str) -> str | None:
     """An amount as plain decimal text ("1234.50"), from a string, int or Decimal, through
     the one amount parser, whose size limits hold before the number is written out."""
     if value is None or value == "":
         return None
-    return amount_text(value)
+    try:
+        return amount_text(value)
+    except MoneyError as exc:  # its message may quote the value
+        raise Unreadable(field, value, "an exact decimal amount within the size limits") from exc
 
 
 def jsonable(value: Any) -> Any:
@@ -413,7 +438,13 @@ def _change(crm: str, crm_id: str, build: Callable[[], DealChange]) -> DealChang
     try:
         return build()
     except (ValueError, TypeError, KeyError) as exc:
-        raise CrmResponseError(f"{crm} deal {crm_id} cannot be read: {exc}") from exc
+        raise CrmResponseError(f"{crm} deal {crm_id} cannot be read: {_why(exc)}") from exc
+
+
+def _why(exc: Exception) -> str:
+    """An error's own message when it is ours (value-free); else only its type, since
+    Python's messages quote the value (`Invalid isoformat string: '...'`)."""
+    return str(exc) if isinstance(exc, Unreadable) else type(exc).__name__
 
 
 def _resync_change(
@@ -431,13 +462,13 @@ def _resync_change(
 
 def _as_dict(value: Any, crm: str, what: str) -> dict[str, Any]:
     if not isinstance(value, dict):
-        raise CrmResponseError(f"{crm} {what} is not a JSON object: {str(value)[:120]!r}")
+        raise CrmResponseError(f"{crm} {what} is not a JSON object but {shape(value)}")
     return value
 
 
 def _as_list(value: Any, crm: str, what: str) -> list[Any]:
     if not isinstance(value, list):
-        raise CrmResponseError(f"{crm} {what} is not a JSON array: {str(value)[:120]!r}")
+        raise CrmResponseError(f"{crm} {what} is not a JSON array but {shape(value)}")
     return value
 
 
@@ -465,7 +496,7 @@ def hubspot_change(record: dict[str, Any], *, companies_requested: bool = True) 
             elif name not in _HUBSPOT_BOOKKEEPING:
                 properties[name] = value
         if "amount" in fields and fields["amount"] is not None:
-            fields["amount"] = decimal_text(fields["amount"])
+            fields["amount"] = decimal_text(fields["amount"], "amount")
         won, closed = props.get("hs_is_closed_won"), props.get("hs_is_closed")
         if won == "true":
             fields["status"] = "won"
@@ -478,7 +509,7 @@ def hubspot_change(record: dict[str, Any], *, companies_requested: bool = True) 
             associations = record.get("associations")
             companies = associations.get("companies") if isinstance(associations, dict) else None
             fields["account_id"] = _hubspot_primary_company(companies)
-        return _resync_change(crm_id, instant(modified), fields, properties)
+        return _resync_change(crm_id, instant(modified, "hs_lastmodifieddate"), fields, properties)
 
     return _change("HubSpot", crm_id, build)
 
@@ -511,7 +542,7 @@ def salesforce_change(record: dict[str, Any]) -> DealChange:
             if name == "Name":
                 fields["name"] = value
             elif name == "Amount":
-                fields["amount"] = decimal_text(value)
+                fields["amount"] = decimal_text(value, "Amount")
             elif name == "CurrencyIsoCode":
                 fields["currency"] = value or None
             elif name == "StageName":
@@ -521,9 +552,9 @@ def salesforce_change(record: dict[str, Any]) -> DealChange:
             elif name == "AccountId":
                 fields["account_id"] = _id(value)
             elif name == "CloseDate":
-                fields["close_date"] = iso_date(value)
+                fields["close_date"] = iso_date(value, "CloseDate")
             elif name == "CreatedDate":
-                fields["created_at"] = _iso_time(value)
+                fields["created_at"] = _iso_time(value, "CreatedDate")
             elif name == "Type":
                 fields["deal_type"] = value or None
             elif name == "ForecastCategoryName" and value in SALESFORCE_FORECAST:
@@ -536,7 +567,7 @@ def salesforce_change(record: dict[str, Any]) -> DealChange:
             fields["status"] = "lost"
         elif record.get("IsClosed") is False:
             fields["status"] = "open"
-        return _resync_change(crm_id, instant(modified), fields, properties)
+        return _resync_change(crm_id, instant(modified, "LastModifiedDate"), fields, properties)
 
     return _change("Salesforce", crm_id, build)
 
@@ -582,20 +613,20 @@ def pipedrive_change(record: dict[str, Any]) -> DealChange:
         if "title" in record:
             fields["name"] = record["title"]
         if "value" in record:
-            fields["amount"] = decimal_text(record["value"])
+            fields["amount"] = decimal_text(record["value"], "value")
         if "currency" in record:
             fields["currency"] = record["currency"] or None
         if "expected_close_date" in record:
-            fields["close_date"] = iso_date(record["expected_close_date"])
+            fields["close_date"] = iso_date(record["expected_close_date"], "expected_close_date")
         if "add_time" in record:
-            fields["created_at"] = _iso_time(record["add_time"])
+            fields["created_at"] = _iso_time(record["add_time"], "add_time")
         if record.get("status") in ("open", "won", "lost"):
             fields["status"] = record["status"]
         properties = {k: v for k, v in record.items() if k not in _PIPEDRIVE_CONSUMED}
         custom = record.get("custom_fields")
         if isinstance(custom, dict):
             properties.update(custom)
-        return _resync_change(crm_id, instant(modified), fields, properties)
+        return _resync_change(crm_id, instant(modified, "update_time"), fields, properties)
 
     return _change("Pipedrive", crm_id, build)
 
@@ -631,11 +662,11 @@ def hubspot_activity(record: dict[str, Any], kind: ActivityKind) -> ActivityChan
     deals = associations.get("deals") if isinstance(associations, dict) else None
     results = deals.get("results") if isinstance(deals, dict) else None
     deal_ids = [_id(r.get("id")) for r in results or [] if isinstance(r, dict)]
-    changed = instant(modified)
+    changed = instant(modified, "hs_lastmodifieddate")
     return ActivityChange(
         crm_id=crm_id,
         event_key=_activity_key(crm_id, changed),
-        occurred_at=instant(happened),
+        occurred_at=instant(happened, "hs_timestamp"),
         changed_at=changed,
         kind=kind,
         deal_crm_id=next((d for d in deal_ids if d), None),
@@ -652,7 +683,7 @@ def salesforce_activity(record: dict[str, Any], entity: str) -> ActivityChange:
         raise CrmResponseError(f"Salesforce {entity} without an Id")
     modified = record.get("LastModifiedDate") or record.get("SystemModstamp")
     try:
-        changed = instant(modified)
+        changed = instant(modified, "LastModifiedDate")
     except ValueError as exc:
         raise CrmResponseError(f"Salesforce {entity} {crm_id} cannot be read: {exc}") from exc
     values = {k: v for k, v in record.items() if k != "attributes" and v is not None}
@@ -830,7 +861,7 @@ class HubSpotClient(_CrmClient):
             if after is None:
                 return
             if after in seen:
-                raise CrmResponseError(f"HubSpot paging came back to cursor {after!r}")
+                raise CrmResponseError("HubSpot paging came back to a cursor it gave before")
             seen.add(after)
 
 
@@ -926,7 +957,7 @@ class SalesforceClient(_CrmClient):
                 return
             url = self._same_origin(str(next_url))
             if url in seen:
-                raise CrmResponseError(f"Salesforce paging came back to {next_url!r}")
+                raise CrmResponseError("Salesforce paging came back to an earlier nextRecordsUrl")
             seen.add(url)
             params = None
 
@@ -935,7 +966,9 @@ class SalesforceClient(_CrmClient):
         base = httpx.URL(self.base_url + "/")
         url = base.join(next_url)
         if (url.scheme, url.host, url.port) != (base.scheme, base.host, base.port):
-            raise CrmResponseError(f"Salesforce nextRecordsUrl {next_url!r} leaves the instance")
+            raise CrmResponseError(
+                f"Salesforce nextRecordsUrl ({shape(next_url)}) leaves the instance"
+            )
         return str(url)
 
 
@@ -1006,7 +1039,7 @@ class PipedriveClient(_CrmClient):
             if cursor is None:
                 return
             if cursor in seen:
-                raise CrmResponseError(f"Pipedrive paging came back to cursor {cursor!r}")
+                raise CrmResponseError("Pipedrive paging came back to a cursor it gave before")
             seen.add(cursor)
 
 

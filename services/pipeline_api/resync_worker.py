@@ -18,7 +18,7 @@ import contextlib
 import logging
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import cast
 
@@ -63,6 +63,7 @@ class ResyncWorker:
         http: httpx.AsyncClient,
         policy: OutboundPolicy,
         lease_seconds: float,
+        max_future: timedelta,
         poll_seconds: float = 5.0,
     ) -> None:
         self._sessions = sessions
@@ -71,6 +72,7 @@ class ResyncWorker:
         self._writer = writer
         self._http = http
         self._policy = policy
+        self._max_future = max_future
         self._poll_seconds = poll_seconds
         self.wake = asyncio.Event()
 
@@ -213,7 +215,9 @@ class ResyncWorker:
         stored: list[DealChange | ActivityChange] = []
         parked = []
         for change in changes:
-            result = to_row(source, change, max_bytes=self._writer.max_event_bytes)
+            result = to_row(
+                source, change, max_bytes=self._writer.max_event_bytes, max_future=self._max_future
+            )
             if isinstance(result, Ignored):
                 continue
             if isinstance(result, Parked):

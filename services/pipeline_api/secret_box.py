@@ -4,11 +4,13 @@ With `SALESOPS_SECRETS_KEYS` set (a JSON list of Fernet keys; make one with
 `salesops secrets key`), every secret a source stores (signing secrets, API token, OAuth
 client secret and refresh token) is written as `sealed:v1:<Fernet token>` (AES-128-CBC with
 HMAC-SHA256, from the `cryptography` package). The first key seals; every key in the list
-opens, so a key is rotated by putting the new one first, running `salesops secrets reseal`
-(every stored secret re-sealed under the first key, secrets stored in clear sealed too),
-then dropping the old one. Without keys, secrets are stored as given, as in development
-(production mode refuses to start so unless told to); a sealed value then cannot be
-opened and says so.
+opens. A key is rotated in three steps: roll out `[new, old]` to every replica (each can
+then open what any other seals), run `salesops secrets reseal` (every stored secret
+re-sealed under the first key, secrets stored in clear sealed too; `--check` counts those
+not yet), then drop the old key. Resealing while a replica still seals with `[old]` alone
+would leave secrets that the new list, once the old key is dropped, cannot open.
+Without keys, secrets are stored as given, as in development (production mode refuses to
+start so unless told to); a sealed value then cannot be opened and says so.
 
 The box travels with the SQLAlchemy session factory (`session.info`), so the repository
 seals and opens without every caller passing it along.
@@ -27,17 +29,20 @@ INFO_KEY = "secret_box"
 
 
 class SecretBoxError(Exception):
-    """A sealed secret that cannot be opened: no key configured, or none of them fits."""
+    """A sealed secret that cannot be opened: no key configured, or none of them fits.
+    The repository adds which source's secret it was."""
 
 
 class SecretBox:
     def __init__(self, keys: Sequence[str] = ()) -> None:
         try:
-            self._fernet = MultiFernet([Fernet(k.encode()) for k in keys]) if keys else None
+            fernets = [Fernet(k.encode()) for k in keys]
         except ValueError as exc:
             raise ValueError(
                 "SALESOPS_SECRETS_KEYS must hold Fernet keys (32 url-safe base64 bytes each)"
             ) from exc
+        self._fernet = MultiFernet(fernets) if fernets else None
+        self._first = fernets[0] if fernets else None
 
     @property
     def seals(self) -> bool:
@@ -59,6 +64,17 @@ class SecretBox:
             raise SecretBoxError(
                 "a source secret was sealed with a key not in SALESOPS_SECRETS_KEYS"
             ) from exc
+
+    def under_first_key(self, value: str) -> bool:
+        """Whether `value` is sealed and opens with the first key: what `reseal` makes, so
+        an old key can be dropped once no stored secret fails this."""
+        if self._first is None or not value.startswith(PREFIX):
+            return False
+        try:
+            self._first.decrypt(value[len(PREFIX) :].encode())
+        except InvalidToken:
+            return False
+        return True
 
     def reseal(self, value: str) -> str:
         """`value` sealed under the first key: a sealed one re-encrypted (opened with any

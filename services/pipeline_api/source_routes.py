@@ -13,7 +13,11 @@ from pydantic import BaseModel, Field
 from services.pipeline_api import repository
 from services.pipeline_api.ingest import replay_parked
 from services.pipeline_api.outbound import OutboundPolicy, OutboundRefused
-from services.pipeline_api.request_state import event_log_writer, pipeline_sessions
+from services.pipeline_api.request_state import (
+    event_log_writer,
+    max_future,
+    pipeline_sessions,
+)
 from services.pipeline_api.source_cache import SourceCache
 from services.pipeline_api.sources import SourceIn, SourceOut
 from shared import auth
@@ -121,6 +125,7 @@ async def put_source(
     await replay_parked(
         sessions=pipeline_sessions(request),
         writer=event_log_writer(request),
+        max_future=max_future(request),
         source_id=source_id,
     )
     return SourceOut.of(source)
@@ -266,6 +271,7 @@ async def replay_dlq(request: Request, _: auth.Admin, body: ReplayIn | None = No
     outcome = await replay_parked(
         sessions=pipeline_sessions(request),
         writer=event_log_writer(request),
+        max_future=max_future(request),
         source_id=body.source_id if body else None,
         ids=body.ids if body else None,
     )

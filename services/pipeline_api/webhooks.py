@@ -34,6 +34,7 @@ from services.pipeline_api.ingest import IngestOutcome, ingest
 from services.pipeline_api.intake import read_limited
 from services.pipeline_api.request_state import (
     event_log_writer,
+    max_future,
     pipeline_sessions,
     storage_unavailable,
 )
@@ -110,6 +111,7 @@ async def _ingest(
             headers=repository.headers_for_audit(request.headers.items()),
             body=body,
             changes=storable(body, changes),
+            max_future=max_future(request),
         )
     except Problem:
         raise

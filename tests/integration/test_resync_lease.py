@@ -21,6 +21,7 @@ from services.pipeline_api.event_log import EventLogWriter
 from services.pipeline_api.outbound import OutboundPolicy
 from services.pipeline_api.resync_worker import MAX_ATTEMPTS, ResyncWorker
 from shared.db import create_sessionmaker, driver_dsn
+from shared.events import MAX_FUTURE
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
@@ -49,6 +50,7 @@ async def test_a_job_left_running_by_a_dead_worker_is_taken_up(database_url: str
             writer=writer,
             http=http,
             policy=POLICY,
+            max_future=MAX_FUTURE,
             lease_seconds=1.0,
             poll_seconds=0.2,
         )
@@ -94,13 +96,19 @@ async def test_a_live_worker_keeps_its_job_past_the_lease(database_url: str) -> 
     writer = EventLogWriter(driver_dsn(database_url), on_commit=lambda: None, max_event_bytes=1024)
     async with httpx.AsyncClient() as http:
         slow = SlowWorker(
-            sessions=sessions, writer=writer, http=http, policy=POLICY, lease_seconds=LEASE
+            sessions=sessions,
+            writer=writer,
+            http=http,
+            policy=POLICY,
+            max_future=MAX_FUTURE,
+            lease_seconds=LEASE,
         )
         rival = ResyncWorker(
             sessions=sessions,
             writer=writer,
             http=http,
             policy=POLICY,
+            max_future=MAX_FUTURE,
             lease_seconds=LEASE,
             poll_seconds=0.1,
         )

@@ -115,9 +115,21 @@ def test_reseal_moves_every_secret_to_the_first_key(database_url: str) -> None:
         asyncio.run(store(url, SecretBox(), clear_source))
 
         env = {"SALESOPS_DATABASE_URL": url, "SALESOPS_SECRETS_KEYS": f'["{new}", "{old_key}"]'}
+        before = run_cli("secrets", "reseal", "--check", **env)
+        assert before.returncode == 1, before.stderr
+        said = " ".join(before.stderr.split())
+        assert "2 sources hold secrets not sealed under the first key" in said
+        assert sealed_source.id in said
+        assert clear_source.id in said
+        with pytest.raises(SecretBoxError, match=f"source '{sealed_source.id}': "):
+            asyncio.run(read(url, SecretBox([new]), sealed_source.id))
+
         done = run_cli("secrets", "reseal", **env)
         assert done.returncode == 0, done.stderr
         assert "re-sealed the secrets of 2 sources" in " ".join(done.stderr.split())
+        after = run_cli("secrets", "reseal", "--check", **env)
+        assert after.returncode == 0, after.stderr
+        assert "0 sources hold secrets not sealed" in " ".join(after.stderr.split())
 
         for source in (sealed_source, clear_source):
             assert asyncio.run(read(url, SecretBox([new]), source.id)) == SECRETS[0]

@@ -15,9 +15,9 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _load(database_url: str, path: Path) -> tuple[int, str]:
+def _load(database_url: str, path: Path, **extra_env: str) -> tuple[int, str]:
     """Exit code and everything printed, with Rich's line wrapping undone."""
-    env = {**os.environ, "SALESOPS_DATABASE_URL": database_url}
+    env = {**os.environ, "SALESOPS_DATABASE_URL": database_url, **extra_env}
     done = subprocess.run(
         [sys.executable, "-m", "services.cli", "sources", "load", str(path)],
         cwd=ROOT,
@@ -77,3 +77,19 @@ def test_a_file_pointing_a_re_sync_off_its_crm_is_refused(
     code, output = _load(database_url, path)
     assert code == 1
     assert "'metadata.evil.example' is not a hubspot host" in output
+
+
+def test_a_file_whose_allowed_host_resolves_inward_is_refused(
+    database_url: str, tmp_path: Path
+) -> None:
+    """The DNS check PUT /v1/sources runs: an allowed name is still judged by where it
+    resolves to."""
+    path = tmp_path / "inward.yaml"
+    path.write_text(
+        "sources:\n  - id: cli-inward\n    kind: hubspot\n    account_id: '10'\n"
+        "    api_base_url: https://localhost:8443\n"
+    )
+    code, output = _load(database_url, path, SALESOPS_OUTBOUND_ALLOWED_HOSTS='["localhost"]')
+    assert code == 1
+    assert "'localhost' resolves to" in output
+    assert "inside the network" in output

@@ -3,7 +3,9 @@ dated in the future, and secrets kept out of the log when the database fails."""
 
 from __future__ import annotations
 
+import json
 import logging
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -14,10 +16,13 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from services.pipeline_api import repository
+from services.pipeline_api.app import create_app
+from services.pipeline_api.connectors.signatures import hubspot_v3
 from services.pipeline_api.sources import SourceIn
 from shared.db import create_engine, create_sessionmaker
-from tests.conftest import ADMIN_KEY, BOUND_KEY
+from tests.conftest import ADMIN_KEY, BOUND_KEY, make_settings
 from tests.support.events import DELETED, event
+from tests.support.infra import query, serve_in_loop
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
@@ -132,6 +137,9 @@ async def test_a_database_error_on_a_source_put_logs_no_secret(
         ("hubspot", {"api_base_url": "http://api.hubapi.com"}, "must use https"),
         ("hubspot", {"api_base_url": "https://evil.example"}, "is not a hubspot host"),
         ("pipedrive", {"api_base_url": "https://10.0.0.8"}, "is not a pipedrive host"),
+        ("hubspot", {"api_base_url": f"https://{'a' * 64}.hubapi.com"}, "not a valid host name"),
+        ("hubspot", {"api_base_url": "https://x..hubapi.com"}, "not a valid host name"),
+        ("hubspot", {"api_base_url": "https://xn--zz.hubapi.com"}, "is not a URL"),
         (
             "salesforce",
             {"oauth": {"client_id": "c", "token_url": "https://169.254.169.254/token"}},
@@ -184,3 +192,76 @@ async def test_a_stored_source_pointing_elsewhere_is_refused_again_when_its_re_s
     assert done["status"] == "failed"
     assert "'collector.evil.example' is not a hubspot host" in done["error"]
     assert "hs-t0ken-never-sent" not in done["error"]
+
+
+async def test_webhooks_follow_the_future_setting_and_a_parked_change_is_stored_once_due(
+    database_url: str, kafka_bootstrap: str
+) -> None:
+    """A pipeline API allowing 1 s of skew and looking for due changes every 0.2 s: a
+    HubSpot change dated 3 s ahead is parked (the 5-minute default would store it), then
+    stored without anyone replaying it once its time has come."""
+    settings = make_settings(
+        database_url, kafka_bootstrap, event_max_future_seconds=1, future_replay_seconds=0.2
+    )
+    portal = str(uuid.uuid4().int % 10**9)
+    secret = "hs-future-secret"
+    async with (
+        serve_in_loop(create_app(settings)) as base,
+        httpx.AsyncClient(
+            base_url=base, headers={"Authorization": f"Bearer {ADMIN_KEY}"}, timeout=30
+        ) as c,
+    ):
+        put = await c.put(
+            f"/v1/sources/hs-{portal}",
+            json={
+                "id": f"hs-{portal}",
+                "kind": "hubspot",
+                "account_id": portal,
+                "secrets": {"current": secret},
+            },
+        )
+        assert put.status_code == 201, put.text
+        ahead = int((datetime.now(UTC) + timedelta(seconds=3)).timestamp() * 1000)
+        item = {
+            "eventId": 1,
+            "subscriptionId": 1,
+            "portalId": int(portal),
+            "appId": 1,
+            "occurredAt": ahead,
+            "subscriptionType": "deal.propertyChange",
+            "attemptNumber": 0,
+            "objectId": 4242,
+            "propertyName": "dealname",
+            "propertyValue": "Dated ahead",
+            "changeSource": "CRM_UI",
+        }
+        body = json.dumps([item])
+        url = f"{base}/v1/webhooks/hubspot"
+        stamp = str(int(time.time() * 1000))
+        r = await c.post(
+            url,
+            content=body,
+            headers={
+                "Content-Type": "application/json",
+                "X-HubSpot-Signature-v3": hubspot_v3(secret, "POST", url, body, stamp),
+                "X-HubSpot-Request-Timestamp": stamp,
+                "Authorization": "",
+            },
+        )
+        assert r.status_code == 200, r.text
+        assert (r.json()["accepted"], r.json()["parked"]) == (0, 1)
+
+        async def stored() -> Any:
+            rows = await query(
+                database_url,
+                "SELECT p.replayed_at, e.envelope FROM pipeline.parked_events p "
+                "LEFT JOIN pipeline.events e ON e.source = :source AND e.subject = :deal "
+                "WHERE p.source_id = :id",
+                source=f"crm://hubspot/{portal}",
+                deal=f"hubspot:{portal}:4242",
+                id=f"hs-{portal}",
+            )
+            return rows[0] if rows and rows[0].replayed_at and rows[0].envelope else None
+
+        row = await eventually(stored, within=30)
+    assert row.envelope["data"]["name"] == "Dated ahead"

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from services.pipeline_api.intake import admit
-from shared.auth import ApiKeys, Principal
+from shared.auth import ApiKeys, Principal, in_webhook_namespace
 from shared.events import EventInFuture, EventRejected
 from shared.settings import ApiKeyGrant
 
@@ -85,3 +85,68 @@ def test_admit_refuses_an_event_beyond_the_configured_skew() -> None:
     with pytest.raises(EventInFuture):
         admit(ahead, principal("admin"), max_future=timedelta(minutes=1), now=NOW)
     assert admit(ahead, principal("admin"), max_future=timedelta(minutes=3), now=NOW)
+
+
+def crm_event(type_: str, data: dict[str, Any]) -> dict[str, Any]:
+    return {**event("app://billing"), "type": f"com.salesops.{type_}.v1", "data": data}
+
+
+@pytest.mark.parametrize(
+    ("type_", "data", "field"),
+    [
+        ("deal.deleted", {"deal_id": "hubspot:48975575:123"}, "deal_id"),
+        ("deal.deleted", {"deal_id": "d-1", "merged_into": "Salesforce:00D:006"}, "merged_into"),
+        ("deal.updated", {"deal_id": "d-1", "account_id": "pipedrive:1:7"}, "account_id"),
+        (
+            "activity.logged",
+            {"activity_id": "hubspot:1:9", "kind": "call", "occurred_at": NOW.isoformat()},
+            "activity_id",
+        ),
+        ("activity.deleted", {"activity_id": " pipedrive:1:9"}, "activity_id"),
+    ],
+)
+@pytest.mark.parametrize("key", ["bound", "admin"])
+def test_no_key_writes_a_crm_qualified_id(
+    type_: str, data: dict[str, Any], field: str, key: str
+) -> None:
+    with pytest.raises(EventRejected) as refused:
+        admit(crm_event(type_, data), principal(key), max_future=timedelta(0), now=NOW)
+    assert refused.value.reason.startswith(f"data.{field}: {data[field]!r} is a CRM's id")
+
+
+def test_ids_that_merely_contain_a_crm_name_are_admitted() -> None:
+    data = {"deal_id": "deal:hubspot:1", "account_id": "hubspot-import"}
+    admitted = admit(
+        crm_event("deal.updated", data), principal("bound"), max_future=timedelta(0), now=NOW
+    )
+    assert admitted.subject == "deal:hubspot:1"
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "%63rm://hubspot/1",
+        "%2563rm://hubspot/1",
+        "\uff43\uff52\uff4d://hubspot/1",
+        "c\u200brm://hubspot/1",
+        "crm%3A//hubspot/1",
+        "cRm:hubspot",
+    ],
+)
+def test_a_look_alike_of_the_webhook_namespace_is_in_it(source: str) -> None:
+    assert in_webhook_namespace(source)
+    with pytest.raises(EventRejected, match=r"crm:// namespace|control or format"):
+        admit(event(source), principal("admin"), max_future=timedelta(minutes=5), now=NOW)
+
+
+@pytest.mark.parametrize(
+    "source", [" crm://hubspot/1", "app://billing ", "app://bil\u200bling", "app://a\x07b"]
+)
+def test_a_source_that_would_show_as_another_is_refused(source: str) -> None:
+    with pytest.raises(EventRejected, match=r"whitespace or a control or format character"):
+        admit(event(source), principal("admin"), max_future=timedelta(minutes=5), now=NOW)
+
+
+@pytest.mark.parametrize("source", ["app://crm/1", "crmx://a", "app://x?q=crm://"])
+def test_sources_merely_mentioning_crm_are_not_in_the_namespace(source: str) -> None:
+    assert admit(event(source), principal("admin"), max_future=timedelta(minutes=5), now=NOW)

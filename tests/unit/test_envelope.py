@@ -398,3 +398,22 @@ def test_a_naive_data_time_is_refused_at_intake_but_read_as_utc_from_the_log() -
     stored = validate_event(raw_event(ACTIVITY, data), stored=True)
     assert isinstance(stored.payload, ActivityLogged)
     assert stored.payload.occurred_at == datetime(2024, 1, 1, 10, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("type_", "data", "reason"),
+    [
+        (DELETED, {}, "data.deal_id"),
+        ("com.salesops.nothing.v1", {"deal_id": "d"}, "type: unknown event type"),
+    ],
+)
+def test_an_invalid_event_from_the_future_is_rejected_for_what_is_wrong_with_it(
+    type_: str, data: dict[str, Any], reason: str
+) -> None:
+    """Not `EventInFuture`: a CRM change so refused would be parked as replayable, to wait
+    for a time that cannot make it valid."""
+    ahead = raw_event(type_, data, time="9000-01-01T00:00:00Z")
+    with pytest.raises(EventRejected) as refused:
+        validate_event(ahead, now=NOW, max_future=MAX_FUTURE)
+    assert not isinstance(refused.value, EventInFuture)
+    assert refused.value.reason.startswith(reason)

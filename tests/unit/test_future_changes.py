@@ -11,7 +11,7 @@ from services.pipeline_api.ingest import to_row
 from services.pipeline_api.sources import SourceIn
 
 MAX_BYTES = 64 * 1024
-
+SKEW = timedelta(minutes=5)
 SOURCE = SourceIn.model_validate(
     {"id": "hs", "kind": "hubspot", "account_id": "42", "mapping": {"owners": {"7": "rep-7"}}}
 )
@@ -28,7 +28,9 @@ def change(occurred_at: datetime) -> DealChange:
 
 
 def test_a_change_from_year_9000_is_parked_for_replay_not_stored() -> None:
-    parked = to_row(SOURCE, change(datetime(9000, 1, 1, tzinfo=UTC)), max_bytes=MAX_BYTES)
+    parked = to_row(
+        SOURCE, change(datetime(9000, 1, 1, tzinfo=UTC)), max_bytes=MAX_BYTES, max_future=SKEW
+    )
     assert isinstance(parked, Parked)
     assert parked.replayable
     assert parked.reason.startswith("dated in the future: time: 9000-01-01")
@@ -36,6 +38,13 @@ def test_a_change_from_year_9000_is_parked_for_replay_not_stored() -> None:
 
 def test_a_change_within_the_skew_is_stored() -> None:
     now = datetime.now(UTC)
+    soon = change(now + timedelta(minutes=4))
+    assert isinstance(to_row(SOURCE, soon, max_bytes=MAX_BYTES, max_future=SKEW), LogRow)
+
+
+def test_the_configured_skew_decides() -> None:
+    later = change(datetime.now(UTC) + timedelta(minutes=30))
     assert isinstance(
-        to_row(SOURCE, change(now + timedelta(minutes=4)), max_bytes=MAX_BYTES), LogRow
+        to_row(SOURCE, later, max_bytes=MAX_BYTES, max_future=timedelta(hours=1)), LogRow
     )
+    assert isinstance(to_row(SOURCE, later, max_bytes=MAX_BYTES, max_future=timedelta(0)), Parked)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+
 import pytest
 
 from services.pipeline_api.outbound import OutboundPolicy, OutboundRefused, error_code
@@ -84,6 +87,22 @@ def resolver_to(*addresses: str, **by_host: str) -> OutboundPolicy:
         "::ffff:127.0.0.1",
         "0.0.0.0",
         "100.64.0.1",
+        "64:ff9b::a9fe:a9fe",
+        "64:ff9b::7f00:1",
+        "64:ff9b:1::5db8:d822",
+        "2002:a9fe:a9fe::1",
+        "2001:0:4136:e378:8000:63bf:3fff:fdd2",
+        "::127.0.0.1",
+        "::",
+        "::ffff:0:7f00:1",
+        "fec0::1",
+        "192.0.0.192",
+        "192.0.0.9",
+        "198.18.0.1",
+        "240.0.0.1",
+        "224.0.0.1",
+        "ff02::1",
+        "2001:db8::1",
     ],
 )
 async def test_a_crm_name_resolving_inward_is_refused(address: str) -> None:
@@ -92,11 +111,8 @@ async def test_a_crm_name_resolving_inward_is_refused(address: str) -> None:
 
 
 async def test_public_addresses_are_returned_to_connect_to() -> None:
-    policy = resolver_to("93.184.216.34", "2606:2800:220:1::1")
-    assert await policy.addresses("acme.pipedrive.com", 443) == [
-        "93.184.216.34",
-        "2606:2800:220:1::1",
-    ]
+    public = ("93.184.216.34", "2606:2800:220:1::1", "64:ff9b::5db8:d822", "2002:5db8:d822::1")
+    assert await resolver_to(*public).addresses("acme.pipedrive.com", 443) == list(public)
 
 
 async def test_a_source_is_verified_by_every_url_it_would_call() -> None:
@@ -125,6 +141,9 @@ async def test_a_source_is_verified_by_every_url_it_would_call() -> None:
         ({"category": "INVALID_AUTHENTICATION", "message": "secret"}, "INVALID_AUTHENTICATION"),
         ({"error": "invalid_grant", "error_description": "expired"}, "invalid_grant"),
         ({"success": False, "error": "Unauthorized <script>"}, None),
+        ({"error": "evil.example:8080"}, None),
+        ({"error": "a" * 49}, None),
+        ({"error": "a" * 48}, "a" * 48),
         ("<html>proxy error</html>", None),
         (None, None),
     ],
@@ -133,3 +152,35 @@ def test_only_a_short_error_code_is_taken_from_an_error_body(
     body: object, code: str | None
 ) -> None:
     assert error_code(body) == code
+
+
+@pytest.mark.parametrize("host", [f"{'a' * 64}.hubapi.com", "x..hubapi.com", ".hubapi.com"])
+def test_a_host_name_dns_would_not_take_is_refused_by_name(host: str) -> None:
+    with pytest.raises(OutboundRefused, match="not a valid host name"):
+        STRICT.check_url(f"https://{host}", "hubspot")
+
+
+async def test_a_resolver_encoding_error_is_a_refusal_at_connect_time() -> None:
+    async def resolve(host: str, port: int) -> list[str]:
+        raise UnicodeError("label empty or too long")
+
+    with pytest.raises(OutboundRefused, match="not a valid host name"):
+        await OutboundPolicy(resolver=resolve).addresses("x..hubapi.com", 443)
+
+
+async def test_verifying_a_source_does_not_wait_on_a_hung_resolver() -> None:
+    async def resolve(host: str, port: int) -> list[str]:
+        await asyncio.sleep(60)
+        return ["93.184.216.34"]
+
+    source = SourceIn.model_validate(
+        {"id": "h", "kind": "hubspot", "account_id": "1", "api_base_url": "https://api.hubapi.com"}
+    )
+    started = time.monotonic()
+    await OutboundPolicy(resolver=resolve, verify_seconds=0.1).verify_source(source)
+    assert time.monotonic() - started < 5
+
+
+def test_an_invalid_idna_label_is_not_a_url() -> None:
+    with pytest.raises(OutboundRefused, match="is not a URL"):
+        STRICT.check_url("https://xn--zz.hubapi.com", "hubspot")

@@ -33,6 +33,7 @@ from services.pipeline_api.connectors.changes import (
 from services.pipeline_api.deliveries import parse_delivery
 from services.pipeline_api.ingest import to_row
 from services.pipeline_api.sources import Mapping, SourceIn, StageMapping
+from shared.events import MAX_FUTURE
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 FUZZ = settings(
@@ -199,7 +200,8 @@ def _check(kind: str, body: bytes) -> None:
 
 def _assert_storable(source: SourceIn, change: CrmChange) -> None:
     if isinstance(change, DealChange | ActivityChange):
-        to_row(source, change, max_bytes=1 << 20)  # maps and validates, or says why it waits
+        # Maps and validates, or says why it waits.
+        to_row(source, change, max_bytes=1 << 20, max_future=MAX_FUTURE)
         stored = orjson.dumps(to_json(change))
     elif isinstance(change, Unsupported):
         stored = json.dumps(change.item, default=str).encode()

@@ -8,7 +8,15 @@ import pytest
 from pydantic import ValidationError
 from pydantic_settings import SettingsError
 
-from shared.settings import DEFAULT_LOST_STAGES, DEFAULT_WON_STAGES, ApiKeyGrant, Settings
+from shared.settings import (
+    DEFAULT_LOST_STAGES,
+    DEFAULT_WON_STAGES,
+    ApiKeyGrant,
+    Settings,
+    key_id,
+)
+
+FERNET_KEY = "3q2-7wJ9d8bY6l1sVt4mQxZ0cR5nK2aH8pE7uW1oL3I="
 
 
 @pytest.fixture(autouse=True)
@@ -98,7 +106,7 @@ def test_production_with_api_keys_and_secrets_keys_allowed(
 ) -> None:
     monkeypatch.setenv("SALESOPS_ENVIRONMENT", "production")
     monkeypatch.setenv("SALESOPS_API_KEYS", '{"k": ["admin"]}')
-    monkeypatch.setenv("SALESOPS_SECRETS_KEYS", '["a-fernet-key"]')
+    monkeypatch.setenv("SALESOPS_SECRETS_KEYS", f'["{FERNET_KEY}"]')
     s = Settings()
     assert s.environment == "production"
     assert s.api_keys == {"k": ["admin"]}
@@ -165,3 +173,52 @@ def test_secrets_keys_are_a_json_list_kept_secret(monkeypatch: pytest.MonkeyPatc
     settings = Settings()
     assert [k.get_secret_value() for k in settings.secrets_keys] == ["k1", "k2"]
     assert "k1" not in repr(settings)
+
+
+@pytest.mark.parametrize(
+    "grant",
+    ['{"scopes": ["admin"], "sources": ["app://x"]}', "5", '{"scopes": ["a"], "extra": 1}'],
+)
+def test_an_invalid_grant_names_its_key_by_digest_never_the_key(
+    monkeypatch: pytest.MonkeyPatch, grant: str
+) -> None:
+    key = "sk-live-Zq8vN3"
+    monkeypatch.setenv("SALESOPS_API_KEYS", f'{{"{key}": {grant}}}')
+    with pytest.raises(ValidationError) as refused:
+        Settings()
+    assert key_id(key) in str(refused.value)
+    assert key not in str(refused.value)
+
+
+def test_a_production_refusal_does_not_echo_the_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SALESOPS_ENVIRONMENT", "production")
+    monkeypatch.setenv("SALESOPS_API_KEYS", '{"sk-live-Zq8vN3": ["admin"]}')
+    with pytest.raises(ValidationError, match="SALESOPS_SECRETS_KEYS") as refused:
+        Settings()
+    assert "sk-live-Zq8vN3" not in str(refused.value)
+
+
+@pytest.mark.parametrize("name", ["Production", " PRODUCTION "])
+def test_production_is_production_in_any_case(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    monkeypatch.setenv("SALESOPS_ENVIRONMENT", name)
+    with pytest.raises(ValidationError, match="SALESOPS_API_KEYS must be set in production"):
+        Settings()
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "reason"),
+    [
+        ("SALESOPS_OUTBOUND_ALLOW_LOOPBACK", "true", "ALLOW_LOOPBACK is for development"),
+        ("SALESOPS_SECRETS_KEYS", f'["{FERNET_KEY}", "not-a-key"]', "key 2 is not a Fernet key"),
+    ],
+)
+def test_production_refuses_development_settings(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, reason: str
+) -> None:
+    monkeypatch.setenv("SALESOPS_ENVIRONMENT", "production")
+    monkeypatch.setenv("SALESOPS_API_KEYS", '{"k": ["admin"]}')
+    monkeypatch.setenv("SALESOPS_SECRETS_KEYS", f'["{FERNET_KEY}"]')
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ValidationError, match=reason) as refused:
+        Settings()
+    assert "not-a-key" not in str(refused.value)

@@ -137,6 +137,10 @@ def test_csv_booleans_are_lower_case_for_bi_tools() -> None:
         ("\r=1", "'\r=1"),
         ("-12.50", "-12.50"),
         ("-7", "-7"),
+        ("-1E-7", "-1E-7"),
+        ("-2.5e+10", "-2.5e+10"),
+        ("-1E-7+cmd", "'-1E-7+cmd"),
+        ("-E1", "'-E1"),
         ("Acme = renewal", "Acme = renewal"),
     ],
 )

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, get_args
 
 from services.pipeline_api.connectors.changes import ActivityChange, DealChange, Ignored
-from services.pipeline_api.sources import SourceIn
+from services.pipeline_api.sources import SourceIn, SourceKind
 
 CREATED = "com.salesops.deal.created.v1"
 UPDATED = "com.salesops.deal.updated.v1"
@@ -31,8 +31,19 @@ class Parked:
     replayable: bool = True
 
 
+QUALIFIED_FIELDS = ("deal_id", "merged_into", "account_id", "activity_id")
+"""The `data` fields that carry ids qualified by `qualified`."""
+
+
 def qualified(source: SourceIn, crm_id: str) -> str:
     return f"{source.kind}:{source.account_id}:{crm_id}"
+
+
+def in_crm_namespace(value: str) -> bool:
+    """Whether `value` has the form of a CRM's qualified id (`hubspot:…`, any case): an id
+    only that CRM's webhooks and re-syncs may write, whatever the event's source says."""
+    kind, colon, _ = value.partition(":")
+    return bool(colon) and kind.strip().lower() in get_args(SourceKind)
 
 
 def unqualified(source: SourceIn, deal_id: str) -> str | None:
