@@ -12,7 +12,7 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Protocol
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
@@ -181,6 +181,50 @@ async def broker_reachable(bootstrap: str) -> None:
     await writer.wait_closed()
 
 
+METADATA_MAX_AGE_MS = 3000
+
+
+class LayoutWatch:
+    """Tells a subscribed consumer's owner that a topic's partition count changed.
+
+    A restarted embedded broker re-creates topics with whatever partition count the first
+    client to ask gets (Tansu auto-creates with its own default), and a member that joined
+    with its cached layout keeps the partitions it was given: Tansu 0.6 answers a rejoin
+    with the group's first assignment, so the records of every other partition are never
+    read. The consumer's metadata refreshes every `METADATA_MAX_AGE_MS`; when it differs
+    from the layout the assignment was made from, the owner must replace the consumer (a
+    new member gets a fresh assignment).
+    """
+
+    def __init__(self, consumer: AIOKafkaConsumer, topics: Sequence[str]) -> None:
+        self._consumer = consumer
+        self._topics = list(topics)
+        self._assigned_from: dict[str, int] | None = None
+
+    def _layout(self) -> dict[str, int]:
+        return {t: len(self._consumer.partitions_for_topic(t) or ()) for t in self._topics}
+
+    def assigned(self) -> None:
+        """Call from the rebalance listener. Only the first assignment's layout counts:
+        aiokafka rejoins by itself when it sees a new layout, and Tansu answers with the
+        old assignment, so a later assignment proves nothing."""
+        if self._assigned_from is None:
+            self._assigned_from = self._layout()
+
+    def changed(self) -> bool:
+        if self._assigned_from is None:
+            return False
+        layout = self._layout()
+        if layout == self._assigned_from:
+            return False
+        _log.warning(
+            "partition counts changed (%s -> %s); the consumer joins again as a new member",
+            self._assigned_from,
+            layout,
+        )
+        return True
+
+
 def make_consumer(bootstrap: str, *, group_id: str, client_id: str) -> AIOKafkaConsumer:
     return AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
@@ -193,6 +237,11 @@ def make_consumer(bootstrap: str, *, group_id: str, client_id: str) -> AIOKafkaC
         # 6 s is Kafka's default minimum; Tansu also makes a first join wait half of it.
         session_timeout_ms=6000,
         heartbeat_interval_ms=2000,
+        # A restarted embedded broker re-creates topics with its own partition count
+        # (whoever asks first gets Tansu's default), and nothing tells a consumer that
+        # joined with its cached layout: refreshing metadata this often makes it rejoin
+        # for the new partitions within seconds instead of aiokafka's five minutes.
+        metadata_max_age_ms=METADATA_MAX_AGE_MS,
     )
 
 
