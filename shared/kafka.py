@@ -42,7 +42,9 @@ async def start_with_backoff(client: Startable, what: str) -> None:
             await client.start()
             return
         except KafkaError as exc:
-            _log.warning("%s cannot reach the broker (%s); retrying", what, exc)
+            # Said once: a broker that stays away would otherwise be reported every retry.
+            level = logging.WARNING if attempt == 0 else logging.DEBUG
+            _log.log(level, "%s cannot reach the broker (%s); retrying", what, exc)
             attempt += 1
             await backoff_sleep(attempt)
 
@@ -170,6 +172,82 @@ class AssignmentListener(ConsumerRebalanceListener):
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         await self._on_assigned(set(assigned))
+
+
+class BrokerAway(RuntimeError):
+    """The broker does not answer (readiness reports it by this name)."""
+
+
+class BrokerWedged(RuntimeError):
+    """The broker answers but a partition no longer takes records."""
+
+
+class _QuietWhileAway(logging.Filter):
+    """Drops aiokafka's own records while a watch knows the broker is away: each client
+    logs every failed reconnection, many a second, and the watch has said it once."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.away: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (self.away and record.name.startswith("aiokafka"))
+
+
+_QUIET = _QuietWhileAway()
+
+
+class BrokerWatch:
+    """Whether the broker answers, probed every `interval` seconds and said once per change
+    (once per process: the services of `salesops dev` share the saying): one warning when
+    it goes away, one line when it is back, and `check()` for readiness."""
+
+    def __init__(self, bootstrap: str, *, interval: float = 1.0) -> None:
+        self._bootstrap = bootstrap
+        self._interval = interval
+        self.away_since: float | None = None
+
+    async def run(self) -> None:
+        for handler in logging.getLogger().handlers:
+            if _QUIET not in handler.filters:
+                handler.addFilter(_QUIET)
+        try:
+            while True:
+                await self.probe()
+                await asyncio.sleep(self._interval)
+        finally:
+            _QUIET.away.discard(self._bootstrap)
+
+    async def probe(self) -> None:
+        try:
+            async with asyncio.timeout(max(self._interval, 1.0)):
+                await broker_reachable(self._bootstrap)
+        except (OSError, TimeoutError) as exc:
+            if self.away_since is None:
+                self.away_since = time.monotonic()
+            if self._bootstrap not in _QUIET.away:  # another service's watch may have said it
+                _QUIET.away.add(self._bootstrap)
+                _log.warning(
+                    "the Kafka broker at %s is unreachable (%s): events wait in the event log "
+                    "and are published when it is back; Kafka client errors are muted until then",
+                    self._bootstrap,
+                    type(exc).__name__,
+                )
+            return
+        if self._bootstrap in _QUIET.away and self.away_since is not None:
+            _QUIET.away.discard(self._bootstrap)
+            _log.warning(
+                "the Kafka broker at %s is reachable again after %.0f s",
+                self._bootstrap,
+                time.monotonic() - self.away_since,
+            )
+        self.away_since = None
+
+    def check(self) -> None:
+        if self.away_since is not None:
+            raise BrokerAway(
+                f"unreachable for {time.monotonic() - self.away_since:.0f} s: {self._bootstrap}"
+            )
 
 
 async def broker_reachable(bootstrap: str) -> None:

@@ -11,6 +11,9 @@ EVENT_LOG_COMMIT_SECONDS = Histogram(
     "salesops_event_log_commit_seconds", "Time to durably write one group of events"
 )
 RELAY_PUBLISHED = Counter("salesops_relay_published_total", "Events published to Kafka", ["topic"])
+RELAY_LEADER = Gauge(
+    "salesops_relay_leader", "1 while this process's relay is the one publishing, else 0"
+)
 RELAY_BACKLOG = Gauge("salesops_relay_backlog_events", "Events stored but not yet published")
 BROKER_RESETS = Counter(
     "salesops_broker_resets_total", "Broker incarnations that lost state and were republished"
