@@ -73,7 +73,8 @@ CYCLE_SECONDS = 30
 _BACKLOG = text("SELECT count(*) FROM pipeline.events WHERE published_at IS NULL")
 # Session advisory lock key of the relay leader (any constant unique to this purpose).
 _LEADER_LOCK = 0x5A1E5095E1A7
-_TRY_LEAD = text("SELECT pg_try_advisory_lock(:key)")
+_TRY_LEAD = text("SELECT pg_try_advisory_lock(:key), pg_backend_pid()")
+_BACKEND = text("SELECT pg_backend_pid()")
 # Longest a check that the leader's connection still lives may take.
 _ALIVE_SECONDS = 5
 
@@ -105,11 +106,17 @@ class Relay:
         self._wake = asyncio.Event()
         self._last_check = 0.0
         self._leader: AsyncConnection | None = None
+        self._leader_backend: int | None = None
         self._wedged_after = wedged_after
         self._restart_file = restart_file
         self._failures = 0
         self.wedged_since: float | None = None
         self.incarnation: str | None = None
+
+    @property
+    def leading(self) -> bool:
+        """Whether this relay holds the leader lock (only the leader publishes)."""
+        return self._leader is not None
 
     def wake(self) -> None:
         """Called after an intake commit, so new events go out without waiting for a poll."""
@@ -131,7 +138,8 @@ class Relay:
         while True:
             conn = await self._engine.connect()
             try:
-                if await conn.scalar(_TRY_LEAD, {"key": _LEADER_LOCK}):
+                won, backend = (await conn.execute(_TRY_LEAD, {"key": _LEADER_LOCK})).one()
+                if won:
                     await conn.commit()
                     break
                 await conn.close()
@@ -143,7 +151,7 @@ class Relay:
                 standing_by = True
             await asyncio.sleep(self._poll_seconds)
         _log.info("relay leads: this replica publishes the event log")
-        self._leader = conn
+        self._leader, self._leader_backend = conn, backend
         RELAY_LEADER.set(1)
         self._last_check = 0.0  # the previous leader may have left a broker unchecked
         try:
@@ -223,20 +231,23 @@ class Relay:
             )
 
     async def _still_leader(self) -> bool:
-        """Whether the connection holding the leader lock still works; if not, the lock
-        is gone with it (or soon will be) and leadership must be won again."""
+        """Whether the session holding the leader lock still lives. SQLAlchemy reconnects
+        a connection that failed on its next use, so the answer must come from the same
+        server process that took the lock: a new one holds no lock."""
         conn = self._leader
         assert conn is not None
         try:
             async with asyncio.timeout(_ALIVE_SECONDS):
                 if conn.in_transaction():
                     await conn.rollback()
-                await conn.execute(text("SELECT 1"))
+                backend = await conn.scalar(_BACKEND)
                 await conn.commit()
-            return True
         except Exception:
-            _log.warning("relay lost its leader connection; competing for leadership again")
-            return False
+            backend = None
+        if backend == self._leader_backend:
+            return True
+        _log.warning("relay lost its leader session; competing for leadership again")
+        return False
 
     @contextlib.asynccontextmanager
     async def _transaction(self) -> AsyncIterator[AsyncConnection]:
