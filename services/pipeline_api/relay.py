@@ -207,14 +207,15 @@ class Relay:
         (Tansu 0.6 can stop advancing one for good). Say so once, and ask the embedded
         broker's supervisor, when there is one, for a new broker: it republishes from the
         log like any broker that lost its state."""
-        self._failures += 1
-        if self._failures < self._wedged_after or self.wedged_since is not None:
-            return
         try:
             async with asyncio.timeout(_ALIVE_SECONDS):
                 await broker_reachable(self._bootstrap)
         except (OSError, TimeoutError):
-            return  # away, not wedged: the broker watch reports that
+            self._failures = 0  # away, not wedged: the broker watch reports that
+            return
+        self._failures += 1
+        if self._failures < self._wedged_after or self.wedged_since is not None:
+            return
         self.wedged_since = time.monotonic()
         reason = f"{self._failures} publish attempts in a row failed while the broker answered"
         if self._restart_file is None:

@@ -77,10 +77,16 @@ async def test_relay_asks_for_a_new_broker_only_when_it_answers(
     with pytest.raises(BrokerWedged):
         wedged.check_wedged()
 
-    away = EmbeddedBroker()  # never started: nothing listens on its port
+    away = EmbeddedBroker(log_path=tmp_path / "away.log")  # not started yet
     restart_file.unlink()
-    absent = _relay(away.bootstrap, restart_file)
+    returning = _relay(away.bootstrap, restart_file)
     for _ in range(3):
-        await absent._count_failure()
+        await returning._count_failure()
     assert not restart_file.exists(), "a broker that is away is not wedged"
-    absent.check_wedged()
+    returning.check_wedged()
+    away.start()
+    try:
+        await returning._count_failure()  # e.g. a send cut short by the restart
+        assert not restart_file.exists(), "failures while it was away do not count"
+    finally:
+        away.stop()
