@@ -5,8 +5,8 @@ published in the same transaction once the broker has acknowledged every one.
 
 One relay at a time: every API replica runs one, but only the holder of a PostgreSQL
 session advisory lock publishes; the others stand by and try the lock every poll. The
-leader claims and marks rows on the very connection that holds the lock, so a leader whose
-connection died cannot mark anything after a stand-by took over. Two relays sending at
+leader claims and marks rows on the very session that holds the lock, and stands down as
+soon as that session is gone, so it cannot mark anything after a stand-by took over. Two relays sending at
 once would interleave their batches and put a deal's later events before its earlier
 ones; one sender keeps log order per deal for any number of replicas.
 
@@ -18,6 +18,10 @@ Broker loss: the embedded broker keeps nothing across a restart. The relay write
 per broker incarnation to a sentinel topic; when that record is gone, the broker has lost
 its state, so the relay records a new incarnation, marks the whole log unpublished and sends
 it again. Consumers see the new incarnation, re-read from the start, and dedupe by event id.
+
+A wedged broker (it answers, but publishing fails `wedged_after` times in a row) is
+reported once and in readiness; under `salesops dev` the relay asks the embedded broker's
+supervisor for a new broker, which is then a lost state like any other.
 """
 
 from __future__ import annotations
