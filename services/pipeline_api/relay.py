@@ -6,9 +6,9 @@ published in the same transaction once the broker has acknowledged every one.
 One relay at a time: every API replica runs one, but only the holder of a PostgreSQL
 session advisory lock publishes; the others stand by and try the lock every poll. The
 leader claims and marks rows on the very session that holds the lock, and stands down as
-soon as that session is gone, so it cannot mark anything after a stand-by took over. Two relays sending at
-once would interleave their batches and put a deal's later events before its earlier
-ones; one sender keeps log order per deal for any number of replicas.
+soon as that session is gone, so it cannot mark anything after a stand-by took over. Two
+relays sending at once would interleave their batches and put a deal's later events before
+its earlier ones; one sender keeps log order per deal for any number of replicas.
 
 Sends are never retried by the Kafka client: a batch unacknowledged after `ACK_SECONDS`
 aborts the producer, and the rows, still unpublished, go out again on a fresh connection
