@@ -316,9 +316,8 @@ def make_consumer(bootstrap: str, *, group_id: str, client_id: str) -> AIOKafkaC
         session_timeout_ms=6000,
         heartbeat_interval_ms=2000,
         # A restarted embedded broker re-creates topics with its own partition count
-        # (whoever asks first gets Tansu's default), and nothing tells a consumer that
-        # joined with its cached layout: refreshing metadata this often makes it rejoin
-        # for the new partitions within seconds instead of aiokafka's five minutes.
+        # (whoever asks first gets Tansu's default): refreshing metadata this often lets
+        # `LayoutWatch` see the new partitions within seconds, not aiokafka's five minutes.
         metadata_max_age_ms=METADATA_MAX_AGE_MS,
     )
 
