@@ -1,7 +1,8 @@
 """`salesops`: the composition root, the only module that imports every service.
 
 `dev` runs the whole stack in one process on one base URL, starting embedded PostgreSQL and
-Tansu for whatever is not configured; `serve` runs one service as a production process;
+Tansu for whatever is not configured (and restarting that broker whenever it exits or the
+relay finds it wedged); `serve` runs one service as a production process;
 `migrate` brings the database schema to the latest revision.
 """
 
@@ -40,7 +41,7 @@ from services.pipeline_api.repository import (
 from services.pipeline_api.secret_box import INFO_KEY, SecretBoxError, new_key, secret_box
 from services.pipeline_api.sources import SourceIn, load_yaml
 from shared.db import create_engine, create_sessionmaker
-from shared.embedded import EmbeddedBroker, embedded_postgres, port_open
+from shared.embedded import BrokerSupervisor, EmbeddedBroker, embedded_postgres, port_open
 from shared.logging import configure_logging
 from shared.service import ServiceSpec, build_app
 from shared.settings import Settings
@@ -147,9 +148,17 @@ def dev(
                 9092 if not port_open("127.0.0.1", 9092) else None, log_path=data / "tansu.log"
             )
             console.print(f"Starting the embedded Tansu broker on {broker.bootstrap} ...")
-            broker.start()
-            stack.callback(broker.stop)
-            settings = settings.model_copy(update={"kafka_bootstrap_servers": broker.bootstrap})
+            supervisor = BrokerSupervisor(
+                broker, pid_file=data / "tansu.pid", restart_file=data / "tansu.restart"
+            )
+            supervisor.start()
+            stack.callback(supervisor.stop)
+            settings = settings.model_copy(
+                update={
+                    "kafka_bootstrap_servers": broker.bootstrap,
+                    "embedded_broker_restart_file": data / "tansu.restart",
+                }
+            )
         console.print("Migrating the database ...")
         run_migrations(settings.require_database_url())
         key = _dev_api_key(settings, data)

@@ -15,6 +15,7 @@ import os
 import signal
 import socket
 import subprocess
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -153,6 +154,16 @@ class EmbeddedBroker:
             proc.kill()
             proc.wait()
 
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def exit_code(self) -> int | None:
+        return self._proc.poll() if self._proc is not None else None
+
     def kill(self) -> None:
         if self._proc is not None:
             self._proc.kill()
@@ -162,6 +173,74 @@ class EmbeddedBroker:
     def restart(self) -> None:
         self.stop()
         self.start()
+
+
+class BrokerSupervisor:
+    """Keeps the embedded broker of `salesops dev` running, so a user never restarts it.
+
+    A thread looks every `interval` seconds: a broker that exited is started again on the
+    same port, and so is one the relay asked to restart (it found a partition that no
+    longer takes or serves records; see `request_restart`). Either way the new broker
+    remembers nothing: the relay sees a new incarnation and republishes the event log.
+    The broker's pid is kept in `pid_file` for tools and tests.
+    """
+
+    def __init__(
+        self,
+        broker: EmbeddedBroker,
+        *,
+        pid_file: Path,
+        restart_file: Path,
+        interval: float = 0.5,
+    ) -> None:
+        self.broker = broker
+        self._pid_file = pid_file
+        self._restart_file = restart_file
+        self._interval = interval
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="broker-supervisor", daemon=True)
+
+    def start(self) -> None:
+        self._restart_file.unlink(missing_ok=True)
+        self.broker.start()
+        self._pid_file.write_text(f"{self.broker.pid}\n")
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._thread.is_alive():
+            self._thread.join()
+        self.broker.stop()
+        self._pid_file.unlink(missing_ok=True)
+
+    def _watch(self) -> None:
+        while not self._stopping.wait(self._interval):
+            if not self.broker.running():
+                _log.warning(
+                    "the embedded broker is not running (exit code %s); starting a new one, "
+                    "into which the relay republishes the event log",
+                    self.broker.exit_code(),
+                )
+            elif self._restart_file.exists():
+                reason = self._restart_file.read_text().strip()
+                _log.warning("restarting the embedded broker: %s", reason)
+            else:
+                continue
+            self._restart_file.unlink(missing_ok=True)
+            self._restart()
+
+    def _restart(self) -> None:
+        try:
+            self.broker.restart()
+        except Exception:  # the next look tries again: the process has exited
+            _log.exception("the embedded broker did not start; trying again")
+            return
+        self._pid_file.write_text(f"{self.broker.pid}\n")
+
+
+def request_restart(restart_file: Path, reason: str) -> None:
+    """Ask the supervisor of an embedded broker to replace it (see `BrokerSupervisor`)."""
+    restart_file.write_text(reason + "\n")
 
 
 @contextlib.contextmanager

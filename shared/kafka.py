@@ -12,7 +12,7 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Protocol
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
@@ -42,7 +42,9 @@ async def start_with_backoff(client: Startable, what: str) -> None:
             await client.start()
             return
         except KafkaError as exc:
-            _log.warning("%s cannot reach the broker (%s); retrying", what, exc)
+            # Said once: a broker that stays away would otherwise be reported every retry.
+            level = logging.WARNING if attempt == 0 else logging.DEBUG
+            _log.log(level, "%s cannot reach the broker (%s); retrying", what, exc)
             attempt += 1
             await backoff_sleep(attempt)
 
@@ -172,6 +174,82 @@ class AssignmentListener(ConsumerRebalanceListener):
         await self._on_assigned(set(assigned))
 
 
+class BrokerAway(RuntimeError):
+    """The broker does not answer (readiness reports it by this name)."""
+
+
+class BrokerWedged(RuntimeError):
+    """The broker answers but a partition no longer takes records."""
+
+
+class _QuietWhileAway(logging.Filter):
+    """Drops aiokafka's own records while a watch knows the broker is away: each client
+    logs every failed reconnection, many a second, and the watch has said it once."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.away: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (self.away and record.name.startswith("aiokafka"))
+
+
+_QUIET = _QuietWhileAway()
+
+
+class BrokerWatch:
+    """Whether the broker answers, probed every `interval` seconds and said once per change
+    (once per process: the services of `salesops dev` share the saying): one warning when
+    it goes away, one line when it is back, and `check()` for readiness."""
+
+    def __init__(self, bootstrap: str, *, interval: float = 1.0) -> None:
+        self._bootstrap = bootstrap
+        self._interval = interval
+        self.away_since: float | None = None
+
+    async def run(self) -> None:
+        for handler in logging.getLogger().handlers:
+            if _QUIET not in handler.filters:
+                handler.addFilter(_QUIET)
+        try:
+            while True:
+                await self.probe()
+                await asyncio.sleep(self._interval)
+        finally:
+            _QUIET.away.discard(self._bootstrap)
+
+    async def probe(self) -> None:
+        try:
+            async with asyncio.timeout(max(self._interval, 1.0)):
+                await broker_reachable(self._bootstrap)
+        except (OSError, TimeoutError) as exc:
+            if self.away_since is None:
+                self.away_since = time.monotonic()
+            if self._bootstrap not in _QUIET.away:  # another service's watch may have said it
+                _QUIET.away.add(self._bootstrap)
+                _log.warning(
+                    "the Kafka broker at %s is unreachable (%s): events wait in the event log "
+                    "and are published when it is back; Kafka client errors are muted until then",
+                    self._bootstrap,
+                    type(exc).__name__,
+                )
+            return
+        if self._bootstrap in _QUIET.away and self.away_since is not None:
+            _QUIET.away.discard(self._bootstrap)
+            _log.warning(
+                "the Kafka broker at %s is reachable again after %.0f s",
+                self._bootstrap,
+                time.monotonic() - self.away_since,
+            )
+        self.away_since = None
+
+    def check(self) -> None:
+        if self.away_since is not None:
+            raise BrokerAway(
+                f"unreachable for {time.monotonic() - self.away_since:.0f} s: {self._bootstrap}"
+            )
+
+
 async def broker_reachable(bootstrap: str) -> None:
     """Raise unless the first bootstrap server accepts a TCP connection (for readiness;
     the caller bounds the time)."""
@@ -179,6 +257,50 @@ async def broker_reachable(bootstrap: str) -> None:
     _, writer = await asyncio.open_connection(host, int(port))
     writer.close()
     await writer.wait_closed()
+
+
+METADATA_MAX_AGE_MS = 3000
+
+
+class LayoutWatch:
+    """Tells a subscribed consumer's owner that a topic's partition count changed.
+
+    A restarted embedded broker re-creates topics with whatever partition count the first
+    client to ask gets (Tansu auto-creates with its own default), and a member that joined
+    with its cached layout keeps the partitions it was given: Tansu 0.6 answers a rejoin
+    with the group's first assignment, so the records of every other partition are never
+    read. The consumer's metadata refreshes every `METADATA_MAX_AGE_MS`; when it differs
+    from the layout the assignment was made from, the owner must replace the consumer (a
+    new member gets a fresh assignment).
+    """
+
+    def __init__(self, consumer: AIOKafkaConsumer, topics: Sequence[str]) -> None:
+        self._consumer = consumer
+        self._topics = list(topics)
+        self._assigned_from: dict[str, int] | None = None
+
+    def _layout(self) -> dict[str, int]:
+        return {t: len(self._consumer.partitions_for_topic(t) or ()) for t in self._topics}
+
+    def assigned(self) -> None:
+        """Call from the rebalance listener. Only the first assignment's layout counts:
+        aiokafka rejoins by itself when it sees a new layout, and Tansu answers with the
+        old assignment, so a later assignment proves nothing."""
+        if self._assigned_from is None:
+            self._assigned_from = self._layout()
+
+    def changed(self) -> bool:
+        if self._assigned_from is None:
+            return False
+        layout = self._layout()
+        if layout == self._assigned_from:
+            return False
+        _log.warning(
+            "partition counts changed (%s -> %s); the consumer joins again as a new member",
+            self._assigned_from,
+            layout,
+        )
+        return True
 
 
 def make_consumer(bootstrap: str, *, group_id: str, client_id: str) -> AIOKafkaConsumer:
@@ -193,6 +315,10 @@ def make_consumer(bootstrap: str, *, group_id: str, client_id: str) -> AIOKafkaC
         # 6 s is Kafka's default minimum; Tansu also makes a first join wait half of it.
         session_timeout_ms=6000,
         heartbeat_interval_ms=2000,
+        # A restarted embedded broker re-creates topics with its own partition count
+        # (whoever asks first gets Tansu's default): refreshing metadata this often lets
+        # `LayoutWatch` see the new partitions within seconds, not aiokafka's five minutes.
+        metadata_max_age_ms=METADATA_MAX_AGE_MS,
     )
 
 

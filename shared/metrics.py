@@ -16,6 +16,9 @@ RELAY_UNPUBLISHABLE = Counter(
     "Events the relay could not send for their own sake and set aside, by topic",
     ["topic"],
 )
+RELAY_LEADER = Gauge(
+    "salesops_relay_leader", "1 while this process's relay is the one publishing, else 0"
+)
 RELAY_BACKLOG = Gauge("salesops_relay_backlog_events", "Events stored but not yet published")
 BROKER_RESETS = Counter(
     "salesops_broker_resets_total", "Broker incarnations that lost state and were republished"

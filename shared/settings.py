@@ -142,6 +142,17 @@ class Settings(BaseSettings):
     relay_batch_size: int = Field(500, ge=1)
     relay_poll_seconds: float = Field(0.5, gt=0)
     broker_check_seconds: float = Field(2.0, gt=0)
+    broker_wedged_after: int = Field(
+        3,
+        ge=1,
+        description="Failed publish cycles in a row, with the broker answering, after which "
+        "a partition counts as wedged",
+    )
+    embedded_broker_restart_file: Path | None = Field(
+        None,
+        description="Set by `salesops dev`: where the relay asks the embedded broker's "
+        "supervisor for a new broker when a partition is wedged",
+    )
 
     consumer_max_records: int = Field(500, ge=1)
     db_pool_size: int = Field(10, ge=1)

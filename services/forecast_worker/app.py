@@ -13,7 +13,7 @@ from services.forecast_worker.consumer import ProjectionConsumer
 from services.forecast_worker.projection import StageRules
 from services.forecast_worker.routes import router
 from shared.db import create_engine, create_sessionmaker
-from shared.kafka import broker_reachable
+from shared.kafka import BrokerWatch
 from shared.service import ServiceSpec, ServiceState, build_app, supervise
 from shared.settings import Settings, get_settings
 
@@ -33,11 +33,11 @@ async def lifespan(settings: Settings) -> AsyncIterator[ServiceState]:
         max_records=settings.consumer_max_records,
         check_seconds=settings.broker_check_seconds,
     )
-    bootstrap = settings.require_kafka()
-
+    broker = BrokerWatch(settings.require_kafka())
     task = asyncio.create_task(
         supervise("forecast consumer", consumer.run), name="forecast-consumer"
     )
+    watch_task = asyncio.create_task(supervise("broker watch", broker.run), name="broker-watch")
 
     async def database_ready() -> None:
         async with engine.connect() as conn:
@@ -46,7 +46,7 @@ async def lifespan(settings: Settings) -> AsyncIterator[ServiceState]:
     async def broker_ready() -> None:
         if task.done():
             raise RuntimeError("the consumer stopped")
-        await broker_reachable(bootstrap)
+        broker.check()
 
     try:
         yield ServiceState(
@@ -59,9 +59,10 @@ async def lifespan(settings: Settings) -> AsyncIterator[ServiceState]:
             readiness={"forecast_database": database_ready, "forecast_broker": broker_ready},
         )
     finally:
-        task.cancel()
-        with suppress(asyncio.CancelledError, Exception):
-            await task
+        for running in (task, watch_task):
+            running.cancel()
+            with suppress(asyncio.CancelledError, Exception):
+                await running
         await consumer.close()
         await engine.dispose()
 

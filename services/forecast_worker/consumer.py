@@ -36,6 +36,7 @@ from shared.db_errors import is_transient
 from shared.kafka import (
     ACK_SECONDS,
     AssignmentListener,
+    LayoutWatch,
     abort_producer,
     backoff_sleep,
     make_consumer,
@@ -76,13 +77,20 @@ class ProjectionConsumer:
         self._max_records = max_records
         self._check_seconds = check_seconds
         self._consumer: AIOKafkaConsumer | None = None
+        self._layout: LayoutWatch | None = None
         self.incarnation: str | None = None
         self._last_check = 0.0
 
     async def run(self) -> None:
         self.incarnation = await self._broker_incarnation()
+        while True:
+            await self._consume()
+
+    async def _consume(self) -> None:
+        """Run one group member until the partition layout changes (see `LayoutWatch`)."""
         consumer = make_consumer(self._bootstrap, group_id=GROUP_ID, client_id="forecast-worker")
         self._consumer = consumer
+        self._layout = LayoutWatch(consumer, SUBSCRIBED)
         consumer.subscribe(
             list(SUBSCRIBED), listener=AssignmentListener(self._on_assigned, self._on_revoked)
         )
@@ -91,6 +99,8 @@ class ProjectionConsumer:
             while True:
                 if time.monotonic() - self._last_check >= self._check_seconds:
                     await self._follow_incarnation(consumer)
+                    if self._layout.changed():
+                        return
                 batch = await consumer.getmany(timeout_ms=500, max_records=self._max_records)
                 records = [
                     Record(r.topic, r.partition, r.offset, r.value or b"")
@@ -135,6 +145,8 @@ class ProjectionConsumer:
             stored = await repository.load_offsets(
                 conn, GROUP_ID, [(tp.topic, tp.partition) for tp in assigned]
             )
+        assert self._layout is not None
+        self._layout.assigned()
         for tp in assigned:
             offset = stored.get((tp.topic, tp.partition))
             if offset is not None and offset.incarnation == self.incarnation:

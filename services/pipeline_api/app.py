@@ -25,7 +25,7 @@ from services.pipeline_api.source_routes import router as source_router
 from services.pipeline_api.unpublishable_routes import router as unpublishable_router
 from services.pipeline_api.webhooks import router as webhook_router
 from shared.db import create_engine, create_sessionmaker, driver_dsn
-from shared.kafka import broker_reachable
+from shared.kafka import BrokerWatch
 from shared.service import ServiceSpec, ServiceState, build_app, supervise
 from shared.settings import Settings, get_settings
 
@@ -45,7 +45,10 @@ async def lifespan(settings: Settings) -> AsyncIterator[ServiceState]:
         poll_seconds=settings.relay_poll_seconds,
         broker_check_seconds=settings.broker_check_seconds,
         partitions=settings.topic_partitions,
+        wedged_after=settings.broker_wedged_after,
+        restart_file=settings.embedded_broker_restart_file,
     )
+    broker = BrokerWatch(bootstrap)
     writer = EventLogWriter(
         driver_dsn(settings.require_database_url()),
         on_commit=relay.wake,
@@ -55,6 +58,7 @@ async def lifespan(settings: Settings) -> AsyncIterator[ServiceState]:
     writer.start()
     # The API answers while the broker is away: events wait in the log meanwhile.
     relay_task = asyncio.create_task(supervise("relay", relay.run), name="relay")
+    watch_task = asyncio.create_task(supervise("broker watch", broker.run), name="broker-watch")
     sessions = create_sessionmaker(engine, info={INFO_KEY: secret_box(settings)})
     policy = OutboundPolicy.of(settings)
     http = guarded_client(policy, httpx.Timeout(30.0, connect=10.0))
@@ -90,7 +94,8 @@ async def lifespan(settings: Settings) -> AsyncIterator[ServiceState]:
     async def broker_ready() -> None:
         if relay_task.done():
             raise RuntimeError("relay stopped")
-        await broker_reachable(bootstrap)
+        broker.check()
+        relay.check_wedged()
 
     try:
         yield ServiceState(
@@ -109,7 +114,7 @@ async def lifespan(settings: Settings) -> AsyncIterator[ServiceState]:
             },
         )
     finally:
-        for task in (relay_task, resync_task, due_task):
+        for task in (relay_task, resync_task, due_task, watch_task):
             task.cancel()
             with suppress(asyncio.CancelledError, Exception):
                 await task

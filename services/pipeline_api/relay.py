@@ -1,8 +1,14 @@
 """Publish stored events to Kafka, and republish them if the broker forgets.
 
-The relay takes unpublished rows in log order (`FOR UPDATE SKIP LOCKED`, so API replicas
-share the work without sending a row twice at once), sends them keyed by deal, and marks
-them published in the same transaction once the broker has acknowledged every one.
+The relay takes unpublished rows in log order, sends them keyed by deal, and marks them
+published in the same transaction once the broker has acknowledged every one.
+
+One relay at a time: every API replica runs one, but only the holder of a PostgreSQL
+session advisory lock publishes; the others stand by and try the lock every poll. The
+leader claims and marks rows on the very session that holds the lock, and stands down as
+soon as that session is gone, so it cannot mark anything after a stand-by took over. Two
+relays sending at once would interleave their batches and put a deal's later events before
+its earlier ones; one sender keeps log order per deal for any number of replicas.
 
 Sends are never retried by the Kafka client: a batch unacknowledged after `ACK_SECONDS`
 aborts the producer, and the rows, still unpublished, go out again on a fresh connection
@@ -19,6 +25,10 @@ unpublishable with its error (`GET /v1/events/unpublishable`), and the rows afte
 Replayed once fixed, it goes out after the rows that passed it, so for its deal it arrives
 late; the deal fold orders by event time, not arrival. Any other failure (the broker away,
 a timeout) keeps the rows in the log for the next cycle.
+
+A wedged broker (it answers, but publishing fails `wedged_after` times in a row) is
+reported once and in readiness; under `salesops dev` the relay asks the embedded broker's
+supervisor for a new broker, which is then a lost state like any other.
 """
 
 from __future__ import annotations
@@ -28,8 +38,9 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaProducer
@@ -45,13 +56,16 @@ from aiokafka.errors import (
     UnsupportedForMessageFormatError,
 )
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from shared import topics
+from shared.embedded import request_restart
 from shared.kafka import (
     ACK_SECONDS,
+    BrokerWedged,
     abort_producer,
     backoff_sleep,
+    broker_reachable,
     cancelled_for_real,
     ensure_topics,
     existing_topics,
@@ -64,6 +78,7 @@ from shared.kafka import (
 from shared.metrics import (
     BROKER_RESETS,
     RELAY_BACKLOG,
+    RELAY_LEADER,
     RELAY_PUBLISHED,
     RELAY_UNPUBLISHABLE,
 )
@@ -87,6 +102,12 @@ _SET_ASIDE = text(
 )
 # Longest a relay cycle (a broker check plus one batch) may take before it is abandoned.
 CYCLE_SECONDS = 30
+# Session advisory lock key of the relay leader (any constant unique to this purpose).
+_LEADER_LOCK = 0x5A1E5095E1A7
+_TRY_LEAD = text("SELECT pg_try_advisory_lock(:key), pg_backend_pid()")
+_BACKEND = text("SELECT pg_backend_pid()")
+# Longest a check that the leader's connection still lives may take.
+_ALIVE_SECONDS = 5
 _BACKLOG = text(
     "SELECT count(*) FROM pipeline.events WHERE published_at IS NULL AND unpublishable_at IS NULL"
 )
@@ -142,6 +163,8 @@ class Relay:
         poll_seconds: float,
         broker_check_seconds: float,
         partitions: int,
+        wedged_after: int = 3,
+        restart_file: Path | None = None,
     ) -> None:
         self._engine = engine
         self._producer: AIOKafkaProducer | None = None
@@ -153,45 +176,159 @@ class Relay:
         self._partitions = partitions
         self._wake = asyncio.Event()
         self._last_check = 0.0
+        self._leader: AsyncConnection | None = None
+        self._leader_backend: int | None = None
+        self._wedged_after = wedged_after
+        self._restart_file = restart_file
+        self._failures = 0
+        self.wedged_since: float | None = None
         self.incarnation: str | None = None
+
+    @property
+    def leading(self) -> bool:
+        """Whether this relay holds the leader lock (only the leader publishes)."""
+        return self._leader is not None
 
     def wake(self) -> None:
         """Called after an intake commit, so new events go out without waiting for a poll."""
         self._wake.set()
 
     async def run(self) -> None:
-        attempt = 0
         try:
             while True:
-                try:
-                    await self._connect()
-                    async with asyncio.timeout(CYCLE_SECONDS):
-                        if time.monotonic() - self._last_check >= self._broker_check_seconds:
-                            await self.check_broker()
-                        sent = await self.publish_batch()
-                    attempt = 0
-                except asyncio.CancelledError:
-                    if cancelled_for_real():
-                        raise
-                    _log.warning("relay cycle hit a stray cancellation; reconnecting")
-                    await self._disconnect()
-                    self._last_check = 0.0
-                    continue
-                except Exception:  # broker or database away: the log keeps the events
-                    _log.warning("relay cycle failed; reconnecting and retrying", exc_info=True)
-                    await self._disconnect()
-                    # The broker may have restarted: check it (and create the topics)
-                    # before anything is produced to it again.
-                    self._last_check = 0.0
-                    attempt += 1
-                    await backoff_sleep(attempt)
-                    continue
-                if sent < self._batch_size:
-                    self._wake.clear()
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._wake.wait(), timeout=self._poll_seconds)
+                async with self._leadership():
+                    await self._lead()
         finally:
             await self._disconnect()
+
+    @contextlib.asynccontextmanager
+    async def _leadership(self) -> AsyncIterator[None]:
+        """Wait until this relay holds the leader lock; hold it, on its own connection,
+        until the block ends. Closing that connection is what releases the lock."""
+        standing_by = False
+        while True:
+            conn = await self._engine.connect()
+            try:
+                won, backend = (await conn.execute(_TRY_LEAD, {"key": _LEADER_LOCK})).one()
+                if won:
+                    await conn.commit()
+                    break
+                await conn.close()
+            except BaseException:
+                await _drop(conn)
+                raise
+            if not standing_by:
+                _log.info("relay standing by: another replica's relay publishes")
+                standing_by = True
+            await asyncio.sleep(self._poll_seconds)
+        _log.info("relay leads: this replica publishes the event log")
+        self._leader, self._leader_backend = conn, backend
+        RELAY_LEADER.set(1)
+        self._last_check = 0.0  # the previous leader may have left a broker unchecked
+        try:
+            yield
+        finally:
+            self._leader = None
+            RELAY_LEADER.set(0)
+            await _drop(conn)
+
+    async def _lead(self) -> None:
+        """Publish until the leader connection is lost."""
+        attempt = 0
+        while True:
+            try:
+                await self._connect()
+                async with asyncio.timeout(CYCLE_SECONDS):
+                    if time.monotonic() - self._last_check >= self._broker_check_seconds:
+                        await self.check_broker()
+                    sent = await self.publish_batch()
+                attempt = 0
+            except asyncio.CancelledError:
+                if cancelled_for_real():
+                    raise
+                _log.warning("relay cycle hit a stray cancellation; reconnecting")
+                await self._disconnect()
+                self._last_check = 0.0
+                if not await self._still_leader():
+                    return
+                continue
+            except Exception:  # broker or database away: the log keeps the events
+                _log.warning("relay cycle failed; reconnecting and retrying", exc_info=True)
+                await self._disconnect()
+                # The broker may have restarted: check it (and create the topics)
+                # before anything is produced to it again.
+                self._last_check = 0.0
+                if not await self._still_leader():
+                    return
+                await self._count_failure()
+                attempt += 1
+                await backoff_sleep(attempt)
+                continue
+            self._failures = 0
+            if self.wedged_since is not None:
+                _log.warning("the broker takes events again; the relay is publishing")
+                self.wedged_since = None
+            if sent < self._batch_size:
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout=self._poll_seconds)
+
+    async def _count_failure(self) -> None:
+        """A broker that answers while publishing keeps failing has a wedged partition
+        (Tansu 0.6 can stop advancing one for good). Say so once, and ask the embedded
+        broker's supervisor, when there is one, for a new broker: it republishes from the
+        log like any broker that lost its state."""
+        try:
+            async with asyncio.timeout(_ALIVE_SECONDS):
+                await broker_reachable(self._bootstrap)
+        except (OSError, TimeoutError):
+            self._failures = 0  # away, not wedged: the broker watch reports that
+            return
+        self._failures += 1
+        if self._failures < self._wedged_after or self.wedged_since is not None:
+            return
+        self.wedged_since = time.monotonic()
+        reason = f"{self._failures} publish attempts in a row failed while the broker answered"
+        if self._restart_file is None:
+            _log.error("the broker looks wedged (%s); it needs a restart", reason)
+            return
+        _log.error("the broker looks wedged (%s); asking for a new embedded broker", reason)
+        request_restart(self._restart_file, f"a partition is wedged ({reason})")
+
+    def check_wedged(self) -> None:
+        """For readiness: fail while the broker answers but does not take events."""
+        if self.wedged_since is not None:
+            raise BrokerWedged(
+                f"publishing has failed for {time.monotonic() - self.wedged_since:.0f} s"
+            )
+
+    async def _still_leader(self) -> bool:
+        """Whether the session holding the leader lock still lives. SQLAlchemy reconnects
+        a connection that failed on its next use, so the answer must come from the same
+        server process that took the lock: a new one holds no lock."""
+        conn = self._leader
+        assert conn is not None
+        try:
+            async with asyncio.timeout(_ALIVE_SECONDS):
+                if conn.in_transaction():
+                    await conn.rollback()
+                backend = await conn.scalar(_BACKEND)
+                await conn.commit()
+        except Exception:
+            backend = None
+        if backend == self._leader_backend:
+            return True
+        _log.warning("relay lost its leader session; competing for leadership again")
+        return False
+
+    @contextlib.asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[AsyncConnection]:
+        """A transaction on the leader connection: nothing is claimed or marked by a
+        relay that no longer holds the lock."""
+        conn = self._leader
+        assert conn is not None, "only the leader relay touches the log"
+        async with conn.begin():
+            yield conn
 
     async def _connect(self) -> None:
         if self._producer is None:
@@ -234,7 +371,7 @@ class Relay:
             return
         await ensure_topics(admin, topics.all_topics(self._partitions))
         incarnation = uuid.uuid4().hex
-        async with self._engine.begin() as conn:
+        async with self._transaction() as conn:
             result = await conn.execute(
                 text(
                     "UPDATE pipeline.events SET published_at = NULL WHERE published_at IS NOT NULL"
@@ -264,7 +401,7 @@ class Relay:
         self._wake.set()
 
     async def publish_batch(self) -> int:
-        async with self._engine.begin() as conn:
+        async with self._transaction() as conn:
             rows = (await conn.execute(_CLAIM, {"limit": self._batch_size})).mappings().all()
             if not rows:
                 return 0
@@ -361,3 +498,11 @@ class Relay:
                 (topics.HEADER_LOG_SEQ, str(row["seq"]).encode()),
             ],
         )
+
+
+async def _drop(conn: AsyncConnection) -> None:
+    """Close a connection for good (not back into the pool), releasing its session locks."""
+    with contextlib.suppress(Exception):
+        await conn.invalidate()
+    with contextlib.suppress(Exception):
+        await conn.close()

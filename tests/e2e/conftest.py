@@ -81,6 +81,20 @@ class ServiceProcess:
                 self.proc.wait()
 
 
+def service_env(database_url: str, bootstrap: str, **extra: str) -> dict[str, str]:
+    """The environment of a service process of the tests' own stack."""
+    return {
+        **os.environ,
+        "SALESOPS_DATABASE_URL": database_url,
+        "SALESOPS_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+        "SALESOPS_API_KEYS": orjson.dumps(API_KEYS).decode(),
+        "SALESOPS_BROKER_CHECK_SECONDS": "1",
+        "SALESOPS_RELAY_POLL_SECONDS": "0.2",
+        "SALESOPS_DB_POOL_SIZE": "4",
+        **extra,
+    }
+
+
 @dataclass
 class Stack:
     database_url: str
@@ -101,15 +115,7 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
         run_migrations(url)
         broker = EmbeddedBroker(log_path=tmp_path / "tansu.log")
         broker.start()
-        env = {
-            **os.environ,
-            "SALESOPS_DATABASE_URL": url,
-            "SALESOPS_KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap,
-            "SALESOPS_API_KEYS": orjson.dumps(API_KEYS).decode(),
-            "SALESOPS_BROKER_CHECK_SECONDS": "1",
-            "SALESOPS_RELAY_POLL_SECONDS": "0.2",
-            "SALESOPS_DB_POOL_SIZE": "4",
-        }
+        env = service_env(url, broker.bootstrap)
         pipeline = ServiceProcess("pipeline_api", env, tmp_path)
         worker = ServiceProcess("forecast_worker", env, tmp_path)
         try:

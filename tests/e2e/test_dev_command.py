@@ -13,8 +13,10 @@ import httpx
 import pytest
 
 from shared.embedded import free_port
+from tests.e2e.checks import post_in_batches, served_deals, wait_for_projection
 from tests.e2e.conftest import PROJECT_ROOT
 from tests.support.events import CREATED, UPDATED, event
+from tests.support.streams import synthetic_stream
 
 pytestmark = pytest.mark.e2e
 
@@ -123,3 +125,50 @@ def test_dev_serves_everything_and_keeps_data_across_runs(tmp_path: Path) -> Non
         )
     finally:
         _stop(proc)
+
+
+def _broker_pid(data_dir: Path, other_than: int | None = None) -> int:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        pid_file = data_dir / "tansu.pid"
+        if pid_file.exists() and (text := pid_file.read_text().strip()):
+            pid = int(text)
+            if pid != other_than:
+                return pid
+        time.sleep(0.1)
+    raise AssertionError("no (new) broker pid was recorded")
+
+
+def test_dev_restarts_a_killed_broker_and_loses_nothing(tmp_path: Path) -> None:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    data_dir = tmp_path / "data"
+    log = tmp_path / "dev.log"
+    events = synthetic_stream(deals=40, updates=3, seed=23)
+    prefix = events[0]["data"]["deal_id"].rsplit("-", 1)[0]
+    third = len(events) // 3
+
+    proc = _start_dev(data_dir, port, log)
+    try:
+        key = (data_dir / "dev-api-key").read_text().strip()
+        with httpx.Client(
+            base_url=base, timeout=30, headers={"Authorization": f"Bearer {key}"}
+        ) as client:
+            post_in_batches(client, events[:third], size=20)
+            deadline = time.monotonic() + 60
+            while not served_deals(client, prefix):  # the stream flows end to end
+                assert time.monotonic() < deadline, "nothing was applied"
+                time.sleep(0.1)
+            first = _broker_pid(data_dir)
+            os.kill(first, signal.SIGKILL)  # mid-stream, with the relay publishing
+            post_in_batches(client, events[third:], size=20)  # acknowledged meanwhile
+            assert _broker_pid(data_dir, other_than=first) != first
+            wait_for_projection(client, events, prefix, timeout=120)
+            ready = client.get("/readyz")
+            assert ready.status_code == 200, ready.text
+    finally:
+        _stop(proc)
+    said = log.read_text()
+    assert said.count("the embedded broker is not running") == 1, said[-3000:]
+    kafka_errors = [line for line in said.splitlines() if " ERROR aiokafka" in line]
+    assert len(kafka_errors) < 20, kafka_errors

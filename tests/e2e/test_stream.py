@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -87,8 +88,24 @@ def test_broker_restart_while_everything_runs(stack: Stack) -> None:
         post_in_batches(intake, events[:half], size=25)
         stack.broker.kill()
         post_in_batches(intake, events[half:], size=25)
+        away = _readiness_while_away(stack.pipeline.url)
+        assert away["checks"]["pipeline_broker"] == "failing: BrokerAway", away
         stack.broker.start()
         wait_for_projection(worker, events, prefix, timeout=120)
         assert len(incarnations(stack.database_url)) == 2
         ready = httpx.get(f"{stack.pipeline.url}/readyz", timeout=10)
         assert ready.status_code == 200, ready.text
+    said = stack.pipeline.log_path.read_text()
+    assert said.count("is unreachable") == 1, "the outage is said once"
+    assert said.count("is reachable again") == 1
+    assert said.count('"logger":"aiokafka') < 20, "Kafka client errors are muted meanwhile"
+
+
+def _readiness_while_away(url: str) -> dict[str, Any]:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        r = httpx.get(f"{url}/readyz", timeout=10)
+        if r.status_code == 503:
+            return dict(r.json())
+        time.sleep(0.2)
+    raise AssertionError("/readyz never said the broker is away")

@@ -1,0 +1,124 @@
+"""Relays of several API replicas on one event log: one leads and publishes, the others
+stand by; a relay whose session died stops leading, and a stand-by takes over when the
+leader's process ends."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.cli import run_migrations
+from services.pipeline_api.relay import Relay
+from shared import topics
+from shared.db import create_engine
+from shared.embedded import EmbeddedBroker
+from tests.support import infra
+
+
+@pytest.fixture
+def own_log() -> Iterator[str]:
+    """A database of its own: the leader lock is per database, and the session stack's
+    relay leads on the shared one."""
+    with infra.test_database() as url:
+        run_migrations(url)
+        yield url
+
+
+async def _append(engine: AsyncEngine, first: int, count: int) -> None:
+    async with engine.begin() as conn:
+        await conn.execute(
+            text(
+                "INSERT INTO pipeline.events (source, event_id, type, subject, topic, "
+                "partition_key, event_time, envelope) SELECT 'test://lead', 'e' || n, 't', "
+                "'s', :topic, 'deal-' || (n % 5), now(), '{}'::jsonb "
+                "FROM generate_series(CAST(:first AS int), :last) AS n"
+            ),
+            {"topic": topics.DEAL, "first": first, "last": first + count - 1},
+        )
+
+
+async def _all_published(engine: AsyncEngine, count: int) -> None:
+    deadline = time.monotonic() + 30
+    while True:
+        async with engine.connect() as conn:
+            done = await conn.scalar(
+                text("SELECT count(*) FROM pipeline.events WHERE published_at IS NOT NULL")
+            )
+        if done == count:
+            return
+        assert time.monotonic() < deadline, f"{done} of {count} published"
+        await asyncio.sleep(0.1)
+
+
+async def _one_leads(relays: list[Relay]) -> None:
+    """Wait until exactly one relay leads (a relay that lost its session may win again)."""
+    deadline = time.monotonic() + 15
+    while sum(r.leading for r in relays) != 1:
+        assert time.monotonic() < deadline, "not exactly one relay leads"
+        await asyncio.sleep(0.05)
+
+
+async def test_one_relay_leads_and_a_stand_by_takes_over(own_log: str, tmp_path: Path) -> None:
+    broker = EmbeddedBroker(log_path=tmp_path / "tansu.log")
+    broker.start()
+    engines = [create_engine(own_log, application_name=f"relay-{n}") for n in "ab"]
+    relays = [
+        Relay(
+            engine=engine,
+            bootstrap=broker.bootstrap,
+            batch_size=50,
+            poll_seconds=0.1,
+            broker_check_seconds=1,
+            partitions=3,
+        )
+        for engine in engines
+    ]
+    first = asyncio.create_task(relays[0].run())
+    tasks = [first]
+    try:
+        deadline = time.monotonic() + 15
+        while not relays[0].leading:
+            assert time.monotonic() < deadline, "the only relay never led"
+            await asyncio.sleep(0.05)
+        tasks.append(asyncio.create_task(relays[1].run()))
+        await _append(engines[0], 0, 300)
+        await _all_published(engines[0], 300)
+        assert relays[0].leading, "the first relay leads"
+        assert not relays[1].leading, "the second stands by"
+
+        async with engines[1].connect() as conn:  # the leader's session dies
+            await conn.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE application_name = 'relay-a'"
+                )
+            )
+        await _append(engines[1], 300, 300)
+        await _all_published(engines[1], 600)
+        await _one_leads(relays)
+
+        leader = 0 if relays[0].leading else 1
+        tasks[leader].cancel()  # the leader's process ends
+        with contextlib.suppress(asyncio.CancelledError):
+            await tasks[leader]
+        deadline = time.monotonic() + 15
+        while not relays[1 - leader].leading:
+            assert time.monotonic() < deadline, "the stand-by never took over"
+            await asyncio.sleep(0.05)
+        await _append(engines[1], 600, 300)
+        await _all_published(engines[1], 900)
+    finally:
+        for task in tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for engine in engines:
+            await engine.dispose()
+        broker.stop()
