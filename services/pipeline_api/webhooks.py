@@ -41,10 +41,11 @@ from services.pipeline_api.request_state import (
 from services.pipeline_api.source_cache import SourceCache
 from services.pipeline_api.sources import SourceIn
 from shared.db_errors import refused_by_data
+from shared.edge import GuardedRoute
 from shared.problems import Problem, problem_responses
 from shared.settings import Settings
 
-router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
+router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"], route_class=GuardedRoute)
 _log = logging.getLogger("salesops.webhooks")
 
 UNAUTHENTICATED = "The request could not be authenticated."

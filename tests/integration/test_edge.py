@@ -58,6 +58,36 @@ async def test_refused_before_the_body_is_read(stack_url: str, method: str, path
     assert reader.startswith(b"HTTP/1.1 403"), reader
 
 
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v1/dlq/replay%0A",
+        "/v1/dlq/replay%0D",
+        "/v1/dlq/replay%0A%0A",
+        "/v1/dlq/replay%0D%0A",
+        "/v1/dlq/%72eplay",
+        "/v1/dlq/replay/",
+        "/v1/dlq/replay%2F",
+        "//v1/dlq/replay",
+        "/v1/dlq/./replay",
+        "/v1/dlq/replay?x=%0A",
+        "/v1/sources/edge-test%0A",
+        "/v1/webhook-requests/replay%0A",
+    ],
+)
+async def test_non_canonical_paths_are_refused_before_the_body_is_read(
+    stack_url: str, path: str
+) -> None:
+    """Whatever route the router picks for a spelling of a path (a final `%0A` still
+    matches `^...$`), its guard runs; a spelling that no route takes is a 404 or a
+    redirect, also without reading the body."""
+    anonymous = await _head_only(stack_url, "POST" if "sources" not in path else "PUT", path, {})
+    assert anonymous.startswith((b"HTTP/1.1 401", b"HTTP/1.1 404", b"HTTP/1.1 307")), anonymous
+    admin = {"Authorization": f"Bearer {ADMIN_KEY}"}
+    oversized = await _head_only(stack_url, "POST" if "sources" not in path else "PUT", path, admin)
+    assert oversized.startswith((b"HTTP/1.1 413", b"HTTP/1.1 404", b"HTTP/1.1 307")), oversized
+
+
 async def test_declared_body_over_the_cap_is_refused_before_it_is_read(stack_url: str) -> None:
     answer = await _head_only(
         stack_url, "POST", "/v1/dlq/replay", {"Authorization": f"Bearer {ADMIN_KEY}"}
