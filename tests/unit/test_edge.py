@@ -10,6 +10,7 @@ from typing import Annotated
 import pytest
 from fastapi import APIRouter, Depends, FastAPI
 from pydantic import TypeAdapter, ValidationError
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message
 
 from services.cli import compose_all
@@ -175,6 +176,15 @@ def test_authorize_answers_401_then_403() -> None:
         with pytest.raises(Problem) as refused:
             auth.authorize(keys, token, {auth.ADMIN})
         assert refused.value.status == status
+
+
+async def test_require_checks_its_scope_on_a_principal_handed_over() -> None:
+    reader = auth.Principal("r", frozenset({auth.EVENTS_READ}))
+    request = Request({"type": "http", "state": {auth.PRINCIPAL_STATE: reader}})
+    assert await auth.require(auth.EVENTS_READ)(request, None) is reader
+    with pytest.raises(Problem) as refused:
+        await auth.require(auth.ADMIN)(request, None)
+    assert refused.value.status == 403
 
 
 @pytest.mark.parametrize(
