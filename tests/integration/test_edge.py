@@ -15,6 +15,7 @@ import pytest
 
 from tests.conftest import ADMIN_KEY, READER_KEY
 from tests.support.events import CREATED, event
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -263,6 +264,24 @@ async def test_unstorable_events_are_rejected_alone(
     assert result["accepted"] == 1
     assert [r["index"] for r in result["rejected"]] == [0]
     assert reason in result["rejected"][0]["reason"]
+
+
+async def test_zero_with_a_huge_exponent_is_stored_as_zero(client: httpx.AsyncClient) -> None:
+    """PostgreSQL cannot store `0E+999999999`: accepted, it used to be dead-lettered by the
+    worker; it is zero, and applied as zero."""
+    created = event(
+        CREATED,
+        {"deal_id": "edge-zero-exp", "amount": "0e999999999", "currency": "USD"},
+        time="2026-01-01T00:00:00Z",
+    )
+    answer = await client.post("/v1/events", json=[created])
+    assert answer.json() == {"accepted": 1, "duplicates": 0, "rejected": []}
+
+    async def stored() -> dict[str, object] | None:
+        deal = await client.get("/v1/deals/edge-zero-exp")
+        return deal.json() if deal.status_code == 200 else None
+
+    assert (await eventually(stored))["amount"] == "0"
 
 
 async def test_put_source_documents_201_and_every_route_its_problems(
