@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import time
-from secrets import token_hex
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -20,12 +19,12 @@ from services.pipeline_api import repository
 from services.pipeline_api.connectors import hubspot, pipedrive, salesforce
 from services.pipeline_api.connectors.changes import Ignored
 from services.pipeline_api.connectors.signatures import (
+    HubSpotSignatures,
     SignatureError,
     check_hubspot_headers,
     check_relay_headers,
     token_matches,
     verify_basic,
-    verify_hubspot,
     verify_relay,
 )
 from services.pipeline_api.deliveries import cdc_changes, exact_json, hubspot_changes, storable
@@ -51,8 +50,6 @@ _log = logging.getLogger("salesops.webhooks")
 UNAUTHENTICATED = "The request could not be authenticated."
 PROBLEMS = problem_responses(400, 401, 413, 503)
 """What every webhook endpoint may answer besides its 2xx (documented in the spec)."""
-_DECOY = token_hex(32)
-"""Checked in place of an unknown source's secret; random, so it never verifies."""
 
 
 class WebhookResult(BaseModel):
@@ -151,19 +148,17 @@ async def hubspot_webhook(request: Request) -> WebhookResult:
     if not candidates:
         raise _unauthenticated(f"hubspot: {last_error}")
     body = await read_limited(request, settings.intake_max_bytes)
-    uri = _signed_uri(request, settings)
+    signatures = HubSpotSignatures(
+        method=request.method,
+        uri=_signed_uri(request, settings),
+        body=body,
+        headers=headers,
+        now_ms=now_ms,
+    )
     authentic: list[SourceIn] = []
     for source in candidates:
         try:
-            verify_hubspot(
-                version=source.hubspot_signature,
-                secrets=source.secrets.candidates(),
-                method=request.method,
-                uri=uri,
-                body=body,
-                headers=headers,
-                now_ms=now_ms,
-            )
+            signatures.verify(source.hubspot_signature, source.secrets.candidates())
             authentic.append(source)
         except SignatureError as exc:
             last_error = str(exc)
@@ -261,13 +256,13 @@ async def salesforce_cdc(request: Request) -> WebhookResult:
     source = next((s for s in await _sources(request, "salesforce") if s.id == source_id), None)
     known = source.secrets.candidates() if source is not None else []
     try:
-        # An unknown source, or one without a secret, costs the same HMAC as a wrong
+        # An unknown source, or one without a secret, costs the same HMACs as a wrong
         # secret, so neither the answer nor its timing tells which sources exist.
-        verify_relay(secrets=known or [_DECOY], body=body, headers=headers, now_s=now_s)
+        verify_relay(secrets=known, body=body, headers=headers, now_s=now_s)
     except SignatureError as exc:
         reason = exc if known else f"no source {source_id!r:.70} with a secret"
         raise _unauthenticated(f"salesforce cdc: {reason}") from exc
-    assert source is not None  # the decoy secret never verifies
+    assert source is not None  # decoy secrets never verify
     try:
         changes = cdc_changes(_exact_json(body), source)
     except ValueError as exc:  # CdcError, or a value the parser could not read
