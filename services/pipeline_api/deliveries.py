@@ -10,6 +10,7 @@ be read at all.
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal, get_args
 
@@ -147,6 +148,23 @@ def storable(body: bytes, changes: list[CrmChange]) -> list[CrmChange]:
 def hubspot_changes(items: Any, portal: str) -> list[CrmChange]:
     """The changes of one portal's items in a HubSpot batch (a batch may mix portals)."""
     return hubspot.parse([i for i in hubspot.events(items) if str(i.get("portalId")) == portal])
+
+
+def hubspot_batch(items: Any, configured: Collection[str]) -> dict[str, list[CrmChange]]:
+    """The changes of a HubSpot batch for each of its portals that is `configured`, in
+    portal order; empty when none is. One app's batch may mix portals: those without a
+    source must not cost the others their delivery (HubSpot would retry the whole batch),
+    so their items are noted as ignored among the first configured portal's changes."""
+    known = sorted(hubspot.portal_ids(items) & set(configured))
+    if not known:
+        return {}
+    by_portal = {portal: hubspot_changes(items, portal) for portal in known}
+    by_portal[known[0]] += [
+        Ignored(f"no HubSpot source for portal {item['portalId']} accepts this delivery")
+        for item in hubspot.events(items)
+        if str(item["portalId"]) not in configured
+    ]
+    return by_portal
 
 
 def cdc_changes(event: Any, source: SourceIn) -> list[CrmChange]:

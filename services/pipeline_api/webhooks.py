@@ -16,8 +16,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from services.pipeline_api import repository
-from services.pipeline_api.connectors import hubspot, pipedrive, salesforce
-from services.pipeline_api.connectors.changes import Ignored
+from services.pipeline_api.connectors import pipedrive, salesforce
 from services.pipeline_api.connectors.signatures import (
     HubSpotSignatures,
     SignatureError,
@@ -27,7 +26,7 @@ from services.pipeline_api.connectors.signatures import (
     verify_basic,
     verify_relay,
 )
-from services.pipeline_api.deliveries import cdc_changes, exact_json, hubspot_changes, storable
+from services.pipeline_api.deliveries import cdc_changes, exact_json, hubspot_batch, storable
 from services.pipeline_api.event_log import EventsRefused
 from services.pipeline_api.ingest import IngestOutcome, ingest
 from services.pipeline_api.intake import read_limited
@@ -164,30 +163,19 @@ async def hubspot_webhook(request: Request) -> WebhookResult:
             last_error = str(exc)
     if not authentic:
         raise _unauthenticated(f"hubspot: {last_error}")
-    parsed = _exact_json(body)
+    by_source = {s.account_id: s for s in authentic}
     try:
-        portals = hubspot.portal_ids(parsed)
-    except hubspot.HubSpotError as exc:
+        by_portal = hubspot_batch(_exact_json(body), by_source)
+    except (ValueError, TypeError) as exc:  # HubSpotError, or a value it could not read
         raise Problem(400, str(exc)) from exc
-    by_portal = {s.account_id: s for s in authentic}
-    known = sorted(portals & set(by_portal))
-    if not known:
+    if not by_portal:
         # The signature is the app's, shared by its portals: a batch of none of ours
         # answers as a bad signature does, so nobody learns which portals are configured.
-        raise _unauthenticated(f"hubspot: none of the batch's {len(portals)} portals is a source's")
-    # One app's batch may mix portals: those without a source must not cost the others
-    # their delivery (HubSpot would retry the whole batch), so they are ignored and noted
-    # on the archived request of the first configured portal.
-    ignored: list[Ignored] = [
-        Ignored(f"no HubSpot source for portal {item['portalId']} accepts this delivery")
-        for item in hubspot.events(parsed)
-        if str(item["portalId"]) not in by_portal
+        raise _unauthenticated("hubspot: none of the batch's portals is a source's")
+    outcomes = [
+        await _ingest(request, by_source[portal], "hubspot", body, changes)
+        for portal, changes in by_portal.items()
     ]
-    outcomes = []
-    for portal in known:
-        changes = [*hubspot_changes(parsed, portal), *ignored]
-        ignored = []
-        outcomes.append(await _ingest(request, by_portal[portal], "hubspot", body, changes))
     return WebhookResult.of(outcomes)
 
 
