@@ -130,7 +130,7 @@ async def test_an_admitted_request_reaches_its_handler_with_its_body() -> None:
 async def test_the_guard_matches_the_path_the_router_sees_behind_a_proxy_root_path() -> None:
     app = _app(_router())
     assert await _call(app, "GET", "/things/7", [], root_path="/api") == (401, False)
-    assert await _call(app, "GET", "/things/7", ADMIN_HEADER, root_path="/a%00") == (200, False)
+    assert await _call(app, "GET", "/things/7", ADMIN_HEADER, root_path="/a\x00") == (200, False)
     assert await _call(app, "GET", "/things/a\x00", ADMIN_HEADER) == (422, False)
 
 
