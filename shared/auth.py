@@ -119,9 +119,13 @@ def authorize(keys: ApiKeys, token: str | None, scopes: Iterable[str]) -> Princi
     if principal is None:
         raise Problem(401, "The API key is not valid.", headers=_UNAUTHORIZED_HEADERS)
     for scope in scopes:
-        if not principal.allows(scope):
-            raise Problem(403, f"The API key lacks the {scope!r} scope.")
+        _check_scope(principal, scope)
     return principal
+
+
+def _check_scope(principal: Principal, scope: str) -> None:
+    if not principal.allows(scope):
+        raise Problem(403, f"The API key lacks the {scope!r} scope.")
 
 
 SCOPE_OF: dict[Callable[..., Awaitable[Principal]], str] = {}
@@ -131,9 +135,9 @@ SCOPE_OF: dict[Callable[..., Awaitable[Principal]], str] = {}
 def require(scope: str) -> Callable[..., Awaitable[Principal]]:
     """A dependency that admits a request only if its key carries `scope`.
 
-    Routes declare their scope with it; the edge guard build_app installs checks the key
-    before the body is read and hands the principal over. The check here stands for
-    routes that are served without that guard (added to an app after it was built).
+    Routes declare their scope with it; the route's guard (shared/edge.py) checks the key
+    before the body is read and hands the principal over. The checks here stand if that
+    hand-over ever comes from a guard that checked other scopes, or from none at all.
     """
 
     async def dependency(
@@ -142,6 +146,7 @@ def require(scope: str) -> Callable[..., Awaitable[Principal]]:
     ) -> Principal:
         principal: Principal | None = getattr(request.state, PRINCIPAL_STATE, None)
         if principal is not None:
+            _check_scope(principal, scope)
             return principal
         token = credentials.credentials if credentials is not None else None
         return authorize(request.state.api_keys, token, (scope,))

@@ -1,42 +1,48 @@
-"""The ASGI edge of every key-protected route: authenticate first, then bound the body.
+"""The edge of every key-protected route: authenticate first, then bound the body.
 
-`EdgeGuard` is a pure ASGI middleware (BaseHTTPMiddleware would cost every request a task
-and a copy). It knows each route's declared scopes (`auth.require`, `auth.Admin`) from a
-table built once with the app, and finds a request's route with one regular expression
-over method and path, in the router's own order. For a key-protected route it runs before
-FastAPI reads or parses anything: a missing or wrong key is a 401 and a missing scope a
-403 at the cost of a header lookup; then the path and query are checked for NUL characters
-(PostgreSQL refuses them in text), and the body is counted while it streams in, refused
-with 413 past the cap whether or not it declared a Content-Length. Other requests (CRM
-webhooks, health) pass through after that one match.
+Every router serves its routes through `GuardedRoute`. FastAPI reads and parses a body
+inside the handler a route builds (`get_route_handler`); a guarded route puts its check in
+front of that handler, so it runs for exactly the route the router picked, whichever
+spelling of the path got there (a final `%0A` still matches a route's `^...$`), and for
+routes added to an app later. For a route with declared scopes (`auth.require`,
+`auth.Admin`) a missing or wrong key is a 401 and a missing scope a 403 at the cost of a
+header lookup, before anything is read; then the path and query are checked for NUL
+characters (PostgreSQL refuses them in text), and the body is counted while it streams in,
+refused with 413 past the cap whether or not it declared a Content-Length. A route without
+scopes (CRM webhooks, health) keeps FastAPI's handler untouched and costs nothing.
 
 A route that reads its body itself under its own limit (the event intake) says so with
-`OWN_BODY_LIMIT` in its `openapi_extra`; the edge then leaves its body alone.
+`OWN_BODY_LIMIT` in its `openapi_extra`; the guard then leaves its body alone. The cap of
+the others comes from request state (`MAX_BODY_STATE`), as routes are built at import.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Coroutine, Iterable, Iterator, Sequence
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from starlette._utils import get_route_path
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import BaseRoute
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope
 
 from shared.auth import PRINCIPAL_STATE, SCOPE_OF, ApiKeys, authorize, bearer_token
-from shared.problems import PROBLEM_SCHEMA, Problem, problem_response, problem_responses
+from shared.problems import PROBLEM_SCHEMA, Problem, problem_responses
 from shared.values import json_has_nul
 
 OWN_BODY_LIMIT = "x-body-limit-setting"
 """`openapi_extra` key of a route that enforces its own body limit; the value names the
 setting, so the spec tells clients where the limit comes from."""
+
+MAX_BODY_STATE = "api_max_body_bytes"
+"""Where build_app's lifespan leaves the body cap of key-protected routes."""
+
+Handler = Callable[[Request], Coroutine[Any, Any, Response]]
 
 
 def route_scopes(dependant: Dependant) -> frozenset[str]:
@@ -52,67 +58,42 @@ def route_scopes(dependant: Dependant) -> frozenset[str]:
     return frozenset(walk(dependant))
 
 
-@dataclass(frozen=True, slots=True)
-class Rule:
-    """What the edge enforces on one key-protected route."""
+class GuardedRoute(APIRoute):
+    """An APIRoute whose handler authenticates and bounds the body before FastAPI reads it.
 
-    scopes: frozenset[str]
-    max_body: int | None
+    The scopes are those of the route's own dependencies (a router's dependencies are
+    part of them); `build_app` includes routers without adding any."""
 
+    def get_route_handler(self) -> Handler:
+        handler = super().get_route_handler()
+        scopes = route_scopes(self.dependant)
+        if not scopes:
+            return handler
+        own_limit = OWN_BODY_LIMIT in (self.openapi_extra or {})
 
-_NAMED_GROUP = re.compile(r"\(\?P<\w+>")
+        async def guarded(request: Request) -> Response:
+            scope = request.scope
+            limit = None if own_limit else scope["state"][MAX_BODY_STATE]
+            receive = _admit(scope, request.receive, scopes, limit)
+            if receive is not request.receive:
+                request = Request(scope, receive)
+            return await handler(request)
 
-
-class RouteTable:
-    """Maps `METHOD path` to the rule of the route the router would pick, or None."""
-
-    def __init__(self, routes: Iterable[BaseRoute], max_body: int) -> None:
-        alternatives: list[str] = []
-        self._rules: list[Rule | None] = []
-        for route in routes:
-            if not isinstance(route, APIRoute):
-                continue
-            scopes = route_scopes(route.dependant)
-            own_limit = OWN_BODY_LIMIT in (route.openapi_extra or {})
-            rule = Rule(scopes, None if own_limit else max_body) if scopes else None
-            # Only the outer group of each alternative captures, so `lastindex` names it.
-            path = _NAMED_GROUP.sub("(?:", route.path_regex.pattern.strip("^$"))
-            methods = "|".join(sorted(route.methods or ()))
-            alternatives.append(f"((?:{methods}) {path})")
-            self._rules.append(rule)
-        self._pattern = re.compile("|".join(alternatives) or "(?!)", re.DOTALL)
-
-    def rule(self, method: str, path: str) -> Rule | None:
-        match = self._pattern.fullmatch(f"{method} {path}")
-        return self._rules[match.lastindex - 1] if match and match.lastindex else None
+        return guarded
 
 
-class EdgeGuard:
-    __slots__ = ("app", "table")
-
-    def __init__(self, app: ASGIApp, table: RouteTable) -> None:
-        self.app = app
-        self.table = table
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        # The path the router matches (without a proxy's root_path), found as it finds it.
-        rule = self.table.rule(scope["method"], get_route_path(scope))
-        if rule is None:
-            await self.app(scope, receive, send)
-            return
-        try:
-            bounded = _admit(scope, receive, rule)
-        except Problem as problem:
-            # Outside FastAPI's exception handlers: answer here, the way they would.
-            await problem_response(Request(scope), problem)(scope, receive, send)
-            return
-        await self.app(scope, bounded, send)
+def unguarded_routes(routes: Iterable[BaseRoute]) -> list[str]:
+    """Key-protected routes that would be authenticated only after their body is read."""
+    return [
+        f"{sorted(route.methods or ())} {route.path}"
+        for route in routes
+        if isinstance(route, APIRoute)
+        and not isinstance(route, GuardedRoute)
+        and route_scopes(route.dependant)
+    ]
 
 
-def _admit(scope: Scope, receive: Receive, rule: Rule) -> Receive:
+def _admit(scope: Scope, receive: Receive, scopes: frozenset[str], limit: int | None) -> Receive:
     """Authenticate, check path and query; the `receive` to read the body through."""
     authorization = None
     for name, value in scope["headers"]:
@@ -121,13 +102,14 @@ def _admit(scope: Scope, receive: Receive, rule: Rule) -> Receive:
             break
     state = scope["state"]
     keys: ApiKeys = state["api_keys"]
-    state[PRINCIPAL_STATE] = authorize(keys, bearer_token(authorization), rule.scopes)
-    if "\x00" in scope["path"] or _query_has_nul(scope["query_string"]):
+    state[PRINCIPAL_STATE] = authorize(keys, bearer_token(authorization), scopes)
+    # The path the router matched (without a proxy's root_path), as it matched it.
+    if "\x00" in get_route_path(scope) or _query_has_nul(scope["query_string"]):
         raise Problem(422, "The path and query must not contain NUL characters.")
-    if rule.max_body is None:
+    if limit is None:
         return receive
-    _check_declared_length(scope, rule.max_body)
-    return _bounded(receive, rule.max_body)
+    _check_declared_length(scope, limit)
+    return _bounded(receive, limit)
 
 
 def _query_has_nul(query: bytes) -> bool:
@@ -217,9 +199,13 @@ def document_statuses(spec: dict[str, Any]) -> dict[str, Any]:
     return spec
 
 
-def install_edge(app: FastAPI, routes: Sequence[BaseRoute], max_body: int) -> None:
-    """Guard `routes` (the app's, in routing order) and document what the edge answers."""
-    app.add_middleware(EdgeGuard, table=RouteTable(routes, max_body))
+def install_edge(app: FastAPI, routers: Sequence[APIRouter]) -> None:
+    """Refuse to serve a key-protected route without its guard, make routes added to
+    `app` later guarded too, and document what the guard answers."""
+    unguarded = unguarded_routes(route for router in routers for route in router.routes)
+    if unguarded:
+        raise TypeError(f"routes without route_class=GuardedRoute: {unguarded}")
+    app.router.route_class = GuardedRoute
     build = app.openapi
 
     def openapi() -> dict[str, Any]:

@@ -65,7 +65,10 @@ def parse_amount(value: Any) -> Decimal:
     # Count digits as written out, not as stored: "1E+25" is one stored digit but 26 real ones.
     exponent = parts.exponent
     assert isinstance(exponent, int)
-    if result and result.adjusted() >= MAX_DIGITS:
+    if not result and exponent > 0:
+        # "0e999999999" is zero; kept as written, PostgreSQL could not store its exponent.
+        return Decimal(0)
+    if result.adjusted() >= MAX_DIGITS:
         raise MoneyError(f"amount has more than {MAX_DIGITS} digits before the decimal point")
     if -exponent > MAX_FRACTION_DIGITS:
         raise MoneyError(f"amount has more than {MAX_FRACTION_DIGITS} decimal places")

@@ -23,7 +23,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 
 from shared.auth import ApiKeys
-from shared.edge import install_edge
+from shared.edge import MAX_BODY_STATE, GuardedRoute, install_edge
 from shared.kafka import backoff_sleep, cancelled_for_real
 from shared.logging import RequestIdMiddleware
 from shared.problems import (
@@ -78,7 +78,7 @@ async def supervise(name: str, run: Callable[[], Awaitable[None]]) -> None:
             await backoff_sleep(attempt)
 
 
-health_router = APIRouter(tags=["operations"])
+health_router = APIRouter(tags=["operations"], route_class=GuardedRoute)
 
 
 @health_router.get("/healthz", summary="Liveness: the process answers")
@@ -136,7 +136,11 @@ def build_app(settings: Settings, specs: Sequence[ServiceSpec], *, title: str) -
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
         async with AsyncExitStack() as stack:
-            state: dict[str, Any] = {"api_keys": ApiKeys(settings.api_keys), "readiness": {}}
+            state: dict[str, Any] = {
+                "api_keys": ApiKeys(settings.api_keys),
+                MAX_BODY_STATE: settings.api_max_body_bytes,
+                "readiness": {},
+            }
             for spec in specs:
                 piece = await stack.enter_async_context(spec.lifespan(settings))
                 state.update(piece.values)
@@ -149,7 +153,6 @@ def build_app(settings: Settings, specs: Sequence[ServiceSpec], *, title: str) -
     routers = [health_router, *(router for spec in specs for router in spec.routers)]
     for router in routers:
         app.include_router(router)
-    routes = [route for router in routers for route in router.routes]
-    install_edge(app, routes, settings.api_max_body_bytes)
+    install_edge(app, routers)
     app.add_middleware(RequestIdMiddleware)  # outermost: the edge's refusals carry the id too
     return app

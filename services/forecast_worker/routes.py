@@ -23,6 +23,7 @@ from services.forecast_worker.schemas import (
     DealPage,
 )
 from shared import auth
+from shared.edge import GuardedRoute
 from shared.problems import Problem, problem_responses
 from shared.tables import (
     csv_response,
@@ -33,7 +34,7 @@ from shared.tables import (
 )
 from shared.values import Id64, UtcDatetime
 
-router = APIRouter(tags=["deals"])
+router = APIRouter(tags=["deals"], route_class=GuardedRoute)
 
 ForecastReader = Annotated[auth.Principal, Depends(auth.require(auth.FORECAST_READ))]
 AsOf = Annotated[

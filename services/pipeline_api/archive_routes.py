@@ -33,11 +33,12 @@ from services.pipeline_api.request_state import (
 from services.pipeline_api.sources import SourceIn
 from services.pipeline_api.webhooks import WebhookResult
 from shared import auth
+from shared.edge import GuardedRoute
 from shared.problems import Problem, problem_responses
 from shared.tables import decode_id_cursor, next_cursor
 from shared.values import INT64_MAX, Id64
 
-router = APIRouter(prefix="/v1/webhook-requests", tags=["operations"])
+router = APIRouter(prefix="/v1/webhook-requests", tags=["operations"], route_class=GuardedRoute)
 _log = logging.getLogger("salesops.archive")
 
 

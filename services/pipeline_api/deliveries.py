@@ -10,6 +10,7 @@ be read at all.
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal, get_args
 
@@ -76,6 +77,19 @@ def _check_depth(value: Any) -> None:
 
 _DIGITS = bytes.maketrans(b"123456789", b"000000000")
 _LONG_DIGIT_RUN = b"0" * len(str(MIN_INT).lstrip("-"))
+_SCAN_CHUNK = 1 << 16
+
+
+def _has_long_digit_run(body: bytes) -> bool:
+    """Whether `body` holds 19 digits in a row, found by translating every digit to `0`
+    a chunk at a time (overlapping by a run's length less one), so the copy stays small
+    however large the body. A regular expression does it without a copy but took 13
+    times as long on a 100-event HubSpot batch (250 us against 19 us)."""
+    overlap = len(_LONG_DIGIT_RUN) - 1
+    for start in range(0, len(body), _SCAN_CHUNK):
+        if _LONG_DIGIT_RUN in body[start : start + _SCAN_CHUNK + overlap].translate(_DIGITS):
+            return True
+    return False
 
 
 def exact_json(body: bytes) -> Any:
@@ -86,7 +100,7 @@ def exact_json(body: bytes) -> Any:
     parser's error does."""
     # An integer beyond 64 bits has 19 digits or more; only a body with such a run of
     # digits pays for the Python hook that keeps them as text.
-    long_digits = _LONG_DIGIT_RUN in body.translate(_DIGITS)
+    long_digits = _has_long_digit_run(body)
     try:
         parsed = json.loads(
             body,
@@ -147,6 +161,23 @@ def storable(body: bytes, changes: list[CrmChange]) -> list[CrmChange]:
 def hubspot_changes(items: Any, portal: str) -> list[CrmChange]:
     """The changes of one portal's items in a HubSpot batch (a batch may mix portals)."""
     return hubspot.parse([i for i in hubspot.events(items) if str(i.get("portalId")) == portal])
+
+
+def hubspot_batch(items: Any, configured: Collection[str]) -> dict[str, list[CrmChange]]:
+    """The changes of a HubSpot batch for each of its portals that is `configured`, in
+    portal order; empty when none is. One app's batch may mix portals: those without a
+    source must not cost the others their delivery (HubSpot would retry the whole batch),
+    so their items are noted as ignored among the first configured portal's changes."""
+    known = sorted(hubspot.portal_ids(items) & set(configured))
+    if not known:
+        return {}
+    by_portal = {portal: hubspot_changes(items, portal) for portal in known}
+    by_portal[known[0]] += [
+        Ignored(f"no HubSpot source for portal {item['portalId']} accepts this delivery")
+        for item in hubspot.events(items)
+        if str(item["portalId"]) not in configured
+    ]
+    return by_portal
 
 
 def cdc_changes(event: Any, source: SourceIn) -> list[CrmChange]:

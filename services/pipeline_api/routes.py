@@ -14,13 +14,13 @@ from services.pipeline_api.models import StoredEvent
 from services.pipeline_api.request_state import event_log_writer, pipeline_sessions
 from services.pipeline_api.schemas import IntakeResult, RejectedEvent, StoredEventOut
 from shared import auth
-from shared.edge import OWN_BODY_LIMIT
+from shared.edge import OWN_BODY_LIMIT, GuardedRoute
 from shared.events import EventRejected
 from shared.metrics import EVENTS_INTAKE
 from shared.problems import Problem, problem_responses
 from shared.settings import Settings
 
-router = APIRouter(prefix="/v1/events", tags=["events"])
+router = APIRouter(prefix="/v1/events", tags=["events"], route_class=GuardedRoute)
 
 _EXAMPLE = {
     "specversion": "1.0",

@@ -21,11 +21,12 @@ from services.pipeline_api.request_state import (
 from services.pipeline_api.source_cache import SourceCache
 from services.pipeline_api.sources import SourceIn, SourceOut
 from shared import auth
+from shared.edge import GuardedRoute
 from shared.problems import Problem, problem_responses
 from shared.tables import decode_id_cursor, next_cursor
 from shared.values import Id64
 
-router = APIRouter(tags=["sources"])
+router = APIRouter(tags=["sources"], route_class=GuardedRoute)
 _log = logging.getLogger("salesops.sources")
 
 

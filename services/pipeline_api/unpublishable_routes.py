@@ -19,10 +19,11 @@ from services.pipeline_api.models import StoredEvent
 from services.pipeline_api.relay import Relay
 from services.pipeline_api.request_state import pipeline_sessions
 from shared import auth
+from shared.edge import GuardedRoute
 from shared.problems import Problem, problem_responses
 from shared.tables import MAX_ID, decode_id_cursor, next_cursor
 
-router = APIRouter(prefix="/v1/events/unpublishable", tags=["operations"])
+router = APIRouter(prefix="/v1/events/unpublishable", tags=["operations"], route_class=GuardedRoute)
 
 
 class UnpublishableEvent(BaseModel):

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import time
-from secrets import token_hex
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -17,18 +16,17 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from services.pipeline_api import repository
-from services.pipeline_api.connectors import hubspot, pipedrive, salesforce
-from services.pipeline_api.connectors.changes import Ignored
+from services.pipeline_api.connectors import pipedrive, salesforce
 from services.pipeline_api.connectors.signatures import (
+    HubSpotSignatures,
     SignatureError,
     check_hubspot_headers,
     check_relay_headers,
     token_matches,
     verify_basic,
-    verify_hubspot,
     verify_relay,
 )
-from services.pipeline_api.deliveries import cdc_changes, exact_json, hubspot_changes, storable
+from services.pipeline_api.deliveries import cdc_changes, exact_json, hubspot_batch, storable
 from services.pipeline_api.event_log import EventsRefused
 from services.pipeline_api.ingest import IngestOutcome, ingest
 from services.pipeline_api.intake import read_limited
@@ -41,17 +39,16 @@ from services.pipeline_api.request_state import (
 from services.pipeline_api.source_cache import SourceCache
 from services.pipeline_api.sources import SourceIn
 from shared.db_errors import refused_by_data
+from shared.edge import GuardedRoute
 from shared.problems import Problem, problem_responses
 from shared.settings import Settings
 
-router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
+router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"], route_class=GuardedRoute)
 _log = logging.getLogger("salesops.webhooks")
 
 UNAUTHENTICATED = "The request could not be authenticated."
 PROBLEMS = problem_responses(400, 401, 413, 503)
 """What every webhook endpoint may answer besides its 2xx (documented in the spec)."""
-_DECOY = token_hex(32)
-"""Checked in place of an unknown source's secret; random, so it never verifies."""
 
 
 class WebhookResult(BaseModel):
@@ -150,48 +147,35 @@ async def hubspot_webhook(request: Request) -> WebhookResult:
     if not candidates:
         raise _unauthenticated(f"hubspot: {last_error}")
     body = await read_limited(request, settings.intake_max_bytes)
-    uri = _signed_uri(request, settings)
+    signatures = HubSpotSignatures(
+        method=request.method,
+        uri=_signed_uri(request, settings),
+        body=body,
+        headers=headers,
+        now_ms=now_ms,
+    )
     authentic: list[SourceIn] = []
     for source in candidates:
         try:
-            verify_hubspot(
-                version=source.hubspot_signature,
-                secrets=source.secrets.candidates(),
-                method=request.method,
-                uri=uri,
-                body=body,
-                headers=headers,
-                now_ms=now_ms,
-            )
+            signatures.verify(source.hubspot_signature, source.secrets.candidates())
             authentic.append(source)
         except SignatureError as exc:
             last_error = str(exc)
     if not authentic:
         raise _unauthenticated(f"hubspot: {last_error}")
-    parsed = _exact_json(body)
+    by_source = {s.account_id: s for s in authentic}
     try:
-        portals = hubspot.portal_ids(parsed)
-    except hubspot.HubSpotError as exc:
+        by_portal = hubspot_batch(_exact_json(body), by_source)
+    except (ValueError, TypeError) as exc:  # HubSpotError, or a value it could not read
         raise Problem(400, str(exc)) from exc
-    by_portal = {s.account_id: s for s in authentic}
-    known = sorted(portals & set(by_portal))
-    if not known:
+    if not by_portal:
         # The signature is the app's, shared by its portals: a batch of none of ours
         # answers as a bad signature does, so nobody learns which portals are configured.
-        raise _unauthenticated(f"hubspot: none of the batch's {len(portals)} portals is a source's")
-    # One app's batch may mix portals: those without a source must not cost the others
-    # their delivery (HubSpot would retry the whole batch), so they are ignored and noted
-    # on the archived request of the first configured portal.
-    ignored: list[Ignored] = [
-        Ignored(f"no HubSpot source for portal {item['portalId']} accepts this delivery")
-        for item in hubspot.events(parsed)
-        if str(item["portalId"]) not in by_portal
+        raise _unauthenticated("hubspot: none of the batch's portals is a source's")
+    outcomes = [
+        await _ingest(request, by_source[portal], "hubspot", body, changes)
+        for portal, changes in by_portal.items()
     ]
-    outcomes = []
-    for portal in known:
-        changes = [*hubspot_changes(parsed, portal), *ignored]
-        ignored = []
-        outcomes.append(await _ingest(request, by_portal[portal], "hubspot", body, changes))
     return WebhookResult.of(outcomes)
 
 
@@ -260,13 +244,13 @@ async def salesforce_cdc(request: Request) -> WebhookResult:
     source = next((s for s in await _sources(request, "salesforce") if s.id == source_id), None)
     known = source.secrets.candidates() if source is not None else []
     try:
-        # An unknown source, or one without a secret, costs the same HMAC as a wrong
+        # An unknown source, or one without a secret, costs the same HMACs as a wrong
         # secret, so neither the answer nor its timing tells which sources exist.
-        verify_relay(secrets=known or [_DECOY], body=body, headers=headers, now_s=now_s)
+        verify_relay(secrets=known, body=body, headers=headers, now_s=now_s)
     except SignatureError as exc:
         reason = exc if known else f"no source {source_id!r:.70} with a secret"
         raise _unauthenticated(f"salesforce cdc: {reason}") from exc
-    assert source is not None  # the decoy secret never verifies
+    assert source is not None  # decoy secrets never verify
     try:
         changes = cdc_changes(_exact_json(body), source)
     except ValueError as exc:  # CdcError, or a value the parser could not read

@@ -15,6 +15,7 @@ import pytest
 
 from tests.conftest import ADMIN_KEY, READER_KEY
 from tests.support.events import CREATED, event
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -56,6 +57,36 @@ async def test_refused_before_the_body_is_read(stack_url: str, method: str, path
     assert wrong.startswith(b"HTTP/1.1 401"), wrong
     reader = await _head_only(stack_url, method, path, {"Authorization": f"Bearer {READER_KEY}"})
     assert reader.startswith(b"HTTP/1.1 403"), reader
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v1/dlq/replay%0A",
+        "/v1/dlq/replay%0D",
+        "/v1/dlq/replay%0A%0A",
+        "/v1/dlq/replay%0D%0A",
+        "/v1/dlq/%72eplay",
+        "/v1/dlq/replay/",
+        "/v1/dlq/replay%2F",
+        "//v1/dlq/replay",
+        "/v1/dlq/./replay",
+        "/v1/dlq/replay?x=%0A",
+        "/v1/sources/edge-test%0A",
+        "/v1/webhook-requests/replay%0A",
+    ],
+)
+async def test_non_canonical_paths_are_refused_before_the_body_is_read(
+    stack_url: str, path: str
+) -> None:
+    """Whatever route the router picks for a spelling of a path (a final `%0A` still
+    matches `^...$`), its guard runs; a spelling that no route takes is a 404 or a
+    redirect, also without reading the body."""
+    anonymous = await _head_only(stack_url, "POST" if "sources" not in path else "PUT", path, {})
+    assert anonymous.startswith((b"HTTP/1.1 401", b"HTTP/1.1 404", b"HTTP/1.1 307")), anonymous
+    admin = {"Authorization": f"Bearer {ADMIN_KEY}"}
+    oversized = await _head_only(stack_url, "POST" if "sources" not in path else "PUT", path, admin)
+    assert oversized.startswith((b"HTTP/1.1 413", b"HTTP/1.1 404", b"HTTP/1.1 307")), oversized
 
 
 async def test_declared_body_over_the_cap_is_refused_before_it_is_read(stack_url: str) -> None:
@@ -233,6 +264,24 @@ async def test_unstorable_events_are_rejected_alone(
     assert result["accepted"] == 1
     assert [r["index"] for r in result["rejected"]] == [0]
     assert reason in result["rejected"][0]["reason"]
+
+
+async def test_zero_with_a_huge_exponent_is_stored_as_zero(client: httpx.AsyncClient) -> None:
+    """PostgreSQL cannot store `0E+999999999`: accepted, it used to be dead-lettered by the
+    worker; it is zero, and applied as zero."""
+    created = event(
+        CREATED,
+        {"deal_id": "edge-zero-exp", "amount": "0e999999999", "currency": "USD"},
+        time="2026-01-01T00:00:00Z",
+    )
+    answer = await client.post("/v1/events", json=[created])
+    assert answer.json() == {"accepted": 1, "duplicates": 0, "rejected": []}
+
+    async def stored() -> dict[str, object] | None:
+        deal = await client.get("/v1/deals/edge-zero-exp")
+        return deal.json() if deal.status_code == 200 else None
+
+    assert (await eventually(stored))["amount"] == "0"
 
 
 async def test_put_source_documents_201_and_every_route_its_problems(

@@ -298,3 +298,15 @@ async def test_a_change_with_a_nul_is_parked_with_the_reason_and_the_rest_stored
     assert (r.json()["accepted"], r.json()["unsupported"]) == (1, 1)
     reasons = await _dlq_reasons(hubspot.client, f"hs-{hubspot.portal}")
     assert any("NUL" in reason for reason in reasons)
+
+
+async def test_a_hubspot_item_the_parser_cannot_read_is_parked_and_the_rest_stored(
+    hubspot: HubSpot,
+) -> None:
+    t = int(time.time() * 1000)
+    merge = {**prop(903, "dealname", "x", t, 1), "subscriptionType": "deal.merge"}
+    r = await hubspot.send([{**merge, "mergedObjectIds": 5}, prop(903, "dealname", "ok", t, 2)])
+    assert r.status_code == 200, r.text[:300]
+    assert (r.json()["accepted"], r.json()["unsupported"]) == (1, 1)
+    reasons = await _dlq_reasons(hubspot.client, f"hs-{hubspot.portal}")
+    assert any("could not be read" in reason for reason in reasons)

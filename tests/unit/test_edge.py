@@ -1,5 +1,5 @@
-"""Pure pieces of the API edge: route lookup, bearer parsing, NUL detection, bounded types,
-and the statuses derived for the OpenAPI document."""
+"""Pieces of the API edge: the guard of the route the router picks, bearer parsing, NUL
+detection, bounded types, and the statuses derived for the OpenAPI document."""
 
 from __future__ import annotations
 
@@ -8,20 +8,27 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 import pytest
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, FastAPI
 from pydantic import TypeAdapter, ValidationError
-from starlette.types import Message, Receive, Scope, Send
+from starlette.requests import Request
+from starlette.types import ASGIApp, Message
 
 from services.cli import compose_all
 from shared import auth
-from shared.edge import OWN_BODY_LIMIT, EdgeGuard, RouteTable, document_statuses
-from shared.problems import Problem
+from shared.edge import (
+    MAX_BODY_STATE,
+    OWN_BODY_LIMIT,
+    GuardedRoute,
+    document_statuses,
+    install_edge,
+)
+from shared.problems import Problem, install_problem_handlers
 from shared.settings import Settings
 from shared.values import Id64, Int64, UtcDatetime, json_has_nul
 
 
 def _router() -> APIRouter:
-    router = APIRouter()
+    router = APIRouter(route_class=GuardedRoute)
 
     @router.get("/open/{x}")
     async def open_route(x: str) -> None: ...
@@ -32,11 +39,13 @@ def _router() -> APIRouter:
     @router.put("/things/{thing_id}")
     async def write_thing(
         thing_id: str,
+        body: dict[str, int],
         _: Annotated[auth.Principal, Depends(auth.require(auth.EVENTS_WRITE))],
     ) -> None: ...
 
     @router.post("/intake", openapi_extra={OWN_BODY_LIMIT: "SALESOPS_INTAKE_MAX_BYTES"})
     async def intake(
+        body: dict[str, int],
         _: Annotated[auth.Principal, Depends(auth.require(auth.EVENTS_WRITE))],
     ) -> None: ...
 
@@ -46,24 +55,102 @@ def _router() -> APIRouter:
     return router
 
 
-def test_route_table_finds_each_routes_scopes_and_limit() -> None:
-    table = RouteTable(_router().routes, max_body=1000)
-    assert table.rule("GET", "/open/1") is None
-    assert table.rule("GET", "/nowhere") is None
-    read = table.rule("GET", "/things/7")
-    assert read is not None
-    assert read.scopes == {auth.ADMIN}
-    assert read.max_body == 1000
-    write = table.rule("PUT", "/things/7")
-    assert write is not None
-    assert write.scopes == {auth.EVENTS_WRITE}
-    assert table.rule("DELETE", "/things/7") is None  # the router answers 405
-    intake = table.rule("POST", "/intake")
-    assert intake is not None
-    assert intake.max_body is None
-    nested = table.rule("GET", "/files/a/b\nc")
-    assert nested is not None
-    assert nested.scopes == {auth.ADMIN}
+def _app(router: APIRouter) -> FastAPI:
+    app = FastAPI()
+    install_problem_handlers(app)
+    app.include_router(router)
+    install_edge(app, [router])
+    return app
+
+
+async def _call(
+    app: ASGIApp, method: str, path: str, headers: list[tuple[bytes, bytes]], root_path: str = ""
+) -> tuple[int, bool]:
+    """Status of a request to `app`, and whether anything read its body."""
+    read: list[bool] = []
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        read.append(True)
+        return {"type": "http.request", "body": b"{}", "more_body": False}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "server": ("test", 80),
+        "path": root_path + path,
+        "raw_path": (root_path + path).encode(),
+        "root_path": root_path,
+        "query_string": b"",
+        "headers": [(b"content-type", b"application/json"), *headers],
+        "state": {"api_keys": auth.ApiKeys({"k": [auth.ADMIN]}), MAX_BODY_STATE: 1000},
+    }
+    await app(scope, receive, send)
+    return sent[0]["status"], bool(read)
+
+
+ADMIN_HEADER = [(b"authorization", b"Bearer k")]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [
+        ("GET", "/open/1", 200),
+        ("GET", "/things/7", 401),
+        ("GET", "/things/7\n", 401),  # `$` matches before a final newline: same route
+        ("PUT", "/things/7", 401),
+        ("POST", "/intake", 401),
+        ("POST", "/intake\n", 401),
+        ("GET", "/files/a/b", 401),
+        ("GET", "/files/a/b\nc", 404),  # no DOTALL in the router's patterns
+        ("DELETE", "/things/7", 405),
+        ("POST", "/intake\r", 404),
+        ("POST", "/intake\n\n", 404),
+    ],
+)
+async def test_the_guard_runs_for_the_route_the_router_picks(
+    method: str, path: str, status: int
+) -> None:
+    assert await _call(_app(_router()), method, path, []) == (status, False)
+
+
+async def test_an_admitted_request_reaches_its_handler_with_its_body() -> None:
+    app = _app(_router())
+    assert await _call(app, "PUT", "/things/7\n", ADMIN_HEADER) == (200, True)
+    large = [*ADMIN_HEADER, (b"content-length", b"1001")]
+    assert await _call(app, "PUT", "/things/7", large) == (413, False)
+    assert await _call(app, "POST", "/intake", large) == (200, True)  # its own limit
+
+
+async def test_the_guard_matches_the_path_the_router_sees_behind_a_proxy_root_path() -> None:
+    app = _app(_router())
+    assert await _call(app, "GET", "/things/7", [], root_path="/api") == (401, False)
+    assert await _call(app, "GET", "/things/7", ADMIN_HEADER, root_path="/a\x00") == (200, False)
+    assert await _call(app, "GET", "/things/a\x00", ADMIN_HEADER) == (422, False)
+
+
+async def test_routes_added_to_the_app_later_are_guarded() -> None:
+    app = _app(_router())
+
+    async def late(_: auth.Admin) -> None: ...
+
+    app.add_api_route("/late", late, methods=["POST"])
+    assert await _call(app, "POST", "/late", []) == (401, False)
+
+
+def test_a_key_protected_route_without_its_guard_is_refused_at_build() -> None:
+    router = APIRouter()
+
+    @router.post("/unguarded")
+    async def unguarded(_: auth.Admin) -> None: ...
+
+    with pytest.raises(TypeError, match="unguarded"):
+        _app(router)
 
 
 @pytest.mark.parametrize(
@@ -89,6 +176,15 @@ def test_authorize_answers_401_then_403() -> None:
         with pytest.raises(Problem) as refused:
             auth.authorize(keys, token, {auth.ADMIN})
         assert refused.value.status == status
+
+
+async def test_require_checks_its_scope_on_a_principal_handed_over() -> None:
+    reader = auth.Principal("r", frozenset({auth.EVENTS_READ}))
+    request = Request({"type": "http", "state": {auth.PRINCIPAL_STATE: reader}})
+    assert await auth.require(auth.EVENTS_READ)(request, None) is reader
+    with pytest.raises(Problem) as refused:
+        await auth.require(auth.ADMIN)(request, None)
+    assert refused.value.status == 403
 
 
 @pytest.mark.parametrize(
@@ -149,44 +245,10 @@ def test_document_statuses_derives_problems_from_what_an_operation_declares() ->
     assert set(documented["components"]["schemas"]) == {"Problem"}
 
 
-async def test_guard_matches_the_path_the_router_sees_behind_a_proxy_root_path() -> None:
-    reached: list[str] = []
-
-    async def downstream(scope: Scope, receive: Receive, send: Send) -> None:
-        reached.append(scope["path"])
-
-    guard = EdgeGuard(downstream, RouteTable(_router().routes, max_body=1000))
-    sent: list[Message] = []
-
-    async def send(message: Message) -> None:
-        sent.append(message)
-
-    async def receive() -> Message:
-        return {"type": "http.request", "body": b"", "more_body": False}
-
-    scope = {
-        "type": "http",
-        "method": "GET",
-        "path": "/api/things/7",
-        "root_path": "/api",
-        "query_string": b"",
-        "headers": [],
-        "state": {"api_keys": auth.ApiKeys({})},
-    }
-    await guard(scope, receive, send)
-    assert reached == []
-    assert sent[0]["status"] == 401
-    await guard({**scope, "path": "/api/open/7"}, receive, send)
-    assert reached == ["/api/open/7"]
-
-
-def test_the_composed_app_guards_every_operation_that_requires_a_key() -> None:
-    """Each secured operation of the spec is found in the edge's table, so none is
-    authenticated only after FastAPI has read its body (a router nested in another would
-    not be, and would fail here)."""
+async def test_the_composed_app_guards_every_operation_that_requires_a_key() -> None:
+    """Each secured operation of the composed app answers 401 to a request without a key
+    and reads none of its body (a route whose guard is missing would read it first)."""
     app = compose_all(Settings(database_url="postgresql://unused/x", kafka_bootstrap_servers="x:1"))
-    tables = [m.kwargs.get("table") for m in app.user_middleware]
-    (table,) = [t for t in tables if isinstance(t, RouteTable)]
     secured = [
         (method.upper(), re.sub(r"\{[^}]+\}", "1", path))
         for path, methods in app.openapi()["paths"].items()
@@ -194,4 +256,4 @@ def test_the_composed_app_guards_every_operation_that_requires_a_key() -> None:
         if operation.get("security")
     ]
     assert len(secured) > 10
-    assert [op for op in secured if table.rule(*op) is None] == []
+    assert [op for op in secured if await _call(app, *op, []) != (401, False)] == []

@@ -8,6 +8,7 @@ from decimal import Decimal
 
 import pytest
 
+from services.pipeline_api import deliveries
 from services.pipeline_api.connectors.changes import (
     CrmChange,
     DealChange,
@@ -42,6 +43,15 @@ def test_numbers_too_large_to_carry_stay_text(text: str) -> None:
 
 def test_64_bit_integers_stay_integers() -> None:
     assert exact_json(f"[{2**64 - 1}, {-(2**63)}]".encode()) == [2**64 - 1, -(2**63)]
+
+
+@pytest.mark.parametrize("offset", [0, 1, 18, 19, 100])
+def test_a_long_integer_across_any_scan_chunk_boundary_stays_text(offset: int) -> None:
+    """The body is scanned for 19-digit runs a chunk at a time; a run split by a chunk
+    boundary is found all the same."""
+    pad = b" " * (deliveries._SCAN_CHUNK - offset)
+    body = b"[" + pad + str(2**64).encode() + b", 1]"
+    assert exact_json(body) == [str(2**64), 1]
 
 
 @pytest.mark.parametrize("depth", [MAX_JSON_DEPTH + 1, 500, 5000])

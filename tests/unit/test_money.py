@@ -90,6 +90,20 @@ def test_parse_amount_digit_limit_cannot_be_bypassed_with_exponent(value: Any) -
         parse_amount(value)
 
 
+@pytest.mark.parametrize("value", ["0e999999999", "-0E+25", "0e1", Decimal("0E+999999999")])
+def test_zero_with_any_exponent_is_plain_zero(value: Any) -> None:
+    zero = parse_amount(value)
+    assert zero == 0
+    assert zero.as_tuple().exponent == 0
+    assert amount_text(value) == "0"
+
+
+def test_zero_keeps_its_decimal_places_within_the_limit() -> None:
+    assert str(parse_amount("0.00")) == "0.00"
+    with pytest.raises(MoneyError, match="decimal places"):
+        parse_amount("0e-999999999")
+
+
 @pytest.mark.parametrize(("value", "expected"), [("usd", "USD"), (" eur ", "EUR"), ("GBP", "GBP")])
 def test_currency_normalised(value: str, expected: str) -> None:
     assert parse_currency(value) == expected

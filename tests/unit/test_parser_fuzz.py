@@ -30,7 +30,7 @@ from services.pipeline_api.connectors.changes import (
     Unsupported,
     to_json,
 )
-from services.pipeline_api.deliveries import parse_delivery
+from services.pipeline_api.deliveries import exact_json, hubspot_batch, parse_delivery, storable
 from services.pipeline_api.ingest import to_row
 from services.pipeline_api.sources import Mapping, SourceIn, StageMapping
 from shared.events import MAX_FUTURE
@@ -231,6 +231,8 @@ def _variant(path: str, old: str, new: str) -> bytes:
 DEEP_JSON = b"[" * 5000 + b"]" * 5000
 DEEP_XML_FIELD = "<sf:x>" * 5000 + "1" + "</sf:x>" * 5000
 HUBSPOT_AMOUNT = '"propertyValue": "2000"'
+HUBSPOT_CREATION = '"subscriptionType": "deal.creation"'
+HUBSPOT_BAD_MERGE = '"subscriptionType": "deal.merge", "mergedObjectIds": 5'
 PD_VALUE = '"value": 2,'
 PD_ID = '"id": 1,'
 CDC_AMOUNT = '"Amount": 45000.50'
@@ -267,8 +269,17 @@ OUTBOUND = _fixtures("salesforce", "outbound_*.xml")
         "hubspot/deal_creation_batch.json", '"portalId": 48975575', f'"portalId": {"9" * 5000}'
     )
 )
+@example(_variant("hubspot/deal_creation_batch.json", HUBSPOT_CREATION, HUBSPOT_BAD_MERGE))
 def test_hubspot_parser_returns_changes_or_its_error(body: bytes) -> None:
     _check("hubspot", body)
+    # The webhook route's own entry point: the batch split by portal, one not configured.
+    try:
+        by_portal = hubspot_batch(exact_json(body), {SOURCES["hubspot"].account_id, "1"})
+    except ValueError:
+        return
+    for changes in by_portal.values():
+        for change in storable(body, changes):  # as the route ingests them
+            _assert_storable(SOURCES["hubspot"], change)
 
 
 @FUZZ

@@ -5,10 +5,13 @@ Ruby SDK's spec/helpers/signature_spec.rb)."""
 from __future__ import annotations
 
 import base64
+from typing import Any
 
 import pytest
 
+from services.pipeline_api.connectors import signatures
 from services.pipeline_api.connectors.signatures import (
+    HubSpotSignatures,
     SignatureError,
     check_hubspot_headers,
     check_relay_headers,
@@ -18,13 +21,17 @@ from services.pipeline_api.connectors.signatures import (
     relay_signature,
     token_matches,
     verify_basic,
-    verify_hubspot,
     verify_relay,
 )
 
 SECRET = "yyyyyyyy-yyyy-yyyy-yyyy-yyyyyyyyyyyy"
 BODY = "{'example_field':'example_value'}"
 URL = "https://www.example.com/webhook_uri"
+
+
+def verify_hubspot(*, version: str, secrets: list[str], **request: Any) -> None:
+    """One source's check of one request."""
+    HubSpotSignatures(**request).verify(version, secrets)
 
 
 def test_published_v1_vector() -> None:
@@ -218,3 +225,61 @@ def test_basic_auth() -> None:
             verify_basic(user="pd", secrets=["p1"], headers=headers)
     with pytest.raises(SignatureError, match="no Basic credentials"):
         verify_basic(user=None, secrets=[], headers=_basic("pd", "p1"))
+
+
+@pytest.fixture
+def compared(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """How many candidates each constant-time comparison weighed."""
+    counts: list[int] = []
+    matches = signatures._matches
+
+    def counting(expected: list[str], given: str) -> bool:
+        counts.append(len(expected))
+        return matches(expected, given)
+
+    monkeypatch.setattr(signatures, "_matches", counting)
+    return counts
+
+
+def _signed_with(monkeypatch: pytest.MonkeyPatch, function: str) -> list[str]:
+    """The secret of each signature `function` computes from now on."""
+    secrets: list[str] = []
+    sign = getattr(signatures, function)
+
+    def counting(secret: str, *rest: str) -> str:
+        secrets.append(secret)
+        return str(sign(secret, *rest))
+
+    monkeypatch.setattr(signatures, function, counting)
+    return secrets
+
+
+@pytest.mark.parametrize("secrets", [[], ["s1"], ["s1", "s2"]])
+def test_checks_cost_the_same_for_unknown_sources_and_any_number_of_secrets(
+    secrets: list[str], compared: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hmacs = _signed_with(monkeypatch, "relay_signature")
+    headers = {"x-salesops-signature": "sha256=00", "x-salesops-timestamp": "1000"}
+    with pytest.raises(SignatureError):
+        verify_relay(secrets=secrets, body=b"{}", headers=headers, now_s=1000)
+    assert len(hmacs) == signatures.MAX_SECRETS
+    assert not token_matches(secrets, "wrong")
+    user = "pd" if secrets else None
+    with pytest.raises(SignatureError):
+        verify_basic(user=user, secrets=secrets, headers=_basic("pd", "wrong"))
+    assert compared == [signatures.MAX_SECRETS] * 3
+
+
+def test_each_distinct_hubspot_signature_is_computed_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Sources of one app share its secret: five portals cost one HMAC per URI form."""
+    hmacs = _signed_with(monkeypatch, "hubspot_v3")
+    uri = "https://example.com/hook?x=%20"
+    headers = {
+        "x-hubspot-signature-v3": hubspot_v3("app", "POST", uri, "[]", "1000"),
+        "x-hubspot-request-timestamp": "1000",
+    }
+    checks = HubSpotSignatures(method="POST", uri=uri, body=b"[]", headers=headers, now_ms=1000)
+    for _ in range(5):
+        checks.verify("v3", ["app"])
+    checks.verify("v3", ["other", "app"])  # mid-rotation: "app" reused, "other" computed
+    assert sorted(hmacs) == ["app", "app", "other", "other"]

@@ -164,7 +164,7 @@ def parse(body: Any) -> list[CrmChange]:
     for item in events(body):
         try:
             out.extend(_item(item))
-        except (HubSpotError, ValueError, KeyError, OverflowError) as exc:
+        except (ValueError, TypeError, KeyError, OverflowError) as exc:
             # One unreadable item must not fail the batch: HubSpot would redeliver it all
             # and count the failure towards disabling the subscription.
             out.append(Unsupported(f"HubSpot event could not be read: {exc}", item))

@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import re
 from collections.abc import Iterable, Mapping
+from secrets import token_hex
 from urllib.parse import unquote
 
 HUBSPOT_MAX_AGE_MS = 5 * 60 * 1000
@@ -20,6 +21,18 @@ RELAY_MAX_AGE_S = 5 * 60
 _TIMESTAMP = re.compile(r"[0-9]{1,16}")
 """An epoch timestamp header: ASCII digits, short. `str.isdigit` would let through
 thousands of digits (int() refuses past 4300) and digits int() cannot read (`²`)."""
+
+
+MAX_SECRETS = 2
+"""A source's secrets: the current one and, during a rotation, the previous one."""
+_DECOYS = tuple(token_hex(32) for _ in range(MAX_SECRETS))
+"""Checked in place of secrets a source lacks: random, so they never verify."""
+
+
+def _padded(secrets: list[str]) -> list[str]:
+    """`secrets` made up to `MAX_SECRETS` with decoys, so a check costs the same whether a
+    source is unknown or has one or two secrets, and its timing tells none of that."""
+    return [*secrets, *_DECOYS[len(secrets) :]]
 
 
 class SignatureError(Exception):
@@ -77,32 +90,46 @@ def check_hubspot_headers(*, version: str, headers: Mapping[str, str], now_ms: i
     return given
 
 
-def verify_hubspot(
-    *,
-    version: str,
-    secrets: list[str],
-    method: str,
-    uri: str,
-    body: bytes,
-    headers: Mapping[str, str],
-    now_ms: int,
-) -> None:
-    """Headers first (`check_hubspot_headers`), then the body."""
-    if not secrets:
-        raise SignatureError("the source has no secret configured")
-    given = check_hubspot_headers(version=version, headers=headers, now_ms=now_ms)
-    text = _text(body)
-    if version == "v3":
-        timestamp = headers["x-hubspot-request-timestamp"]
-        expected = [
-            hubspot_v3(s, method, u, text, timestamp) for s in secrets for u in uri_forms(uri)
-        ]
-    elif version == "v1":
-        expected = [hubspot_v1(s, text) for s in secrets]
-    else:
-        expected = [hubspot_v2(s, method, u, text) for s in secrets for u in uri_forms(uri)]
-    if not _matches(expected, given):
-        raise SignatureError(f"{version} signature does not match")
+class HubSpotSignatures:
+    """The signatures one request may carry, each distinct (version, secret, URI form)
+    computed at most once: the portals of one HubSpot app share its secret, so checking a
+    batch source by source would hash the body (up to the intake limit) once per portal."""
+
+    def __init__(
+        self, *, method: str, uri: str, body: bytes, headers: Mapping[str, str], now_ms: int
+    ) -> None:
+        self._method = method
+        self._uris = uri_forms(uri)
+        self._body = body
+        self._text: str | None = None
+        self._headers = headers
+        self._now_ms = now_ms
+        self._computed: dict[tuple[str, str, str], str] = {}
+
+    def verify(self, version: str, secrets: list[str]) -> None:
+        """Headers first (`check_hubspot_headers`), then the body."""
+        if not secrets:
+            raise SignatureError("the source has no secret configured")
+        given = check_hubspot_headers(version=version, headers=self._headers, now_ms=self._now_ms)
+        uris = [""] if version == "v1" else self._uris
+        expected = [self._signature(version, s, u) for s in secrets for u in uris]
+        if not _matches(expected, given):
+            raise SignatureError(f"{version} signature does not match")
+
+    def _signature(self, version: str, secret: str, uri: str) -> str:
+        key = (version, secret, uri)
+        if key not in self._computed:
+            if self._text is None:
+                self._text = _text(self._body)
+            text, method = self._text, self._method
+            if version == "v3":
+                timestamp = self._headers["x-hubspot-request-timestamp"]
+                self._computed[key] = hubspot_v3(secret, method, uri, text, timestamp)
+            elif version == "v1":
+                self._computed[key] = hubspot_v1(secret, text)
+            else:
+                self._computed[key] = hubspot_v2(secret, method, uri, text)
+        return self._computed[key]
 
 
 def _text(body: bytes) -> str:
@@ -133,12 +160,11 @@ def check_relay_headers(*, headers: Mapping[str, str], now_s: int) -> None:
 def verify_relay(
     *, secrets: list[str], body: bytes, headers: Mapping[str, str], now_s: int
 ) -> None:
-    """Headers first (`check_relay_headers`), then the body."""
+    """Headers first (`check_relay_headers`), then the body: always `MAX_SECRETS` HMACs,
+    so an unknown source (no secrets) and a source's rotation do not show in the timing."""
     check_relay_headers(headers=headers, now_s=now_s)
-    if not secrets:
-        raise SignatureError("the source has no secret configured")
     timestamp = headers["x-salesops-timestamp"]
-    expected = [relay_signature(s, timestamp, body) for s in secrets]
+    expected = [relay_signature(s, timestamp, body) for s in _padded(secrets)]
     if not _matches(expected, headers["x-salesops-signature"].removeprefix("sha256=")):
         raise SignatureError("relay signature does not match")
 
@@ -146,13 +172,11 @@ def verify_relay(
 def token_matches(secrets: list[str], token: str) -> bool:
     """A URL token (Salesforce Outbound Messages) against a source's secrets; an empty
     token matches nothing."""
-    return bool(token) and _matches(secrets, token)
+    return _matches(_padded(secrets), token) and bool(token)
 
 
 def verify_basic(*, user: str | None, secrets: list[str], headers: Mapping[str, str]) -> None:
     """HTTP Basic auth, as Pipedrive sends it when the webhook has http_auth_* set."""
-    if user is None or not secrets:
-        raise SignatureError("the source has no Basic credentials configured")
     header = headers.get("authorization", "")
     if not header.lower().startswith("basic "):
         raise SignatureError("missing Basic authorization")
@@ -162,6 +186,10 @@ def verify_basic(*, user: str | None, secrets: list[str], headers: Mapping[str, 
         )
     except (binascii.Error, UnicodeDecodeError) as exc:
         raise SignatureError("malformed Basic authorization") from exc
-    user_ok = hmac.compare_digest(given_user.encode(), user.encode())
-    if not (_matches(secrets, given_password) and user_ok):
+    # The same comparisons whether or not the source has credentials, and however many.
+    user_ok = hmac.compare_digest(given_user.encode(), (user or _DECOYS[0]).encode())
+    password_ok = _matches(_padded(secrets), given_password)
+    if user is None or not secrets:
+        raise SignatureError("the source has no Basic credentials configured")
+    if not (password_ok and user_ok):
         raise SignatureError("Basic credentials do not match")
