@@ -20,7 +20,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from services.pipeline_api.event_log import EventLogWriter, EventsRefused, LogRow
+from services.pipeline_api.event_log import EventLogWriter, EventsRefused, LogRow, sent_size
 from shared import topics
 from shared.db import driver_dsn
 from shared.events import validate_event
@@ -115,6 +115,67 @@ async def test_an_event_too_large_for_the_broker_is_rejected_at_intake(
         return bool((await client.get(url)).json()["published"])
 
     await eventually(published, within=30)
+
+
+async def test_an_event_postgres_prints_larger_than_it_came_is_rejected_at_intake(
+    client: httpx.AsyncClient,
+) -> None:
+    """The relay sends jsonb's text, where `1e308` takes 309 digits: 25 KB of compact JSON
+    becomes more than the broker takes, so intake must refuse it, not set it aside later."""
+    probe = deal_event(f"exp-{uuid.uuid4().hex[:8]}", properties={"x": [1e308] * 3500})
+    assert len(orjson.dumps(probe)) < 30_000
+    response = await client.post("/v1/events", json=probe)
+    assert response.status_code == 202, response.text
+    answer = response.json()
+    assert answer["accepted"] == 0
+    assert "limit" in answer["rejected"][0]["reason"]
+
+
+async def test_an_event_just_under_the_limit_with_expanding_numbers_is_published(
+    client: httpx.AsyncClient,
+) -> None:
+    limit = Settings().event_max_bytes
+    deal = f"exp-fits-{uuid.uuid4().hex[:8]}"
+    numbers: list[object] = [1e308, 1e-300, -2.5e20]
+    count = 1
+    while row(deal, properties={"x": numbers * (count * 2)}).size <= limit:
+        count *= 2
+    while row(deal, properties={"x": numbers * (count + 1)}).size <= limit:
+        count += 1
+    fits = deal_event(deal, properties={"x": numbers * count})
+    assert row(deal, properties={"x": numbers * (count + 1)}).size > limit
+    response = await client.post("/v1/events", json=fits)
+    assert response.status_code == 202, response.text
+    assert response.json()["accepted"] == 1, response.text
+
+    async def applied() -> bool:
+        return (await client.get(f"/v1/deals/{deal}")).status_code == 200
+
+    await eventually(applied, within=60)
+    page = (await client.get("/v1/events/unpublishable", params={"limit": 1000})).json()
+    assert fits["id"] not in [item["id"] for item in page["items"]]
+
+
+async def test_the_intake_size_bounds_what_postgres_prints(database_url: str) -> None:
+    values: list[object] = [
+        {"x": [1e308, 1e-300, -2.5e20, 1.5e-7, 5e-324, 1.7976931348623157e308, 1e16]},
+        {"a": 0.0001, "b": [1.0, -0.0, 123.456, 10**18], "c": "x:1e5, y", "d": {"e": {}}},
+        [{"k": n * 1.1e-5, "m": n * 3.3e17} for n in range(1, 200)],
+    ]
+    engine = create_async_engine(database_url)
+    try:
+        async with engine.connect() as conn:
+            for value in values:
+                encoded = orjson.dumps(value)
+                printed = (
+                    await conn.execute(
+                        text("SELECT octet_length(CAST(:v AS jsonb)::text)"),
+                        {"v": encoded.decode()},
+                    )
+                ).scalar_one()
+                assert printed <= sent_size(encoded) <= printed + len(encoded) // 2
+    finally:
+        await engine.dispose()
 
 
 async def test_a_row_the_broker_refuses_is_set_aside_and_the_rest_flow(
