@@ -6,9 +6,12 @@ Each stored offset names the broker incarnation it belongs to; when the relay an
 new incarnation (the broker lost its state and the log is being republished), the
 consumer re-reads its partitions from the start and dedupe drops what it already applied.
 
-A transient database error (a lost connection, a serialization failure or deadlock, too
-many connections) is retried with backoff before a batch is split and a record blamed:
-dead letters are for records that cannot be applied, not for a database blip.
+Only a record's own fault dead-letters it: a record that cannot be decoded or validated,
+values PostgreSQL refuses, or a plain error raised by the projection code. Every other
+database, pool or network error (a lost connection, an exhausted pool, a bad password, a
+table a migration has not created yet, a cancelled statement) is retried with backoff, and
+when it persists the loop restarts from the stored offsets: a good event is never
+dead-lettered for the infrastructure's sake.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from services.forecast_worker.projector import (
     next_offsets,
 )
 from shared import topics
-from shared.db_errors import is_transient
+from shared.db_errors import blames_the_record
 from shared.kafka import (
     ACK_SECONDS,
     AssignmentListener,
@@ -52,7 +55,7 @@ _log = logging.getLogger("salesops.forecast.consumer")
 GROUP_ID = "forecast_worker"
 SUBSCRIBED = (topics.DEAL, topics.ACTIVITY)
 INCARNATION_READ_SECONDS = 10
-# Attempts at a transaction that fails transiently; with full-jitter backoff capped at
+# Attempts at a transaction the database fails; with full-jitter backoff capped at
 # 10 s they span about half a minute, longer than a failover or a backend restart.
 TRANSIENT_ATTEMPTS = 8
 
@@ -148,8 +151,8 @@ class ProjectionConsumer:
         _log.info("revoked %s", sorted((tp.topic, tp.partition) for tp in revoked))
 
     async def process(self, records: Sequence[Record]) -> None:
-        """Apply a batch atomically; if that fails, apply record by record and dead-letter
-        only the records that fail alone. A database still failing transiently after the
+        """Apply a batch atomically; if a record is to blame, apply record by record and
+        dead-letter only the records that fail alone. A database still failing after the
         retries is raised: the loop restarts and reads the batch again from the offsets."""
         first, last = records[0], records[-1]
         token = correlation_id.set(
@@ -166,7 +169,7 @@ class ProjectionConsumer:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            if is_transient(exc):  # the database, not a record: read the batch again later
+            if not blames_the_record(exc):  # the database: read the batch again later
                 raise
             _log.warning(
                 "batch failed; applying its %d records one by one", len(records), exc_info=True
@@ -191,7 +194,7 @@ class ProjectionConsumer:
                 await repository.store_offsets(conn, GROUP_ID, offsets, self.incarnation)
             return outcome
 
-        return await _retrying_transient(attempt)
+        return await _retrying(attempt)
 
     async def _apply_alone(self, record: Record) -> BatchOutcome:
         token = correlation_id.set(f"{record.topic}/{record.partition}/{record.offset}")
@@ -200,7 +203,7 @@ class ProjectionConsumer:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            if is_transient(exc):
+            if not blames_the_record(exc):
                 raise
             _log.warning("record cannot be applied; dead-lettering it", exc_info=True)
             letter = dead_letter(record, f"{type(exc).__name__}: {exc}")
@@ -212,7 +215,7 @@ class ProjectionConsumer:
                         conn, GROUP_ID, next_offsets([record]), self.incarnation
                     )
 
-            await _retrying_transient(store_letter)
+            await _retrying(store_letter)
             return BatchOutcome(dead_letters=[letter])
         finally:
             correlation_id.reset(token)
@@ -245,17 +248,17 @@ class ProjectionConsumer:
             await abort_producer(producer)
 
 
-async def _retrying_transient(transaction: Callable[[], Awaitable[T]]) -> T:
-    """Run `transaction`, again after a transient database error, up to TRANSIENT_ATTEMPTS
-    times; any other error, or the last transient one, is raised."""
+async def _retrying(transaction: Callable[[], Awaitable[T]]) -> T:
+    """Run `transaction`, again after a database error that does not blame the record, up
+    to TRANSIENT_ATTEMPTS times; the record's own fault, or the last attempt's, is raised."""
     attempt = 1
     while True:
         try:
             return await transaction()
         except Exception as exc:
-            if attempt >= TRANSIENT_ATTEMPTS or not is_transient(exc):
+            if attempt >= TRANSIENT_ATTEMPTS or blames_the_record(exc):
                 raise
-            _log.warning("transient database error (attempt %d); retrying: %s", attempt, exc)
+            _log.warning("database error (attempt %d); retrying: %s", attempt, exc)
         await backoff_sleep(attempt)
         attempt += 1
 

@@ -2,7 +2,8 @@
 
 The worker's transaction is made to wait on a table lock and its backend is terminated
 while it waits, three times over (as a failover or a restarted connection pooler would);
-then the lock is released. The record must be applied, and no dead letter written.
+then the lock is released. The record must be applied, and no dead letter written. The
+same for a statement cancelled by its timeout: the database's condition, not the record's.
 """
 
 from __future__ import annotations
@@ -89,3 +90,48 @@ async def test_terminated_backend_is_retried_not_dead_lettered(
     )
     assert [r.deal_id for r in applied] == [deal]
     assert terminated == TERMINATIONS
+
+
+async def test_a_cancelled_statement_is_retried_not_dead_lettered(
+    database_url: str, kafka_bootstrap: str
+) -> None:
+    deal = f"cancel-{uuid.uuid4().hex[:8]}"
+    ev = event(
+        CREATED,
+        {"deal_id": deal, "name": "n", "owner_id": "r", "stage": "s"},
+        time="2026-06-01T00:00:00Z",
+    )
+    settings = Settings()
+    # Every statement the worker sends is cancelled (57014) while the table is locked.
+    engine = create_async_engine(
+        database_url, connect_args={"server_settings": {"statement_timeout": "200"}}
+    )
+    consumer = ProjectionConsumer(
+        engine=engine,
+        bootstrap=kafka_bootstrap,
+        rules=StageRules.of(settings.won_stages, settings.lost_stages),
+        max_records=10,
+        check_seconds=60,
+    )
+    record = Record(f"cancel.{deal}", 0, 0, orjson.dumps(ev))
+    locker = create_async_engine(database_url)
+    try:
+        async with locker.connect() as lock:
+            await lock.execute(text("LOCK TABLE forecast.deal_changes IN EXCLUSIVE MODE"))
+            applying = asyncio.create_task(consumer.process([record]))
+            await asyncio.sleep(1.5)
+            assert not applying.done()
+            await lock.rollback()
+        await asyncio.wait_for(applying, timeout=60)
+    finally:
+        await consumer.close()
+        await engine.dispose()
+        await locker.dispose()
+    letters = await query(
+        database_url, "SELECT reason FROM forecast.dead_letters WHERE event_id = :id", id=ev["id"]
+    )
+    assert letters == [], "a cancelled statement dead-lettered a good event"
+    applied = await query(
+        database_url, "SELECT deal_id FROM forecast.deal_changes WHERE event_id = :id", id=ev["id"]
+    )
+    assert [r.deal_id for r in applied] == [deal]

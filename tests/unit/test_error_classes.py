@@ -16,10 +16,11 @@ from aiokafka.errors import (
     UnknownTopicOrPartitionError,
 )
 from asyncpg.exceptions._base import DataError as ClientDataError
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError, StatementError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from services.pipeline_api.relay import record_error
-from shared.db_errors import is_transient, refused_by_data, sqlstate
+from shared.db_errors import blames_the_record, is_transient, refused_by_data, sqlstate
 from shared.kafka import make_producer
 from shared.settings import Settings
 
@@ -72,6 +73,44 @@ def test_a_bug_is_neither_transient_nor_the_datas_fault() -> None:
         assert not is_transient(wrapped(exc))
         assert not refused_by_data(wrapped(exc))
     assert sqlstate(wrapped(asyncpg.DeadlockDetectedError("x"))) == "40P01"
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        PoolTimeoutError("QueuePool limit of size 2 overflow 2 reached"),
+        wrapped(asyncpg.InvalidPasswordError("password authentication failed")),
+        wrapped(asyncpg.UndefinedTableError('relation "forecast.deal_changes" does not exist')),
+        wrapped(asyncpg.InsufficientPrivilegeError("permission denied for table")),
+        wrapped(asyncpg.QueryCanceledError("canceling statement due to statement timeout")),
+        wrapped(asyncpg.AdminShutdownError("terminating connection")),
+        wrapped(RuntimeError("gone"), invalidated=True),
+        asyncpg.InterfaceError("cannot perform operation: another operation is in progress"),
+        ConnectionRefusedError("connect call failed"),
+        TimeoutError(),
+    ],
+)
+def test_the_worker_never_blames_a_record_for_the_infrastructure(exc: BaseException) -> None:
+    assert not blames_the_record(exc)
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        wrapped(asyncpg.UntranslatableCharacterError("unsupported Unicode escape sequence")),
+        wrapped(asyncpg.NumericValueOutOfRangeError("numeric field overflow")),
+        wrapped(asyncpg.UniqueViolationError("duplicate key")),
+        wrapped(asyncpg.ProgramLimitExceededError("index row size exceeds maximum")),
+        wrapped(ClientDataError("invalid input for query argument $7")),
+        StatementError("binding a value failed", "INSERT", {}, ValueError("bad value")),
+        KeyError("amount"),
+        ValueError("projection bug"),
+    ],
+)
+def test_the_worker_blames_a_record_for_its_values_and_projection_errors(
+    exc: BaseException,
+) -> None:
+    assert blames_the_record(exc)
 
 
 def test_an_invalidated_connection_is_transient() -> None:
