@@ -7,19 +7,25 @@ import asyncpg
 import pytest
 from aiokafka.errors import (
     CorruptRecordException,
+    InvalidTimestampError,
+    InvalidTopicError,
     KafkaConnectionError,
     KafkaTimeoutError,
     MessageSizeTooLargeError,
     NotLeaderForPartitionError,
+    PolicyViolationError,
+    RecordListTooLargeError,
+    RecordTooLargeError,
     RequestTimedOutError,
     UnknownError,
     UnknownTopicOrPartitionError,
+    UnsupportedForMessageFormatError,
 )
 from asyncpg.exceptions._base import DataError as ClientDataError
 from sqlalchemy.exc import DBAPIError, OperationalError, StatementError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
-from services.pipeline_api.relay import record_error
+from services.pipeline_api.relay import refused_before_sending
 from shared.db_errors import blames_the_record, is_transient, refused_by_data, sqlstate
 from shared.kafka import make_producer
 from shared.settings import Settings
@@ -117,10 +123,13 @@ def test_an_invalidated_connection_is_transient() -> None:
     assert is_transient(wrapped(RuntimeError("gone"), invalidated=True))
 
 
-@pytest.mark.parametrize("exc", [MessageSizeTooLargeError(), CorruptRecordException()])
-def test_record_errors_set_one_row_aside(exc: BaseException) -> None:
-    assert record_error(exc, at_send=True)
-    assert record_error(exc, at_send=False)
+def test_a_row_too_large_for_the_producer_is_its_own_fault() -> None:
+    """aiokafka raises this from `send()`, for the one record, before anything is sent."""
+    assert refused_before_sending(MessageSizeTooLargeError())
+
+
+def test_a_row_the_client_cannot_encode_is_its_own_fault() -> None:
+    assert refused_before_sending(UnicodeEncodeError("utf-8", "x", 0, 1, "surrogate"))
 
 
 @pytest.mark.parametrize(
@@ -133,16 +142,19 @@ def test_record_errors_set_one_row_aside(exc: BaseException) -> None:
         UnknownTopicOrPartitionError(),
         UnknownError(),  # a wedged partition answers this for every record: heal, not skip
         TimeoutError(),
+        # A broker-wide rule or condition fails every record of a produce request, and
+        # the next request may pass: never one row's fault.
+        InvalidTimestampError(),
+        PolicyViolationError(),
+        UnsupportedForMessageFormatError(),
+        InvalidTopicError(),
+        CorruptRecordException(),
+        RecordTooLargeError(),
+        RecordListTooLargeError(),
     ],
 )
 def test_broker_errors_keep_the_rows_in_the_log(exc: BaseException) -> None:
-    assert not record_error(exc, at_send=True)
-    assert not record_error(exc, at_send=False)
-
-
-def test_a_row_the_client_cannot_encode_is_its_own_fault_only_at_send() -> None:
-    assert record_error(UnicodeEncodeError("utf-8", "x", 0, 1, "surrogate"), at_send=True)
-    assert not record_error(ValueError("after the send"), at_send=False)
+    assert not refused_before_sending(exc)
 
 
 async def test_the_event_size_limit_fits_what_the_relay_can_send() -> None:
