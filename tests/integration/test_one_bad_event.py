@@ -26,11 +26,16 @@ from shared.db import driver_dsn
 from shared.events import validate_event
 from shared.settings import Settings
 from tests.integration.test_webhooks import (
+    HubSpot,
     basic,
+    dlq_items,
+    hubspot,  # noqa: F401 - a fixture, used by name
     pd_event,
     pipedrive,  # noqa: F401 - a fixture, used by name
+    prop,
     put_source,
     unique_account,
+    wait_for,
 )
 from tests.support.events import CREATED, event
 from tests.support.waiting import eventually
@@ -299,3 +304,36 @@ async def test_a_webhook_change_too_large_for_the_broker_is_parked(
     assert len(dlq) == 1
     assert "limit" in dlq[0]["reason"]
     assert dlq[0]["replayable"] is False
+
+
+async def test_a_webhook_change_the_database_refuses_is_parked_and_the_rest_stored(
+    hubspot: HubSpot,  # noqa: F811 - the fixture imported above
+    database_url: str,
+) -> None:
+    """A refusal validation cannot foresee (here a constraint made for the test) costs only
+    its change: HubSpot would retry a refused batch whole, Pipedrive disables the hook."""
+    marker = f"refuse-{uuid.uuid4().hex[:8]}"
+    constraint = f"test_{marker.replace('-', '_')}"
+    engine = create_async_engine(database_url)
+    t = 1_782_000_000_000
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(
+                text(
+                    f"ALTER TABLE pipeline.events ADD CONSTRAINT {constraint} "
+                    f"CHECK (strpos(envelope::text, '{marker}') = 0) NOT VALID"
+                )
+            )
+        answer = await hubspot.send(
+            [prop(811, "dealname", "Kept deal", t, 1), prop(812, "dealname", marker, t, 2)]
+        )
+    finally:
+        async with engine.begin() as conn:
+            await conn.execute(text(f"ALTER TABLE pipeline.events DROP CONSTRAINT {constraint}"))
+        await engine.dispose()
+    assert answer.status_code == 200, answer.text
+    assert (answer.json()["accepted"], answer.json()["parked"]) == (1, 1), answer.text
+    await wait_for(hubspot.client, f"hubspot:{hubspot.portal}:811", name="Kept deal")
+    (parked,) = await dlq_items(hubspot.client, f"hs-{hubspot.portal}")
+    assert constraint in parked["reason"]
+    assert marker in str(parked["change"])
