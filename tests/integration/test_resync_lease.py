@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from typing import TypeVar
 
 import httpx
 import pytest
@@ -41,6 +42,30 @@ INSERT = text(
     "now() + make_interval(secs => :lease), :attempts) RETURNING id"
 )
 
+W = TypeVar("W", bound=ResyncWorker)
+
+
+def make(
+    cls: type[W],
+    sessions: async_sessionmaker[AsyncSession],
+    writer: EventLogWriter,
+    http: httpx.AsyncClient,
+    *,
+    lease: float,
+    sources: list[str],
+) -> W:
+    """A worker that polls often and takes only the jobs of `sources`."""
+    return cls(
+        sessions=sessions,
+        writer=writer,
+        http=http,
+        policy=POLICY,
+        max_future=MAX_FUTURE,
+        lease_seconds=lease,
+        poll_seconds=0.1,
+        sources=sources,
+    )
+
 
 async def test_a_job_left_running_by_a_dead_worker_is_taken_up(database_url: str) -> None:
     gone = f"gone-{uuid.uuid4().hex[:8]}"
@@ -52,16 +77,7 @@ async def test_a_job_left_running_by_a_dead_worker_is_taken_up(database_url: str
         poison = (await conn.execute(INSERT, {**dead, "attempts": MAX_ATTEMPTS})).scalar_one()
     writer = EventLogWriter(driver_dsn(database_url), on_commit=lambda: None, max_event_bytes=1024)
     async with httpx.AsyncClient() as http:
-        worker = ResyncWorker(
-            sessions=sessions,
-            writer=writer,
-            http=http,
-            policy=POLICY,
-            max_future=MAX_FUTURE,
-            lease_seconds=1.0,
-            poll_seconds=0.2,
-            sources=[gone],
-        )
+        worker = make(ResyncWorker, sessions, writer, http, lease=1.0, sources=[gone])
         running = asyncio.create_task(worker.run())
         try:
 
@@ -107,24 +123,10 @@ async def test_a_live_worker_keeps_its_job_past_the_lease(database_url: str) -> 
     sessions = create_sessionmaker(engine)
     writer = EventLogWriter(driver_dsn(database_url), on_commit=lambda: None, max_event_bytes=1024)
     async with httpx.AsyncClient() as http:
-        slow = SlowWorker(
-            sessions=sessions,
-            writer=writer,
-            http=http,
-            policy=POLICY,
-            max_future=MAX_FUTURE,
-            lease_seconds=LEASE,
-        )
-        rival = ResyncWorker(
-            sessions=sessions,
-            writer=writer,
-            http=http,
-            policy=POLICY,
-            max_future=MAX_FUTURE,
-            lease_seconds=LEASE,
-            poll_seconds=0.1,
-        )
-        params = {"source": f"gone-{uuid.uuid4().hex[:8]}", "owner": slow.owner, "lease": LEASE}
+        source = f"gone-{uuid.uuid4().hex[:8]}"
+        slow = make(SlowWorker, sessions, writer, http, lease=LEASE, sources=[source])
+        rival = make(ResyncWorker, sessions, writer, http, lease=LEASE, sources=[source])
+        params = {"source": source, "owner": slow.owner, "lease": LEASE}
         async with engine.begin() as conn:
             job_id = (await conn.execute(INSERT, {**params, "attempts": 1})).scalar_one()
         job = repository.ClaimedJob(job_id, str(params["source"]), ["1"], None, 1)
@@ -173,16 +175,7 @@ async def test_a_worker_that_lost_its_lease_stops_and_a_stopped_one_hands_its_jo
     writer = EventLogWriter(driver_dsn(database_url), on_commit=lambda: None, max_event_bytes=1024)
     source, job_id = await progressing_job(sessions)
     async with httpx.AsyncClient() as http:
-        worker = ProgressingWorker(
-            sessions=sessions,
-            writer=writer,
-            http=http,
-            policy=POLICY,
-            max_future=MAX_FUTURE,
-            lease_seconds=LEASE,
-            poll_seconds=0.1,
-            sources=[source],
-        )
+        worker = make(ProgressingWorker, sessions, writer, http, lease=LEASE, sources=[source])
 
         async def job() -> ResyncJob:
             async with sessions() as session:
