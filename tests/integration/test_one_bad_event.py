@@ -55,16 +55,19 @@ def row(deal: str, **data: object) -> LogRow:
     return LogRow.of(validate_event(deal_event(deal, **data)))
 
 
-async def test_a_refused_request_fails_alone_in_its_group(database_url: str) -> None:
-    commits = 0
-
-    def committed() -> None:
-        nonlocal commits
-        commits += 1
-
-    writer = EventLogWriter(
-        driver_dsn(database_url), on_commit=committed, max_event_bytes=1 << 20, writers=1
+def counting_writer(database_url: str, commits: list[None]) -> EventLogWriter:
+    """One writer, so that what is queued before it starts shares one group commit."""
+    return EventLogWriter(
+        driver_dsn(database_url),
+        on_commit=lambda: commits.append(None),
+        max_event_bytes=1 << 20,
+        writers=1,
     )
+
+
+async def test_a_refused_request_fails_alone_in_its_group(database_url: str) -> None:
+    commits: list[None] = []
+    writer = counting_writer(database_url, commits)
     good = [[row(f"grp-{uuid.uuid4().hex[:8]}")] for _ in range(10)]
     # Validation refuses NUL before the log; a row built past it is what PostgreSQL alone
     # refuses (jsonb takes no \u0000), as it would any value validation does not foresee.
@@ -81,7 +84,24 @@ async def test_a_refused_request_fails_alone_in_its_group(database_url: str) -> 
     assert isinstance(refused, EventsRefused), refused
     assert "database refused" in refused.reason
     assert results == [[True]] * 10
-    assert commits == 10
+    assert len(commits) <= 2 * 4, "the good requests are committed in halves, not one by one"
+
+
+async def test_one_bad_row_among_a_thousand_costs_a_few_statements(database_url: str) -> None:
+    commits: list[None] = []
+    writer = counting_writer(database_url, commits)
+    deal = f"many-{uuid.uuid4().hex[:8]}"
+    rows = [row(f"{deal}-{n}") for n in range(1000)]
+    rows[617] = replace(rows[617], envelope_json='{"note": "a\\u0000b"}')
+    writer.start()
+    try:
+        results = await writer.append_each(rows)
+    finally:
+        await writer.stop()
+    refused = results.pop(617)
+    assert isinstance(refused, EventsRefused), refused
+    assert results == [True] * 999
+    assert len(commits) <= 2 * 10, f"{len(commits)} commits for one bad row in 1000"
 
 
 async def test_intake_rejects_only_the_event_the_database_refuses(
