@@ -20,10 +20,11 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
 from typing import TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.forecast_worker import repository
 from services.forecast_worker.projection import StageRules
@@ -187,14 +188,42 @@ class ProjectionConsumer:
             await self._publish_dead_letter(letter)
 
     async def _apply(self, records: Sequence[Record]) -> BatchOutcome:
+        return await self._once(records, partial(apply_records, rules=self._rules))
+
+    async def _once(
+        self,
+        records: Sequence[Record],
+        work: Callable[[AsyncConnection, Sequence[Record]], Awaitable[BatchOutcome]],
+    ) -> BatchOutcome:
+        """Do `work` for the records not applied yet and store their offsets, in one
+        transaction, retried on a database error. A record below its partition's stored
+        offset is done: an attempt whose commit succeeded but whose answer was lost left
+        it there, and the retry must not write its dead letter twice."""
+
         async def attempt() -> BatchOutcome:
             async with self._engine.begin() as conn:
-                outcome = await apply_records(conn, records, self._rules)
-                offsets = next_offsets(records)
+                fresh = await self._not_applied(conn, records)
+                outcome = await work(conn, fresh) if fresh else BatchOutcome()
+                offsets = next_offsets(fresh)
                 await repository.store_offsets(conn, GROUP_ID, offsets, self.incarnation)
             return outcome
 
         return await _retrying(attempt)
+
+    async def _not_applied(self, conn: AsyncConnection, records: Sequence[Record]) -> list[Record]:
+        stored = await repository.load_offsets(
+            conn, GROUP_ID, {(r.topic, r.partition) for r in records}
+        )
+
+        def applied(record: Record) -> bool:
+            offset = stored.get((record.topic, record.partition))
+            return (
+                offset is not None
+                and offset.incarnation == self.incarnation
+                and record.offset < offset.next_offset
+            )
+
+        return [record for record in records if not applied(record)]
 
     async def _apply_alone(self, record: Record) -> BatchOutcome:
         token = correlation_id.set(f"{record.topic}/{record.partition}/{record.offset}")
@@ -208,15 +237,11 @@ class ProjectionConsumer:
             _log.warning("record cannot be applied; dead-lettering it", exc_info=True)
             letter = dead_letter(record, f"{type(exc).__name__}: {exc}")
 
-            async def store_letter() -> None:
-                async with self._engine.begin() as conn:
-                    await repository.insert_dead_letters(conn, [letter])
-                    await repository.store_offsets(
-                        conn, GROUP_ID, next_offsets([record]), self.incarnation
-                    )
+            async def store_letter(conn: AsyncConnection, _: Sequence[Record]) -> BatchOutcome:
+                await repository.insert_dead_letters(conn, [letter])
+                return BatchOutcome(dead_letters=[letter])
 
-            await _retrying(store_letter)
-            return BatchOutcome(dead_letters=[letter])
+            return await self._once([record], store_letter)
         finally:
             correlation_id.reset(token)
 

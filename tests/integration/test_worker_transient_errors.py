@@ -125,3 +125,24 @@ async def test_a_cancelled_statement_is_retried_not_dead_lettered(
         await engine.dispose()
         await locker.dispose()
     await assert_applied_not_dead_lettered(database_url, deal, ev)
+
+
+async def test_a_dead_letter_is_written_once_when_its_transaction_is_run_again(
+    database_url: str, kafka_bootstrap: str
+) -> None:
+    """A commit whose answer was lost is retried; the retry finds the record's offset
+    stored with it and writes its dead letter no second time."""
+    record = Record(f"undecodable.{uuid.uuid4().hex[:8]}", 0, 0, b"{not json")
+    engine = create_async_engine(database_url)
+    consumer = worker(engine, kafka_bootstrap)
+    try:
+        await consumer.process([record])
+        await consumer.process([record])
+    finally:
+        await consumer.close()
+        await engine.dispose()
+    letters = await query(
+        database_url, "SELECT reason FROM forecast.dead_letters WHERE topic = :t", t=record.topic
+    )
+    assert len(letters) == 1
+    assert "not JSON" in letters[0].reason
