@@ -17,6 +17,9 @@ RELAY_UNPUBLISHABLE = Counter(
     ["topic"],
 )
 RELAY_BACKLOG = Gauge("salesops_relay_backlog_events", "Events stored but not yet published")
+RELAY_SET_ASIDE = Gauge(
+    "salesops_relay_unpublishable_events", "Events set aside as unpublishable, not yet replayed"
+)
 BROKER_RESETS = Counter(
     "salesops_broker_resets_total", "Broker incarnations that lost state and were republished"
 )

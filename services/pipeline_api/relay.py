@@ -61,6 +61,7 @@ from shared.metrics import (
     BROKER_RESETS,
     RELAY_BACKLOG,
     RELAY_PUBLISHED,
+    RELAY_SET_ASIDE,
     RELAY_UNPUBLISHABLE,
 )
 
@@ -84,7 +85,9 @@ _SET_ASIDE = text(
 # Longest a relay cycle (a broker check plus one batch) may take before it is abandoned.
 CYCLE_SECONDS = 30
 _BACKLOG = text(
-    "SELECT count(*) FROM pipeline.events WHERE published_at IS NULL AND unpublishable_at IS NULL"
+    "SELECT count(*) FILTER (WHERE unpublishable_at IS NULL) AS backlog, "
+    "count(*) FILTER (WHERE unpublishable_at IS NOT NULL) AS set_aside "
+    "FROM pipeline.events WHERE published_at IS NULL"
 )
 # Raised by the Kafka client for one row before anything is sent: larger than
 # `max_request_size` (`MessageSizeTooLargeError` from `send()`), or a value it cannot
@@ -203,8 +206,7 @@ class Relay:
         self._last_check = time.monotonic()
         # Counted here, on the check's schedule, not per batch: the count costs more than
         # a quarter of a batch's time when the backlog is large.
-        async with self._engine.connect() as conn:
-            RELAY_BACKLOG.set((await conn.execute(_BACKLOG)).scalar_one())
+        await self._count_backlog()
         producer, admin = self._clients()
         present = await existing_topics(admin)
         current: str | None = None
@@ -244,6 +246,12 @@ class Relay:
                 incarnation,
             )
         self._wake.set()
+
+    async def _count_backlog(self) -> None:
+        async with self._engine.connect() as conn:
+            counts = (await conn.execute(_BACKLOG)).one()
+        RELAY_BACKLOG.set(counts.backlog)
+        RELAY_SET_ASIDE.set(counts.set_aside)
 
     async def publish_batch(self) -> int:
         async with self._engine.begin() as conn:

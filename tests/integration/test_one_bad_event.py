@@ -9,6 +9,7 @@ rows after it flow on.
 from __future__ import annotations
 
 import asyncio
+import re
 import uuid
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -248,8 +249,20 @@ async def test_a_row_the_broker_refuses_is_set_aside_and_the_rest_flow(
         metrics = (await client.get("/metrics")).text
         assert f'salesops_relay_unpublishable_total{{topic="{topics.DEAL}"}}' in metrics
 
+        async def counted_as_set_aside() -> bool:
+            metrics = (await client.get("/metrics")).text
+            gauge = re.search(r"^salesops_relay_unpublishable_events (\S+)$", metrics, re.M)
+            return gauge is not None and float(gauge.group(1)) >= 1
+
+        await eventually(counted_as_set_aside, within=30)
+
         missing = await client.post("/v1/events/unpublishable/replay", json={"seqs": [seq + 10**9]})
         assert missing.status_code == 404
+        # Replaying everything must be asked for: an empty body replays nothing.
+        for vague in ({}, {"all": False}, {"all": True, "seqs": [seq]}):
+            refused = await client.post("/v1/events/unpublishable/replay", json=vague)
+            assert refused.status_code == 422, (vague, refused.text)
+        assert await listed() is not None
         # Fixed (here: trimmed to what the broker takes), then replayed: it is published.
         fixed = deal_event(deal)
         fixed["id"], fixed["source"] = huge["id"], huge["source"]
