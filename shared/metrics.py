@@ -20,6 +20,9 @@ RELAY_LEADER = Gauge(
     "salesops_relay_leader", "1 while this process's relay is the one publishing, else 0"
 )
 RELAY_BACKLOG = Gauge("salesops_relay_backlog_events", "Events stored but not yet published")
+RELAY_SET_ASIDE = Gauge(
+    "salesops_relay_unpublishable_events", "Events set aside as unpublishable, not yet replayed"
+)
 BROKER_RESETS = Counter(
     "salesops_broker_resets_total", "Broker incarnations that lost state and were republished"
 )

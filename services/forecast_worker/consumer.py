@@ -6,9 +6,12 @@ Each stored offset names the broker incarnation it belongs to; when the relay an
 new incarnation (the broker lost its state and the log is being republished), the
 consumer re-reads its partitions from the start and dedupe drops what it already applied.
 
-A transient database error (a lost connection, a serialization failure or deadlock, too
-many connections) is retried with backoff before a batch is split and a record blamed:
-dead letters are for records that cannot be applied, not for a database blip.
+Only a record's own fault dead-letters it: a record that cannot be decoded or validated,
+values PostgreSQL refuses, or a plain error raised by the projection code. Every other
+database, pool or network error (a lost connection, an exhausted pool, a bad password, a
+table a migration has not created yet, a cancelled statement) is retried with backoff, and
+when it persists the loop restarts from the stored offsets: a good event is never
+dead-lettered for the infrastructure's sake.
 """
 
 from __future__ import annotations
@@ -17,10 +20,11 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
 from typing import TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.forecast_worker import repository
 from services.forecast_worker.projection import StageRules
@@ -32,7 +36,7 @@ from services.forecast_worker.projector import (
     next_offsets,
 )
 from shared import topics
-from shared.db_errors import is_transient
+from shared.db_errors import blames_the_record
 from shared.kafka import (
     ACK_SECONDS,
     AssignmentListener,
@@ -53,7 +57,7 @@ _log = logging.getLogger("salesops.forecast.consumer")
 GROUP_ID = "forecast_worker"
 SUBSCRIBED = (topics.DEAL, topics.ACTIVITY)
 INCARNATION_READ_SECONDS = 10
-# Attempts at a transaction that fails transiently; with full-jitter backoff capped at
+# Attempts at a transaction the database fails; with full-jitter backoff capped at
 # 10 s they span about half a minute, longer than a failover or a backend restart.
 TRANSIENT_ATTEMPTS = 8
 
@@ -160,8 +164,8 @@ class ProjectionConsumer:
         _log.info("revoked %s", sorted((tp.topic, tp.partition) for tp in revoked))
 
     async def process(self, records: Sequence[Record]) -> None:
-        """Apply a batch atomically; if that fails, apply record by record and dead-letter
-        only the records that fail alone. A database still failing transiently after the
+        """Apply a batch atomically; if a record is to blame, apply record by record and
+        dead-letter only the records that fail alone. A database still failing after the
         retries is raised: the loop restarts and reads the batch again from the offsets."""
         first, last = records[0], records[-1]
         token = correlation_id.set(
@@ -178,7 +182,7 @@ class ProjectionConsumer:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            if is_transient(exc):  # the database, not a record: read the batch again later
+            if not blames_the_record(exc):  # the database: read the batch again later
                 raise
             _log.warning(
                 "batch failed; applying its %d records one by one", len(records), exc_info=True
@@ -196,14 +200,42 @@ class ProjectionConsumer:
             await self._publish_dead_letter(letter)
 
     async def _apply(self, records: Sequence[Record]) -> BatchOutcome:
+        return await self._once(records, partial(apply_records, rules=self._rules))
+
+    async def _once(
+        self,
+        records: Sequence[Record],
+        work: Callable[[AsyncConnection, Sequence[Record]], Awaitable[BatchOutcome]],
+    ) -> BatchOutcome:
+        """Do `work` for the records not applied yet and store their offsets, in one
+        transaction, retried on a database error. A record below its partition's stored
+        offset is done: an attempt whose commit succeeded but whose answer was lost left
+        it there, and the retry must not write its dead letter twice."""
+
         async def attempt() -> BatchOutcome:
             async with self._engine.begin() as conn:
-                outcome = await apply_records(conn, records, self._rules)
-                offsets = next_offsets(records)
+                fresh = await self._not_applied(conn, records)
+                outcome = await work(conn, fresh) if fresh else BatchOutcome()
+                offsets = next_offsets(fresh)
                 await repository.store_offsets(conn, GROUP_ID, offsets, self.incarnation)
             return outcome
 
-        return await _retrying_transient(attempt)
+        return await _retrying(attempt)
+
+    async def _not_applied(self, conn: AsyncConnection, records: Sequence[Record]) -> list[Record]:
+        stored = await repository.load_offsets(
+            conn, GROUP_ID, {(r.topic, r.partition) for r in records}
+        )
+
+        def applied(record: Record) -> bool:
+            offset = stored.get((record.topic, record.partition))
+            return (
+                offset is not None
+                and offset.incarnation == self.incarnation
+                and record.offset < offset.next_offset
+            )
+
+        return [record for record in records if not applied(record)]
 
     async def _apply_alone(self, record: Record) -> BatchOutcome:
         token = correlation_id.set(f"{record.topic}/{record.partition}/{record.offset}")
@@ -212,20 +244,16 @@ class ProjectionConsumer:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            if is_transient(exc):
+            if not blames_the_record(exc):
                 raise
             _log.warning("record cannot be applied; dead-lettering it", exc_info=True)
             letter = dead_letter(record, f"{type(exc).__name__}: {exc}")
 
-            async def store_letter() -> None:
-                async with self._engine.begin() as conn:
-                    await repository.insert_dead_letters(conn, [letter])
-                    await repository.store_offsets(
-                        conn, GROUP_ID, next_offsets([record]), self.incarnation
-                    )
+            async def store_letter(conn: AsyncConnection, _: Sequence[Record]) -> BatchOutcome:
+                await repository.insert_dead_letters(conn, [letter])
+                return BatchOutcome(dead_letters=[letter])
 
-            await _retrying_transient(store_letter)
-            return BatchOutcome(dead_letters=[letter])
+            return await self._once([record], store_letter)
         finally:
             correlation_id.reset(token)
 
@@ -257,17 +285,17 @@ class ProjectionConsumer:
             await abort_producer(producer)
 
 
-async def _retrying_transient(transaction: Callable[[], Awaitable[T]]) -> T:
-    """Run `transaction`, again after a transient database error, up to TRANSIENT_ATTEMPTS
-    times; any other error, or the last transient one, is raised."""
+async def _retrying(transaction: Callable[[], Awaitable[T]]) -> T:
+    """Run `transaction`, again after a database error that does not blame the record, up
+    to TRANSIENT_ATTEMPTS times; the record's own fault, or the last attempt's, is raised."""
     attempt = 1
     while True:
         try:
             return await transaction()
         except Exception as exc:
-            if attempt >= TRANSIENT_ATTEMPTS or not is_transient(exc):
+            if attempt >= TRANSIENT_ATTEMPTS or blames_the_record(exc):
                 raise
-            _log.warning("transient database error (attempt %d); retrying: %s", attempt, exc)
+            _log.warning("database error (attempt %d); retrying: %s", attempt, exc)
         await backoff_sleep(attempt)
         attempt += 1
 

@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.pipeline_api import repository
 from services.pipeline_api.deliveries import DeliveryKind, parse_delivery
-from services.pipeline_api.event_log import EventLogWriter, EventsRefused
+from services.pipeline_api.event_log import EventLogWriter
 from services.pipeline_api.ingest import IngestOutcome, ingest
 from services.pipeline_api.request_state import (
     event_log_writer,
@@ -183,9 +183,6 @@ async def replay_requests(
             outcome = await _replay_one(sessions, writer, sources, request_id, max_future(request))
         except ReplayRefused as refused:
             failed.append(ReplayFailure(id=request_id, reason=str(refused)))
-            continue
-        except EventsRefused as refused:  # this request's events, not the store
-            failed.append(ReplayFailure(id=request_id, reason=refused.reason))
             continue
         except Exception as exc:  # what was replayed so far stays stored; retry the rest
             _log.exception("replay of webhook request %s failed", request_id)

@@ -123,6 +123,7 @@ async def ingest(
     again: it is not archived twice, and changes it parked before are not parked again."""
     outcome = IngestOutcome()
     rows: list[LogRow] = []
+    placed: list[DealChange | ActivityChange] = []  # the change of each row
     parked: list[tuple[str, bool, dict[str, Any]]] = []
     resyncs: list[ResyncRequest] = []
     ignored: list[str] = []
@@ -136,6 +137,7 @@ async def ingest(
             ignored.append(result.reason)
         else:
             rows.append(result)
+            placed.append(change)
 
     for change in changes:
         if isinstance(change, DealChange | ActivityChange):
@@ -158,10 +160,14 @@ async def ingest(
             if replay_of is None
             else None
         )
-        flags = await writer.append(rows, archive=archive)
-        outcome.accepted = sum(flags)
-        outcome.duplicates = len(flags) - outcome.accepted
-        return outcome
+        try:
+            flags = await writer.append(rows, archive=archive)
+        except EventsRefused:
+            pass  # rare: archive the request alone, then store its changes one by one
+        else:
+            outcome.accepted = sum(flags)
+            outcome.duplicates = len(flags) - outcome.accepted
+            return outcome
     async with sessions() as session, session.begin():
         for merge in merges:
             for change in await _repointed(session, source, merge):
@@ -191,10 +197,33 @@ async def ingest(
     if ignored and replay_of is None:  # counted once committed, and once per delivery
         WEBHOOK_IGNORED.labels(kind=kind).inc(len(ignored))
     if rows:
-        flags = await writer.append(rows)
-        outcome.accepted = sum(flags)
-        outcome.duplicates = len(flags) - outcome.accepted
+        await _store_each(sessions, writer, source, request_id, rows, placed, outcome)
     return outcome
+
+
+async def _store_each(
+    sessions: async_sessionmaker[AsyncSession],
+    writer: EventLogWriter,
+    source: SourceIn,
+    request_id: int | None,
+    rows: list[LogRow],
+    placed: list[DealChange | ActivityChange],
+    outcome: IngestOutcome,
+) -> None:
+    """Store the rows; a change the database refuses is parked with its reason and the
+    others are stored, so one bad change never costs a delivery its other changes (a CRM
+    retries a refused delivery whole, and Pipedrive disables a failing webhook)."""
+    refused: list[dict[str, Any]] = []
+    for change, result in zip(placed, await writer.append_each(rows), strict=True):
+        if isinstance(result, EventsRefused):
+            refused.append(parked_row(source, request_id, result.reason, False, to_json(change)))
+        else:
+            outcome.accepted += result
+            outcome.duplicates += not result
+    if refused:
+        async with sessions() as session, session.begin():
+            await repository.park(session, refused, skip_known=True)
+        outcome.parked += len(refused)
 
 
 async def _repointed(

@@ -19,12 +19,18 @@ per broker incarnation to a sentinel topic; when that record is gone, the broker
 its state, so the relay records a new incarnation, marks the whole log unpublished and sends
 it again. Consumers see the new incarnation, re-read from the start, and dedupe by event id.
 
-A row the broker refuses for itself (too large, a record-level error) would otherwise be
-retried forever and hold back every row after it: the relay sets it aside as
-unpublishable with its error (`GET /v1/events/unpublishable`), and the rows after it flow.
-Replayed once fixed, it goes out after the rows that passed it, so for its deal it arrives
-late; the deal fold orders by event time, not arrival. Any other failure (the broker away,
-a timeout) keeps the rows in the log for the next cycle.
+A row the Kafka client refuses before sending it (larger than the producer may send, or
+not encodable) would otherwise be retried forever and hold back every row after it: the
+relay sets it aside as unpublishable with its error (`GET /v1/events/unpublishable`), and
+the rows after it flow. Replayed once fixed, it goes out after the rows that passed it, so
+for its deal it arrives late; the deal fold orders by event time, not arrival.
+
+Anything the broker answers is the broker's condition, never one row's: a refused produce
+request fails every record it carried (a policy, a timestamp or format rule, a checksum),
+and the next request to the same partition may succeed, so setting rows aside, or resending
+them one by one, would publish a deal's later events before its earlier ones. The whole
+batch stays in the log; the producer is aborted and the batch goes out again after a
+back-off, in log order.
 
 A wedged broker (it answers, but publishing fails `wedged_after` times in a row) is
 reported once and in readiness; under `salesops dev` the relay asks the embedded broker's
@@ -39,22 +45,12 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.errors import (
-    CorruptRecordException,
-    InvalidTimestampError,
-    InvalidTopicError,
-    MessageSizeTooLargeError,
-    PolicyViolationError,
-    RecordListTooLargeError,
-    RecordTooLargeError,
-    UnsupportedForMessageFormatError,
-)
+from aiokafka.errors import MessageSizeTooLargeError
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -80,6 +76,7 @@ from shared.metrics import (
     RELAY_BACKLOG,
     RELAY_LEADER,
     RELAY_PUBLISHED,
+    RELAY_SET_ASIDE,
     RELAY_UNPUBLISHABLE,
 )
 
@@ -109,45 +106,33 @@ _BACKEND = text("SELECT pg_backend_pid()")
 # Longest a check that the leader's connection still lives may take.
 _ALIVE_SECONDS = 5
 _BACKLOG = text(
-    "SELECT count(*) FROM pipeline.events WHERE published_at IS NULL AND unpublishable_at IS NULL"
+    "SELECT count(*) FILTER (WHERE unpublishable_at IS NULL) AS backlog, "
+    "count(*) FILTER (WHERE unpublishable_at IS NOT NULL) AS set_aside "
+    "FROM pipeline.events WHERE published_at IS NULL"
 )
-# Errors that condemn one record (or the one batch it went in), never the broker: the
-# same record fails the same way on any connection. Everything else is retried.
-_RECORD_ERRORS = (
-    MessageSizeTooLargeError,
-    RecordTooLargeError,
-    RecordListTooLargeError,
-    CorruptRecordException,
-    InvalidTimestampError,
-    InvalidTopicError,
-    PolicyViolationError,
-    UnsupportedForMessageFormatError,
-)
-# Raised by the client encoding one row, before anything is sent.
-_ENCODING_ERRORS = (ValueError, TypeError)
+# Raised by the Kafka client for one row before anything is sent: larger than
+# `max_request_size` (`MessageSizeTooLargeError` from `send()`), or a value it cannot
+# encode. The same row fails the same way on any connection.
+_REFUSED_BEFORE_SENDING = (MessageSizeTooLargeError, ValueError, TypeError)
 
 T = TypeVar("T")
 
 
-def record_error(exc: BaseException, *, at_send: bool) -> bool:
-    """Whether `exc` is the row's own fault rather than the broker's (away, slow, wedged).
-    `at_send`: raised by `send()` for this row, before anything went out."""
-    if isinstance(exc, _RECORD_ERRORS):
-        return True
-    return at_send and isinstance(exc, _ENCODING_ERRORS)
+def refused_before_sending(exc: BaseException) -> bool:
+    """Whether `send()` refused the row itself, rather than the broker (away, slow, wedged,
+    refusing a whole request) failing it. Only this sets a row aside."""
+    return isinstance(exc, _REFUSED_BEFORE_SENDING)
 
 
-@dataclass
-class _Sent:
-    """What a batch's send settled besides the rows acknowledged: rows set aside with
-    their errors, and rows to leave in the log for the next cycle."""
+class BrokerRefused(Exception):
+    """The broker failed records of a batch; the batch stays in the log and is sent again."""
 
-    refused: dict[int, str] = field(default_factory=dict)
-    unsettled: set[int] = field(default_factory=set)
-
-    def refuse(self, row: Any, exc: BaseException) -> None:
-        self.refused[row["seq"]] = f"{type(exc).__name__}: {exc}"[:2000]
-        self.unsettled.add(row["seq"])
+    def __init__(self, failed: Sequence[BaseException], sent: int) -> None:
+        kinds = sorted({type(exc).__name__ for exc in failed})
+        super().__init__(
+            f"the broker failed {len(failed)} of {sent} records ({', '.join(kinds)}: "
+            f"{failed[0]}); they stay in the log and go out again after a back-off"
+        )
 
 
 class Relay:
@@ -358,8 +343,7 @@ class Relay:
         self._last_check = time.monotonic()
         # Counted here, on the check's schedule, not per batch: the count costs more than
         # a quarter of a batch's time when the backlog is large.
-        async with self._engine.connect() as conn:
-            RELAY_BACKLOG.set((await conn.execute(_BACKLOG)).scalar_one())
+        await self._count_backlog()
         producer, admin = self._clients()
         present = await existing_topics(admin)
         current: str | None = None
@@ -400,78 +384,59 @@ class Relay:
             )
         self._wake.set()
 
+    async def _count_backlog(self) -> None:
+        async with self._engine.connect() as conn:
+            counts = (await conn.execute(_BACKLOG)).one()
+        RELAY_BACKLOG.set(counts.backlog)
+        RELAY_SET_ASIDE.set(counts.set_aside)
+
     async def publish_batch(self) -> int:
         async with self._transaction() as conn:
             rows = (await conn.execute(_CLAIM, {"limit": self._batch_size})).mappings().all()
             if not rows:
                 return 0
-            result = await self._acknowledged(self._clients()[0], self._send_all(rows))
-            sent = [row for row in rows if row["seq"] not in result.unsettled]
+            refused = await self._acknowledged(self._clients()[0], self._send_all(rows))
+            sent = [row for row in rows if row["seq"] not in refused]
             await conn.execute(_MARK, {"seqs": [row["seq"] for row in sent]})
-            if result.refused:
+            if refused:
                 await conn.execute(
-                    _SET_ASIDE,
-                    [{"seq": seq, "error": error} for seq, error in result.refused.items()],
+                    _SET_ASIDE, [{"seq": seq, "error": error} for seq, error in refused.items()]
                 )
         for row in sent:
             RELAY_PUBLISHED.labels(row["topic"]).inc()
         for row in rows:
-            if row["seq"] in result.refused:
+            if row["seq"] in refused:
                 RELAY_UNPUBLISHABLE.labels(row["topic"]).inc()
                 _log.error(
                     "event %s/%s (seq %s) cannot be published and is set aside: %s",
                     row["source"],
                     row["event_id"],
                     row["seq"],
-                    result.refused[row["seq"]],
+                    refused[row["seq"]],
                 )
         return len(rows)
 
-    async def _send_all(self, rows: Sequence[Any]) -> _Sent:
-        """Send the rows; say which the broker refused for themselves. Raises on anything
-        else, so the whole batch stays in the log."""
-        result = _Sent()
-        futures: list[tuple[Any, asyncio.Future[Any]]] = []
+    async def _send_all(self, rows: Sequence[Any]) -> dict[int, str]:
+        """Send the rows; answer the errors of those refused before sending, by seq.
+        Raises if the broker fails any record, so the whole batch stays in the log."""
+        refused: dict[int, str] = {}
+        futures: list[asyncio.Future[Any]] = []
         for n, row in enumerate(rows, start=1):
             try:
-                futures.append((row, await self._send(row)))
+                futures.append(await self._send(row))
             except Exception as exc:
-                if not record_error(exc, at_send=True):
+                if not refused_before_sending(exc):
                     raise
-                result.refuse(row, exc)
+                refused[row["seq"]] = f"{type(exc).__name__}: {exc}"[:2000]
             if n % 64 == 0:
                 # send() rarely yields; without this a large batch stalls every in-flight
                 # request for its whole length.
                 await asyncio.sleep(0)
-        answers = await asyncio.gather(*(f for _, f in futures), return_exceptions=True)
-        failed = []
-        for (row, _), answer in zip(futures, answers, strict=True):
-            if isinstance(answer, BaseException):
-                if not record_error(answer, at_send=False):
-                    raise answer
-                failed.append((row, answer))
-        if len(failed) == 1:
-            result.refuse(*failed[0])
-        elif failed:
-            await self._send_alone([row for row, _ in failed], result)
-        return result
-
-    async def _send_alone(self, rows: Sequence[Any], result: _Sent) -> None:
-        """A refused batch names no culprit: send its rows one at a time, in log order,
-        and set aside only those refused alone. One round trip each, so this stops
-        halfway through the acknowledgement time; the rows left wait for the next cycle,
-        which isolates them further."""
-        deadline = asyncio.get_running_loop().time() + ACK_SECONDS / 2
-        for n, row in enumerate(rows):
-            if asyncio.get_running_loop().time() > deadline:
-                result.unsettled.update(r["seq"] for r in rows[n:])
-                return
-            try:
-                await (await self._send(row))
-            except Exception as exc:
-                if not record_error(exc, at_send=False):
-                    raise
-                result.refuse(row, exc)
+        answers = await asyncio.gather(*futures, return_exceptions=True)
+        failed = [answer for answer in answers if isinstance(answer, BaseException)]
+        if failed:
+            raise BrokerRefused(failed, len(futures))
+        return refused
 
     @staticmethod
     async def _acknowledged(producer: AIOKafkaProducer, sending: Awaitable[T]) -> T:

@@ -351,8 +351,9 @@ _CLAIM_JOB = text(
         updated_at = now()
     WHERE id = (
         SELECT id FROM pipeline.resync_jobs
-        WHERE status = 'pending'
-           OR (status = 'running' AND coalesce(lease_expires_at, '-infinity') < now())
+        WHERE (status = 'pending'
+               OR (status = 'running' AND coalesce(lease_expires_at, '-infinity') < now()))
+          AND (CAST(:sources AS text[]) IS NULL OR source_id = ANY(CAST(:sources AS text[])))
         ORDER BY id
         LIMIT 1
         FOR UPDATE SKIP LOCKED
@@ -367,17 +368,38 @@ _RENEW_LEASE = text(
     WHERE id = :id AND lease_owner = :owner AND status = 'running'
     """
 )
+# A worker stopping (a deploy) hands its job back as it found it: not an attempt.
+_RELEASE_JOB = text(
+    """
+    UPDATE pipeline.resync_jobs
+    SET status = 'pending', lease_owner = NULL, lease_expires_at = NULL,
+        attempts = greatest(attempts - 1, 0), updated_at = now()
+    WHERE id = :id AND lease_owner = :owner AND status = 'running'
+    """
+)
+_REPORT_PROGRESS = text(
+    """
+    UPDATE pipeline.resync_jobs SET progress = :p, updated_at = now()
+    WHERE id = :id AND lease_owner = :owner AND status = 'running'
+    """
+)
 
 
 async def claim_resync_job(
-    session: AsyncSession, *, owner: str, lease_seconds: float
+    session: AsyncSession,
+    *,
+    owner: str,
+    lease_seconds: float,
+    sources: Sequence[str] | None = None,
 ) -> ClaimedJob | None:
-    """Take the oldest free job under a lease `owner` must renew within `lease_seconds`."""
-    row = (
-        (await session.execute(_CLAIM_JOB, {"owner": owner, "lease": lease_seconds}))
-        .mappings()
-        .one_or_none()
-    )
+    """Take the oldest free job under a lease `owner` must renew within `lease_seconds`;
+    with `sources`, only a job of those sources."""
+    params = {
+        "owner": owner,
+        "lease": lease_seconds,
+        "sources": list(sources) if sources is not None else None,
+    }
+    row = (await session.execute(_CLAIM_JOB, params)).mappings().one_or_none()
     return ClaimedJob(**row) if row is not None else None
 
 
@@ -385,9 +407,24 @@ async def renew_resync_lease(
     session: AsyncSession, job_id: int, *, owner: str, lease_seconds: float
 ) -> bool:
     """Extend the lease; False if another worker has taken the job meanwhile."""
-    result = await session.execute(
-        _RENEW_LEASE, {"id": job_id, "owner": owner, "lease": lease_seconds}
+    return await _held(
+        session, _RENEW_LEASE, {"id": job_id, "owner": owner, "lease": lease_seconds}
     )
+
+
+async def release_resync_job(session: AsyncSession, job_id: int, *, owner: str) -> None:
+    """Hand a job back as pending, its attempt not counted: its worker is stopping."""
+    await session.execute(_RELEASE_JOB, {"id": job_id, "owner": owner})
+
+
+async def report_progress(session: AsyncSession, job_id: int, progress: int, *, owner: str) -> bool:
+    """Record progress; False if `owner` no longer holds the job (it must stop)."""
+    return await _held(session, _REPORT_PROGRESS, {"id": job_id, "owner": owner, "p": progress})
+
+
+async def _held(session: AsyncSession, statement: Any, params: dict[str, Any]) -> bool:
+    """Run an owner-checked update; whether it found the job still held."""
+    result = await session.execute(statement, params)
     return bool(getattr(result, "rowcount", 0))
 
 
@@ -403,15 +440,10 @@ async def finish_resync_job(
     """Record the outcome, unless the lease was lost: the job's new owner reports it."""
     await session.execute(
         update(ResyncJob)
-        .where(ResyncJob.id == job_id, ResyncJob.lease_owner == owner)
+        .where(
+            ResyncJob.id == job_id, ResyncJob.lease_owner == owner, ResyncJob.status == "running"
+        )
         .values(status=status, progress=progress, error=error, updated_at=func.now())
-    )
-
-
-async def report_progress(session: AsyncSession, job_id: int, progress: int) -> None:
-    await session.execute(
-        text("UPDATE pipeline.resync_jobs SET progress = :p, updated_at = now() WHERE id = :id"),
-        {"p": progress, "id": job_id},
     )
 
 

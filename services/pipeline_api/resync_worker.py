@@ -9,6 +9,9 @@ dedupes; a record the CRM answers 404 for is recorded as deleted.
 A worker holds each job under a lease it renews while the job runs; if its process dies,
 the lease runs out and another worker takes the job up again (a re-sync is idempotent), so
 no job stays `running` forever. A job that killed its worker `MAX_ATTEMPTS` times fails.
+A worker that finds its lease lost (it renewed too late and another took the job) stops
+the job at once: progress and outcome are written only by the job's holder. A worker
+stopped on purpose (a deploy) hands its job back as pending, and that is no attempt.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import cast
@@ -65,8 +68,11 @@ class ResyncWorker:
         lease_seconds: float,
         max_future: timedelta,
         poll_seconds: float = 5.0,
+        sources: Sequence[str] | None = None,
     ) -> None:
+        """`sources`: take only the jobs of these sources (a worker beside another)."""
         self._sessions = sessions
+        self._sources = sources
         self._lease_seconds = lease_seconds
         self.owner = uuid.uuid4().hex
         self._writer = writer
@@ -80,7 +86,10 @@ class ResyncWorker:
         while True:
             async with self._sessions() as session, session.begin():
                 job = await repository.claim_resync_job(
-                    session, owner=self.owner, lease_seconds=self._lease_seconds
+                    session,
+                    owner=self.owner,
+                    lease_seconds=self._lease_seconds,
+                    sources=self._sources,
                 )
             if job is None:
                 self.wake.clear()
@@ -98,17 +107,28 @@ class ResyncWorker:
             await self.hold_and_run(job)
 
     async def hold_and_run(self, job: repository.ClaimedJob) -> None:
-        """Run a job this worker has claimed, renewing its lease until the job ends."""
+        """Run a job this worker has claimed, renewing its lease until the job ends; stop
+        it if the lease is lost, and hand it back if this worker is stopped."""
+        running = asyncio.create_task(self._run_job(job), name=f"resync-job-{job.id}")
         renewing = asyncio.create_task(self._renew(job.id), name=f"resync-lease-{job.id}")
         try:
-            await self._run_job(job)
-        finally:
-            renewing.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await renewing
+            await asyncio.wait({running, renewing}, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            await _stopped(running, renewing)
+            await self._release(job.id)
+            raise
+        await _stopped(running, renewing)
+
+    async def _release(self, job_id: int) -> None:
+        try:
+            async with asyncio.timeout(5), self._sessions() as session, session.begin():
+                await repository.release_resync_job(session, job_id, owner=self.owner)
+        except Exception:  # the lease runs out instead, and the job is taken up again
+            _log.warning("could not hand back re-sync job %s", job_id, exc_info=True)
 
     async def _renew(self, job_id: int) -> None:
-        """Renew the job's lease well before it runs out, for as long as the job runs."""
+        """Renew the job's lease well before it runs out, for as long as the job runs;
+        return when the lease is lost."""
         while True:
             await asyncio.sleep(self._lease_seconds / 3)
             try:
@@ -120,7 +140,7 @@ class ResyncWorker:
                 _log.warning("could not renew the lease of re-sync job %s", job_id, exc_info=True)
                 continue
             if not held:
-                _log.warning("re-sync job %s was taken up by another worker", job_id)
+                _log.warning("re-sync job %s was taken up by another worker; stopping", job_id)
                 return
 
     async def _run_job(self, job: repository.ClaimedJob) -> None:
@@ -136,6 +156,9 @@ class ResyncWorker:
             status, error = "done", None
         except asyncio.CancelledError:
             raise
+        except LeaseLost:
+            _log.warning("re-sync job %s was taken up by another worker; stopping", job.id)
+            return
         except Exception as exc:  # the job records why; the worker goes on with the next
             _log.warning("re-sync job %s failed", job.id, exc_info=True)
             status, error = "failed", f"{type(exc).__name__}: {exc}"
@@ -235,7 +258,21 @@ class ResyncWorker:
                 parked.append(parked_row(source, None, outcome.reason, False, to_json(change)))
         async with self._sessions() as session, session.begin():
             await repository.park(session, parked)
-            await repository.report_progress(session, job_id, seen)
+            if not await repository.report_progress(session, job_id, seen, owner=self.owner):
+                raise LeaseLost(job_id)
+
+
+class LeaseLost(Exception):
+    """Another worker holds the job now: this one must stop running it."""
+
+
+async def _stopped(*tasks: asyncio.Task[None]) -> None:
+    """Cancel the tasks and wait for them to end; raise what one of them raised."""
+    for task in tasks:
+        task.cancel()
+    for result in await asyncio.gather(*tasks, return_exceptions=True):
+        if isinstance(result, Exception):
+            raise result
 
 
 def _activity_client(client: ResyncClient, source: SourceIn) -> HubSpotClient | SalesforceClient:

@@ -1,7 +1,8 @@
 """Events the relay set aside because the broker refused them for their own sake.
 
 Such an event is stored and acknowledged but not on Kafka: listing them is how an operator
-learns of them (`salesops_relay_unpublishable_total` counts them as they happen), and
+learns of them (`salesops_relay_unpublishable_total` counts them as they happen,
+`salesops_relay_unpublishable_events` says how many are set aside now), and
 replaying puts them back in the relay's queue once whatever refused them is fixed. A
 replayed event that is refused again is set aside again with its new error.
 """
@@ -12,7 +13,7 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 from sqlalchemy import Text, func, select, update
 
 from services.pipeline_api.models import StoredEvent
@@ -46,9 +47,18 @@ class UnpublishablePage(BaseModel):
 
 
 class ReplayUnpublishableIn(BaseModel):
+    """Which events: `seqs`, or `all`, said explicitly (an empty body replays nothing)."""
+
     seqs: list[Annotated[int, Field(ge=1, le=MAX_ID)]] | None = Field(
-        None, max_length=1000, description="Which events (by seq); omit for all of them"
+        None, max_length=1000, description="Which events, by seq"
     )
+    all: bool = Field(False, description="Every unpublishable event (instead of `seqs`)")
+
+    @model_validator(mode="after")
+    def _one_choice(self) -> ReplayUnpublishableIn:
+        if (self.seqs is None) == (not self.all):
+            raise ValueError('give either "seqs" or "all": true')
+        return self
 
 
 class ReplayUnpublishableOut(BaseModel):
@@ -98,10 +108,11 @@ async def list_unpublishable(
     "/replay",
     response_model=ReplayUnpublishableOut,
     summary="Hand unpublishable events back to the relay",
-    responses=problem_responses(404, 503),
+    responses=problem_responses(404, 422, 503),
     description=(
-        "Use once what refused them is fixed. Each goes out after the events that passed "
-        "it; one refused again is listed again with its new error."
+        'Give `seqs`, or `{"all": true}` for every one. Use once what refused them is '
+        "fixed. Each goes out after the events that passed it; one refused again is listed "
+        "again with its new error."
     ),
 )
 async def replay_unpublishable(

@@ -27,7 +27,6 @@ from services.pipeline_api.connectors.signatures import (
     verify_relay,
 )
 from services.pipeline_api.deliveries import cdc_changes, exact_json, hubspot_batch, storable
-from services.pipeline_api.event_log import EventsRefused
 from services.pipeline_api.ingest import IngestOutcome, ingest
 from services.pipeline_api.intake import read_limited
 from services.pipeline_api.request_state import (
@@ -112,8 +111,6 @@ async def _ingest(
         )
     except Problem:
         raise
-    except EventsRefused as exc:  # this request's data, not the store: only it fails
-        raise Problem(400, f"An event of this request cannot be stored: {exc.reason}") from exc
     except Exception as exc:  # nothing acknowledged: the CRM retries
         if refused_by_data(exc):  # e.g. a NUL in a change being parked
             raise Problem(400, "This request holds a value that cannot be stored.") from exc

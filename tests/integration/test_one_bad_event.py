@@ -9,6 +9,7 @@ rows after it flow on.
 from __future__ import annotations
 
 import asyncio
+import re
 import uuid
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -20,17 +21,22 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from services.pipeline_api.event_log import EventLogWriter, EventsRefused, LogRow
+from services.pipeline_api.event_log import EventLogWriter, EventsRefused, LogRow, sent_size
 from shared import topics
 from shared.db import driver_dsn
 from shared.events import validate_event
 from shared.settings import Settings
 from tests.integration.test_webhooks import (
+    HubSpot,
     basic,
+    dlq_items,
+    hubspot,  # noqa: F401 - a fixture, used by name
     pd_event,
     pipedrive,  # noqa: F401 - a fixture, used by name
+    prop,
     put_source,
     unique_account,
+    wait_for,
 )
 from tests.support.events import CREATED, event
 from tests.support.waiting import eventually
@@ -50,16 +56,19 @@ def row(deal: str, **data: object) -> LogRow:
     return LogRow.of(validate_event(deal_event(deal, **data)))
 
 
-async def test_a_refused_request_fails_alone_in_its_group(database_url: str) -> None:
-    commits = 0
-
-    def committed() -> None:
-        nonlocal commits
-        commits += 1
-
-    writer = EventLogWriter(
-        driver_dsn(database_url), on_commit=committed, max_event_bytes=1 << 20, writers=1
+def counting_writer(database_url: str, commits: list[None]) -> EventLogWriter:
+    """One writer, so that what is queued before it starts shares one group commit."""
+    return EventLogWriter(
+        driver_dsn(database_url),
+        on_commit=lambda: commits.append(None),
+        max_event_bytes=1 << 20,
+        writers=1,
     )
+
+
+async def test_a_refused_request_fails_alone_in_its_group(database_url: str) -> None:
+    commits: list[None] = []
+    writer = counting_writer(database_url, commits)
     good = [[row(f"grp-{uuid.uuid4().hex[:8]}")] for _ in range(10)]
     # Validation refuses NUL before the log; a row built past it is what PostgreSQL alone
     # refuses (jsonb takes no \u0000), as it would any value validation does not foresee.
@@ -76,7 +85,24 @@ async def test_a_refused_request_fails_alone_in_its_group(database_url: str) -> 
     assert isinstance(refused, EventsRefused), refused
     assert "database refused" in refused.reason
     assert results == [[True]] * 10
-    assert commits == 10
+    assert len(commits) <= 2 * 4, "the good requests are committed in halves, not one by one"
+
+
+async def test_one_bad_row_among_a_thousand_costs_a_few_statements(database_url: str) -> None:
+    commits: list[None] = []
+    writer = counting_writer(database_url, commits)
+    deal = f"many-{uuid.uuid4().hex[:8]}"
+    rows = [row(f"{deal}-{n}") for n in range(1000)]
+    rows[617] = replace(rows[617], envelope_json='{"note": "a\\u0000b"}')
+    writer.start()
+    try:
+        results = await writer.append_each(rows)
+    finally:
+        await writer.stop()
+    refused = results.pop(617)
+    assert isinstance(refused, EventsRefused), refused
+    assert results == [True] * 999
+    assert len(commits) <= 2 * 10, f"{len(commits)} commits for one bad row in 1000"
 
 
 async def test_intake_rejects_only_the_event_the_database_refuses(
@@ -115,6 +141,67 @@ async def test_an_event_too_large_for_the_broker_is_rejected_at_intake(
         return bool((await client.get(url)).json()["published"])
 
     await eventually(published, within=30)
+
+
+async def test_an_event_postgres_prints_larger_than_it_came_is_rejected_at_intake(
+    client: httpx.AsyncClient,
+) -> None:
+    """The relay sends jsonb's text, where `1e308` takes 309 digits: 25 KB of compact JSON
+    becomes more than the broker takes, so intake must refuse it, not set it aside later."""
+    probe = deal_event(f"exp-{uuid.uuid4().hex[:8]}", properties={"x": [1e308] * 3500})
+    assert len(orjson.dumps(probe)) < 30_000
+    response = await client.post("/v1/events", json=probe)
+    assert response.status_code == 202, response.text
+    answer = response.json()
+    assert answer["accepted"] == 0
+    assert "limit" in answer["rejected"][0]["reason"]
+
+
+async def test_an_event_just_under_the_limit_with_expanding_numbers_is_published(
+    client: httpx.AsyncClient,
+) -> None:
+    limit = Settings().event_max_bytes
+    deal = f"exp-fits-{uuid.uuid4().hex[:8]}"
+    numbers: list[object] = [1e308, 1e-300, -2.5e20]
+    count = 1
+    while row(deal, properties={"x": numbers * (count * 2)}).size <= limit:
+        count *= 2
+    while row(deal, properties={"x": numbers * (count + 1)}).size <= limit:
+        count += 1
+    fits = deal_event(deal, properties={"x": numbers * count})
+    assert row(deal, properties={"x": numbers * (count + 1)}).size > limit
+    response = await client.post("/v1/events", json=fits)
+    assert response.status_code == 202, response.text
+    assert response.json()["accepted"] == 1, response.text
+
+    async def applied() -> bool:
+        return (await client.get(f"/v1/deals/{deal}")).status_code == 200
+
+    await eventually(applied, within=60)
+    page = (await client.get("/v1/events/unpublishable", params={"limit": 1000})).json()
+    assert fits["id"] not in [item["id"] for item in page["items"]]
+
+
+async def test_the_intake_size_bounds_what_postgres_prints(database_url: str) -> None:
+    values: list[object] = [
+        {"x": [1e308, 1e-300, -2.5e20, 1.5e-7, 5e-324, 1.7976931348623157e308, 1e16]},
+        {"a": 0.0001, "b": [1.0, -0.0, 123.456, 10**18], "c": "x:1e5, y", "d": {"e": {}}},
+        [{"k": n * 1.1e-5, "m": n * 3.3e17} for n in range(1, 200)],
+    ]
+    engine = create_async_engine(database_url)
+    try:
+        async with engine.connect() as conn:
+            for value in values:
+                encoded = orjson.dumps(value)
+                printed = (
+                    await conn.execute(
+                        text("SELECT octet_length(CAST(:v AS jsonb)::text)"),
+                        {"v": encoded.decode()},
+                    )
+                ).scalar_one()
+                assert printed <= sent_size(encoded) <= printed + len(encoded) // 2
+    finally:
+        await engine.dispose()
 
 
 async def test_a_row_the_broker_refuses_is_set_aside_and_the_rest_flow(
@@ -162,8 +249,20 @@ async def test_a_row_the_broker_refuses_is_set_aside_and_the_rest_flow(
         metrics = (await client.get("/metrics")).text
         assert f'salesops_relay_unpublishable_total{{topic="{topics.DEAL}"}}' in metrics
 
+        async def counted_as_set_aside() -> bool:
+            metrics = (await client.get("/metrics")).text
+            gauge = re.search(r"^salesops_relay_unpublishable_events (\S+)$", metrics, re.M)
+            return gauge is not None and float(gauge.group(1)) >= 1
+
+        await eventually(counted_as_set_aside, within=30)
+
         missing = await client.post("/v1/events/unpublishable/replay", json={"seqs": [seq + 10**9]})
         assert missing.status_code == 404
+        # Replaying everything must be asked for: an empty body replays nothing.
+        for vague in ({}, {"all": False}, {"all": True, "seqs": [seq]}):
+            refused = await client.post("/v1/events/unpublishable/replay", json=vague)
+            assert refused.status_code == 422, (vague, refused.text)
+        assert await listed() is not None
         # Fixed (here: trimmed to what the broker takes), then replayed: it is published.
         fixed = deal_event(deal)
         fixed["id"], fixed["source"] = huge["id"], huge["source"]
@@ -238,3 +337,36 @@ async def test_a_webhook_change_too_large_for_the_broker_is_parked(
     assert len(dlq) == 1
     assert "limit" in dlq[0]["reason"]
     assert dlq[0]["replayable"] is False
+
+
+async def test_a_webhook_change_the_database_refuses_is_parked_and_the_rest_stored(
+    hubspot: HubSpot,  # noqa: F811 - the fixture imported above
+    database_url: str,
+) -> None:
+    """A refusal validation cannot foresee (here a constraint made for the test) costs only
+    its change: HubSpot would retry a refused batch whole, Pipedrive disables the hook."""
+    marker = f"refuse-{uuid.uuid4().hex[:8]}"
+    constraint = f"test_{marker.replace('-', '_')}"
+    engine = create_async_engine(database_url)
+    t = 1_782_000_000_000
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(
+                text(
+                    f"ALTER TABLE pipeline.events ADD CONSTRAINT {constraint} "
+                    f"CHECK (strpos(envelope::text, '{marker}') = 0) NOT VALID"
+                )
+            )
+        answer = await hubspot.send(
+            [prop(811, "dealname", "Kept deal", t, 1), prop(812, "dealname", marker, t, 2)]
+        )
+    finally:
+        async with engine.begin() as conn:
+            await conn.execute(text(f"ALTER TABLE pipeline.events DROP CONSTRAINT {constraint}"))
+        await engine.dispose()
+    assert answer.status_code == 200, answer.text
+    assert (answer.json()["accepted"], answer.json()["parked"]) == (1, 1), answer.text
+    await wait_for(hubspot.client, f"hubspot:{hubspot.portal}:811", name="Kept deal")
+    (parked,) = await dlq_items(hubspot.client, f"hs-{hubspot.portal}")
+    assert constraint in parked["reason"]
+    assert marker in str(parked["change"])

@@ -7,19 +7,26 @@ import asyncpg
 import pytest
 from aiokafka.errors import (
     CorruptRecordException,
+    InvalidTimestampError,
+    InvalidTopicError,
     KafkaConnectionError,
     KafkaTimeoutError,
     MessageSizeTooLargeError,
     NotLeaderForPartitionError,
+    PolicyViolationError,
+    RecordListTooLargeError,
+    RecordTooLargeError,
     RequestTimedOutError,
     UnknownError,
     UnknownTopicOrPartitionError,
+    UnsupportedForMessageFormatError,
 )
 from asyncpg.exceptions._base import DataError as ClientDataError
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError, StatementError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
-from services.pipeline_api.relay import record_error
-from shared.db_errors import is_transient, refused_by_data, sqlstate
+from services.pipeline_api.relay import refused_before_sending
+from shared.db_errors import blames_the_record, is_transient, refused_by_data, sqlstate
 from shared.kafka import make_producer
 from shared.settings import Settings
 
@@ -74,14 +81,55 @@ def test_a_bug_is_neither_transient_nor_the_datas_fault() -> None:
     assert sqlstate(wrapped(asyncpg.DeadlockDetectedError("x"))) == "40P01"
 
 
+@pytest.mark.parametrize(
+    "exc",
+    [
+        PoolTimeoutError("QueuePool limit of size 2 overflow 2 reached"),
+        wrapped(asyncpg.InvalidPasswordError("password authentication failed")),
+        wrapped(asyncpg.UndefinedTableError('relation "forecast.deal_changes" does not exist')),
+        wrapped(asyncpg.InsufficientPrivilegeError("permission denied for table")),
+        wrapped(asyncpg.QueryCanceledError("canceling statement due to statement timeout")),
+        wrapped(asyncpg.AdminShutdownError("terminating connection")),
+        wrapped(RuntimeError("gone"), invalidated=True),
+        asyncpg.InterfaceError("cannot perform operation: another operation is in progress"),
+        ConnectionRefusedError("connect call failed"),
+        TimeoutError(),
+    ],
+)
+def test_the_worker_never_blames_a_record_for_the_infrastructure(exc: BaseException) -> None:
+    assert not blames_the_record(exc)
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        wrapped(asyncpg.UntranslatableCharacterError("unsupported Unicode escape sequence")),
+        wrapped(asyncpg.NumericValueOutOfRangeError("numeric field overflow")),
+        wrapped(asyncpg.UniqueViolationError("duplicate key")),
+        wrapped(asyncpg.ProgramLimitExceededError("index row size exceeds maximum")),
+        wrapped(ClientDataError("invalid input for query argument $7")),
+        StatementError("binding a value failed", "INSERT", {}, ValueError("bad value")),
+        KeyError("amount"),
+        ValueError("projection bug"),
+    ],
+)
+def test_the_worker_blames_a_record_for_its_values_and_projection_errors(
+    exc: BaseException,
+) -> None:
+    assert blames_the_record(exc)
+
+
 def test_an_invalidated_connection_is_transient() -> None:
     assert is_transient(wrapped(RuntimeError("gone"), invalidated=True))
 
 
-@pytest.mark.parametrize("exc", [MessageSizeTooLargeError(), CorruptRecordException()])
-def test_record_errors_set_one_row_aside(exc: BaseException) -> None:
-    assert record_error(exc, at_send=True)
-    assert record_error(exc, at_send=False)
+def test_a_row_too_large_for_the_producer_is_its_own_fault() -> None:
+    """aiokafka raises this from `send()`, for the one record, before anything is sent."""
+    assert refused_before_sending(MessageSizeTooLargeError())
+
+
+def test_a_row_the_client_cannot_encode_is_its_own_fault() -> None:
+    assert refused_before_sending(UnicodeEncodeError("utf-8", "x", 0, 1, "surrogate"))
 
 
 @pytest.mark.parametrize(
@@ -94,16 +142,19 @@ def test_record_errors_set_one_row_aside(exc: BaseException) -> None:
         UnknownTopicOrPartitionError(),
         UnknownError(),  # a wedged partition answers this for every record: heal, not skip
         TimeoutError(),
+        # A broker-wide rule or condition fails every record of a produce request, and
+        # the next request may pass: never one row's fault.
+        InvalidTimestampError(),
+        PolicyViolationError(),
+        UnsupportedForMessageFormatError(),
+        InvalidTopicError(),
+        CorruptRecordException(),
+        RecordTooLargeError(),
+        RecordListTooLargeError(),
     ],
 )
 def test_broker_errors_keep_the_rows_in_the_log(exc: BaseException) -> None:
-    assert not record_error(exc, at_send=True)
-    assert not record_error(exc, at_send=False)
-
-
-def test_a_row_the_client_cannot_encode_is_its_own_fault_only_at_send() -> None:
-    assert record_error(UnicodeEncodeError("utf-8", "x", 0, 1, "surrogate"), at_send=True)
-    assert not record_error(ValueError("after the send"), at_send=False)
+    assert not refused_before_sending(exc)
 
 
 async def test_the_event_size_limit_fits_what_the_relay_can_send() -> None:
