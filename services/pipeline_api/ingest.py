@@ -13,14 +13,14 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.pipeline_api import repository
+from services.pipeline_api import account_merges, repository
 from services.pipeline_api.connectors.changes import (
     AccountMerged,
     ActivityChange,
@@ -33,14 +33,9 @@ from services.pipeline_api.connectors.changes import (
     to_json,
 )
 from services.pipeline_api.connectors.mapping import (
-    CREATED,
-    UPDATED,
     Parked,
-    event_source,
     map_activity,
     map_deal,
-    qualified,
-    unqualified,
 )
 from services.pipeline_api.event_log import (
     Archive,
@@ -49,6 +44,7 @@ from services.pipeline_api.event_log import (
     LogRow,
     too_large,
 )
+from services.pipeline_api.models import ParkedEvent
 from services.pipeline_api.sources import SourceIn
 from shared.events import EventInFuture, EventRejected, validate_event
 from shared.metrics import WEBHOOK_IGNORED
@@ -72,12 +68,16 @@ def to_row(
     *,
     max_bytes: int,
     max_future: timedelta,
+    aliases: Mapping[str, str] | None = None,
 ) -> LogRow | Parked | Ignored:
     """Map and validate one change: a row for the event log, why it must wait, or why
     there is nothing to store. An event too large for the broker is parked: it could
-    never be published. `max_future` is `SALESOPS_EVENT_MAX_FUTURE_SECONDS`."""
+    never be published. `max_future` is `SALESOPS_EVENT_MAX_FUTURE_SECONDS`; `aliases`
+    the survivors of merged accounts (account_merges.py)."""
     mapped = (
-        map_deal(source, change) if isinstance(change, DealChange) else map_activity(source, change)
+        map_deal(source, change, aliases)
+        if isinstance(change, DealChange)
+        else map_activity(source, change)
     )
     if isinstance(mapped, Parked | Ignored):
         return mapped
@@ -127,9 +127,15 @@ async def ingest(
     resyncs: list[ResyncRequest] = []
     ignored: list[str] = []
     merges: list[AccountMerged] = []
+    aliases = await account_merges.aliases_for(sessions, source, changes)
+
+    def row_of(change: DealChange | ActivityChange) -> LogRow | Parked | Ignored:
+        return to_row(
+            source, change, max_bytes=writer.max_event_bytes, max_future=max_future, aliases=aliases
+        )
 
     def place(change: DealChange | ActivityChange) -> None:
-        result = to_row(source, change, max_bytes=writer.max_event_bytes, max_future=max_future)
+        result = row_of(change)
         if isinstance(result, Parked):
             parked.append((result.reason, result.replayable, to_json(change)))
         elif isinstance(result, Ignored):
@@ -137,15 +143,18 @@ async def ingest(
         else:
             rows.append(result)
 
+    def unsupported(change: Unsupported) -> None:
+        outcome.unsupported += 1
+        item = json.loads(json.dumps(change.item, default=str))  # Decimals -> exact text
+        parked.append((change.reason, False, {"type": "unsupported", "item": item}))
+
     for change in changes:
         if isinstance(change, DealChange | ActivityChange):
             place(change)
         elif isinstance(change, ResyncRequest):
             resyncs.append(change)
         elif isinstance(change, Unsupported):
-            outcome.unsupported += 1
-            item = json.loads(json.dumps(change.item, default=str))  # Decimals -> exact text
-            parked.append((change.reason, False, {"type": "unsupported", "item": item}))
+            unsupported(change)
         elif isinstance(change, Ignored):
             ignored.append(change.reason)
         else:
@@ -158,14 +167,12 @@ async def ingest(
             if replay_of is None
             else None
         )
-        flags = await writer.append(rows, archive=archive)
-        outcome.accepted = sum(flags)
-        outcome.duplicates = len(flags) - outcome.accepted
+        await _store(outcome, sessions, writer, source, rows, row_of, archive)
         return outcome
     async with sessions() as session, session.begin():
-        for merge in merges:
-            for change in await _repointed(session, source, merge):
-                place(change)
+        recorded, refused = await account_merges.record(session, source, merges)
+        for cycle in refused:
+            unsupported(cycle)
         request_id = replay_of
         if request_id is None:
             request_id = await repository.store_request(
@@ -190,35 +197,39 @@ async def ingest(
     outcome.ignored = len(ignored)
     if ignored and replay_of is None:  # counted once committed, and once per delivery
         WEBHOOK_IGNORED.labels(kind=kind).inc(len(ignored))
-    if rows:
-        flags = await writer.append(rows)
-        outcome.accepted = sum(flags)
-        outcome.duplicates = len(flags) - outcome.accepted
+    # The merges' aliases are committed: only now may the log be read for their deals.
+    late: list[dict[str, Any]] = []
+    for change in await account_merges.repointed(sessions, source, recorded):
+        result = row_of(change)
+        if isinstance(result, LogRow):
+            rows.append(result)
+        elif isinstance(result, Parked):  # a merge dated in the future, say
+            late.append(parked_row(source, request_id, result.reason, True, to_json(change)))
+    if late:
+        async with sessions() as session, session.begin():
+            await repository.park(session, late)
+        outcome.parked += len(late)
+    await _store(outcome, sessions, writer, source, rows, row_of, None)
     return outcome
 
 
-async def _repointed(
-    session: AsyncSession, source: SourceIn, merge: AccountMerged
-) -> list[DealChange]:
-    """One update per deal of the merged account, moving it to the survivor at the time
-    of the merge: a late change from before the merge that still names the merged
-    account is older, so it never moves the deal back."""
-    deal_ids = await repository.deals_with_account(
-        session,
-        event_source=event_source(source),
-        account_id=qualified(source, merge.merged_id),
-        deal_types=(CREATED, UPDATED),
-    )
-    return [
-        DealChange(
-            crm_id=crm_id,
-            event_key=f"{merge.event_key}:account:{crm_id}",
-            occurred_at=merge.occurred_at,
-            op="updated",
-            fields={"account_id": merge.survivor_id},
-        )
-        for crm_id in filter(None, (unqualified(source, d) for d in deal_ids))
-    ]
+async def _store(
+    outcome: IngestOutcome,
+    sessions: async_sessionmaker[AsyncSession],
+    writer: EventLogWriter,
+    source: SourceIn,
+    rows: list[LogRow],
+    row_of: Callable[[DealChange], LogRow | Parked | Ignored],
+    archive: Archive | None,
+) -> None:
+    """Append the rows (and archive), then move any deal they put on an account merged
+    meanwhile (account_merges.py `follow`)."""
+    if not rows and archive is None:
+        return
+    flags = await writer.append(rows, archive=archive)
+    outcome.accepted = sum(flags)
+    outcome.duplicates = len(flags) - outcome.accepted
+    outcome.accepted += await account_merges.follow(sessions, writer, source, rows, row_of)
 
 
 @dataclass
@@ -250,6 +261,7 @@ async def replay_parked(
         mapped: list[int] = []
         settled: list[int] = []  # nothing to store, nothing for an operator to do
         rows: list[LogRow] = []
+        aliases = await _aliases_of(session, parked)
         for item in parked:
             if item.source_id not in sources:
                 sources[item.source_id] = await repository.get_source(session, item.source_id)
@@ -262,6 +274,7 @@ async def replay_parked(
                 from_json(item.change),
                 max_bytes=writer.max_event_bytes,
                 max_future=max_future,
+                aliases=aliases.get(item.source_id),
             )
             if isinstance(result, Ignored):
                 settled.append(item.id)
@@ -289,6 +302,24 @@ async def replay_parked(
     if outcome.replayed:
         _log.info("replayed %d parked changes", outcome.replayed)
     return outcome
+
+
+async def _aliases_of(
+    session: AsyncSession, parked: Sequence[ParkedEvent]
+) -> dict[str, dict[str, str]]:
+    """The survivors of the merged accounts parked deal changes name, by source: a change
+    parked before its account was merged is stored on the survivor."""
+    named: dict[str, set[str]] = {}
+    for item in parked:
+        account = item.change.get("fields", {}).get("account_id") if item.change else None
+        if item.change.get("type") == "deal" and account not in (None, ""):
+            named.setdefault(item.source_id, set()).add(str(account))
+    return {
+        source_id: account_merges.survivors(
+            await repository.account_aliases(session, source_id, accounts)
+        )
+        for source_id, accounts in named.items()
+    }
 
 
 async def replay_due(

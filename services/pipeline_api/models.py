@@ -45,6 +45,20 @@ class StoredEvent(PipelineBase):
             "seq",
             postgresql_where=text("unpublishable_at IS NOT NULL"),
         ),
+        # An account merge finds the deals on the merged account (repository.py
+        # `deals_with_account`): by account, then each candidate's latest account.
+        Index(
+            "ix_events_account",
+            "source",
+            text("((envelope -> 'data'::text) ->> 'account_id'::text)"),
+            postgresql_where=text("envelope -> 'data' ? 'account_id'"),
+        ),
+        Index(
+            "ix_events_account_subject",
+            "source",
+            "subject",
+            postgresql_where=text("envelope -> 'data' ? 'account_id'"),
+        ),
     )
 
     seq: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
@@ -164,3 +178,20 @@ class ResyncJob(PipelineBase):
     lease_owner: Mapped[str | None] = mapped_column(Text)
     lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     attempts: Mapped[int] = mapped_column(BigInteger, server_default="0")
+
+
+class AccountAlias(PipelineBase):
+    """A CRM account merged away (`merged_id`) and the account it was merged into, both
+    the CRM's own ids. Kept so that a deal change naming the merged account, however late
+    it comes, lands on the survivor (mapping.py `map_deal`); chains are followed, cycles
+    are refused (ingest.py)."""
+
+    __tablename__ = "account_aliases"
+
+    source_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    merged_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    survivor_id: Mapped[str] = mapped_column(Text)
+    merged_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    event_key: Mapped[str] = mapped_column(Text)
+    """The merge's event key: the re-point updates' ids derive from it, so every path
+    that re-points a deal for this merge writes the same event."""

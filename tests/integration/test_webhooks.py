@@ -9,6 +9,7 @@ import copy
 import json
 import time
 import uuid
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,15 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from services.pipeline_api import account_merges, repository
+from services.pipeline_api.connectors.changes import DealChange
 from services.pipeline_api.connectors.signatures import hubspot_v3, relay_signature
+from services.pipeline_api.event_log import EventLogWriter, LogRow
+from services.pipeline_api.ingest import to_row
+from services.pipeline_api.models import AccountAlias
+from services.pipeline_api.sources import SourceIn
+from shared.db import create_sessionmaker, driver_dsn
+from shared.events import MAX_FUTURE
 from tests.support.fake_crm import FakeCrms, create_app, hubspot_call, hubspot_deal
 from tests.support.infra import query, serve_in_loop
 from tests.support.waiting import eventually
@@ -916,6 +925,111 @@ async def test_pipedrive_organization_merge_moves_its_deals_to_the_survivor(
         survivor,
     ]
     assert versions[-1]["name"] == "Renamed before the merge", "the late change is folded in"
+
+
+def pd_org_merge(company: str, merged: int, survivor: int, timestamp: str) -> dict[str, Any]:
+    merge = pd_event("v2_deal_merge_delete.json", company, id=str(uuid.uuid4()))
+    merge["meta"].update(entity="organization", entity_id=merged, merged_to_id=str(survivor))
+    merge["meta"]["timestamp"] = timestamp
+    merge["previous"] = {"id": merged, "name": "Acme (duplicate)"}
+    return merge
+
+
+async def test_a_merge_known_before_its_deals_arrive_puts_them_on_the_survivor(
+    pipedrive: tuple[httpx.AsyncClient, str], stack_url: str
+) -> None:
+    """The merge is remembered: a deal whose creation (dated before the merge) names the
+    merged organisation after the merge arrived ends on the survivor; chains of merges are
+    followed in whatever order they arrive; a merge closing a cycle is parked."""
+    client, company = pipedrive
+    url = f"{stack_url}/v1/webhooks/pipedrive"
+    auth_ = basic("salesops", "pd-pass")
+    for merged, survivor, when in ((55, 22, "2023-03-01"), (22, 11, "2023-02-01")):
+        r = await client.post(
+            url, json=pd_org_merge(company, merged, survivor, f"{when}T00:00:00Z"), headers=auth_
+        )
+        assert r.status_code == 200, r.text
+    r = await client.post(url, json=pd_deal(company, 95, 55, "2023-01-01T00:00:00Z"), headers=auth_)
+    assert r.status_code == 200, r.text
+    await wait_for(client, f"pipedrive:{company}:95", account_id=f"pipedrive:{company}:11")
+
+    # Out of order: 33 into 55 arrives after 55 into 22 and 22 into 11; deal 96 on 33.
+    r = await client.post(url, json=pd_deal(company, 96, 33, "2023-01-01T00:00:00Z"), headers=auth_)
+    await wait_for(client, f"pipedrive:{company}:96", account_id=f"pipedrive:{company}:33")
+    r = await client.post(
+        url, json=pd_org_merge(company, 33, 55, "2023-01-15T00:00:00Z"), headers=auth_
+    )
+    assert r.json()["accepted"] == 1, r.text
+    await wait_for(client, f"pipedrive:{company}:96", account_id=f"pipedrive:{company}:11")
+
+    r = await client.post(
+        url, json=pd_org_merge(company, 11, 33, "2023-04-01T00:00:00Z"), headers=auth_
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["unsupported"] == 1, "11 into 33 would close a cycle: 33 ends on 11"
+    dlq = (await client.get("/v1/dlq", params={"source_id": f"pd-{company}"})).json()
+    assert any("close a cycle" in i["reason"] for i in dlq["items"])
+
+
+async def test_a_deal_stored_while_its_account_is_merged_is_moved_after_all(
+    database_url: str,
+) -> None:
+    """The race the merge's look-up of the log cannot see: a deal change mapped before the
+    merge's alias existed, stored after the merge looked for the account's deals. The
+    check after storing finds the alias and moves the deal, at the time of the merge."""
+    company = unique_account()
+    source = SourceIn.model_validate(
+        {"id": f"pd-{company}", "kind": "pipedrive", "account_id": company}
+    )
+    engine = create_async_engine(database_url)
+    sessions = create_sessionmaker(engine)
+    writer = EventLogWriter(
+        driver_dsn(database_url), on_commit=lambda: None, max_event_bytes=1 << 20
+    )
+    writer.start()
+
+    def row_of(change: DealChange) -> LogRow:
+        row = to_row(source, change, max_bytes=1 << 20, max_future=MAX_FUTURE)
+        assert isinstance(row, LogRow)
+        return row
+
+    try:
+        when = datetime(2023, 1, 1, tzinfo=UTC)
+        change = DealChange(
+            crm_id="7",
+            event_key=f"k-{company}",
+            occurred_at=when,
+            op="updated",
+            fields={"account_id": "55", "name": "Mapped before the merge"},
+        )
+        rows = [row_of(change)]
+        async with sessions() as session, session.begin():
+            await repository.add_account_alias(
+                session,
+                AccountAlias(
+                    source_id=source.id,
+                    merged_id="55",
+                    survivor_id="22",
+                    merged_at=when + timedelta(days=30),
+                    event_key=f"m-{company}",
+                ),
+            )
+        assert await writer.append(rows) == [True]
+        assert await account_merges.follow(sessions, writer, source, rows, row_of) == 1
+        again = await account_merges.follow(sessions, writer, source, rows, row_of)
+        assert again == 0, "the same merge moves the same deal once"
+    finally:
+        await writer.stop()
+        await engine.dispose()
+    moved = await query(
+        database_url,
+        "SELECT event_id, event_time, envelope->'data'->>'account_id' AS account"
+        " FROM pipeline.events WHERE source = :s AND event_id LIKE 'm-%'",
+        s=f"crm://pipedrive/{company}",
+    )
+    assert [(m.event_id, m.event_time, m.account) for m in moved] == [
+        (f"m-{company}:account:7", when + timedelta(days=30), f"pipedrive:{company}:22")
+    ]
 
 
 def outbound_with_untimed_opportunity(org: str) -> bytes:

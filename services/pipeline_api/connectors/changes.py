@@ -96,8 +96,9 @@ class Ignored:
 @dataclass(frozen=True)
 class AccountMerged:
     """The CRM merged account `merged_id` into `survivor_id`: every deal whose account is
-    the merged one now belongs to the survivor. The payload cannot name those deals, so
-    ingest finds them in the event log and stores one update each, at `occurred_at`."""
+    the merged one now belongs to the survivor, and so does every later change naming it.
+    The payload cannot name those deals: account_merges.py remembers the merge and finds
+    them in the event log."""
 
     merged_id: str
     survivor_id: str
