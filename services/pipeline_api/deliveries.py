@@ -119,7 +119,7 @@ def _storable(change: CrmChange) -> CrmChange:
         return Ignored(_scrub(change.reason))
     content: Any
     if isinstance(change, ResyncRequest):
-        content = [change.reason, *change.crm_ids]
+        content = [change.reason, *change.crm_ids, change.values]
     elif isinstance(change, AccountMerged):
         content = [change.merged_id, change.survivor_id, change.event_key]
     else:

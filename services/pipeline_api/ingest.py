@@ -24,6 +24,7 @@ from services.pipeline_api import account_merges, repository
 from services.pipeline_api.connectors.changes import (
     AccountMerged,
     ActivityChange,
+    ActivityKind,
     CrmChange,
     DealChange,
     Ignored,
@@ -45,7 +46,7 @@ from services.pipeline_api.event_log import (
     too_large,
 )
 from services.pipeline_api.models import ParkedEvent
-from services.pipeline_api.sources import SourceIn
+from services.pipeline_api.sources import SourceIn, resync_missing
 from shared.events import EventInFuture, EventRejected, validate_event
 from shared.metrics import WEBHOOK_IGNORED
 
@@ -93,6 +94,61 @@ def to_row(
     if row.size > max_bytes:
         return Parked(too_large(row, max_bytes), replayable=False)
     return row
+
+
+def coalesced(requests: Sequence[ResyncRequest]) -> list[ResyncRequest]:
+    """One request per kind of record: a message of 100 notifications to re-read makes one
+    job of 100 records, not 100 jobs (a request for every record takes in the others)."""
+    by_kind: dict[ActivityKind | None, list[ResyncRequest]] = {}
+    for request in requests:
+        by_kind.setdefault(request.activity_kind, []).append(request)
+    out: list[ResyncRequest] = []
+    for kind, group in by_kind.items():
+        every = next((r for r in group if not r.crm_ids), None)
+        if len(group) == 1 or every is not None:
+            out.append(every or group[0])
+            continue
+        ids = tuple(dict.fromkeys(i for r in group for i in r.crm_ids))
+        reason = f"{len(group)} changes to re-read; the first: {group[0].reason}"
+        out.append(ResyncRequest(reason, ids, activity_kind=kind))
+    return out
+
+
+async def _add_resync_jobs(
+    session: AsyncSession, source_id: str, requests: Sequence[ResyncRequest]
+) -> list[int]:
+    return [
+        await repository.add_resync_job(
+            session,
+            source_id=source_id,
+            crm_ids=request.crm_ids,
+            reason=request.reason,
+            activity_kind=request.activity_kind,
+        )
+        for request in coalesced(requests)
+    ]
+
+
+UNSYNCED = "resync"
+"""The `type` of a parked re-sync request (`_unsynced`)."""
+
+
+def _unsynced(request: ResyncRequest, missing: list[str]) -> tuple[str, bool, dict[str, Any]]:
+    """A re-sync request the source cannot run, parked with what the payload said, so the
+    values are in the DLQ (not only in the archive); replayed into a job once the source
+    can re-sync (a source PUT replays its parked changes)."""
+    reason = (
+        f"{request.reason}; the source cannot re-sync ({' and '.join(missing)} not set): "
+        "set them to have the record re-read"
+    )
+    change = {
+        "type": UNSYNCED,
+        "reason": request.reason,
+        "crm_ids": list(request.crm_ids),
+        "activity_kind": request.activity_kind,
+        "values": request.values,
+    }
+    return reason, True, change
 
 
 def parked_row(
@@ -148,9 +204,12 @@ async def ingest(
         item = json.loads(json.dumps(change.item, default=str))  # Decimals -> exact text
         parked.append((change.reason, False, {"type": "unsupported", "item": item}))
 
+    cannot_resync = resync_missing(source)
     for change in changes:
         if isinstance(change, DealChange | ActivityChange):
             place(change)
+        elif isinstance(change, ResyncRequest) and change.values is not None and cannot_resync:
+            parked.append(_unsynced(change, cannot_resync))
         elif isinstance(change, ResyncRequest):
             resyncs.append(change)
         elif isinstance(change, Unsupported):
@@ -183,16 +242,7 @@ async def ingest(
             [parked_row(source, request_id, r, ok, c) for r, ok, c in parked],
             skip_known=replay_of is not None,
         )
-        for request in resyncs:
-            outcome.resync_jobs.append(
-                await repository.add_resync_job(
-                    session,
-                    source_id=source.id,
-                    crm_ids=request.crm_ids,
-                    reason=request.reason,
-                    activity_kind=request.activity_kind,
-                )
-            )
+        outcome.resync_jobs = await _add_resync_jobs(session, source.id, resyncs)
     outcome.parked = len(parked) - outcome.unsupported
     outcome.ignored = len(ignored)
     if ignored and replay_of is None:  # counted once committed, and once per delivery
@@ -262,12 +312,18 @@ async def replay_parked(
         settled: list[int] = []  # nothing to store, nothing for an operator to do
         rows: list[LogRow] = []
         aliases = await _aliases_of(session, parked)
+        resyncs: dict[str, list[ResyncRequest]] = {}
+        mapped_to_jobs: list[int] = []
         for item in parked:
             if item.source_id not in sources:
                 sources[item.source_id] = await repository.get_source(session, item.source_id)
             source = sources[item.source_id]
-            if source is None:
+            if source is None or (item.change.get("type") == UNSYNCED and resync_missing(source)):
                 outcome.still_parked += 1
+                continue
+            if item.change.get("type") == UNSYNCED:
+                resyncs.setdefault(item.source_id, []).append(_resync_of(item.change))
+                mapped_to_jobs.append(item.id)
                 continue
             result = to_row(
                 source,
@@ -288,7 +344,7 @@ async def replay_parked(
             mapped.append(item.id)
         # Durable in the log before the parked rows are marked: a crash in between replays
         # them again, and the log's (source, id) key makes that a duplicate, not a loss.
-        done = settled
+        done = settled + mapped_to_jobs
         stored = await writer.append_each(rows) if rows else []
         for item_id, new in zip(mapped, stored, strict=True):
             if isinstance(new, EventsRefused):  # stays parked, saying why
@@ -297,11 +353,19 @@ async def replay_parked(
             else:
                 done.append(item_id)
                 outcome.duplicates += not new
+        for resync_source, requests in resyncs.items():
+            await _add_resync_jobs(session, resync_source, requests)
         await repository.mark_replayed(session, done)
     outcome.replayed = len(done)
     if outcome.replayed:
         _log.info("replayed %d parked changes", outcome.replayed)
     return outcome
+
+
+def _resync_of(change: dict[str, Any]) -> ResyncRequest:
+    return ResyncRequest(
+        change["reason"], tuple(change["crm_ids"]), activity_kind=change["activity_kind"]
+    )
 
 
 async def _aliases_of(

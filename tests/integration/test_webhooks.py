@@ -1032,43 +1032,81 @@ async def test_a_deal_stored_while_its_account_is_merged_is_moved_after_all(
     ]
 
 
-def outbound_with_untimed_opportunity(org: str) -> bytes:
-    """The published two-notification message plus a second Opportunity notification whose
-    admin-picked fields include none of LastModifiedDate, SystemModstamp or CreatedDate."""
+def outbound_with_untimed_opportunities(org: str, untimed: int = 1) -> bytes:
+    """The published two-notification message plus `untimed` Opportunity notifications
+    whose admin-picked fields include none of LastModifiedDate, SystemModstamp or
+    CreatedDate (records 0065w000023STB0AAO, …B1…, one a notification)."""
     xml = (FIXTURES / "salesforce/outbound_two_notifications.xml").read_text()
     xml = xml.replace("00D5w000004qGTOEA2", org)
     start = xml.index("<Notification>")
     block = xml[start : xml.index("</Notification>") + len("</Notification>")]
-    untimed = block.replace("04l5w00005286hAAAQ", "04l5w00005286hCAAQ").replace(
-        "0065w000023STAmAAO", "0065w000023STBbAAO"
-    )
     for name in ("LastModifiedDate", "SystemModstamp", "CreatedDate"):
-        cut = untimed.index(f"<sf:{name}>")
-        untimed = untimed[:cut] + untimed[untimed.index(f"</sf:{name}>") + len(f"</sf:{name}>") :]
-    return (xml[:start] + untimed + xml[start:]).encode()
+        cut = block.index(f"<sf:{name}>")
+        block = block[:cut] + block[block.index(f"</sf:{name}>") + len(f"</sf:{name}>") :]
+    added = "".join(
+        block.replace("04l5w00005286hAAAQ", f"04l5w00005286h{n}AAQ").replace(
+            "0065w000023STAmAAO", f"0065w000023STB{n}AAO"
+        )
+        for n in range(untimed)
+    )
+    return (xml[:start] + added + xml[start:]).encode()
 
 
-async def test_salesforce_outbound_notification_without_a_time_is_resynced_and_the_rest_acked(
+async def untimed_parked(client: httpx.AsyncClient, org: str) -> list[dict[str, Any]]:
+    dlq = (await client.get("/v1/dlq", params={"source_id": f"sf-{org.lower()}"})).json()
+    return [i for i in dlq["items"] if "re-read the Opportunity" in i["reason"]]
+
+
+async def test_salesforce_outbound_without_a_time_is_parked_with_its_values_if_no_resync(
     salesforce: tuple[httpx.AsyncClient, str], stack_url: str, database_url: str
 ) -> None:
+    """An Outbound-only source cannot re-sync: the notification without a time is parked
+    with its fields and the reason (not queued as a job bound to fail); configuring
+    re-sync replays it into a job. Many such notifications make one job."""
     client, org = salesforce
+    source_id = f"sf-{org.lower()}"
     url = f"{stack_url}/v1/webhooks/salesforce/outbound?token=sf-relay-secret"
-    body = outbound_with_untimed_opportunity(org)
-    r = await client.post(url, content=body, headers={"Content-Type": "text/xml"})
+    r = await client.post(
+        url, content=outbound_with_untimed_opportunities(org), headers={"Content-Type": "text/xml"}
+    )
     assert r.status_code == 200, r.text
     assert "<Ack>true</Ack>" in r.text
     await wait_for(client, f"salesforce:{org}:0065w000023STAmAAO", stage="negotiation")
-    jobs = await query(
-        database_url,
-        "SELECT crm_ids, reason FROM pipeline.resync_jobs WHERE source_id = :s",
-        s=f"sf-{org.lower()}",
+    jobs_sql = "SELECT crm_ids, reason FROM pipeline.resync_jobs WHERE source_id = :s ORDER BY id"
+    assert await query(database_url, jobs_sql, s=source_id) == []
+    (item,) = await untimed_parked(client, org)
+    assert "cannot re-sync (api_base_url and api_token or oauth not set)" in item["reason"]
+    assert item["replayable"] is True
+    assert item["change"]["values"]["sobject"]["Id"] == "0065w000023STB0AAO"
+    assert item["change"]["values"]["sobject"]["StageName"] == "Negotiation/Review"
+    assert await deal(client, f"salesforce:{org}:0065w000023STB0AAO") is None
+
+    source = (await client.get(f"/v1/sources/{source_id}")).json()
+    await put_source(
+        client,
+        {
+            "id": source_id,
+            "kind": "salesforce",
+            "account_id": org,
+            "mapping": source["mapping"],
+            "api_base_url": "http://127.0.0.1:9",
+            "api_token": "sf-token",
+        },
     )
-    assert [(list(j.crm_ids), "04l5w00005286hCAAQ" in j.reason) for j in jobs] == [
-        (["0065w000023STBbAAO"], True)
-    ]
-    assert await deal(client, f"salesforce:{org}:0065w000023STBbAAO") is None, (
-        "its fields are not stored without a time to order them by"
+    assert await untimed_parked(client, org) == [], "replayed into a re-sync job"
+    jobs = await query(database_url, jobs_sql, s=source_id)
+    assert [list(j.crm_ids) for j in jobs] == [["0065w000023STB0AAO"]]
+
+    r = await client.post(
+        url,
+        content=outbound_with_untimed_opportunities(org, untimed=3),
+        headers={"Content-Type": "text/xml"},
     )
+    assert r.status_code == 200, r.text
+    jobs = await query(database_url, jobs_sql, s=source_id)
+    assert [list(j.crm_ids) for j in jobs][1:] == [
+        ["0065w000023STB0AAO", "0065w000023STB1AAO", "0065w000023STB2AAO"]
+    ], "one job for the message's three notifications"
 
 
 async def test_changes_parked_for_carrying_no_kept_field_leave_the_dlq_on_replay(

@@ -72,6 +72,10 @@ class ResyncRequest:
     crm_ids: tuple[str, ...] = ()
     activity_kind: ActivityKind | None = None
     """Set when the records to fetch are activities of this kind rather than deals."""
+    values: dict[str, Any] | None = None
+    """What the payload did say of the record, if anything (a Salesforce Outbound
+    notification without a time): when the source cannot re-sync, the request is parked
+    with these values rather than queued as a job bound to fail."""
 
 
 @dataclass(frozen=True)
