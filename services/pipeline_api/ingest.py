@@ -245,8 +245,6 @@ async def ingest(
         outcome.resync_jobs = await _add_resync_jobs(session, source.id, resyncs)
     outcome.parked = len(parked) - outcome.unsupported
     outcome.ignored = len(ignored)
-    if ignored and replay_of is None:  # counted once committed, and once per delivery
-        WEBHOOK_IGNORED.labels(kind=kind).inc(len(ignored))
     # The merges' aliases are committed: only now may the log be read for their deals.
     late: list[dict[str, Any]] = []
     for change in await account_merges.repointed(sessions, source, recorded):
@@ -260,6 +258,10 @@ async def ingest(
             await repository.park(session, late)
         outcome.parked += len(late)
     await _store(outcome, sessions, writer, source, rows, row_of, None)
+    if ignored and replay_of is None:
+        # Counted once all is durable, once per delivery: a failed append answers 503 and
+        # the CRM's retry is the delivery that counts.
+        WEBHOOK_IGNORED.labels(kind=kind).inc(len(ignored))
     return outcome
 
 
@@ -285,8 +287,11 @@ async def _store(
 @dataclass
 class ReplayOutcome:
     replayed: int = 0
+    """Stored in the log (or queued as a re-sync job)."""
     still_parked: int = 0
     duplicates: int = 0
+    settled: int = 0
+    """Left the DLQ with nothing to store: they change nothing we keep today."""
 
 
 async def replay_parked(
@@ -356,9 +361,10 @@ async def replay_parked(
         for resync_source, requests in resyncs.items():
             await _add_resync_jobs(session, resync_source, requests)
         await repository.mark_replayed(session, done)
-    outcome.replayed = len(done)
-    if outcome.replayed:
-        _log.info("replayed %d parked changes", outcome.replayed)
+    outcome.settled = len(settled)
+    outcome.replayed = len(done) - outcome.settled
+    if done:
+        _log.info("replayed %d parked changes, settled %d", outcome.replayed, outcome.settled)
     return outcome
 
 
@@ -402,5 +408,5 @@ async def replay_due(
             outcome = await replay_parked(
                 sessions=sessions, writer=writer, max_future=max_future, due_only=True
             )
-            if not outcome.replayed:
+            if not outcome.replayed and not outcome.settled:
                 break

@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field
 
 from services.pipeline_api import repository
 from services.pipeline_api.connectors import hubspot, pipedrive, salesforce
-from services.pipeline_api.connectors.changes import Ignored
+from services.pipeline_api.connectors.changes import CrmChange, Ignored
 from services.pipeline_api.connectors.signatures import (
     SignatureError,
     check_hubspot_headers,
@@ -154,15 +154,7 @@ async def hubspot_webhook(request: Request) -> WebhookResult:
     authentic: list[SourceIn] = []
     for source in candidates:
         try:
-            verify_hubspot(
-                version=source.hubspot_signature,
-                secrets=source.secrets.candidates(),
-                method=request.method,
-                uri=uri,
-                body=body,
-                headers=headers,
-                now_ms=now_ms,
-            )
+            _verify_hubspot(request, source, uri, body, headers, now_ms)
             authentic.append(source)
         except SignatureError as exc:
             last_error = str(exc)
@@ -181,18 +173,74 @@ async def hubspot_webhook(request: Request) -> WebhookResult:
         raise _unauthenticated(f"hubspot: none of the batch's {len(portals)} portals is a source's")
     # One app's batch may mix portals: those without a source must not cost the others
     # their delivery (HubSpot would retry the whole batch), so they are ignored and noted
-    # on the archived request of the first configured portal.
+    # on the archived request of the first configured portal. A disabled source whose own
+    # secret signed the batch keeps its portal's items under its own archived request
+    # instead, to be replayed once it is enabled again.
+    paused = await _paused_portals(request, portals - set(by_portal), uri, body, headers, now_ms)
     ignored: list[Ignored] = [
         Ignored(f"no HubSpot source for portal {item['portalId']} accepts this delivery")
         for item in hubspot.events(parsed)
-        if str(item["portalId"]) not in by_portal
+        if str(item["portalId"]) not in by_portal and str(item["portalId"]) not in paused
     ]
     outcomes = []
     for portal in known:
         changes = [*hubspot_changes(parsed, portal), *ignored]
         ignored = []
         outcomes.append(await _ingest(request, by_portal[portal], "hubspot", body, changes))
+    for portal, source in sorted(paused.items()):
+        kept: list[CrmChange] = [
+            Ignored(
+                f"HubSpot source {source.id!r} is disabled: replay this archived request "
+                "once it is enabled"
+            )
+            for item in hubspot.events(parsed)
+            if str(item["portalId"]) == portal
+        ]
+        outcomes.append(await _ingest(request, source, "hubspot", body, kept))
     return WebhookResult.of(outcomes)
+
+
+async def _paused_portals(
+    request: Request,
+    portals: set[str],
+    uri: str,
+    body: bytes,
+    headers: dict[str, str],
+    now_ms: int,
+) -> dict[str, SourceIn]:
+    """The disabled sources, by portal, of these portals whose own secret signed the
+    delivery: only then may their items be replayed as theirs later."""
+    cache: SourceCache = request.state.source_cache
+    out: dict[str, SourceIn] = {}
+    for source in await cache.disabled("hubspot"):
+        if source.account_id not in portals:
+            continue
+        try:
+            _verify_hubspot(request, source, uri, body, headers, now_ms)
+        except SignatureError:
+            continue
+        out[source.account_id] = source
+    return out
+
+
+def _verify_hubspot(
+    request: Request,
+    source: SourceIn,
+    uri: str,
+    body: bytes,
+    headers: dict[str, str],
+    now_ms: int,
+) -> None:
+    """Raises `SignatureError` unless one of the source's secrets signed the delivery."""
+    verify_hubspot(
+        version=source.hubspot_signature,
+        secrets=source.secrets.candidates(),
+        method=request.method,
+        uri=uri,
+        body=body,
+        headers=headers,
+        now_ms=now_ms,
+    )
 
 
 @router.post(

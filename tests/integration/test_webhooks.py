@@ -835,6 +835,40 @@ async def test_hubspot_batch_mixing_an_unconfigured_portal_keeps_the_configured_
     assert await ignored_metric(hubspot.client, "hubspot") == before + 1
 
 
+async def test_hubspot_batch_with_a_disabled_portal_keeps_its_items_for_a_replay(
+    hubspot: HubSpot, database_url: str
+) -> None:
+    """A disabled source's portal answers as an unconfigured one does (the batch is
+    acknowledged), but its items are archived under its own source, to be replayed once
+    it is enabled again."""
+    paused_portal = unique_account()
+    paused: dict[str, Any] = {
+        "id": f"hs-{paused_portal}",
+        "kind": "hubspot",
+        "account_id": paused_portal,
+        "secrets": {"current": hubspot.secret},
+        "enabled": False,
+    }
+    await put_source(hubspot.client, paused)
+    t = 1_782_000_000_000
+    items = [
+        *hubspot.batch([prop(811, "dealname", "Enabled portal's deal", t, 1)]),
+        {**prop(812, "dealname", "Paused portal's deal", t, 2), "portalId": int(paused_portal)},
+    ]
+    r = await hubspot.send([], raw=json.dumps(items).encode())
+    assert r.status_code == 200, r.text
+    assert (r.json()["accepted"], r.json()["ignored"]) == (1, 1)
+    assert any("is disabled" in n for n in await ignored_notes(database_url, paused["id"]))
+    assert not any(
+        paused_portal in n for n in await ignored_notes(database_url, f"hs-{hubspot.portal}")
+    ), "not noted under another portal's source"
+
+    await put_source(hubspot.client, {**paused, "enabled": True})
+    r = await hubspot.client.post("/v1/webhook-requests/replay", json={"source_id": paused["id"]})
+    assert r.status_code == 200, r.text
+    await wait_for(hubspot.client, f"hubspot:{paused_portal}:812", name="Paused portal's deal")
+
+
 async def test_hubspot_single_event_object_replayed_from_logs_is_accepted(hubspot: HubSpot) -> None:
     item = hubspot.batch([prop(803, "dealname", "Replayed from a log", 1_782_000_000_000, 1)])[0]
     r = await hubspot.send([], raw=json.dumps(item).encode())
@@ -1142,5 +1176,5 @@ async def test_changes_parked_for_carrying_no_kept_field_leave_the_dlq_on_replay
     assert len(await dlq_items(client, source_id)) == 1
     r = await client.post("/v1/dlq/replay", json={"source_id": source_id})
     assert r.status_code == 200, r.text
-    assert r.json()["still_parked"] == 0
+    assert (r.json()["still_parked"], r.json()["settled"], r.json()["replayed"]) == (0, 1, 0)
     assert not await dlq_items(client, source_id)
