@@ -27,8 +27,8 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint('source_id', 'merged_id', name=op.f('pk_account_aliases')),
         schema='pipeline',
     )
-    op.create_index('ix_events_account', 'events', ['source', sa.text("((envelope -> 'data'::text) ->> 'account_id'::text)")], unique=False, schema='pipeline', postgresql_where=sa.text("envelope -> 'data' ? 'account_id'"))
-    op.create_index('ix_events_account_subject', 'events', ['source', 'subject'], unique=False, schema='pipeline', postgresql_where=sa.text("envelope -> 'data' ? 'account_id'"))
+    op.create_index('ix_events_account', 'events', ['source', sa.text("((envelope -> 'data'::text) ->> 'account_id'::text)")], unique=False, schema='pipeline', postgresql_where=sa.text("source LIKE 'crm://%' AND envelope -> 'data' ? 'account_id'"))
+    op.create_index('ix_events_account_subject', 'events', ['source', 'subject'], unique=False, schema='pipeline', postgresql_where=sa.text("source LIKE 'crm://%' AND envelope -> 'data' ? 'account_id'"))
 
 
 def downgrade() -> None:

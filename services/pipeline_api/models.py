@@ -23,6 +23,8 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from shared.db import make_metadata
 
 SCHEMA = "pipeline"
+CRM_ACCOUNT_EVENTS = "source LIKE 'crm://%' AND envelope -> 'data' ? 'account_id'"
+"""The rows the account indexes cover; a query using them repeats this condition."""
 
 
 class PipelineBase(DeclarativeBase):
@@ -46,18 +48,19 @@ class StoredEvent(PipelineBase):
             postgresql_where=text("unpublishable_at IS NOT NULL"),
         ),
         # An account merge finds the deals on the merged account (repository.py
-        # `deals_with_account`): by account, then each candidate's latest account.
+        # `deals_with_account`): by account, then each candidate's latest account. Only
+        # CRM webhook events: the intake API cannot write crm:// sources, and pays nothing.
         Index(
             "ix_events_account",
             "source",
             text("((envelope -> 'data'::text) ->> 'account_id'::text)"),
-            postgresql_where=text("envelope -> 'data' ? 'account_id'"),
+            postgresql_where=text(CRM_ACCOUNT_EVENTS),
         ),
         Index(
             "ix_events_account_subject",
             "source",
             "subject",
-            postgresql_where=text("envelope -> 'data' ? 'account_id'"),
+            postgresql_where=text(CRM_ACCOUNT_EVENTS),
         ),
     )
 

@@ -16,6 +16,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.pipeline_api.models import (
+    CRM_ACCOUNT_EVENTS,
     AccountAlias,
     ParkedEvent,
     ResyncJob,
@@ -219,12 +220,12 @@ async def deals_with_account(
         text(
             "SELECT c.deal_id FROM ("
             " SELECT DISTINCT subject AS deal_id FROM pipeline.events"
-            " WHERE source = :source AND envelope->'data' ? 'account_id'"
+            f" WHERE source = :source AND {CRM_ACCOUNT_EVENTS}"
             "  AND (envelope->'data'->>'account_id') = :account AND type = ANY(:types)"
             ") c WHERE ("
             " SELECT e.envelope->'data'->>'account_id' FROM pipeline.events e"
-            " WHERE e.source = :source AND e.subject = c.deal_id"
-            "  AND e.envelope->'data' ? 'account_id' AND e.type = ANY(:types)"
+            f" WHERE e.source = :source AND e.subject = c.deal_id AND {CRM_ACCOUNT_EVENTS}"
+            "  AND e.type = ANY(:types)"
             " ORDER BY e.event_time DESC,"
             "  COALESCE((e.envelope->>'sequence')::numeric, -1) DESC, e.event_id DESC"
             " LIMIT 1"
