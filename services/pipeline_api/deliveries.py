@@ -133,7 +133,7 @@ def _storable(change: CrmChange) -> CrmChange:
         return Ignored(_scrub(change.reason))
     content: Any
     if isinstance(change, ResyncRequest):
-        content = [change.reason, *change.crm_ids]
+        content = [change.reason, *change.crm_ids, change.values]
     elif isinstance(change, AccountMerged):
         content = [change.merged_id, change.survivor_id, change.event_key]
     else:
@@ -163,11 +163,14 @@ def hubspot_changes(items: Any, portal: str) -> list[CrmChange]:
     return hubspot.parse([i for i in hubspot.events(items) if str(i.get("portalId")) == portal])
 
 
-def hubspot_batch(items: Any, configured: Collection[str]) -> dict[str, list[CrmChange]]:
+def hubspot_batch(
+    items: Any, configured: Collection[str], *, paused: Collection[str] = ()
+) -> dict[str, list[CrmChange]]:
     """The changes of a HubSpot batch for each of its portals that is `configured`, in
     portal order; empty when none is. One app's batch may mix portals: those without a
     source must not cost the others their delivery (HubSpot would retry the whole batch),
-    so their items are noted as ignored among the first configured portal's changes."""
+    so their items are noted as ignored among the first configured portal's changes,
+    except a `paused` portal's (a disabled source's), which its own request keeps."""
     known = sorted(hubspot.portal_ids(items) & set(configured))
     if not known:
         return {}
@@ -175,7 +178,7 @@ def hubspot_batch(items: Any, configured: Collection[str]) -> dict[str, list[Crm
     by_portal[known[0]] += [
         Ignored(f"no HubSpot source for portal {item['portalId']} accepts this delivery")
         for item in hubspot.events(items)
-        if str(item["portalId"]) not in configured
+        if str(item["portalId"]) not in configured and str(item["portalId"]) not in paused
     ]
     return by_portal
 

@@ -13,17 +13,18 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.pipeline_api import repository
+from services.pipeline_api import account_merges, repository
 from services.pipeline_api.connectors.changes import (
     AccountMerged,
     ActivityChange,
+    ActivityKind,
     CrmChange,
     DealChange,
     Ignored,
@@ -33,14 +34,9 @@ from services.pipeline_api.connectors.changes import (
     to_json,
 )
 from services.pipeline_api.connectors.mapping import (
-    CREATED,
-    UPDATED,
     Parked,
-    event_source,
     map_activity,
     map_deal,
-    qualified,
-    unqualified,
 )
 from services.pipeline_api.event_log import (
     Archive,
@@ -49,7 +45,8 @@ from services.pipeline_api.event_log import (
     LogRow,
     too_large,
 )
-from services.pipeline_api.sources import SourceIn
+from services.pipeline_api.models import ParkedEvent
+from services.pipeline_api.sources import SourceIn, resync_missing
 from shared.events import EventInFuture, EventRejected, validate_event
 from shared.metrics import WEBHOOK_IGNORED
 
@@ -72,12 +69,16 @@ def to_row(
     *,
     max_bytes: int,
     max_future: timedelta,
+    aliases: Mapping[str, str] | None = None,
 ) -> LogRow | Parked | Ignored:
     """Map and validate one change: a row for the event log, why it must wait, or why
     there is nothing to store. An event too large for the broker is parked: it could
-    never be published. `max_future` is `SALESOPS_EVENT_MAX_FUTURE_SECONDS`."""
+    never be published. `max_future` is `SALESOPS_EVENT_MAX_FUTURE_SECONDS`; `aliases`
+    the survivors of merged accounts (account_merges.py)."""
     mapped = (
-        map_deal(source, change) if isinstance(change, DealChange) else map_activity(source, change)
+        map_deal(source, change, aliases)
+        if isinstance(change, DealChange)
+        else map_activity(source, change)
     )
     if isinstance(mapped, Parked | Ignored):
         return mapped
@@ -93,6 +94,61 @@ def to_row(
     if row.size > max_bytes:
         return Parked(too_large(row, max_bytes), replayable=False)
     return row
+
+
+def coalesced(requests: Sequence[ResyncRequest]) -> list[ResyncRequest]:
+    """One request per kind of record: a message of 100 notifications to re-read makes one
+    job of 100 records, not 100 jobs (a request for every record takes in the others)."""
+    by_kind: dict[ActivityKind | None, list[ResyncRequest]] = {}
+    for request in requests:
+        by_kind.setdefault(request.activity_kind, []).append(request)
+    out: list[ResyncRequest] = []
+    for kind, group in by_kind.items():
+        every = next((r for r in group if not r.crm_ids), None)
+        if len(group) == 1 or every is not None:
+            out.append(every or group[0])
+            continue
+        ids = tuple(dict.fromkeys(i for r in group for i in r.crm_ids))
+        reason = f"{len(group)} changes to re-read; the first: {group[0].reason}"
+        out.append(ResyncRequest(reason, ids, activity_kind=kind))
+    return out
+
+
+async def _add_resync_jobs(
+    session: AsyncSession, source_id: str, requests: Sequence[ResyncRequest]
+) -> list[int]:
+    return [
+        await repository.add_resync_job(
+            session,
+            source_id=source_id,
+            crm_ids=request.crm_ids,
+            reason=request.reason,
+            activity_kind=request.activity_kind,
+        )
+        for request in coalesced(requests)
+    ]
+
+
+UNSYNCED = "resync"
+"""The `type` of a parked re-sync request (`_unsynced`)."""
+
+
+def _unsynced(request: ResyncRequest, missing: list[str]) -> tuple[str, bool, dict[str, Any]]:
+    """A re-sync request the source cannot run, parked with what the payload said, so the
+    values are in the DLQ (not only in the archive); replayed into a job once the source
+    can re-sync (a source PUT replays its parked changes)."""
+    reason = (
+        f"{request.reason}; the source cannot re-sync ({' and '.join(missing)} not set): "
+        "set them to have the record re-read"
+    )
+    change = {
+        "type": UNSYNCED,
+        "reason": request.reason,
+        "crm_ids": list(request.crm_ids),
+        "activity_kind": request.activity_kind,
+        "values": request.values,
+    }
+    return reason, True, change
 
 
 def parked_row(
@@ -128,9 +184,15 @@ async def ingest(
     resyncs: list[ResyncRequest] = []
     ignored: list[str] = []
     merges: list[AccountMerged] = []
+    aliases = await account_merges.aliases_for(sessions, source, changes)
+
+    def row_of(change: DealChange | ActivityChange) -> LogRow | Parked | Ignored:
+        return to_row(
+            source, change, max_bytes=writer.max_event_bytes, max_future=max_future, aliases=aliases
+        )
 
     def place(change: DealChange | ActivityChange) -> None:
-        result = to_row(source, change, max_bytes=writer.max_event_bytes, max_future=max_future)
+        result = row_of(change)
         if isinstance(result, Parked):
             parked.append((result.reason, result.replayable, to_json(change)))
         elif isinstance(result, Ignored):
@@ -139,15 +201,21 @@ async def ingest(
             rows.append(result)
             placed.append(change)
 
+    def unsupported(change: Unsupported) -> None:
+        outcome.unsupported += 1
+        item = json.loads(json.dumps(change.item, default=str))  # Decimals -> exact text
+        parked.append((change.reason, False, {"type": "unsupported", "item": item}))
+
+    cannot_resync = resync_missing(source)
     for change in changes:
         if isinstance(change, DealChange | ActivityChange):
             place(change)
+        elif isinstance(change, ResyncRequest) and change.values is not None and cannot_resync:
+            parked.append(_unsynced(change, cannot_resync))
         elif isinstance(change, ResyncRequest):
             resyncs.append(change)
         elif isinstance(change, Unsupported):
-            outcome.unsupported += 1
-            item = json.loads(json.dumps(change.item, default=str))  # Decimals -> exact text
-            parked.append((change.reason, False, {"type": "unsupported", "item": item}))
+            unsupported(change)
         elif isinstance(change, Ignored):
             ignored.append(change.reason)
         else:
@@ -167,11 +235,12 @@ async def ingest(
         else:
             outcome.accepted = sum(flags)
             outcome.duplicates = len(flags) - outcome.accepted
+            outcome.accepted += await account_merges.follow(sessions, writer, source, rows, row_of)
             return outcome
     async with sessions() as session, session.begin():
-        for merge in merges:
-            for change in await _repointed(session, source, merge):
-                place(change)
+        recorded, refused = await account_merges.record(session, source, merges)
+        for cycle in refused:
+            unsupported(cycle)
         request_id = replay_of
         if request_id is None:
             request_id = await repository.store_request(
@@ -182,22 +251,29 @@ async def ingest(
             [parked_row(source, request_id, r, ok, c) for r, ok, c in parked],
             skip_known=replay_of is not None,
         )
-        for request in resyncs:
-            outcome.resync_jobs.append(
-                await repository.add_resync_job(
-                    session,
-                    source_id=source.id,
-                    crm_ids=request.crm_ids,
-                    reason=request.reason,
-                    activity_kind=request.activity_kind,
-                )
-            )
+        outcome.resync_jobs = await _add_resync_jobs(session, source.id, resyncs)
     outcome.parked = len(parked) - outcome.unsupported
     outcome.ignored = len(ignored)
-    if ignored and replay_of is None:  # counted once committed, and once per delivery
-        WEBHOOK_IGNORED.labels(kind=kind).inc(len(ignored))
+    # The merges' aliases are committed: only now may the log be read for their deals.
+    late: list[dict[str, Any]] = []
+    for change in await account_merges.repointed(sessions, source, recorded):
+        result = row_of(change)
+        if isinstance(result, LogRow):
+            rows.append(result)
+            placed.append(change)
+        elif isinstance(result, Parked):  # a merge dated in the future, say
+            late.append(parked_row(source, request_id, result.reason, True, to_json(change)))
+    if late:
+        async with sessions() as session, session.begin():
+            await repository.park(session, late)
+        outcome.parked += len(late)
     if rows:
-        await _store_each(sessions, writer, source, request_id, rows, placed, outcome)
+        stored = await _store_each(sessions, writer, source, request_id, rows, placed, outcome)
+        outcome.accepted += await account_merges.follow(sessions, writer, source, stored, row_of)
+    if ignored and replay_of is None:
+        # Counted once all is durable, once per delivery: a failed append answers 503 and
+        # the CRM's retry is the delivery that counts.
+        WEBHOOK_IGNORED.labels(kind=kind).inc(len(ignored))
     return outcome
 
 
@@ -209,52 +285,36 @@ async def _store_each(
     rows: list[LogRow],
     placed: list[DealChange | ActivityChange],
     outcome: IngestOutcome,
-) -> None:
+) -> list[LogRow]:
     """Store the rows; a change the database refuses is parked with its reason and the
     others are stored, so one bad change never costs a delivery its other changes (a CRM
-    retries a refused delivery whole, and Pipedrive disables a failing webhook)."""
+    retries a refused delivery whole, and Pipedrive disables a failing webhook). Returns
+    the rows now durable."""
     refused: list[dict[str, Any]] = []
-    for change, result in zip(placed, await writer.append_each(rows), strict=True):
+    stored: list[LogRow] = []
+    results = await writer.append_each(rows)
+    for row, change, result in zip(rows, placed, results, strict=True):
         if isinstance(result, EventsRefused):
             refused.append(parked_row(source, request_id, result.reason, False, to_json(change)))
         else:
+            stored.append(row)
             outcome.accepted += result
             outcome.duplicates += not result
     if refused:
         async with sessions() as session, session.begin():
             await repository.park(session, refused, skip_known=True)
         outcome.parked += len(refused)
-
-
-async def _repointed(
-    session: AsyncSession, source: SourceIn, merge: AccountMerged
-) -> list[DealChange]:
-    """One update per deal of the merged account, moving it to the survivor at the time
-    of the merge: a late change from before the merge that still names the merged
-    account is older, so it never moves the deal back."""
-    deal_ids = await repository.deals_with_account(
-        session,
-        event_source=event_source(source),
-        account_id=qualified(source, merge.merged_id),
-        deal_types=(CREATED, UPDATED),
-    )
-    return [
-        DealChange(
-            crm_id=crm_id,
-            event_key=f"{merge.event_key}:account:{crm_id}",
-            occurred_at=merge.occurred_at,
-            op="updated",
-            fields={"account_id": merge.survivor_id},
-        )
-        for crm_id in filter(None, (unqualified(source, d) for d in deal_ids))
-    ]
+    return stored
 
 
 @dataclass
 class ReplayOutcome:
     replayed: int = 0
+    """Stored in the log (or queued as a re-sync job)."""
     still_parked: int = 0
     duplicates: int = 0
+    settled: int = 0
+    """Left the DLQ with nothing to store: they change nothing we keep today."""
 
 
 async def replay_parked(
@@ -279,18 +339,26 @@ async def replay_parked(
         mapped: list[int] = []
         settled: list[int] = []  # nothing to store, nothing for an operator to do
         rows: list[LogRow] = []
+        aliases = await _aliases_of(session, parked)
+        resyncs: dict[str, list[ResyncRequest]] = {}
+        mapped_to_jobs: list[int] = []
         for item in parked:
             if item.source_id not in sources:
                 sources[item.source_id] = await repository.get_source(session, item.source_id)
             source = sources[item.source_id]
-            if source is None:
+            if source is None or (item.change.get("type") == UNSYNCED and resync_missing(source)):
                 outcome.still_parked += 1
+                continue
+            if item.change.get("type") == UNSYNCED:
+                resyncs.setdefault(item.source_id, []).append(_resync_of(item.change))
+                mapped_to_jobs.append(item.id)
                 continue
             result = to_row(
                 source,
                 from_json(item.change),
                 max_bytes=writer.max_event_bytes,
                 max_future=max_future,
+                aliases=aliases.get(item.source_id),
             )
             if isinstance(result, Ignored):
                 settled.append(item.id)
@@ -304,7 +372,7 @@ async def replay_parked(
             mapped.append(item.id)
         # Durable in the log before the parked rows are marked: a crash in between replays
         # them again, and the log's (source, id) key makes that a duplicate, not a loss.
-        done = settled
+        done = settled + mapped_to_jobs
         stored = await writer.append_each(rows) if rows else []
         for item_id, new in zip(mapped, stored, strict=True):
             if isinstance(new, EventsRefused):  # stays parked, saying why
@@ -313,11 +381,38 @@ async def replay_parked(
             else:
                 done.append(item_id)
                 outcome.duplicates += not new
+        for resync_source, requests in resyncs.items():
+            await _add_resync_jobs(session, resync_source, requests)
         await repository.mark_replayed(session, done)
-    outcome.replayed = len(done)
-    if outcome.replayed:
-        _log.info("replayed %d parked changes", outcome.replayed)
+    outcome.settled = len(settled)
+    outcome.replayed = len(done) - outcome.settled
+    if done:
+        _log.info("replayed %d parked changes, settled %d", outcome.replayed, outcome.settled)
     return outcome
+
+
+def _resync_of(change: dict[str, Any]) -> ResyncRequest:
+    return ResyncRequest(
+        change["reason"], tuple(change["crm_ids"]), activity_kind=change["activity_kind"]
+    )
+
+
+async def _aliases_of(
+    session: AsyncSession, parked: Sequence[ParkedEvent]
+) -> dict[str, dict[str, str]]:
+    """The survivors of the merged accounts parked deal changes name, by source: a change
+    parked before its account was merged is stored on the survivor."""
+    named: dict[str, set[str]] = {}
+    for item in parked:
+        account = item.change.get("fields", {}).get("account_id") if item.change else None
+        if item.change.get("type") == "deal" and account not in (None, ""):
+            named.setdefault(item.source_id, set()).add(str(account))
+    return {
+        source_id: account_merges.survivors(
+            await repository.account_aliases(session, source_id, accounts)
+        )
+        for source_id, accounts in named.items()
+    }
 
 
 async def replay_due(
@@ -336,5 +431,5 @@ async def replay_due(
             outcome = await replay_parked(
                 sessions=sessions, writer=writer, max_future=max_future, due_only=True
             )
-            if not outcome.replayed:
+            if not outcome.replayed and not outcome.settled:
                 break

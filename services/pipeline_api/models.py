@@ -23,6 +23,8 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from shared.db import make_metadata
 
 SCHEMA = "pipeline"
+CRM_ACCOUNT_EVENTS = "source LIKE 'crm://%' AND envelope -> 'data' ? 'account_id'"
+"""The rows the account indexes cover; a query using them repeats this condition."""
 
 
 class PipelineBase(DeclarativeBase):
@@ -44,6 +46,21 @@ class StoredEvent(PipelineBase):
             "ix_events_unpublishable",
             "seq",
             postgresql_where=text("unpublishable_at IS NOT NULL"),
+        ),
+        # An account merge finds the deals on the merged account (repository.py
+        # `deals_with_account`): by account, then each candidate's latest account. Only
+        # CRM webhook events: the intake API cannot write crm:// sources, and pays nothing.
+        Index(
+            "ix_events_account",
+            "source",
+            text("((envelope -> 'data'::text) ->> 'account_id'::text)"),
+            postgresql_where=text(CRM_ACCOUNT_EVENTS),
+        ),
+        Index(
+            "ix_events_account_subject",
+            "source",
+            "subject",
+            postgresql_where=text(CRM_ACCOUNT_EVENTS),
         ),
     )
 
@@ -164,3 +181,20 @@ class ResyncJob(PipelineBase):
     lease_owner: Mapped[str | None] = mapped_column(Text)
     lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     attempts: Mapped[int] = mapped_column(BigInteger, server_default="0")
+
+
+class AccountAlias(PipelineBase):
+    """A CRM account merged away (`merged_id`) and the account it was merged into, both
+    the CRM's own ids. Kept so that a deal change naming the merged account, however late
+    it comes, lands on the survivor (mapping.py `map_deal`); chains are followed, cycles
+    are refused (ingest.py)."""
+
+    __tablename__ = "account_aliases"
+
+    source_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    merged_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    survivor_id: Mapped[str] = mapped_column(Text)
+    merged_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    event_key: Mapped[str] = mapped_column(Text)
+    """The merge's event key: the re-point updates' ids derive from it, so every path
+    that re-points a deal for this merge writes the same event."""

@@ -15,7 +15,14 @@ from sqlalchemy import DateTime, Row, delete, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.pipeline_api.models import ParkedEvent, ResyncJob, Source, WebhookRequest
+from services.pipeline_api.models import (
+    CRM_ACCOUNT_EVENTS,
+    AccountAlias,
+    ParkedEvent,
+    ResyncJob,
+    Source,
+    WebhookRequest,
+)
 from services.pipeline_api.secret_box import INFO_KEY, SecretBox, SecretBoxError
 from services.pipeline_api.sources import SourceIn, open_values, secret_values
 
@@ -205,24 +212,86 @@ async def deals_with_account(
     account-setting events ordered as the projection orders them (time, sequence, id).
 
     The pipeline's own log answers this, so a merge of accounts needs neither the
-    projection's tables nor a full re-sync from the CRM.
+    projection's tables nor a full re-sync from the CRM. Both steps use an index
+    (`ix_events_account`, then `ix_events_account_subject`): the deals that ever had the
+    account, then each one's latest account.
     """
     rows = await session.execute(
         text(
-            "SELECT deal_id FROM ("
-            " SELECT DISTINCT ON (envelope->'data'->>'deal_id')"
-            "  envelope->'data'->>'deal_id' AS deal_id,"
-            "  envelope->'data'->>'account_id' AS account_id"
-            " FROM pipeline.events"
-            " WHERE source = :source AND type = ANY(:types)"
-            "  AND envelope->'data' ? 'account_id'"
-            " ORDER BY envelope->'data'->>'deal_id', event_time DESC,"
-            "  COALESCE((envelope->>'sequence')::numeric, -1) DESC, event_id DESC"
-            ") latest WHERE account_id = :account ORDER BY deal_id"
+            "SELECT c.deal_id FROM ("
+            " SELECT DISTINCT subject AS deal_id FROM pipeline.events"
+            f" WHERE source = :source AND {CRM_ACCOUNT_EVENTS}"
+            "  AND (envelope->'data'->>'account_id') = :account AND type = ANY(:types)"
+            ") c WHERE ("
+            " SELECT e.envelope->'data'->>'account_id' FROM pipeline.events e"
+            f" WHERE e.source = :source AND e.subject = c.deal_id AND {CRM_ACCOUNT_EVENTS}"
+            "  AND e.type = ANY(:types)"
+            " ORDER BY e.event_time DESC,"
+            "  COALESCE((e.envelope->>'sequence')::numeric, -1) DESC, e.event_id DESC"
+            " LIMIT 1"
+            ") = :account ORDER BY c.deal_id"
         ),
         {"source": event_source, "types": list(deal_types), "account": account_id},
     )
     return list(rows.scalars())
+
+
+async def lock_account_aliases(session: AsyncSession, source_id: str) -> None:
+    """Serialise the merges of one source until the transaction ends, so two merges
+    committed at once cannot together make a cycle."""
+    await session.execute(
+        text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
+        {"key": f"pipeline.account_aliases:{source_id}"},
+    )
+
+
+async def account_aliases(
+    session: AsyncSession, source_id: str, account_ids: Iterable[str]
+) -> list[AccountAlias]:
+    """The merges of a source that start at one of `account_ids`, and those their
+    survivors were merged by in turn (chains are followed; one indexed look-up a link)."""
+    ids = sorted(set(account_ids))
+    if not ids:
+        return []
+    rows = await session.execute(
+        text(
+            "WITH RECURSIVE chain AS ("
+            " SELECT a.*, 1 AS depth FROM pipeline.account_aliases a"
+            " WHERE a.source_id = :source AND a.merged_id = ANY(:ids)"
+            " UNION"
+            " SELECT a.*, c.depth + 1 FROM chain c JOIN pipeline.account_aliases a"
+            "  ON a.source_id = :source AND a.merged_id = c.survivor_id"
+            " WHERE c.depth < :max_depth"
+            ") SELECT DISTINCT source_id, merged_id, survivor_id, merged_at, event_key"
+            " FROM chain"
+        ),
+        {"source": source_id, "ids": ids, "max_depth": MAX_MERGE_CHAIN},
+    )
+    return [AccountAlias(**row) for row in rows.mappings()]
+
+
+MAX_MERGE_CHAIN = 100
+"""How many merges a chain of accounts is followed through (a bound, not a CRM limit)."""
+
+
+async def add_account_alias(session: AsyncSession, alias: AccountAlias) -> None:
+    """Record a merge; a retry of it changes nothing, and of two merges of the same
+    account the later one holds (the account was restored and merged again)."""
+    values = {c.key: getattr(alias, c.key) for c in AccountAlias.__table__.columns}
+    excluded = insert(AccountAlias).excluded
+    await session.execute(
+        insert(AccountAlias)
+        .values(**values)
+        .on_conflict_do_update(
+            index_elements=[AccountAlias.source_id, AccountAlias.merged_id],
+            set_={
+                "survivor_id": excluded.survivor_id,
+                "merged_at": excluded.merged_at,
+                "event_key": excluded.event_key,
+            },
+            where=excluded.merged_at > AccountAlias.merged_at,
+        )
+    )
 
 
 async def park(

@@ -62,7 +62,7 @@ from services.pipeline_api.connectors.salesforce import activity_change, activit
 from services.pipeline_api.crm_auth import Credentials, SalesforceRefreshToken, StaticToken
 from services.pipeline_api.deliveries import exact_json
 from services.pipeline_api.outbound import error_code
-from services.pipeline_api.sources import SourceIn
+from services.pipeline_api.sources import SourceIn, resync_missing
 from shared.money import MoneyError, amount_text, number_text
 
 _log = logging.getLogger("salesops.resync")
@@ -1062,9 +1062,7 @@ def client_for(
     )
     if source.oauth is not None and source.oauth.refresh_token is not None:
         token = SalesforceRefreshToken(source.oauth, http, on_rotated=on_rotated, sleep=sleep)
-    credential = "api_token or oauth" if source.kind == "salesforce" else "api_token"
-    missing = [name for name, value in (("api_base_url", base), (credential, token)) if not value]
-    if missing:
+    if missing := resync_missing(source):
         raise ValueError(
             f"source {source.id!r} ({source.kind}) cannot be re-synced: "
             f"{' and '.join(missing)} not set"

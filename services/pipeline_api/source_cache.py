@@ -23,11 +23,19 @@ class SourceCache:
         self._by_kind: dict[str, tuple[float, list[SourceIn]]] = {}
 
     async def enabled(self, kind: str) -> list[SourceIn]:
+        return [s for s in await self._of_kind(kind) if s.enabled]
+
+    async def disabled(self, kind: str) -> list[SourceIn]:
+        """The disabled ones: a HubSpot batch may carry a disabled portal's events, kept
+        under its own source for a replay once it is enabled again (webhooks.py)."""
+        return [s for s in await self._of_kind(kind) if not s.enabled]
+
+    async def _of_kind(self, kind: str) -> list[SourceIn]:
         cached = self._by_kind.get(kind)
         if cached is not None and time.monotonic() - cached[0] < self._ttl:
             return cached[1]
         async with self._sessions() as session:
-            sources = [s for s in await repository.sources_of_kind(session, kind) if s.enabled]
+            sources = await repository.sources_of_kind(session, kind)
         self._by_kind[kind] = (time.monotonic(), sources)
         return sources
 

@@ -257,9 +257,12 @@ class ReplayIn(BaseModel):
 
 
 class ReplayOut(BaseModel):
-    replayed: int
+    replayed: int = Field(description="Stored in the event log, or queued as a re-sync job.")
     still_parked: int
     duplicates: int
+    settled: int = Field(
+        description="Left the DLQ with nothing to store: they change nothing kept today."
+    )
 
 
 @router.post(
@@ -277,5 +280,8 @@ async def replay_dlq(request: Request, _: auth.Admin, body: ReplayIn | None = No
         ids=body.ids if body else None,
     )
     return ReplayOut(
-        replayed=outcome.replayed, still_parked=outcome.still_parked, duplicates=outcome.duplicates
+        replayed=outcome.replayed,
+        still_parked=outcome.still_parked,
+        duplicates=outcome.duplicates,
+        settled=outcome.settled,
     )

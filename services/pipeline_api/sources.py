@@ -185,6 +185,15 @@ SECRET_PATHS = (
 """Where a stored source's config holds secrets (sealed at rest when keys are set)."""
 
 
+def resync_missing(source: SourceIn) -> list[str]:
+    """What a source lacks to be re-synced from its CRM's API (nothing: it can be)."""
+    token = source.api_token is not None and bool(source.api_token.get_secret_value())
+    token = token or (source.oauth is not None and source.oauth.refresh_token is not None)
+    credential = "api_token or oauth" if source.kind == "salesforce" else "api_token"
+    base = bool((source.api_base_url or "").strip())
+    return [name for name, ok in (("api_base_url", base), (credential, token)) if not ok]
+
+
 def secret_values(source: SourceIn, seal: Callable[[str], str] = str) -> dict[str, Any]:
     """The source as stored: secrets in clear, or as `seal` makes them."""
     data = source.model_dump(mode="json")

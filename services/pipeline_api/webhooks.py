@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Collection
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -16,7 +17,8 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from services.pipeline_api import repository
-from services.pipeline_api.connectors import pipedrive, salesforce
+from services.pipeline_api.connectors import hubspot, pipedrive, salesforce
+from services.pipeline_api.connectors.changes import CrmChange, Ignored
 from services.pipeline_api.connectors.signatures import (
     HubSpotSignatures,
     SignatureError,
@@ -161,8 +163,16 @@ async def hubspot_webhook(request: Request) -> WebhookResult:
     if not authentic:
         raise _unauthenticated(f"hubspot: {last_error}")
     by_source = {s.account_id: s for s in authentic}
+    items = _exact_json(body)
     try:
-        by_portal = hubspot_batch(_exact_json(body), by_source)
+        portals = hubspot.portal_ids(items)
+    except hubspot.HubSpotError as exc:
+        raise Problem(400, str(exc)) from exc
+    # A disabled source whose own secret signed the batch keeps its portal's items under
+    # its own archived request, to be replayed once it is enabled again.
+    paused = await _paused_portals(request, portals - by_source.keys(), signatures)
+    try:
+        by_portal = hubspot_batch(items, by_source, paused=paused)
     except (ValueError, TypeError) as exc:  # HubSpotError, or a value it could not read
         raise Problem(400, str(exc)) from exc
     if not by_portal:
@@ -173,7 +183,37 @@ async def hubspot_webhook(request: Request) -> WebhookResult:
         await _ingest(request, by_source[portal], "hubspot", body, changes)
         for portal, changes in by_portal.items()
     ]
+    for portal, source in sorted(paused.items()):
+        kept: list[CrmChange] = [
+            Ignored(
+                f"HubSpot source {source.id!r} is disabled: replay this archived request "
+                "once it is enabled"
+            )
+            for item in hubspot.events(items)
+            if str(item["portalId"]) == portal
+        ]
+        outcomes.append(await _ingest(request, source, "hubspot", body, kept))
     return WebhookResult.of(outcomes)
+
+
+async def _paused_portals(
+    request: Request, portals: Collection[str], signatures: HubSpotSignatures
+) -> dict[str, SourceIn]:
+    """The disabled sources, by portal, of these portals whose own secret signed the
+    delivery: only then may their items be replayed as theirs later."""
+    if not portals:
+        return {}
+    cache: SourceCache = request.state.source_cache
+    out: dict[str, SourceIn] = {}
+    for source in await cache.disabled("hubspot"):
+        if source.account_id not in portals:
+            continue
+        try:
+            signatures.verify(source.hubspot_signature, source.secrets.candidates())
+        except SignatureError:
+            continue
+        out[source.account_id] = source
+    return out
 
 
 @router.post(

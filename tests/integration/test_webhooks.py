@@ -9,6 +9,7 @@ import copy
 import json
 import time
 import uuid
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,15 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from services.pipeline_api import account_merges, repository
+from services.pipeline_api.connectors.changes import DealChange
 from services.pipeline_api.connectors.signatures import hubspot_v3, relay_signature
+from services.pipeline_api.event_log import EventLogWriter, LogRow
+from services.pipeline_api.ingest import to_row
+from services.pipeline_api.models import AccountAlias
+from services.pipeline_api.sources import SourceIn
+from shared.db import create_sessionmaker, driver_dsn
+from shared.events import MAX_FUTURE
 from tests.support.fake_crm import FakeCrms, create_app, hubspot_call, hubspot_deal
 from tests.support.infra import query, serve_in_loop
 from tests.support.waiting import eventually
@@ -826,6 +835,40 @@ async def test_hubspot_batch_mixing_an_unconfigured_portal_keeps_the_configured_
     assert await ignored_metric(hubspot.client, "hubspot") == before + 1
 
 
+async def test_hubspot_batch_with_a_disabled_portal_keeps_its_items_for_a_replay(
+    hubspot: HubSpot, database_url: str
+) -> None:
+    """A disabled source's portal answers as an unconfigured one does (the batch is
+    acknowledged), but its items are archived under its own source, to be replayed once
+    it is enabled again."""
+    paused_portal = unique_account()
+    paused: dict[str, Any] = {
+        "id": f"hs-{paused_portal}",
+        "kind": "hubspot",
+        "account_id": paused_portal,
+        "secrets": {"current": hubspot.secret},
+        "enabled": False,
+    }
+    await put_source(hubspot.client, paused)
+    t = 1_782_000_000_000
+    items = [
+        *hubspot.batch([prop(811, "dealname", "Enabled portal's deal", t, 1)]),
+        {**prop(812, "dealname", "Paused portal's deal", t, 2), "portalId": int(paused_portal)},
+    ]
+    r = await hubspot.send([], raw=json.dumps(items).encode())
+    assert r.status_code == 200, r.text
+    assert (r.json()["accepted"], r.json()["ignored"]) == (1, 1)
+    assert any("is disabled" in n for n in await ignored_notes(database_url, paused["id"]))
+    assert not any(
+        paused_portal in n for n in await ignored_notes(database_url, f"hs-{hubspot.portal}")
+    ), "not noted under another portal's source"
+
+    await put_source(hubspot.client, {**paused, "enabled": True})
+    r = await hubspot.client.post("/v1/webhook-requests/replay", json={"source_id": paused["id"]})
+    assert r.status_code == 200, r.text
+    await wait_for(hubspot.client, f"hubspot:{paused_portal}:812", name="Paused portal's deal")
+
+
 async def test_hubspot_single_event_object_replayed_from_logs_is_accepted(hubspot: HubSpot) -> None:
     item = hubspot.batch([prop(803, "dealname", "Replayed from a log", 1_782_000_000_000, 1)])[0]
     r = await hubspot.send([], raw=json.dumps(item).encode())
@@ -918,43 +961,186 @@ async def test_pipedrive_organization_merge_moves_its_deals_to_the_survivor(
     assert versions[-1]["name"] == "Renamed before the merge", "the late change is folded in"
 
 
-def outbound_with_untimed_opportunity(org: str) -> bytes:
-    """The published two-notification message plus a second Opportunity notification whose
-    admin-picked fields include none of LastModifiedDate, SystemModstamp or CreatedDate."""
+def pd_org_merge(company: str, merged: int, survivor: int, timestamp: str) -> dict[str, Any]:
+    merge = pd_event("v2_deal_merge_delete.json", company, id=str(uuid.uuid4()))
+    merge["meta"].update(entity="organization", entity_id=merged, merged_to_id=str(survivor))
+    merge["meta"]["timestamp"] = timestamp
+    merge["previous"] = {"id": merged, "name": "Acme (duplicate)"}
+    return merge
+
+
+async def test_a_merge_known_before_its_deals_arrive_puts_them_on_the_survivor(
+    pipedrive: tuple[httpx.AsyncClient, str], stack_url: str
+) -> None:
+    """The merge is remembered: a deal whose creation (dated before the merge) names the
+    merged organisation after the merge arrived ends on the survivor; chains of merges are
+    followed in whatever order they arrive; a merge closing a cycle is parked."""
+    client, company = pipedrive
+    url = f"{stack_url}/v1/webhooks/pipedrive"
+    auth_ = basic("salesops", "pd-pass")
+    for merged, survivor, when in ((55, 22, "2023-03-01"), (22, 11, "2023-02-01")):
+        r = await client.post(
+            url, json=pd_org_merge(company, merged, survivor, f"{when}T00:00:00Z"), headers=auth_
+        )
+        assert r.status_code == 200, r.text
+    r = await client.post(url, json=pd_deal(company, 95, 55, "2023-01-01T00:00:00Z"), headers=auth_)
+    assert r.status_code == 200, r.text
+    await wait_for(client, f"pipedrive:{company}:95", account_id=f"pipedrive:{company}:11")
+
+    # Out of order: 33 into 55 arrives after 55 into 22 and 22 into 11; deal 96 on 33.
+    r = await client.post(url, json=pd_deal(company, 96, 33, "2023-01-01T00:00:00Z"), headers=auth_)
+    await wait_for(client, f"pipedrive:{company}:96", account_id=f"pipedrive:{company}:33")
+    r = await client.post(
+        url, json=pd_org_merge(company, 33, 55, "2023-01-15T00:00:00Z"), headers=auth_
+    )
+    assert r.json()["accepted"] == 1, r.text
+    await wait_for(client, f"pipedrive:{company}:96", account_id=f"pipedrive:{company}:11")
+
+    r = await client.post(
+        url, json=pd_org_merge(company, 11, 33, "2023-04-01T00:00:00Z"), headers=auth_
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["unsupported"] == 1, "11 into 33 would close a cycle: 33 ends on 11"
+    dlq = (await client.get("/v1/dlq", params={"source_id": f"pd-{company}"})).json()
+    assert any("close a cycle" in i["reason"] for i in dlq["items"])
+
+
+async def test_a_deal_stored_while_its_account_is_merged_is_moved_after_all(
+    database_url: str,
+) -> None:
+    """The race the merge's look-up of the log cannot see: a deal change mapped before the
+    merge's alias existed, stored after the merge looked for the account's deals. The
+    check after storing finds the alias and moves the deal, at the time of the merge."""
+    company = unique_account()
+    source = SourceIn.model_validate(
+        {"id": f"pd-{company}", "kind": "pipedrive", "account_id": company}
+    )
+    engine = create_async_engine(database_url)
+    sessions = create_sessionmaker(engine)
+    writer = EventLogWriter(
+        driver_dsn(database_url), on_commit=lambda: None, max_event_bytes=1 << 20
+    )
+    writer.start()
+
+    def row_of(change: DealChange) -> LogRow:
+        row = to_row(source, change, max_bytes=1 << 20, max_future=MAX_FUTURE)
+        assert isinstance(row, LogRow)
+        return row
+
+    try:
+        when = datetime(2023, 1, 1, tzinfo=UTC)
+        change = DealChange(
+            crm_id="7",
+            event_key=f"k-{company}",
+            occurred_at=when,
+            op="updated",
+            fields={"account_id": "55", "name": "Mapped before the merge"},
+        )
+        rows = [row_of(change)]
+        async with sessions() as session, session.begin():
+            await repository.add_account_alias(
+                session,
+                AccountAlias(
+                    source_id=source.id,
+                    merged_id="55",
+                    survivor_id="22",
+                    merged_at=when + timedelta(days=30),
+                    event_key=f"m-{company}",
+                ),
+            )
+        assert await writer.append(rows) == [True]
+        assert await account_merges.follow(sessions, writer, source, rows, row_of) == 1
+        again = await account_merges.follow(sessions, writer, source, rows, row_of)
+        assert again == 0, "the same merge moves the same deal once"
+    finally:
+        await writer.stop()
+        await engine.dispose()
+    moved = await query(
+        database_url,
+        "SELECT event_id, event_time, envelope->'data'->>'account_id' AS account"
+        " FROM pipeline.events WHERE source = :s AND event_id LIKE 'm-%'",
+        s=f"crm://pipedrive/{company}",
+    )
+    assert [(m.event_id, m.event_time, m.account) for m in moved] == [
+        (f"m-{company}:account:7", when + timedelta(days=30), f"pipedrive:{company}:22")
+    ]
+
+
+def outbound_with_untimed_opportunities(org: str, untimed: int = 1) -> bytes:
+    """The published two-notification message plus `untimed` Opportunity notifications
+    whose admin-picked fields include none of LastModifiedDate, SystemModstamp or
+    CreatedDate (records 0065w000023STB0AAO, …B1…, one a notification)."""
     xml = (FIXTURES / "salesforce/outbound_two_notifications.xml").read_text()
     xml = xml.replace("00D5w000004qGTOEA2", org)
     start = xml.index("<Notification>")
     block = xml[start : xml.index("</Notification>") + len("</Notification>")]
-    untimed = block.replace("04l5w00005286hAAAQ", "04l5w00005286hCAAQ").replace(
-        "0065w000023STAmAAO", "0065w000023STBbAAO"
-    )
     for name in ("LastModifiedDate", "SystemModstamp", "CreatedDate"):
-        cut = untimed.index(f"<sf:{name}>")
-        untimed = untimed[:cut] + untimed[untimed.index(f"</sf:{name}>") + len(f"</sf:{name}>") :]
-    return (xml[:start] + untimed + xml[start:]).encode()
+        cut = block.index(f"<sf:{name}>")
+        block = block[:cut] + block[block.index(f"</sf:{name}>") + len(f"</sf:{name}>") :]
+    added = "".join(
+        block.replace("04l5w00005286hAAAQ", f"04l5w00005286h{n}AAQ").replace(
+            "0065w000023STAmAAO", f"0065w000023STB{n}AAO"
+        )
+        for n in range(untimed)
+    )
+    return (xml[:start] + added + xml[start:]).encode()
 
 
-async def test_salesforce_outbound_notification_without_a_time_is_resynced_and_the_rest_acked(
+async def untimed_parked(client: httpx.AsyncClient, org: str) -> list[dict[str, Any]]:
+    dlq = (await client.get("/v1/dlq", params={"source_id": f"sf-{org.lower()}"})).json()
+    return [i for i in dlq["items"] if "re-read the Opportunity" in i["reason"]]
+
+
+async def test_salesforce_outbound_without_a_time_is_parked_with_its_values_if_no_resync(
     salesforce: tuple[httpx.AsyncClient, str], stack_url: str, database_url: str
 ) -> None:
+    """An Outbound-only source cannot re-sync: the notification without a time is parked
+    with its fields and the reason (not queued as a job bound to fail); configuring
+    re-sync replays it into a job. Many such notifications make one job."""
     client, org = salesforce
+    source_id = f"sf-{org.lower()}"
     url = f"{stack_url}/v1/webhooks/salesforce/outbound?token=sf-relay-secret"
-    body = outbound_with_untimed_opportunity(org)
-    r = await client.post(url, content=body, headers={"Content-Type": "text/xml"})
+    r = await client.post(
+        url, content=outbound_with_untimed_opportunities(org), headers={"Content-Type": "text/xml"}
+    )
     assert r.status_code == 200, r.text
     assert "<Ack>true</Ack>" in r.text
     await wait_for(client, f"salesforce:{org}:0065w000023STAmAAO", stage="negotiation")
-    jobs = await query(
-        database_url,
-        "SELECT crm_ids, reason FROM pipeline.resync_jobs WHERE source_id = :s",
-        s=f"sf-{org.lower()}",
+    jobs_sql = "SELECT crm_ids, reason FROM pipeline.resync_jobs WHERE source_id = :s ORDER BY id"
+    assert await query(database_url, jobs_sql, s=source_id) == []
+    (item,) = await untimed_parked(client, org)
+    assert "cannot re-sync (api_base_url and api_token or oauth not set)" in item["reason"]
+    assert item["replayable"] is True
+    assert item["change"]["values"]["sobject"]["Id"] == "0065w000023STB0AAO"
+    assert item["change"]["values"]["sobject"]["StageName"] == "Negotiation/Review"
+    assert await deal(client, f"salesforce:{org}:0065w000023STB0AAO") is None
+
+    source = (await client.get(f"/v1/sources/{source_id}")).json()
+    await put_source(
+        client,
+        {
+            "id": source_id,
+            "kind": "salesforce",
+            "account_id": org,
+            "mapping": source["mapping"],
+            "api_base_url": "http://127.0.0.1:9",
+            "api_token": "sf-token",
+        },
     )
-    assert [(list(j.crm_ids), "04l5w00005286hCAAQ" in j.reason) for j in jobs] == [
-        (["0065w000023STBbAAO"], True)
-    ]
-    assert await deal(client, f"salesforce:{org}:0065w000023STBbAAO") is None, (
-        "its fields are not stored without a time to order them by"
+    assert await untimed_parked(client, org) == [], "replayed into a re-sync job"
+    jobs = await query(database_url, jobs_sql, s=source_id)
+    assert [list(j.crm_ids) for j in jobs] == [["0065w000023STB0AAO"]]
+
+    r = await client.post(
+        url,
+        content=outbound_with_untimed_opportunities(org, untimed=3),
+        headers={"Content-Type": "text/xml"},
     )
+    assert r.status_code == 200, r.text
+    jobs = await query(database_url, jobs_sql, s=source_id)
+    assert [list(j.crm_ids) for j in jobs][1:] == [
+        ["0065w000023STB0AAO", "0065w000023STB1AAO", "0065w000023STB2AAO"]
+    ], "one job for the message's three notifications"
 
 
 async def test_changes_parked_for_carrying_no_kept_field_leave_the_dlq_on_replay(
@@ -990,5 +1176,5 @@ async def test_changes_parked_for_carrying_no_kept_field_leave_the_dlq_on_replay
     assert len(await dlq_items(client, source_id)) == 1
     r = await client.post("/v1/dlq/replay", json={"source_id": source_id})
     assert r.status_code == 200, r.text
-    assert r.json()["still_parked"] == 0
+    assert (r.json()["still_parked"], r.json()["settled"], r.json()["replayed"]) == (0, 1, 0)
     assert not await dlq_items(client, source_id)

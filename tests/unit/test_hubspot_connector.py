@@ -542,3 +542,80 @@ def test_company_merge_moves_the_merged_companies_deals_and_other_company_events
     )
     edit = {**base, "subscriptionType": "company.propertyChange", "propertyName": "name"}
     assert [type(c) for c in hubspot.parse([edit])] == [Ignored]
+
+
+def test_a_legacy_association_without_from_id_reads_the_deal_from_object_id() -> None:
+    legacy = {k: v for k, v in LEGACY_ASSOCIATION.items() if k != "fromObjectId"}
+    (change,) = hubspot.parse([{**legacy, "isPrimaryAssociation": True}])
+    assert isinstance(change, DealChange)
+    assert (change.crm_id, change.fields) == ("30", {"account_id": "77"})
+
+
+@pytest.mark.parametrize(
+    ("event", "missing"),
+    [
+        ({**LEGACY_ASSOCIATION, "isPrimaryAssociation": True, "toObjectId": None}, "toObjectId"),
+        ({k: v for k, v in association(5, False).items() if k != "toObjectId"}, "toObjectId"),
+        ({k: v for k, v in association(5, False).items() if k != "fromObjectId"}, "fromObjectId"),
+    ],
+)
+def test_an_association_missing_an_id_is_unsupported_not_a_deal_named_none(
+    event: dict[str, Any], missing: str
+) -> None:
+    (change,) = hubspot.parse([event])
+    assert isinstance(change, Unsupported)
+    assert missing in change.reason
+
+
+def test_a_removal_and_an_addition_at_one_instant_never_share_a_key() -> None:
+    # eventId is not unique: the same one, the same instant, the same deal.
+    keys = {
+        c.event_key
+        for c in hubspot.parse(
+            [
+                association(5, True, to_id=77),
+                association(5, False, to_id=77),
+                association(5, False, to_id=88),
+                association(6, False, from_id=88, to_id=30),
+            ]
+        )
+        if isinstance(c, DealChange)
+    }
+    assert len(keys) == 4
+
+
+def test_a_user_defined_type_id_is_not_read_as_a_primary_company() -> None:
+    labelled = {
+        **association(5, False),
+        "associationCategory": "USER_DEFINED",
+        "fromObjectTypeId": "0-1",
+        "toObjectTypeId": "0-2",
+    }
+    assert isinstance(hubspot.parse([labelled])[0], Ignored), "contact to company: not a deal"
+    deal_label = {**association(5, False), "associationCategory": "USER_DEFINED"}
+    assert isinstance(hubspot.parse([deal_label])[0], Ignored), "a label is not the primary"
+
+
+def test_an_engagement_moved_to_another_deal_is_read_back() -> None:
+    call_to_deal = {
+        **association(206, False, from_id=901, to_id=30),
+        "fromObjectTypeId": "0-48",
+        "toObjectTypeId": "0-3",
+    }
+    deal_to_note = {
+        **association(213, True, from_id=30, to_id=902),
+        "fromObjectTypeId": "0-3",
+        "toObjectTypeId": "0-46",
+    }
+    assert hubspot.parse([call_to_deal, deal_to_note]) == [
+        ResyncRequest(
+            "HubSpot engagement association with a deal changed: fetch it as it is now",
+            ("901",),
+            activity_kind="call",
+        ),
+        ResyncRequest(
+            "HubSpot engagement association with a deal changed: fetch it as it is now",
+            ("902",),
+            activity_kind="note",
+        ),
+    ]

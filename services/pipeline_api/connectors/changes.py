@@ -72,6 +72,10 @@ class ResyncRequest:
     crm_ids: tuple[str, ...] = ()
     activity_kind: ActivityKind | None = None
     """Set when the records to fetch are activities of this kind rather than deals."""
+    values: dict[str, Any] | None = None
+    """What the payload did say of the record, if anything (a Salesforce Outbound
+    notification without a time): when the source cannot re-sync, the request is parked
+    with these values rather than queued as a job bound to fail."""
 
 
 @dataclass(frozen=True)
@@ -96,8 +100,9 @@ class Ignored:
 @dataclass(frozen=True)
 class AccountMerged:
     """The CRM merged account `merged_id` into `survivor_id`: every deal whose account is
-    the merged one now belongs to the survivor. The payload cannot name those deals, so
-    ingest finds them in the event log and stores one update each, at `occurred_at`."""
+    the merged one now belongs to the survivor, and so does every later change naming it.
+    The payload cannot name those deals: account_merges.py remembers the merge and finds
+    them in the event log."""
 
     merged_id: str
     survivor_id: str

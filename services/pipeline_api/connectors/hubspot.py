@@ -14,7 +14,8 @@ legacy `deal.*` one. Association changes come as legacy `deal.associationChange`
 (`associationType` `DEAL_TO_COMPANY`, `isPrimaryAssociation`) or generic
 `object.associationChange` (`associationTypeId`: 5 primary / 341 unlabelled deal-to-company,
 6 / 342 company-to-deal; `fromObjectTypeId` / `toObjectTypeId`). Only the primary company
-is the deal's account, so adding or removing a secondary company is ignored. A company
+is the deal's account, so adding or removing a secondary company (or a user-defined
+label) is ignored; an engagement moved to or from a deal is read back. A company
 merge moves the deals of the companies merged away to the survivor (`AccountMerged`). A
 body that is one event object rather than an array (a replay from logs) is read as a
 batch of one.
@@ -310,31 +311,99 @@ def _type_id(value: Any) -> int | None:
     return None
 
 
-def _ends(item: dict[str, Any]) -> tuple[str, str, bool | None] | None:
-    """(deal id, company id, is primary) of a deal-company association event, from
-    whichever side it was fired on; None for any other association."""
-    label = str(item.get("associationType") or "").upper()
-    type_id = _type_id(item.get("associationTypeId"))
-    ends = (str(item.get("fromObjectTypeId") or ""), str(item.get("toObjectTypeId") or ""))
-    from_id, to_id = str(item.get("fromObjectId")), str(item.get("toObjectId"))
-    flag = item.get("isPrimaryAssociation")
-    for side, types, pair in _SIDES:
-        if label == side or type_id in types or ends == pair:
-            deal, company = (from_id, to_id) if pair[0] == DEAL_OBJECT_TYPE else (to_id, from_id)
-            primary = flag if isinstance(flag, bool) else types.get(type_id or 0)
-            return deal, company, primary
+def _object_id(value: Any) -> str | None:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    if isinstance(value, str) and value.strip():
+        return value.strip()
     return None
 
 
+def _company_side(item: dict[str, Any]) -> tuple[dict[int, bool], bool] | None:
+    """For a deal-company association event: (the side's HUBSPOT_DEFINED type ids with
+    whether each is primary, whether the deal is the from side); None for any other
+    association. The object types, when given, decide the side, and a type id counts only
+    in the HUBSPOT_DEFINED category: a user-defined label may reuse the number 5 between a
+    contact and a company."""
+    label = str(item.get("associationType") or "").upper()
+    category = str(item.get("associationCategory") or "HUBSPOT_DEFINED").upper()
+    type_id = _type_id(item.get("associationTypeId"))
+    ends = (str(item.get("fromObjectTypeId") or ""), str(item.get("toObjectTypeId") or ""))
+    for side, types, pair in _SIDES:
+        if ends != ("", "") and ends != pair:
+            continue
+        if label == side or ends == pair or (category == "HUBSPOT_DEFINED" and type_id in types):
+            return types, pair[0] == DEAL_OBJECT_TYPE
+    return None
+
+
+def _engagement_side(item: dict[str, Any]) -> tuple[ActivityKind, bool] | None:
+    """(the activity kind, whether it is the from side) of an engagement-deal association
+    event, by its object types; None for any other association."""
+    ends = (str(item.get("fromObjectTypeId") or ""), str(item.get("toObjectTypeId") or ""))
+    for n, (end, other) in enumerate((ends, ends[::-1])):
+        if end in ENGAGEMENT_KINDS and other == DEAL_OBJECT_TYPE:
+            return ENGAGEMENT_KINDS[end], n == 0
+    return None
+
+
+def _ids(item: dict[str, Any]) -> tuple[str, str] | Unsupported:
+    """(from, to) ids of an association event. Legacy events may name their own object
+    only as `objectId`, which is the from side."""
+    from_id = _object_id(item.get("fromObjectId")) or _object_id(item.get("objectId"))
+    to_id = _object_id(item.get("toObjectId"))
+    if from_id is None or to_id is None:
+        missing = "fromObjectId (or objectId)" if from_id is None else "toObjectId"
+        return Unsupported(f"HubSpot association change without {missing}", item)
+    return from_id, to_id
+
+
 def _association(item: dict[str, Any], when: datetime) -> list[CrmChange]:
-    ends = _ends(item)
-    if ends is None:
+    engagement = _engagement_side(item)
+    if engagement is not None:
+        ids = _ids(item)
+        if isinstance(ids, Unsupported):
+            return [ids]
+        # The activity moved to or from a deal: read it back, as for an engagement edit.
+        kind, from_side = engagement
+        return [
+            ResyncRequest(
+                "HubSpot engagement association with a deal changed: fetch it as it is now",
+                (ids[0] if from_side else ids[1],),
+                activity_kind=kind,
+            )
+        ]
+    company = _company_side(item)
+    if company is None:
         what = item.get("associationType") or item.get("associationTypeId")
         return [Ignored(f"HubSpot association {what!r} does not set anything we keep")]
-    deal, company, primary = ends
+    ids = _ids(item)
+    if isinstance(ids, Unsupported):
+        return [ids]
+    from_id, to_id = ids
+    removed = item.get("associationRemoved") is True
+    # eventId is not unique and generic events have no objectId: the ends, the type and
+    # the direction keep a removal and an addition at the same instant apart.
+    key = _key(
+        item,
+        from_id,
+        to_id,
+        item.get("associationTypeId") or item.get("associationType"),
+        "removed" if removed else "added",
+    )
+    types, deal_from = company
+    deal, account = (from_id, to_id) if deal_from else (to_id, from_id)
+    flag = item.get("isPrimaryAssociation")
+    type_id = _type_id(item.get("associationTypeId"))
+    category = str(item.get("associationCategory") or "HUBSPOT_DEFINED").upper()
+    primary = flag if isinstance(flag, bool) else None
+    if primary is None and category == "HUBSPOT_DEFINED":
+        primary = types.get(type_id or 0)
+    elif primary is None:
+        primary = False  # a user-defined label is never the primary association
     if primary is False:
         return [
-            Ignored(f"company {company} is a secondary company of deal {deal}: not its account")
+            Ignored(f"company {account} is a secondary company of deal {deal}: not its account")
         ]
     if primary is None:
         return [
@@ -344,14 +413,13 @@ def _association(item: dict[str, Any], when: datetime) -> list[CrmChange]:
                 (deal,),
             )
         ]
-    removed = item.get("associationRemoved") is True
     return [
         DealChange(
             crm_id=deal,
-            event_key=_key(item),
+            event_key=key,
             occurred_at=when,
             op="updated",
             sequence=REMOVED_SEQUENCE if removed else ADDED_SEQUENCE,
-            fields={"account_id": None if removed else company},
+            fields={"account_id": None if removed else account},
         )
     ]

@@ -8,6 +8,7 @@ two portals of one) never collide.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, get_args
@@ -84,7 +85,12 @@ def _envelope(
     return event
 
 
-def map_deal(source: SourceIn, change: DealChange) -> dict[str, Any] | Parked | Ignored:
+def map_deal(
+    source: SourceIn, change: DealChange, aliases: Mapping[str, str] | None = None
+) -> dict[str, Any] | Parked | Ignored:
+    """`aliases`: each merged account's survivor, by the CRM's ids (see account_merges.py).
+    A change naming a merged account names its survivor instead, whenever it is dated:
+    the merged account no longer exists in the CRM, so no deal can be left on it."""
     deal_id = qualified(source, change.crm_id)
     if change.op == "deleted":
         data: dict[str, Any] = {"deal_id": deal_id}
@@ -129,7 +135,10 @@ def map_deal(source: SourceIn, change: DealChange) -> dict[str, Any] | Parked | 
             if value is not None and str(value) in mapping.deal_types:
                 data["deal_type"] = mapping.deal_types[str(value)]
         elif name == "account_id":
-            data["account_id"] = None if value in (None, "") else qualified(source, str(value))
+            if value in (None, ""):
+                data["account_id"] = None
+            else:
+                data["account_id"] = qualified(source, (aliases or {}).get(str(value), str(value)))
         else:
             data[name] = value
     created = change.op in ("created", "restored")

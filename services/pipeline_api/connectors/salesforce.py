@@ -804,7 +804,8 @@ def parse_outbound(body: bytes) -> OutboundBatch:
     change carrying every field present; its time is the record's LastModifiedDate (or
     SystemModstamp, or CreatedDate), never the time of receipt, so a redelivery yields the
     same change. Its key is the notification Id, which Salesforce keeps across retries.
-    A notification without any of those times asks for a re-sync of its record; other
+    A notification without any of those times asks for a re-sync of its record, carrying
+    its values (parked with them if the source cannot re-sync: ingest.py); other
     sObject types, and notifications without an Id or a valid record id, are Unsupported.
     Only a message that is not an Outbound Message at all raises `OutboundError`. Parsing
     refuses DTDs and entity declarations (defusedxml): a SOAP message has no business
@@ -879,6 +880,7 @@ def _notification(n: int, item: Element) -> CrmChange:
         return ResyncRequest(
             f"Outbound Message {notification_id}: {occurred}; re-read the Opportunity",
             (record_id,),
+            values={"notification_id": notification_id, "sobject": values},
         )
     fields, properties = _deal_fields(values, delta=False)
     return DealChange(
