@@ -18,6 +18,7 @@ import unicodedata
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
+from functools import lru_cache
 from typing import Annotated
 from urllib.parse import unquote
 
@@ -42,6 +43,7 @@ def _digest(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
+@lru_cache(maxsize=4096)
 def in_webhook_namespace(source: str) -> bool:
     """Whether `source` is, or could be shown as, a `crm:` source: URI schemes are
     case-insensitive (`CRM://`), and a look-alike (`%63rm://`, fullwidth letters, a
@@ -54,9 +56,11 @@ def in_webhook_namespace(source: str) -> bool:
     return bool(colon) and scheme.strip().lower() == WEBHOOK_NAMESPACE.removesuffix("://")
 
 
+@lru_cache(maxsize=4096)
 def unprintable(source: str) -> bool:
     """Leading or trailing whitespace, or a control or format character: a source that
-    would look like another one when shown."""
+    would look like another one when shown. Both checks are cached by source: a batch
+    names a handful of sources across up to a thousand events."""
     return source != source.strip() or any(_invisible(c) for c in source)
 
 

@@ -99,8 +99,9 @@ def admit(
         )
     if not principal.may_write_source(source):
         raise EventRejected(f"source: this API key may not write source {source!r}")
+    fields = vars(event.payload)  # getattr on a field the type lacks costs a raised error
     for field in QUALIFIED_FIELDS:
-        value = getattr(event.payload, field, None)
+        value = fields.get(field)
         if isinstance(value, str) and in_crm_namespace(value):
             raise EventRejected(
                 f"data.{field}: {value!r} is a CRM's id, which only that CRM's webhooks and "

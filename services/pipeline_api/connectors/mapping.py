@@ -40,11 +40,14 @@ def qualified(source: SourceIn, crm_id: str) -> str:
     return f"{source.kind}:{source.account_id}:{crm_id}"
 
 
+_CRM_KINDS = frozenset(get_args(SourceKind))
+
+
 def in_crm_namespace(value: str) -> bool:
     """Whether `value` has the form of a CRM's qualified id (`hubspot:…`, any case): an id
     only that CRM's webhooks and re-syncs may write, whatever the event's source says."""
     kind, colon, _ = value.partition(":")
-    return bool(colon) and kind.strip().lower() in get_args(SourceKind)
+    return bool(colon) and kind.strip().lower() in _CRM_KINDS
 
 
 def unqualified(source: SourceIn, deal_id: str) -> str | None:
