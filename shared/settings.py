@@ -112,6 +112,18 @@ class Settings(BaseSettings):
         gt=0,
         description="How often CRM changes parked as dated in the future are tried again",
     )
+    merge_sweep_seconds: float = Field(
+        5,
+        gt=0,
+        description="How often the pipeline API looks again for deals stored on an account "
+        "while it was being merged",
+    )
+    merge_sweep_window_seconds: float = Field(
+        600,
+        ge=60,
+        description="How long after a merge is recorded the sweep looks for its deals: longer "
+        "than a webhook takes from reading the merges to storing its events",
+    )
 
     outbound_allowed_hosts: list[str] = Field(
         default_factory=list,
@@ -232,6 +244,10 @@ class Settings(BaseSettings):
     @property
     def event_max_future(self) -> timedelta:
         return timedelta(seconds=self.event_max_future_seconds)
+
+    @property
+    def merge_sweep_window(self) -> timedelta:
+        return timedelta(seconds=self.merge_sweep_window_seconds)
 
     def require_database_url(self) -> str:
         if not self.database_url:

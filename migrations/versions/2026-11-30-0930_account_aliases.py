@@ -24,9 +24,11 @@ def upgrade() -> None:
         sa.Column('survivor_id', sa.Text(), nullable=False),
         sa.Column('merged_at', sa.DateTime(timezone=True), nullable=False),
         sa.Column('event_key', sa.Text(), nullable=False),
+        sa.Column('recorded_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
         sa.PrimaryKeyConstraint('source_id', 'merged_id', name=op.f('pk_account_aliases')),
         schema='pipeline',
     )
+    op.create_index('ix_account_aliases_recorded_at', 'account_aliases', ['recorded_at'], unique=False, schema='pipeline')
     op.create_index('ix_events_account', 'events', ['source', sa.text("((envelope -> 'data'::text) ->> 'account_id'::text)")], unique=False, schema='pipeline', postgresql_where=sa.text("source LIKE 'crm://%' AND envelope -> 'data' ? 'account_id'"))
     op.create_index('ix_events_account_subject', 'events', ['source', 'subject'], unique=False, schema='pipeline', postgresql_where=sa.text("source LIKE 'crm://%' AND envelope -> 'data' ? 'account_id'"))
 
@@ -34,4 +36,5 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index('ix_events_account_subject', table_name='events', schema='pipeline')
     op.drop_index('ix_events_account', table_name='events', schema='pipeline')
+    op.drop_index('ix_account_aliases_recorded_at', table_name='account_aliases', schema='pipeline')
     op.drop_table('account_aliases', schema='pipeline')

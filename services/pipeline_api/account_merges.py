@@ -5,20 +5,26 @@ that names the merged account, however late it comes, is mapped onto the survivo
 (A into B, B into C) are followed in whatever order their merges arrive; a merge that
 would close a cycle is refused and parked.
 
+The aliases a delivery maps with come from `AliasCache`, so a delivery pays no database
+round trip for them: every Pipedrive deal creation names an account, and reading the
+aliases per delivery halved the webhook benchmark's Pipedrive rate. A merge recorded
+through this process invalidates its source's entry at once; other replicas see it within
+the cache's TTL.
+
 The deals already in the log move by one `deal.updated` each, timed at the merge, stored
 after the alias is committed. A deal change stored concurrently may have been mapped
-before the alias existed, and its row may have been missed by the merge's look-up of the
-log: so every stored row naming an account is checked against the aliases after it is
-durable (`follow`). Each side writes, then reads what the other wrote, so at least one of
-them sees the other; the update both may make has the same id (the merge's key and the
-deal), so it is stored once.
+before the alias was visible to it (in flight meanwhile, or read from a replica's cache
+not yet expired), and its row may have been missed by the merge's look-up of the log:
+the merge sweep (merge_sweep.py) looks again for a while after each merge. The updates
+both may make have the same id (the merge's key and the deal), so each is stored once.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+import time
+from collections.abc import Collection, Iterable, Mapping, Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -36,7 +42,6 @@ from services.pipeline_api.connectors.mapping import (
     qualified,
     unqualified,
 )
-from services.pipeline_api.event_log import EventLogWriter, LogRow
 from services.pipeline_api.models import AccountAlias
 from services.pipeline_api.sources import SourceIn
 
@@ -62,16 +67,57 @@ def _named(change: CrmChange) -> str | None:
     return None
 
 
-async def aliases_for(
-    sessions: async_sessionmaker[AsyncSession], source: SourceIn, changes: Sequence[CrmChange]
-) -> dict[str, str]:
-    """The survivors of the accounts these changes name: one indexed query, and none when
-    no deal change names an account."""
-    named = {a for a in map(_named, changes) if a is not None}
-    if not named:
-        return {}
-    async with sessions() as session:
-        return survivors(await repository.account_aliases(session, source.id, named))
+ALIAS_TTL_SECONDS = 2.0
+"""How long `AliasCache` keeps a source's aliases: a merge recorded by another replica is
+missed this long at most (the merge sweep's window covers it)."""
+
+
+class AliasCache:
+    """Each source's merged accounts and their last survivors, read whole (the table holds
+    a row per account merged away) and kept for `ttl` seconds; one read at a time per
+    source, so an expiry under load costs one query, not one per delivery in flight."""
+
+    def __init__(
+        self, sessions: async_sessionmaker[AsyncSession], *, ttl: float = ALIAS_TTL_SECONDS
+    ) -> None:
+        self._sessions = sessions
+        self._ttl = ttl
+        self._by_source: dict[str, tuple[float, dict[str, str]]] = {}
+        self._reading: dict[str, asyncio.Lock] = {}
+        self._generation = 0
+
+    async def survivors_for(
+        self, source: SourceIn, changes: Sequence[CrmChange]
+    ) -> Mapping[str, str]:
+        """The survivors of the source's merged accounts (none read when no deal change
+        names an account)."""
+        if all(_named(change) is None for change in changes):
+            return {}
+        fresh = self._fresh(source.id)
+        if fresh is not None:
+            return fresh
+        async with self._reading.setdefault(source.id, asyncio.Lock()):
+            fresh = self._fresh(source.id)
+            if fresh is not None:
+                return fresh
+            generation, started = self._generation, time.monotonic()
+            async with self._sessions() as session:
+                every = survivors(await repository.source_account_aliases(session, source.id))
+            if generation == self._generation:  # else a merge was recorded meanwhile
+                self._by_source[source.id] = (started, every)
+            return every
+
+    def _fresh(self, source_id: str) -> dict[str, str] | None:
+        cached = self._by_source.get(source_id)
+        if cached is not None and time.monotonic() - cached[0] < self._ttl:
+            return cached[1]
+        return None
+
+    def invalidate(self, source_id: str) -> None:
+        """This process committed a merge of the source: its next delivery reads again,
+        and a read already under way is not kept."""
+        self._generation += 1
+        self._by_source.pop(source_id, None)
 
 
 async def record(
@@ -120,16 +166,15 @@ def _repoint(alias: AccountAlias, deal_crm_id: str, survivor: str) -> DealChange
 
 
 async def repointed(
-    sessions: async_sessionmaker[AsyncSession], source: SourceIn, merges: Sequence[AccountMerged]
+    sessions: async_sessionmaker[AsyncSession], source: SourceIn, merged: Collection[str]
 ) -> list[DealChange]:
-    """One update per deal now on a merged account, moving it to the last survivor at the
-    time of the merge: a late change from before the merge is older, so it never moves
-    the deal back. Call once the aliases are committed."""
-    if not merges:
+    """One update per deal now on one of the `merged` accounts, moving it to the last
+    survivor at the time of the merge: a late change from before the merge is older, so
+    it never moves the deal back. Call once the aliases are committed."""
+    if not merged:
         return []
     out: list[DealChange] = []
     async with sessions() as session:
-        merged = [m.merged_id for m in merges]
         aliases = await repository.account_aliases(session, source.id, merged)
         last = survivors(aliases)
         for alias in (a for a in aliases if a.merged_id in merged):
@@ -144,50 +189,3 @@ async def repointed(
                 for crm_id in filter(None, (unqualified(source, d) for d in deal_ids))
             )
     return out
-
-
-def _accounts_named(source: SourceIn, rows: Iterable[LogRow]) -> list[tuple[str, str]]:
-    """(deal, account) by the CRM's ids, for each stored deal row that sets an account."""
-    out: list[tuple[str, str]] = []
-    for row in rows:
-        if row.type not in (CREATED, UPDATED):
-            continue
-        data: dict[str, Any] = json.loads(row.envelope_json)["data"]
-        deal, account = data.get("deal_id"), data.get("account_id")
-        if isinstance(deal, str) and isinstance(account, str):
-            pair = (unqualified(source, deal), unqualified(source, account))
-            if pair[0] is not None and pair[1] is not None:
-                out.append((pair[0], pair[1]))
-    return out
-
-
-async def follow(
-    sessions: async_sessionmaker[AsyncSession],
-    writer: EventLogWriter,
-    source: SourceIn,
-    rows: Sequence[LogRow],
-    to_row: Callable[[DealChange], LogRow | object],
-) -> int:
-    """After `rows` are durable: re-point each deal they put on an account merged
-    meanwhile (see the module's docstring). Returns how many updates this stored."""
-    stored = 0
-    for _ in range(repository.MAX_MERGE_CHAIN):
-        named = _accounts_named(source, rows)
-        if not named:
-            break
-        async with sessions() as session:
-            aliases = await repository.account_aliases(
-                session, source.id, {account for _, account in named}
-            )
-        by_merged = {a.merged_id: a for a in aliases}
-        last = survivors(aliases)
-        rows = [
-            row
-            for deal, account in named
-            if account in by_merged
-            and isinstance(row := to_row(_repoint(by_merged[account], deal, last[account])), LogRow)
-        ]
-        if not rows:
-            break
-        stored += sum(await writer.append(list(rows)))
-    return stored

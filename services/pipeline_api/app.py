@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from asyncio import Task
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
 from functools import partial
+from typing import Any
 
 import httpx
 from fastapi import FastAPI
 from sqlalchemy import text
 
+from services.pipeline_api.account_merges import AliasCache
 from services.pipeline_api.archive_routes import router as archive_router
 from services.pipeline_api.event_log import EventLogWriter
 from services.pipeline_api.ingest import replay_due
+from services.pipeline_api.merge_sweep import sweep_merges
 from services.pipeline_api.outbound import OutboundPolicy, guarded_client
 from services.pipeline_api.relay import Relay
 from services.pipeline_api.repository import list_sources
@@ -72,14 +76,19 @@ async def lifespan(settings: Settings) -> AsyncIterator[ServiceState]:
         max_future=ahead,
     )
     resync_task = asyncio.create_task(supervise("re-sync", resyncs.run), name="resync")
-    due = partial(
-        replay_due,
-        sessions=sessions,
-        writer=writer,
-        max_future=ahead,
-        every=settings.future_replay_seconds,
+
+    def log_loop(name: str, loop: Callable[..., Awaitable[None]], **every: Any) -> Task[None]:
+        """A supervised loop over the event log (`loop` takes sessions, writer, max_future)."""
+        run = partial(loop, sessions=sessions, writer=writer, max_future=ahead, **every)
+        return asyncio.create_task(supervise(name, run), name=name)
+
+    due_task = log_loop("replay of due changes", replay_due, every=settings.future_replay_seconds)
+    merge_task = log_loop(
+        "merge sweep",
+        sweep_merges,
+        every=settings.merge_sweep_seconds,
+        window=settings.merge_sweep_window,
     )
-    due_task = asyncio.create_task(supervise("replay of due changes", due), name="replay-due")
 
     async def database_ready() -> None:
         async with engine.connect() as conn:
@@ -106,6 +115,7 @@ async def lifespan(settings: Settings) -> AsyncIterator[ServiceState]:
                 "relay": relay,
                 "resync_wake": resyncs.wake,
                 "source_cache": SourceCache(sessions),
+                "alias_cache": AliasCache(sessions),
             },
             readiness={
                 "pipeline_database": database_ready,
@@ -114,7 +124,7 @@ async def lifespan(settings: Settings) -> AsyncIterator[ServiceState]:
             },
         )
     finally:
-        for task in (relay_task, resync_task, due_task, watch_task):
+        for task in (relay_task, resync_task, due_task, merge_task, watch_task):
             task.cancel()
             with suppress(asyncio.CancelledError, Exception):
                 await task

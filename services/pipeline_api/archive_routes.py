@@ -21,10 +21,12 @@ from pydantic import BaseModel, Field, model_validator
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.pipeline_api import repository
+from services.pipeline_api.account_merges import AliasCache
 from services.pipeline_api.deliveries import DeliveryKind, parse_delivery
 from services.pipeline_api.event_log import EventLogWriter
 from services.pipeline_api.ingest import IngestOutcome, ingest
 from services.pipeline_api.request_state import (
+    alias_cache,
     event_log_writer,
     max_future,
     pipeline_sessions,
@@ -180,7 +182,9 @@ async def replay_requests(
     failed: list[ReplayFailure] = []
     for request_id in ids:
         try:
-            outcome = await _replay_one(sessions, writer, sources, request_id, max_future(request))
+            outcome = await _replay_one(
+                sessions, writer, alias_cache(request), sources, request_id, max_future(request)
+            )
         except ReplayRefused as refused:
             failed.append(ReplayFailure(id=request_id, reason=str(refused)))
             continue
@@ -204,6 +208,7 @@ class ReplayRefused(Exception):
 async def _replay_one(
     sessions: async_sessionmaker[AsyncSession],
     writer: EventLogWriter,
+    aliases: AliasCache,
     sources: dict[str, SourceIn],
     request_id: int,
     ahead: timedelta,
@@ -229,5 +234,6 @@ async def _replay_one(
         body=body,
         changes=changes,
         max_future=ahead,
+        alias_cache=aliases,
         replay_of=row.id,
     )

@@ -173,10 +173,12 @@ async def ingest(
     body: bytes,
     changes: Sequence[CrmChange],
     max_future: timedelta,
+    alias_cache: account_merges.AliasCache,
     replay_of: int | None = None,
 ) -> IngestOutcome:
     """Store what one delivery produced. `replay_of` names an archived request being read
-    again: it is not archived twice, and changes it parked before are not parked again."""
+    again: it is not archived twice, and changes it parked before are not parked again.
+    `alias_cache`: the process's merged accounts (account_merges.py)."""
     outcome = IngestOutcome()
     rows: list[LogRow] = []
     placed: list[DealChange | ActivityChange] = []  # the change of each row
@@ -184,7 +186,7 @@ async def ingest(
     resyncs: list[ResyncRequest] = []
     ignored: list[str] = []
     merges: list[AccountMerged] = []
-    aliases = await account_merges.aliases_for(sessions, source, changes)
+    aliases = await alias_cache.survivors_for(source, changes)
 
     def row_of(change: DealChange | ActivityChange) -> LogRow | Parked | Ignored:
         return to_row(
@@ -235,7 +237,6 @@ async def ingest(
         else:
             outcome.accepted = sum(flags)
             outcome.duplicates = len(flags) - outcome.accepted
-            outcome.accepted += await account_merges.follow(sessions, writer, source, rows, row_of)
             return outcome
     async with sessions() as session, session.begin():
         recorded, refused = await account_merges.record(session, source, merges)
@@ -252,11 +253,14 @@ async def ingest(
             skip_known=replay_of is not None,
         )
         outcome.resync_jobs = await _add_resync_jobs(session, source.id, resyncs)
+    if recorded:
+        alias_cache.invalidate(source.id)
     outcome.parked = len(parked) - outcome.unsupported
     outcome.ignored = len(ignored)
     # The merges' aliases are committed: only now may the log be read for their deals.
     late: list[dict[str, Any]] = []
-    for change in await account_merges.repointed(sessions, source, recorded):
+    merged = {m.merged_id for m in recorded}
+    for change in await account_merges.repointed(sessions, source, merged):
         result = row_of(change)
         if isinstance(result, LogRow):
             rows.append(result)
@@ -268,8 +272,7 @@ async def ingest(
             await repository.park(session, late)
         outcome.parked += len(late)
     if rows:
-        stored = await _store_each(sessions, writer, source, request_id, rows, placed, outcome)
-        outcome.accepted += await account_merges.follow(sessions, writer, source, stored, row_of)
+        await _store_each(sessions, writer, source, request_id, rows, placed, outcome)
     if ignored and replay_of is None:
         # Counted once all is durable, once per delivery: a failed append answers 503 and
         # the CRM's retry is the delivery that counts.
@@ -285,26 +288,22 @@ async def _store_each(
     rows: list[LogRow],
     placed: list[DealChange | ActivityChange],
     outcome: IngestOutcome,
-) -> list[LogRow]:
+) -> None:
     """Store the rows; a change the database refuses is parked with its reason and the
     others are stored, so one bad change never costs a delivery its other changes (a CRM
-    retries a refused delivery whole, and Pipedrive disables a failing webhook). Returns
-    the rows now durable."""
+    retries a refused delivery whole, and Pipedrive disables a failing webhook)."""
     refused: list[dict[str, Any]] = []
-    stored: list[LogRow] = []
     results = await writer.append_each(rows)
-    for row, change, result in zip(rows, placed, results, strict=True):
+    for change, result in zip(placed, results, strict=True):
         if isinstance(result, EventsRefused):
             refused.append(parked_row(source, request_id, result.reason, False, to_json(change)))
         else:
-            stored.append(row)
             outcome.accepted += result
             outcome.duplicates += not result
     if refused:
         async with sessions() as session, session.begin():
             await repository.park(session, refused, skip_known=True)
         outcome.parked += len(refused)
-    return stored
 
 
 @dataclass

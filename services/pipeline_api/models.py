@@ -190,6 +190,11 @@ class AccountAlias(PipelineBase):
     are refused (ingest.py)."""
 
     __tablename__ = "account_aliases"
+    __table_args__ = (
+        # The merge sweep (merge_sweep.py) reads the aliases recorded lately, every few
+        # seconds in every replica: without a merge, one look-up of an empty index range.
+        Index("ix_account_aliases_recorded_at", "recorded_at"),
+    )
 
     source_id: Mapped[str] = mapped_column(Text, primary_key=True)
     merged_id: Mapped[str] = mapped_column(Text, primary_key=True)
@@ -198,3 +203,8 @@ class AccountAlias(PipelineBase):
     event_key: Mapped[str] = mapped_column(Text)
     """The merge's event key: the re-point updates' ids derive from it, so every path
     that re-points a deal for this merge writes the same event."""
+    recorded_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+    """When we stored (or last replaced) the merge, by the database's clock: the merge
+    sweep looks again for the merged accounts' deals for a while after it."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import DateTime, Row, delete, func, select, text, update
@@ -270,6 +270,23 @@ async def account_aliases(
     return [AccountAlias(**row) for row in rows.mappings()]
 
 
+async def source_account_aliases(session: AsyncSession, source_id: str) -> list[AccountAlias]:
+    """Every merge of a source (the table is small: one row per account merged away)."""
+    rows = await session.scalars(select(AccountAlias).where(AccountAlias.source_id == source_id))
+    return list(rows)
+
+
+async def account_aliases_recorded_since(
+    session: AsyncSession, within: timedelta | None
+) -> list[AccountAlias]:
+    """The merges of every source stored (or replaced) in the last `within`, by the
+    database's clock (`ix_account_aliases_recorded_at`); all of them when `within` is None."""
+    query = select(AccountAlias).order_by(AccountAlias.source_id, AccountAlias.merged_id)
+    if within is not None:
+        query = query.where(AccountAlias.recorded_at > func.now() - within)
+    return list(await session.scalars(query))
+
+
 MAX_MERGE_CHAIN = 100
 """How many merges a chain of accounts is followed through (a bound, not a CRM limit)."""
 
@@ -277,7 +294,11 @@ MAX_MERGE_CHAIN = 100
 async def add_account_alias(session: AsyncSession, alias: AccountAlias) -> None:
     """Record a merge; a retry of it changes nothing, and of two merges of the same
     account the later one holds (the account was restored and merged again)."""
-    values = {c.key: getattr(alias, c.key) for c in AccountAlias.__table__.columns}
+    values = {
+        c.key: getattr(alias, c.key)
+        for c in AccountAlias.__table__.columns
+        if c.key != "recorded_at"
+    }
     excluded = insert(AccountAlias).excluded
     await session.execute(
         insert(AccountAlias)
@@ -288,6 +309,7 @@ async def add_account_alias(session: AsyncSession, alias: AccountAlias) -> None:
                 "survivor_id": excluded.survivor_id,
                 "merged_at": excluded.merged_at,
                 "event_key": excluded.event_key,
+                "recorded_at": func.now(),
             },
             where=excluded.merged_at > AccountAlias.merged_at,
         )

@@ -11,6 +11,7 @@ from datetime import timedelta
 from fastapi import Request
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from services.pipeline_api.account_merges import AliasCache
 from services.pipeline_api.event_log import EventLogWriter
 from shared.problems import Problem
 from shared.settings import Settings
@@ -24,6 +25,11 @@ def pipeline_sessions(request: Request) -> async_sessionmaker[AsyncSession]:
 def event_log_writer(request: Request) -> EventLogWriter:
     writer: EventLogWriter = request.state.event_log_writer
     return writer
+
+
+def alias_cache(request: Request) -> AliasCache:
+    cache: AliasCache = request.state.alias_cache
+    return cache
 
 
 def max_future(request: Request) -> timedelta:

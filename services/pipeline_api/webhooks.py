@@ -32,6 +32,7 @@ from services.pipeline_api.deliveries import cdc_changes, exact_json, hubspot_ba
 from services.pipeline_api.ingest import IngestOutcome, ingest
 from services.pipeline_api.intake import read_limited
 from services.pipeline_api.request_state import (
+    alias_cache,
     event_log_writer,
     max_future,
     pipeline_sessions,
@@ -110,6 +111,7 @@ async def _ingest(
             body=body,
             changes=storable(body, changes),
             max_future=max_future(request),
+            alias_cache=alias_cache(request),
         )
     except Problem:
         raise

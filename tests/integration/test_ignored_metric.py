@@ -10,6 +10,7 @@ import pytest
 from prometheus_client import REGISTRY
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from services.pipeline_api.account_merges import AliasCache
 from services.pipeline_api.connectors.changes import CrmChange, DealChange, Ignored
 from services.pipeline_api.event_log import EventLogWriter
 from services.pipeline_api.ingest import IngestOutcome, ingest
@@ -66,6 +67,7 @@ async def test_ignored_items_are_counted_only_once_their_delivery_is_stored(
             body=b"{}",
             changes=changes,
             max_future=MAX_FUTURE,
+            alias_cache=AliasCache(sessions),
         )
 
     try:

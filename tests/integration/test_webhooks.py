@@ -17,9 +17,9 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
-from services.pipeline_api import account_merges, repository
+from services.pipeline_api import account_merges, merge_sweep, repository
 from services.pipeline_api.connectors.changes import DealChange
 from services.pipeline_api.connectors.signatures import hubspot_v3, relay_signature
 from services.pipeline_api.event_log import EventLogWriter, LogRow
@@ -27,6 +27,7 @@ from services.pipeline_api.ingest import to_row
 from services.pipeline_api.models import AccountAlias
 from services.pipeline_api.sources import SourceIn
 from shared.db import create_sessionmaker, driver_dsn
+from shared.embedded import free_port
 from shared.events import MAX_FUTURE
 from tests.support.fake_crm import FakeCrms, create_app, hubspot_call, hubspot_deal
 from tests.support.infra import query, serve_in_loop
@@ -1005,12 +1006,36 @@ async def test_a_merge_known_before_its_deals_arrive_puts_them_on_the_survivor(
     assert any("close a cycle" in i["reason"] for i in dlq["items"])
 
 
-async def test_a_deal_stored_while_its_account_is_merged_is_moved_after_all(
+async def add_alias(
+    sessions: async_sessionmaker[AsyncSession],
+    source_id: str,
+    merged: str,
+    survivor: str,
+    event_key: str | None = None,
+) -> None:
+    """Record a merge (dated 2023-02-01) as another replica would, behind our back."""
+    async with sessions() as session, session.begin():
+        await repository.add_account_alias(
+            session,
+            AccountAlias(
+                source_id=source_id,
+                merged_id=merged,
+                survivor_id=survivor,
+                merged_at=datetime(2023, 2, 1, tzinfo=UTC),
+                event_key=event_key or f"m-{source_id}-{merged}",
+            ),
+        )
+
+
+async def test_a_deal_stored_while_its_account_is_merged_is_moved_by_the_sweep(
     database_url: str,
 ) -> None:
     """The race the merge's look-up of the log cannot see: a deal change mapped before the
-    merge's alias existed, stored after the merge looked for the account's deals. The
-    check after storing finds the alias and moves the deal, at the time of the merge."""
+    merge's alias was visible, stored after the merge looked for the account's deals. The
+    sweep finds the alias recorded within its window and moves the deal, at the time of
+    the merge; sweeping again stores nothing. An alias recorded before the window is left
+    alone, except by the sweep at start-up, which looks at every merge. (The aliases are
+    dated back past the running stack's own 10-minute window: only these calls sweep.)"""
     company = unique_account()
     source = SourceIn.model_validate(
         {"id": f"pd-{company}", "kind": "pipedrive", "account_id": company}
@@ -1021,49 +1046,148 @@ async def test_a_deal_stored_while_its_account_is_merged_is_moved_after_all(
         driver_dsn(database_url), on_commit=lambda: None, max_event_bytes=1 << 20
     )
     writer.start()
+    window = timedelta(hours=1)
 
-    def row_of(change: DealChange) -> LogRow:
+    async def sweep(within: timedelta | None) -> int:
+        return await merge_sweep.sweep(
+            sessions=sessions, writer=writer, max_future=MAX_FUTURE, within=within
+        )
+
+    async def merged(account: str, survivor: str, key: str, ago: timedelta) -> None:
+        await add_alias(sessions, source.id, account, survivor, event_key=key)
+        async with sessions() as session, session.begin():
+            await session.execute(
+                text(
+                    "UPDATE pipeline.account_aliases"
+                    " SET recorded_at = now() - CAST(:ago AS interval)"
+                    " WHERE source_id = :s AND merged_id = :m"
+                ),
+                {"s": source.id, "m": account, "ago": ago},
+            )
+
+    def row_of(deal: str, account: str) -> LogRow:
+        change = DealChange(
+            crm_id=deal,
+            event_key=f"k-{company}-{deal}",
+            occurred_at=datetime(2023, 1, 1, tzinfo=UTC),
+            op="updated",
+            fields={"account_id": account, "name": "Mapped before the merge"},
+        )
         row = to_row(source, change, max_bytes=1 << 20, max_future=MAX_FUTURE)
         assert isinstance(row, LogRow)
         return row
 
     try:
-        when = datetime(2023, 1, 1, tzinfo=UTC)
-        change = DealChange(
-            crm_id="7",
-            event_key=f"k-{company}",
-            occurred_at=when,
-            op="updated",
-            fields={"account_id": "55", "name": "Mapped before the merge"},
-        )
-        rows = [row_of(change)]
         async with sessions() as session, session.begin():
-            await repository.add_account_alias(
-                session,
-                AccountAlias(
-                    source_id=source.id,
-                    merged_id="55",
-                    survivor_id="22",
-                    merged_at=when + timedelta(days=30),
-                    event_key=f"m-{company}",
-                ),
-            )
-        assert await writer.append(rows) == [True]
-        assert await account_merges.follow(sessions, writer, source, rows, row_of) == 1
-        again = await account_merges.follow(sessions, writer, source, rows, row_of)
-        assert again == 0, "the same merge moves the same deal once"
+            await repository.upsert_source(session, source)
+        await merged("55", "22", f"m-{company}", timedelta(minutes=20))
+        assert await writer.append([row_of("7", "55")]) == [True]
+        assert await sweep(window) == 1
+        assert await sweep(window) == 0, "the same merge moves the same deal once"
+
+        await merged("66", "44", f"old-{company}", timedelta(hours=2))
+        assert await writer.append([row_of("8", "66")]) == [True]
+        assert await sweep(window) == 0, "a merge recorded before the window is not looked at"
+        assert await sweep(None) >= 1
     finally:
         await writer.stop()
         await engine.dispose()
     moved = await query(
         database_url,
         "SELECT event_id, event_time, envelope->'data'->>'account_id' AS account"
-        " FROM pipeline.events WHERE source = :s AND event_id LIKE 'm-%'",
+        " FROM pipeline.events WHERE source = :s AND event_id NOT LIKE 'k-%' ORDER BY event_id",
         s=f"crm://pipedrive/{company}",
     )
     assert [(m.event_id, m.event_time, m.account) for m in moved] == [
-        (f"m-{company}:account:7", when + timedelta(days=30), f"pipedrive:{company}:22")
+        (f"m-{company}:account:7", datetime(2023, 2, 1, tzinfo=UTC), f"pipedrive:{company}:22"),
+        (f"old-{company}:account:8", datetime(2023, 2, 1, tzinfo=UTC), f"pipedrive:{company}:44"),
     ]
+
+
+async def test_the_pipeline_api_sweeps_merges_recorded_behind_its_back(
+    pipedrive: tuple[httpx.AsyncClient, str], stack_url: str, database_url: str
+) -> None:
+    """A merge recorded by another replica after this one stored a deal on the merged
+    account: the running service's own sweep moves the deal, nobody asking. A merge
+    recorded through this process is seen by its next delivery, however fresh its cache."""
+    client, company = pipedrive
+    url = f"{stack_url}/v1/webhooks/pipedrive"
+    auth_ = basic("salesops", "pd-pass")
+    r = await client.post(url, json=pd_deal(company, 97, 66, "2023-01-01T00:00:00Z"), headers=auth_)
+    assert r.status_code == 200, r.text
+    await wait_for(client, f"pipedrive:{company}:97", account_id=f"pipedrive:{company}:66")
+    engine = create_async_engine(database_url)
+    try:
+        await add_alias(create_sessionmaker(engine), f"pd-{company}", "66", "44")
+    finally:
+        await engine.dispose()
+    await wait_for(client, f"pipedrive:{company}:97", account_id=f"pipedrive:{company}:44")
+
+    # A merge through this process is seen by its next delivery, the cache just read.
+    for body in (
+        pd_deal(company, 98, 99, "2023-01-01T00:00:00Z"),
+        pd_org_merge(company, 44, 33, "2023-03-01T00:00:00Z"),
+        pd_deal(company, 99, 44, "2023-01-01T00:00:00Z"),
+    ):
+        r = await client.post(url, json=body, headers=auth_)
+        assert r.status_code == 200, r.text
+    stored = await query(
+        database_url,
+        "SELECT envelope->'data'->>'account_id' AS account FROM pipeline.events"
+        " WHERE source = :s AND subject = :d",
+        s=f"crm://pipedrive/{company}",
+        d=f"pipedrive:{company}:99",
+    )
+    assert [row.account for row in stored] == [f"pipedrive:{company}:33"]
+
+
+async def test_the_alias_cache_keeps_a_source_s_merges_until_this_process_records_one(
+    database_url: str,
+) -> None:
+    """Deliveries read the merges from memory: one recorded elsewhere is seen once the TTL
+    ends, one recorded here at once (`invalidate`); a delivery naming no account reads
+    nothing."""
+    source = SourceIn.model_validate(
+        {"id": f"pd-{unique_account()}", "kind": "pipedrive", "account_id": "1"}
+    )
+    named = [
+        DealChange(
+            crm_id="7",
+            event_key="k",
+            occurred_at=datetime(2023, 1, 1, tzinfo=UTC),
+            op="updated",
+            fields={"account_id": "55"},
+        )
+    ]
+    engine = create_async_engine(database_url)
+    sessions = create_sessionmaker(engine)
+    try:
+        cache = account_merges.AliasCache(sessions, ttl=3600)
+        assert await cache.survivors_for(source, named) == {}
+        await add_alias(sessions, source.id, "55", "22")
+        assert await cache.survivors_for(source, named) == {}, "kept for the TTL"
+        nowhere = create_sessionmaker(
+            create_async_engine(f"postgresql+asyncpg://x@127.0.0.1:{free_port()}/x")
+        )
+        unnamed = [
+            DealChange(
+                crm_id="7",
+                event_key="k2",
+                occurred_at=named[0].occurred_at,
+                op="updated",
+                fields={"name": "n"},
+            )
+        ]
+        assert await account_merges.AliasCache(nowhere).survivors_for(source, unnamed) == {}
+        cache.invalidate(source.id)
+        assert await cache.survivors_for(source, named) == {"55": "22"}
+        await add_alias(sessions, source.id, "22", "11")
+        assert await account_merges.AliasCache(sessions, ttl=0).survivors_for(source, named) == {
+            "55": "11",
+            "22": "11",
+        }
+    finally:
+        await engine.dispose()
 
 
 def outbound_with_untimed_opportunities(org: str, untimed: int = 1) -> bytes:
