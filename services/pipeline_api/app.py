@@ -50,6 +50,7 @@ async def lifespan(settings: Settings) -> AsyncIterator[ServiceState]:
         broker_check_seconds=settings.broker_check_seconds,
         partitions=settings.topic_partitions,
         wedged_after=settings.broker_wedged_after,
+        wedged_seconds=settings.broker_wedged_seconds,
         restart_file=settings.embedded_broker_restart_file,
     )
     broker = BrokerWatch(bootstrap)

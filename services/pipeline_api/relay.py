@@ -32,9 +32,12 @@ them one by one, would publish a deal's later events before its earlier ones. Th
 batch stays in the log; the producer is aborted and the batch goes out again after a
 back-off, in log order.
 
-A wedged broker (it answers, but publishing fails `wedged_after` times in a row) is
-reported once and in readiness; under `salesops dev` the relay asks the embedded broker's
-supervisor for a new broker, which is then a lost state like any other.
+A wedged broker (it answers, but the broker itself fails publishing `wedged_after` times
+in a row over at least `wedged_seconds`) is reported once and in readiness; under `salesops
+dev` the relay asks the embedded broker's supervisor for a new broker, which is then a lost
+state like any other. Only the broker's own failures count (an error it answered, a batch it
+did not acknowledge): a database error or a broker that is away is no wedge, and neither is
+anything in the first `wedged_seconds` of a new incarnation, while topics are being created.
 """
 
 from __future__ import annotations
@@ -50,12 +53,12 @@ from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.errors import MessageSizeTooLargeError
+from aiokafka.errors import KafkaError, MessageSizeTooLargeError
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from shared import topics
-from shared.embedded import request_restart
+from shared.embedded import request_restart, supervised_broker_pid
 from shared.kafka import (
     ACK_SECONDS,
     BrokerWedged,
@@ -101,8 +104,22 @@ _SET_ASIDE = text(
 CYCLE_SECONDS = 30
 # Session advisory lock key of the relay leader (any constant unique to this purpose).
 _LEADER_LOCK = 0x5A1E5095E1A7
-_TRY_LEAD = text("SELECT pg_try_advisory_lock(:key), pg_backend_pid()")
-_BACKEND = text("SELECT pg_backend_pid()")
+_TRY_LEAD = text("SELECT pg_try_advisory_lock(:key)")
+# Whether this session holds an advisory lock: the leader session holds only its own.
+_HOLDS_LOCK = text(
+    "SELECT EXISTS (SELECT FROM pg_locks WHERE locktype = 'advisory' "
+    "AND pid = pg_backend_pid() AND granted)"
+)
+# Settings of the leader session that let PostgreSQL end it, releasing the lock, when the
+# leader is gone without closing it (killed host, half-open TCP): a live leader uses its
+# session every poll. Each is set only where the server knows it (idle_session_timeout:
+# PostgreSQL 14 and later; keepalives apply to TCP connections).
+_LEADER_SESSION = text(
+    "SELECT set_config(name, CASE name WHEN 'idle_session_timeout' THEN :idle_ms "
+    "WHEN 'tcp_keepalives_idle' THEN '5' WHEN 'tcp_keepalives_interval' THEN '2' "
+    "ELSE '3' END, false) FROM pg_settings WHERE name IN ('idle_session_timeout', "
+    "'tcp_keepalives_idle', 'tcp_keepalives_interval', 'tcp_keepalives_count')"
+)
 # Longest a check that the leader's connection still lives may take.
 _ALIVE_SECONDS = 5
 _BACKLOG = text(
@@ -135,6 +152,40 @@ class BrokerRefused(Exception):
         )
 
 
+class Unacknowledged(Exception):
+    """The broker did not acknowledge what was sent within ACK_SECONDS."""
+
+
+def broker_fault(exc: BaseException) -> bool:
+    """Whether a failed cycle is the broker's own doing (an error it answered, a request it
+    refused, a batch it did not acknowledge): only these can show a wedged partition."""
+    return isinstance(exc, (KafkaError, BrokerRefused, Unacknowledged))
+
+
+class BatchLimit:
+    """How many rows a batch claims. A slow broker that cannot acknowledge a full batch
+    within ACK_SECONDS would fail the same batch forever: the limit halves after each
+    unacknowledged batch, so smaller ones get through, and doubles back, up to `most`,
+    after `GROW_AFTER` acknowledged batches in a row."""
+
+    GROW_AFTER = 4
+
+    def __init__(self, most: int) -> None:
+        self.most = most
+        self.now = most
+        self._acknowledged = 0
+
+    def shrink(self) -> None:
+        self.now = max(1, self.now // 2)
+        self._acknowledged = 0
+
+    def grow(self) -> None:
+        self._acknowledged += 1
+        if self._acknowledged >= self.GROW_AFTER:
+            self.now = min(self.most, self.now * 2)
+            self._acknowledged = 0
+
+
 class Relay:
     """Owns its Kafka clients: aiokafka can wedge a send to a topic that vanished with a
     restarted broker, so every cycle is time-bounded and a failed cycle gets new clients."""
@@ -149,23 +200,30 @@ class Relay:
         broker_check_seconds: float,
         partitions: int,
         wedged_after: int = 3,
+        wedged_seconds: float = 30.0,
+        leader_idle_seconds: float = 15.0,
         restart_file: Path | None = None,
     ) -> None:
         self._engine = engine
         self._producer: AIOKafkaProducer | None = None
         self._admin: AIOKafkaAdminClient | None = None
         self._bootstrap = bootstrap
-        self._batch_size = batch_size
+        self._batch = BatchLimit(batch_size)
         self._poll_seconds = poll_seconds
         self._broker_check_seconds = broker_check_seconds
         self._partitions = partitions
         self._wake = asyncio.Event()
         self._last_check = 0.0
         self._leader: AsyncConnection | None = None
-        self._leader_backend: int | None = None
+        # Above every pause of a live leader (a poll, a back-off): see `_LEADER_SESSION`.
+        self._leader_idle_ms = int(1000 * max(leader_idle_seconds, 3 * poll_seconds))
         self._wedged_after = wedged_after
         self._restart_file = restart_file
+        self._wedged_seconds = wedged_seconds
         self._failures = 0
+        self._failing_since = 0.0
+        self._suspect: int | None = None
+        self._settling_until = 0.0
         self.wedged_since: float | None = None
         self.incarnation: str | None = None
 
@@ -194,8 +252,9 @@ class Relay:
         while True:
             conn = await self._engine.connect()
             try:
-                won, backend = (await conn.execute(_TRY_LEAD, {"key": _LEADER_LOCK})).one()
+                won = await conn.scalar(_TRY_LEAD, {"key": _LEADER_LOCK})
                 if won:
+                    await conn.execute(_LEADER_SESSION, {"idle_ms": str(self._leader_idle_ms)})
                     await conn.commit()
                     break
                 await conn.close()
@@ -207,27 +266,39 @@ class Relay:
                 standing_by = True
             await asyncio.sleep(self._poll_seconds)
         _log.info("relay leads: this replica publishes the event log")
-        self._leader, self._leader_backend = conn, backend
+        self._leader = conn
         RELAY_LEADER.set(1)
         self._last_check = 0.0  # the previous leader may have left a broker unchecked
         try:
             yield
         finally:
-            self._leader = None
-            RELAY_LEADER.set(0)
+            self._stand_down()
             await _drop(conn)
+
+    def _stand_down(self) -> None:
+        """Forget what only the leader knows: a stand-by publishes nothing, so it is not
+        wedged (another replica may publish fine) and reports no backlog of its own."""
+        self._leader = None
+        self._failures = 0
+        self.wedged_since = None
+        RELAY_LEADER.set(0)
+        RELAY_BACKLOG.set(0)
+        RELAY_SET_ASIDE.set(0)
 
     async def _lead(self) -> None:
         """Publish until the leader connection is lost."""
         attempt = 0
         while True:
             try:
-                await self._connect()
+                if not await self._connect_leading():
+                    return
                 async with asyncio.timeout(CYCLE_SECONDS):
                     if time.monotonic() - self._last_check >= self._broker_check_seconds:
                         await self.check_broker()
                     sent = await self.publish_batch()
                 attempt = 0
+                if sent:
+                    self._batch.grow()
             except asyncio.CancelledError:
                 if cancelled_for_real():
                     raise
@@ -237,15 +308,17 @@ class Relay:
                 if not await self._still_leader():
                     return
                 continue
-            except Exception:  # broker or database away: the log keeps the events
+            except Exception as exc:  # broker or database away: the log keeps the events
                 _log.warning("relay cycle failed; reconnecting and retrying", exc_info=True)
+                if isinstance(exc, Unacknowledged):
+                    self._batch.shrink()
                 await self._disconnect()
                 # The broker may have restarted: check it (and create the topics)
                 # before anything is produced to it again.
                 self._last_check = 0.0
                 if not await self._still_leader():
                     return
-                await self._count_failure()
+                await self._count_failure(exc)
                 attempt += 1
                 await backoff_sleep(attempt)
                 continue
@@ -253,32 +326,64 @@ class Relay:
             if self.wedged_since is not None:
                 _log.warning("the broker takes events again; the relay is publishing")
                 self.wedged_since = None
-            if sent < self._batch_size:
+            if sent < self._batch.now:
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=self._poll_seconds)
 
-    async def _count_failure(self) -> None:
-        """A broker that answers while publishing keeps failing has a wedged partition
-        (Tansu 0.6 can stop advancing one for good). Say so once, and ask the embedded
-        broker's supervisor, when there is one, for a new broker: it republishes from the
-        log like any broker that lost its state."""
+    async def _count_failure(self, exc: BaseException) -> None:
+        """Count a failure of the broker's own (see `broker_fault`). A broker that answers
+        while publishing keeps failing has a wedged partition (Tansu 0.6 can stop advancing
+        one for good). Say so once, and ask the embedded broker's supervisor, when there is
+        one, for a new broker: it republishes from the log like any broker that lost its
+        state. The request names the broker the failures were seen on, so a supervisor that
+        replaced it meanwhile ignores it."""
+        now = time.monotonic()
+        if not broker_fault(exc) or now < self._settling_until:
+            return  # not the broker's, or a new incarnation still creating its topics
         try:
             async with asyncio.timeout(_ALIVE_SECONDS):
                 await broker_reachable(self._bootstrap)
         except (OSError, TimeoutError):
             self._failures = 0  # away, not wedged: the broker watch reports that
             return
+        if self._failures == 0:
+            self._failing_since = now
+            self._suspect = self._broker_pid()
         self._failures += 1
-        if self._failures < self._wedged_after or self.wedged_since is not None:
+        failing_for = now - self._failing_since
+        if (
+            self._failures < self._wedged_after
+            or failing_for < self._wedged_seconds
+            or self.wedged_since is not None
+        ):
             return
-        self.wedged_since = time.monotonic()
-        reason = f"{self._failures} publish attempts in a row failed while the broker answered"
+        self.wedged_since = now
+        reason = (
+            f"{self._failures} publish attempts over {failing_for:.0f} s failed while the "
+            "broker answered"
+        )
         if self._restart_file is None:
             _log.error("the broker looks wedged (%s); it needs a restart", reason)
             return
         _log.error("the broker looks wedged (%s); asking for a new embedded broker", reason)
-        request_restart(self._restart_file, f"a partition is wedged ({reason})")
+        request_restart(self._restart_file, f"a partition is wedged ({reason})", pid=self._suspect)
+
+    def _broker_pid(self) -> int | None:
+        return None if self._restart_file is None else supervised_broker_pid(self._restart_file)
+
+    def _settle(self) -> None:
+        """A new incarnation: failures while its topics are created are not a wedge."""
+        self._failures = 0
+        self._settling_until = time.monotonic() + self._wedged_seconds
+
+    async def _new_incarnation(self) -> None:
+        """Settle, and send on new clients: a producer from before the restart may hold the
+        old broker's partition counts, and would put keys on other partitions than the
+        ones the republished log's earlier records went to."""
+        self._settle()
+        await self._disconnect()
+        await self._connect()
 
     def check_wedged(self) -> None:
         """For readiness: fail while the broker answers but does not take events."""
@@ -289,19 +394,19 @@ class Relay:
 
     async def _still_leader(self) -> bool:
         """Whether the session holding the leader lock still lives. SQLAlchemy reconnects
-        a connection that failed on its next use, so the answer must come from the same
-        server process that took the lock: a new one holds no lock."""
+        a connection that failed on its next use, so the answer must come from the lock
+        itself: a new session holds none."""
         conn = self._leader
         assert conn is not None
         try:
             async with asyncio.timeout(_ALIVE_SECONDS):
                 if conn.in_transaction():
                     await conn.rollback()
-                backend = await conn.scalar(_BACKEND)
+                holds = await conn.scalar(_HOLDS_LOCK)
                 await conn.commit()
         except Exception:
-            backend = None
-        if backend == self._leader_backend:
+            holds = False
+        if holds:
             return True
         _log.warning("relay lost its leader session; competing for leadership again")
         return False
@@ -314,6 +419,21 @@ class Relay:
         assert conn is not None, "only the leader relay touches the log"
         async with conn.begin():
             yield conn
+
+    async def _connect_leading(self) -> bool:
+        """Connect the Kafka clients, which waits as long as the broker is away, using
+        the leader session meanwhile so its idle timeout does not end it (see
+        `_LEADER_SESSION`). False if leadership was lost while waiting."""
+        connecting = asyncio.ensure_future(self._connect())
+        try:
+            while not connecting.done():
+                await asyncio.wait({connecting}, timeout=self._leader_idle_ms / 3000)
+                if not connecting.done() and not await self._still_leader():
+                    return False
+            connecting.result()
+            return True
+        finally:
+            connecting.cancel()
 
     async def _connect(self) -> None:
         if self._producer is None:
@@ -344,13 +464,15 @@ class Relay:
         # Counted here, on the check's schedule, not per batch: the count costs more than
         # a quarter of a batch's time when the backlog is large.
         await self._count_backlog()
-        producer, admin = self._clients()
+        _, admin = self._clients()
         present = await existing_topics(admin)
         current: str | None = None
         if topics.INCARNATION in present:
             value = await read_latest(self._bootstrap, topics.INCARNATION, client_id="relay-check")
             current = value.decode() if value else None
         if current is not None:
+            if current != self.incarnation:
+                await self._new_incarnation()
             self.incarnation = current
             return
         await ensure_topics(admin, topics.all_topics(self._partitions))
@@ -369,6 +491,8 @@ class Relay:
                 ),
                 {"id": incarnation, "n": republished},
             )
+        await self._new_incarnation()
+        producer, _ = self._clients()
         # Written only after the log is marked, so a consumer that sees this incarnation
         # can rely on every event in the log arriving in it.
         await self._acknowledged(
@@ -392,7 +516,7 @@ class Relay:
 
     async def publish_batch(self) -> int:
         async with self._transaction() as conn:
-            rows = (await conn.execute(_CLAIM, {"limit": self._batch_size})).mappings().all()
+            rows = (await conn.execute(_CLAIM, {"limit": self._batch.now})).mappings().all()
             if not rows:
                 return 0
             refused = await self._acknowledged(self._clients()[0], self._send_all(rows))
@@ -446,6 +570,9 @@ class Relay:
         try:
             async with asyncio.timeout(ACK_SECONDS):
                 return await sending
+        except TimeoutError as exc:
+            halt_producer(producer)
+            raise Unacknowledged(f"no acknowledgement within {ACK_SECONDS} s") from exc
         except BaseException:
             halt_producer(producer)
             raise

@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -160,8 +161,21 @@ def test_dev_restarts_a_killed_broker_and_loses_nothing(tmp_path: Path) -> None:
                 assert time.monotonic() < deadline, "nothing was applied"
                 time.sleep(0.1)
             first = _broker_pid(data_dir)
+            flowing = threading.Event()
+            posted: list[tuple[int, int]] = []
+
+            def post_rest() -> None:
+                rest = events[third:]
+                posted.append(post_in_batches(client, rest[:12], size=4))
+                flowing.set()  # the relay is being woken to send batch after batch
+                posted.append(post_in_batches(client, rest[12:], size=4))
+
+            poster = threading.Thread(target=post_rest)
+            poster.start()
+            assert flowing.wait(60), "the stream never flowed"
             os.kill(first, signal.SIGKILL)  # mid-stream, with the relay publishing
-            post_in_batches(client, events[third:], size=20)  # acknowledged meanwhile
+            poster.join(120)
+            assert len(posted) == 2, "every event was acknowledged meanwhile"
             assert _broker_pid(data_dir, other_than=first) != first
             wait_for_projection(client, events, prefix, timeout=120)
             ready = client.get("/readyz")

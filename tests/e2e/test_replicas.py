@@ -105,7 +105,9 @@ def _leader(services: list[ServiceProcess]) -> ServiceProcess:
 
 
 async def _deal_records(bootstrap: str, expected: int) -> dict[bytes, list[int]]:
-    """Every deal record on the topic, per key, as log seqs in the order Kafka holds them."""
+    """Every deal record on the topic, per key, as log seqs in the order Kafka holds them.
+    Read until `expected` distinct events came (a resend after a takeover repeats some),
+    and then until the topic is quiet; never past an overall deadline."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
     try:
@@ -115,16 +117,19 @@ async def _deal_records(bootstrap: str, expected: int) -> dict[bytes, list[int]]
         for tp in tps:
             consumer.seek(tp, 0)
         per_key: dict[bytes, list[int]] = defaultdict(list)
-        seen = 0
+        distinct: set[tuple[bytes, int]] = set()
+        deadline = time.monotonic() + 120
         quiet_until = time.monotonic() + 10
-        while seen < expected or time.monotonic() < quiet_until:
+        while len(distinct) < expected or time.monotonic() < quiet_until:
+            assert time.monotonic() < deadline, f"{len(distinct)} of {expected} events read"
             batch = await consumer.getmany(timeout_ms=300)
             for records in batch.values():
                 for r in records:
-                    per_key[r.key or b""].append(int(dict(r.headers)[topics.HEADER_LOG_SEQ]))
-                    seen += 1
+                    seq = int(dict(r.headers)[topics.HEADER_LOG_SEQ])
+                    per_key[r.key or b""].append(seq)
+                    distinct.add((r.key or b"", seq))
                     quiet_until = time.monotonic() + 2
-            if not batch and seen >= expected:
+            if not batch and len(distinct) >= expected:
                 break
         return per_key
     finally:

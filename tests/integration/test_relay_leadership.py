@@ -9,6 +9,7 @@ import contextlib
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import text
@@ -19,6 +20,8 @@ from services.pipeline_api.relay import Relay
 from shared import topics
 from shared.db import create_engine
 from shared.embedded import EmbeddedBroker
+from shared.kafka import BrokerWedged
+from shared.metrics import RELAY_BACKLOG
 from tests.support import infra
 
 
@@ -65,21 +68,24 @@ async def _one_leads(relays: list[Relay]) -> None:
         await asyncio.sleep(0.05)
 
 
+def _relay(engine: AsyncEngine, bootstrap: str = "127.0.0.1:9", **options: Any) -> Relay:
+    """A relay polling quickly; the default bootstrap is a port where no broker listens."""
+    settings: dict[str, Any] = {"batch_size": 10, **options}
+    return Relay(
+        engine=engine,
+        bootstrap=bootstrap,
+        poll_seconds=0.1,
+        broker_check_seconds=1,
+        partitions=3,
+        **settings,
+    )
+
+
 async def test_one_relay_leads_and_a_stand_by_takes_over(own_log: str, tmp_path: Path) -> None:
     broker = EmbeddedBroker(log_path=tmp_path / "tansu.log")
     broker.start()
     engines = [create_engine(own_log, application_name=f"relay-{n}") for n in "ab"]
-    relays = [
-        Relay(
-            engine=engine,
-            bootstrap=broker.bootstrap,
-            batch_size=50,
-            poll_seconds=0.1,
-            broker_check_seconds=1,
-            partitions=3,
-        )
-        for engine in engines
-    ]
+    relays = [_relay(engine, broker.bootstrap, batch_size=50) for engine in engines]
     first = asyncio.create_task(relays[0].run())
     tasks = [first]
     try:
@@ -121,4 +127,65 @@ async def test_one_relay_leads_and_a_stand_by_takes_over(own_log: str, tmp_path:
                 await task
         for engine in engines:
             await engine.dispose()
+        broker.stop()
+
+
+async def test_a_relay_that_stands_down_is_not_wedged(own_log: str) -> None:
+    engine = create_engine(own_log, application_name="relay-wedged")
+    relay = _relay(engine)
+    try:
+        async with relay._leadership():
+            relay.wedged_since = time.monotonic()
+            RELAY_BACKLOG.set(7)
+            with pytest.raises(BrokerWedged):
+                relay.check_wedged()
+        relay.check_wedged()  # a stand-by answers ready while another replica publishes
+        assert RELAY_BACKLOG._value.get() == 0, "the leader's backlog is not the stand-by's"
+    finally:
+        await engine.dispose()
+
+
+async def test_a_leader_gone_silent_loses_the_lock(own_log: str) -> None:
+    """A leader whose process hangs or whose host vanished never closes its session: the
+    server ends it once idle, and the lock is free for a stand-by."""
+    engine = create_engine(own_log, application_name="relay-silent")
+    relay = _relay(engine, leader_idle_seconds=1)
+    held = (
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted "
+        "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+    )
+    try:
+        async with relay._leadership():
+            leading = asyncio.create_task(relay._lead())  # waits for a broker that is away
+            await asyncio.sleep(2.5)
+            assert not leading.done(), "a leader waiting for the broker keeps its session"
+            leading.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await leading
+            assert await relay._still_leader()
+            async with engine.connect() as conn:
+                assert await conn.scalar(text(held)) == 1
+            await asyncio.sleep(2.5)  # the leader says nothing
+            async with engine.connect() as conn:
+                assert await conn.scalar(text(held)) == 0, "the lock outlived its leader"
+            assert not await relay._still_leader()
+    finally:
+        await engine.dispose()
+
+
+async def test_a_new_incarnation_is_sent_on_a_fresh_producer(own_log: str, tmp_path: Path) -> None:
+    broker = EmbeddedBroker(log_path=tmp_path / "tansu.log")
+    broker.start()
+    engine = create_engine(own_log, application_name="relay-fresh")
+    relay = _relay(engine, broker.bootstrap)
+    try:
+        async with relay._leadership():
+            await relay._connect()
+            before = relay._producer
+            await relay.check_broker()  # an empty broker: a new incarnation
+            assert relay.incarnation is not None
+            assert relay._producer is not before, "no metadata from before the restart"
+    finally:
+        await relay._disconnect()
+        await engine.dispose()
         broker.stop()
