@@ -424,6 +424,8 @@ class Relay:
         """Connect the Kafka clients, which waits as long as the broker is away, using
         the leader session meanwhile so its idle timeout does not end it (see
         `_LEADER_SESSION`). False if leadership was lost while waiting."""
+        if self._producer is not None and self._admin is not None:
+            return True  # every cycle but a reconnect's: no task to start
         connecting = asyncio.ensure_future(self._connect())
         try:
             while not connecting.done():
