@@ -196,10 +196,16 @@ async def test_a_worker_that_lost_its_lease_stops_and_a_stopped_one_hands_its_jo
         released = await job()
         assert (released.status, released.lease_owner, released.attempts) == ("pending", None, 0)
 
+        async def held_again() -> ResyncJob | None:
+            # Not `progressed`: the progress of the first run is still there, so it would
+            # answer before this worker has claimed the job again.
+            found = await job()
+            return found if (found.status, found.lease_owner) == ("running", worker.owner) else None
+
         # Taken again, then taken from it (as a worker that renewed too late would find).
         running = asyncio.create_task(worker.run())
         try:
-            await eventually(progressed, within=30)
+            await eventually(held_again, within=30)
             async with engine.begin() as conn:
                 await conn.execute(
                     text(
