@@ -387,7 +387,8 @@ async def backlog(dsn: str) -> int:
     conn = await asyncpg.connect(dsn)
     try:
         count: int = await conn.fetchval(
-            "SELECT count(*) FROM pipeline.events WHERE published_at IS NULL"
+            "SELECT count(*) FROM pipeline.events"
+            " WHERE published_at IS NULL AND unpublishable_at IS NULL"
         )
         return count
     finally:
@@ -430,7 +431,8 @@ async def wait_drained(dsn: str, limit_s: float, poll: float = 0.02) -> float | 
         started = time.perf_counter()
         while time.perf_counter() - started < limit_s:
             n = await conn.fetchval(
-                "SELECT count(*) FROM pipeline.events WHERE published_at IS NULL"
+                "SELECT count(*) FROM pipeline.events"
+                " WHERE published_at IS NULL AND unpublishable_at IS NULL"
             )
             if n == 0:
                 return time.perf_counter()

@@ -20,6 +20,11 @@ def upgrade() -> None:
     op.add_column('events', sa.Column('unpublishable_at', sa.DateTime(timezone=True), nullable=True), schema='pipeline')
     op.add_column('events', sa.Column('unpublishable_error', sa.Text(), nullable=True), schema='pipeline')
     op.create_index('ix_events_unpublishable', 'events', ['seq'], unique=False, schema='pipeline', postgresql_where=sa.text('unpublishable_at IS NOT NULL'))
+    # The relay's claim filters on both columns; an index whose condition matches it keeps
+    # its plan an ordered index scan even before the table has statistics (a bitmap scan
+    # never clears the dead entries each published row leaves behind).
+    op.drop_index('ix_events_unpublished', table_name='events', schema='pipeline')
+    op.create_index('ix_events_unpublished', 'events', ['seq'], unique=False, schema='pipeline', postgresql_where=sa.text('published_at IS NULL AND unpublishable_at IS NULL'))
     op.add_column('resync_jobs', sa.Column('lease_owner', sa.Text(), nullable=True), schema='pipeline')
     op.add_column('resync_jobs', sa.Column('lease_expires_at', sa.DateTime(timezone=True), nullable=True), schema='pipeline')
     op.add_column('resync_jobs', sa.Column('attempts', sa.BigInteger(), server_default='0', nullable=False), schema='pipeline')
@@ -32,5 +37,7 @@ def downgrade() -> None:
     op.drop_column('resync_jobs', 'lease_expires_at', schema='pipeline')
     op.drop_column('resync_jobs', 'lease_owner', schema='pipeline')
     op.drop_index('ix_events_unpublishable', table_name='events', schema='pipeline', postgresql_where=sa.text('unpublishable_at IS NOT NULL'))
+    op.drop_index('ix_events_unpublished', table_name='events', schema='pipeline')
+    op.create_index('ix_events_unpublished', 'events', ['seq'], unique=False, schema='pipeline', postgresql_where=sa.text('published_at IS NULL'))
     op.drop_column('events', 'unpublishable_error', schema='pipeline')
     op.drop_column('events', 'unpublishable_at', schema='pipeline')

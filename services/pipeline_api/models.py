@@ -41,7 +41,14 @@ class StoredEvent(PipelineBase):
     __tablename__ = "events"
     __table_args__ = (
         UniqueConstraint("source", "event_id"),
-        Index("ix_events_unpublished", "seq", postgresql_where=text("published_at IS NULL")),
+        # The relay's claim condition, whole: a partial index matching only part of it
+        # let the planner choose a bitmap scan, which never clears the dead entries of
+        # published rows, and every claim read all of them (benchmarks/RESULTS.md).
+        Index(
+            "ix_events_unpublished",
+            "seq",
+            postgresql_where=text("published_at IS NULL AND unpublishable_at IS NULL"),
+        ),
         Index(
             "ix_events_unpublishable",
             "seq",
