@@ -32,14 +32,19 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.comp_engine.app import SPEC as COMP_ENGINE
 from services.forecast_worker.app import SPEC as FORECAST_WORKER
 from services.pipeline_api.app import SPEC as PIPELINE_API
-from services.pipeline_api.outbound import OutboundPolicy, OutboundRefused
+from services.pipeline_api.crm.outbound import OutboundPolicy, OutboundRefused
 from services.pipeline_api.repository import (
     reseal_sources,
     sources_not_under_first_key,
     upsert_source,
 )
-from services.pipeline_api.secret_box import INFO_KEY, SecretBoxError, new_key, secret_box
-from services.pipeline_api.sources import SourceIn, load_yaml
+from services.pipeline_api.sources.schemas import SourceIn, load_yaml
+from services.pipeline_api.sources.secret_box import (
+    INFO_KEY,
+    SecretBoxError,
+    new_key,
+    secret_box,
+)
 from shared.db import create_engine, create_sessionmaker
 from shared.embedded import BrokerSupervisor, EmbeddedBroker, embedded_postgres, port_open
 from shared.logging import configure_logging

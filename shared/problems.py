@@ -119,6 +119,11 @@ def problem_response(request: Request, problem: Problem) -> JSONResponse:
     )
 
 
+def storage_unavailable(what: str) -> Problem:
+    """503 for a store that failed mid-request: nothing was acknowledged, so retry."""
+    return Problem(503, f"Storage is unavailable; {what}.", headers={"Retry-After": "5"})
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     async def on_problem(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, Problem)
@@ -147,7 +152,7 @@ def install_problem_handlers(app: FastAPI) -> None:
             _log.warning("storage unavailable on %s %s: %r", request.method, request.url.path, exc)
             return problem_response(
                 request,
-                Problem(503, "Storage is unavailable; retry later.", headers={"Retry-After": "5"}),
+                storage_unavailable("retry later"),
             )
         _log.exception("unhandled error on %s %s", request.method, request.url.path)
         return problem_response(request, Problem(500, "An unexpected error occurred."))

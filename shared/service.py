@@ -15,7 +15,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
@@ -39,12 +39,30 @@ _log = logging.getLogger("salesops.service")
 ReadinessCheck = Callable[[], Awaitable[None]]
 
 
+S = TypeVar("S")
+
+SERVICES_STATE = "services"
+"""Where `build_app` keeps each service's typed state in request state, keyed by its type."""
+
+
 @dataclass
 class ServiceState:
-    """What a service's lifespan hands to request handlers (under `request.state`)."""
+    """What a service's lifespan hands to its request handlers.
 
-    values: dict[str, Any] = field(default_factory=dict)
+    `state` is the service's own typed object (settings, session factories, writers);
+    its routes reach it through `state_of`, wrapped in the `Annotated` aliases of the
+    service's `deps.py`, never through untyped `request.state` attributes.
+    """
+
+    state: object = None
     readiness: dict[str, ReadinessCheck] = field(default_factory=dict)
+
+
+def state_of(request: Request, kind: type[S]) -> S:
+    """The typed state the service of type `kind` put in request state at start-up."""
+    value = request.state.services[kind]
+    assert isinstance(value, kind)
+    return value
 
 
 Lifespan = Callable[[Settings], AbstractAsyncContextManager[ServiceState]]
@@ -140,10 +158,12 @@ def build_app(settings: Settings, specs: Sequence[ServiceSpec], *, title: str) -
                 "api_keys": ApiKeys(settings.api_keys),
                 MAX_BODY_STATE: settings.api_max_body_bytes,
                 "readiness": {},
+                SERVICES_STATE: {},
             }
             for spec in specs:
                 piece = await stack.enter_async_context(spec.lifespan(settings))
-                state.update(piece.values)
+                if piece.state is not None:
+                    state[SERVICES_STATE][type(piece.state)] = piece.state
                 state["readiness"].update(piece.readiness)
             freeze_startup_objects()
             yield state

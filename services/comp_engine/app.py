@@ -14,7 +14,7 @@ from shared.settings import Settings, get_settings
 
 @asynccontextmanager
 async def lifespan(settings: Settings) -> AsyncIterator[ServiceState]:
-    yield ServiceState(values={"settings": settings})
+    yield ServiceState()
 
 
 SPEC = ServiceSpec(name="comp_engine", title="salesops comp engine", routers=[], lifespan=lifespan)

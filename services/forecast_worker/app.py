@@ -10,8 +10,9 @@ from fastapi import FastAPI
 from sqlalchemy import text
 
 from services.forecast_worker.consumer import ProjectionConsumer
-from services.forecast_worker.projection import StageRules
-from services.forecast_worker.routes import router
+from services.forecast_worker.deals.projection import StageRules
+from services.forecast_worker.deals.routes import router
+from services.forecast_worker.deps import ForecastState
 from shared.db import create_engine, create_sessionmaker
 from shared.kafka import BrokerWatch
 from shared.service import ServiceSpec, ServiceState, build_app, supervise
@@ -50,12 +51,9 @@ async def lifespan(settings: Settings) -> AsyncIterator[ServiceState]:
 
     try:
         yield ServiceState(
-            values={
-                "settings": settings,
-                "forecast_sessions": create_sessionmaker(engine),
-                "stage_rules": rules,
-                "forecast_consumer": consumer,
-            },
+            state=ForecastState(
+                settings=settings, sessions=create_sessionmaker(engine), rules=rules
+            ),
             readiness={"forecast_database": database_ready, "forecast_broker": broker_ready},
         )
     finally:

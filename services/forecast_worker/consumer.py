@@ -26,9 +26,9 @@ from typing import TypeVar
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from services.forecast_worker import repository
-from services.forecast_worker.projection import StageRules
-from services.forecast_worker.projector import (
+from services.forecast_worker.deals import repository
+from services.forecast_worker.deals.projection import StageRules
+from services.forecast_worker.deals.projector import (
     BatchOutcome,
     Record,
     apply_records,

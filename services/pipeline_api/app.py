@@ -13,21 +13,22 @@ import httpx
 from fastapi import FastAPI
 from sqlalchemy import text
 
-from services.pipeline_api.account_merges import AliasCache
-from services.pipeline_api.archive_routes import router as archive_router
-from services.pipeline_api.event_log import EventLogWriter
-from services.pipeline_api.ingest import replay_due
-from services.pipeline_api.merge_sweep import sweep_merges
-from services.pipeline_api.outbound import OutboundPolicy, guarded_client
-from services.pipeline_api.relay import Relay
+from services.pipeline_api.accounts.merges import AliasCache
+from services.pipeline_api.accounts.sweep import sweep_merges
+from services.pipeline_api.crm.outbound import OutboundPolicy, guarded_client
+from services.pipeline_api.deps import PipelineState
+from services.pipeline_api.events.event_log import EventLogWriter
+from services.pipeline_api.events.relay import Relay
+from services.pipeline_api.events.routes import router
+from services.pipeline_api.events.unpublishable_routes import router as unpublishable_router
 from services.pipeline_api.repository import list_sources
-from services.pipeline_api.resync_worker import ResyncWorker
-from services.pipeline_api.routes import router
-from services.pipeline_api.secret_box import INFO_KEY, secret_box
-from services.pipeline_api.source_cache import SourceCache
-from services.pipeline_api.source_routes import router as source_router
-from services.pipeline_api.unpublishable_routes import router as unpublishable_router
-from services.pipeline_api.webhooks import router as webhook_router
+from services.pipeline_api.resync.worker import ResyncWorker
+from services.pipeline_api.sources.cache import SourceCache
+from services.pipeline_api.sources.routes import router as source_router
+from services.pipeline_api.sources.secret_box import INFO_KEY, secret_box
+from services.pipeline_api.webhooks.archive_routes import router as archive_router
+from services.pipeline_api.webhooks.ingest import replay_due
+from services.pipeline_api.webhooks.routes import router as webhook_router
 from shared.db import create_engine, create_sessionmaker, driver_dsn
 from shared.kafka import BrokerWatch
 from shared.service import ServiceSpec, ServiceState, build_app, supervise
@@ -109,15 +110,16 @@ async def lifespan(settings: Settings) -> AsyncIterator[ServiceState]:
 
     try:
         yield ServiceState(
-            values={
-                "settings": settings,
-                "event_log_writer": writer,
-                "pipeline_sessions": sessions,
-                "relay": relay,
-                "resync_wake": resyncs.wake,
-                "source_cache": SourceCache(sessions),
-                "alias_cache": AliasCache(sessions),
-            },
+            state=PipelineState(
+                settings=settings,
+                sessions=sessions,
+                writer=writer,
+                relay=relay,
+                sources=SourceCache(sessions),
+                aliases=AliasCache(sessions),
+                outbound=policy,
+                resync_wake=resyncs.wake,
+            ),
             readiness={
                 "pipeline_database": database_ready,
                 "pipeline_sources": sources_ready,

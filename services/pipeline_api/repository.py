@@ -23,8 +23,8 @@ from services.pipeline_api.models import (
     Source,
     WebhookRequest,
 )
-from services.pipeline_api.secret_box import INFO_KEY, SecretBox, SecretBoxError
-from services.pipeline_api.sources import SourceIn, open_values, secret_values
+from services.pipeline_api.sources.schemas import SourceIn, open_values, secret_values
+from services.pipeline_api.sources.secret_box import INFO_KEY, SecretBox, SecretBoxError
 
 DATED_IN_FUTURE = "dated in the future"
 """How the reason of a change parked for its future time begins (ingest.py)."""

@@ -14,8 +14,8 @@ import pytest
 from sqlalchemy import Row, text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from services.forecast_worker.projection import StageRules
-from services.forecast_worker.projector import BatchOutcome, Record, apply_records
+from services.forecast_worker.deals.projection import StageRules
+from services.forecast_worker.deals.projector import BatchOutcome, Record, apply_records
 from shared import topics
 from tests.support.events import event
 

@@ -17,7 +17,7 @@ import pytest
 from aiokafka.errors import KafkaError
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from services.pipeline_api.relay import BrokerRefused, Relay, Unacknowledged
+from services.pipeline_api.events.relay import BrokerRefused, Relay, Unacknowledged
 from shared.embedded import (
     BrokerSupervisor,
     EmbeddedBroker,

@@ -10,8 +10,8 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from services.forecast_worker import repository
-from services.forecast_worker.projector import Record, dead_letter
+from services.forecast_worker.deals import repository
+from services.forecast_worker.deals.projector import Record, dead_letter
 from shared import topics
 from tests.support.events import CREATED, event
 from tests.support.waiting import eventually

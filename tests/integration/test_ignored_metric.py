@@ -10,11 +10,11 @@ import pytest
 from prometheus_client import REGISTRY
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from services.pipeline_api.account_merges import AliasCache
-from services.pipeline_api.connectors.changes import CrmChange, DealChange, Ignored
-from services.pipeline_api.event_log import EventLogWriter
-from services.pipeline_api.ingest import IngestOutcome, ingest
-from services.pipeline_api.sources import SourceIn
+from services.pipeline_api.accounts.merges import AliasCache
+from services.pipeline_api.crm.changes import CrmChange, DealChange, Ignored
+from services.pipeline_api.events.event_log import EventLogWriter
+from services.pipeline_api.sources.schemas import SourceIn
+from services.pipeline_api.webhooks.ingest import IngestOutcome, ingest
 from shared.db import create_sessionmaker, driver_dsn
 from shared.embedded import free_port
 from shared.events import MAX_FUTURE

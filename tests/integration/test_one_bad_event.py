@@ -21,7 +21,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from services.pipeline_api.event_log import EventLogWriter, EventsRefused, LogRow, sent_size
+from services.pipeline_api.events.event_log import EventLogWriter, EventsRefused, LogRow, sent_size
 from shared import topics
 from shared.db import driver_dsn
 from shared.events import validate_event

@@ -16,7 +16,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.cli import run_migrations
-from services.pipeline_api.relay import Relay
+from services.pipeline_api.events.relay import Relay
 from shared import topics
 from shared.db import create_engine
 from shared.embedded import EmbeddedBroker

@@ -18,9 +18,9 @@ import httpx
 import orjson
 import pytest
 
-from services.pipeline_api.connectors.changes import ActivityChange, DealChange
-from services.pipeline_api.connectors.mapping import map_activity, map_deal
-from services.pipeline_api.resync import (
+from services.pipeline_api.crm.changes import ActivityChange, DealChange
+from services.pipeline_api.crm.mapping import map_activity, map_deal
+from services.pipeline_api.crm.rest import (
     CrmAuthError,
     CrmUnavailableError,
     HubSpotClient,
@@ -33,7 +33,7 @@ from services.pipeline_api.resync import (
     resync_each,
     retry_after_seconds,
 )
-from services.pipeline_api.sources import Mapping, SourceIn, StageMapping
+from services.pipeline_api.sources.schemas import Mapping, SourceIn, StageMapping
 from shared.embedded import free_port
 from shared.events import validate_event
 from tests.support.fake_crm import (

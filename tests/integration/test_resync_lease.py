@@ -22,12 +22,12 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
 from services.pipeline_api import repository
-from services.pipeline_api.connectors.changes import ActivityKind
-from services.pipeline_api.event_log import EventLogWriter
+from services.pipeline_api.crm.changes import ActivityKind
+from services.pipeline_api.crm.outbound import OutboundPolicy
+from services.pipeline_api.events.event_log import EventLogWriter
 from services.pipeline_api.models import ResyncJob
-from services.pipeline_api.outbound import OutboundPolicy
-from services.pipeline_api.resync_worker import MAX_ATTEMPTS, ResyncWorker
-from services.pipeline_api.sources import SourceIn
+from services.pipeline_api.resync.worker import MAX_ATTEMPTS, ResyncWorker
+from services.pipeline_api.sources.schemas import SourceIn
 from shared.db import create_sessionmaker, driver_dsn
 from shared.events import MAX_FUTURE
 from tests.support.waiting import eventually

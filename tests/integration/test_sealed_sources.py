@@ -16,8 +16,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.cli import run_migrations
 from services.pipeline_api import repository
-from services.pipeline_api.secret_box import INFO_KEY, SecretBox, SecretBoxError, new_key
-from services.pipeline_api.sources import SourceIn
+from services.pipeline_api.sources.schemas import SourceIn
+from services.pipeline_api.sources.secret_box import (
+    INFO_KEY,
+    SecretBox,
+    SecretBoxError,
+    new_key,
+)
 from shared.db import create_engine, create_sessionmaker
 from shared.embedded import scratch_database
 from tests.support.infra import query

@@ -19,13 +19,15 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
-from services.pipeline_api import account_merges, merge_sweep, repository
-from services.pipeline_api.connectors.changes import DealChange
-from services.pipeline_api.connectors.signatures import hubspot_v3, relay_signature
-from services.pipeline_api.event_log import EventLogWriter, LogRow
-from services.pipeline_api.ingest import to_row
+from services.pipeline_api import repository
+from services.pipeline_api.accounts import merges as account_merges
+from services.pipeline_api.accounts import sweep as merge_sweep
+from services.pipeline_api.crm.changes import DealChange
+from services.pipeline_api.crm.signatures import hubspot_v3, relay_signature
+from services.pipeline_api.events.event_log import EventLogWriter, LogRow
 from services.pipeline_api.models import AccountAlias
-from services.pipeline_api.sources import SourceIn
+from services.pipeline_api.sources.schemas import SourceIn
+from services.pipeline_api.webhooks.ingest import to_row
 from shared.db import create_sessionmaker, driver_dsn
 from shared.embedded import free_port
 from shared.events import MAX_FUTURE

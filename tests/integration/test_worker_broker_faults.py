@@ -11,7 +11,7 @@ from aiokafka import TopicPartition
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from services.forecast_worker.consumer import SUBSCRIBED, ProjectionConsumer
-from services.forecast_worker.projection import StageRules
+from services.forecast_worker.deals.projection import StageRules
 from shared import topics
 from shared.embedded import free_port
 from shared.kafka import LayoutWatch, make_consumer

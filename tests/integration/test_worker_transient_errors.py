@@ -17,8 +17,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from services.forecast_worker.consumer import ProjectionConsumer
-from services.forecast_worker.projection import StageRules
-from services.forecast_worker.projector import Record
+from services.forecast_worker.deals.projection import StageRules
+from services.forecast_worker.deals.projector import Record
 from shared.db import create_engine
 from shared.settings import Settings
 from tests.support.events import CREATED, event

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from services.pipeline_api.intake import admit
+from services.pipeline_api.events.intake import admit
 from shared.auth import ApiKeys, Principal, in_webhook_namespace
 from shared.events import EventInFuture, EventRejected
 from shared.settings import ApiKeyGrant

@@ -25,7 +25,7 @@ from asyncpg.exceptions._base import DataError as ClientDataError
 from sqlalchemy.exc import DBAPIError, OperationalError, StatementError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
-from services.pipeline_api.relay import refused_before_sending
+from services.pipeline_api.events.relay import refused_before_sending
 from shared.db_errors import blames_the_record, is_transient, refused_by_data, sqlstate
 from shared.kafka import make_producer
 from shared.settings import Settings

@@ -8,14 +8,14 @@ from decimal import Decimal
 
 import pytest
 
-from services.pipeline_api import deliveries
-from services.pipeline_api.connectors.changes import (
+from services.pipeline_api.crm.changes import (
     CrmChange,
     DealChange,
     ResyncRequest,
     Unsupported,
 )
-from services.pipeline_api.deliveries import MAX_JSON_DEPTH, exact_json, storable
+from services.pipeline_api.webhooks import deliveries
+from services.pipeline_api.webhooks.deliveries import MAX_JSON_DEPTH, exact_json, storable
 
 
 def test_numbers_are_exact() -> None:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from services.pipeline_api.connectors.changes import DealChange
-from services.pipeline_api.connectors.mapping import Parked
-from services.pipeline_api.event_log import LogRow
-from services.pipeline_api.ingest import to_row
-from services.pipeline_api.sources import SourceIn
+from services.pipeline_api.crm.changes import DealChange
+from services.pipeline_api.crm.mapping import Parked
+from services.pipeline_api.events.event_log import LogRow
+from services.pipeline_api.sources.schemas import SourceIn
+from services.pipeline_api.webhooks.ingest import to_row
 
 MAX_BYTES = 64 * 1024
 SKEW = timedelta(minutes=5)

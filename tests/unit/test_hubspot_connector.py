@@ -15,8 +15,7 @@ from typing import Any
 
 import pytest
 
-from services.pipeline_api.connectors import hubspot
-from services.pipeline_api.connectors.changes import (
+from services.pipeline_api.crm.changes import (
     AccountMerged,
     ActivityChange,
     DealChange,
@@ -26,8 +25,9 @@ from services.pipeline_api.connectors.changes import (
     from_json,
     to_json,
 )
-from services.pipeline_api.connectors.mapping import Parked, map_activity, map_deal
-from services.pipeline_api.sources import Mapping, SourceIn, StageMapping
+from services.pipeline_api.crm.hubspot import webhook as hubspot
+from services.pipeline_api.crm.mapping import Parked, map_activity, map_deal
+from services.pipeline_api.sources.schemas import Mapping, SourceIn, StageMapping
 from shared.events import validate_event
 from shared.ordering import OrderKey
 

@@ -9,7 +9,7 @@ import pytest
 from starlette.requests import Request
 from starlette.types import Message
 
-from services.pipeline_api.intake import NDJSON, parse_body, read_events
+from services.pipeline_api.events.intake import NDJSON, parse_body, read_events
 from shared.problems import Problem
 
 

@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from services.pipeline_api.outbound import OutboundPolicy, OutboundRefused, error_code
-from services.pipeline_api.sources import SourceIn
+from services.pipeline_api.crm.outbound import OutboundPolicy, OutboundRefused, error_code
+from services.pipeline_api.sources.schemas import SourceIn
 
 STRICT = OutboundPolicy()
 

@@ -20,7 +20,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from services.pipeline_api.connectors.changes import (
+from services.pipeline_api.crm.changes import (
     AccountMerged,
     ActivityChange,
     CrmChange,
@@ -30,9 +30,14 @@ from services.pipeline_api.connectors.changes import (
     Unsupported,
     to_json,
 )
-from services.pipeline_api.deliveries import exact_json, hubspot_batch, parse_delivery, storable
-from services.pipeline_api.ingest import to_row
-from services.pipeline_api.sources import Mapping, SourceIn, StageMapping
+from services.pipeline_api.sources.schemas import Mapping, SourceIn, StageMapping
+from services.pipeline_api.webhooks.deliveries import (
+    exact_json,
+    hubspot_batch,
+    parse_delivery,
+    storable,
+)
+from services.pipeline_api.webhooks.ingest import to_row
 from shared.events import MAX_FUTURE
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"

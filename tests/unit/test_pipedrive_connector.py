@@ -46,7 +46,7 @@ from typing import Any
 import orjson
 import pytest
 
-from services.pipeline_api.connectors.changes import (
+from services.pipeline_api.crm.changes import (
     AccountMerged,
     ActivityChange,
     DealChange,
@@ -54,9 +54,9 @@ from services.pipeline_api.connectors.changes import (
     ResyncRequest,
     Unsupported,
 )
-from services.pipeline_api.connectors.mapping import map_activity, map_deal
-from services.pipeline_api.connectors.pipedrive import PipedriveError, parse
-from services.pipeline_api.sources import Mapping, SourceIn, StageMapping
+from services.pipeline_api.crm.mapping import map_activity, map_deal
+from services.pipeline_api.crm.pipedrive.webhook import PipedriveError, parse
+from services.pipeline_api.sources.schemas import Mapping, SourceIn, StageMapping
 from shared.events import validate_event
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "pipedrive"

@@ -9,7 +9,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.forecast_worker.projection import (
+from services.forecast_worker.deals.projection import (
     DEAL_CREATED,
     DEAL_DELETED,
     DEAL_UPDATED,
@@ -360,7 +360,7 @@ def test_final_state_takes_each_field_from_greatest_key(changes: list[Change]) -
 def test_a_merged_deletion_records_where_the_deal_went() -> None:
     from datetime import UTC, datetime
 
-    from services.forecast_worker.projection import (
+    from services.forecast_worker.deals.projection import (
         DEAL_CREATED,
         DEAL_DELETED,
         Change,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from services.pipeline_api.relay import BatchLimit
+from services.pipeline_api.events.relay import BatchLimit
 
 
 def test_unacknowledged_batches_halve_the_limit_down_to_one_row() -> None:

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from services.pipeline_api.resync import Unreadable, decimal_text, decode_json, instant, jsonable
+from services.pipeline_api.crm.rest import Unreadable, decimal_text, decode_json, instant, jsonable
 from shared.money import MoneyError
 
 

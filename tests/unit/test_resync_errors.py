@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from services.pipeline_api.resync import (
+from services.pipeline_api.crm.rest import (
     CrmResponseError,
     SalesforceClient,
     Unreadable,

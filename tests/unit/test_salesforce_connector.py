@@ -17,7 +17,7 @@ from typing import Any
 import defusedxml.ElementTree as SafeET
 import pytest
 
-from services.pipeline_api.connectors.changes import (
+from services.pipeline_api.crm.changes import (
     ActivityChange,
     CrmChange,
     DealChange,
@@ -27,8 +27,8 @@ from services.pipeline_api.connectors.changes import (
     from_json,
     to_json,
 )
-from services.pipeline_api.connectors.mapping import map_activity
-from services.pipeline_api.connectors.salesforce import (
+from services.pipeline_api.crm.mapping import map_activity
+from services.pipeline_api.crm.salesforce.webhook import (
     CdcError,
     OutboundError,
     outbound_ack,
@@ -36,7 +36,7 @@ from services.pipeline_api.connectors.salesforce import (
     parse_outbound,
     redact_session_id,
 )
-from services.pipeline_api.sources import Mapping, SourceIn
+from services.pipeline_api.sources.schemas import Mapping, SourceIn
 from shared.events import validate_event
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "salesforce"

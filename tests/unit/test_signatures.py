@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from services.pipeline_api.connectors import signatures
-from services.pipeline_api.connectors.signatures import (
+from services.pipeline_api.crm import signatures
+from services.pipeline_api.crm.signatures import (
     HubSpotSignatures,
     SignatureError,
     check_hubspot_headers,

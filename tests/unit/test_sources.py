@@ -7,14 +7,14 @@ import json
 import pytest
 from pydantic import ValidationError
 
-from services.pipeline_api.secret_box import SecretBox, SecretBoxError, new_key
-from services.pipeline_api.sources import (
+from services.pipeline_api.sources.schemas import (
     SALESFORCE_TOKEN_URL,
     SourceIn,
     SourceOut,
     open_values,
     secret_values,
 )
+from services.pipeline_api.sources.secret_box import SecretBox, SecretBoxError, new_key
 
 SALESFORCE = {
     "id": "sf",

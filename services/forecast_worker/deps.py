@@ -1,0 +1,54 @@
+"""What a forecast_worker route may ask for, each as a typed `Annotated` alias.
+
+The lifespan (app.py) builds one `ForecastState`; routes never read `request.state`
+themselves. `WriteSession` commits when the route returns and before the response is sent
+(`scope="function"`); a route that raises is rolled back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.forecast_worker.deals.projection import StageRules
+from shared.service import state_of
+from shared.settings import Settings
+
+
+@dataclass(frozen=True)
+class ForecastState:
+    settings: Settings
+    sessions: async_sessionmaker[AsyncSession]
+    rules: StageRules
+
+
+def _state(request: Request) -> ForecastState:
+    return state_of(request, ForecastState)
+
+
+State = Annotated[ForecastState, Depends(_state)]
+
+
+async def _read_session(state: State) -> AsyncIterator[AsyncSession]:
+    async with state.sessions() as session:
+        yield session
+
+
+async def _write_session(state: State) -> AsyncIterator[AsyncSession]:
+    """Commits after the route returned; a route that raised is rolled back on close."""
+    async with state.sessions() as session:
+        yield session
+        await session.commit()
+
+
+def _rules(state: State) -> StageRules:
+    return state.rules
+
+
+ReadSession = Annotated[AsyncSession, Depends(_read_session)]
+WriteSession = Annotated[AsyncSession, Depends(_write_session, scope="function")]
+Rules = Annotated[StageRules, Depends(_rules)]

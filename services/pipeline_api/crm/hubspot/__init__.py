@@ -1,0 +1,1 @@
+"""HubSpot: webhook signatures and payloads, and its REST API."""

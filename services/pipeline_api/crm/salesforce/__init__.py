@@ -1,0 +1,1 @@
+"""Salesforce: Change Data Capture and Outbound Messages, its REST API and OAuth."""
