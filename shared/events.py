@@ -16,14 +16,19 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from shared import topics
+from shared.deal_fields import (
+    DealField,
+    DealStatus,
+    DealType,
+    ForecastCategory,
+    Kind,
+    event_model_mismatches,
+)
 from shared.envelope import CloudEvent
 from shared.money import CurrencyCode, DecimalAmount
 from shared.values import STORED, UtcDatetime, json_has_nul
 
 Id = Annotated[str, Field(min_length=1, max_length=256)]
-ForecastCategory = Literal["pipeline", "best_case", "commit", "closed", "omitted"]
-DealType = Literal["new_business", "expansion", "renewal"]
-DealStatus = Literal["open", "won", "lost"]
 ActivityKind = Literal["call", "email", "meeting", "task", "note"]
 
 
@@ -66,6 +71,29 @@ class DealFields(_Strict):
     def changed_fields(self) -> dict[str, Any]:
         """The fields this event sets, in JSON form (what the projection stores)."""
         return self.model_dump(mode="json", exclude_unset=True, exclude={"deal_id"})
+
+
+def deal_event_type(field: DealField) -> Any:
+    """The type an event gives a value of `field`'s kind (`None` aside)."""
+    if field.kind is Kind.ENUM:
+        return Literal[field.values]
+    return _EVENT_TYPES[field.kind]
+
+
+_EVENT_TYPES: dict[Kind, Any] = {
+    Kind.TEXT: str,
+    Kind.ID: Id,
+    Kind.MONEY: DecimalAmount,
+    Kind.CURRENCY: CurrencyCode,
+    Kind.DATE: date,
+    Kind.DATETIME: UtcDatetime,
+    Kind.SPLITS: list[Split],
+}
+# At import, so that a field added to the definition and not here (or the other way round)
+# stops every service at start-up; shared/deal_fields.py says why DealFields is written out.
+_MISMATCHES = event_model_mismatches(DealFields, deal_event_type, others=("properties",))
+if _MISMATCHES:
+    raise TypeError("DealFields differs from shared/deal_fields.py: " + "; ".join(_MISMATCHES))
 
 
 class DealCreated(DealFields):

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
-from decimal import Decimal
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -21,8 +20,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeEngine
 
 from shared.db import make_metadata
+from shared.deal_fields import DEAL_FIELDS, Kind
 
 SCHEMA = "forecast"
 
@@ -32,28 +33,37 @@ class ForecastBase(DeclarativeBase):
 
 
 class DealColumns:
-    """The deal's fields as columns, shared by the current row and its history rows."""
+    """The deal's fields as columns, shared by the current row and its history rows: one
+    per field of `shared/deal_fields.py` (set below), then the bookkeeping ones."""
 
-    name: Mapped[str | None] = mapped_column(Text)
-    account_id: Mapped[str | None] = mapped_column(Text)
-    owner_id: Mapped[str | None] = mapped_column(Text)
-    amount: Mapped[Decimal | None] = mapped_column(Numeric)
-    currency: Mapped[str | None] = mapped_column(Text)
-    stage: Mapped[str | None] = mapped_column(Text)
-    pipeline: Mapped[str | None] = mapped_column(Text)
-    forecast_category: Mapped[str | None] = mapped_column(Text)
-    close_date: Mapped[date | None] = mapped_column(Date)
-    created_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    deal_type: Mapped[str | None] = mapped_column(Text)
-    status: Mapped[str] = mapped_column(Text)
     deleted: Mapped[bool] = mapped_column(Boolean)
-    splits: Mapped[list[Any] | None] = mapped_column(JSONB)
     properties: Mapped[dict[str, Any]] = mapped_column(JSONB)
     version: Mapped[int] = mapped_column(Integer)
     valid_from: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     sequence: Mapped[int] = mapped_column(Numeric(31, 0))
     event_source: Mapped[str] = mapped_column(Text)
     event_id: Mapped[str] = mapped_column(Text)
+
+
+_COLUMN_TYPES: dict[Kind, TypeEngine[Any]] = {
+    Kind.TEXT: Text(),
+    Kind.ID: Text(),
+    Kind.MONEY: Numeric(),
+    Kind.CURRENCY: Text(),
+    Kind.DATE: Date(),
+    Kind.DATETIME: DateTime(timezone=True),
+    Kind.ENUM: Text(),
+    Kind.SPLITS: JSONB(),
+}
+# Declarative mapping copies a mixin's columns into each table that uses it, so columns
+# set here, before `Deal` and `DealVersion` are declared, are mapped like written ones.
+# Code that filters on them reads them from `__table__.c`: mypy does not see them.
+for _field in DEAL_FIELDS:
+    setattr(
+        DealColumns,
+        _field.name,
+        mapped_column(_COLUMN_TYPES[_field.kind], nullable=_field.nullable),
+    )
 
 
 class Deal(DealColumns, ForecastBase):

@@ -13,27 +13,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from shared.deal_fields import FIELD_NAMES
 from shared.ordering import OrderKey
 
 DEAL_CREATED = "com.salesops.deal.created.v1"
 DEAL_UPDATED = "com.salesops.deal.updated.v1"
 DEAL_DELETED = "com.salesops.deal.deleted.v1"
 
-FIELDS = (
-    "name",
-    "account_id",
-    "owner_id",
-    "amount",
-    "currency",
-    "stage",
-    "pipeline",
-    "forecast_category",
-    "close_date",
-    "created_at",
-    "deal_type",
-    "status",
-    "splits",
-)
+FIELDS = FIELD_NAMES
+"""The fields whose values the fold keeps; `properties` it merges apart."""
 
 
 @dataclass(frozen=True)

@@ -14,26 +14,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from services.forecast_worker.deals.projection import Change, DealState, Version
 from services.forecast_worker.models import DeadLetter, Deal, DealVersion
+from shared.deal_fields import DEAL_FIELDS, FIELD_NAMES, DealField, Kind
 from shared.ordering import OrderKey
 
-_COLUMNS = (
-    "name",
-    "account_id",
-    "owner_id",
-    "amount",
-    "currency",
-    "stage",
-    "pipeline",
-    "forecast_category",
-    "close_date",
-    "created_at",
-    "deal_type",
-    "status",
-    "splits",
-)
 _ROW_COLUMNS = (
     "deal_id",
-    *_COLUMNS,
+    *FIELD_NAMES,
     "deleted",
     "properties",
     "version",
@@ -279,12 +265,7 @@ async def insert_dead_letters(conn: AsyncConnection, rows: Sequence[dict[str, An
 
 def _row(version: Version) -> dict[str, Any]:
     values = version.state.values
-    row: dict[str, Any] = {c: values.get(c) for c in _COLUMNS}
-    row["amount"] = Decimal(row["amount"]) if row["amount"] is not None else None
-    row["close_date"] = date.fromisoformat(row["close_date"]) if row["close_date"] else None
-    row["created_at"] = datetime.fromisoformat(row["created_at"]) if row["created_at"] else None
-    row["splits"] = orjson.dumps(row["splits"]).decode() if row["splits"] is not None else None
-    row["status"] = row["status"] or "open"
+    row = {f.name: _column_value(f, values.get(f.name)) for f in DEAL_FIELDS}
     row.update(
         deal_id=version.state.deal_id,
         deleted=version.state.deleted,
@@ -298,16 +279,32 @@ def _row(version: Version) -> dict[str, Any]:
     return row
 
 
+def _column_value(field: DealField, value: Any) -> Any:
+    """A value in the fold's JSON form as its column takes it."""
+    if value is None:
+        return field.stored_default
+    if field.kind is Kind.MONEY:
+        return Decimal(value)
+    if field.kind is Kind.DATE:
+        return date.fromisoformat(value) if value else None
+    if field.kind is Kind.DATETIME:
+        return datetime.fromisoformat(value) if value else None
+    if field.kind is Kind.SPLITS:
+        return orjson.dumps(value).decode()
+    return value
+
+
+def _json_value(field: DealField, value: Any) -> Any:
+    """A column's value (not null) in the fold's JSON form."""
+    if field.kind is Kind.MONEY:
+        return format(value, "f")
+    if field.kind in (Kind.DATE, Kind.DATETIME):
+        return value.isoformat()
+    return value
+
+
 def _version_from_row(row: Any) -> Version:
-    values: dict[str, Any] = {}
-    for c in _COLUMNS:
-        value = row[c]
-        if isinstance(value, Decimal):
-            value = format(value, "f")
-        elif isinstance(value, date | datetime):
-            value = value.isoformat()
-        if value is not None:
-            values[c] = value
+    values = {f.name: _json_value(f, row[f.name]) for f in DEAL_FIELDS if row[f.name] is not None}
     state = DealState(row["deal_id"], values, dict(row["properties"] or {}), row["deleted"])
     cause = OrderKey(row["valid_from"], int(row["sequence"]), row["event_source"], row["event_id"])
     return Version(row["version"], row["valid_from"], None, state, cause)
@@ -349,16 +346,17 @@ async def list_deals(
         query = query.where(_as_of_clause(as_of))
     if after is not None:
         query = query.where(model.deal_id > after)
+    fields = model.__table__.c
     if flt.owner_id is not None:
-        query = query.where(model.owner_id == flt.owner_id)
+        query = query.where(fields.owner_id == flt.owner_id)
     if flt.stage is not None:
-        query = query.where(model.stage == flt.stage)
+        query = query.where(fields.stage == flt.stage)
     if flt.status is not None:
-        query = query.where(model.status == flt.status)
+        query = query.where(fields.status == flt.status)
     if flt.close_date_from is not None:
-        query = query.where(model.close_date >= flt.close_date_from)
+        query = query.where(fields.close_date >= flt.close_date_from)
     if flt.close_date_to is not None:
-        query = query.where(model.close_date <= flt.close_date_to)
+        query = query.where(fields.close_date <= flt.close_date_to)
     if flt.updated_since is not None and model is Deal:
         query = query.where(Deal.updated_at > flt.updated_since)
     if not flt.include_deleted:
