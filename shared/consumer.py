@@ -82,7 +82,10 @@ async def apply_records(
     conn: AsyncConnection, records: Sequence[Record], *, spec: ConsumerSpec
 ) -> BatchOutcome:
     """Apply `records` in the caller's transaction: each handler once, with its events in
-    read order, and the dead letters of what could not be decoded stored beside them."""
+    read order, and the dead letters of what could not be decoded stored beside them.
+
+    The consumer stores the offsets in the same transaction, so a crash anywhere leaves
+    either all of a batch or none of it."""
     outcome = BatchOutcome()
     batch = sort_batch(records, spec.dispatch)
     for handler, events in batch.groups:

@@ -53,13 +53,13 @@ async def apply_deal_changes(
     conn: AsyncConnection, changes: Sequence[Change], rules: StageRules
 ) -> int:
     """Fold new changes into each deal's history; returns how many were new."""
-    fresh = await repository.insert_changes(conn, changes)
+    fresh = await repository.insert_changes(conn, changes=changes)
     by_deal: dict[str, list[Change]] = defaultdict(list)
     for change in fresh:
         by_deal[change.deal_id].append(change)
     if not by_deal:
         return 0
-    current = await repository.load_current(conn, by_deal)
+    current = await repository.load_current(conn, deal_ids=by_deal)
     to_write: list[Version] = []
     for deal_id, new in sorted(by_deal.items()):
         new.sort(key=lambda c: c.key)
@@ -68,9 +68,11 @@ async def apply_deal_changes(
             to_write.extend(extend_versions(last, new, rules))
         else:
             # A late change lands inside the history: rebuild this deal from all its changes.
-            everything = await repository.load_changes(conn, deal_id)
-            await repository.replace_history(conn, deal_id, build_versions(everything, rules))
-    await repository.write_versions(conn, to_write)
+            everything = await repository.load_changes(conn, deal_id=deal_id)
+            await repository.replace_history(
+                conn, deal_id=deal_id, versions=build_versions(everything, rules)
+            )
+    await repository.write_versions(conn, versions=to_write)
     return len(fresh)
 
 

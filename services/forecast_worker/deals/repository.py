@@ -44,7 +44,7 @@ _ROW_COLUMNS = (
 )
 
 
-async def insert_changes(conn: AsyncConnection, changes: Sequence[Change]) -> list[Change]:
+async def insert_changes(conn: AsyncConnection, *, changes: Sequence[Change]) -> list[Change]:
     """Store changes not seen before; return only those (the rest are redeliveries)."""
     if not changes:
         return []
@@ -80,7 +80,7 @@ async def insert_changes(conn: AsyncConnection, changes: Sequence[Change]) -> li
     return out
 
 
-async def load_changes(conn: AsyncConnection, deal_id: str) -> list[Change]:
+async def load_changes(conn: AsyncConnection, *, deal_id: str) -> list[Change]:
     rows = await conn.execute(
         text(
             "SELECT source, event_id, event_type, event_time, sequence, fields "
@@ -99,7 +99,7 @@ async def load_changes(conn: AsyncConnection, deal_id: str) -> list[Change]:
     ]
 
 
-async def load_current(conn: AsyncConnection, deal_ids: Iterable[str]) -> dict[str, Version]:
+async def load_current(conn: AsyncConnection, *, deal_ids: Iterable[str]) -> dict[str, Version]:
     """The open (latest) version of each deal, locked for this transaction."""
     rows = await conn.execute(
         text(
@@ -111,14 +111,16 @@ async def load_current(conn: AsyncConnection, deal_ids: Iterable[str]) -> dict[s
     return {r.deal_id: _version_from_row(r._mapping) for r in rows}
 
 
-async def replace_history(conn: AsyncConnection, deal_id: str, versions: Sequence[Version]) -> None:
+async def replace_history(
+    conn: AsyncConnection, *, deal_id: str, versions: Sequence[Version]
+) -> None:
     await conn.execute(
         text("DELETE FROM forecast.deal_versions WHERE deal_id = :deal_id"), {"deal_id": deal_id}
     )
-    await write_versions(conn, versions)
+    await write_versions(conn, versions=versions)
 
 
-async def write_versions(conn: AsyncConnection, versions: Sequence[Version]) -> None:
+async def write_versions(conn: AsyncConnection, *, versions: Sequence[Version]) -> None:
     """Insert new versions and close superseded ones, then refresh the current rows."""
     if not versions:
         return
@@ -208,8 +210,8 @@ def _as_of_clause(as_of: datetime) -> Any:
 
 async def list_deals(
     session: AsyncSession,
-    flt: DealFilter,
     *,
+    flt: DealFilter,
     as_of: datetime | None,
     after: str | None,
     limit: int,
@@ -239,7 +241,7 @@ async def list_deals(
 
 
 async def get_deal(
-    session: AsyncSession, deal_id: str, *, as_of: datetime | None
+    session: AsyncSession, *, deal_id: str, as_of: datetime | None
 ) -> Deal | DealVersion | None:
     if as_of is None:
         return await session.get(Deal, deal_id)
@@ -248,7 +250,7 @@ async def get_deal(
 
 
 async def deal_history(
-    session: AsyncSession, deal_id: str, *, as_of: datetime | None
+    session: AsyncSession, *, deal_id: str, as_of: datetime | None
 ) -> Sequence[DealVersion]:
     query = select(DealVersion).where(DealVersion.deal_id == deal_id).order_by(DealVersion.version)
     if as_of is not None:

@@ -83,7 +83,7 @@ async def list_deals(
         updated_since=updated_since,
         include_deleted=include_deleted,
     )
-    rows = await repository.list_deals(db, flt, as_of=as_of, after=after, limit=limit)
+    rows = await repository.list_deals(db, flt=flt, as_of=as_of, after=after, limit=limit)
     return _page(request, rows, limit, format)
 
 
@@ -94,7 +94,7 @@ async def list_deals(
     responses=problem_responses(404),
 )
 async def get_deal(deal_id: str, _: ForecastReader, db: ReadSession, as_of: AsOf = None) -> DealOut:
-    row = await repository.get_deal(db, deal_id, as_of=as_of)
+    row = await repository.get_deal(db, deal_id=deal_id, as_of=as_of)
     if row is None:
         when = f" as of {as_of.isoformat()}" if as_of else ""
         raise Problem(404, f"No deal {deal_id!r}{when}.")
@@ -110,7 +110,7 @@ async def get_deal(deal_id: str, _: ForecastReader, db: ReadSession, as_of: AsOf
 async def get_history(
     deal_id: str, _: ForecastReader, db: ReadSession, as_of: AsOf = None
 ) -> DealHistory:
-    rows = await repository.deal_history(db, deal_id, as_of=as_of)
+    rows = await repository.deal_history(db, deal_id=deal_id, as_of=as_of)
     if not rows:
         raise Problem(404, f"No deal {deal_id!r}.")
     return DealHistory(deal_id=deal_id, versions=[DealOut.model_validate(r) for r in rows])
