@@ -14,6 +14,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from shared import auth
 from shared.consumer import ConsumerSpec
 from shared.service import state_of
 from shared.settings import Settings
@@ -49,6 +50,7 @@ def _consumer(state: State) -> ConsumerSpec:
     return state.consumer
 
 
+ForecastReader = Annotated[auth.Principal, Depends(auth.require(auth.FORECAST_READ))]
 ReadSession = Annotated[AsyncSession, Depends(_read_session)]
 WriteSession = Annotated[AsyncSession, Depends(_write_session, scope="function")]
 # The consumer's own tables and dispatch, for routes that act on its dead letters.

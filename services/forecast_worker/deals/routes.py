@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import date
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from services.forecast_worker.deals import repository
@@ -16,9 +16,8 @@ from services.forecast_worker.deals.schemas import (
     DealOut,
     DealPage,
 )
-from services.forecast_worker.deps import ReadSession
+from services.forecast_worker.deps import ForecastReader, ReadSession
 from services.forecast_worker.models import Deal, DealVersion
-from shared import auth
 from shared.edge import GuardedRoute
 from shared.problems import Problem, problem_responses
 from shared.tables import (
@@ -31,7 +30,6 @@ from shared.values import UtcDatetime
 
 router = APIRouter(tags=["deals"], route_class=GuardedRoute)
 
-ForecastReader = Annotated[auth.Principal, Depends(auth.require(auth.FORECAST_READ))]
 AsOf = Annotated[
     UtcDatetime | None,
     Query(description="Answer as things stood at this instant (RFC 3339), from deal history"),
