@@ -9,10 +9,12 @@ from contextlib import asynccontextmanager, suppress
 from fastapi import FastAPI
 from sqlalchemy import text
 
-from services.forecast_worker.consumer import ProjectionConsumer
+from services.forecast_worker.deals import routes as deals
 from services.forecast_worker.deals.projection import StageRules
-from services.forecast_worker.deals.routes import router
 from services.forecast_worker.deps import ForecastState
+from services.forecast_worker.dispatch import consumer_spec
+from services.forecast_worker.operations import routes as operations
+from shared.consumer import StoredOffsetConsumer
 from shared.db import create_engine, create_sessionmaker
 from shared.kafka import BrokerWatch
 from shared.service import ServiceSpec, ServiceState, build_app, supervise
@@ -26,11 +28,11 @@ async def lifespan(settings: Settings) -> AsyncIterator[ServiceState]:
         application_name="salesops-forecast-worker",
         pool_size=settings.db_pool_size,
     )
-    rules = StageRules.of(settings.won_stages, settings.lost_stages)
-    consumer = ProjectionConsumer(
+    spec = consumer_spec(StageRules.of(settings.won_stages, settings.lost_stages))
+    consumer = StoredOffsetConsumer(
         engine=engine,
         bootstrap=settings.require_kafka(),
-        rules=rules,
+        spec=spec,
         max_records=settings.consumer_max_records,
         check_seconds=settings.broker_check_seconds,
     )
@@ -52,7 +54,7 @@ async def lifespan(settings: Settings) -> AsyncIterator[ServiceState]:
     try:
         yield ServiceState(
             state=ForecastState(
-                settings=settings, sessions=create_sessionmaker(engine), rules=rules
+                settings=settings, sessions=create_sessionmaker(engine), consumer=spec
             ),
             readiness={"forecast_database": database_ready, "forecast_broker": broker_ready},
         )
@@ -66,7 +68,10 @@ async def lifespan(settings: Settings) -> AsyncIterator[ServiceState]:
 
 
 SPEC = ServiceSpec(
-    name="forecast_worker", title="salesops forecast worker", routers=[router], lifespan=lifespan
+    name="forecast_worker",
+    title="salesops forecast worker",
+    routers=[deals.router, operations.router],
+    lifespan=lifespan,
 )
 
 

@@ -14,7 +14,8 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.forecast_worker.deals.projection import StageRules
+from shared import auth
+from shared.consumer import ConsumerSpec
 from shared.service import state_of
 from shared.settings import Settings
 
@@ -23,7 +24,7 @@ from shared.settings import Settings
 class ForecastState:
     settings: Settings
     sessions: async_sessionmaker[AsyncSession]
-    rules: StageRules
+    consumer: ConsumerSpec
 
 
 def _state(request: Request) -> ForecastState:
@@ -45,10 +46,12 @@ async def _write_session(state: State) -> AsyncIterator[AsyncSession]:
         await session.commit()
 
 
-def _rules(state: State) -> StageRules:
-    return state.rules
+def _consumer(state: State) -> ConsumerSpec:
+    return state.consumer
 
 
+ForecastReader = Annotated[auth.Principal, Depends(auth.require(auth.FORECAST_READ))]
 ReadSession = Annotated[AsyncSession, Depends(_read_session)]
 WriteSession = Annotated[AsyncSession, Depends(_write_session, scope="function")]
-Rules = Annotated[StageRules, Depends(_rules)]
+# The consumer's own tables and dispatch, for routes that act on its dead letters.
+Consumer = Annotated[ConsumerSpec, Depends(_consumer)]

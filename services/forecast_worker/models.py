@@ -6,22 +6,20 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
-    BigInteger,
     Boolean,
     Date,
     DateTime,
-    Identity,
     Index,
     Integer,
     Numeric,
     Text,
     func,
-    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeEngine
 
+from shared.consumer_store import consumer_tables
 from shared.db import make_metadata
 from shared.deal_fields import DEAL_FIELDS, Kind
 
@@ -131,35 +129,5 @@ class Activity(ForecastBase):
     event_id: Mapped[str] = mapped_column(Text)
 
 
-class ConsumerOffset(ForecastBase):
-    """The next offset to read per partition, committed with the state it produced.
-
-    `incarnation` names the broker life the offset belongs to: an offset from a broker
-    that has since lost its state means nothing, and the partition is re-read from the start.
-    """
-
-    __tablename__ = "consumer_offsets"
-
-    group_id: Mapped[str] = mapped_column(Text, primary_key=True)
-    topic: Mapped[str] = mapped_column(Text, primary_key=True)
-    partition: Mapped[int] = mapped_column(Integer, primary_key=True)
-    next_offset: Mapped[int] = mapped_column(BigInteger)
-    incarnation: Mapped[str | None] = mapped_column(Text)
-
-
-class DeadLetter(ForecastBase):
-    __tablename__ = "dead_letters"
-    __table_args__ = (
-        Index("ix_dead_letters_open", "id", postgresql_where=text("replayed_at IS NULL")),
-    )
-
-    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
-    topic: Mapped[str] = mapped_column(Text)
-    partition: Mapped[int] = mapped_column(Integer)
-    offset: Mapped[int] = mapped_column(BigInteger)
-    event_source: Mapped[str | None] = mapped_column(Text)
-    event_id: Mapped[str | None] = mapped_column(Text)
-    reason: Mapped[str] = mapped_column(Text)
-    payload: Mapped[str] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
-    replayed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+# Stored offsets and dead letters, in this schema beside the state they account for.
+CONSUMER_TABLES = consumer_tables(ForecastBase.metadata)

@@ -15,15 +15,17 @@ from sqlalchemy import Row, text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from services.forecast_worker.deals.projection import StageRules
-from services.forecast_worker.deals.projector import BatchOutcome, Record, apply_records
+from services.forecast_worker.dispatch import consumer_spec
 from shared import topics
+from shared.consumer import apply_records
+from shared.dispatch import BatchOutcome, Record
 from tests.support.events import event
 
 pytestmark = pytest.mark.integration
 
 LOGGED = "com.salesops.activity.logged.v1"
 DELETED = "com.salesops.activity.deleted.v1"
-RULES = StageRules.of(["won"], ["lost"])
+SPEC = consumer_spec(StageRules.of(["won"], ["lost"]))
 
 
 @pytest.fixture
@@ -57,7 +59,7 @@ def deleted(activity_id: str, at: str, **data: Any) -> dict[str, Any]:
 async def apply(engine: AsyncEngine, *events: dict[str, Any]) -> BatchOutcome:
     records = [Record(topics.ACTIVITY, 0, n, orjson.dumps(e)) for n, e in enumerate(events)]
     async with engine.begin() as conn:
-        return await apply_records(conn, records, RULES)
+        return await apply_records(conn, records, spec=SPEC)
 
 
 async def stored(engine: AsyncEngine, activity_id: str) -> Row[Any]:

@@ -10,9 +10,9 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from services.forecast_worker.deals import repository
-from services.forecast_worker.deals.projector import Record, dead_letter
-from shared import topics
+from services.forecast_worker.models import CONSUMER_TABLES
+from shared import consumer_store, topics
+from shared.dispatch import DeadLetter, Record
 from tests.support.events import CREATED, event
 from tests.support.waiting import eventually
 
@@ -103,8 +103,10 @@ async def test_replaying_a_fixed_dead_letter_applies_it(
     engine = create_async_engine(database_url)
     try:
         async with engine.begin() as conn:
-            await repository.insert_dead_letters(
-                conn, [dead_letter(record, "OperationalError: connection lost")]
+            await consumer_store.insert_dead_letters(
+                conn,
+                tables=CONSUMER_TABLES,
+                letters=[DeadLetter.of(record, "OperationalError: connection lost")],
             )
     finally:
         await engine.dispose()

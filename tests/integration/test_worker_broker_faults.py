@@ -10,9 +10,10 @@ import pytest
 from aiokafka import TopicPartition
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from services.forecast_worker.consumer import SUBSCRIBED, ProjectionConsumer
 from services.forecast_worker.deals.projection import StageRules
+from services.forecast_worker.dispatch import SUBSCRIBED, consumer_spec
 from shared import topics
+from shared.consumer import StoredOffsetConsumer
 from shared.embedded import free_port
 from shared.kafka import LayoutWatch, make_consumer
 from shared.settings import Settings
@@ -20,12 +21,12 @@ from shared.settings import Settings
 pytestmark = pytest.mark.integration
 
 
-def _worker(bootstrap: str) -> ProjectionConsumer:
+def _worker(bootstrap: str) -> StoredOffsetConsumer:
     settings = Settings()
-    return ProjectionConsumer(
+    return StoredOffsetConsumer(
         engine=create_async_engine("postgresql+asyncpg://unused@/unused"),
         bootstrap=bootstrap,
-        rules=StageRules.of(settings.won_stages, settings.lost_stages),
+        spec=consumer_spec(StageRules.of(settings.won_stages, settings.lost_stages)),
         max_records=10,
         check_seconds=60,
     )

@@ -16,10 +16,11 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from services.forecast_worker.consumer import ProjectionConsumer
 from services.forecast_worker.deals.projection import StageRules
-from services.forecast_worker.deals.projector import Record
+from services.forecast_worker.dispatch import consumer_spec
+from shared.consumer import StoredOffsetConsumer
 from shared.db import create_engine
+from shared.dispatch import Record
 from shared.settings import Settings
 from tests.support.events import CREATED, event
 from tests.support.infra import query
@@ -30,12 +31,12 @@ WORKER = "salesops-test-blip-worker"
 TERMINATIONS = 3
 
 
-def worker(engine: AsyncEngine, kafka_bootstrap: str) -> ProjectionConsumer:
+def worker(engine: AsyncEngine, kafka_bootstrap: str) -> StoredOffsetConsumer:
     settings = Settings()
-    return ProjectionConsumer(
+    return StoredOffsetConsumer(
         engine=engine,
         bootstrap=kafka_bootstrap,
-        rules=StageRules.of(settings.won_stages, settings.lost_stages),
+        spec=consumer_spec(StageRules.of(settings.won_stages, settings.lost_stages)),
         max_records=10,
         check_seconds=60,
     )

@@ -13,8 +13,8 @@ from pydantic import BaseModel, Field, create_model
 from sqlalchemy import Date, DateTime, Numeric, Text
 from sqlalchemy.dialects.postgresql import JSONB
 
+from services.forecast_worker.deals.handler import to_change
 from services.forecast_worker.deals.projection import FIELDS, StageRules, extend_versions
-from services.forecast_worker.deals.projector import to_change
 from services.forecast_worker.deals.repository import _row, _version_from_row
 from services.forecast_worker.deals.schemas import DEAL_CSV_COLUMNS, DealOut
 from services.forecast_worker.models import Deal, DealVersion

@@ -13,7 +13,7 @@ from sqlalchemy import and_, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from services.forecast_worker.deals.projection import Change, DealState, Version
-from services.forecast_worker.models import DeadLetter, Deal, DealVersion
+from services.forecast_worker.models import Deal, DealVersion
 from shared.deal_fields import DEAL_FIELDS, FIELD_NAMES, DealField, Kind
 from shared.ordering import OrderKey
 
@@ -30,7 +30,7 @@ _ROW_COLUMNS = (
 )
 
 
-async def insert_changes(conn: AsyncConnection, changes: Sequence[Change]) -> list[Change]:
+async def insert_changes(conn: AsyncConnection, *, changes: Sequence[Change]) -> list[Change]:
     """Store changes not seen before; return only those (the rest are redeliveries)."""
     if not changes:
         return []
@@ -66,7 +66,7 @@ async def insert_changes(conn: AsyncConnection, changes: Sequence[Change]) -> li
     return out
 
 
-async def load_changes(conn: AsyncConnection, deal_id: str) -> list[Change]:
+async def load_changes(conn: AsyncConnection, *, deal_id: str) -> list[Change]:
     rows = await conn.execute(
         text(
             "SELECT source, event_id, event_type, event_time, sequence, fields "
@@ -85,7 +85,7 @@ async def load_changes(conn: AsyncConnection, deal_id: str) -> list[Change]:
     ]
 
 
-async def load_current(conn: AsyncConnection, deal_ids: Iterable[str]) -> dict[str, Version]:
+async def load_current(conn: AsyncConnection, *, deal_ids: Iterable[str]) -> dict[str, Version]:
     """The open (latest) version of each deal, locked for this transaction."""
     rows = await conn.execute(
         text(
@@ -97,14 +97,16 @@ async def load_current(conn: AsyncConnection, deal_ids: Iterable[str]) -> dict[s
     return {r.deal_id: _version_from_row(r._mapping) for r in rows}
 
 
-async def replace_history(conn: AsyncConnection, deal_id: str, versions: Sequence[Version]) -> None:
+async def replace_history(
+    conn: AsyncConnection, *, deal_id: str, versions: Sequence[Version]
+) -> None:
     await conn.execute(
         text("DELETE FROM forecast.deal_versions WHERE deal_id = :deal_id"), {"deal_id": deal_id}
     )
-    await write_versions(conn, versions)
+    await write_versions(conn, versions=versions)
 
 
-async def write_versions(conn: AsyncConnection, versions: Sequence[Version]) -> None:
+async def write_versions(conn: AsyncConnection, *, versions: Sequence[Version]) -> None:
     """Insert new versions and close superseded ones, then refresh the current rows."""
     if not versions:
         return
@@ -132,135 +134,6 @@ async def write_versions(conn: AsyncConnection, versions: Sequence[Version]) -> 
             ),
             [_row(v) for v in latest.values()],
         )
-
-
-# The ordering rule (shared/ordering.py, without `sequence`, which activities lack): is the
-# incoming event newer than the one that last wrote the row?
-_NEWER_ACTIVITY = (
-    "(EXCLUDED.event_time, EXCLUDED.event_source, EXCLUDED.event_id)"
-    " > (a.event_time, a.event_source, a.event_id)"
-)
-
-
-async def upsert_activities(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
-    """Store activities; a later event for the same activity replaces an older one only.
-
-    A newer logged event also clears `deleted_at`: the CRM restored the activity. An older
-    one is ignored, except that it fills in a row that so far holds only a deletion, so
-    the deleted activity keeps its details without coming back.
-    """
-    if not rows:
-        return
-    newer = _NEWER_ACTIVITY
-    await conn.execute(
-        text(
-            f"""
-            INSERT INTO forecast.activities AS a (activity_id, kind, deal_id, account_id,
-                rep_id, occurred_at, properties, event_time, event_source, event_id)
-            VALUES (:activity_id, :kind, :deal_id, :account_id, :rep_id, :occurred_at,
-                CAST(:properties AS jsonb), :event_time, :event_source, :event_id)
-            ON CONFLICT (activity_id) DO UPDATE SET
-                kind = EXCLUDED.kind, deal_id = EXCLUDED.deal_id,
-                account_id = EXCLUDED.account_id, rep_id = EXCLUDED.rep_id,
-                occurred_at = EXCLUDED.occurred_at, properties = EXCLUDED.properties,
-                deleted_at = CASE WHEN {newer} THEN NULL ELSE a.deleted_at END,
-                event_time = CASE WHEN {newer} THEN EXCLUDED.event_time ELSE a.event_time END,
-                event_source = CASE WHEN {newer}
-                    THEN EXCLUDED.event_source ELSE a.event_source END,
-                event_id = CASE WHEN {newer} THEN EXCLUDED.event_id ELSE a.event_id END
-            WHERE {newer} OR a.kind IS NULL
-            """
-        ),
-        list(rows),
-    )
-
-
-async def delete_activities(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
-    """Mark activities deleted, unless a newer event wrote them (a restore that came first).
-
-    An activity not seen yet gets a row holding only the deletion, which an older logged
-    event arriving later fills in but does not bring back.
-    """
-    if not rows:
-        return
-    await conn.execute(
-        text(
-            f"""
-            INSERT INTO forecast.activities AS a (activity_id, properties, deleted_at,
-                event_time, event_source, event_id)
-            VALUES (:activity_id, '{{}}', :deleted_at, :event_time, :event_source, :event_id)
-            ON CONFLICT (activity_id) DO UPDATE SET
-                deleted_at = EXCLUDED.deleted_at, event_time = EXCLUDED.event_time,
-                event_source = EXCLUDED.event_source, event_id = EXCLUDED.event_id
-            WHERE {_NEWER_ACTIVITY}
-            """
-        ),
-        list(rows),
-    )
-
-
-@dataclass(frozen=True)
-class StoredOffset:
-    next_offset: int
-    incarnation: str | None
-
-
-async def load_offsets(
-    conn: AsyncConnection, group_id: str, partitions: Iterable[tuple[str, int]]
-) -> dict[tuple[str, int], StoredOffset]:
-    rows = await conn.execute(
-        text(
-            "SELECT topic, partition, next_offset, incarnation FROM forecast.consumer_offsets "
-            "WHERE group_id = :g"
-        ),
-        {"g": group_id},
-    )
-    wanted = set(partitions)
-    return {
-        (r.topic, r.partition): StoredOffset(r.next_offset, r.incarnation)
-        for r in rows
-        if (r.topic, r.partition) in wanted
-    }
-
-
-async def store_offsets(
-    conn: AsyncConnection,
-    group_id: str,
-    offsets: dict[tuple[str, int], int],
-    incarnation: str | None,
-) -> None:
-    if not offsets:
-        return
-    await conn.execute(
-        text(
-            """
-            INSERT INTO forecast.consumer_offsets (group_id, topic, partition, next_offset,
-                incarnation)
-            VALUES (:g, :t, :p, :o, :i)
-            ON CONFLICT (group_id, topic, partition) DO UPDATE SET
-                next_offset = EXCLUDED.next_offset, incarnation = EXCLUDED.incarnation
-            """
-        ),
-        [
-            {"g": group_id, "t": t, "p": p, "o": o, "i": incarnation}
-            for (t, p), o in offsets.items()
-        ],
-    )
-
-
-async def insert_dead_letters(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
-    if not rows:
-        return
-    await conn.execute(
-        text(
-            """
-            INSERT INTO forecast.dead_letters (topic, partition, "offset", event_source,
-                event_id, reason, payload)
-            VALUES (:topic, :partition, :offset, :event_source, :event_id, :reason, :payload)
-            """
-        ),
-        list(rows),
-    )
 
 
 def _row(version: Version) -> dict[str, Any]:
@@ -334,8 +207,8 @@ def _as_of_clause(as_of: datetime) -> Any:
 
 async def list_deals(
     session: AsyncSession,
-    flt: DealFilter,
     *,
+    flt: DealFilter,
     as_of: datetime | None,
     after: str | None,
     limit: int,
@@ -366,7 +239,7 @@ async def list_deals(
 
 
 async def get_deal(
-    session: AsyncSession, deal_id: str, *, as_of: datetime | None
+    session: AsyncSession, *, deal_id: str, as_of: datetime | None
 ) -> Deal | DealVersion | None:
     if as_of is None:
         return await session.get(Deal, deal_id)
@@ -375,34 +248,9 @@ async def get_deal(
 
 
 async def deal_history(
-    session: AsyncSession, deal_id: str, *, as_of: datetime | None
+    session: AsyncSession, *, deal_id: str, as_of: datetime | None
 ) -> Sequence[DealVersion]:
     query = select(DealVersion).where(DealVersion.deal_id == deal_id).order_by(DealVersion.version)
     if as_of is not None:
         query = query.where(DealVersion.valid_from <= as_of)
     return (await session.execute(query)).scalars().all()
-
-
-async def list_dead_letters(
-    session: AsyncSession, *, after: int | None, limit: int, include_replayed: bool
-) -> Sequence[DeadLetter]:
-    query = select(DeadLetter).order_by(DeadLetter.id).limit(limit)
-    if after is not None:
-        query = query.where(DeadLetter.id > after)
-    if not include_replayed:
-        query = query.where(DeadLetter.replayed_at.is_(None))
-    return (await session.execute(query)).scalars().all()
-
-
-async def get_dead_letter(conn: AsyncConnection, letter_id: int) -> Any:
-    row = await conn.execute(
-        text("SELECT * FROM forecast.dead_letters WHERE id = :id FOR UPDATE"), {"id": letter_id}
-    )
-    return row.mappings().one_or_none()
-
-
-async def mark_replayed(conn: AsyncConnection, letter_id: int) -> None:
-    await conn.execute(
-        text("UPDATE forecast.dead_letters SET replayed_at = now() WHERE id = :id"),
-        {"id": letter_id},
-    )

@@ -1,4 +1,4 @@
-"""Read API over the deal projection, plus the worker's dead-letter queue."""
+"""Read API over the deal projection: deals now, as of a past instant, and their history."""
 
 from __future__ import annotations
 
@@ -6,36 +6,30 @@ from collections.abc import Sequence
 from datetime import date
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from services.forecast_worker.deals import repository
-from services.forecast_worker.deals.projector import Record, Unprocessable, apply_records, decode
 from services.forecast_worker.deals.schemas import (
     DEAL_CSV_COLUMNS,
-    DeadLetterOut,
-    DeadLetterPage,
     DealHistory,
     DealOut,
     DealPage,
 )
-from services.forecast_worker.deps import ReadSession, Rules, WriteSession
+from services.forecast_worker.deps import ForecastReader, ReadSession
 from services.forecast_worker.models import Deal, DealVersion
-from shared import auth
 from shared.edge import GuardedRoute
 from shared.problems import Problem, problem_responses
 from shared.tables import (
     csv_response,
-    decode_id_cursor,
     decode_text_cursor,
     next_cursor,
     wants_csv,
 )
-from shared.values import Id64, UtcDatetime
+from shared.values import UtcDatetime
 
 router = APIRouter(tags=["deals"], route_class=GuardedRoute)
 
-ForecastReader = Annotated[auth.Principal, Depends(auth.require(auth.FORECAST_READ))]
 AsOf = Annotated[
     UtcDatetime | None,
     Query(description="Answer as things stood at this instant (RFC 3339), from deal history"),
@@ -87,7 +81,7 @@ async def list_deals(
         updated_since=updated_since,
         include_deleted=include_deleted,
     )
-    rows = await repository.list_deals(db, flt, as_of=as_of, after=after, limit=limit)
+    rows = await repository.list_deals(db, flt=flt, as_of=as_of, after=after, limit=limit)
     return _page(request, rows, limit, format)
 
 
@@ -98,7 +92,7 @@ async def list_deals(
     responses=problem_responses(404),
 )
 async def get_deal(deal_id: str, _: ForecastReader, db: ReadSession, as_of: AsOf = None) -> DealOut:
-    row = await repository.get_deal(db, deal_id, as_of=as_of)
+    row = await repository.get_deal(db, deal_id=deal_id, as_of=as_of)
     if row is None:
         when = f" as of {as_of.isoformat()}" if as_of else ""
         raise Problem(404, f"No deal {deal_id!r}{when}.")
@@ -114,59 +108,7 @@ async def get_deal(deal_id: str, _: ForecastReader, db: ReadSession, as_of: AsOf
 async def get_history(
     deal_id: str, _: ForecastReader, db: ReadSession, as_of: AsOf = None
 ) -> DealHistory:
-    rows = await repository.deal_history(db, deal_id, as_of=as_of)
+    rows = await repository.deal_history(db, deal_id=deal_id, as_of=as_of)
     if not rows:
         raise Problem(404, f"No deal {deal_id!r}.")
     return DealHistory(deal_id=deal_id, versions=[DealOut.model_validate(r) for r in rows])
-
-
-@router.get(
-    "/v1/forecast/dead-letters",
-    response_model=DeadLetterPage,
-    tags=["operations"],
-    summary="Events the worker could not apply, with the reason",
-)
-async def list_dead_letters(
-    _: auth.Admin,
-    db: ReadSession,
-    include_replayed: bool = False,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    cursor: str | None = None,
-) -> DeadLetterPage:
-    after = decode_id_cursor(cursor)
-    rows = await repository.list_dead_letters(
-        db, after=after, limit=limit, include_replayed=include_replayed
-    )
-    return DeadLetterPage(
-        items=[DeadLetterOut.model_validate(r) for r in rows],
-        next_cursor=next_cursor(rows, limit, "id"),
-    )
-
-
-@router.post(
-    "/v1/forecast/dead-letters/{letter_id}/replay",
-    response_model=DeadLetterOut,
-    tags=["operations"],
-    summary="Apply a dead-lettered event again (after the cause was fixed)",
-    responses=problem_responses(404, 409, 422),
-)
-async def replay_dead_letter(
-    letter_id: Annotated[Id64, Path()], _: auth.Admin, db: WriteSession, rules: Rules
-) -> DeadLetterOut:
-    conn = await db.connection()
-    letter = await repository.get_dead_letter(conn, letter_id)
-    if letter is None:
-        raise Problem(404, f"No dead letter {letter_id}.")
-    if letter["replayed_at"] is not None:
-        raise Problem(409, f"Dead letter {letter_id} was already replayed.")
-    record = Record(
-        letter["topic"], letter["partition"], letter["offset"], letter["payload"].encode()
-    )
-    try:
-        decode(record)
-    except Unprocessable as exc:
-        raise Problem(422, f"The event still cannot be applied: {exc}") from exc
-    await apply_records(conn, [record], rules)
-    await repository.mark_replayed(conn, letter_id)
-    replayed = await repository.get_dead_letter(conn, letter_id)
-    return DeadLetterOut.model_validate(dict(replayed))

@@ -1,17 +1,21 @@
-"""The forecast worker's Kafka loop: read a batch, apply it in one transaction, repeat.
+"""The Kafka loop every worker runs: read a batch, apply it in one transaction, repeat.
 
-Offsets live in Postgres beside the state (`forecast.consumer_offsets`) and are where the
-consumer seeks on every assignment, so Kafka's own committed offsets are never trusted.
-Each stored offset names the broker incarnation it belongs to; when the relay announces a
-new incarnation (the broker lost its state and the log is being republished), the
-consumer re-reads its partitions from the start and dedupe drops what it already applied.
+Offsets live in Postgres beside the state (the service's `consumer_offsets`, see
+`shared.consumer_store`) and are where the consumer seeks on every assignment, so Kafka's
+own committed offsets are never trusted. Each stored offset names the broker incarnation
+it belongs to; when the relay announces a new incarnation (the broker lost its state and
+the log is being republished), the consumer re-reads its partitions from the start and
+dedupe drops what it already applied.
 
 Only a record's own fault dead-letters it: a record that cannot be decoded or validated,
-values PostgreSQL refuses, or a plain error raised by the projection code. Every other
-database, pool or network error (a lost connection, an exhausted pool, a bad password, a
-table a migration has not created yet, a cancelled statement) is retried with backoff, and
-when it persists the loop restarts from the stored offsets: a good event is never
-dead-lettered for the infrastructure's sake.
+values PostgreSQL refuses, or a plain error raised by a handler. Every other database,
+pool or network error (a lost connection, an exhausted pool, a bad password, a table a
+migration has not created yet, a cancelled statement) is retried with backoff, and when it
+persists the loop restarts from the stored offsets: a good event is never dead-lettered
+for the infrastructure's sake.
+
+A service brings what makes it its own as a `ConsumerSpec`: its group, topics, tables and
+dispatch table (`shared.dispatch`); the loop knows nothing of what the events mean.
 """
 
 from __future__ import annotations
@@ -20,23 +24,24 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from functools import partial
+from dataclasses import dataclass
 from typing import TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from services.forecast_worker.deals import repository
-from services.forecast_worker.deals.projection import StageRules
-from services.forecast_worker.deals.projector import (
-    BatchOutcome,
-    Record,
-    apply_records,
-    dead_letter,
-    next_offsets,
-)
-from shared import topics
+from shared import consumer_store, topics
+from shared.consumer_store import ConsumerTables
 from shared.db_errors import blames_the_record
+from shared.dispatch import (
+    BatchOutcome,
+    DeadLetter,
+    Dispatch,
+    Record,
+    decode,
+    next_offsets,
+    sort_batch,
+)
 from shared.kafka import (
     ACK_SECONDS,
     AssignmentListener,
@@ -52,10 +57,6 @@ from shared.kafka import (
 from shared.logging import correlation_id
 from shared.metrics import CONSUMER_APPLIED, DEAD_LETTERS
 
-_log = logging.getLogger("salesops.forecast.consumer")
-
-GROUP_ID = "forecast_worker"
-SUBSCRIBED = (topics.DEAL, topics.ACTIVITY)
 INCARNATION_READ_SECONDS = 10
 # Attempts at a transaction the database fails; with full-jitter backoff capped at
 # 10 s they span about half a minute, longer than a failover or a backend restart.
@@ -64,20 +65,63 @@ TRANSIENT_ATTEMPTS = 8
 T = TypeVar("T")
 
 
-class ProjectionConsumer:
+@dataclass(frozen=True)
+class ConsumerSpec:
+    """One worker's consumer. `name` names its logger (`salesops.<name>.consumer`) and its
+    helper clients (`<name>-incarnation`, `salesops-<name>-dlq`)."""
+
+    name: str
+    group_id: str
+    client_id: str
+    topics: tuple[str, ...]
+    tables: ConsumerTables
+    dispatch: Dispatch
+
+
+async def apply_records(
+    conn: AsyncConnection, records: Sequence[Record], *, spec: ConsumerSpec
+) -> BatchOutcome:
+    """Apply `records` in the caller's transaction: each handler once, with its events in
+    read order, and the dead letters of what could not be decoded stored beside them.
+
+    The consumer stores the offsets in the same transaction, so a crash anywhere leaves
+    either all of a batch or none of it."""
+    outcome = BatchOutcome()
+    batch = sort_batch(records, spec.dispatch)
+    for handler, events in batch.groups:
+        applied = await handler(conn, events)
+        outcome.applied += applied.new
+        outcome.duplicates += applied.duplicates
+    await consumer_store.insert_dead_letters(conn, tables=spec.tables, letters=batch.dead_letters)
+    outcome.dead_letters.extend(batch.dead_letters)
+    return outcome
+
+
+async def replay(conn: AsyncConnection, letter: DeadLetter, *, spec: ConsumerSpec) -> None:
+    """Apply a dead letter again through the consumer's own dispatch, in the caller's
+    transaction. Raises `Unprocessable` (and writes nothing) if it still cannot be decoded."""
+    record = Record(letter.topic, letter.partition, letter.offset, letter.payload.encode())
+    decode(record, spec.dispatch)
+    await apply_records(conn, [record], spec=spec)
+
+
+class StoredOffsetConsumer:
+    """Runs one worker's consumer: a new group member whenever the partition layout changes."""
+
     def __init__(
         self,
         *,
         engine: AsyncEngine,
         bootstrap: str,
-        rules: StageRules,
+        spec: ConsumerSpec,
         max_records: int,
         check_seconds: float,
     ) -> None:
         self._engine = engine
         self._bootstrap = bootstrap
         self._dlq_producer: AIOKafkaProducer | None = None
-        self._rules = rules
+        self._spec = spec
+        self._log = logging.getLogger(f"salesops.{spec.name}.consumer")
         self._max_records = max_records
         self._check_seconds = check_seconds
         self._consumer: AIOKafkaConsumer | None = None
@@ -94,14 +138,15 @@ class ProjectionConsumer:
 
     async def _consume(self) -> None:
         """Run one group member until the partition layout changes (see `LayoutWatch`)."""
-        consumer = make_consumer(self._bootstrap, group_id=GROUP_ID, client_id="forecast-worker")
+        spec = self._spec
+        consumer = make_consumer(self._bootstrap, group_id=spec.group_id, client_id=spec.client_id)
         self._consumer = consumer
-        self._layout = LayoutWatch(consumer, SUBSCRIBED)
+        self._layout = LayoutWatch(consumer, spec.topics)
         self._replace = False
         consumer.subscribe(
-            list(SUBSCRIBED), listener=AssignmentListener(self._on_assigned, self._on_revoked)
+            list(spec.topics), listener=AssignmentListener(self._on_assigned, self._on_revoked)
         )
-        await start_with_backoff(consumer, "forecast consumer")
+        await start_with_backoff(consumer, f"{spec.name} consumer")
         try:
             while not self._replace:
                 if time.monotonic() - self._last_check >= self._check_seconds:
@@ -124,13 +169,15 @@ class ProjectionConsumer:
             # aiokafka retries a vanished broker forever; bound it and ask again later.
             async with asyncio.timeout(INCARNATION_READ_SECONDS):
                 value = await read_latest(
-                    self._bootstrap, topics.INCARNATION, client_id="forecast-incarnation"
+                    self._bootstrap,
+                    topics.INCARNATION,
+                    client_id=f"{self._spec.name}-incarnation",
                 )
         except Exception as exc:  # broker away: keep what we knew, the next check retries
             # Said once per outage: the broker watch reports the outage itself, and this
             # check runs every few seconds for as long as it lasts.
             level = logging.DEBUG if self._incarnation_unread else logging.WARNING
-            _log.log(level, "cannot read the broker incarnation (%r); retrying", exc)
+            self._log.log(level, "cannot read the broker incarnation (%r); retrying", exc)
             self._incarnation_unread = True
             return self.incarnation
         self._incarnation_unread = False
@@ -141,7 +188,7 @@ class ProjectionConsumer:
         current = await self._broker_incarnation()
         if current == self.incarnation:
             return
-        _log.warning(
+        self._log.warning(
             "broker incarnation changed (%s -> %s); re-reading partitions from the start",
             self.incarnation,
             current,
@@ -159,7 +206,7 @@ class ProjectionConsumer:
         try:
             await self._seek_stored(assigned)
         except Exception:
-            _log.warning(
+            self._log.warning(
                 "cannot seek the assigned partitions to their stored offsets; "
                 "the consumer joins again as a new member",
                 exc_info=True,
@@ -170,8 +217,11 @@ class ProjectionConsumer:
         consumer = self._consumer
         assert consumer is not None
         async with self._engine.connect() as conn:
-            stored = await repository.load_offsets(
-                conn, GROUP_ID, [(tp.topic, tp.partition) for tp in assigned]
+            stored = await consumer_store.load_offsets(
+                conn,
+                tables=self._spec.tables,
+                group_id=self._spec.group_id,
+                partitions=[(tp.topic, tp.partition) for tp in assigned],
             )
         for tp in assigned:
             offset = stored.get((tp.topic, tp.partition))
@@ -179,11 +229,11 @@ class ProjectionConsumer:
                 consumer.seek(tp, offset.next_offset)
             else:
                 _rewind(consumer, tp)
-        _log.info("assigned %s", sorted((tp.topic, tp.partition) for tp in assigned))
+        self._log.info("assigned %s", sorted((tp.topic, tp.partition) for tp in assigned))
 
     async def _on_revoked(self, revoked: set[TopicPartition]) -> None:
         # Batches are applied synchronously between polls, so nothing is in flight here.
-        _log.info("revoked %s", sorted((tp.topic, tp.partition) for tp in revoked))
+        self._log.info("revoked %s", sorted((tp.topic, tp.partition) for tp in revoked))
 
     async def process(self, records: Sequence[Record]) -> None:
         """Apply a batch atomically; if a record is to blame, apply record by record and
@@ -206,23 +256,24 @@ class ProjectionConsumer:
         except Exception as exc:
             if not blames_the_record(exc):  # the database: read the batch again later
                 raise
-            _log.warning(
+            self._log.warning(
                 "batch failed; applying its %d records one by one", len(records), exc_info=True
             )
             outcome = BatchOutcome()
             for record in records:
-                outcome_one = await self._apply_alone(record)
-                outcome.applied += outcome_one.applied
-                outcome.duplicates += outcome_one.duplicates
-                outcome.dead_letters.extend(outcome_one.dead_letters)
-        CONSUMER_APPLIED.labels(GROUP_ID, "applied").inc(outcome.applied)
-        CONSUMER_APPLIED.labels(GROUP_ID, "duplicate").inc(outcome.duplicates)
-        CONSUMER_APPLIED.labels(GROUP_ID, "dead_letter").inc(len(outcome.dead_letters))
+                outcome.add(await self._apply_alone(record))
+        group = self._spec.group_id
+        CONSUMER_APPLIED.labels(group, "applied").inc(outcome.applied)
+        CONSUMER_APPLIED.labels(group, "duplicate").inc(outcome.duplicates)
+        CONSUMER_APPLIED.labels(group, "dead_letter").inc(len(outcome.dead_letters))
         for letter in outcome.dead_letters:
             await self._publish_dead_letter(letter)
 
     async def _apply(self, records: Sequence[Record]) -> BatchOutcome:
-        return await self._once(records, partial(apply_records, rules=self._rules))
+        async def work(conn: AsyncConnection, fresh: Sequence[Record]) -> BatchOutcome:
+            return await apply_records(conn, fresh, spec=self._spec)
+
+        return await self._once(records, work)
 
     async def _once(
         self,
@@ -239,14 +290,23 @@ class ProjectionConsumer:
                 fresh = await self._not_applied(conn, records)
                 outcome = await work(conn, fresh) if fresh else BatchOutcome()
                 offsets = next_offsets(fresh)
-                await repository.store_offsets(conn, GROUP_ID, offsets, self.incarnation)
+                await consumer_store.store_offsets(
+                    conn,
+                    tables=self._spec.tables,
+                    group_id=self._spec.group_id,
+                    offsets=offsets,
+                    incarnation=self.incarnation,
+                )
             return outcome
 
-        return await _retrying(attempt)
+        return await _retrying(attempt, self._log)
 
     async def _not_applied(self, conn: AsyncConnection, records: Sequence[Record]) -> list[Record]:
-        stored = await repository.load_offsets(
-            conn, GROUP_ID, {(r.topic, r.partition) for r in records}
+        stored = await consumer_store.load_offsets(
+            conn,
+            tables=self._spec.tables,
+            group_id=self._spec.group_id,
+            partitions={(r.topic, r.partition) for r in records},
         )
 
         def applied(record: Record) -> bool:
@@ -268,37 +328,41 @@ class ProjectionConsumer:
         except Exception as exc:
             if not blames_the_record(exc):
                 raise
-            _log.warning("record cannot be applied; dead-lettering it", exc_info=True)
-            letter = dead_letter(record, f"{type(exc).__name__}: {exc}")
+            self._log.warning("record cannot be applied; dead-lettering it", exc_info=True)
+            letter = DeadLetter.of(record, f"{type(exc).__name__}: {exc}")
 
             async def store_letter(conn: AsyncConnection, _: Sequence[Record]) -> BatchOutcome:
-                await repository.insert_dead_letters(conn, [letter])
+                await consumer_store.insert_dead_letters(
+                    conn, tables=self._spec.tables, letters=[letter]
+                )
                 return BatchOutcome(dead_letters=[letter])
 
             return await self._once([record], store_letter)
         finally:
             correlation_id.reset(token)
 
-    async def _publish_dead_letter(self, letter: dict[str, object]) -> None:
+    async def _publish_dead_letter(self, letter: DeadLetter) -> None:
         """Tell DLQ subscribers; the table row is the durable record, this is a notification.
 
         A producer that failed is aborted, not reused, so it cannot resend into a broker
         that restarted meanwhile (see `shared.kafka.make_producer`)."""
-        topic = topics.dlq(str(letter["topic"]))
+        topic = topics.dlq(letter.topic)
         DEAD_LETTERS.labels(topic).inc()
         try:
             async with asyncio.timeout(ACK_SECONDS):
                 if self._dlq_producer is None:
-                    producer = make_producer(self._bootstrap, client_id="salesops-forecast-dlq")
+                    producer = make_producer(
+                        self._bootstrap, client_id=f"salesops-{self._spec.name}-dlq"
+                    )
                     self._dlq_producer = producer
                     await producer.start()
                 await self._dlq_producer.send_and_wait(
                     topic,
-                    value=str(letter["payload"]).encode(),
-                    headers=[("reason", str(letter["reason"]).encode()[:1000])],
+                    value=letter.payload.encode(),
+                    headers=[("reason", letter.reason.encode()[:1000])],
                 )
         except Exception:
-            _log.warning("could not publish to %s; the dead letter is in the table", topic)
+            self._log.warning("could not publish to %s; the dead letter is in the table", topic)
             await self.close()
 
     async def close(self) -> None:
@@ -307,7 +371,7 @@ class ProjectionConsumer:
             await abort_producer(producer)
 
 
-async def _retrying(transaction: Callable[[], Awaitable[T]]) -> T:
+async def _retrying(transaction: Callable[[], Awaitable[T]], log: logging.Logger) -> T:
     """Run `transaction`, again after a database error that does not blame the record, up
     to TRANSIENT_ATTEMPTS times; the record's own fault, or the last attempt's, is raised."""
     attempt = 1
@@ -317,7 +381,7 @@ async def _retrying(transaction: Callable[[], Awaitable[T]]) -> T:
         except Exception as exc:
             if attempt >= TRANSIENT_ATTEMPTS or blames_the_record(exc):
                 raise
-            _log.warning("database error (attempt %d); retrying: %s", attempt, exc)
+            log.warning("database error (attempt %d); retrying: %s", attempt, exc)
         await backoff_sleep(attempt)
         attempt += 1
 

@@ -1,0 +1,1 @@
+"""Activities as their latest event left them, deletions included (kept for audit)."""

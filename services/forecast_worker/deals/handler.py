@@ -1,0 +1,88 @@
+"""Where deal events become deal state, inside the consumer's transaction.
+
+New changes are stored deduped by event identity (a redelivery is a duplicate), then folded
+into each deal's history: appended when they are newer than its current version, else the
+deal is rebuilt from all its stored changes, so a late event lands where it belongs.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from services.forecast_worker.deals import repository
+from services.forecast_worker.deals.projection import (
+    Change,
+    StageRules,
+    Version,
+    build_versions,
+    extend_versions,
+)
+from shared.dispatch import Applied
+from shared.events import CanonicalEvent, DealCreated, DealDeleted, DealUpdated
+from shared.ordering import OrderKey, is_newer
+
+TYPES = (
+    "com.salesops.deal.created.v1",
+    "com.salesops.deal.updated.v1",
+    "com.salesops.deal.deleted.v1",
+)
+
+
+def to_change(event: CanonicalEvent) -> Change:
+    env = event.envelope
+    payload = event.payload
+    assert isinstance(payload, DealCreated | DealUpdated | DealDeleted)
+    if isinstance(payload, DealDeleted):
+        merged = payload.merged_into
+        fields: dict[str, Any] = {"properties": {"merged_into": merged}} if merged else {}
+    else:
+        fields = payload.changed_fields()
+    return Change(
+        key=OrderKey.of(time=env.time, sequence=env.sequence, source=env.source, event_id=env.id),
+        deal_id=payload.deal_id,
+        event_type=env.type,
+        fields=fields,
+    )
+
+
+async def apply_deal_changes(
+    conn: AsyncConnection, changes: Sequence[Change], rules: StageRules
+) -> int:
+    """Fold new changes into each deal's history; returns how many were new."""
+    fresh = await repository.insert_changes(conn, changes=changes)
+    by_deal: dict[str, list[Change]] = defaultdict(list)
+    for change in fresh:
+        by_deal[change.deal_id].append(change)
+    if not by_deal:
+        return 0
+    current = await repository.load_current(conn, deal_ids=by_deal)
+    to_write: list[Version] = []
+    for deal_id, new in sorted(by_deal.items()):
+        new.sort(key=lambda c: c.key)
+        last = current.get(deal_id)
+        if is_newer(new[0].key, last.cause if last else None):
+            to_write.extend(extend_versions(last, new, rules))
+        else:
+            # A late change lands inside the history: rebuild this deal from all its changes.
+            everything = await repository.load_changes(conn, deal_id=deal_id)
+            await repository.replace_history(
+                conn, deal_id=deal_id, versions=build_versions(everything, rules)
+            )
+    await repository.write_versions(conn, versions=to_write)
+    return len(fresh)
+
+
+class DealEvents:
+    """The handler of every deal event type: one batch's changes folded in one pass."""
+
+    def __init__(self, rules: StageRules) -> None:
+        self._rules = rules
+
+    async def __call__(self, conn: AsyncConnection, events: Sequence[CanonicalEvent]) -> Applied:
+        changes = [to_change(event) for event in events]
+        fresh = await apply_deal_changes(conn, changes, self._rules)
+        return Applied(new=fresh, duplicates=len(changes) - fresh)

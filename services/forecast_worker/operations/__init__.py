@@ -1,0 +1,1 @@
+"""What an operator needs to run the worker: its dead letters, listed and replayed."""

@@ -1,0 +1,146 @@
+"""What a consumer does with a batch before any I/O: decode each record, set aside what
+cannot be applied as a dead letter, and group the rest by the handler its type names.
+
+A service declares its `Dispatch`, a table from canonical event type to `Handler`; one
+handler may take several types (a deal's created, updated and deleted events fold into one
+history). The consumer base calls each handler once per batch, with that handler's events in
+the order they were read, so a handler can dedupe and fold a batch in one pass.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import orjson
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from shared.events import CanonicalEvent, EventRejected, validate_event
+
+
+@dataclass(frozen=True)
+class Record:
+    """The parts of a Kafka record a consumer needs (decoupled from aiokafka)."""
+
+    topic: str
+    partition: int
+    offset: int
+    value: bytes
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """A record that cannot be applied, and why: stored in the service's `dead_letters`
+    table with the batch's offsets, then announced on the topic's DLQ."""
+
+    topic: str
+    partition: int
+    offset: int
+    event_source: str | None
+    event_id: str | None
+    reason: str
+    payload: str
+
+    @classmethod
+    def of(cls, record: Record, reason: str) -> DeadLetter:
+        """The event's identity is taken from the raw JSON when it has one, so that an event
+        refused by validation can still be found by its id."""
+        source: str | None = None
+        event_id: str | None = None
+        try:
+            raw = orjson.loads(record.value)
+            if isinstance(raw, dict):
+                source, event_id = str(raw.get("source")), str(raw.get("id"))
+        except orjson.JSONDecodeError:
+            pass
+        return cls(
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            event_source=source,
+            event_id=event_id,
+            reason=reason,
+            payload=record.value.decode("utf-8", errors="replace"),
+        )
+
+
+@dataclass(frozen=True)
+class Applied:
+    """What a handler made of its events: how many changed state, how many were seen before."""
+
+    new: int
+    duplicates: int = 0
+
+
+class Handler(Protocol):
+    async def __call__(
+        self, conn: AsyncConnection, events: Sequence[CanonicalEvent]
+    ) -> Applied: ...
+
+
+Dispatch = Mapping[str, Handler]
+
+
+@dataclass
+class BatchOutcome:
+    applied: int = 0
+    duplicates: int = 0
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+
+    def add(self, other: BatchOutcome) -> None:
+        self.applied += other.applied
+        self.duplicates += other.duplicates
+        self.dead_letters.extend(other.dead_letters)
+
+
+class Unprocessable(Exception):
+    """The record's own fault, found before any I/O: it is dead-lettered, never retried."""
+
+
+def decode(record: Record, dispatch: Dispatch) -> CanonicalEvent:
+    try:
+        raw = orjson.loads(record.value)
+    except orjson.JSONDecodeError as exc:
+        raise Unprocessable(f"value is not JSON: {exc}") from exc
+    try:
+        event = validate_event(raw, stored=True)
+    except EventRejected as exc:
+        raise Unprocessable(exc.reason) from exc
+    if event.envelope.type not in dispatch:
+        raise Unprocessable(f"type: {event.envelope.type} is not an event this consumer handles")
+    return event
+
+
+@dataclass(frozen=True)
+class Sorted:
+    """A batch decoded: each handler with its events in read order, and the dead letters."""
+
+    groups: list[tuple[Handler, list[CanonicalEvent]]]
+    dead_letters: list[DeadLetter]
+
+
+def sort_batch(records: Sequence[Record], dispatch: Dispatch) -> Sorted:
+    """Handlers come in the order of the dispatch table, not of the batch: every batch then
+    takes its row locks in the same order, whatever it holds."""
+    by_handler: dict[int, list[CanonicalEvent]] = {}
+    dead_letters: list[DeadLetter] = []
+    for record in records:
+        try:
+            event = decode(record, dispatch)
+        except Unprocessable as exc:
+            dead_letters.append(DeadLetter.of(record, str(exc)))
+            continue
+        by_handler.setdefault(id(dispatch[event.envelope.type]), []).append(event)
+    handlers = list({id(h): h for h in dispatch.values()}.items())
+    groups = [(handler, by_handler[key]) for key, handler in handlers if key in by_handler]
+    return Sorted(groups=groups, dead_letters=dead_letters)
+
+
+def next_offsets(records: Sequence[Record]) -> dict[tuple[str, int], int]:
+    """The offset to read next per partition, once `records` are applied."""
+    out: dict[tuple[str, int], int] = {}
+    for r in records:
+        key = (r.topic, r.partition)
+        out[key] = max(out.get(key, 0), r.offset + 1)
+    return out
