@@ -25,11 +25,14 @@ if TYPE_CHECKING:
     from services.pipeline_api.sources.schemas import SourceIn
 
 ADAPTERS: dict[str, CrmAdapter] = {
-    "hubspot": hubspot.ADAPTER,
-    "salesforce": salesforce.ADAPTER,
-    "pipedrive": pipedrive.ADAPTER,
+    adapter.kind: adapter
+    for adapter in (
+        hubspot.ADAPTER,
+        salesforce.ADAPTER,
+        pipedrive.ADAPTER,
+    )
 }
-"""In the order the source kinds are listed in the API."""
+"""By kind, in the order the source kinds are listed in the API (append a new CRM)."""
 
 KINDS: tuple[str, ...] = tuple(ADAPTERS)
 
