@@ -43,6 +43,7 @@ ChangeT = TypeVar("ChangeT", bound=DealChange | ActivityChange)
 
 
 def read_deal(crm: str, crm_id: str, build: Callable[[], DealChange]) -> DealChange:
+    """`build()`, its failure a `CrmResponseError` that names the deal but no value."""
     try:
         return build()
     except (ValueError, TypeError, KeyError) as exc:
@@ -58,6 +59,8 @@ def _why(exc: Exception) -> str:
 def resync_change(
     crm_id: str, occurred_at: datetime, fields: dict[str, Any], properties: dict[str, Any]
 ) -> DealChange:
+    """A deal as read back: op "updated", keyed by its last-modified time so an
+    unchanged deal read again dedupes."""
     return DealChange(
         crm_id=crm_id,
         event_key=f"resync:{crm_id}:{occurred_at.isoformat()}",
@@ -107,6 +110,10 @@ class ActivityLister(Protocol):
 
 
 class RestClient:
+    """The base of each CRM's REST client: base URL and token checked, the token never in
+    a repr, every GET through `CrmHttp`. A subclass overrides the hooks its CRM needs
+    (`_auth_headers`, `_refused_for_limit`, `_quota_pause`, `_after`)."""
+
     crm: ClassVar[str]
 
     def __init__(

@@ -60,6 +60,7 @@ def iso_date(value: Any, field: str) -> str | None:
 
 
 def iso_time(value: Any, field: str) -> str | None:
+    """An instant as ISO 8601 text in UTC with `Z`, as webhook parsers write it."""
     if value is None or value == "":
         return None
     return instant(value, field).isoformat().replace("+00:00", "Z")
@@ -89,4 +90,5 @@ def jsonable(value: Any) -> Any:
 
 
 def id_text(value: Any) -> str | None:
+    """A CRM id as text (ids arrive as ints or strings); None for none or empty."""
     return None if value is None or value == "" else str(value)

@@ -44,7 +44,7 @@ if TYPE_CHECKING:
 KIND = "salesforce"
 
 
-def cdc_changes(event: object, source: SourceIn) -> list[CrmChange]:
+def _cdc_changes(event: object, source: SourceIn) -> list[CrmChange]:
     """A CDC body's changes, read with the source's own client ids and field lists."""
     return webhook.parse_cdc(
         event,
@@ -74,7 +74,7 @@ async def _admit_cdc(request: WebhookRequest) -> BodyReader:
             raise Unauthenticated(f"salesforce cdc: {reason}") from exc
         assert source is not None  # decoy secrets never verify
         try:
-            changes = cdc_changes(json_body(body), source)
+            changes = _cdc_changes(json_body(body), source)
         except ValueError as exc:  # CdcError, or a value the parser could not read
             raise BadDelivery(str(exc)) from exc
         return [Delivery(source, changes)]
@@ -109,7 +109,7 @@ async def _admit_outbound(request: WebhookRequest) -> BodyReader:
 
 
 def _replay_cdc(source: SourceIn, body: bytes) -> list[CrmChange]:
-    return cdc_changes(exact_json(body), source)
+    return _cdc_changes(exact_json(body), source)
 
 
 def _replay_outbound(source: SourceIn, body: bytes) -> list[CrmChange]:
