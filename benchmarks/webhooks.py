@@ -92,7 +92,7 @@ from benchmarks.intake import (
     wait_drained,
     wait_quiet,
 )
-from services.pipeline_api.crm.signatures import hubspot_v3
+from services.pipeline_api.crm.hubspot.signatures import hubspot_v3
 
 FIXTURES = PROJECT_ROOT / "tests" / "fixtures" / "pipedrive"
 HUBSPOT_PATH = "/v1/webhooks/hubspot"

@@ -12,8 +12,9 @@ import pytest
 from fastapi import FastAPI, Response
 from fastapi.responses import StreamingResponse
 
+from services.pipeline_api.crm.http import CrmAuthError, RetryPolicy
+from services.pipeline_api.crm.hubspot.rest import HubSpotClient
 from services.pipeline_api.crm.outbound import OutboundPolicy, OutboundRefused, guarded_client
-from services.pipeline_api.crm.rest import CrmAuthError, HubSpotClient, RetryPolicy
 from tests.support.fake_crm import FakeCrms, create_app, hubspot_deal
 from tests.support.infra import serve_in_loop
 

@@ -19,20 +19,18 @@ import orjson
 import pytest
 
 from services.pipeline_api.crm.changes import ActivityChange, DealChange
-from services.pipeline_api.crm.mapping import map_activity, map_deal
-from services.pipeline_api.crm.rest import (
+from services.pipeline_api.crm.http import (
     CrmAuthError,
     CrmUnavailableError,
-    HubSpotClient,
-    PipedriveClient,
-    ResyncClient,
     RetryPolicy,
-    SalesforceClient,
-    client_for,
-    resync_all,
-    resync_each,
     retry_after_seconds,
 )
+from services.pipeline_api.crm.hubspot.rest import HubSpotClient
+from services.pipeline_api.crm.mapping import map_activity, map_deal
+from services.pipeline_api.crm.pipedrive.rest import PipedriveClient
+from services.pipeline_api.crm.registry import client_for
+from services.pipeline_api.crm.resync import ResyncClient, resync_all, resync_each
+from services.pipeline_api.crm.salesforce.rest import SalesforceClient
 from services.pipeline_api.sources.schemas import Mapping, SourceIn, StageMapping
 from shared.embedded import free_port
 from shared.events import validate_event

@@ -17,8 +17,9 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from services.pipeline_api.crm.auth import CredentialsError
-from services.pipeline_api.crm.rest import SalesforceClient, client_for
+from services.pipeline_api.crm.credentials import CredentialsError
+from services.pipeline_api.crm.registry import client_for
+from services.pipeline_api.crm.salesforce.rest import SalesforceClient
 from services.pipeline_api.sources.schemas import SalesforceOAuth, SourceIn
 from tests.support.fake_crm import FakeCrms, create_app, salesforce_opportunity
 from tests.support.infra import query, serve_in_loop

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from services.pipeline_api import repository
 from services.pipeline_api.app import create_app
-from services.pipeline_api.crm.signatures import hubspot_v3
+from services.pipeline_api.crm.hubspot.signatures import hubspot_v3
 from services.pipeline_api.sources.schemas import SourceIn
 from shared.db import create_engine, create_sessionmaker
 from tests.conftest import ADMIN_KEY, BOUND_KEY, make_settings

@@ -15,7 +15,8 @@ from typing import Any
 import httpx
 import pytest
 
-from services.pipeline_api.crm.signatures import hubspot_v3, relay_signature
+from services.pipeline_api.crm.hubspot.signatures import hubspot_v3
+from services.pipeline_api.crm.salesforce.signatures import relay_signature
 from tests.integration.test_webhooks import (
     FIXTURES,
     HubSpot,

@@ -23,7 +23,8 @@ from services.pipeline_api import repository
 from services.pipeline_api.accounts import merges as account_merges
 from services.pipeline_api.accounts import sweep as merge_sweep
 from services.pipeline_api.crm.changes import DealChange
-from services.pipeline_api.crm.signatures import hubspot_v3, relay_signature
+from services.pipeline_api.crm.hubspot.signatures import hubspot_v3
+from services.pipeline_api.crm.salesforce.signatures import relay_signature
 from services.pipeline_api.events.event_log import EventLogWriter, LogRow
 from services.pipeline_api.models import AccountAlias
 from services.pipeline_api.sources.schemas import SourceIn

@@ -8,14 +8,15 @@ from decimal import Decimal
 
 import pytest
 
+from services.pipeline_api.crm import json_body
 from services.pipeline_api.crm.changes import (
     CrmChange,
     DealChange,
     ResyncRequest,
     Unsupported,
 )
-from services.pipeline_api.webhooks import deliveries
-from services.pipeline_api.webhooks.deliveries import MAX_JSON_DEPTH, exact_json, storable
+from services.pipeline_api.crm.json_body import MAX_JSON_DEPTH, exact_json
+from services.pipeline_api.webhooks.deliveries import storable
 
 
 def test_numbers_are_exact() -> None:
@@ -49,7 +50,7 @@ def test_64_bit_integers_stay_integers() -> None:
 def test_a_long_integer_across_any_scan_chunk_boundary_stays_text(offset: int) -> None:
     """The body is scanned for 19-digit runs a chunk at a time; a run split by a chunk
     boundary is found all the same."""
-    pad = b" " * (deliveries._SCAN_CHUNK - offset)
+    pad = b" " * (json_body._SCAN_CHUNK - offset)
     body = b"[" + pad + str(2**64).encode() + b", 1]"
     assert exact_json(body) == [str(2**64), 1]
 

@@ -7,7 +7,8 @@ import time
 
 import pytest
 
-from services.pipeline_api.crm.outbound import OutboundPolicy, OutboundRefused, error_code
+from services.pipeline_api.crm.http import error_code
+from services.pipeline_api.crm.outbound import OutboundPolicy, OutboundRefused
 from services.pipeline_api.sources.schemas import SourceIn
 
 STRICT = OutboundPolicy()

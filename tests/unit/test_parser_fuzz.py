@@ -30,13 +30,10 @@ from services.pipeline_api.crm.changes import (
     Unsupported,
     to_json,
 )
+from services.pipeline_api.crm.hubspot.webhook import batch as hubspot_batch
+from services.pipeline_api.crm.json_body import exact_json
 from services.pipeline_api.sources.schemas import Mapping, SourceIn, StageMapping
-from services.pipeline_api.webhooks.deliveries import (
-    exact_json,
-    hubspot_batch,
-    parse_delivery,
-    storable,
-)
+from services.pipeline_api.webhooks.deliveries import parse_delivery, storable
 from services.pipeline_api.webhooks.ingest import to_row
 from shared.events import MAX_FUTURE
 

@@ -10,7 +10,8 @@ from typing import Any
 import httpx
 import pytest
 
-from services.pipeline_api.crm.rest import Unreadable, decimal_text, decode_json, instant, jsonable
+from services.pipeline_api.crm.http import decode_json
+from services.pipeline_api.crm.values import Unreadable, decimal_text, instant, jsonable
 from shared.money import MoneyError
 
 

@@ -9,17 +9,11 @@ from typing import Any
 import httpx
 import pytest
 
-from services.pipeline_api.crm.rest import (
-    CrmResponseError,
-    SalesforceClient,
-    Unreadable,
-    _as_dict,
-    _as_list,
-    hubspot_activity,
-    hubspot_change,
-    pipedrive_change,
-    salesforce_change,
-)
+from services.pipeline_api.crm.http import CrmResponseError, as_dict, as_list
+from services.pipeline_api.crm.hubspot.rest import hubspot_activity, hubspot_change
+from services.pipeline_api.crm.pipedrive.rest import pipedrive_change
+from services.pipeline_api.crm.salesforce.rest import SalesforceClient, salesforce_change
+from services.pipeline_api.crm.values import Unreadable
 
 LEAK = "tok=sk_live_leaked"
 FINE = "2026-11-30T09:00:00Z"
@@ -65,7 +59,7 @@ def test_an_unreadable_activity_time_is_described_not_echoed() -> None:
     assert str(refused.value) == f"hs_timestamp: a str of {len(LEAK)} chars is not a timestamp"
 
 
-@pytest.mark.parametrize("check", [_as_dict, _as_list])
+@pytest.mark.parametrize("check", [as_dict, as_list])
 def test_a_body_of_the_wrong_shape_is_described_not_echoed(
     check: Callable[[Any, str, str], Any],
 ) -> None:

@@ -5,24 +5,29 @@ Ruby SDK's spec/helpers/signature_spec.rb)."""
 from __future__ import annotations
 
 import base64
+from types import ModuleType
 from typing import Any
 
 import pytest
 
 from services.pipeline_api.crm import signatures
-from services.pipeline_api.crm.signatures import (
+from services.pipeline_api.crm.hubspot import signatures as hubspot_signatures
+from services.pipeline_api.crm.hubspot.signatures import (
     HubSpotSignatures,
-    SignatureError,
     check_hubspot_headers,
-    check_relay_headers,
     hubspot_v1,
     hubspot_v2,
     hubspot_v3,
+)
+from services.pipeline_api.crm.pipedrive.auth import verify_basic
+from services.pipeline_api.crm.salesforce import signatures as salesforce_signatures
+from services.pipeline_api.crm.salesforce.signatures import (
+    check_relay_headers,
     relay_signature,
     token_matches,
-    verify_basic,
     verify_relay,
 )
+from services.pipeline_api.crm.signatures import SignatureError
 
 SECRET = "yyyyyyyy-yyyy-yyyy-yyyy-yyyyyyyyyyyy"
 BODY = "{'example_field':'example_value'}"
@@ -231,26 +236,26 @@ def test_basic_auth() -> None:
 def compared(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """How many candidates each constant-time comparison weighed."""
     counts: list[int] = []
-    matches = signatures._matches
+    matches = signatures.matches
 
     def counting(expected: list[str], given: str) -> bool:
         counts.append(len(expected))
         return matches(expected, given)
 
-    monkeypatch.setattr(signatures, "_matches", counting)
+    monkeypatch.setattr(signatures, "matches", counting)
     return counts
 
 
-def _signed_with(monkeypatch: pytest.MonkeyPatch, function: str) -> list[str]:
-    """The secret of each signature `function` computes from now on."""
+def _signed_with(monkeypatch: pytest.MonkeyPatch, module: ModuleType, function: str) -> list[str]:
+    """The secret of each signature `function` (of its CRM's `module`) computes from now on."""
     secrets: list[str] = []
-    sign = getattr(signatures, function)
+    sign = getattr(module, function)
 
     def counting(secret: str, *rest: str) -> str:
         secrets.append(secret)
         return str(sign(secret, *rest))
 
-    monkeypatch.setattr(signatures, function, counting)
+    monkeypatch.setattr(module, function, counting)
     return secrets
 
 
@@ -258,7 +263,7 @@ def _signed_with(monkeypatch: pytest.MonkeyPatch, function: str) -> list[str]:
 def test_checks_cost_the_same_for_unknown_sources_and_any_number_of_secrets(
     secrets: list[str], compared: list[int], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    hmacs = _signed_with(monkeypatch, "relay_signature")
+    hmacs = _signed_with(monkeypatch, salesforce_signatures, "relay_signature")
     headers = {"x-salesops-signature": "sha256=00", "x-salesops-timestamp": "1000"}
     with pytest.raises(SignatureError):
         verify_relay(secrets=secrets, body=b"{}", headers=headers, now_s=1000)
@@ -272,7 +277,7 @@ def test_checks_cost_the_same_for_unknown_sources_and_any_number_of_secrets(
 
 def test_each_distinct_hubspot_signature_is_computed_once(monkeypatch: pytest.MonkeyPatch) -> None:
     """Sources of one app share its secret: five portals cost one HMAC per URI form."""
-    hmacs = _signed_with(monkeypatch, "hubspot_v3")
+    hmacs = _signed_with(monkeypatch, hubspot_signatures, "hubspot_v3")
     uri = "https://example.com/hook?x=%20"
     headers = {
         "x-hubspot-signature-v3": hubspot_v3("app", "POST", uri, "[]", "1000"),

@@ -2,7 +2,7 @@
 
 A source's `api_base_url` and OAuth `token_url` receive its API token or refresh token, and
 an admin types them in. So they may name only https hosts of the source's own CRM
-(`CRM_DOMAINS`) or hosts an operator allowed (`SALESOPS_OUTBOUND_ALLOWED_HOSTS`, for
+(each adapter's `api_hosts`) or hosts an operator allowed (`SALESOPS_OUTBOUND_ALLOWED_HOSTS`, for
 sandboxes and self-hosted instances), and never an address inside our own network:
 loopback, private, link-local (cloud metadata at 169.254.169.254) and other non-global
 or special-purpose addresses are refused after DNS resolution, so a public name pointing
@@ -22,25 +22,20 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-import re
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpcore
 import httpx
 
-from services.pipeline_api.sources.schemas import SourceIn
+from services.pipeline_api.crm.registry import api_hosts
 from shared.settings import Settings
 
-CRM_DOMAINS: dict[str, tuple[str, ...]] = {
-    "hubspot": ("api.hubapi.com", "*.hubapi.com"),
-    "salesforce": ("*.salesforce.com", "*.force.com"),
-    "pipedrive": ("*.pipedrive.com",),
-}
-"""Host patterns of each CRM's own API and token endpoints (`*` matches across dots)."""
+if TYPE_CHECKING:
+    from services.pipeline_api.sources.schemas import SourceIn
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver = Callable[[str, int], Awaitable[list[str]]]
@@ -54,24 +49,6 @@ async def resolve(host: str, port: int) -> list[str]:
     """Every address `host` resolves to (system resolver, off the event loop)."""
     infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
     return list(dict.fromkeys(str(info[4][0]) for info in infos))
-
-
-_ERROR_CODE = re.compile(r"[A-Za-z][A-Za-z_]{0,47}")
-
-
-def error_code(body: Any) -> str | None:
-    """The error code a CRM's error body names (HubSpot `category`, Salesforce
-    `errorCode`, OAuth and Pipedrive `error`), when it is a short identifier: never the
-    body's free text, which is the CRM's (or whoever answered) and may echo anything."""
-    items = body if isinstance(body, list) else [body]
-    for item in items[:3]:
-        if not isinstance(item, dict):
-            continue
-        for name in ("errorCode", "category", "errorType", "error"):
-            value = item.get(name)
-            if isinstance(value, str) and _ERROR_CODE.fullmatch(value):
-                return value
-    return None
 
 
 def _bad_name(host: str) -> OutboundRefused:
@@ -143,12 +120,7 @@ class OutboundPolicy:
         return parsed
 
     def _host_allowed(self, host: str, kind: str | None) -> bool:
-        patterns: Iterable[str] = (
-            CRM_DOMAINS.get(kind, ())
-            if kind is not None
-            else (p for domains in CRM_DOMAINS.values() for p in domains)
-        )
-        return any(fnmatchcase(host, p) for p in (*patterns, *self.extra_hosts))
+        return any(fnmatchcase(host, p) for p in (*api_hosts(kind), *self.extra_hosts))
 
     def check_address(self, host: str, address: IPAddress) -> None:
         """Refuse an address inside our own network (loopback only when allowed)."""

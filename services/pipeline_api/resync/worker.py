@@ -38,11 +38,11 @@ from services.pipeline_api.crm.changes import (
 )
 from services.pipeline_api.crm.mapping import Parked
 from services.pipeline_api.crm.outbound import OutboundPolicy
-from services.pipeline_api.crm.rest import (
-    HubSpotClient,
+from services.pipeline_api.crm.registry import client_for
+from services.pipeline_api.crm.resync import (
+    ActivityFetcher,
+    ActivityLister,
     ResyncClient,
-    SalesforceClient,
-    client_for,
     resync_all,
     resync_each,
 )
@@ -275,8 +275,8 @@ async def _stopped(*tasks: asyncio.Task[None]) -> None:
             raise result
 
 
-def _activity_client(client: ResyncClient, source: SourceIn) -> HubSpotClient | SalesforceClient:
-    if not isinstance(client, HubSpotClient | SalesforceClient):
+def _activity_client(client: ResyncClient, source: SourceIn) -> ActivityFetcher:
+    if not isinstance(client, ActivityFetcher):
         raise RuntimeError(f"activity re-sync is not available for {source.kind}")
     return client
 
@@ -286,7 +286,7 @@ def _lister(
 ) -> AsyncIterator[DealChange | ActivityChange]:
     if kind is None:
         return client.iter_deals()
-    if not isinstance(client, SalesforceClient):
+    if not isinstance(client, ActivityLister):
         raise RuntimeError(f"a re-sync of every activity is not available for {source.kind}")
     return client.iter_activities(kind)
 

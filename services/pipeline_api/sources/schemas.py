@@ -9,15 +9,20 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
+from services.pipeline_api.crm import registry
 from shared.events import DealStatus, DealType, ForecastCategory
 from shared.money import CurrencyCode
 
-SourceKind = Literal["hubspot", "salesforce", "pipedrive"]
+if TYPE_CHECKING:
+    SourceKind = str
+else:
+    SourceKind = Literal[registry.KINDS]
+    """One per CRM adapter (`crm/registry.py`); an enum in the API."""
 HubSpotSignature = Literal["v1", "v2", "v3"]
 
 
@@ -187,11 +192,7 @@ SECRET_PATHS = (
 
 def resync_missing(source: SourceIn) -> list[str]:
     """What a source lacks to be re-synced from its CRM's API (nothing: it can be)."""
-    token = source.api_token is not None and bool(source.api_token.get_secret_value())
-    token = token or (source.oauth is not None and source.oauth.refresh_token is not None)
-    credential = "api_token or oauth" if source.kind == "salesforce" else "api_token"
-    base = bool((source.api_base_url or "").strip())
-    return [name for name, ok in (("api_base_url", base), (credential, token)) if not ok]
+    return registry.resync_missing(source)
 
 
 def secret_values(source: SourceIn, seal: Callable[[str], str] = str) -> dict[str, Any]:

@@ -1,15 +1,16 @@
 """CRM webhook endpoints: authenticate, keep the raw body, parse, then ingest.
 
-No API key: each endpoint authenticates by its CRM's own scheme, before it parses a body
-whenever the scheme allows, and a failure answers a bare 401. A payload item we do not
-handle is answered 2xx (a CRM bans endpoints that keep failing) and parked with a reason.
+One route per `WebhookEndpoint` of the registry's adapters; this module keeps only the
+HTTP: the body read within limits, the problem answers and `ingest`. No API key: each
+endpoint authenticates by its CRM's own scheme (in the CRM's package), before the body is
+read whenever the scheme allows, and a failure answers a bare 401. A payload item we do
+not handle is answered 2xx (a CRM bans endpoints that keep failing) and parked with a
+reason.
 """
 
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Collection
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -17,28 +18,17 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from services.pipeline_api import repository
-from services.pipeline_api.crm.changes import CrmChange, Ignored
-from services.pipeline_api.crm.hubspot import webhook as hubspot
-from services.pipeline_api.crm.pipedrive import webhook as pipedrive
-from services.pipeline_api.crm.salesforce import webhook as salesforce
-from services.pipeline_api.crm.signatures import (
-    HubSpotSignatures,
-    SignatureError,
-    check_hubspot_headers,
-    check_relay_headers,
-    token_matches,
-    verify_basic,
-    verify_relay,
+from services.pipeline_api.crm.adapter import (
+    BadDelivery,
+    Delivery,
+    Unauthenticated,
+    WebhookEndpoint,
+    WebhookRequest,
 )
+from services.pipeline_api.crm.registry import WEBHOOKS
 from services.pipeline_api.deps import PipelineState, State
 from services.pipeline_api.events.intake import read_limited
-from services.pipeline_api.sources.schemas import SourceIn
-from services.pipeline_api.webhooks.deliveries import (
-    cdc_changes,
-    exact_json,
-    hubspot_batch,
-    storable,
-)
+from services.pipeline_api.webhooks.deliveries import storable
 from services.pipeline_api.webhooks.ingest import IngestOutcome, ingest
 from shared.db_errors import refused_by_data
 from shared.edge import GuardedRoute
@@ -75,13 +65,6 @@ class WebhookResult(BaseModel):
         )
 
 
-def _exact_json(body: bytes) -> Any:
-    try:
-        return exact_json(body)
-    except ValueError as exc:
-        raise Problem(400, f"The body is not valid JSON: {exc}") from exc
-
-
 def _headers(request: Request) -> dict[str, str]:
     return {k.lower(): v for k, v in request.headers.items()}
 
@@ -99,22 +82,18 @@ def _unauthenticated(reason: str) -> Problem:
 
 
 async def _ingest(
-    request: Request,
-    state: PipelineState,
-    source: SourceIn,
-    kind: str,
-    body: bytes,
-    changes: list[Any],
+    request: Request, state: PipelineState, kind: str, body: bytes, delivery: Delivery
 ) -> IngestOutcome:
+    archived = body if delivery.archived is None else delivery.archived
     try:
         return await ingest(
             sessions=state.sessions,
             writer=state.writer,
-            source=source,
+            source=delivery.source,
             kind=kind,
             headers=repository.headers_for_audit(request.headers.items()),
-            body=body,
-            changes=storable(body, changes),
+            body=archived,
+            changes=storable(archived, delivery.changes),
             max_future=state.settings.event_max_future,
             alias_cache=state.aliases,
         )
@@ -127,208 +106,54 @@ async def _ingest(
         raise storage_unavailable("retry later") from exc
 
 
-@router.post(
-    "/hubspot",
-    response_model=WebhookResult,
-    summary="HubSpot webhook batches",
-    responses=PROBLEMS,
-)
-async def hubspot_webhook(request: Request, state: State) -> WebhookResult:
+async def _receive(
+    endpoint: WebhookEndpoint, request: Request, state: PipelineState
+) -> list[IngestOutcome]:
+    """Admit on what precedes the body, read it within the limit, then authenticate and
+    parse it (the CRM's package) and ingest each source's changes in turn."""
     settings = state.settings
-    headers = _headers(request)
-    now_ms = int(time.time() * 1000)
-    candidates: list[SourceIn] = []
-    last_error = "no HubSpot source is configured"
-    for source in await state.sources.enabled("hubspot"):
-        try:
-            check_hubspot_headers(version=source.hubspot_signature, headers=headers, now_ms=now_ms)
-            candidates.append(source)
-        except SignatureError as exc:
-            last_error = str(exc)
-    if not candidates:
-        raise _unauthenticated(f"hubspot: {last_error}")
-    body = await read_limited(request, settings.intake_max_bytes)
-    signatures = HubSpotSignatures(
+    asked = WebhookRequest(
         method=request.method,
         uri=_signed_uri(request, settings),
-        body=body,
-        headers=headers,
-        now_ms=now_ms,
+        headers=_headers(request),
+        query=request.query_params,
+        sources=state.sources,
     )
-    authentic: list[SourceIn] = []
-    for source in candidates:
-        try:
-            signatures.verify(source.hubspot_signature, source.secrets.candidates())
-            authentic.append(source)
-        except SignatureError as exc:
-            last_error = str(exc)
-    if not authentic:
-        raise _unauthenticated(f"hubspot: {last_error}")
-    by_source = {s.account_id: s for s in authentic}
-    items = _exact_json(body)
     try:
-        portals = hubspot.portal_ids(items)
-    except hubspot.HubSpotError as exc:
+        read = await endpoint.admit(asked)
+        body = await read_limited(request, settings.intake_max_bytes)
+        deliveries = await read(body)
+    except Unauthenticated as exc:
+        raise _unauthenticated(str(exc)) from exc
+    except BadDelivery as exc:
         raise Problem(400, str(exc)) from exc
-    # A disabled source whose own secret signed the batch keeps its portal's items under
-    # its own archived request, to be replayed once it is enabled again.
-    paused = await _paused_portals(state, portals - by_source.keys(), signatures)
-    try:
-        by_portal = hubspot_batch(items, by_source, paused=paused)
-    except (ValueError, TypeError) as exc:  # HubSpotError, or a value it could not read
-        raise Problem(400, str(exc)) from exc
-    if not by_portal:
-        # The signature is the app's, shared by its portals: a batch of none of ours
-        # answers as a bad signature does, so nobody learns which portals are configured.
-        raise _unauthenticated("hubspot: none of the batch's portals is a source's")
-    outcomes = [
-        await _ingest(request, state, by_source[portal], "hubspot", body, changes)
-        for portal, changes in by_portal.items()
-    ]
-    for portal, source in sorted(paused.items()):
-        kept: list[CrmChange] = [
-            Ignored(
-                f"HubSpot source {source.id!r} is disabled: replay this archived request "
-                "once it is enabled"
-            )
-            for item in hubspot.events(items)
-            if str(item["portalId"]) == portal
-        ]
-        outcomes.append(await _ingest(request, state, source, "hubspot", body, kept))
-    return WebhookResult.of(outcomes)
+    return [await _ingest(request, state, endpoint.delivery_kind, body, d) for d in deliveries]
 
 
-async def _paused_portals(
-    state: PipelineState, portals: Collection[str], signatures: HubSpotSignatures
-) -> dict[str, SourceIn]:
-    """The disabled sources, by portal, of these portals whose own secret signed the
-    delivery: only then may their items be replayed as theirs later."""
-    if not portals:
-        return {}
-    out: dict[str, SourceIn] = {}
-    for source in await state.sources.disabled("hubspot"):
-        if source.account_id not in portals:
-            continue
-        try:
-            signatures.verify(source.hubspot_signature, source.secrets.candidates())
-        except SignatureError:
-            continue
-        out[source.account_id] = source
-    return out
+def _route(endpoint: WebhookEndpoint) -> None:
+    """Serve `endpoint`: our `WebhookResult`, or the fixed answer its CRM requires."""
+    ack = endpoint.ack
+    options: dict[str, Any] = {
+        "methods": ["POST"],
+        "name": endpoint.name,
+        "summary": endpoint.summary,
+        "description": endpoint.description,
+        "responses": PROBLEMS,
+    }
+    if ack is None:
+
+        async def answer_result(request: Request, state: State) -> WebhookResult:
+            return WebhookResult.of(await _receive(endpoint, request, state))
+
+        router.add_api_route(endpoint.path, answer_result, response_model=WebhookResult, **options)
+        return
+
+    async def answer_ack(request: Request, state: State) -> Response:
+        await _receive(endpoint, request, state)
+        return Response(ack.body, media_type=ack.media_type)
+
+    router.add_api_route(endpoint.path, answer_ack, response_class=Response, **options)
 
 
-@router.post(
-    "/pipedrive",
-    response_model=WebhookResult,
-    summary="Pipedrive webhooks (v2 and v1)",
-    responses=PROBLEMS,
-)
-async def pipedrive_webhook(request: Request, state: State) -> WebhookResult:
-    settings = state.settings
-    headers = _headers(request)
-    authentic: list[SourceIn] = []
-    for candidate in await state.sources.enabled("pipedrive"):
-        try:
-            verify_basic(
-                user=candidate.secrets.basic_user,
-                secrets=candidate.secrets.candidates(),
-                headers=headers,
-            )
-            authentic.append(candidate)
-        except SignatureError:
-            continue
-    if not authentic:
-        raise _unauthenticated("pipedrive: no source accepts these Basic credentials")
-    body = await read_limited(request, settings.intake_max_bytes)
-    parsed = _exact_json(body)
-    meta = parsed.get("meta") if isinstance(parsed, dict) else None
-    company = meta.get("company_id") if isinstance(meta, dict) else None
-    source: SourceIn | None
-    if company is None and len(authentic) == 1:
-        source = authentic[0]  # old v1 payloads may lack company_id; the credentials say
-    else:
-        source = next((s for s in authentic if s.account_id == str(company)), None)
-    if source is None:
-        raise _unauthenticated(f"pipedrive: the credentials are not company {company!r:.40}'s")
-    try:
-        changes = pipedrive.parse(parsed)
-    except ValueError as exc:  # PipedriveError, or a value the parser could not read
-        raise Problem(400, str(exc)) from exc
-    return WebhookResult.of([await _ingest(request, state, source, "pipedrive", body, changes)])
-
-
-@router.post(
-    "/salesforce/cdc",
-    response_model=WebhookResult,
-    summary="Salesforce Change Data Capture, relayed as JSON",
-    description=(
-        "For relay authors: name the source in `X-Salesops-Source` (or `?source=`), and sign "
-        "with the source's secret: `X-Salesops-Timestamp: <epoch seconds>` and "
-        "`X-Salesops-Signature: sha256=<hex HMAC-SHA256 of '<timestamp>.' + raw body>`. "
-        "The body is one event or a batch, in the CometD or EventBridge shape."
-    ),
-    responses=PROBLEMS,
-)
-async def salesforce_cdc(request: Request, state: State) -> WebhookResult:
-    settings = state.settings
-    headers = _headers(request)
-    now_s = int(time.time())
-    try:
-        check_relay_headers(headers=headers, now_s=now_s)
-    except SignatureError as exc:
-        raise _unauthenticated(f"salesforce cdc: {exc}") from exc
-    body = await read_limited(request, settings.intake_max_bytes)
-    source_id = headers.get("x-salesops-source") or request.query_params.get("source")
-    source = next((s for s in await state.sources.enabled("salesforce") if s.id == source_id), None)
-    known = source.secrets.candidates() if source is not None else []
-    try:
-        # An unknown source, or one without a secret, costs the same HMACs as a wrong
-        # secret, so neither the answer nor its timing tells which sources exist.
-        verify_relay(secrets=known, body=body, headers=headers, now_s=now_s)
-    except SignatureError as exc:
-        reason = exc if known else f"no source {source_id!r:.70} with a secret"
-        raise _unauthenticated(f"salesforce cdc: {reason}") from exc
-    assert source is not None  # decoy secrets never verify
-    try:
-        changes = cdc_changes(_exact_json(body), source)
-    except ValueError as exc:  # CdcError, or a value the parser could not read
-        raise Problem(400, str(exc)) from exc
-    return WebhookResult.of(
-        [await _ingest(request, state, source, "salesforce-cdc", body, changes)]
-    )
-
-
-@router.post(
-    "/salesforce/outbound",
-    summary="Salesforce Outbound Messages (SOAP)",
-    description=(
-        "Answers the SOAP Ack Salesforce requires. The endpoint URL must carry "
-        "`?token=<the source's secret>`, and the OrganizationId must be that source's."
-    ),
-    response_class=Response,
-    responses=PROBLEMS,
-)
-async def salesforce_outbound(request: Request, state: State) -> Response:
-    settings = state.settings
-    # Outbound Messages carry no signature, and an OrganizationId is no secret: the token
-    # in the URL is the credential, checked against every source before the body is read.
-    token = request.query_params.get("token", "")
-    holders = [
-        s
-        for s in await state.sources.enabled("salesforce")
-        if token_matches(s.secrets.candidates(), token)
-    ]
-    if not holders:
-        raise _unauthenticated("salesforce outbound: the token is no source's secret")
-    body = await read_limited(request, settings.intake_max_bytes)
-    try:
-        batch = salesforce.parse_outbound(body)
-    except ValueError as exc:  # OutboundError, or a value the parser could not read
-        raise Problem(400, str(exc)) from exc
-    org = batch.organization_id[:15]
-    source = next((s for s in holders if s.account_id[:15] == org), None)
-    if source is None:
-        raise _unauthenticated(f"salesforce outbound: the token is not organization {org}'s")
-    archived = salesforce.redact_session_id(body)
-    await _ingest(request, state, source, "salesforce-outbound", archived, batch.changes)
-    return Response(salesforce.outbound_ack(), media_type="text/xml; charset=utf-8")
+for _endpoint in WEBHOOKS:
+    _route(_endpoint)

@@ -23,6 +23,7 @@ batch of one.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import UTC, datetime
 from typing import Any
 
@@ -423,3 +424,28 @@ def _association(item: dict[str, Any], when: datetime) -> list[CrmChange]:
             fields={"account_id": None if removed else account},
         )
     ]
+
+
+def portal_changes(items: Any, portal: str) -> list[CrmChange]:
+    """The changes of one portal's items in a HubSpot batch (a batch may mix portals)."""
+    return parse([i for i in events(items) if str(i.get("portalId")) == portal])
+
+
+def batch(
+    items: Any, configured: Collection[str], *, paused: Collection[str] = ()
+) -> dict[str, list[CrmChange]]:
+    """The changes of a HubSpot batch for each of its portals that is `configured`, in
+    portal order; empty when none is. One app's batch may mix portals: those without a
+    source must not cost the others their delivery (HubSpot would retry the whole batch),
+    so their items are noted as ignored among the first configured portal's changes,
+    except a `paused` portal's (a disabled source's), which its own request keeps."""
+    known = sorted(portal_ids(items) & set(configured))
+    if not known:
+        return {}
+    by_portal = {portal: portal_changes(items, portal) for portal in known}
+    by_portal[known[0]] += [
+        Ignored(f"no HubSpot source for portal {item['portalId']} accepts this delivery")
+        for item in events(items)
+        if str(item["portalId"]) not in configured and str(item["portalId"]) not in paused
+    ]
+    return by_portal

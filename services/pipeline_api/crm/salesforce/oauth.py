@@ -20,44 +20,19 @@ import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Protocol
+from typing import TYPE_CHECKING
 
 import httpx
 
-from services.pipeline_api.crm.outbound import error_code
-from services.pipeline_api.sources.schemas import SalesforceOAuth
+from services.pipeline_api.crm.credentials import CredentialsError
+from services.pipeline_api.crm.http import error_code
+
+if TYPE_CHECKING:
+    from services.pipeline_api.sources.schemas import SalesforceOAuth
 
 _log = logging.getLogger("salesops.resync")
 
 TOKEN_ATTEMPTS = 3
-
-
-class CredentialsError(Exception):
-    """The CRM would not issue an access token; the message never holds a secret."""
-
-
-class Credentials(Protocol):
-    async def headers(self) -> dict[str, str]:
-        """The authentication headers for the next request."""
-        ...
-
-    async def renew(self, refused: dict[str, str]) -> bool:
-        """After a 401 to a request sent with `refused`: get fresh credentials (unless
-        another request already did); False when there is nothing to renew."""
-        ...
-
-
-class StaticToken:
-    """A token that is what it is; a 401 means it is wrong, expired or revoked."""
-
-    def __init__(self, headers: dict[str, str]) -> None:
-        self._headers = headers
-
-    async def headers(self) -> dict[str, str]:
-        return self._headers
-
-    async def renew(self, refused: dict[str, str]) -> bool:
-        return False
 
 
 class SalesforceRefreshToken:
