@@ -15,9 +15,9 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from services.pipeline_api import repository
 from services.pipeline_api.app import create_app
 from services.pipeline_api.crm.signatures import hubspot_v3
+from services.pipeline_api.sources import repository
 from services.pipeline_api.sources.schemas import SourceIn
 from shared.db import create_engine, create_sessionmaker
 from tests.conftest import ADMIN_KEY, BOUND_KEY, make_settings
@@ -177,7 +177,7 @@ async def test_a_stored_source_pointing_elsewhere_is_refused_again_when_its_re_s
     engine = create_engine(database_url, application_name="trust-test")
     try:
         async with create_sessionmaker(engine)() as session, session.begin():
-            await repository.upsert_source(session, source)
+            await repository.upsert_source(session, source=source)
     finally:
         await engine.dispose()
     job = (await client.post(f"/v1/sources/{source.id}/resync", json={"deal_ids": ["1"]})).json()

@@ -16,7 +16,6 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
-from services.pipeline_api import repository
 from services.pipeline_api.crm.changes import CrmChange, Ignored
 from services.pipeline_api.crm.hubspot import webhook as hubspot
 from services.pipeline_api.crm.pipedrive import webhook as pipedrive
@@ -40,6 +39,7 @@ from services.pipeline_api.webhooks.deliveries import (
     storable,
 )
 from services.pipeline_api.webhooks.ingest import IngestOutcome, ingest
+from services.pipeline_api.webhooks.repository import headers_for_audit
 from shared.db_errors import refused_by_data
 from shared.edge import GuardedRoute
 from shared.problems import Problem, problem_responses, storage_unavailable
@@ -112,7 +112,7 @@ async def _ingest(
             writer=state.writer,
             source=source,
             kind=kind,
-            headers=repository.headers_for_audit(request.headers.items()),
+            headers=headers_for_audit(request.headers.items()),
             body=body,
             changes=storable(body, changes),
             max_future=state.settings.event_max_future,
