@@ -131,6 +131,20 @@ async def test_a_database_error_on_a_source_put_logs_no_secret(
         assert secret not in r.text
 
 
+async def test_a_second_source_for_the_same_crm_account_is_a_conflict(
+    client: httpx.AsyncClient,
+) -> None:
+    account = f"taken-{uuid.uuid4().hex[:8]}"
+    first = {"id": f"{account}-a", "kind": "pipedrive", "account_id": account}
+    assert (await client.put(f"/v1/sources/{first['id']}", json=first)).status_code == 201
+    second = {**first, "id": f"{account}-b"}
+    r = await client.put(f"/v1/sources/{second['id']}", json=second)
+    assert r.status_code == 409, r.text
+    assert r.json()["detail"] == f"Another source already has pipedrive account {account!r}."
+    assert (await client.get(f"/v1/sources/{second['id']}")).status_code == 404
+    assert (await client.get(f"/v1/sources/{first['id']}")).status_code == 200
+
+
 @pytest.mark.parametrize(
     ("kind", "urls", "reason"),
     [
