@@ -156,12 +156,7 @@ def _unsynced(request: ResyncRequest, missing: list[str]) -> tuple[str, bool, di
 
 
 def parked_row(
-    source: SourceIn,
-    *,
-    request_id: int | None,
-    reason: str,
-    replayable: bool,
-    change: dict[str, Any],
+    source: SourceIn, request_id: int | None, reason: str, replayable: bool, change: dict[str, Any]
 ) -> dict[str, Any]:
     return {
         "source_id": source.id,
@@ -258,10 +253,7 @@ async def ingest(
             )
         await repository.park(
             session,
-            rows=[
-                parked_row(source, request_id=request_id, reason=r, replayable=ok, change=c)
-                for r, ok, c in parked
-            ],
+            rows=[parked_row(source, request_id, r, ok, c) for r, ok, c in parked],
             skip_known=replay_of is not None,
         )
         outcome.resync_jobs = await _add_resync_jobs(session, source_id=source.id, requests=resyncs)
@@ -278,15 +270,7 @@ async def ingest(
             rows.append(result)
             placed.append(change)
         elif isinstance(result, Parked):  # a merge dated in the future, say
-            late.append(
-                parked_row(
-                    source,
-                    request_id=request_id,
-                    reason=result.reason,
-                    replayable=True,
-                    change=to_json(change),
-                )
-            )
+            late.append(parked_row(source, request_id, result.reason, True, to_json(change)))
     if late:
         async with sessions() as session, session.begin():
             await repository.park(session, rows=late)
@@ -325,15 +309,7 @@ async def _store_each(
     results = await writer.append_each(rows)
     for change, result in zip(placed, results, strict=True):
         if isinstance(result, EventsRefused):
-            refused.append(
-                parked_row(
-                    source,
-                    request_id=request_id,
-                    reason=result.reason,
-                    replayable=False,
-                    change=to_json(change),
-                )
-            )
+            refused.append(parked_row(source, request_id, result.reason, False, to_json(change)))
         else:
             outcome.accepted += result
             outcome.duplicates += not result
