@@ -1,7 +1,8 @@
 """Publish stored events to Kafka, and republish them if the broker forgets.
 
 The relay takes unpublished rows in log order, sends them keyed by deal, and marks them
-published in the same transaction once the broker has acknowledged every one.
+published in the same transaction once the broker has acknowledged every one. Its SQL is in
+repository.py.
 
 One relay at a time: every API replica runs one, but only the holder of a PostgreSQL
 session advisory lock publishes; the others stand by and try the lock every poll. The

@@ -131,8 +131,8 @@ async def claim_unpublished(conn: AsyncConnection, *, limit: int) -> Sequence[Ro
     return (await conn.execute(CLAIM, {"limit": limit})).mappings().all()
 
 
-async def mark_published(conn: AsyncConnection, *, seqs: Sequence[int]) -> None:
-    await conn.execute(_MARK, {"seqs": list(seqs)})
+async def mark_published(conn: AsyncConnection, *, seqs: list[int]) -> None:
+    await conn.execute(_MARK, {"seqs": seqs})
 
 
 async def set_aside(conn: AsyncConnection, *, errors: Mapping[int, str]) -> None:
