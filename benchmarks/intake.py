@@ -405,10 +405,10 @@ async def execute(dsn: str, sql: str) -> None:
 
 async def claim_plan(dsn: str) -> str:
     """The plan PostgreSQL picks now for the relay's claim query (EXPLAIN only, no locks)."""
-    from services.pipeline_api.events.relay import _CLAIM
+    from services.pipeline_api.events.repository import CLAIM
     from shared.settings import Settings
 
-    sql = _CLAIM.text.replace(":limit", str(Settings().relay_batch_size))
+    sql = CLAIM.text.replace(":limit", str(Settings().relay_batch_size))
     conn = await asyncpg.connect(dsn)
     try:
         plan = await conn.fetchval("EXPLAIN (FORMAT JSON) " + sql)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import MetaData
+from sqlalchemy import MetaData, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -54,3 +54,9 @@ def create_sessionmaker(
 ) -> async_sessionmaker[AsyncSession]:
     """Sessions of `engine`; `info` is handed to every session (`session.info`)."""
     return async_sessionmaker(engine, expire_on_commit=False, info=info or {})
+
+
+async def ping(engine: AsyncEngine) -> None:
+    """Raise unless the database answers a statement: a readiness check."""
+    async with engine.connect() as conn:
+        await conn.execute(text("SELECT 1"))

@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 
 from fastapi import FastAPI
-from sqlalchemy import text
 
 from services.forecast_worker.deals import routes as deals
 from services.forecast_worker.deals.projection import StageRules
@@ -15,7 +14,7 @@ from services.forecast_worker.deps import ForecastState
 from services.forecast_worker.dispatch import consumer_spec
 from services.forecast_worker.operations import routes as operations
 from shared.consumer import StoredOffsetConsumer
-from shared.db import create_engine, create_sessionmaker
+from shared.db import create_engine, create_sessionmaker, ping
 from shared.kafka import BrokerWatch
 from shared.service import ServiceSpec, ServiceState, build_app, supervise
 from shared.settings import Settings, get_settings
@@ -43,8 +42,7 @@ async def lifespan(settings: Settings) -> AsyncIterator[ServiceState]:
     watch_task = asyncio.create_task(supervise("broker watch", broker.run), name="broker-watch")
 
     async def database_ready() -> None:
-        async with engine.connect() as conn:
-            await conn.execute(text("SELECT 1"))
+        await ping(engine)
 
     async def broker_ready() -> None:
         if task.done():

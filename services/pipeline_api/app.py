@@ -11,7 +11,6 @@ from typing import Any
 
 import httpx
 from fastapi import FastAPI
-from sqlalchemy import text
 
 from services.pipeline_api.accounts.merges import AliasCache
 from services.pipeline_api.accounts.sweep import sweep_merges
@@ -21,15 +20,16 @@ from services.pipeline_api.events.event_log import EventLogWriter
 from services.pipeline_api.events.relay import Relay
 from services.pipeline_api.events.routes import router
 from services.pipeline_api.events.unpublishable_routes import router as unpublishable_router
-from services.pipeline_api.repository import list_sources
 from services.pipeline_api.resync.worker import ResyncWorker
 from services.pipeline_api.sources.cache import SourceCache
+from services.pipeline_api.sources.repository import list_sources
 from services.pipeline_api.sources.routes import router as source_router
 from services.pipeline_api.sources.secret_box import INFO_KEY, secret_box
 from services.pipeline_api.webhooks.archive_routes import router as archive_router
 from services.pipeline_api.webhooks.ingest import replay_due
+from services.pipeline_api.webhooks.parked_routes import router as parked_router
 from services.pipeline_api.webhooks.routes import router as webhook_router
-from shared.db import create_engine, create_sessionmaker, driver_dsn
+from shared.db import create_engine, create_sessionmaker, driver_dsn, ping
 from shared.kafka import BrokerWatch
 from shared.service import ServiceSpec, ServiceState, build_app, supervise
 from shared.settings import Settings, get_settings
@@ -93,8 +93,7 @@ async def lifespan(settings: Settings) -> AsyncIterator[ServiceState]:
     )
 
     async def database_ready() -> None:
-        async with engine.connect() as conn:
-            await conn.execute(text("SELECT 1"))
+        await ping(engine)
 
     async def sources_ready() -> None:
         """Every source's secrets open with the configured keys (a missing or wrong
@@ -139,7 +138,14 @@ async def lifespan(settings: Settings) -> AsyncIterator[ServiceState]:
 SPEC = ServiceSpec(
     name="pipeline_api",
     title="salesops pipeline API",
-    routers=[unpublishable_router, router, webhook_router, source_router, archive_router],
+    routers=[
+        unpublishable_router,
+        router,
+        webhook_router,
+        source_router,
+        parked_router,
+        archive_router,
+    ],
     lifespan=lifespan,
 )
 

@@ -1,6 +1,6 @@
 """What a pipeline_api route may ask for, each as a typed `Annotated` alias.
 
-The lifespan (app.py) builds one `PipelineState`; routes never read `request.state`
+The lifespan (app.py) builds one `PipelineState`; routes never read the request's state
 themselves. `WriteSession` commits when the route returns and before the response is
 sent (`scope="function"`), so nothing answers 2xx before its data is committed, and a
 route that raises rolls back.
@@ -22,6 +22,7 @@ from services.pipeline_api.crm.outbound import OutboundPolicy
 from services.pipeline_api.events.event_log import EventLogWriter
 from services.pipeline_api.events.relay import Relay
 from services.pipeline_api.sources.cache import SourceCache
+from shared import auth
 from shared.service import state_of
 from shared.settings import Settings
 
@@ -106,3 +107,6 @@ Outbound = Annotated[OutboundPolicy, Depends(_outbound)]
 MaxFuture = Annotated[timedelta, Depends(_max_future)]
 """How far ahead of our clock an entering event may be dated (the setting)."""
 ResyncWake = Annotated[asyncio.Event, Depends(_resync_wake)]
+EventsWriter = Annotated[auth.Principal, Depends(auth.require(auth.EVENTS_WRITE))]
+"""A key that may send events (to the sources it is bound to); admin keys are `auth.Admin`."""
+EventsReader = Annotated[auth.Principal, Depends(auth.require(auth.EVENTS_READ))]

@@ -21,12 +21,13 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
-from services.pipeline_api import repository
 from services.pipeline_api.crm.changes import ActivityKind
 from services.pipeline_api.crm.outbound import OutboundPolicy
 from services.pipeline_api.events.event_log import EventLogWriter
 from services.pipeline_api.models import ResyncJob
+from services.pipeline_api.resync import repository
 from services.pipeline_api.resync.worker import MAX_ATTEMPTS, ResyncWorker
+from services.pipeline_api.sources.repository import upsert_source
 from services.pipeline_api.sources.schemas import SourceIn
 from shared.db import create_sessionmaker, driver_dsn
 from shared.events import MAX_FUTURE
@@ -84,7 +85,7 @@ async def test_a_job_left_running_by_a_dead_worker_is_taken_up(database_url: str
             async def finished() -> dict[int, tuple[str, str, int, str | None]] | None:
                 async with sessions() as session:
                     jobs = {
-                        job_id: await repository.get_resync_job(session, job_id)
+                        job_id: await repository.get_resync_job(session, job_id=job_id)
                         for job_id in (stranded, poison)
                     }
                 states = {
@@ -112,7 +113,7 @@ class SlowWorker(ResyncWorker):
 
     async def _run_job(self, job: repository.ClaimedJob) -> None:
         await asyncio.sleep(LEASE * 4)
-        await self._finish(job.id, "done", 7, None)
+        await self._finish(job.id, status="done", progress=7, error=None)
 
 
 LEASE = 0.6
@@ -137,7 +138,7 @@ async def test_a_live_worker_keeps_its_job_past_the_lease(database_url: str) -> 
             polling.cancel()
             await asyncio.gather(polling, return_exceptions=True)
     async with sessions() as session:
-        done = await repository.get_resync_job(session, job_id)
+        done = await repository.get_resync_job(session, job_id=job_id)
     await engine.dispose()
     assert done is not None
     assert (done.status, done.progress, done.attempts, done.error) == ("done", 7, 1, None)
@@ -147,12 +148,12 @@ class ProgressingWorker(ResyncWorker):
     """Reports progress every tenth of a lease until it is stopped."""
 
     async def _fetch(
-        self, job_id: int, source: SourceIn, crm_ids: list[str], kind: ActivityKind | None
+        self, source: SourceIn, *, job_id: int, crm_ids: list[str], kind: ActivityKind | None
     ) -> int:
         seen = 0
         while True:
             seen += 1
-            await self._flush(source, [], job_id, seen)
+            await self._flush(source, [], job_id=job_id, seen=seen)
             await asyncio.sleep(LEASE / 10)
 
 
@@ -160,7 +161,7 @@ async def progressing_job(sessions: async_sessionmaker[AsyncSession]) -> tuple[s
     """A pending job of a (HubSpot) source of its own: the source, and the job's id."""
     source = f"lease-{uuid.uuid4().hex[:8]}"
     async with sessions() as session, session.begin():
-        await repository.upsert_source(session, SourceIn(id=source, kind="hubspot", account_id="1"))
+        await upsert_source(session, source=SourceIn(id=source, kind="hubspot", account_id="1"))
         job_id = await repository.add_resync_job(
             session, source_id=source, crm_ids=["1"], reason="test"
         )
@@ -179,7 +180,7 @@ async def test_a_worker_that_lost_its_lease_stops_and_a_stopped_one_hands_its_jo
 
         async def job() -> ResyncJob:
             async with sessions() as session:
-                found = await repository.get_resync_job(session, job_id)
+                found = await repository.get_resync_job(session, job_id=job_id)
             assert found is not None
             return found
 

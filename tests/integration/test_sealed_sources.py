@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.cli import run_migrations
-from services.pipeline_api import repository
+from services.pipeline_api.sources import repository
 from services.pipeline_api.sources.schemas import SourceIn
 from services.pipeline_api.sources.secret_box import (
     INFO_KEY,
@@ -62,13 +62,13 @@ async def test_sealed_at_rest_and_read_back_whole(engine: AsyncEngine, database_
     sealed = create_sessionmaker(engine, info={INFO_KEY: SecretBox([key])})
     source = salesforce_source()
     async with sealed() as session, session.begin():
-        await repository.upsert_source(session, source)
-        await repository.store_refresh_token(session, source.id, "rotated-t0ken")
+        await repository.upsert_source(session, source=source)
+        await repository.store_refresh_token(session, source_id=source.id, token="rotated-t0ken")
     try:
         await check_sealed(engine, database_url, source, key)
     finally:  # the running service shares this database and has no key
         async with sealed() as session, session.begin():
-            await repository.delete_source(session, source.id)
+            await repository.delete_source(session, source_id=source.id)
 
 
 async def check_sealed(engine: AsyncEngine, database_url: str, source: SourceIn, key: str) -> None:
@@ -83,7 +83,7 @@ async def check_sealed(engine: AsyncEngine, database_url: str, source: SourceIn,
 
     rotated_key = new_key()
     async with create_sessionmaker(engine, info={INFO_KEY: SecretBox([rotated_key, key])})() as s:
-        back = await repository.get_source(s, source.id)
+        back = await repository.get_source(s, source_id=source.id)
     assert back is not None
     assert back.secrets.candidates() == [SECRETS[0], SECRETS[1]]
     assert back.api_token is not None
@@ -95,7 +95,7 @@ async def check_sealed(engine: AsyncEngine, database_url: str, source: SourceIn,
     for box in (SecretBox(), SecretBox([new_key()])):
         async with create_sessionmaker(engine, info={INFO_KEY: box})() as session:
             with pytest.raises(SecretBoxError):
-                await repository.get_source(session, source.id)
+                await repository.get_source(session, source_id=source.id)
 
 
 def run_cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -152,7 +152,7 @@ async def store(url: str, box: SecretBox, source: SourceIn) -> None:
     engine = create_engine(url, application_name="reseal-test")
     try:
         async with create_sessionmaker(engine, info={INFO_KEY: box})() as s, s.begin():
-            await repository.upsert_source(s, source)
+            await repository.upsert_source(s, source=source)
     finally:
         await engine.dispose()
 
@@ -161,7 +161,7 @@ async def read(url: str, box: SecretBox, source_id: str) -> str:
     engine = create_engine(url, application_name="reseal-test")
     try:
         async with create_sessionmaker(engine, info={INFO_KEY: box})() as session:
-            source = await repository.get_source(session, source_id)
+            source = await repository.get_source(session, source_id=source_id)
     finally:
         await engine.dispose()
     assert source is not None

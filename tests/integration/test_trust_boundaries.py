@@ -15,9 +15,9 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from services.pipeline_api import repository
 from services.pipeline_api.app import create_app
 from services.pipeline_api.crm.hubspot.signatures import hubspot_v3
+from services.pipeline_api.sources import repository
 from services.pipeline_api.sources.schemas import SourceIn
 from shared.db import create_engine, create_sessionmaker
 from tests.conftest import ADMIN_KEY, BOUND_KEY, make_settings
@@ -131,6 +131,20 @@ async def test_a_database_error_on_a_source_put_logs_no_secret(
         assert secret not in r.text
 
 
+async def test_a_second_source_for_the_same_crm_account_is_a_conflict(
+    client: httpx.AsyncClient,
+) -> None:
+    account = f"taken-{uuid.uuid4().hex[:8]}"
+    first = {"id": f"{account}-a", "kind": "pipedrive", "account_id": account}
+    assert (await client.put(f"/v1/sources/{first['id']}", json=first)).status_code == 201
+    second = {**first, "id": f"{account}-b"}
+    r = await client.put(f"/v1/sources/{second['id']}", json=second)
+    assert r.status_code == 409, r.text
+    assert r.json()["detail"] == f"Another source already has pipedrive account {account!r}."
+    assert (await client.get(f"/v1/sources/{second['id']}")).status_code == 404
+    assert (await client.get(f"/v1/sources/{first['id']}")).status_code == 200
+
+
 @pytest.mark.parametrize(
     ("kind", "urls", "reason"),
     [
@@ -177,7 +191,7 @@ async def test_a_stored_source_pointing_elsewhere_is_refused_again_when_its_re_s
     engine = create_engine(database_url, application_name="trust-test")
     try:
         async with create_sessionmaker(engine)() as session, session.begin():
-            await repository.upsert_source(session, source)
+            await repository.upsert_source(session, source=source)
     finally:
         await engine.dispose()
     job = (await client.post(f"/v1/sources/{source.id}/resync", json={"deal_ids": ["1"]})).json()

@@ -19,14 +19,15 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
-from services.pipeline_api import repository
 from services.pipeline_api.accounts import merges as account_merges
+from services.pipeline_api.accounts import repository
 from services.pipeline_api.accounts import sweep as merge_sweep
 from services.pipeline_api.crm.changes import DealChange
 from services.pipeline_api.crm.hubspot.signatures import hubspot_v3
 from services.pipeline_api.crm.salesforce.signatures import relay_signature
 from services.pipeline_api.events.event_log import EventLogWriter, LogRow
 from services.pipeline_api.models import AccountAlias
+from services.pipeline_api.sources.repository import upsert_source
 from services.pipeline_api.sources.schemas import SourceIn
 from services.pipeline_api.webhooks.ingest import to_row
 from shared.db import create_sessionmaker, driver_dsn
@@ -1020,7 +1021,7 @@ async def add_alias(
     async with sessions() as session, session.begin():
         await repository.add_account_alias(
             session,
-            AccountAlias(
+            alias=AccountAlias(
                 source_id=source_id,
                 merged_id=merged,
                 survivor_id=survivor,
@@ -1082,7 +1083,7 @@ async def test_a_deal_stored_while_its_account_is_merged_is_moved_by_the_sweep(
 
     try:
         async with sessions() as session, session.begin():
-            await repository.upsert_source(session, source)
+            await upsert_source(session, source=source)
         await merged("55", "22", f"m-{company}", timedelta(minutes=20))
         assert await writer.append([row_of("7", "55")]) == [True]
         assert await sweep(window) == 1
@@ -1166,9 +1167,9 @@ async def test_the_alias_cache_keeps_a_source_s_merges_until_this_process_record
     sessions = create_sessionmaker(engine)
     try:
         cache = account_merges.AliasCache(sessions, ttl=3600)
-        assert await cache.survivors_for(source, named) == {}
+        assert await cache.survivors_for(source=source, changes=named) == {}
         await add_alias(sessions, source.id, "55", "22")
-        assert await cache.survivors_for(source, named) == {}, "kept for the TTL"
+        assert await cache.survivors_for(source=source, changes=named) == {}, "kept for the TTL"
         nowhere = create_sessionmaker(
             create_async_engine(f"postgresql+asyncpg://x@127.0.0.1:{free_port()}/x")
         )
@@ -1181,11 +1182,16 @@ async def test_the_alias_cache_keeps_a_source_s_merges_until_this_process_record
                 fields={"name": "n"},
             )
         ]
-        assert await account_merges.AliasCache(nowhere).survivors_for(source, unnamed) == {}
+        assert (
+            await account_merges.AliasCache(nowhere).survivors_for(source=source, changes=unnamed)
+            == {}
+        )
         cache.invalidate(source.id)
-        assert await cache.survivors_for(source, named) == {"55": "22"}
+        assert await cache.survivors_for(source=source, changes=named) == {"55": "22"}
         await add_alias(sessions, source.id, "22", "11")
-        assert await account_merges.AliasCache(sessions, ttl=0).survivors_for(source, named) == {
+        assert await account_merges.AliasCache(sessions, ttl=0).survivors_for(
+            source=source, changes=named
+        ) == {
             "55": "11",
             "22": "11",
         }

@@ -28,7 +28,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.pipeline_api import repository
+from services.pipeline_api.accounts import repository
 from services.pipeline_api.crm.changes import (
     AccountMerged,
     CrmChange,
@@ -87,7 +87,7 @@ class AliasCache:
         self._generation = 0
 
     async def survivors_for(
-        self, source: SourceIn, changes: Sequence[CrmChange]
+        self, *, source: SourceIn, changes: Sequence[CrmChange]
     ) -> Mapping[str, str]:
         """The survivors of the source's merged accounts (none read when no deal change
         names an account)."""
@@ -102,7 +102,9 @@ class AliasCache:
                 return fresh
             generation, started = self._generation, time.monotonic()
             async with self._sessions() as session:
-                every = survivors(await repository.source_account_aliases(session, source.id))
+                every = survivors(
+                    await repository.source_account_aliases(session, source_id=source.id)
+                )
             if generation == self._generation:  # else a merge was recorded meanwhile
                 self._by_source[source.id] = (started, every)
             return every
@@ -121,7 +123,7 @@ class AliasCache:
 
 
 async def record(
-    session: AsyncSession, source: SourceIn, merges: Sequence[AccountMerged]
+    session: AsyncSession, *, source: SourceIn, merges: Sequence[AccountMerged]
 ) -> tuple[list[AccountMerged], list[Unsupported]]:
     """Store the merges as aliases, in the caller's transaction and under the source's
     merge lock: (those recorded, those refused as closing a cycle)."""
@@ -129,9 +131,13 @@ async def record(
     refused: list[Unsupported] = []
     if not merges:
         return recorded, refused
-    await repository.lock_account_aliases(session, source.id)
+    await repository.lock_account_aliases(session, source_id=source.id)
     for merge in merges:
-        chain = survivors(await repository.account_aliases(session, source.id, [merge.survivor_id]))
+        chain = survivors(
+            await repository.account_aliases(
+                session, source_id=source.id, account_ids=[merge.survivor_id]
+            )
+        )
         if chain.get(merge.survivor_id, merge.survivor_id) == merge.merged_id:
             refused.append(
                 Unsupported(
@@ -143,7 +149,7 @@ async def record(
             continue
         await repository.add_account_alias(
             session,
-            AccountAlias(
+            alias=AccountAlias(
                 source_id=source.id,
                 merged_id=merge.merged_id,
                 survivor_id=merge.survivor_id,
@@ -166,7 +172,7 @@ def _repoint(alias: AccountAlias, deal_crm_id: str, survivor: str) -> DealChange
 
 
 async def repointed(
-    sessions: async_sessionmaker[AsyncSession], source: SourceIn, merged: Collection[str]
+    sessions: async_sessionmaker[AsyncSession], *, source: SourceIn, merged: Collection[str]
 ) -> list[DealChange]:
     """One update per deal now on one of the `merged` accounts, moving it to the last
     survivor at the time of the merge: a late change from before the merge is older, so
@@ -175,7 +181,7 @@ async def repointed(
         return []
     out: list[DealChange] = []
     async with sessions() as session:
-        aliases = await repository.account_aliases(session, source.id, merged)
+        aliases = await repository.account_aliases(session, source_id=source.id, account_ids=merged)
         last = survivors(aliases)
         for alias in (a for a in aliases if a.merged_id in merged):
             deal_ids = await repository.deals_with_account(

@@ -22,9 +22,10 @@ from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.pipeline_api import repository
 from services.pipeline_api.accounts import merges as account_merges
+from services.pipeline_api.accounts import repository
 from services.pipeline_api.events.event_log import EventLogWriter, LogRow
+from services.pipeline_api.sources.repository import get_source
 from services.pipeline_api.webhooks.ingest import to_row
 
 _log = logging.getLogger("salesops.merge_sweep")
@@ -41,16 +42,18 @@ async def sweep(
     when None). Returns how many updates this stored; a merge dated in the future was
     parked by its delivery and is left to it."""
     async with sessions() as session:
-        recent = await repository.account_aliases_recorded_since(session, within)
+        recent = await repository.account_aliases_recorded_since(session, within=within)
         merged: dict[str, set[str]] = {}
         for alias in recent:
             merged.setdefault(alias.source_id, set()).add(alias.merged_id)
-        sources = [await repository.get_source(session, source_id) for source_id in merged]
+        sources = [await get_source(session, source_id=source_id) for source_id in merged]
     stored = 0
     for source in filter(None, sources):
         rows = [
             row
-            for change in await account_merges.repointed(sessions, source, merged[source.id])
+            for change in await account_merges.repointed(
+                sessions, source=source, merged=merged[source.id]
+            )
             if isinstance(
                 row := to_row(
                     source, change, max_bytes=writer.max_event_bytes, max_future=max_future

@@ -11,7 +11,8 @@ one round trip. Through the pool it took five (ping, BEGIN, INSERT, COMMIT, rese
 a busy event loop every round trip waits its turn behind request parsing.
 
 Webhook requests whose every change mapped ride along: the same statement archives their
-raw bodies, so a request's archive and its events become durable together.
+raw bodies, so a request's archive and its events become durable together. The statement
+is in repository.py; the writer sends it on its own connection, so that costs nothing.
 
 One request must not fail another: when PostgreSQL refuses a group for its data (a NUL in
 text or jsonb, a value too large), the writer sends the group again in halves, splitting
@@ -32,30 +33,12 @@ from typing import Any
 import asyncpg
 import orjson
 
+from services.pipeline_api.events import repository
 from shared.db_errors import refused_by_data
 from shared.events import CanonicalEvent
 from shared.metrics import EVENT_LOG_COMMIT_SECONDS
 
 _log = logging.getLogger("salesops.event_log")
-
-_INSERT = """
-INSERT INTO pipeline.events
-    (source, event_id, type, subject, topic, partition_key, event_time, envelope)
-SELECT * FROM unnest(
-    $1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
-    $7::timestamptz[], $8::jsonb[])
-ON CONFLICT (source, event_id) DO NOTHING
-RETURNING source, event_id
-"""
-_ARCHIVE_AND_INSERT = (
-    """
-WITH archived AS (
-    INSERT INTO pipeline.webhook_requests (source_id, kind, headers, body)
-    SELECT * FROM unnest($9::text[], $10::text[], $11::jsonb[], $12::bytea[])
-)
-"""
-    + _INSERT
-)
 
 
 @dataclass(frozen=True)
@@ -282,17 +265,19 @@ class EventLogWriter:
             for row in pending.rows:
                 unique.setdefault((row.source, row.event_id), row)
         cols: list[Any] = [list(c) for c in zip(*map(_as_tuple, unique.values()), strict=True)]
-        cols = cols or [[] for _ in range(_ROW_COLUMNS)]  # an archive with no events
+        cols = cols or [[] for _ in range(repository.EVENT_COLUMNS)]  # an archive, no events
         archives = [p.archive for p in group if p.archive is not None]
-        if archives:
-            cols += [
+        archived: list[list[Any]] | None = (
+            [
                 [a.source_id for a in archives],
                 [a.kind for a in archives],
                 [orjson.dumps(a.headers).decode() for a in archives],
                 [a.body for a in archives],
             ]
-        statement = _ARCHIVE_AND_INSERT if archives else _INSERT
-        inserted = {(r["source"], r["event_id"]) for r in await conn.fetch(statement, *cols)}
+            if archives
+            else None
+        )
+        inserted = await repository.insert_events(conn, events=cols, archives=archived)
         results: list[list[bool]] = []
         for pending in group:
             flags = []
@@ -302,9 +287,6 @@ class EventLogWriter:
                 inserted.discard(key)
             results.append(flags)
         return results
-
-
-_ROW_COLUMNS = 8
 
 
 def too_large(row: LogRow, limit: int) -> str:

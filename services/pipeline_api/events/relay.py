@@ -1,7 +1,8 @@
 """Publish stored events to Kafka, and republish them if the broker forgets.
 
 The relay takes unpublished rows in log order, sends them keyed by deal, and marks them
-published in the same transaction once the broker has acknowledged every one.
+published in the same transaction once the broker has acknowledged every one. Its SQL is in
+repository.py.
 
 One relay at a time: every API replica runs one, but only the holder of a PostgreSQL
 session advisory lock publishes; the others stand by and try the lock every poll. The
@@ -54,9 +55,9 @@ from typing import Any, TypeVar
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError, MessageSizeTooLargeError
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from services.pipeline_api.events import repository
 from shared import topics
 from shared.embedded import request_restart, supervised_broker_pid
 from shared.kafka import (
@@ -85,51 +86,10 @@ from shared.metrics import (
 
 _log = logging.getLogger("salesops.relay")
 
-_CLAIM = text(
-    """
-    SELECT seq, source, event_id, type, topic, partition_key, envelope::text AS envelope
-    FROM pipeline.events
-    WHERE published_at IS NULL AND unpublishable_at IS NULL
-    ORDER BY seq
-    LIMIT :limit
-    FOR UPDATE SKIP LOCKED
-    """
-)
-_MARK = text("UPDATE pipeline.events SET published_at = now() WHERE seq = ANY(:seqs)")
-_SET_ASIDE = text(
-    "UPDATE pipeline.events SET unpublishable_at = now(), unpublishable_error = :error "
-    "WHERE seq = :seq"
-)
 # Longest a relay cycle (a broker check plus one batch) may take before it is abandoned.
 CYCLE_SECONDS = 30
-# Session advisory lock key of the relay leader (any constant unique to this purpose).
-_LEADER_LOCK = 0x5A1E5095E1A7
-_TRY_LEAD = text("SELECT pg_try_advisory_lock(:key)")
-# Whether this session holds an advisory lock: the leader session holds only its own.
-_HOLDS_LOCK = text(
-    "SELECT EXISTS (SELECT FROM pg_locks WHERE locktype = 'advisory' "
-    "AND pid = pg_backend_pid() AND granted)"
-)
-# Settings of the leader session that let PostgreSQL end it, releasing the lock, when the
-# leader is gone without closing it (killed host, half-open TCP): a live leader uses its
-# session every poll. Each is set only where the server knows it (idle_session_timeout:
-# PostgreSQL 14 and later; keepalives apply to TCP connections).
-_LEADER_SESSION = text(
-    "SELECT set_config(name, CASE name WHEN 'idle_session_timeout' THEN :idle_ms "
-    "WHEN 'tcp_keepalives_idle' THEN '5' WHEN 'tcp_keepalives_interval' THEN '2' "
-    "ELSE '3' END, false) FROM pg_settings WHERE name IN ('idle_session_timeout', "
-    "'tcp_keepalives_idle', 'tcp_keepalives_interval', 'tcp_keepalives_count')"
-)
 # Longest a check that the leader's connection still lives may take.
 _ALIVE_SECONDS = 5
-# Two counts, each by its own partial index (a single scan filtered both ways matches
-# neither index's condition and reads the whole table).
-_BACKLOG = text(
-    "SELECT (SELECT count(*) FROM pipeline.events"
-    " WHERE published_at IS NULL AND unpublishable_at IS NULL) AS backlog,"
-    " (SELECT count(*) FROM pipeline.events"
-    " WHERE unpublishable_at IS NOT NULL AND published_at IS NULL) AS set_aside"
-)
 # Raised by the Kafka client for one row before anything is sent: larger than
 # `max_request_size` (`MessageSizeTooLargeError` from `send()`), or a value it cannot
 # encode. The same row fails the same way on any connection.
@@ -218,7 +178,8 @@ class Relay:
         self._wake = asyncio.Event()
         self._last_check = 0.0
         self._leader: AsyncConnection | None = None
-        # Above every pause of a live leader (a poll, a back-off): see `_LEADER_SESSION`.
+        # Above every pause of a live leader (a poll, a back-off): see
+        # `repository.hold_leader_session`.
         self._leader_idle_ms = int(1000 * max(leader_idle_seconds, 3 * poll_seconds))
         self._wedged_after = wedged_after
         self._restart_file = restart_file
@@ -255,9 +216,8 @@ class Relay:
         while True:
             conn = await self._engine.connect()
             try:
-                won = await conn.scalar(_TRY_LEAD, {"key": _LEADER_LOCK})
-                if won:
-                    await conn.execute(_LEADER_SESSION, {"idle_ms": str(self._leader_idle_ms)})
+                if await repository.try_lead(conn):
+                    await repository.hold_leader_session(conn, idle_ms=self._leader_idle_ms)
                     await conn.commit()
                     break
                 await conn.close()
@@ -405,7 +365,7 @@ class Relay:
             async with asyncio.timeout(_ALIVE_SECONDS):
                 if conn.in_transaction():
                     await conn.rollback()
-                holds = await conn.scalar(_HOLDS_LOCK)
+                holds = await repository.holds_leader_lock(conn)
                 await conn.commit()
         except Exception:
             holds = False
@@ -426,7 +386,7 @@ class Relay:
     async def _connect_leading(self) -> bool:
         """Connect the Kafka clients, which waits as long as the broker is away, using
         the leader session meanwhile so its idle timeout does not end it (see
-        `_LEADER_SESSION`). False if leadership was lost while waiting."""
+        `repository.hold_leader_session`). False if leadership was lost while waiting."""
         if self._producer is not None and self._admin is not None:
             return True  # every cycle but a reconnect's: no task to start
         connecting = asyncio.ensure_future(self._connect())
@@ -483,19 +443,7 @@ class Relay:
         await ensure_topics(admin, topics.all_topics(self._partitions))
         incarnation = uuid.uuid4().hex
         async with self._transaction() as conn:
-            result = await conn.execute(
-                text(
-                    "UPDATE pipeline.events SET published_at = NULL WHERE published_at IS NOT NULL"
-                )
-            )
-            republished = result.rowcount or 0
-            await conn.execute(
-                text(
-                    "INSERT INTO pipeline.broker_incarnations (id, republished_events) "
-                    "VALUES (:id, :n)"
-                ),
-                {"id": incarnation, "n": republished},
-            )
+            republished = await repository.republish_all(conn, incarnation=incarnation)
         await self._new_incarnation()
         producer, _ = self._clients()
         # Written only after the log is marked, so a consumer that sees this incarnation
@@ -515,22 +463,20 @@ class Relay:
 
     async def _count_backlog(self) -> None:
         async with self._engine.connect() as conn:
-            counts = (await conn.execute(_BACKLOG)).one()
+            counts = await repository.backlog(conn)
         RELAY_BACKLOG.set(counts.backlog)
         RELAY_SET_ASIDE.set(counts.set_aside)
 
     async def publish_batch(self) -> int:
         async with self._transaction() as conn:
-            rows = (await conn.execute(_CLAIM, {"limit": self._batch.now})).mappings().all()
+            rows = await repository.claim_unpublished(conn, limit=self._batch.now)
             if not rows:
                 return 0
             refused = await self._acknowledged(self._clients()[0], self._send_all(rows))
             sent = [row for row in rows if row["seq"] not in refused]
-            await conn.execute(_MARK, {"seqs": [row["seq"] for row in sent]})
+            await repository.mark_published(conn, seqs=[row["seq"] for row in sent])
             if refused:
-                await conn.execute(
-                    _SET_ASIDE, [{"seq": seq, "error": error} for seq, error in refused.items()]
-                )
+                await repository.set_aside(conn, errors=refused)
         for row in sent:
             RELAY_PUBLISHED.labels(row["topic"]).inc()
         for row in rows:

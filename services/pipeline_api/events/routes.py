@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Request
-from sqlalchemy import select
+from fastapi import APIRouter, Request
 
-from services.pipeline_api.deps import EventLog, ReadSession, SettingsDep
+from services.pipeline_api.deps import (
+    EventLog,
+    EventsReader,
+    EventsWriter,
+    ReadSession,
+    SettingsDep,
+)
+from services.pipeline_api.events import repository
 from services.pipeline_api.events.event_log import EventsRefused, LogRow, too_large
 from services.pipeline_api.events.intake import NDJSON, admit, read_events
 from services.pipeline_api.events.schemas import IntakeResult, RejectedEvent, StoredEventOut
 from services.pipeline_api.models import StoredEvent
-from shared import auth
 from shared.edge import OWN_BODY_LIMIT, GuardedRoute
 from shared.events import EventRejected
 from shared.metrics import EVENTS_INTAKE
@@ -67,7 +72,7 @@ _EXAMPLE = {
 )
 async def post_events(
     request: Request,
-    principal: Annotated[auth.Principal, Depends(auth.require(auth.EVENTS_WRITE))],
+    principal: EventsWriter,
     settings: SettingsDep,
     writer: EventLog,
 ) -> IntakeResult:
@@ -126,18 +131,12 @@ def _rejected(index: int, item: Any, reason: str) -> RejectedEvent:
 async def get_event(
     source: str,
     event_id: str,
-    principal: Annotated[auth.Principal, Depends(auth.require(auth.EVENTS_READ))],
+    principal: EventsReader,
     session: ReadSession,
 ) -> StoredEventOut:
     if not principal.covers(source):
         raise Problem(403, f"This API key may not read source {source!r}.")
-    row = (
-        await session.execute(
-            select(StoredEvent).where(
-                StoredEvent.source == source, StoredEvent.event_id == event_id
-            )
-        )
-    ).scalar_one_or_none()
+    row = await repository.get_event(session, source=source, event_id=event_id)
     if row is None:
         raise Problem(404, f"No event with source {source!r} and id {event_id!r}.")
     return _out(row)

@@ -28,7 +28,6 @@ from typing import cast
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.pipeline_api import repository
 from services.pipeline_api.crm.changes import (
     ActivityChange,
     ActivityKind,
@@ -47,8 +46,11 @@ from services.pipeline_api.crm.resync import (
     resync_each,
 )
 from services.pipeline_api.events.event_log import EventLogWriter, EventsRefused, LogRow
+from services.pipeline_api.resync import repository
+from services.pipeline_api.sources.repository import get_source, store_refresh_token
 from services.pipeline_api.sources.schemas import SourceIn
 from services.pipeline_api.webhooks.ingest import parked_row, to_row
+from services.pipeline_api.webhooks.repository import park
 
 _log = logging.getLogger("salesops.resync")
 
@@ -99,9 +101,9 @@ class ResyncWorker:
             if job.attempts > MAX_ATTEMPTS:
                 await self._finish(
                     job.id,
-                    "failed",
-                    0,
-                    f"abandoned: its worker stopped during {MAX_ATTEMPTS} attempts",
+                    status="failed",
+                    progress=0,
+                    error=f"abandoned: its worker stopped during {MAX_ATTEMPTS} attempts",
                 )
                 continue
             await self.hold_and_run(job)
@@ -122,7 +124,7 @@ class ResyncWorker:
     async def _release(self, job_id: int) -> None:
         try:
             async with asyncio.timeout(5), self._sessions() as session, session.begin():
-                await repository.release_resync_job(session, job_id, owner=self.owner)
+                await repository.release_resync_job(session, job_id=job_id, owner=self.owner)
         except Exception:  # the lease runs out instead, and the job is taken up again
             _log.warning("could not hand back re-sync job %s", job_id, exc_info=True)
 
@@ -134,7 +136,7 @@ class ResyncWorker:
             try:
                 async with self._sessions() as session, session.begin():
                     held = await repository.renew_resync_lease(
-                        session, job_id, owner=self.owner, lease_seconds=self._lease_seconds
+                        session, job_id=job_id, owner=self.owner, lease_seconds=self._lease_seconds
                     )
             except Exception:  # a blip: the next renewal may still come in time
                 _log.warning("could not renew the lease of re-sync job %s", job_id, exc_info=True)
@@ -145,13 +147,16 @@ class ResyncWorker:
 
     async def _run_job(self, job: repository.ClaimedJob) -> None:
         async with self._sessions() as session:
-            source = await repository.get_source(session, job.source_id)
+            source = await get_source(session, source_id=job.source_id)
         progress = 0
         try:
             if source is None:
                 raise RuntimeError(f"source {job.source_id!r} no longer exists")
             progress = await self._fetch(
-                job.id, source, job.crm_ids, cast(ActivityKind | None, job.activity_kind)
+                source,
+                job_id=job.id,
+                crm_ids=job.crm_ids,
+                kind=cast(ActivityKind | None, job.activity_kind),
             )
             status, error = "done", None
         except asyncio.CancelledError:
@@ -162,16 +167,21 @@ class ResyncWorker:
         except Exception as exc:  # the job records why; the worker goes on with the next
             _log.warning("re-sync job %s failed", job.id, exc_info=True)
             status, error = "failed", f"{type(exc).__name__}: {exc}"
-        await self._finish(job.id, status, progress, error)
+        await self._finish(job.id, status=status, progress=progress, error=error)
 
-    async def _finish(self, job_id: int, status: str, progress: int, error: str | None) -> None:
+    async def _finish(self, job_id: int, *, status: str, progress: int, error: str | None) -> None:
         async with self._sessions() as session, session.begin():
             await repository.finish_resync_job(
-                session, job_id, owner=self.owner, status=status, progress=progress, error=error
+                session,
+                job_id=job_id,
+                owner=self.owner,
+                status=status,
+                progress=progress,
+                error=error,
             )
 
     async def _fetch(
-        self, job_id: int, source: SourceIn, crm_ids: list[str], kind: ActivityKind | None
+        self, source: SourceIn, *, job_id: int, crm_ids: list[str], kind: ActivityKind | None
     ) -> int:
         async def store_rotated(token: str) -> None:
             # Salesforce has already retired the old token: losing this one means asking
@@ -179,7 +189,7 @@ class ResyncWorker:
             for attempt in range(1, STORE_ATTEMPTS + 1):
                 try:
                     async with self._sessions() as session, session.begin():
-                        await repository.store_refresh_token(session, source.id, token)
+                        await store_refresh_token(session, source_id=source.id, token=token)
                     return
                 except Exception:
                     if attempt == STORE_ATTEMPTS:
@@ -203,7 +213,7 @@ class ResyncWorker:
             pending.append(change)
             seen += 1
             if len(pending) >= FLUSH_EVERY:
-                await self._flush(source, pending, job_id, seen)
+                await self._flush(source, pending, job_id=job_id, seen=seen)
 
         if crm_ids:
             if kind is None:
@@ -224,13 +234,14 @@ class ResyncWorker:
             )
         else:
             await resync_all(_lister(client, source, kind), on_change)
-        await self._flush(source, pending, job_id, seen)
+        await self._flush(source, pending, job_id=job_id, seen=seen)
         return seen
 
     async def _flush(
         self,
         source: SourceIn,
         changes: list[DealChange | ActivityChange],
+        *,
         job_id: int,
         seen: int,
     ) -> None:
@@ -257,8 +268,10 @@ class ResyncWorker:
             if isinstance(outcome, EventsRefused):
                 parked.append(parked_row(source, None, outcome.reason, False, to_json(change)))
         async with self._sessions() as session, session.begin():
-            await repository.park(session, parked)
-            if not await repository.report_progress(session, job_id, seen, owner=self.owner):
+            await park(session, rows=parked)
+            if not await repository.report_progress(
+                session, job_id=job_id, progress=seen, owner=self.owner
+            ):
                 raise LeaseLost(job_id)
 
 

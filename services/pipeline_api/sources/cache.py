@@ -12,7 +12,7 @@ import time
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.pipeline_api import repository
+from services.pipeline_api.sources import repository
 from services.pipeline_api.sources.schemas import SourceIn
 
 
@@ -35,7 +35,7 @@ class SourceCache:
         if cached is not None and time.monotonic() - cached[0] < self._ttl:
             return cached[1]
         async with self._sessions() as session:
-            sources = await repository.sources_of_kind(session, kind)
+            sources = await repository.sources_of_kind(session, kind=kind)
         self._by_kind[kind] = (time.monotonic(), sources)
         return sources
 

@@ -1,16 +1,13 @@
-"""Sources (connected CRM accounts), their re-sync jobs, and the intake dead-letter queue."""
+"""Sources (connected CRM accounts) and their re-sync jobs."""
 
 from __future__ import annotations
 
 import logging
-from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Response
-from pydantic import BaseModel, Field
+from fastapi import APIRouter, Path, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.pipeline_api import repository
 from services.pipeline_api.crm.outbound import OutboundRefused
 from services.pipeline_api.deps import (
     EventLog,
@@ -22,12 +19,13 @@ from services.pipeline_api.deps import (
     SourceCacheDep,
     WriteSession,
 )
-from services.pipeline_api.sources.schemas import SourceIn, SourceOut
+from services.pipeline_api.resync.repository import add_resync_job, get_resync_job
+from services.pipeline_api.sources import repository
+from services.pipeline_api.sources.schemas import ResyncIn, ResyncJobOut, SourceIn, SourceOut
 from services.pipeline_api.webhooks.ingest import replay_parked
 from shared import auth
 from shared.edge import GuardedRoute
 from shared.problems import Problem, problem_responses
-from shared.tables import decode_id_cursor, next_cursor
 from shared.values import Id64
 
 router = APIRouter(tags=["sources"], route_class=GuardedRoute)
@@ -79,7 +77,7 @@ async def list_sources(_: auth.Admin, session: ReadSession) -> list[SourceOut]:
 
 @router.get("/v1/sources/{source_id}", response_model=SourceOut, responses=problem_responses(404))
 async def get_source(source_id: str, _: auth.Admin, session: ReadSession) -> SourceOut:
-    source = await repository.get_source(session, source_id)
+    source = await repository.get_source(session, source_id=source_id)
     if source is None:
         raise Problem(404, f"No source {source_id!r}.")
     return SourceOut.of(source)
@@ -103,6 +101,7 @@ async def put_source(
     body: SourceIn,
     response: Response,
     _: auth.Admin,
+    session: WriteSession,
     sessions: Sessions,
     writer: EventLog,
     cache: SourceCacheDep,
@@ -115,17 +114,15 @@ async def put_source(
         await outbound.verify_source(body)
     except OutboundRefused as exc:
         raise Problem(422, f"The source's re-sync URLs are not allowed: {exc}") from exc
-    async with sessions() as session, session.begin():
-        stored = await repository.get_source_for_update(session, source_id)
-        source = _keep_secrets(body, stored)
-        try:
-            created = await repository.upsert_source(session, source)
-        except Exception as exc:  # the (kind, account_id) pair belongs to another source
-            if "uq_sources_kind_account_id" in str(exc):
-                raise Problem(
-                    409, f"Another source already has {body.kind} account {body.account_id!r}."
-                ) from exc
-            raise
+    stored = await repository.get_source_for_update(session, source_id=source_id)
+    source = _keep_secrets(body, stored)
+    try:
+        created = await repository.upsert_source(session, source=source)
+    except repository.SourceConflict as exc:
+        raise Problem(
+            409, f"Another source already has {body.kind} account {body.account_id!r}."
+        ) from exc
+    await session.commit()  # before the cache forgets it and the replay reads it
     cache.invalidate()
     response.status_code = 201 if created else 200
     await replay_parked(
@@ -146,29 +143,11 @@ async def put_source(
 async def delete_source(
     source_id: str, _: auth.Admin, session: WriteSession, cache: SourceCacheDep
 ) -> Response:
-    if not await repository.delete_source(session, source_id):
+    if not await repository.delete_source(session, source_id=source_id):
         raise Problem(404, f"No source {source_id!r}.")
     await session.commit()  # before the cache forgets it, so no reload finds it again
     cache.invalidate()
     return Response(status_code=204)
-
-
-class ResyncIn(BaseModel):
-    deal_ids: list[str] = Field(
-        default_factory=list, description="CRM deal ids; empty means every deal of the source"
-    )
-
-
-class ResyncJobOut(BaseModel):
-    id: int
-    source_id: str
-    crm_ids: list[str]
-    reason: str
-    status: str
-    progress: int
-    error: str | None
-    created_at: datetime
-    updated_at: datetime
 
 
 @router.post(
@@ -185,9 +164,9 @@ async def request_resync(
     wake: ResyncWake,
     body: ResyncIn | None = None,
 ) -> ResyncJobOut:
-    if await repository.get_source(session, source_id) is None:
+    if await repository.get_source(session, source_id=source_id) is None:
         raise Problem(404, f"No source {source_id!r}.")
-    job_id = await repository.add_resync_job(
+    job_id = await add_resync_job(
         session,
         source_id=source_id,
         crm_ids=(body.deal_ids if body else []),
@@ -195,7 +174,7 @@ async def request_resync(
     )
     await session.commit()  # before the worker wakes to look for it
     wake.set()
-    return await _job(session, source_id, job_id)
+    return await _job(session, source_id=source_id, job_id=job_id)
 
 
 @router.get(
@@ -206,95 +185,11 @@ async def request_resync(
 async def get_resync(
     source_id: str, job_id: Annotated[Id64, Path()], _: auth.Admin, session: ReadSession
 ) -> ResyncJobOut:
-    return await _job(session, source_id, job_id)
+    return await _job(session, source_id=source_id, job_id=job_id)
 
 
-async def _job(session: AsyncSession, source_id: str, job_id: int) -> ResyncJobOut:
-    job = await repository.get_resync_job(session, job_id)
+async def _job(session: AsyncSession, *, source_id: str, job_id: int) -> ResyncJobOut:
+    job = await get_resync_job(session, job_id=job_id)
     if job is None or job.source_id != source_id:
         raise Problem(404, f"No re-sync job {job_id} for source {source_id!r}.")
     return ResyncJobOut.model_validate(job, from_attributes=True)
-
-
-class ParkedOut(BaseModel):
-    id: int
-    source_id: str
-    request_id: int | None
-    reason: str
-    replayable: bool
-    change: dict[str, Any]
-    created_at: datetime
-    replayed_at: datetime | None
-
-
-class ParkedPage(BaseModel):
-    items: list[ParkedOut]
-    next_cursor: str | None
-
-
-@router.get(
-    "/v1/dlq",
-    response_model=ParkedPage,
-    tags=["operations"],
-    summary="CRM changes that could not become events, with the reason",
-)
-async def list_dlq(
-    _: auth.Admin,
-    session: ReadSession,
-    source_id: str | None = None,
-    include_replayed: bool = False,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    cursor: str | None = None,
-) -> ParkedPage:
-    after = decode_id_cursor(cursor)
-    rows = await repository.list_parked(
-        session,
-        source_id=source_id,
-        after=after,
-        limit=limit,
-        include_replayed=include_replayed,
-    )
-    items = [ParkedOut.model_validate(r, from_attributes=True) for r in rows]
-    return ParkedPage(items=items, next_cursor=next_cursor(rows, limit, "id"))
-
-
-class ReplayIn(BaseModel):
-    source_id: str | None = None
-    ids: list[Id64] | None = None
-
-
-class ReplayOut(BaseModel):
-    replayed: int = Field(description="Stored in the event log, or queued as a re-sync job.")
-    still_parked: int
-    duplicates: int
-    settled: int = Field(
-        description="Left the DLQ with nothing to store: they change nothing kept today."
-    )
-
-
-@router.post(
-    "/v1/dlq/replay",
-    response_model=ReplayOut,
-    tags=["operations"],
-    summary="Map parked changes again (after a mapping was added)",
-)
-async def replay_dlq(
-    _: auth.Admin,
-    sessions: Sessions,
-    writer: EventLog,
-    max_future: MaxFuture,
-    body: ReplayIn | None = None,
-) -> ReplayOut:
-    outcome = await replay_parked(
-        sessions=sessions,
-        writer=writer,
-        max_future=max_future,
-        source_id=body.source_id if body else None,
-        ids=body.ids if body else None,
-    )
-    return ReplayOut(
-        replayed=outcome.replayed,
-        still_parked=outcome.still_parked,
-        duplicates=outcome.duplicates,
-        settled=outcome.settled,
-    )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -188,6 +189,24 @@ SECRET_PATHS = (
     ("oauth", "refresh_token"),
 )
 """Where a stored source's config holds secrets (sealed at rest when keys are set)."""
+
+
+class ResyncIn(BaseModel):
+    deal_ids: list[str] = Field(
+        default_factory=list, description="CRM deal ids; empty means every deal of the source"
+    )
+
+
+class ResyncJobOut(BaseModel):
+    id: int
+    source_id: str
+    crm_ids: list[str]
+    reason: str
+    status: str
+    progress: int
+    error: str | None
+    created_at: datetime
+    updated_at: datetime
 
 
 def resync_missing(source: SourceIn) -> list[str]:

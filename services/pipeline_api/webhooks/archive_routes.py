@@ -12,82 +12,37 @@ from __future__ import annotations
 
 import base64
 import logging
-from datetime import datetime, timedelta
-from typing import Annotated, Any, Literal
+from datetime import timedelta
+from typing import Annotated
 
-from annotated_types import Interval
 from fastapi import APIRouter, Path, Query
-from pydantic import BaseModel, Field, model_validator
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.pipeline_api import repository
 from services.pipeline_api.accounts.merges import AliasCache
 from services.pipeline_api.deps import AliasCacheDep, EventLog, MaxFuture, ReadSession, Sessions
 from services.pipeline_api.events.event_log import EventLogWriter
+from services.pipeline_api.sources.repository import list_sources
 from services.pipeline_api.sources.schemas import SourceIn
+from services.pipeline_api.webhooks import repository
 from services.pipeline_api.webhooks.deliveries import DeliveryKind, parse_delivery
 from services.pipeline_api.webhooks.ingest import IngestOutcome, ingest
-from services.pipeline_api.webhooks.routes import WebhookResult
+from services.pipeline_api.webhooks.schemas import (
+    ArchivedRequest,
+    ArchivedRequestPage,
+    ArchivedRequestWithBody,
+    ReplayFailure,
+    ReplayRequestsIn,
+    ReplayRequestsOut,
+    WebhookResult,
+)
 from shared import auth
 from shared.edge import GuardedRoute
 from shared.problems import Problem, problem_responses, storage_unavailable
 from shared.tables import decode_id_cursor, next_cursor
-from shared.values import INT64_MAX, Id64
+from shared.values import Id64
 
 router = APIRouter(prefix="/v1/webhook-requests", tags=["operations"], route_class=GuardedRoute)
 _log = logging.getLogger("salesops.archive")
-
-
-class ArchivedRequest(BaseModel):
-    id: int
-    source_id: str | None
-    kind: str
-    received_at: datetime
-    headers: dict[str, Any]
-    size: int = Field(description="Bytes in the body")
-    ignored: list[str] | None = Field(
-        None, description="Why items of the body were acknowledged but neither stored nor parked"
-    )
-
-
-class ArchivedRequestPage(BaseModel):
-    items: list[ArchivedRequest]
-    next_cursor: str | None
-
-
-class ArchivedRequestWithBody(ArchivedRequest):
-    body: str
-    body_encoding: Literal["utf-8", "base64"]
-
-
-class ReplayRequestsIn(BaseModel):
-    ids: list[Id64] | None = Field(None, max_length=1000, description="Archived request ids")
-    source_id: str | None = Field(None, description="Or: a source's requests, oldest first")
-    after_id: Annotated[int, Interval(ge=0, le=INT64_MAX)] | None = Field(
-        None, description="With source_id: start after this id"
-    )
-    limit: int = Field(100, ge=1, le=1000, description="With source_id: at most this many")
-
-    @model_validator(mode="after")
-    def _one_selection(self) -> ReplayRequestsIn:
-        if (self.ids is None) == (self.source_id is None):
-            raise ValueError("name the requests by ids, or a source by source_id (not both)")
-        return self
-
-
-class ReplayFailure(BaseModel):
-    id: int
-    reason: str
-
-
-class ReplayRequestsOut(WebhookResult):
-    """What the replayed requests produced, counted as their webhook answers count it."""
-
-    requests: int
-    failed: list[ReplayFailure]
-    next_after_id: int | None = Field(
-        description="With source_id: pass as after_id for the next page; null at the end"
-    )
 
 
 @router.get(
@@ -118,7 +73,7 @@ async def list_requests(
 async def get_request(
     _: auth.Admin, request_id: Annotated[Id64, Path()], session: ReadSession
 ) -> ArchivedRequestWithBody:
-    row = await repository.get_request(session, request_id)
+    row = await repository.get_request(session, request_id=request_id)
     if row is None:
         raise Problem(404, f"No archived webhook request {request_id}.")
     body = bytes(row.body)
@@ -167,7 +122,7 @@ async def replay_requests(
                 after=body.after_id,
                 limit=len(body.ids) if body.ids is not None else body.limit,
             )
-            sources = {s.id: s for s in await repository.list_sources(session)}
+            sources = {s.id: s for s in await list_sources(session)}
     except Exception as exc:
         raise storage_unavailable("nothing was replayed") from exc
     missing = sorted(set(body.ids or ()) - set(ids))
@@ -177,7 +132,14 @@ async def replay_requests(
     failed: list[ReplayFailure] = []
     for request_id in ids:
         try:
-            outcome = await _replay_one(sessions, writer, aliases, sources, request_id, max_future)
+            outcome = await _replay_one(
+                sessions,
+                writer=writer,
+                aliases=aliases,
+                sources=sources,
+                request_id=request_id,
+                ahead=max_future,
+            )
         except ReplayRefused as refused:
             failed.append(ReplayFailure(id=request_id, reason=str(refused)))
             continue
@@ -200,6 +162,7 @@ class ReplayRefused(Exception):
 
 async def _replay_one(
     sessions: async_sessionmaker[AsyncSession],
+    *,
     writer: EventLogWriter,
     aliases: AliasCache,
     sources: dict[str, SourceIn],
@@ -207,7 +170,7 @@ async def _replay_one(
     ahead: timedelta,
 ) -> IngestOutcome:
     async with sessions() as session:
-        row = await repository.get_request(session, request_id)
+        row = await repository.get_request(session, request_id=request_id)
     if row is None:
         raise ReplayRefused("deleted while the replay ran")
     source = sources.get(row.source_id or "")

@@ -20,8 +20,8 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.pipeline_api import repository
 from services.pipeline_api.accounts import merges as account_merges
+from services.pipeline_api.accounts.repository import account_aliases
 from services.pipeline_api.crm.changes import (
     AccountMerged,
     ActivityChange,
@@ -47,7 +47,10 @@ from services.pipeline_api.events.event_log import (
     too_large,
 )
 from services.pipeline_api.models import ParkedEvent
+from services.pipeline_api.resync.repository import add_resync_job
+from services.pipeline_api.sources.repository import get_source
 from services.pipeline_api.sources.schemas import SourceIn, resync_missing
+from services.pipeline_api.webhooks import repository
 from shared.events import EventInFuture, EventRejected, validate_event
 from shared.metrics import WEBHOOK_IGNORED
 
@@ -116,10 +119,10 @@ def coalesced(requests: Sequence[ResyncRequest]) -> list[ResyncRequest]:
 
 
 async def _add_resync_jobs(
-    session: AsyncSession, source_id: str, requests: Sequence[ResyncRequest]
+    session: AsyncSession, *, source_id: str, requests: Sequence[ResyncRequest]
 ) -> list[int]:
     return [
-        await repository.add_resync_job(
+        await add_resync_job(
             session,
             source_id=source_id,
             crm_ids=request.crm_ids,
@@ -187,7 +190,7 @@ async def ingest(
     resyncs: list[ResyncRequest] = []
     ignored: list[str] = []
     merges: list[AccountMerged] = []
-    aliases = await alias_cache.survivors_for(source, changes)
+    aliases = await alias_cache.survivors_for(source=source, changes=changes)
 
     def row_of(change: DealChange | ActivityChange) -> LogRow | Parked | Ignored:
         return to_row(
@@ -240,7 +243,7 @@ async def ingest(
             outcome.duplicates = len(flags) - outcome.accepted
             return outcome
     async with sessions() as session, session.begin():
-        recorded, refused = await account_merges.record(session, source, merges)
+        recorded, refused = await account_merges.record(session, source=source, merges=merges)
         for cycle in refused:
             unsupported(cycle)
         request_id = replay_of
@@ -250,10 +253,10 @@ async def ingest(
             )
         await repository.park(
             session,
-            [parked_row(source, request_id, r, ok, c) for r, ok, c in parked],
+            rows=[parked_row(source, request_id, r, ok, c) for r, ok, c in parked],
             skip_known=replay_of is not None,
         )
-        outcome.resync_jobs = await _add_resync_jobs(session, source.id, resyncs)
+        outcome.resync_jobs = await _add_resync_jobs(session, source_id=source.id, requests=resyncs)
     if recorded:
         alias_cache.invalidate(source.id)
     outcome.parked = len(parked) - outcome.unsupported
@@ -261,7 +264,7 @@ async def ingest(
     # The merges' aliases are committed: only now may the log be read for their deals.
     late: list[dict[str, Any]] = []
     merged = {m.merged_id for m in recorded}
-    for change in await account_merges.repointed(sessions, source, merged):
+    for change in await account_merges.repointed(sessions, source=source, merged=merged):
         result = row_of(change)
         if isinstance(result, LogRow):
             rows.append(result)
@@ -270,10 +273,18 @@ async def ingest(
             late.append(parked_row(source, request_id, result.reason, True, to_json(change)))
     if late:
         async with sessions() as session, session.begin():
-            await repository.park(session, late)
+            await repository.park(session, rows=late)
         outcome.parked += len(late)
     if rows:
-        await _store_each(sessions, writer, source, request_id, rows, placed, outcome)
+        await _store_each(
+            sessions,
+            writer=writer,
+            source=source,
+            request_id=request_id,
+            rows=rows,
+            placed=placed,
+            outcome=outcome,
+        )
     if ignored and replay_of is None:
         # Counted once all is durable, once per delivery: a failed append answers 503 and
         # the CRM's retry is the delivery that counts.
@@ -283,6 +294,7 @@ async def ingest(
 
 async def _store_each(
     sessions: async_sessionmaker[AsyncSession],
+    *,
     writer: EventLogWriter,
     source: SourceIn,
     request_id: int | None,
@@ -303,7 +315,7 @@ async def _store_each(
             outcome.duplicates += not result
     if refused:
         async with sessions() as session, session.begin():
-            await repository.park(session, refused, skip_known=True)
+            await repository.park(session, rows=refused, skip_known=True)
         outcome.parked += len(refused)
 
 
@@ -339,12 +351,12 @@ async def replay_parked(
         mapped: list[int] = []
         settled: list[int] = []  # nothing to store, nothing for an operator to do
         rows: list[LogRow] = []
-        aliases = await _aliases_of(session, parked)
+        aliases = await _aliases_of(session, parked=parked)
         resyncs: dict[str, list[ResyncRequest]] = {}
         mapped_to_jobs: list[int] = []
         for item in parked:
             if item.source_id not in sources:
-                sources[item.source_id] = await repository.get_source(session, item.source_id)
+                sources[item.source_id] = await get_source(session, source_id=item.source_id)
             source = sources[item.source_id]
             if source is None or (item.change.get("type") == UNSYNCED and resync_missing(source)):
                 outcome.still_parked += 1
@@ -366,7 +378,9 @@ async def replay_parked(
             if isinstance(result, Parked):
                 outcome.still_parked += 1
                 if result.reason != item.reason:
-                    await repository.set_park_reason(session, item.id, result.reason)
+                    await repository.set_park_reason(
+                        session, parked_id=item.id, reason=result.reason
+                    )
                 continue
             rows.append(result)
             mapped.append(item.id)
@@ -377,13 +391,13 @@ async def replay_parked(
         for item_id, new in zip(mapped, stored, strict=True):
             if isinstance(new, EventsRefused):  # stays parked, saying why
                 outcome.still_parked += 1
-                await repository.set_park_reason(session, item_id, new.reason)
+                await repository.set_park_reason(session, parked_id=item_id, reason=new.reason)
             else:
                 done.append(item_id)
                 outcome.duplicates += not new
         for resync_source, requests in resyncs.items():
-            await _add_resync_jobs(session, resync_source, requests)
-        await repository.mark_replayed(session, done)
+            await _add_resync_jobs(session, source_id=resync_source, requests=requests)
+        await repository.mark_replayed(session, ids=done)
     outcome.settled = len(settled)
     outcome.replayed = len(done) - outcome.settled
     if done:
@@ -398,7 +412,7 @@ def _resync_of(change: dict[str, Any]) -> ResyncRequest:
 
 
 async def _aliases_of(
-    session: AsyncSession, parked: Sequence[ParkedEvent]
+    session: AsyncSession, *, parked: Sequence[ParkedEvent]
 ) -> dict[str, dict[str, str]]:
     """The survivors of the merged accounts parked deal changes name, by source: a change
     parked before its account was merged is stored on the survivor."""
@@ -409,7 +423,7 @@ async def _aliases_of(
             named.setdefault(item.source_id, set()).add(str(account))
     return {
         source_id: account_merges.survivors(
-            await repository.account_aliases(session, source_id, accounts)
+            await account_aliases(session, source_id=source_id, account_ids=accounts)
         )
         for source_id, accounts in named.items()
     }

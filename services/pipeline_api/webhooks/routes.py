@@ -15,9 +15,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
-from pydantic import BaseModel, Field
 
-from services.pipeline_api import repository
 from services.pipeline_api.crm.adapter import (
     BadDelivery,
     Delivery,
@@ -30,6 +28,8 @@ from services.pipeline_api.deps import PipelineState, State
 from services.pipeline_api.events.intake import read_limited
 from services.pipeline_api.webhooks.deliveries import storable
 from services.pipeline_api.webhooks.ingest import IngestOutcome, ingest
+from services.pipeline_api.webhooks.repository import headers_for_audit
+from services.pipeline_api.webhooks.schemas import WebhookResult
 from shared.db_errors import refused_by_data
 from shared.edge import GuardedRoute
 from shared.problems import Problem, problem_responses, storage_unavailable
@@ -41,28 +41,6 @@ _log = logging.getLogger("salesops.webhooks")
 UNAUTHENTICATED = "The request could not be authenticated."
 PROBLEMS = problem_responses(400, 401, 413, 503)
 """What every webhook endpoint may answer besides its 2xx (documented in the spec)."""
-
-
-class WebhookResult(BaseModel):
-    accepted: int
-    duplicates: int
-    parked: int
-    unsupported: int
-    ignored: int = Field(
-        0, description="Items acknowledged that change nothing we keep (noted on the archive)"
-    )
-    resync_jobs: list[int]
-
-    @classmethod
-    def of(cls, outcomes: list[IngestOutcome]) -> WebhookResult:
-        return cls(
-            accepted=sum(o.accepted for o in outcomes),
-            duplicates=sum(o.duplicates for o in outcomes),
-            parked=sum(o.parked for o in outcomes),
-            unsupported=sum(o.unsupported for o in outcomes),
-            ignored=sum(o.ignored for o in outcomes),
-            resync_jobs=[j for o in outcomes for j in o.resync_jobs],
-        )
 
 
 def _headers(request: Request) -> dict[str, str]:
@@ -91,7 +69,7 @@ async def _ingest(
             writer=state.writer,
             source=delivery.source,
             kind=kind,
-            headers=repository.headers_for_audit(request.headers.items()),
+            headers=headers_for_audit(request.headers.items()),
             body=archived,
             changes=storable(archived, delivery.changes),
             max_future=state.settings.event_max_future,
