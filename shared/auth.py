@@ -34,7 +34,7 @@ EVENTS_READ = "events:read"
 FORECAST_READ = "forecast:read"
 
 WEBHOOK_NAMESPACE = "crm://"
-"""How webhook and re-sync events name their source (connectors/mapping.py)."""
+"""How webhook and re-sync events name their source (services/pipeline_api/crm/mapping.py)."""
 
 _bearer = HTTPBearer(auto_error=False, description="API key as a bearer token")
 

@@ -1,4 +1,4 @@
-"""Pipedrive webhook parsing (connectors/pipedrive.py), against published payload shapes.
+"""Pipedrive webhook parsing (crm/pipedrive/webhook.py), against published payload shapes.
 
 Fixtures in tests/fixtures/pipedrive/, and where each shape comes from:
 
