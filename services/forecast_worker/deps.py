@@ -2,7 +2,9 @@
 
 The lifespan (app.py) builds one `ForecastState`; routes never read `request.state`
 themselves. `WriteSession` commits when the route returns and before the response is sent
-(`scope="function"`); a route that raises is rolled back.
+(`scope="function"`); a route that raises is rolled back. `ReadSession` gives its
+connection back before the response is sent. Providers are `async def` so that FastAPI
+does not run them on a worker thread (see the pipeline_api deps).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ class ForecastState:
     consumer: ConsumerSpec
 
 
-def _state(request: Request) -> ForecastState:
+async def _state(request: Request) -> ForecastState:
     return state_of(request, ForecastState)
 
 
@@ -46,12 +48,12 @@ async def _write_session(state: State) -> AsyncIterator[AsyncSession]:
         await session.commit()
 
 
-def _consumer(state: State) -> ConsumerSpec:
+async def _consumer(state: State) -> ConsumerSpec:
     return state.consumer
 
 
 ForecastReader = Annotated[auth.Principal, Depends(auth.require(auth.FORECAST_READ))]
-ReadSession = Annotated[AsyncSession, Depends(_read_session)]
+ReadSession = Annotated[AsyncSession, Depends(_read_session, scope="function")]
 WriteSession = Annotated[AsyncSession, Depends(_write_session, scope="function")]
 # The consumer's own tables and dispatch, for routes that act on its dead letters.
 Consumer = Annotated[ConsumerSpec, Depends(_consumer)]
