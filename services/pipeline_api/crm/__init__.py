@@ -27,4 +27,10 @@ To add a CRM: create `crm/<kind>/` with
     __init__.py  exporting `ADAPTER`
 then add one line to `registry.ADAPTERS`. Source kinds, webhook routes, archive replay,
 the outbound host policy and re-sync clients all follow from it.
+
+A CRM that needs a source setting or secret of its own (as Salesforce has `oauth`,
+`own_client_ids`) still adds the field to `sources/schemas.py` `SourceIn` (and a secret
+to `SECRET_PATHS`): the API shape is the contract, one model for every kind. Its
+adapter's `check_source` then refuses, with a `ValueError`, a source whose settings do not
+fit its kind; the message is the API's 422 text.
 """

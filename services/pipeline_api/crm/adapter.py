@@ -127,6 +127,12 @@ class CrmAdapter(Protocol):
     @property
     def webhooks(self) -> tuple[WebhookEndpoint, ...]: ...
 
+    def check_source(self, source: SourceIn) -> None:
+        """Refuses a source whose CRM-specific settings this CRM cannot use, with a
+        `ValueError` whose message the API answers (422) and `salesops sources` prints.
+        The settings themselves are `SourceIn`'s fields: the API shape is the contract."""
+        ...
+
     def resync_missing(self, source: SourceIn) -> list[str]:
         """What the source lacks to be re-synced from the CRM's API (nothing: it can be)."""
         ...
@@ -142,6 +148,13 @@ class CrmAdapter(Protocol):
     ) -> ResyncClient:
         """The client that reads the source's account back; `resync_missing` is empty."""
         ...
+
+
+def refuse_oauth(source: SourceIn) -> None:
+    """`oauth` is Salesforce's refresh token flow; a CRM re-synced with a fixed token
+    has no use for it, and a source that sets it was meant for another CRM."""
+    if source.oauth is not None:
+        raise ValueError("oauth is for Salesforce sources; other CRMs use api_token")
 
 
 def api_token(source: SourceIn) -> str:

@@ -133,9 +133,9 @@ class SourceIn(BaseModel):
     enabled: bool = True
 
     @model_validator(mode="after")
-    def _oauth_is_salesforce(self) -> SourceIn:
-        if self.oauth is not None and self.kind != "salesforce":
-            raise ValueError("oauth is for Salesforce sources; other CRMs use api_token")
+    def _fits_its_crm(self) -> SourceIn:
+        """Settings only some CRMs use (`oauth`, ...) are checked by the CRM's adapter."""
+        registry.adapter_for(self.kind).check_source(self)
         return self
 
 

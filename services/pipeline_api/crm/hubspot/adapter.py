@@ -23,6 +23,7 @@ from services.pipeline_api.crm.adapter import (
     WebhookRequest,
     api_token,
     json_body,
+    refuse_oauth,
     resync_needs,
 )
 from services.pipeline_api.crm.changes import CrmChange, Ignored
@@ -145,6 +146,9 @@ class HubSpotAdapter:
             replay=_replay,
         ),
     )
+
+    def check_source(self, source: SourceIn) -> None:
+        refuse_oauth(source)
 
     def resync_missing(self, source: SourceIn) -> list[str]:
         return resync_needs(source, credential="api_token", has_credential=bool(api_token(source)))
