@@ -2,7 +2,8 @@
 parts they share.
 
 Shared, CRM-neutral:
-    adapter.py     the `CrmAdapter` protocol and the webhook handler shapes
+    adapter.py     the `CrmAdapter` protocol, the webhook handler shapes, and
+                   `TokenAdapter`, the re-sync half of a CRM with a fixed API token
     registry.py    `ADAPTERS` by kind: where every other module learns which CRMs exist
     changes.py     the change types every parser and client produces
     mapping.py     changes to canonical events, through a source's mapping
@@ -11,7 +12,8 @@ Shared, CRM-neutral:
     http.py        `CrmHttp` (retries, rate limits, errors), `RetryPolicy`
     credentials.py `Credentials`, `StaticToken`
     resync.py      `ResyncClient`, the `RestClient` base, `resync_all` / `resync_each`
-    signatures.py  constant-time comparison, decoy padding, timestamp headers
+    signatures.py  constant-time comparison, decoy padding, timestamp headers and their
+                   window (`outside_window`)
     outbound.py    which hosts a re-sync may call (each adapter's `api_hosts`)
 
 One package per CRM (`hubspot/`, `pipedrive/`, `salesforce/`): its webhook
