@@ -99,7 +99,7 @@ def _envelope(
 
 
 def map_deal(
-    source: SourceIn, change: DealChange, aliases: Mapping[str, str] | None = None
+    source: SourceIn, *, change: DealChange, aliases: Mapping[str, str] | None = None
 ) -> dict[str, Any] | Parked | Ignored:
     """`aliases`: each merged account's survivor, by the CRM's ids (see account_merges.py).
     A change naming a merged account names its survivor instead, whenever it is dated:
@@ -177,7 +177,7 @@ def map_deal(
     )
 
 
-def map_activity(source: SourceIn, change: ActivityChange) -> dict[str, Any] | Parked:
+def map_activity(source: SourceIn, *, change: ActivityChange) -> dict[str, Any] | Parked:
     activity_id = qualified(source, change.crm_id)
     # Ordered by when the CRM changed the record, not when the activity happens: a meeting
     # set for next week, then moved or deleted today, must give way to today's change.

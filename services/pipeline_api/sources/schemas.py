@@ -209,11 +209,6 @@ class ResyncJobOut(BaseModel):
     updated_at: datetime
 
 
-def resync_missing(source: SourceIn) -> list[str]:
-    """What a source lacks to be re-synced from its CRM's API (nothing: it can be)."""
-    return registry.resync_missing(source)
-
-
 def secret_values(source: SourceIn, seal: Callable[[str], str] = str) -> dict[str, Any]:
     """The source as stored: secrets in clear, or as `seal` makes them."""
     data = source.model_dump(mode="json")
