@@ -101,7 +101,7 @@ def _envelope(
 def map_deal(
     source: SourceIn, *, change: DealChange, aliases: Mapping[str, str] | None = None
 ) -> dict[str, Any] | Parked | Ignored:
-    """`aliases`: each merged account's survivor, by the CRM's ids (see account_merges.py).
+    """`aliases`: each merged account's survivor, by the CRM's ids (see accounts/merges.py).
     A change naming a merged account names its survivor instead, whenever it is dated:
     the merged account no longer exists in the CRM, so no deal can be left on it."""
     deal_id = qualified(source, change.crm_id)

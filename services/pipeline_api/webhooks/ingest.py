@@ -79,7 +79,7 @@ def to_row(
     """Map and validate one change: a row for the event log, why it must wait, or why
     there is nothing to store. An event too large for the broker is parked: it could
     never be published. `max_future` is `SALESOPS_EVENT_MAX_FUTURE_SECONDS`; `aliases`
-    the survivors of merged accounts (account_merges.py)."""
+    the survivors of merged accounts (accounts/merges.py)."""
     mapped = (
         map_deal(source, change=change, aliases=aliases)
         if isinstance(change, DealChange)
@@ -188,7 +188,7 @@ async def ingest(
 ) -> IngestOutcome:
     """Store what one delivery produced. `replay_of` names an archived request being read
     again: it is not archived twice, and changes it parked before are not parked again.
-    `alias_cache`: the process's merged accounts (account_merges.py)."""
+    `alias_cache`: the process's merged accounts (accounts/merges.py)."""
     outcome = IngestOutcome()
     rows: list[LogRow] = []
     placed: list[DealChange | ActivityChange] = []  # the change of each row
