@@ -34,6 +34,7 @@ from shared import consumer_store, topics
 from shared.consumer_store import ConsumerTables
 from shared.db_errors import blames_the_record
 from shared.dispatch import (
+    ANY_HANDLED,
     BatchOutcome,
     DeadLetter,
     Dispatch,
@@ -76,6 +77,9 @@ class ConsumerSpec:
     topics: tuple[str, ...]
     tables: ConsumerTables
     dispatch: Dispatch
+    handles: str = ANY_HANDLED
+    """What `dispatch` takes, as a dead letter's reason names it ("type: X is not
+    <handles>"), e.g. "a deal or activity event"."""
 
 
 async def apply_records(
@@ -87,7 +91,7 @@ async def apply_records(
     The consumer stores the offsets in the same transaction, so a crash anywhere leaves
     either all of a batch or none of it."""
     outcome = BatchOutcome()
-    batch = sort_batch(records, spec.dispatch)
+    batch = sort_batch(records, spec.dispatch, handles=spec.handles)
     for handler, events in batch.groups:
         applied = await handler(conn, events)
         outcome.applied += applied.new
@@ -101,7 +105,7 @@ async def replay(conn: AsyncConnection, letter: DeadLetter, *, spec: ConsumerSpe
     """Apply a dead letter again through the consumer's own dispatch, in the caller's
     transaction. Raises `Unprocessable` (and writes nothing) if it still cannot be decoded."""
     record = Record(letter.topic, letter.partition, letter.offset, letter.payload.encode())
-    decode(record, spec.dispatch)
+    decode(record, spec.dispatch, handles=spec.handles)
     await apply_records(conn, [record], spec=spec)
 
 

@@ -98,7 +98,13 @@ class Unprocessable(Exception):
     """The record's own fault, found before any I/O: it is dead-lettered, never retried."""
 
 
-def decode(record: Record, dispatch: Dispatch) -> CanonicalEvent:
+ANY_HANDLED = "an event this consumer handles"
+"""What a consumer handles, when its spec does not say (`ConsumerSpec.handles`)."""
+
+
+def decode(record: Record, dispatch: Dispatch, *, handles: str = ANY_HANDLED) -> CanonicalEvent:
+    """The record's event, or `Unprocessable`; a type without a handler is "type: X is not
+    <handles>", so the reason names what the consumer takes instead."""
     try:
         raw = orjson.loads(record.value)
     except orjson.JSONDecodeError as exc:
@@ -108,7 +114,7 @@ def decode(record: Record, dispatch: Dispatch) -> CanonicalEvent:
     except EventRejected as exc:
         raise Unprocessable(exc.reason) from exc
     if event.envelope.type not in dispatch:
-        raise Unprocessable(f"type: {event.envelope.type} is not an event this consumer handles")
+        raise Unprocessable(f"type: {event.envelope.type} is not {handles}")
     return event
 
 
@@ -120,14 +126,16 @@ class Sorted:
     dead_letters: list[DeadLetter]
 
 
-def sort_batch(records: Sequence[Record], dispatch: Dispatch) -> Sorted:
+def sort_batch(
+    records: Sequence[Record], dispatch: Dispatch, *, handles: str = ANY_HANDLED
+) -> Sorted:
     """Handlers come in the order of the dispatch table, not of the batch: every batch then
     takes its row locks in the same order, whatever it holds."""
     by_handler: dict[int, list[CanonicalEvent]] = {}
     dead_letters: list[DeadLetter] = []
     for record in records:
         try:
-            event = decode(record, dispatch)
+            event = decode(record, dispatch, handles=handles)
         except Unprocessable as exc:
             dead_letters.append(DeadLetter.of(record, str(exc)))
             continue

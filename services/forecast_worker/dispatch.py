@@ -36,4 +36,5 @@ def consumer_spec(rules: StageRules) -> ConsumerSpec:
         topics=SUBSCRIBED,
         tables=CONSUMER_TABLES,
         dispatch=dispatch(rules),
+        handles="a deal or activity event",
     )

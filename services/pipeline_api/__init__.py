@@ -1,1 +1,1 @@
-"""Intake: canonical events (and, later, CRM webhooks) into the durable event log, then Kafka."""
+"""Intake: canonical events and CRM webhooks into the durable event log, then Kafka."""

@@ -98,6 +98,28 @@ async def _resync_wake(state: State) -> asyncio.Event:
     return state.resync_wake
 
 
+@dataclass(frozen=True)
+class WebhookIntake:
+    """What a webhook route needs, as one dependency: each dependency is a call on every
+    request, and a webhook needs five parts of the state."""
+
+    settings: Settings
+    sessions: async_sessionmaker[AsyncSession]
+    event_log: EventLogWriter
+    sources: SourceCache
+    aliases: AliasCache
+
+
+async def _webhook_intake(state: State) -> WebhookIntake:
+    return WebhookIntake(
+        settings=state.settings,
+        sessions=state.sessions,
+        event_log=state.writer,
+        sources=state.sources,
+        aliases=state.aliases,
+    )
+
+
 SettingsDep = Annotated[Settings, Depends(_settings)]
 Sessions = Annotated[async_sessionmaker[AsyncSession], Depends(_sessions)]
 """For work that spans several transactions (webhook ingest, replays)."""
@@ -111,6 +133,7 @@ Outbound = Annotated[OutboundPolicy, Depends(_outbound)]
 MaxFuture = Annotated[timedelta, Depends(_max_future)]
 """How far ahead of our clock an entering event may be dated (the setting)."""
 ResyncWake = Annotated[asyncio.Event, Depends(_resync_wake)]
+WebhookDeps = Annotated[WebhookIntake, Depends(_webhook_intake)]
 EventsWriter = Annotated[auth.Principal, Depends(auth.require(auth.EVENTS_WRITE))]
 """A key that may send events (to the sources it is bound to); admin keys are `auth.Admin`."""
 EventsReader = Annotated[auth.Principal, Depends(auth.require(auth.EVENTS_READ))]

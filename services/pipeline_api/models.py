@@ -54,7 +54,7 @@ class StoredEvent(PipelineBase):
             "seq",
             postgresql_where=text("unpublishable_at IS NOT NULL"),
         ),
-        # An account merge finds the deals on the merged account (repository.py
+        # An account merge finds the deals on the merged account (accounts/repository.py
         # `deals_with_account`): by account, then each candidate's latest account. Only
         # CRM webhook events: the intake API cannot write crm:// sources, and pays nothing.
         Index(
@@ -193,12 +193,12 @@ class ResyncJob(PipelineBase):
 class AccountAlias(PipelineBase):
     """A CRM account merged away (`merged_id`) and the account it was merged into, both
     the CRM's own ids. Kept so that a deal change naming the merged account, however late
-    it comes, lands on the survivor (mapping.py `map_deal`); chains are followed, cycles
-    are refused (ingest.py)."""
+    it comes, lands on the survivor (crm/mapping.py `map_deal`); chains are followed,
+    cycles are refused (accounts/merges.py `record`)."""
 
     __tablename__ = "account_aliases"
     __table_args__ = (
-        # The merge sweep (merge_sweep.py) reads the aliases recorded lately, every few
+        # The merge sweep (accounts/sweep.py) reads the aliases recorded lately, every few
         # seconds in every replica: without a merge, one look-up of an empty index range.
         Index("ix_account_aliases_recorded_at", "recorded_at"),
     )

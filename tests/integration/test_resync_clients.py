@@ -342,7 +342,7 @@ async def test_a_fetched_deal_maps_to_a_valid_storable_event(
     change = await client_for(src, http, sleep=sleeps).fetch_deal(KNOWN[kind])
     assert change is not None
 
-    event = map_deal(src, change)
+    event = map_deal(src, change=change)
 
     assert isinstance(event, dict), event
     accepted = validate_event(event)
@@ -531,7 +531,9 @@ async def test_salesforce_task_is_read_like_its_change_event(
         "Description",
     ):
         assert left_out not in task.properties
-    event = map_activity(source("salesforce", base_url, owners={"005000000000001AAA": "r"}), task)
+    event = map_activity(
+        source("salesforce", base_url, owners={"005000000000001AAA": "r"}), change=task
+    )
     assert isinstance(event, dict)
     assert validate_event(event).envelope.time == task.changed_at
 

@@ -13,7 +13,7 @@ from services.pipeline_api.app import create_app
 from services.pipeline_api.crm import registry
 from services.pipeline_api.crm.adapter import CrmAdapter
 from services.pipeline_api.crm.outbound import OutboundPolicy, OutboundRefused
-from services.pipeline_api.sources.schemas import SourceIn, SourceKind, resync_missing
+from services.pipeline_api.sources.schemas import SourceIn, SourceKind
 from services.pipeline_api.webhooks.deliveries import DeliveryKind, parse_delivery
 
 ADAPTERS = list(registry.ADAPTERS.items())
@@ -63,7 +63,7 @@ def test_each_archived_delivery_kind_is_replayed_by_its_endpoint(
 def test_a_delivery_of_an_unknown_kind_has_no_parser() -> None:
     source = SourceIn(id="s", kind=registry.KINDS[0], account_id="1")
     with pytest.raises(ValueError, match="no parser for deliveries of kind 'zoho'"):
-        parse_delivery("zoho", source, b"{}")
+        parse_delivery("zoho", source=source, body=b"{}")
 
 
 def test_the_app_serves_exactly_the_adapters_webhook_endpoints() -> None:
@@ -92,8 +92,8 @@ def test_outbound_calls_go_to_a_kinds_own_api_hosts_only(kind: str, adapter: Crm
 @pytest.mark.parametrize("kind", registry.KINDS)
 def test_resync_needs_come_from_the_adapter(kind: str) -> None:
     bare = SourceIn(id="s", kind=kind, account_id="1")
-    assert resync_missing(bare) == registry.ADAPTERS[kind].resync_missing(bare)
-    assert resync_missing(bare)[0] == "api_base_url"
+    assert registry.resync_missing(bare) == registry.ADAPTERS[kind].resync_missing(bare)
+    assert registry.resync_missing(bare)[0] == "api_base_url"
     ready = SourceIn.model_validate(
         {
             "id": "s",
@@ -103,4 +103,4 @@ def test_resync_needs_come_from_the_adapter(kind: str) -> None:
             "api_token": "t",
         }
     )
-    assert resync_missing(ready) == []
+    assert registry.resync_missing(ready) == []

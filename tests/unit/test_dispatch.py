@@ -9,6 +9,8 @@ import orjson
 import pytest
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from services.forecast_worker.deals.projection import StageRules
+from services.forecast_worker.dispatch import consumer_spec
 from shared.dispatch import (
     Applied,
     DeadLetter,
@@ -146,3 +148,12 @@ def test_next_offsets_are_one_past_the_last_record_of_each_partition(
     read: list[tuple[str, int, int]], expected: dict[tuple[str, int], int]
 ) -> None:
     assert next_offsets([Record(t, p, o, b"") for t, p, o in read]) == expected
+
+
+def test_the_forecast_worker_dead_letters_a_type_it_does_not_handle_as_before() -> None:
+    """Its reason names what it takes, word for word what operators and alerts have seen."""
+    spec = consumer_spec(StageRules.of(["won"], ["lost"]))
+    batch = sort_batch(records(UNHANDLED), spec.dispatch, handles=spec.handles)
+    assert [letter.reason for letter in batch.dead_letters] == [
+        f"type: {REP} is not a deal or activity event"
+    ]

@@ -85,7 +85,9 @@ def test_creation_batch_gives_a_created_change_and_one_change_per_property() -> 
 
 def test_mapped_creation_becomes_valid_canonical_events() -> None:
     events = [
-        map_deal(MAPPED, c) for c in hubspot.parse(creation_batch()) if isinstance(c, DealChange)
+        map_deal(MAPPED, change=c)
+        for c in hubspot.parse(creation_batch())
+        if isinstance(c, DealChange)
     ]
     assert not [e for e in events if isinstance(e, Parked)]
     canon = [validate_event(e) for e in events if isinstance(e, dict)]
@@ -106,7 +108,7 @@ def test_mapped_creation_becomes_valid_canonical_events() -> None:
 def test_unmapped_stage_and_owner_are_parked_with_the_reason() -> None:
     changes = [c for c in hubspot.parse(creation_batch()) if isinstance(c, DealChange)]
     bare = source()
-    reasons = {r.reason for c in changes if isinstance(r := map_deal(bare, c), Parked)}
+    reasons = {r.reason for c in changes if isinstance(r := map_deal(bare, change=c), Parked)}
     assert any(f"stage {STAGE!r} is not mapped" in r for r in reasons)
     assert any("owner '75761595' is not mapped" in r for r in reasons)
 
@@ -119,7 +121,7 @@ def test_parked_change_round_trips_for_replay() -> None:
     )
     again = from_json(json.loads(json.dumps(to_json(change))))
     assert again == change
-    assert map_deal(MAPPED, again) == map_deal(MAPPED, change)
+    assert map_deal(MAPPED, change=again) == map_deal(MAPPED, change=change)
 
 
 def test_dedupe_key_ignores_attempt_number_but_separates_properties() -> None:
@@ -158,10 +160,10 @@ def test_custom_properties_kept_only_when_listed() -> None:
         [{**DJ_HUBSPOT_EVENT, "portalId": 48975575, "propertyName": "seats", "propertyValue": "40"}]
     )[0]
     assert isinstance(change, DealChange)
-    dropped = map_deal(source(), change)
+    dropped = map_deal(source(), change=change)
     assert isinstance(dropped, Ignored), "nothing for an operator to do: not parked"
     assert "no field we keep" in dropped.reason
-    kept = map_deal(source(keep_properties=["seats"]), change)
+    kept = map_deal(source(keep_properties=["seats"]), change=change)
     assert isinstance(kept, dict)
     assert kept["data"]["properties"] == {"seats": "40"}
 
@@ -206,7 +208,7 @@ def test_deletion_restore_and_merge_change_identity() -> None:
     survivor = next(c for c in merge if isinstance(c, DealChange) and c.op == "restored")
     assert survivor.crm_id == "23"
     assert ResyncRequest("HubSpot merged deals", ("23",)) in merge
-    mapped = map_deal(source(), gone[0])
+    mapped = map_deal(source(), change=gone[0])
     assert isinstance(mapped, dict)
     assert mapped["type"] == "com.salesops.deal.deleted.v1"
     assert mapped["data"]["merged_into"] == "hubspot:48975575:23"
@@ -236,7 +238,7 @@ def test_company_association_sets_and_clears_the_account() -> None:
     assert added.fields == {"account_id": "77"}
     assert isinstance(removed, DealChange)
     assert removed.fields == {"account_id": None}
-    mapped = map_deal(source(), removed)
+    mapped = map_deal(source(), change=removed)
     assert isinstance(mapped, dict)
     assert mapped["data"]["account_id"] is None
 
@@ -299,7 +301,7 @@ def test_engagement_deletion_is_an_activity_deletion() -> None:
         op="deleted",
     )
     assert hubspot.parse([{**item, "attemptNumber": 1}]) == [change], "a retry dedupes"
-    event = map_activity(MAPPED, change)
+    event = map_activity(MAPPED, change=change)
     assert isinstance(event, dict)
     validated = validate_event(event)
     assert validated.envelope.type == "com.salesops.activity.deleted.v1"
@@ -316,8 +318,8 @@ def test_amount_only_change_keeps_currency_in_multi_currency_accounts() -> None:
     change = DealChange(
         crm_id="1", event_key="k", occurred_at=hubspot_time(), op="updated", fields={"amount": "10"}
     )
-    single = map_deal(source(default_currency="EUR"), change)
-    multi = map_deal(source(default_currency="EUR", multi_currency=True), change)
+    single = map_deal(source(default_currency="EUR"), change=change)
+    multi = map_deal(source(default_currency="EUR", multi_currency=True), change=change)
     assert isinstance(single, dict)
     assert single["data"]["currency"] == "EUR"
     assert isinstance(multi, dict)
@@ -329,7 +331,7 @@ def test_amount_only_change_keeps_currency_in_multi_currency_accounts() -> None:
         op="created",
         fields={"amount": "10"},
     )
-    first = map_deal(source(default_currency="EUR", multi_currency=True), created)
+    first = map_deal(source(default_currency="EUR", multi_currency=True), change=created)
     assert isinstance(first, dict)
     assert first["data"]["currency"] == "EUR"
 
@@ -498,7 +500,8 @@ def test_switching_the_primary_company_in_one_instant_ends_on_the_new_one() -> N
     events = [
         validate_event(mapped)
         for change in hubspot.parse([new_primary, old_gone])
-        if isinstance(change, DealChange) and isinstance(mapped := map_deal(source(), change), dict)
+        if isinstance(change, DealChange)
+        and isinstance(mapped := map_deal(source(), change=change), dict)
     ]
     last = max(
         events,

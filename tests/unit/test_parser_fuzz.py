@@ -192,7 +192,7 @@ def bodies(fixtures: list[Path]) -> st.SearchStrategy[bytes]:
 def _check(kind: str, body: bytes) -> None:
     source = SOURCES[kind.split("-")[0]]
     try:
-        changes = parse_delivery(kind, source, body)
+        changes = parse_delivery(kind, source=source, body=body)
     except ValueError:
         return  # the declared parse error: the endpoint answers 400
     assert isinstance(changes, list)

@@ -467,7 +467,7 @@ def test_activity_change_is_ordered_by_the_webhook_not_the_due_date() -> None:
     assert isinstance(change, ActivityChange)
     assert change.occurred_at == utc(2025, 4, 23, 14, 30)
     assert change.changed_at == utc(2025, 4, 15, 17, 0)
-    event = map_activity(PD_SOURCE, change)
+    event = map_activity(PD_SOURCE, change=change)
     assert isinstance(event, dict)
     assert event["time"] == "2025-04-15T17:00:00Z"
 
@@ -515,7 +515,7 @@ def test_activity_delete_without_an_id_is_unsupported() -> None:
 def test_activity_delete_maps_to_a_deleted_event_keyed_by_the_activity() -> None:
     (change,) = parse(load("v2_activity_delete.json"))
     assert isinstance(change, ActivityChange)
-    event = map_activity(PD_SOURCE, change)
+    event = map_activity(PD_SOURCE, change=change)
     assert isinstance(event, dict)
     validated = validate_event(event)
     assert validated.envelope.type == "com.salesops.activity.deleted.v1"
@@ -650,9 +650,9 @@ def test_parsed_changes_map_to_valid_canonical_events() -> None:
     for name in bodies:
         for change in parse(load(name)):
             if isinstance(change, DealChange):
-                event = map_deal(source, change)
+                event = map_deal(source, change=change)
             elif isinstance(change, ActivityChange):
-                event = map_activity(source, change)
+                event = map_activity(source, change=change)
             else:
                 continue
             assert isinstance(event, dict), (name, event)

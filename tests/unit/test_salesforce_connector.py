@@ -590,7 +590,7 @@ def test_activity_is_ordered_by_its_commit_not_its_date() -> None:
     change = only(parse_cdc(load("cdc_cometd_task_create.json")))
     assert isinstance(change, ActivityChange)
     assert change.changed_at == at(1725466800000)
-    event = map_activity(SF_SOURCE, change)
+    event = map_activity(SF_SOURCE, change=change)
     assert isinstance(event, dict)
     assert event["time"] == "2024-09-04T16:20:00Z"
     assert event["data"]["occurred_at"] == "2024-09-04T00:00:00Z"
@@ -654,7 +654,7 @@ def test_task_delete_is_a_deletion_per_record() -> None:
 def test_task_delete_maps_to_a_valid_deleted_event() -> None:
     change = only(parse_cdc(load("cdc_cometd_task_delete.json")))
     assert isinstance(change, ActivityChange)
-    event = map_activity(SF_SOURCE, change)
+    event = map_activity(SF_SOURCE, change=change)
     assert isinstance(event, dict)
     validated = validate_event(event)
     assert validated.envelope.type == "com.salesops.activity.deleted.v1"

@@ -288,3 +288,16 @@ def test_each_distinct_hubspot_signature_is_computed_once(monkeypatch: pytest.Mo
         checks.verify("v3", ["app"])
     checks.verify("v3", ["other", "app"])  # mid-rotation: "app" reused, "other" computed
     assert sorted(hmacs) == ["app", "app", "other", "other"]
+
+
+@pytest.mark.parametrize(
+    ("timestamp", "outside"),
+    [("1000", None), ("700", None), ("1300", None), ("699", 301), ("1301", -301)],
+)
+def test_the_timestamp_window_is_inclusive_both_ways(timestamp: str, outside: int | None) -> None:
+    assert signatures.outside_window(timestamp, "seconds", now=1000, max_age=300) == outside
+
+
+def test_the_timestamp_window_refuses_what_is_not_short_digits() -> None:
+    with pytest.raises(signatures.SignatureError, match="epoch seconds"):
+        signatures.outside_window("1e3", "seconds", now=1000, max_age=300)

@@ -29,6 +29,15 @@ def test_oauth_is_refused_for_crms_without_it() -> None:
         SourceIn.model_validate({**SALESFORCE, "kind": "hubspot"})
 
 
+@pytest.mark.parametrize("kind", ["hubspot", "pipedrive"])
+def test_the_adapter_refusal_is_the_api_error_text(kind: str) -> None:
+    """The adapter's `check_source` message is the one the 422 has always carried."""
+    with pytest.raises(ValidationError) as refused:
+        SourceIn.model_validate({**SALESFORCE, "kind": kind})
+    [error] = refused.value.errors()
+    assert error["msg"] == "Value error, oauth is for Salesforce sources; other CRMs use api_token"
+
+
 def test_oauth_secrets_are_shown_as_set_never_as_values() -> None:
     source = SourceIn.model_validate(SALESFORCE)
     shown = SourceOut.of(source)

@@ -15,6 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.forecast_worker.deals import repository
 from services.forecast_worker.deals.projection import (
+    DEAL_CREATED,
+    DEAL_DELETED,
+    DEAL_UPDATED,
     Change,
     StageRules,
     Version,
@@ -25,11 +28,7 @@ from shared.dispatch import Applied
 from shared.events import CanonicalEvent, DealCreated, DealDeleted, DealUpdated
 from shared.ordering import OrderKey, is_newer
 
-TYPES = (
-    "com.salesops.deal.created.v1",
-    "com.salesops.deal.updated.v1",
-    "com.salesops.deal.deleted.v1",
-)
+TYPES = (DEAL_CREATED, DEAL_UPDATED, DEAL_DELETED)
 
 
 def to_change(event: CanonicalEvent) -> Change:
@@ -50,7 +49,7 @@ def to_change(event: CanonicalEvent) -> Change:
 
 
 async def apply_deal_changes(
-    conn: AsyncConnection, changes: Sequence[Change], rules: StageRules
+    conn: AsyncConnection, *, changes: Sequence[Change], rules: StageRules
 ) -> int:
     """Fold new changes into each deal's history; returns how many were new."""
     fresh = await repository.insert_changes(conn, changes=changes)
@@ -84,5 +83,5 @@ class DealEvents:
 
     async def __call__(self, conn: AsyncConnection, events: Sequence[CanonicalEvent]) -> Applied:
         changes = [to_change(event) for event in events]
-        fresh = await apply_deal_changes(conn, changes, self._rules)
+        fresh = await apply_deal_changes(conn, changes=changes, rules=self._rules)
         return Applied(new=fresh, duplicates=len(changes) - fresh)

@@ -15,7 +15,7 @@ The deals already in the log move by one `deal.updated` each, timed at the merge
 after the alias is committed. A deal change stored concurrently may have been mapped
 before the alias was visible to it (in flight meanwhile, or read from a replica's cache
 not yet expired), and its row may have been missed by the merge's look-up of the log:
-the merge sweep (merge_sweep.py) looks again for a while after each merge. The updates
+the merge sweep (accounts/sweep.py) looks again for a while after each merge. The updates
 both may make have the same id (the merge's key and the deal), so each is stored once.
 """
 

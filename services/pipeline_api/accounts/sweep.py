@@ -1,7 +1,7 @@
 """The merge sweep: a deal change stored while its account was being merged moves after all.
 
 A merge re-points the deals the log shows on the merged account once its alias is
-committed (ingest.py). A delivery that read the aliases before that (in flight meanwhile,
+committed (webhooks/ingest.py). A delivery that read the aliases before that (in flight meanwhile,
 or answered by a replica whose `AliasCache` had not expired yet) stores its deal on the
 merged account, maybe after the merge's look-up. So every few seconds each replica looks
 again for the deals on the accounts merged within a window: longer than any delivery

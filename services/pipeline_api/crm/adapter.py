@@ -16,6 +16,7 @@ keeps the HTTP: reading the body within limits, the problem answers, and `ingest
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
@@ -127,6 +128,12 @@ class CrmAdapter(Protocol):
     @property
     def webhooks(self) -> tuple[WebhookEndpoint, ...]: ...
 
+    def check_source(self, source: SourceIn) -> None:
+        """Refuses a source whose CRM-specific settings this CRM cannot use, with a
+        `ValueError` whose message the API answers (422) and `salesops sources` prints.
+        The settings themselves are `SourceIn`'s fields: the API shape is the contract."""
+        ...
+
     def resync_missing(self, source: SourceIn) -> list[str]:
         """What the source lacks to be re-synced from the CRM's API (nothing: it can be)."""
         ...
@@ -153,3 +160,50 @@ def resync_needs(source: SourceIn, *, credential: str, has_credential: bool) -> 
     """`api_base_url` and the named credential, those of them the source lacks."""
     base = bool((source.api_base_url or "").strip())
     return [name for name, ok in (("api_base_url", base), (credential, has_credential)) if not ok]
+
+
+class TokenAdapter(ABC):
+    """The re-sync half of a CRM whose REST API takes a fixed token that does not expire
+    (HubSpot private apps, Pipedrive API tokens): a subclass writes only `token_client`,
+    and still declares `kind`, `api_hosts` and `webhooks`."""
+
+    def check_source(self, source: SourceIn) -> None:
+        """`oauth` is Salesforce's refresh token flow; a CRM re-synced with a fixed token
+        has no use for it, and a source that sets it was meant for another CRM."""
+        if source.oauth is not None:
+            raise ValueError("oauth is for Salesforce sources; other CRMs use api_token")
+
+    def resync_missing(self, source: SourceIn) -> list[str]:
+        return resync_needs(source, credential="api_token", has_credential=bool(api_token(source)))
+
+    def resync_client(
+        self,
+        source: SourceIn,
+        http: httpx.AsyncClient,
+        *,
+        policy: RetryPolicy | None,
+        sleep: Sleep,
+        on_rotated: Callable[[str], Awaitable[None]] | None,
+    ) -> ResyncClient:
+        """`on_rotated` is never called: a fixed token does not rotate."""
+        return self.token_client(
+            source,
+            http,
+            base_url=(source.api_base_url or "").strip(),
+            token=api_token(source),
+            policy=policy,
+            sleep=sleep,
+        )
+
+    @abstractmethod
+    def token_client(
+        self,
+        source: SourceIn,
+        http: httpx.AsyncClient,
+        *,
+        base_url: str,
+        token: str,
+        policy: RetryPolicy | None,
+        sleep: Sleep,
+    ) -> ResyncClient:
+        """The CRM's REST client at `base_url` with the source's token."""

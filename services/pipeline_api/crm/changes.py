@@ -101,7 +101,7 @@ class Ignored:
 class AccountMerged:
     """The CRM merged account `merged_id` into `survivor_id`: every deal whose account is
     the merged one now belongs to the survivor, and so does every later change naming it.
-    The payload cannot name those deals: account_merges.py remembers the merge and finds
+    The payload cannot name those deals: accounts/merges.py remembers the merge and finds
     them in the event log."""
 
     merged_id: str

@@ -11,10 +11,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, get_args
+from functools import cache
+from typing import TYPE_CHECKING, Any
 
 from services.pipeline_api.crm.changes import ActivityChange, DealChange, Ignored
-from services.pipeline_api.sources.schemas import SourceIn, SourceKind
+
+if TYPE_CHECKING:
+    from services.pipeline_api.sources.schemas import SourceIn
 
 CREATED = "com.salesops.deal.created.v1"
 UPDATED = "com.salesops.deal.updated.v1"
@@ -40,14 +43,21 @@ def qualified(source: SourceIn, crm_id: str) -> str:
     return f"{source.kind}:{source.account_id}:{crm_id}"
 
 
-_CRM_KINDS = frozenset(get_args(SourceKind))
+@cache
+def _crm_kinds() -> frozenset[str]:
+    """The registered kinds, read on first use: the registry imports every adapter, and an
+    adapter may import this module, so importing the registry here at import time would
+    leave one of them partially initialized."""
+    from services.pipeline_api.crm import registry
+
+    return frozenset(registry.KINDS)
 
 
 def in_crm_namespace(value: str) -> bool:
     """Whether `value` has the form of a CRM's qualified id (`hubspot:…`, any case): an id
     only that CRM's webhooks and re-syncs may write, whatever the event's source says."""
     kind, colon, _ = value.partition(":")
-    return bool(colon) and kind.strip().lower() in _CRM_KINDS
+    return bool(colon) and kind.strip().lower() in _crm_kinds()
 
 
 def unqualified(source: SourceIn, deal_id: str) -> str | None:
@@ -89,9 +99,9 @@ def _envelope(
 
 
 def map_deal(
-    source: SourceIn, change: DealChange, aliases: Mapping[str, str] | None = None
+    source: SourceIn, *, change: DealChange, aliases: Mapping[str, str] | None = None
 ) -> dict[str, Any] | Parked | Ignored:
-    """`aliases`: each merged account's survivor, by the CRM's ids (see account_merges.py).
+    """`aliases`: each merged account's survivor, by the CRM's ids (see accounts/merges.py).
     A change naming a merged account names its survivor instead, whenever it is dated:
     the merged account no longer exists in the CRM, so no deal can be left on it."""
     deal_id = qualified(source, change.crm_id)
@@ -167,7 +177,7 @@ def map_deal(
     )
 
 
-def map_activity(source: SourceIn, change: ActivityChange) -> dict[str, Any] | Parked:
+def map_activity(source: SourceIn, *, change: ActivityChange) -> dict[str, Any] | Parked:
     activity_id = qualified(source, change.crm_id)
     # Ordered by when the CRM changed the record, not when the activity happens: a meeting
     # set for next week, then moved or deleted today, must give way to today's change.

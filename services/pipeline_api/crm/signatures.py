@@ -42,6 +42,15 @@ def epoch(value: str | None, unit: str) -> int:
     return int(value)
 
 
+def outside_window(value: str | None, unit: str, *, now: int, max_age: int) -> int | None:
+    """How far a timestamp header is from `now` (in `unit`, positive for the past) when
+    that is more than `max_age` either way, None inside the window: a replayed request
+    is refused, and so is one from a clock too far ahead. Refused like `epoch` when it
+    is not short digits."""
+    age = now - epoch(value, unit)
+    return age if abs(age) > max_age else None
+
+
 def matches(expected: Iterable[str], given: str) -> bool:
     """Whether `given` is one of `expected`. Every candidate is compared, so the timing
     does not reveal which secret (if any) matched."""

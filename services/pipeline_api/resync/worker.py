@@ -256,7 +256,13 @@ class ResyncWorker:
                 continue
             if isinstance(result, Parked):
                 parked.append(
-                    parked_row(source, None, result.reason, result.replayable, to_json(change))
+                    parked_row(
+                        source,
+                        request_id=None,
+                        reason=result.reason,
+                        replayable=result.replayable,
+                        change=to_json(change),
+                    )
                 )
             else:
                 rows.append(result)
@@ -266,7 +272,15 @@ class ResyncWorker:
         results = await self._writer.append_each(rows) if rows else []
         for change, outcome in zip(stored, results, strict=True):
             if isinstance(outcome, EventsRefused):
-                parked.append(parked_row(source, None, outcome.reason, False, to_json(change)))
+                parked.append(
+                    parked_row(
+                        source,
+                        request_id=None,
+                        reason=outcome.reason,
+                        replayable=False,
+                        change=to_json(change),
+                    )
+                )
         async with self._sessions() as session, session.begin():
             await park(session, rows=parked)
             if not await repository.report_progress(

@@ -27,7 +27,8 @@ class SourceCache:
 
     async def disabled(self, kind: str) -> list[SourceIn]:
         """The disabled ones: a HubSpot batch may carry a disabled portal's events, kept
-        under its own source for a replay once it is enabled again (webhooks.py)."""
+        under its own source for a replay once it is enabled again
+        (crm/hubspot/adapter.py)."""
         return [s for s in await self._of_kind(kind) if not s.enabled]
 
     async def _of_kind(self, kind: str) -> list[SourceIn]:

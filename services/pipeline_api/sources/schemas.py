@@ -133,9 +133,9 @@ class SourceIn(BaseModel):
     enabled: bool = True
 
     @model_validator(mode="after")
-    def _oauth_is_salesforce(self) -> SourceIn:
-        if self.oauth is not None and self.kind != "salesforce":
-            raise ValueError("oauth is for Salesforce sources; other CRMs use api_token")
+    def _fits_its_crm(self) -> SourceIn:
+        """Settings only some CRMs use (`oauth`, ...) are checked by the CRM's adapter."""
+        registry.adapter_for(self.kind).check_source(self)
         return self
 
 
@@ -207,11 +207,6 @@ class ResyncJobOut(BaseModel):
     error: str | None
     created_at: datetime
     updated_at: datetime
-
-
-def resync_missing(source: SourceIn) -> list[str]:
-    """What a source lacks to be re-synced from its CRM's API (nothing: it can be)."""
-    return registry.resync_missing(source)
 
 
 def secret_values(source: SourceIn, seal: Callable[[str], str] = str) -> dict[str, Any]:

@@ -178,7 +178,7 @@ async def _replay_one(
         raise ReplayRefused(f"source {row.source_id!r} is gone")
     body = bytes(row.body)
     try:
-        changes = parse_delivery(row.kind, source, body)
+        changes = parse_delivery(row.kind, source=source, body=body)
     except ValueError as exc:
         raise ReplayRefused(f"unreadable: {exc}") from exc
     return await ingest(

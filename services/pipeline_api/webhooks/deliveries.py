@@ -73,6 +73,6 @@ def storable(body: bytes, changes: list[CrmChange]) -> list[CrmChange]:
     return [_storable(change) for change in changes]
 
 
-def parse_delivery(kind: str, source: SourceIn, body: bytes) -> list[CrmChange]:
+def parse_delivery(kind: str, *, source: SourceIn, body: bytes) -> list[CrmChange]:
     """The changes a stored delivery to the `kind` endpoint holds for `source`."""
     return storable(body, endpoint_for_delivery(kind).replay(source, body))

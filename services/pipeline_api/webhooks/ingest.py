@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.pipeline_api.accounts import merges as account_merges
 from services.pipeline_api.accounts.repository import account_aliases
+from services.pipeline_api.crm import registry
 from services.pipeline_api.crm.changes import (
     AccountMerged,
     ActivityChange,
@@ -49,7 +50,7 @@ from services.pipeline_api.events.event_log import (
 from services.pipeline_api.models import ParkedEvent
 from services.pipeline_api.resync.repository import add_resync_job
 from services.pipeline_api.sources.repository import get_source
-from services.pipeline_api.sources.schemas import SourceIn, resync_missing
+from services.pipeline_api.sources.schemas import SourceIn
 from services.pipeline_api.webhooks import repository
 from shared.events import EventInFuture, EventRejected, validate_event
 from shared.metrics import WEBHOOK_IGNORED
@@ -78,11 +79,11 @@ def to_row(
     """Map and validate one change: a row for the event log, why it must wait, or why
     there is nothing to store. An event too large for the broker is parked: it could
     never be published. `max_future` is `SALESOPS_EVENT_MAX_FUTURE_SECONDS`; `aliases`
-    the survivors of merged accounts (account_merges.py)."""
+    the survivors of merged accounts (accounts/merges.py)."""
     mapped = (
-        map_deal(source, change, aliases)
+        map_deal(source, change=change, aliases=aliases)
         if isinstance(change, DealChange)
-        else map_activity(source, change)
+        else map_activity(source, change=change)
     )
     if isinstance(mapped, Parked | Ignored):
         return mapped
@@ -156,7 +157,12 @@ def _unsynced(request: ResyncRequest, missing: list[str]) -> tuple[str, bool, di
 
 
 def parked_row(
-    source: SourceIn, request_id: int | None, reason: str, replayable: bool, change: dict[str, Any]
+    source: SourceIn,
+    *,
+    request_id: int | None,
+    reason: str,
+    replayable: bool,
+    change: dict[str, Any],
 ) -> dict[str, Any]:
     return {
         "source_id": source.id,
@@ -182,7 +188,7 @@ async def ingest(
 ) -> IngestOutcome:
     """Store what one delivery produced. `replay_of` names an archived request being read
     again: it is not archived twice, and changes it parked before are not parked again.
-    `alias_cache`: the process's merged accounts (account_merges.py)."""
+    `alias_cache`: the process's merged accounts (accounts/merges.py)."""
     outcome = IngestOutcome()
     rows: list[LogRow] = []
     placed: list[DealChange | ActivityChange] = []  # the change of each row
@@ -212,7 +218,7 @@ async def ingest(
         item = json.loads(json.dumps(change.item, default=str))  # Decimals -> exact text
         parked.append((change.reason, False, {"type": "unsupported", "item": item}))
 
-    cannot_resync = resync_missing(source)
+    cannot_resync = registry.resync_missing(source)
     for change in changes:
         if isinstance(change, DealChange | ActivityChange):
             place(change)
@@ -253,7 +259,10 @@ async def ingest(
             )
         await repository.park(
             session,
-            rows=[parked_row(source, request_id, r, ok, c) for r, ok, c in parked],
+            rows=[
+                parked_row(source, request_id=request_id, reason=r, replayable=ok, change=c)
+                for r, ok, c in parked
+            ],
             skip_known=replay_of is not None,
         )
         outcome.resync_jobs = await _add_resync_jobs(session, source_id=source.id, requests=resyncs)
@@ -270,7 +279,15 @@ async def ingest(
             rows.append(result)
             placed.append(change)
         elif isinstance(result, Parked):  # a merge dated in the future, say
-            late.append(parked_row(source, request_id, result.reason, True, to_json(change)))
+            late.append(
+                parked_row(
+                    source,
+                    request_id=request_id,
+                    reason=result.reason,
+                    replayable=True,
+                    change=to_json(change),
+                )
+            )
     if late:
         async with sessions() as session, session.begin():
             await repository.park(session, rows=late)
@@ -309,7 +326,15 @@ async def _store_each(
     results = await writer.append_each(rows)
     for change, result in zip(placed, results, strict=True):
         if isinstance(result, EventsRefused):
-            refused.append(parked_row(source, request_id, result.reason, False, to_json(change)))
+            refused.append(
+                parked_row(
+                    source,
+                    request_id=request_id,
+                    reason=result.reason,
+                    replayable=False,
+                    change=to_json(change),
+                )
+            )
         else:
             outcome.accepted += result
             outcome.duplicates += not result
@@ -358,7 +383,9 @@ async def replay_parked(
             if item.source_id not in sources:
                 sources[item.source_id] = await get_source(session, source_id=item.source_id)
             source = sources[item.source_id]
-            if source is None or (item.change.get("type") == UNSYNCED and resync_missing(source)):
+            if source is None or (
+                item.change.get("type") == UNSYNCED and registry.resync_missing(source)
+            ):
                 outcome.still_parked += 1
                 continue
             if item.change.get("type") == UNSYNCED:

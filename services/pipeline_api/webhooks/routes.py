@@ -24,7 +24,7 @@ from services.pipeline_api.crm.adapter import (
     WebhookRequest,
 )
 from services.pipeline_api.crm.registry import WEBHOOKS
-from services.pipeline_api.deps import PipelineState, State
+from services.pipeline_api.deps import WebhookDeps, WebhookIntake
 from services.pipeline_api.events.intake import read_limited
 from services.pipeline_api.webhooks.deliveries import storable
 from services.pipeline_api.webhooks.ingest import IngestOutcome, ingest
@@ -60,20 +60,20 @@ def _unauthenticated(reason: str) -> Problem:
 
 
 async def _ingest(
-    request: Request, state: PipelineState, kind: str, body: bytes, delivery: Delivery
+    request: Request, deps: WebhookIntake, kind: str, body: bytes, delivery: Delivery
 ) -> IngestOutcome:
     archived = body if delivery.archived is None else delivery.archived
     try:
         return await ingest(
-            sessions=state.sessions,
-            writer=state.writer,
+            sessions=deps.sessions,
+            writer=deps.event_log,
             source=delivery.source,
             kind=kind,
             headers=headers_for_audit(request.headers.items()),
             body=archived,
             changes=storable(archived, delivery.changes),
-            max_future=state.settings.event_max_future,
-            alias_cache=state.aliases,
+            max_future=deps.settings.event_max_future,
+            alias_cache=deps.aliases,
         )
     except Problem:
         raise
@@ -85,17 +85,17 @@ async def _ingest(
 
 
 async def _receive(
-    endpoint: WebhookEndpoint, request: Request, state: PipelineState
+    endpoint: WebhookEndpoint, request: Request, deps: WebhookIntake
 ) -> list[IngestOutcome]:
     """Admit on what precedes the body, read it within the limit, then authenticate and
     parse it (the CRM's package) and ingest each source's changes in turn."""
-    settings = state.settings
+    settings = deps.settings
     asked = WebhookRequest(
         method=request.method,
         uri=_signed_uri(request, settings),
         headers=_headers(request),
         query=request.query_params,
-        sources=state.sources,
+        sources=deps.sources,
     )
     try:
         read = await endpoint.admit(asked)
@@ -105,7 +105,7 @@ async def _receive(
         raise _unauthenticated(str(exc)) from exc
     except BadDelivery as exc:
         raise Problem(400, str(exc)) from exc
-    return [await _ingest(request, state, endpoint.delivery_kind, body, d) for d in deliveries]
+    return [await _ingest(request, deps, endpoint.delivery_kind, body, d) for d in deliveries]
 
 
 def _route(endpoint: WebhookEndpoint) -> None:
@@ -120,14 +120,14 @@ def _route(endpoint: WebhookEndpoint) -> None:
     }
     if ack is None:
 
-        async def answer_result(request: Request, state: State) -> WebhookResult:
-            return WebhookResult.of(await _receive(endpoint, request, state))
+        async def answer_result(request: Request, deps: WebhookDeps) -> WebhookResult:
+            return WebhookResult.of(await _receive(endpoint, request, deps))
 
         router.add_api_route(endpoint.path, answer_result, response_model=WebhookResult, **options)
         return
 
-    async def answer_ack(request: Request, state: State) -> Response:
-        await _receive(endpoint, request, state)
+    async def answer_ack(request: Request, deps: WebhookDeps) -> Response:
+        await _receive(endpoint, request, deps)
         return Response(ack.body, media_type=ack.media_type)
 
     router.add_api_route(endpoint.path, answer_ack, response_class=Response, **options)

@@ -8,7 +8,7 @@ portals, so a batch naming none of ours answers as a bad signature does.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Collection
 from typing import TYPE_CHECKING
 
 import httpx
@@ -18,12 +18,11 @@ from services.pipeline_api.crm.adapter import (
     BodyReader,
     Delivery,
     SourceLookup,
+    TokenAdapter,
     Unauthenticated,
     WebhookEndpoint,
     WebhookRequest,
-    api_token,
     json_body,
-    resync_needs,
 )
 from services.pipeline_api.crm.changes import CrmChange, Ignored
 from services.pipeline_api.crm.http import RetryPolicy, Sleep
@@ -131,7 +130,7 @@ def _replay(source: SourceIn, body: bytes) -> list[CrmChange]:
     return webhook.portal_changes(items, source.account_id)
 
 
-class HubSpotAdapter:
+class HubSpotAdapter(TokenAdapter):
     kind = KIND
     api_hosts = ("api.hubapi.com", "*.hubapi.com")
     webhooks = (
@@ -146,22 +145,20 @@ class HubSpotAdapter:
         ),
     )
 
-    def resync_missing(self, source: SourceIn) -> list[str]:
-        return resync_needs(source, credential="api_token", has_credential=bool(api_token(source)))
-
-    def resync_client(
+    def token_client(
         self,
         source: SourceIn,
         http: httpx.AsyncClient,
         *,
+        base_url: str,
+        token: str,
         policy: RetryPolicy | None,
         sleep: Sleep,
-        on_rotated: Callable[[str], Awaitable[None]] | None,
     ) -> ResyncClient:
         """Asks for the source's `keep_properties` beside the standard deal properties."""
         return HubSpotClient(
-            (source.api_base_url or "").strip(),
-            api_token(source),
+            base_url,
+            token,
             http,
             extra_properties=source.mapping.keep_properties,
             policy=policy,

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from urllib.parse import unquote
 
 from services.pipeline_api.crm import signatures
-from services.pipeline_api.crm.signatures import SignatureError, epoch
+from services.pipeline_api.crm.signatures import SignatureError, outside_window
 
 HUBSPOT_MAX_AGE_MS = 5 * 60 * 1000
 
@@ -52,8 +52,8 @@ def check_hubspot_headers(*, version: str, headers: Mapping[str, str], now_ms: i
     timestamp = headers.get("x-hubspot-request-timestamp")
     if not given or not timestamp:
         raise SignatureError("missing X-HubSpot-Signature-v3 or X-HubSpot-Request-Timestamp")
-    age = now_ms - epoch(timestamp, "milliseconds")
-    if age > HUBSPOT_MAX_AGE_MS or age < -HUBSPOT_MAX_AGE_MS:
+    age = outside_window(timestamp, "milliseconds", now=now_ms, max_age=HUBSPOT_MAX_AGE_MS)
+    if age is not None:
         raise SignatureError(f"timestamp is {age} ms away from now")
     return given
 

@@ -4,7 +4,6 @@ API (an API token that does not expire)."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 import httpx
@@ -13,12 +12,11 @@ from services.pipeline_api.crm.adapter import (
     BadDelivery,
     BodyReader,
     Delivery,
+    TokenAdapter,
     Unauthenticated,
     WebhookEndpoint,
     WebhookRequest,
-    api_token,
     json_body,
-    resync_needs,
 )
 from services.pipeline_api.crm.changes import CrmChange
 from services.pipeline_api.crm.http import RetryPolicy, Sleep
@@ -74,7 +72,7 @@ def _replay(source: SourceIn, body: bytes) -> list[CrmChange]:
     return webhook.parse(exact_json(body))
 
 
-class PipedriveAdapter:
+class PipedriveAdapter(TokenAdapter):
     kind = KIND
     api_hosts = ("*.pipedrive.com",)
     webhooks = (
@@ -89,22 +87,18 @@ class PipedriveAdapter:
         ),
     )
 
-    def resync_missing(self, source: SourceIn) -> list[str]:
-        return resync_needs(source, credential="api_token", has_credential=bool(api_token(source)))
-
-    def resync_client(
+    def token_client(
         self,
         source: SourceIn,
         http: httpx.AsyncClient,
         *,
+        base_url: str,
+        token: str,
         policy: RetryPolicy | None,
         sleep: Sleep,
-        on_rotated: Callable[[str], Awaitable[None]] | None,
     ) -> ResyncClient:
         """Pipedrive sends every field, so `keep_properties` need not be asked for."""
-        return PipedriveClient(
-            (source.api_base_url or "").strip(), api_token(source), http, policy=policy, sleep=sleep
-        )
+        return PipedriveClient(base_url, token, http, policy=policy, sleep=sleep)
 
 
 ADAPTER = PipedriveAdapter()

@@ -30,7 +30,7 @@ Wire formats, with the sources they were checked against:
   separate `deleted` is sent for the object merged away (guide-for-webhooks "Current and
   previous" table; sulsseo/django_pipedrive pipedrive/tests.py `test_merge_organizations`).
 
-Deal fields come out under canonical names with CRM ids raw (mapping.py translates them):
+Deal fields come out under canonical names with CRM ids raw (crm/mapping.py translates them):
 title->name, value->amount (decimal string), currency, status (open/won/lost), stage_id->
 stage, pipeline_id->pipeline, owner_id (v2) / user_id (v1)->owner_id, org_id->account_id,
 expected_close_date->close_date (ISO date), add_time->created_at (ISO UTC). Pipedrive has no

@@ -149,6 +149,9 @@ class SalesforceAdapter:
         ),
     )
 
+    def check_source(self, source: SourceIn) -> None:
+        """Every setting a source has is one Salesforce can use."""
+
     def resync_missing(self, source: SourceIn) -> list[str]:
         """A fixed `api_token` expires with the org's session; `oauth` does not."""
         oauth = source.oauth is not None and source.oauth.refresh_token is not None

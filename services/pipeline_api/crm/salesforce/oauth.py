@@ -1,9 +1,10 @@
-"""How a re-sync authenticates to a CRM's REST API: a fixed token, or Salesforce OAuth.
+"""Salesforce re-syncs authenticated by a connected app's refresh token.
 
-A fixed token suits HubSpot private apps and Pipedrive API tokens, which do not expire. A
-Salesforce access token dies with the org's session timeout, so a source with a connected
-app's refresh token gets access tokens from the OAuth 2.0 refresh token flow instead,
-fetched on first use and again whenever Salesforce answers 401 (`CrmHttp` asks `renew`).
+A Salesforce access token dies with the org's session timeout, so a fixed `api_token`
+stops working; a source with a connected app's refresh token (`SourceIn.oauth`) gets
+access tokens from the OAuth 2.0 refresh token flow instead, fetched on first use and again
+whenever Salesforce answers 401 (`CrmHttp` asks `renew`). The fixed-token CRMs need
+nothing of this: `adapter.TokenAdapter` hands their clients the token as it is.
 
     POST {token_url}  grant_type=refresh_token&client_id=...&client_secret=...&refresh_token=...
       200 {"access_token", "instance_url", "id", "token_type": "Bearer", "issued_at",

@@ -12,7 +12,7 @@ import hmac
 from collections.abc import Mapping
 
 from services.pipeline_api.crm import signatures
-from services.pipeline_api.crm.signatures import SignatureError, epoch, padded
+from services.pipeline_api.crm.signatures import SignatureError, outside_window, padded
 
 RELAY_MAX_AGE_S = 5 * 60
 
@@ -29,7 +29,7 @@ def check_relay_headers(*, headers: Mapping[str, str], now_s: int) -> None:
     if not headers.get("x-salesops-signature", "").startswith("sha256="):
         raise SignatureError("missing or malformed X-Salesops-Signature")
     timestamp = headers.get("x-salesops-timestamp")
-    if abs(now_s - epoch(timestamp, "seconds")) > RELAY_MAX_AGE_S:
+    if outside_window(timestamp, "seconds", now=now_s, max_age=RELAY_MAX_AGE_S) is not None:
         raise SignatureError("relay timestamp outside the 5-minute window")
 
 

@@ -62,9 +62,9 @@ MAX_FIELD_DEPTH = 8
 
 SOAP_ENV_NS = "http://schemas.xmlsoap.org/soap/envelope/"
 OUTBOUND_NS = "http://soap.sforce.com/2005/09/outbound"
-# sObject fields are in the enterprise sObject namespace; they are read by local name, so a
-# partner-WSDL message (urn:sobject.partner.soap.sforce.com) reads the same.
-SOBJECT_NS = "urn:sobject.enterprise.soap.sforce.com"
+# sObject fields are read by local name, so an enterprise-WSDL message
+# (urn:sobject.enterprise.soap.sforce.com) and a partner-WSDL one
+# (urn:sobject.partner.soap.sforce.com) read the same.
 XSI_NS = "http://www.w3.org/2001/XMLSchema-instance"
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -83,7 +83,7 @@ SYSTEM_FIELDS = frozenset(
         "LastReferencedDate",
     }
 )
-# Opportunity fields copied as they are (ids stay raw: mapping.py translates them).
+# Opportunity fields copied as they are (ids stay raw: crm/mapping.py translates them).
 DIRECT_FIELDS = {
     "Name": "name",
     "AccountId": "account_id",
@@ -453,10 +453,6 @@ def _changed_values(
     }
 
 
-def _is_bitmap(entry: str) -> bool:
-    return bool(_TOP_BITMAP.fullmatch(entry) or _NESTED_BITMAP.fullmatch(entry))
-
-
 def _decode_names(
     entity: str, entries: Iterable[str], field_list: Sequence[str] | None
 ) -> list[str] | str:
@@ -805,7 +801,7 @@ def parse_outbound(body: bytes) -> OutboundBatch:
     SystemModstamp, or CreatedDate), never the time of receipt, so a redelivery yields the
     same change. Its key is the notification Id, which Salesforce keeps across retries.
     A notification without any of those times asks for a re-sync of its record, carrying
-    its values (parked with them if the source cannot re-sync: ingest.py); other
+    its values (parked with them if the source cannot re-sync: webhooks/ingest.py); other
     sObject types, and notifications without an Id or a valid record id, are Unsupported.
     Only a message that is not an Outbound Message at all raises `OutboundError`. Parsing
     refuses DTDs and entity declarations (defusedxml): a SOAP message has no business
