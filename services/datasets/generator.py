@@ -127,7 +127,7 @@ def deal_history(
         roll = rng.random()
         threshold = params.push_probability
         if roll < threshold:
-            close_date += timedelta(days=rng.randint(7, 45))
+            close_date = max(close_date, at.date()) + timedelta(days=rng.randint(7, 45))
             changes.append(("push", at, {"close_date": close_date}))
             continue
         threshold += params.pull_in_probability

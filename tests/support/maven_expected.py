@@ -51,6 +51,9 @@ def agent_id(name: str) -> str:
 
 @dataclass(frozen=True)
 class Expected:
+    """`events`: one per rep, per manager's team, per deal, and one more per closed deal."""
+
+    events: int
     deal_ids: frozenset[str]
     by_status: Counter[str]
     won_value: Decimal
@@ -59,12 +62,16 @@ class Expected:
 
 def expected(directory: Path) -> Expected:
     rows = pipeline_rows(directory)
+    with (directory / "sales_teams.csv").open(newline="", encoding="utf-8") as f:
+        teams = list(csv.DictReader(f))
+    reference = len(teams) + len({t["manager"] for t in teams})
     status = {"Won": "won", "Lost": "lost", "Engaging": "open", "Prospecting": "open"}
     by_owner: dict[str, Decimal] = defaultdict(Decimal)
     for row in rows:
         if row.stage == "Won" and row.close_value is not None:
             by_owner[agent_id(row.agent)] += row.close_value
     return Expected(
+        events=reference + len(rows) + sum(row.stage in ("Won", "Lost") for row in rows),
         deal_ids=frozenset(row.opportunity_id for row in rows),
         by_status=Counter(status[row.stage] for row in rows),
         won_value=sum(by_owner.values(), Decimal(0)),

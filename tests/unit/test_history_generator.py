@@ -6,11 +6,15 @@ from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from itertools import islice
+from pathlib import Path
 from typing import Any
 
+import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from typer.testing import CliRunner
 
+from services.cli import app
 from services.datasets.generator import (
     DealPlan,
     HistoryParams,
@@ -161,3 +165,12 @@ def test_a_synthetic_org_streams() -> None:
     head = list(islice(stream, 3000))
     assert len(head) == 3000
     assert head[-1]["type"].startswith("com.salesops.deal.")
+
+
+def test_dataset_generate_writes_the_org_as_ndjson(tmp_path: Path) -> None:
+    out = tmp_path / "org.ndjson"
+    args = ["dataset", "generate", "--seed", "5", "--reps", "4", "--deals", "30", "--out", str(out)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    lines = out.read_bytes().splitlines()
+    assert [orjson.loads(line) for line in lines] == list(synthetic_org(5, 4, 30))

@@ -10,7 +10,9 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from services.cli import app
 from services.datasets import maven
 from services.datasets.load import dataset_events
 from shared.events import validate_event
@@ -192,3 +194,28 @@ def test_the_real_files_give_one_event_per_rep_team_deal_and_close(dataset_dir: 
 
 def test_a_second_read_gives_the_same_events(dataset_dir: Path) -> None:
     assert dataset_events(dataset_dir) == dataset_events(dataset_dir)
+
+
+def test_the_cli_refuses_a_dataset_it_cannot_place_before_sending_anything(tmp_path: Path) -> None:
+    directory = _dataset(
+        tmp_path, [("X1", "Ana Lima", "GTX Ultra", "", "Engaging", "2017-01-01", "", "")]
+    )
+    result = CliRunner().invoke(
+        app,
+        ["dataset", "load", str(directory), "--base-url", "http://127.0.0.1:9", "--api-key", "k"],
+    )
+    assert result.exit_code == 1
+    assert "GTX Ultra" in result.output
+
+
+def test_the_real_files_with_history_are_valid_and_reproducible(dataset_dir: Path) -> None:
+    plain = dataset_events(dataset_dir)
+    events = dataset_events(dataset_dir, history_seed=3)
+    assert events == dataset_events(dataset_dir, history_seed=3)
+    assert events != dataset_events(dataset_dir, history_seed=4)
+    assert len({(e["source"], e["id"]) for e in events}) == len(events)
+    ids = {e["id"] for e in events}
+    assert ids >= {e["id"] for e in plain}, "history adds to the plain load, never replaces it"
+    assert len(events) > len(plain)
+    for event in events:
+        validate_event(event)
