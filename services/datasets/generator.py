@@ -97,6 +97,75 @@ def _instants(plan: DealPlan, rng: random.Random, count: int) -> list[datetime]:
     return sorted(_stamp(first + timedelta(days=rng.randint(0, span)), rng) for _ in range(count))
 
 
+@dataclass
+class _Deal:
+    """A deal's fields as its made-up history has left them so far."""
+
+    close_date: date
+    amount: Decimal
+    owner: str
+    category: int = 0
+
+    def push(self, at: datetime, rng: random.Random) -> dict[str, Any]:
+        self.close_date = max(self.close_date, at.date()) + timedelta(days=rng.randint(7, 45))
+        return {"close_date": self.close_date}
+
+    def pull_in(self, at: datetime, rng: random.Random) -> dict[str, Any] | None:
+        earliest = at.date() + timedelta(days=1)
+        earlier = max(earliest, self.close_date - timedelta(days=rng.randint(3, 21)))
+        if earlier >= self.close_date:
+            return None
+        self.close_date = earlier
+        return {"close_date": earlier}
+
+    def reprice(self, rng: random.Random) -> dict[str, Any] | None:
+        amount = (self.amount * Decimal(rng.randint(60, 150)) / 100).quantize(CENTS)
+        if amount == self.amount or amount <= 0:
+            return None
+        self.amount = amount
+        return {"amount": str(amount)}
+
+    def recategorise(self, rng: random.Random) -> dict[str, Any] | None:
+        step = 1 if rng.random() < 0.75 else -1
+        moved = min(max(self.category + step, 0), len(CATEGORIES) - 1)
+        if moved == self.category:
+            return None
+        self.category = moved
+        return {"forecast_category": CATEGORIES[moved]}
+
+    def reassign(self, rng: random.Random, reps: Sequence[str]) -> dict[str, Any] | None:
+        others = [r for r in reps if r != self.owner]
+        if not others:
+            return None
+        self.owner = rng.choice(others)
+        return {"owner_id": self.owner}
+
+
+def _change(
+    deal: _Deal, at: datetime, rng: random.Random, reps: Sequence[str], params: HistoryParams
+) -> tuple[ChangeKind, dict[str, Any]] | None:
+    """Draw what happens at `at` (often nothing) and apply it to `deal`."""
+    roll = rng.random()
+    if (roll := roll - params.push_probability) < 0:
+        return "push", deal.push(at, rng)
+    if (roll := roll - params.pull_in_probability) < 0:
+        pulled = deal.pull_in(at, rng)
+        return ("pull_in", pulled) if pulled else None
+    if (roll := roll - params.amount_probability) < 0:
+        before = deal.amount
+        repriced = deal.reprice(rng)
+        if repriced is None:
+            return None
+        return ("amount_up" if deal.amount > before else "amount_down"), repriced
+    if (roll := roll - params.category_probability) < 0:
+        moved = deal.recategorise(rng)
+        return ("category", moved) if moved else None
+    if roll - params.reassign_probability < 0:
+        reassigned = deal.reassign(rng, reps)
+        return ("reassign", reassigned) if reassigned else None
+    return None
+
+
 def deal_history(
     plan: DealPlan,
     *,
@@ -105,75 +174,30 @@ def deal_history(
     params: HistoryParams = HistoryParams(),
     source: str,
 ) -> list[Change]:
-    """The made-up changes of one deal, in time order."""
+    """The made-up changes of one deal, in time order: an expected close date first."""
     rng = random.Random(f"{seed}:{plan.deal_id}")
     instants = _instants(plan, rng, rng.randint(1, params.max_changes))
-    changes: list[tuple[ChangeKind, datetime, dict[str, Any]]] = []
-    close_date: date | None = None
-    category = 0
-    amount = plan.amount
-    owner = plan.owner_id
-    for at in instants:
-        if close_date is None:
-            close_date = at.date() + timedelta(days=rng.randint(14, 75))
-            changes.append(
-                (
-                    "expected_close",
-                    at,
-                    {"close_date": close_date, "forecast_category": CATEGORIES[0]},
-                )
-            )
-            continue
-        roll = rng.random()
-        threshold = params.push_probability
-        if roll < threshold:
-            close_date = max(close_date, at.date()) + timedelta(days=rng.randint(7, 45))
-            changes.append(("push", at, {"close_date": close_date}))
-            continue
-        threshold += params.pull_in_probability
-        if roll < threshold:
-            earlier = max(
-                at.date() + timedelta(days=1), close_date - timedelta(days=rng.randint(3, 21))
-            )
-            if earlier < close_date:
-                close_date = earlier
-                changes.append(("pull_in", at, {"close_date": close_date}))
-            continue
-        threshold += params.amount_probability
-        if roll < threshold:
-            factor = Decimal(rng.randint(60, 150)) / 100
-            new_amount = (amount * factor).quantize(CENTS)
-            if new_amount != amount and new_amount > 0:
-                kind: ChangeKind = "amount_up" if new_amount > amount else "amount_down"
-                amount = new_amount
-                changes.append((kind, at, {"amount": str(amount)}))
-            continue
-        threshold += params.category_probability
-        if roll < threshold:
-            step = 1 if rng.random() < 0.75 else -1
-            moved = min(max(category + step, 0), len(CATEGORIES) - 1)
-            if moved != category:
-                category = moved
-                changes.append(("category", at, {"forecast_category": CATEGORIES[category]}))
-            continue
-        threshold += params.reassign_probability
-        others = [r for r in reps if r != owner]
-        if roll < threshold and others:
-            owner = rng.choice(others)
-            changes.append(("reassign", at, {"owner_id": owner}))
+    if not instants:
+        return []
+    first = instants[0]
+    deal = _Deal(first.date() + timedelta(days=rng.randint(14, 75)), plan.amount, plan.owner_id)
+    opening = {"close_date": deal.close_date, "forecast_category": CATEGORIES[0]}
+    changes: list[tuple[ChangeKind, datetime, dict[str, Any]]] = [
+        ("expected_close", first, opening)
+    ]
+    for at in instants[1:]:
+        change = _change(deal, at, rng, reps, params)
+        if change is not None:
+            changes.append((change[0], at, change[1]))
     result = [
         Change(kind, _update(plan.deal_id, data, time=at, n=n, sequence=n, source=source))
         for n, (kind, at, data) in enumerate(changes, start=1)
     ]
-    if plan.outcome is not None and changes:
+    if plan.outcome is not None:
         settled = {"forecast_category": "closed" if plan.outcome == "won" else "omitted"}
         n = len(changes) + 1
-        result.append(
-            Change(
-                "settle",
-                _update(plan.deal_id, settled, time=plan.end, n=n, sequence=2, source=source),
-            )
-        )
+        settle = _update(plan.deal_id, settled, time=plan.end, n=n, sequence=2, source=source)
+        result.append(Change("settle", settle))
     return result
 
 
