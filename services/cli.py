@@ -21,6 +21,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, TypeVar
 
+import orjson
 import typer
 import uvicorn
 import yaml
@@ -31,7 +32,11 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.api_client import ApiError, StackClient
 from services.comp_engine.app import SPEC as COMP_ENGINE
+from services.datasets.generator import synthetic_org
+from services.datasets.load import dataset_events
+from services.datasets.maven import DatasetError
 from services.forecast_worker.app import SPEC as FORECAST_WORKER
 from services.pipeline_api.app import SPEC as PIPELINE_API
 from services.pipeline_api.crm.outbound import OutboundPolicy, OutboundRefused
@@ -350,6 +355,61 @@ def secrets_reseal(
         console.print(f"[red]Nothing was re-sealed:[/red] {exc}")
         raise typer.Exit(code=1) from exc
     console.print(f"re-sealed the secrets of {count} sources under the first key")
+
+
+dataset_app = typer.Typer(help="Sample and synthetic data, through the API.", no_args_is_help=True)
+app.add_typer(dataset_app, name="dataset")
+
+
+@dataset_app.command("load")
+def dataset_load(
+    directory: Annotated[
+        Path, typer.Argument(exists=True, file_okay=False, help="The CRM sales opportunities CSVs")
+    ],
+    with_history: Annotated[
+        bool, typer.Option("--with-history", help="Add seeded synthetic deal history")
+    ] = False,
+    seed: Annotated[int, typer.Option(help="Seed of the synthetic history")] = 1,
+    base_url: Annotated[str | None, typer.Option(help="The stack (SALESOPS_API_URL)")] = None,
+    api_key: Annotated[str | None, typer.Option(help="An admin or events:write key")] = None,
+    data_dir: Annotated[
+        Path | None, typer.Option(help="Where `salesops dev` keeps its key")
+    ] = None,
+) -> None:
+    """Send the Maven CRM sample to a running stack as events (a reload is all duplicates);
+    exit 1 if the API rejected any."""
+    try:
+        events = dataset_events(directory, history_seed=seed if with_history else None)
+        with StackClient.of(base_url, api_key, data_dir or Settings().data_dir) as stack:
+            totals = stack.post_events(events, total=len(events), label="dataset")
+    except (DatasetError, ApiError, OSError) as exc:
+        console.print(f"[red]Nothing more was loaded:[/red] {exc}")
+        raise typer.Exit(code=1) from exc
+    console.print(
+        f"accepted {totals.accepted}, duplicates {totals.duplicates}, "
+        f"rejected {len(totals.rejected)}"
+    )
+    for rejection in totals.rejected[:20]:
+        console.print(f"  event {rejection['index']}: {rejection['reason']}")
+    if totals.rejected:
+        raise typer.Exit(code=1)
+
+
+@dataset_app.command("generate")
+def dataset_generate(
+    out: Annotated[Path, typer.Option(dir_okay=False, help="NDJSON file to write")],
+    seed: Annotated[int, typer.Option()] = 1,
+    reps: Annotated[int, typer.Option(min=1)] = 50,
+    deals: Annotated[int, typer.Option(min=0)] = 10_000,
+) -> None:
+    """Write a synthetic org (teams, reps, deals with history) as NDJSON, one event a line,
+    in constant memory: for benchmarks at scale."""
+    count = 0
+    with out.open("wb") as f:
+        for event in synthetic_org(seed, reps, deals):
+            f.write(orjson.dumps(event) + b"\n")
+            count += 1
+    console.print(f"wrote {count} events to {out}")
 
 
 if __name__ == "__main__":
