@@ -1,0 +1,166 @@
+"""Pipeline metrics from closed deals and their stage paths: pure, no I/O.
+
+Over the deals closed (won or lost) in a range:
+- `win_rate` = won / (won + lost) by count, `win_rate_value` the same by amount;
+- `won_amount`, `avg_won_amount`;
+- cycle days, from the deal's `created_at` to its close date, as whole days between the
+  two UTC calendar dates (a deal created and closed the same day has a cycle of 0):
+  `cycle_days_median` and `cycle_days_mean`;
+- `velocity`, the textbook sales velocity per day: open deals x average won amount x
+  win rate / mean cycle days (None where any factor is undefined).
+
+Stage conversion and time in stage come from each deal's stage path (the stages its
+versions went through, in time order, with when it entered each): the conversion from
+stage A is the share of the deals that entered A and later entered any stage after A in
+the pipeline's order (a won stage included); the days in A are measured per visit, from
+entering A to entering the next stage, for visits that ended (a deal still in A does not
+count yet), and the median is reported.
+
+Ratios are rounded half-even to 4 places, medians and means of days to 2, and every
+figure that has nothing to measure is None.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import ROUND_HALF_EVEN, Decimal
+from itertools import pairwise
+
+from services.forecast_worker.rollup.figures import ratio
+
+ZERO = Decimal(0)
+DAY_PLACES = Decimal("0.01")
+
+
+@dataclass(frozen=True)
+class ClosedDeal:
+    won: bool
+    amount: Decimal
+    created_at: datetime | None
+    close_date: date | None
+
+    @property
+    def cycle_days(self) -> int | None:
+        if self.created_at is None or self.close_date is None:
+            return None
+        return (self.close_date - self.created_at.date()).days
+
+
+@dataclass(frozen=True)
+class Outcomes:
+    won_count: int
+    lost_count: int
+    win_rate: Decimal | None
+    win_rate_value: Decimal | None
+    won_amount: Decimal
+    avg_won_amount: Decimal | None
+    cycle_days_median: Decimal | None
+    cycle_days_mean: Decimal | None
+    cycle_count: int
+    """How many of the deals have a cycle (a creation time and a close date)."""
+    cycle_days_sum: int
+
+
+def _days(value: float | Decimal) -> Decimal:
+    return Decimal(value).quantize(DAY_PLACES, rounding=ROUND_HALF_EVEN)
+
+
+def outcomes(deals: Iterable[ClosedDeal]) -> Outcomes:
+    won_count = lost_count = 0
+    won_amount = lost_amount = ZERO
+    cycles: list[int] = []
+    for deal in deals:
+        if deal.won:
+            won_count += 1
+            won_amount += deal.amount
+        else:
+            lost_count += 1
+            lost_amount += deal.amount
+        if deal.cycle_days is not None:
+            cycles.append(deal.cycle_days)
+    closed = won_count + lost_count
+    return Outcomes(
+        won_count=won_count,
+        lost_count=lost_count,
+        win_rate=ratio(Decimal(won_count), Decimal(closed)),
+        win_rate_value=ratio(won_amount, won_amount + lost_amount),
+        won_amount=won_amount,
+        avg_won_amount=(won_amount / won_count).quantize(DAY_PLACES) if won_count else None,
+        cycle_days_median=_days(statistics.median(cycles)) if cycles else None,
+        cycle_days_mean=_days(Decimal(sum(cycles)) / len(cycles)) if cycles else None,
+        cycle_count=len(cycles),
+        cycle_days_sum=sum(cycles),
+    )
+
+
+def velocity(open_count: int, result: Outcomes) -> Decimal | None:
+    """Sales velocity per day, from the exact sums rather than the rounded figures:
+    open x (won amount / won) x (won / closed) / (cycle days / cycles), which is
+    open x won amount x cycles / (closed x cycle days). None without a win or a cycle."""
+    closed = result.won_count + result.lost_count
+    if not result.won_count or not result.cycle_days_sum:
+        return None
+    value = open_count * result.won_amount * result.cycle_count / (closed * result.cycle_days_sum)
+    return value.quantize(DAY_PLACES, rounding=ROUND_HALF_EVEN)
+
+
+@dataclass(frozen=True)
+class StageVisit:
+    stage: str
+    entered_at: datetime
+
+
+@dataclass(frozen=True)
+class StageFigures:
+    stage: str
+    entered: int
+    advanced: int
+    conversion: Decimal | None
+    median_days: Decimal | None
+
+
+def stage_figures(
+    paths: Iterable[Sequence[StageVisit]], order: Sequence[str]
+) -> list[StageFigures]:
+    """Conversion and median days per stage of `order`, from each deal's stage visits in
+    time order (consecutive visits to the same stage are one visit; stages not in `order`
+    end the visit before them but are not reported)."""
+    rank = {stage: i for i, stage in enumerate(order)}
+    entered: dict[str, int] = defaultdict(int)
+    advanced: dict[str, int] = defaultdict(int)
+    durations: dict[str, list[float]] = defaultdict(list)
+    for path in paths:
+        visits = _merged(path)
+        seen = {v.stage for v in visits}
+        for stage in seen & rank.keys():
+            entered[stage] += 1
+            first = next(i for i, v in enumerate(visits) if v.stage == stage)
+            later = {v.stage for v in visits[first + 1 :]}
+            if any(rank.get(s, -1) > rank[stage] for s in later):
+                advanced[stage] += 1
+        for visit, following in pairwise(visits):
+            if visit.stage in rank:
+                seconds = (following.entered_at - visit.entered_at).total_seconds()
+                durations[visit.stage].append(seconds / 86400)
+    return [
+        StageFigures(
+            stage=stage,
+            entered=entered[stage],
+            advanced=advanced[stage],
+            conversion=ratio(Decimal(advanced[stage]), Decimal(entered[stage])),
+            median_days=_days(statistics.median(durations[stage])) if durations[stage] else None,
+        )
+        for stage in order
+    ]
+
+
+def _merged(path: Sequence[StageVisit]) -> list[StageVisit]:
+    out: list[StageVisit] = []
+    for visit in path:
+        if not out or out[-1].stage != visit.stage:
+            out.append(visit)
+    return out
