@@ -1,0 +1,1 @@
+"""Forecast accuracy: every snapshot's call and roll-up against what actually closed."""
