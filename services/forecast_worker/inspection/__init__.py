@@ -1,0 +1,1 @@
+"""Deal inspection: open deals that need a look, each with the reasons why."""
