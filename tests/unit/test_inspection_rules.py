@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
@@ -24,7 +25,7 @@ HEALTHY = OpenDeal(
 )
 
 
-def deal(**changes: object) -> OpenDeal:
+def deal(**changes: Any) -> OpenDeal:
     return replace(HEALTHY, **changes)
 
 
@@ -65,7 +66,7 @@ def deal(**changes: object) -> OpenDeal:
         ),
     ],
 )
-def test_each_rule_says_why(changes: dict[str, object], rule: str, reason: str) -> None:
+def test_each_rule_says_why(changes: dict[str, Any], rule: str, reason: str) -> None:
     findings = inspect(deal(**changes), now=NOW, median_days=MEDIANS, thresholds=Thresholds())
     assert [(f.rule, f.reason) for f in findings] == [(rule, reason)]
 
