@@ -1,0 +1,1 @@
+"""The top-down projection: what history says this period will close, beside the roll-up."""
