@@ -40,7 +40,9 @@ class StageConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: Name
-    order: Annotated[int, Field(ge=0, description="Position in the pipeline, unique in it")]
+    order: Annotated[
+        int, Field(ge=0, le=2**31 - 1, description="Position in the pipeline, unique in it")
+    ]
     probability: Annotated[
         Decimal, Field(ge=0, le=100, decimal_places=4, description="Percent, 0 to 100")
     ]
