@@ -96,6 +96,19 @@ async def test_the_empty_document_is_stored_and_read_as_no_pipelines(
     assert (await client.get("/v1/forecast/config")).json() == put.json()
 
 
+async def test_concurrent_replacements_never_mix_their_stages(client: httpx.AsyncClient) -> None:
+    documents = [
+        {"pipelines": [{"name": f"p{n}", "stages": [_stage(f"s{n}-{i}", i) for i in range(20)]}]}
+        for n in range(4)
+    ]
+    answers = await asyncio.gather(*(client.put("/v1/forecast/config", json=d) for d in documents))
+    assert [a.status_code for a in answers] == [200] * 4
+    final = (await client.get("/v1/forecast/config")).json()
+    assert final in [a.json() for a in answers]
+    assert len(final["pipelines"]) == 1
+    assert len(final["pipelines"][0]["stages"]) == 20
+
+
 @pytest.mark.parametrize(
     ("document", "location", "message"),
     [
