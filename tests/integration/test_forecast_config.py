@@ -134,8 +134,8 @@ async def test_concurrent_replacements_never_mix_their_stages(client: httpx.Asyn
         ),
         (
             {"pipelines": [{"name": "p", "stages": [_stage("a", 1)]}], "default_pipeline": "q"},
-            "body",
-            "default_pipeline 'q' is not one of the pipelines ('p')",
+            "body.default_pipeline",
+            "'q' is not one of the pipelines ('p')",
         ),
         ({"fiscal_year_start_month": 13}, "body.fiscal_year_start_month", "less than or equal"),
     ],

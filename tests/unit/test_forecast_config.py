@@ -124,8 +124,8 @@ def test_a_fiscal_start_month_outside_the_year_is_refused(month: int) -> None:
 
 def test_a_default_pipeline_that_is_not_configured_is_refused() -> None:
     [(location, message)] = _errors(_document(_stage("a", 1), default_pipeline="renewals"))
-    assert location == ""
-    assert "default_pipeline 'renewals' is not one of the pipelines ('sales')" in message
+    assert location == "default_pipeline"
+    assert "'renewals' is not one of the pipelines ('sales')" in message
 
 
 def test_repeated_pipelines_empty_pipelines_and_unknown_keys_are_refused() -> None:

@@ -13,7 +13,15 @@ from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from shared.deal_fields import FIELD_NAMES, DealStatus, ForecastCategory
 
@@ -90,6 +98,7 @@ class ForecastConfig(BaseModel):
     pipelines: list[PipelineConfig] = Field(default_factory=list)
     default_pipeline: Name | None = Field(
         default=None,
+        validate_default=True,
         description="The pipeline a deal without one is read against; the first when omitted",
     )
 
@@ -99,17 +108,20 @@ class ForecastConfig(BaseModel):
         _refuse_repeats("pipeline name", [p.name for p in pipelines], str.casefold)
         return pipelines
 
-    @model_validator(mode="after")
-    def _default_is_a_pipeline(self) -> ForecastConfig:
-        names = [p.name for p in self.pipelines]
-        if self.default_pipeline is None:
-            self.default_pipeline = names[0] if names else None
-        elif self.default_pipeline.casefold() not in {n.casefold() for n in names}:
+    @field_validator("default_pipeline")
+    @classmethod
+    def _default_is_a_pipeline(cls, name: str | None, info: ValidationInfo) -> str | None:
+        pipelines: list[PipelineConfig] | None = info.data.get("pipelines")
+        if pipelines is None:  # refused already, with its own error
+            return name
+        names = [p.name for p in pipelines]
+        if name is None:
+            return names[0] if names else None
+        if name.casefold() not in {n.casefold() for n in names}:
             raise ValueError(
-                f"default_pipeline {self.default_pipeline!r} is not one of the pipelines "
-                f"({', '.join(map(repr, names)) or 'none'})"
+                f"{name!r} is not one of the pipelines ({', '.join(map(repr, names)) or 'none'})"
             )
-        return self
+        return name
 
 
 def _refuse_repeats(what: str, values: Sequence[object], key: Callable[[Any], object]) -> None:
