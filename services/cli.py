@@ -19,7 +19,7 @@ import warnings
 from collections.abc import Awaitable, Callable
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import orjson
 import typer
@@ -29,10 +29,11 @@ from fastapi import FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.api_client import ApiError, StackClient
+from services.api_client import DEFAULT_BASE_URL, ApiError, StackClient
 from services.comp_engine.app import SPEC as COMP_ENGINE
 from services.datasets.generator import synthetic_org
 from services.datasets.load import dataset_events
@@ -410,6 +411,96 @@ def dataset_generate(
             f.write(orjson.dumps(event) + b"\n")
             count += 1
     console.print(f"wrote {count} events to {out}")
+
+
+forecast_app = typer.Typer(help="Forecasts.", no_args_is_help=True)
+app.add_typer(forecast_app, name="forecast")
+forecast_config_app = typer.Typer(
+    help="Pipelines, stages and the fiscal calendar, in a running stack.", no_args_is_help=True
+)
+forecast_app.add_typer(forecast_config_app, name="config")
+
+BaseUrl = Annotated[
+    str | None,
+    typer.Option(help=f"The running stack (else SALESOPS_API_URL, else {DEFAULT_BASE_URL})"),
+]
+ApiKey = Annotated[
+    str | None, typer.Option(help="API key (else SALESOPS_API_KEY, else the dev key file)")
+]
+DataDir = Annotated[
+    Path | None, typer.Option(help="Where `salesops dev` keeps its key (else .salesops)")
+]
+
+
+def _call_stack(
+    method: str,
+    path: str,
+    *,
+    base_url: str | None,
+    api_key: str | None,
+    data_dir: Path | None,
+    refused: str,
+    **kwargs: Any,
+) -> Any:
+    """One request to the running stack. A refusal is printed on one unwrapped line (the
+    problem document names where the input is wrong) and exits 1."""
+    try:
+        with StackClient.of(base_url, api_key, data_dir or Settings().data_dir) as stack:
+            return stack.request(method, path, **kwargs)
+    except ApiError as exc:
+        console.print(f"[red]{refused}[/red] {escape(str(exc))}", soft_wrap=True)
+        raise typer.Exit(code=1) from exc
+
+
+@forecast_config_app.command("load")
+def forecast_config_load(
+    path: Annotated[
+        Path,
+        typer.Argument(exists=True, dir_okay=False, help="YAML (deploy/forecast.example.yaml)"),
+    ],
+    base_url: BaseUrl = None,
+    api_key: ApiKey = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Replace the whole forecast configuration with a YAML file's (an admin key)."""
+    try:
+        document = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        console.print(f"[red]{path} is not YAML:[/red] {exc}")
+        raise typer.Exit(code=1) from exc
+    if not isinstance(document, dict):
+        console.print(f"[red]{path} is not a forecast configuration:[/red] expected a mapping")
+        raise typer.Exit(code=1)
+    stored = _call_stack(
+        "PUT",
+        "/v1/forecast/config",
+        json=document,
+        base_url=base_url,
+        api_key=api_key,
+        data_dir=data_dir,
+        refused="The configuration was refused:",
+    )
+    stages = sum(len(p["stages"]) for p in stored["pipelines"])
+    console.print(
+        f"stored the forecast configuration: {len(stored['pipelines'])} pipelines, "
+        f"{stages} stages, fiscal year from month {stored['fiscal_year_start_month']}"
+    )
+
+
+@forecast_config_app.command("show")
+def forecast_config_show(
+    base_url: BaseUrl = None, api_key: ApiKey = None, data_dir: DataDir = None
+) -> None:
+    """Print the stored forecast configuration as YAML, in the form `load` reads."""
+    stored = _call_stack(
+        "GET",
+        "/v1/forecast/config",
+        base_url=base_url,
+        api_key=api_key,
+        data_dir=data_dir,
+        refused="The configuration could not be read:",
+    )
+    typer.echo(yaml.safe_dump(stored, sort_keys=False), nl=False)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager, suppress
 
 from fastapi import FastAPI
 
+from services.forecast_worker.config import routes as config
 from services.forecast_worker.deals import routes as deals
 from services.forecast_worker.deals.projection import StageRules
 from services.forecast_worker.deps import ForecastState
@@ -68,7 +69,7 @@ async def lifespan(settings: Settings) -> AsyncIterator[ServiceState]:
 SPEC = ServiceSpec(
     name="forecast_worker",
     title="salesops forecast worker",
-    routers=[deals.router, operations.router],
+    routers=[deals.router, operations.router, config.router],
     lifespan=lifespan,
 )
 

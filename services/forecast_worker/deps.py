@@ -16,6 +16,9 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from services.forecast_worker.config.repository import load_config
+from services.forecast_worker.config.schemas import ForecastConfig
+from services.forecast_worker.config.stages import StageTable
 from shared import auth
 from shared.consumer import ConsumerSpec
 from shared.service import state_of
@@ -57,3 +60,17 @@ ReadSession = Annotated[AsyncSession, Depends(_read_session, scope="function")]
 WriteSession = Annotated[AsyncSession, Depends(_write_session, scope="function")]
 # The consumer's own tables and dispatch, for routes that act on its dead letters.
 Consumer = Annotated[ConsumerSpec, Depends(_consumer)]
+
+
+async def _config(db: ReadSession) -> ForecastConfig:
+    return await load_config(db)
+
+
+async def _stages(config: CurrentConfig) -> StageTable:
+    return StageTable.of(config)
+
+
+# The forecast configuration as stored when the request came in (read once per request),
+# and the stage rules the roll-ups apply, built from it.
+CurrentConfig = Annotated[ForecastConfig, Depends(_config)]
+Stages = Annotated[StageTable, Depends(_stages)]

@@ -131,3 +131,6 @@ class Activity(ForecastBase):
 
 # Stored offsets and dead letters, in this schema beside the state they account for.
 CONSUMER_TABLES = consumer_tables(ForecastBase.metadata)
+
+# Each subpackage's tables, imported here so that Alembic's metadata has them all.
+import services.forecast_worker.config.models  # noqa: E402, F401

@@ -1,0 +1,69 @@
+"""The configuration as the roll-ups read it: stage rules looked up by pipeline and stage.
+
+Pure. Names match without regard to case, as `deals.projection.StageRules` matches won and
+lost stage names, because CRMs and people spell the same stage differently. A deal without
+a pipeline is read against the default pipeline. A stage the configuration does not know
+has no rule: the caller lists such a deal apart rather than guessing its category.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from services.forecast_worker.config.schemas import ForecastConfig
+from shared.deal_fields import DealStatus, ForecastCategory
+
+
+@dataclass(frozen=True)
+class StageRule:
+    pipeline: str
+    stage: str
+    order: int
+    probability: Decimal
+    """Percent, 0 to 100."""
+    forecast_category: ForecastCategory
+    status: DealStatus
+    required_fields: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class StageTable:
+    rules: Mapping[tuple[str, str], StageRule]
+    """By (pipeline, stage), both case-folded."""
+    default_pipeline: str | None
+
+    @classmethod
+    def of(cls, config: ForecastConfig) -> StageTable:
+        rules = {
+            (pipeline.name.casefold(), stage.name.casefold()): StageRule(
+                pipeline=pipeline.name,
+                stage=stage.name,
+                order=stage.order,
+                probability=stage.probability,
+                forecast_category=stage.forecast_category,
+                status=stage.status,
+                required_fields=tuple(stage.required_fields),
+            )
+            for pipeline in config.pipelines
+            for stage in pipeline.stages
+        }
+        return cls(rules, config.default_pipeline)
+
+    def lookup(self, pipeline: str | None, stage: str | None) -> StageRule | None:
+        """The rule for a deal's stage; None when the stage, or its pipeline, is unknown."""
+        name = pipeline or self.default_pipeline
+        if name is None or stage is None:
+            return None
+        return self.rules.get((name.casefold(), stage.casefold()))
+
+    def category_of(self, deal: Mapping[str, Any]) -> ForecastCategory | None:
+        """The deal's forecast category: its own when it has one (a rep's call on the deal
+        overrides the stage's default), else its stage's, else None (unmapped)."""
+        explicit: ForecastCategory | None = deal.get("forecast_category")
+        if explicit is not None:
+            return explicit
+        rule = self.lookup(deal.get("pipeline"), deal.get("stage"))
+        return None if rule is None else rule.forecast_category
