@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
@@ -76,7 +76,7 @@ def _recorded(period: Period, key_id: str) -> dict[str, Any]:
     }
 
 
-def _period_filter(label: str | None, config: ForecastConfig) -> tuple[Any, Any] | None:
+def _period_filter(label: str | None, config: ForecastConfig) -> tuple[date, date] | None:
     if label is None:
         return None
     period = _period(label, config, "query.period")
