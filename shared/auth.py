@@ -32,6 +32,7 @@ ADMIN = "admin"
 EVENTS_WRITE = "events:write"
 EVENTS_READ = "events:read"
 FORECAST_READ = "forecast:read"
+FORECAST_WRITE = "forecast:write"
 
 WEBHOOK_NAMESPACE = "crm://"
 """How webhook and re-sync events name their source (services/pipeline_api/crm/mapping.py)."""

@@ -15,6 +15,7 @@ import csv
 import io
 import re
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -64,6 +65,23 @@ def decode_text_cursor(cursor: str | None) -> str | None:
     if not isinstance(value, str) or "\x00" in value:
         raise _invalid_cursor()
     return value
+
+
+def decode_instant_id_cursor(cursor: str | None) -> tuple[datetime, int] | None:
+    """The `(instant, BIGINT id)` after which a page ordered by time then id starts (as
+    `encode_cursor([instant.isoformat(), id])` wrote it); 400 for a forged cursor."""
+    if cursor is None:
+        return None
+    instant, value = decode_cursor(cursor, 2)
+    if not isinstance(instant, str) or not isinstance(value, int) or isinstance(value, bool):
+        raise _invalid_cursor()
+    try:
+        at = datetime.fromisoformat(instant)
+    except ValueError as exc:
+        raise _invalid_cursor() from exc
+    if at.tzinfo is None or not 0 <= value <= MAX_ID:
+        raise _invalid_cursor()
+    return at, value
 
 
 def _invalid_cursor() -> Problem:

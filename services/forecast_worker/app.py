@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager, suppress
 
 from fastapi import FastAPI
 
+from services.forecast_worker.calls import routes as calls
 from services.forecast_worker.config import routes as config
 from services.forecast_worker.deals import routes as deals
 from services.forecast_worker.deals.projection import StageRules
@@ -69,7 +70,7 @@ async def lifespan(settings: Settings) -> AsyncIterator[ServiceState]:
 SPEC = ServiceSpec(
     name="forecast_worker",
     title="salesops forecast worker",
-    routers=[deals.router, operations.router, config.router],
+    routers=[deals.router, operations.router, config.router, calls.router],
     lifespan=lifespan,
 )
 

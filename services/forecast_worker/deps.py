@@ -56,6 +56,7 @@ async def _consumer(state: State) -> ConsumerSpec:
 
 
 ForecastReader = Annotated[auth.Principal, Depends(auth.require(auth.FORECAST_READ))]
+ForecastWriter = Annotated[auth.Principal, Depends(auth.require(auth.FORECAST_WRITE))]
 ReadSession = Annotated[AsyncSession, Depends(_read_session, scope="function")]
 WriteSession = Annotated[AsyncSession, Depends(_write_session, scope="function")]
 # The consumer's own tables and dispatch, for routes that act on its dead letters.

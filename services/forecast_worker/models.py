@@ -133,4 +133,5 @@ class Activity(ForecastBase):
 CONSUMER_TABLES = consumer_tables(ForecastBase.metadata)
 
 # Each subpackage's tables, imported here so that Alembic's metadata has them all.
+import services.forecast_worker.calls.models  # noqa: E402
 import services.forecast_worker.config.models  # noqa: E402, F401

@@ -14,7 +14,14 @@ import pytest
 from starlette.requests import Request
 
 from shared.problems import Problem
-from shared.tables import csv_response, decode_cursor, encode_cursor, wants_csv
+from shared.tables import (
+    MAX_ID,
+    csv_response,
+    decode_cursor,
+    decode_instant_id_cursor,
+    encode_cursor,
+    wants_csv,
+)
 
 
 def b64(raw: bytes) -> str:
@@ -56,6 +63,30 @@ def test_tampered_cursor_is_400(cursor: str) -> None:
         decode_cursor(cursor, 1)
     assert info.value.status == 400
     assert "cursor is not valid" in info.value.detail
+
+
+def test_instant_id_cursor_round_trip() -> None:
+    at = datetime(2026, 11, 30, 12, 0, 0, 123456, tzinfo=UTC)
+    assert decode_instant_id_cursor(encode_cursor([at.isoformat(), 42])) == (at, 42)
+    assert decode_instant_id_cursor(None) is None
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        ["2026-11-30T12:00:00", 1],  # no offset
+        ["yesterday", 1],
+        [1, 1],
+        ["2026-11-30T12:00:00+00:00", "1"],
+        ["2026-11-30T12:00:00+00:00", True],
+        ["2026-11-30T12:00:00+00:00", -1],
+        ["2026-11-30T12:00:00+00:00", MAX_ID + 1],
+    ],
+)
+def test_forged_instant_id_cursor_is_400(values: list[Any]) -> None:
+    with pytest.raises(Problem) as info:
+        decode_instant_id_cursor(encode_cursor(values))
+    assert info.value.status == 400
 
 
 def rows_of(body: bytes) -> list[list[str]]:
