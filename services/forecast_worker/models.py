@@ -131,3 +131,7 @@ class Activity(ForecastBase):
 
 # Stored offsets and dead letters, in this schema beside the state they account for.
 CONSUMER_TABLES = consumer_tables(ForecastBase.metadata)
+
+# The subpackages' tables, imported last (they build on ForecastBase) so Alembic sees them.
+import services.forecast_worker.hierarchy.models  # noqa: E402
+import services.forecast_worker.quotas.models  # noqa: E402, F401
