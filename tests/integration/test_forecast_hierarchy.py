@@ -187,6 +187,19 @@ async def test_a_team_parent_cycle_is_dead_lettered_with_its_path(
     row = await rep_on(client, f"r-{tag}", "2026-04-01")
     assert row is not None
     assert row["team_name"] == "Two", "the refused event changed nothing"
+    replayed = await client.post(f"/v1/forecast/dead-letters/{found['id']}/replay")
+    assert replayed.status_code == 422, replayed.text
+    assert f"team {t2} -> {t1} -> {t2}" in replayed.json()["detail"]
+    await post(
+        client,
+        event(TEAM_V1, {"team_id": t1, "name": "One"}, time="2026-01-02T00:00:00Z"),
+    )
+
+    async def fixed() -> bool:
+        again = await client.post(f"/v1/forecast/dead-letters/{found['id']}/replay")
+        return again.status_code == 200
+
+    await eventually(fixed)
 
 
 async def test_quotas_are_listed_and_invoices_are_ignored_not_dead_lettered(

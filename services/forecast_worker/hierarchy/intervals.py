@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+from shared.dispatch import Unprocessable
 from shared.ordering import OrderKey
 
 
@@ -69,8 +70,9 @@ def build_intervals(upserts: Iterable[Upsert]) -> list[Interval]:
     ]
 
 
-class HierarchyCycle(ValueError):
-    """A team would be its own ancestor: the event that makes it so is dead-lettered."""
+class HierarchyCycle(Unprocessable):
+    """A team would be its own ancestor: the event that makes it so is dead-lettered, and
+    its replay answers 422 with the path for as long as the cycle would remain."""
 
     def __init__(self, path: Sequence[str], day: date) -> None:
         super().__init__(f"team {' -> '.join(path)} forms a cycle as of {day.isoformat()}")
