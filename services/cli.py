@@ -17,6 +17,7 @@ import secrets
 import tempfile
 import warnings
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
@@ -39,6 +40,7 @@ from services.datasets.generator import synthetic_org
 from services.datasets.load import dataset_events
 from services.datasets.maven import DatasetError
 from services.forecast_worker.app import SPEC as FORECAST_WORKER
+from services.forecast_worker.hierarchy import importer as hierarchy_importer
 from services.pipeline_api.app import SPEC as PIPELINE_API
 from services.pipeline_api.crm.outbound import OutboundPolicy, OutboundRefused
 from services.pipeline_api.sources.repository import (
@@ -501,6 +503,51 @@ def forecast_config_show(
         refused="The configuration could not be read:",
     )
     typer.echo(yaml.safe_dump(stored, sort_keys=False), nl=False)
+
+
+hierarchy_app = typer.Typer(help="Reps, teams, managers and regions.", no_args_is_help=True)
+forecast_app.add_typer(hierarchy_app, name="hierarchy")
+
+
+@hierarchy_app.command("import")
+def import_hierarchy(
+    path: Annotated[
+        Path,
+        typer.Argument(
+            exists=True, dir_okay=False, help="CSV or YAML rows: rep, team, manager, region"
+        ),
+    ],
+    effective_from: Annotated[
+        datetime | None,
+        typer.Option(formats=["%Y-%m-%d"], help="Effective date of rows that give none"),
+    ] = None,
+    base_url: Annotated[str | None, typer.Option(help="The stack's base URL")] = None,
+    api_key: Annotated[str | None, typer.Option(help="An events:write key")] = None,
+    data_dir: Annotated[
+        Path | None, typer.Option(help="Where `salesops dev` keeps its key")
+    ] = None,
+) -> None:
+    """Post a hierarchy file as rep and team upsert events through POST /v1/events.
+
+    Ids are slugs of the names; optional columns are rep email, manager, region,
+    parent_team and effective_from (else --effective-from, else the day of the import)."""
+    day = effective_from.date() if effective_from else None
+    try:
+        rows = hierarchy_importer.read_rows(path.name, path.read_text(encoding="utf-8"))
+        events = hierarchy_importer.to_events(rows, effective_from=day, now=datetime.now(UTC))
+        with StackClient.of(base_url, api_key, data_dir or Settings().data_dir) as client:
+            totals = client.post_events(events, total=len(events), label="hierarchy")
+    except (hierarchy_importer.HierarchyFileError, yaml.YAMLError, ApiError) as exc:
+        console.print(f"[red]{path} was not imported:[/red] {exc}")
+        raise typer.Exit(code=1) from exc
+    console.print(
+        f"{totals.accepted} accepted, {totals.duplicates} duplicates, "
+        f"{len(totals.rejected)} rejected"
+    )
+    for rejected in totals.rejected:
+        console.print(f"  [red]event {rejected['index']}:[/red] {rejected['reason']}")
+    if totals.rejected:
+        raise typer.Exit(code=1)
 
 
 if __name__ == "__main__":

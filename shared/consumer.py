@@ -80,6 +80,13 @@ class ConsumerSpec:
     handles: str = ANY_HANDLED
     """What `dispatch` takes, as a dead letter's reason names it ("type: X is not
     <handles>"), e.g. "a deal or activity event"."""
+    ignores: frozenset[str] = frozenset()
+    """Types read on a subscribed topic that are another service's business: valid, counted
+    as "ignored", never dead-lettered (a shared topic carries them by design)."""
+
+    def __post_init__(self) -> None:
+        if both := self.ignores & set(self.dispatch):
+            raise ValueError(f"types both handled and ignored: {sorted(both)}")
 
 
 async def apply_records(
@@ -91,11 +98,12 @@ async def apply_records(
     The consumer stores the offsets in the same transaction, so a crash anywhere leaves
     either all of a batch or none of it."""
     outcome = BatchOutcome()
-    batch = sort_batch(records, spec.dispatch, handles=spec.handles)
+    batch = sort_batch(records, spec.dispatch, handles=spec.handles, ignores=spec.ignores)
     for handler, events in batch.groups:
         applied = await handler(conn, events)
         outcome.applied += applied.new
         outcome.duplicates += applied.duplicates
+    outcome.ignored += batch.ignored
     await consumer_store.insert_dead_letters(conn, tables=spec.tables, letters=batch.dead_letters)
     outcome.dead_letters.extend(batch.dead_letters)
     return outcome
@@ -105,7 +113,7 @@ async def replay(conn: AsyncConnection, letter: DeadLetter, *, spec: ConsumerSpe
     """Apply a dead letter again through the consumer's own dispatch, in the caller's
     transaction. Raises `Unprocessable` (and writes nothing) if it still cannot be decoded."""
     record = Record(letter.topic, letter.partition, letter.offset, letter.payload.encode())
-    decode(record, spec.dispatch, handles=spec.handles)
+    decode(record, spec.dispatch, handles=spec.handles, ignores=spec.ignores)
     await apply_records(conn, [record], spec=spec)
 
 
@@ -269,6 +277,7 @@ class StoredOffsetConsumer:
         group = self._spec.group_id
         CONSUMER_APPLIED.labels(group, "applied").inc(outcome.applied)
         CONSUMER_APPLIED.labels(group, "duplicate").inc(outcome.duplicates)
+        CONSUMER_APPLIED.labels(group, "ignored").inc(outcome.ignored)
         CONSUMER_APPLIED.labels(group, "dead_letter").inc(len(outcome.dead_letters))
         for letter in outcome.dead_letters:
             await self._publish_dead_letter(letter)

@@ -86,11 +86,13 @@ Dispatch = Mapping[str, Handler]
 class BatchOutcome:
     applied: int = 0
     duplicates: int = 0
+    ignored: int = 0
     dead_letters: list[DeadLetter] = field(default_factory=list)
 
     def add(self, other: BatchOutcome) -> None:
         self.applied += other.applied
         self.duplicates += other.duplicates
+        self.ignored += other.ignored
         self.dead_letters.extend(other.dead_letters)
 
 
@@ -102,9 +104,16 @@ ANY_HANDLED = "an event this consumer handles"
 """What a consumer handles, when its spec does not say (`ConsumerSpec.handles`)."""
 
 
-def decode(record: Record, dispatch: Dispatch, *, handles: str = ANY_HANDLED) -> CanonicalEvent:
+def decode(
+    record: Record,
+    dispatch: Dispatch,
+    *,
+    handles: str = ANY_HANDLED,
+    ignores: frozenset[str] = frozenset(),
+) -> CanonicalEvent:
     """The record's event, or `Unprocessable`; a type without a handler is "type: X is not
-    <handles>", so the reason names what the consumer takes instead."""
+    <handles>", so the reason names what the consumer takes instead. A type in `ignores`
+    is one the consumer reads on a shared topic but is not its business: it is valid here."""
     try:
         raw = orjson.loads(record.value)
     except orjson.JSONDecodeError as exc:
@@ -113,36 +122,46 @@ def decode(record: Record, dispatch: Dispatch, *, handles: str = ANY_HANDLED) ->
         event = validate_event(raw, stored=True)
     except EventRejected as exc:
         raise Unprocessable(exc.reason) from exc
-    if event.envelope.type not in dispatch:
+    if event.envelope.type not in dispatch and event.envelope.type not in ignores:
         raise Unprocessable(f"type: {event.envelope.type} is not {handles}")
     return event
 
 
 @dataclass(frozen=True)
 class Sorted:
-    """A batch decoded: each handler with its events in read order, and the dead letters."""
+    """A batch decoded: each handler with its events in read order, the dead letters, and
+    how many events were of a type the consumer ignores on purpose."""
 
     groups: list[tuple[Handler, list[CanonicalEvent]]]
     dead_letters: list[DeadLetter]
+    ignored: int = 0
 
 
 def sort_batch(
-    records: Sequence[Record], dispatch: Dispatch, *, handles: str = ANY_HANDLED
+    records: Sequence[Record],
+    dispatch: Dispatch,
+    *,
+    handles: str = ANY_HANDLED,
+    ignores: frozenset[str] = frozenset(),
 ) -> Sorted:
     """Handlers come in the order of the dispatch table, not of the batch: every batch then
     takes its row locks in the same order, whatever it holds."""
     by_handler: dict[int, list[CanonicalEvent]] = {}
     dead_letters: list[DeadLetter] = []
+    ignored = 0
     for record in records:
         try:
-            event = decode(record, dispatch, handles=handles)
+            event = decode(record, dispatch, handles=handles, ignores=ignores)
         except Unprocessable as exc:
             dead_letters.append(DeadLetter.of(record, str(exc)))
+            continue
+        if event.envelope.type not in dispatch:
+            ignored += 1
             continue
         by_handler.setdefault(id(dispatch[event.envelope.type]), []).append(event)
     handlers = list({id(h): h for h in dispatch.values()}.items())
     groups = [(handler, by_handler[key]) for key, handler in handlers if key in by_handler]
-    return Sorted(groups=groups, dead_letters=dead_letters)
+    return Sorted(groups=groups, dead_letters=dead_letters, ignored=ignored)
 
 
 def next_offsets(records: Sequence[Record]) -> dict[tuple[str, int], int]:

@@ -165,6 +165,14 @@ class TeamUpserted(_Strict):
     effective_from: date | None = None
 
 
+class TeamUpsertedV2(TeamUpserted):
+    """v1 plus where the team sells and who manages it by name; v1 stays accepted and
+    leaves both as the team's earlier version had them."""
+
+    region: str | None = Field(default=None, max_length=200)
+    manager_name: str | None = Field(default=None, max_length=1000)
+
+
 class QuotaSet(_Strict):
     quota_id: Id
     rep_id: Id | None = None
@@ -214,6 +222,9 @@ CANONICAL_TYPES: dict[str, EventKind] = {
     "com.salesops.rep.upserted.v1": EventKind(RepUpserted, topics.REFERENCE, ("rep_id",), "rep_id"),
     "com.salesops.team.upserted.v1": EventKind(
         TeamUpserted, topics.REFERENCE, ("team_id",), "team_id"
+    ),
+    "com.salesops.team.upserted.v2": EventKind(
+        TeamUpsertedV2, topics.REFERENCE, ("team_id",), "team_id"
     ),
     "com.salesops.quota.set.v1": EventKind(QuotaSet, topics.REFERENCE, ("quota_id",), "quota_id"),
     "com.salesops.invoice.paid.v1": EventKind(

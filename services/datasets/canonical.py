@@ -15,7 +15,7 @@ from typing import Any
 DEAL_CREATED = "com.salesops.deal.created.v1"
 DEAL_UPDATED = "com.salesops.deal.updated.v1"
 REP_UPSERTED = "com.salesops.rep.upserted.v1"
-TEAM_UPSERTED = "com.salesops.team.upserted.v1"
+TEAM_UPSERTED = "com.salesops.team.upserted.v2"
 
 
 def slug(text: str) -> str:
@@ -65,13 +65,15 @@ class Team:
 
 
 def team_event(team: Team, *, effective_from: date, source: str) -> dict[str, Any]:
-    """A team as `team.upserted.v1`, which has no field for the region: `team.region` is
-    dropped here until this function emits v2 (region and manager_name), the one change
-    the integrator makes once that type exists."""
+    """A team as `team.upserted.v2`, the version that carries the region and the
+    manager's name (the manager is no rep in the dataset, so the name is the only place
+    it is spelled out)."""
     data = {
         "team_id": team.team_id,
         "name": f"{team.manager}'s team",
         "manager_id": team.team_id,
+        "manager_name": team.manager,
+        "region": team.region,
         "effective_from": effective_from.isoformat(),
     }
     return cloud_event(

@@ -14,7 +14,9 @@ from services.forecast_worker.deals import routes as deals
 from services.forecast_worker.deals.projection import StageRules
 from services.forecast_worker.deps import ForecastState
 from services.forecast_worker.dispatch import consumer_spec
+from services.forecast_worker.hierarchy import routes as hierarchy
 from services.forecast_worker.operations import routes as operations
+from services.forecast_worker.quotas import routes as quotas
 from shared.consumer import StoredOffsetConsumer
 from shared.db import create_engine, create_sessionmaker, ping
 from shared.kafka import BrokerWatch
@@ -70,7 +72,14 @@ async def lifespan(settings: Settings) -> AsyncIterator[ServiceState]:
 SPEC = ServiceSpec(
     name="forecast_worker",
     title="salesops forecast worker",
-    routers=[deals.router, operations.router, config.router, calls.router],
+    routers=[
+        deals.router,
+        operations.router,
+        config.router,
+        calls.router,
+        hierarchy.router,
+        quotas.router,
+    ],
     lifespan=lifespan,
 )
 

@@ -9,22 +9,29 @@ from __future__ import annotations
 from services.forecast_worker.activities import handler as activities
 from services.forecast_worker.deals import handler as deals
 from services.forecast_worker.deals.projection import StageRules
+from services.forecast_worker.hierarchy import handler as hierarchy
 from services.forecast_worker.models import CONSUMER_TABLES
+from services.forecast_worker.quotas import handler as quotas
 from shared import topics
 from shared.consumer import ConsumerSpec
 from shared.dispatch import Dispatch, Handler
 
 GROUP_ID = "forecast_worker"
-SUBSCRIBED = (topics.DEAL, topics.ACTIVITY)
+SUBSCRIBED = (topics.DEAL, topics.ACTIVITY, topics.REFERENCE)
+# On the reference topic, but the business of a later billing service, not the forecast's.
+IGNORED = frozenset({"com.salesops.invoice.paid.v1"})
 
 
 def dispatch(rules: StageRules) -> Dispatch:
-    """Deals first, then activities, then their deletions: the order every batch applies."""
+    """Deals first, then activities, then their deletions, then the hierarchy and quotas:
+    the order every batch applies."""
     deal_events: Handler = deals.DealEvents(rules)
     return {
         **dict.fromkeys(deals.TYPES, deal_events),
         activities.LOGGED: activities.log_activities,
         activities.DELETED: activities.delete_activities,
+        **dict.fromkeys(hierarchy.TYPES, hierarchy.apply_hierarchy),
+        quotas.QUOTA_SET: quotas.set_quotas,
     }
 
 
@@ -36,5 +43,6 @@ def consumer_spec(rules: StageRules) -> ConsumerSpec:
         topics=SUBSCRIBED,
         tables=CONSUMER_TABLES,
         dispatch=dispatch(rules),
-        handles="a deal or activity event",
+        handles="a deal, activity or reference event",
+        ignores=IGNORED,
     )

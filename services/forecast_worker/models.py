@@ -132,6 +132,9 @@ class Activity(ForecastBase):
 # Stored offsets and dead letters, in this schema beside the state they account for.
 CONSUMER_TABLES = consumer_tables(ForecastBase.metadata)
 
-# Each subpackage's tables, imported here so that Alembic's metadata has them all.
+# Each subpackage's tables, imported last (they build on ForecastBase) so that Alembic's
+# metadata has them all.
 import services.forecast_worker.calls.models  # noqa: E402
-import services.forecast_worker.config.models  # noqa: E402, F401
+import services.forecast_worker.config.models  # noqa: E402
+import services.forecast_worker.hierarchy.models  # noqa: E402
+import services.forecast_worker.quotas.models  # noqa: E402, F401

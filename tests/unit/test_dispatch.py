@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import orjson
@@ -150,10 +151,52 @@ def test_next_offsets_are_one_past_the_last_record_of_each_partition(
     assert next_offsets([Record(t, p, o, b"") for t, p, o in read]) == expected
 
 
-def test_the_forecast_worker_dead_letters_a_type_it_does_not_handle_as_before() -> None:
-    """Its reason names what it takes, word for word what operators and alerts have seen."""
+def test_the_forecast_worker_dead_letters_a_type_it_does_not_handle_naming_what_it_takes() -> None:
+    """Its reason names what it takes. Reference events are its own now (issue 8), so the
+    type without a handler is made by leaving the rep handler out of its table."""
     spec = consumer_spec(StageRules.of(["won"], ["lost"]))
-    batch = sort_batch(records(UNHANDLED), spec.dispatch, handles=spec.handles)
+    without_reps = {t: h for t, h in spec.dispatch.items() if t != REP}
+    batch = sort_batch(records(UNHANDLED), without_reps, handles=spec.handles, ignores=spec.ignores)
     assert [letter.reason for letter in batch.dead_letters] == [
-        f"type: {REP} is not a deal or activity event"
+        f"type: {REP} is not a deal, activity or reference event"
     ]
+
+
+INVOICE = "com.salesops.invoice.paid.v1"
+PAID = event(
+    INVOICE,
+    {"invoice_id": "inv-1", "amount": "9.99", "currency": "USD", "paid_at": TIME},
+    time=TIME,
+)
+
+
+def test_an_ignored_type_is_counted_not_dead_lettered_and_the_rest_applies() -> None:
+    good = deal_event("d1")
+    batch = sort_batch(records(PAID, good, PAID), DISPATCH, ignores=frozenset({INVOICE}))
+    assert batch.dead_letters == []
+    assert batch.ignored == 2
+    assert [ids(evs) for _, evs in batch.groups] == [[good["id"]]]
+
+
+def test_an_ignored_type_that_does_not_validate_is_still_a_dead_letter() -> None:
+    broken = {**PAID, "data": {"invoice_id": "inv-1"}}
+    batch = sort_batch(records(broken), DISPATCH, ignores=frozenset({INVOICE}))
+    assert batch.ignored == 0
+    assert len(batch.dead_letters) == 1
+
+
+def test_the_forecast_worker_takes_every_reference_type_but_invoices_which_it_ignores() -> None:
+    spec = consumer_spec(StageRules.of(["won"], ["lost"]))
+    batch = sort_batch(
+        records(UNHANDLED, PAID), spec.dispatch, handles=spec.handles, ignores=spec.ignores
+    )
+    assert batch.dead_letters == []
+    assert batch.ignored == 1
+    assert [ids(evs) for _, evs in batch.groups] == [["rep-1"]]
+    assert spec.ignores == frozenset({INVOICE})
+
+
+def test_a_type_cannot_be_both_handled_and_ignored() -> None:
+    spec = consumer_spec(StageRules.of(["won"], ["lost"]))
+    with pytest.raises(ValueError, match="both handled and ignored"):
+        replace(spec, ignores=frozenset({CREATED}))

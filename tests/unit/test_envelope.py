@@ -27,6 +27,7 @@ ACTIVITY = "com.salesops.activity.logged.v1"
 ACTIVITY_DELETED = "com.salesops.activity.deleted.v1"
 REP = "com.salesops.rep.upserted.v1"
 TEAM = "com.salesops.team.upserted.v1"
+TEAM_V2 = "com.salesops.team.upserted.v2"
 QUOTA = "com.salesops.quota.set.v1"
 INVOICE = "com.salesops.invoice.paid.v1"
 
@@ -63,6 +64,11 @@ VALID: dict[str, tuple[dict[str, Any], str, str]] = {
     ACTIVITY_DELETED: ({"activity_id": "a-2"}, "crm.activity.v1", "a-2"),
     REP: ({"rep_id": "rep-9", "name": "Ann"}, "crm.reference.v1", "rep-9"),
     TEAM: ({"team_id": "team-1", "name": "East"}, "crm.reference.v1", "team-1"),
+    TEAM_V2: (
+        {"team_id": "team-2", "name": "West", "region": "EMEA", "manager_name": "Mia"},
+        "crm.reference.v1",
+        "team-2",
+    ),
     QUOTA: (
         {
             "quota_id": "q-1",
@@ -96,6 +102,7 @@ SUBJECT_OF = {
     ACTIVITY_DELETED: "a-2",
     REP: "rep-9",
     TEAM: "team-1",
+    TEAM_V2: "team-2",
     QUOTA: "q-1",
     INVOICE: "inv-1",
 }

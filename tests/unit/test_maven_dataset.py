@@ -129,10 +129,14 @@ def test_prospecting_row_is_created_on_the_last_date_in_prospecting(tmp_path: Pa
 def test_reps_and_one_team_per_manager_take_effect_on_the_first_date(tmp_path: Path) -> None:
     directory = _dataset(tmp_path, [])
     events = dataset_events(directory)
-    teams = [e["data"] for e in events if e["type"] == "com.salesops.team.upserted.v1"]
+    teams = [e["data"] for e in events if e["type"] == "com.salesops.team.upserted.v2"]
     reps = [e["data"] for e in events if e["type"] == "com.salesops.rep.upserted.v1"]
     assert [t["team_id"] for t in teams] == ["dustin-brinkmann", "rocco-neubert"]
     assert all(t["manager_id"] == t["team_id"] for t in teams)
+    assert [(t["manager_name"], t["region"]) for t in teams] == [
+        ("Dustin Brinkmann", "Central"),
+        ("Rocco Neubert", "East"),
+    ]
     assert {r["rep_id"]: r["team_id"] for r in reps} == {
         "ana-lima": "dustin-brinkmann",
         "bo-chen": "dustin-brinkmann",
@@ -168,7 +172,7 @@ def test_the_real_files_give_one_event_per_rep_team_deal_and_close(dataset_dir: 
     events = dataset_events(dataset_dir)
     counts = Counter(e["type"] for e in events)
     assert counts == {
-        "com.salesops.team.upserted.v1": len({t["manager"] for t in teams}),
+        "com.salesops.team.upserted.v2": len({t["manager"] for t in teams}),
         "com.salesops.rep.upserted.v1": len(teams),
         "com.salesops.deal.created.v1": len(rows),
         "com.salesops.deal.updated.v1": sum(r.stage in ("Won", "Lost") for r in rows),
