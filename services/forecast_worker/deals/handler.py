@@ -51,7 +51,11 @@ def to_change(event: CanonicalEvent) -> Change:
 async def apply_deal_changes(
     conn: AsyncConnection, *, changes: Sequence[Change], rules: StageRules
 ) -> int:
-    """Fold new changes into each deal's history; returns how many were new."""
+    """Fold new changes into each deal's history; returns how many were new.
+
+    Set-based: whatever the batch holds, a fixed handful of statements (store the changes,
+    lock the current rows, and when a change is late: load those deals' changes and drop
+    their versions; then write every version and every current row), the fold in memory."""
     fresh = await repository.insert_changes(conn, changes=changes)
     by_deal: dict[str, list[Change]] = defaultdict(list)
     for change in fresh:
@@ -60,17 +64,19 @@ async def apply_deal_changes(
         return 0
     current = await repository.load_current(conn, deal_ids=by_deal)
     to_write: list[Version] = []
+    late: list[str] = []
     for deal_id, new in sorted(by_deal.items()):
         new.sort(key=lambda c: c.key)
         last = current.get(deal_id)
         if is_newer(new[0].key, last.cause if last else None):
             to_write.extend(extend_versions(last, new, rules))
         else:
-            # A late change lands inside the history: rebuild this deal from all its changes.
-            everything = await repository.load_changes(conn, deal_id=deal_id)
-            await repository.replace_history(
-                conn, deal_id=deal_id, versions=build_versions(everything, rules)
-            )
+            late.append(deal_id)  # lands inside the history: rebuilt from all its changes
+    if late:
+        everything = await repository.load_changes(conn, deal_ids=late)
+        await repository.delete_histories(conn, deal_ids=late)
+        for deal_id in late:
+            to_write.extend(build_versions(everything[deal_id], rules))
     await repository.write_versions(conn, versions=to_write)
     return len(fresh)
 

@@ -66,23 +66,28 @@ async def insert_changes(conn: AsyncConnection, *, changes: Sequence[Change]) ->
     return out
 
 
-async def load_changes(conn: AsyncConnection, *, deal_id: str) -> list[Change]:
+async def load_changes(
+    conn: AsyncConnection, *, deal_ids: Iterable[str]
+) -> dict[str, list[Change]]:
+    """Every stored change of each deal, in one statement."""
     rows = await conn.execute(
         text(
-            "SELECT source, event_id, event_type, event_time, sequence, fields "
-            "FROM forecast.deal_changes WHERE deal_id = :deal_id"
+            "SELECT deal_id, source, event_id, event_type, event_time, sequence, fields "
+            "FROM forecast.deal_changes WHERE deal_id = ANY(CAST(:ids AS text[]))"
         ),
-        {"deal_id": deal_id},
+        {"ids": list(deal_ids)},
     )
-    return [
-        Change(
-            key=OrderKey(r.event_time, int(r.sequence), r.source, r.event_id),
-            deal_id=deal_id,
-            event_type=r.event_type,
-            fields=r.fields,
+    out: dict[str, list[Change]] = {}
+    for r in rows:
+        out.setdefault(r.deal_id, []).append(
+            Change(
+                key=OrderKey(r.event_time, int(r.sequence), r.source, r.event_id),
+                deal_id=r.deal_id,
+                event_type=r.event_type,
+                fields=r.fields,
+            )
         )
-        for r in rows
-    ]
+    return out
 
 
 async def load_current(conn: AsyncConnection, *, deal_ids: Iterable[str]) -> dict[str, Version]:
@@ -97,43 +102,76 @@ async def load_current(conn: AsyncConnection, *, deal_ids: Iterable[str]) -> dic
     return {r.deal_id: _version_from_row(r._mapping) for r in rows}
 
 
-async def replace_history(
-    conn: AsyncConnection, *, deal_id: str, versions: Sequence[Version]
-) -> None:
-    await conn.execute(
-        text("DELETE FROM forecast.deal_versions WHERE deal_id = :deal_id"), {"deal_id": deal_id}
-    )
-    await write_versions(conn, versions=versions)
+async def delete_histories(conn: AsyncConnection, *, deal_ids: Sequence[str]) -> None:
+    """Drop the versions of deals about to be rebuilt from their changes."""
+    if deal_ids:
+        await conn.execute(
+            text("DELETE FROM forecast.deal_versions WHERE deal_id = ANY(CAST(:ids AS text[]))"),
+            {"ids": list(deal_ids)},
+        )
+
+
+_ARRAY_TYPES = {
+    Kind.TEXT: "text",
+    Kind.ID: "text",
+    Kind.MONEY: "numeric",
+    Kind.CURRENCY: "text",
+    Kind.DATE: "date",
+    Kind.DATETIME: "timestamptz",
+    Kind.ENUM: "text",
+    Kind.SPLITS: "jsonb",
+}
+_COLUMN_TYPES = {
+    "deal_id": "text",
+    **{f.name: _ARRAY_TYPES[f.kind] for f in DEAL_FIELDS},
+    "deleted": "boolean",
+    "properties": "jsonb",
+    "version": "integer",
+    "valid_from": "timestamptz",
+    "sequence": "numeric",
+    "event_source": "text",
+    "event_id": "text",
+    "valid_to": "timestamptz",
+}
+
+
+def _unnest(columns: Sequence[str]) -> str:
+    """`SELECT * FROM unnest(...)` of one typed array parameter per column: a whole batch's
+    rows in one statement and one round trip (executemany would send one per row)."""
+    arrays = ", ".join(f"CAST(:{c} AS {_COLUMN_TYPES[c]}[])" for c in columns)
+    return f"SELECT * FROM unnest({arrays})"
+
+
+def _columns(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> dict[str, list[Any]]:
+    return {c: [row[c] for row in rows] for c in columns}
+
+
+_VERSION_COLUMNS = (*_ROW_COLUMNS, "valid_to")
+_INSERT_VERSIONS = text(
+    f"INSERT INTO forecast.deal_versions ({', '.join(_VERSION_COLUMNS)}) "
+    f"{_unnest(_VERSION_COLUMNS)} "
+    "ON CONFLICT (deal_id, version) DO UPDATE SET valid_to = EXCLUDED.valid_to"
+)
+_UPSERT_DEALS = text(
+    f"INSERT INTO forecast.deals ({', '.join(_ROW_COLUMNS)}, updated_at) "
+    f"SELECT *, now() FROM ({_unnest(_ROW_COLUMNS)}) AS latest "
+    "ON CONFLICT (deal_id) DO UPDATE SET "
+    + ", ".join(f"{c} = EXCLUDED.{c}" for c in _ROW_COLUMNS if c != "deal_id")
+    + ", updated_at = now()"
+)
 
 
 async def write_versions(conn: AsyncConnection, *, versions: Sequence[Version]) -> None:
-    """Insert new versions and close superseded ones, then refresh the current rows."""
+    """Insert new versions and close superseded ones, then refresh the current rows: one
+    statement each, whatever the number of deals. Each (deal, version) appears at most once
+    in `versions`, as one statement's ON CONFLICT may touch a row only once."""
     if not versions:
         return
     rows = [{**_row(v), "valid_to": v.valid_to} for v in versions]
-    cols = (*_ROW_COLUMNS, "valid_to")
-    await conn.execute(
-        text(
-            f"INSERT INTO forecast.deal_versions ({', '.join(cols)}) "
-            f"VALUES ({', '.join(':' + c for c in cols)}) "
-            "ON CONFLICT (deal_id, version) DO UPDATE SET valid_to = EXCLUDED.valid_to"
-        ),
-        rows,
-    )
-    latest: dict[str, Version] = {}
-    for v in versions:
-        if v.valid_to is None:
-            latest[v.state.deal_id] = v
+    await conn.execute(_INSERT_VERSIONS, _columns(rows, _VERSION_COLUMNS))
+    latest = {row["deal_id"]: row for row in rows if row["valid_to"] is None}
     if latest:
-        updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in _ROW_COLUMNS if c != "deal_id")
-        await conn.execute(
-            text(
-                f"INSERT INTO forecast.deals ({', '.join(_ROW_COLUMNS)}, updated_at) "
-                f"VALUES ({', '.join(':' + c for c in _ROW_COLUMNS)}, now()) "
-                f"ON CONFLICT (deal_id) DO UPDATE SET {updates}, updated_at = now()"
-            ),
-            [_row(v) for v in latest.values()],
-        )
+        await conn.execute(_UPSERT_DEALS, _columns(list(latest.values()), _ROW_COLUMNS))
 
 
 def _row(version: Version) -> dict[str, Any]:
