@@ -301,6 +301,7 @@ async def worker(
     from shared.consumer import StoredOffsetConsumer
     from shared.db import create_engine
     from shared.dispatch import Record
+    from shared.service import freeze_startup_objects
     from shared.settings import Settings
 
     settings = Settings()
@@ -345,6 +346,7 @@ async def worker(
     originals = [(owner, name, getattr(owner, name)) for owner, name, _ in patched]
     for owner, name, around in patched:
         setattr(owner, name, around(getattr(owner, name)))
+    freeze_startup_objects()  # as every service does once it has started
     task = asyncio.create_task(consumer.run())
     try:
         with contextlib.suppress(TimeoutError):

@@ -54,8 +54,8 @@ async def apply_deal_changes(
     """Fold new changes into each deal's history; returns how many were new.
 
     Set-based: whatever the batch holds, a fixed handful of statements (store the changes,
-    lock the current rows, and when a change is late: load those deals' changes and drop
-    their versions; then write every version and every current row), the fold in memory."""
+    lock the current rows, load every change of the deals a late change lands inside, then
+    write the versions and the current rows), the fold in memory."""
     fresh = await repository.insert_changes(conn, changes=changes)
     by_deal: dict[str, list[Change]] = defaultdict(list)
     for change in fresh:
@@ -63,21 +63,21 @@ async def apply_deal_changes(
     if not by_deal:
         return 0
     current = await repository.load_current(conn, deal_ids=by_deal)
-    to_write: list[Version] = []
+    appended: list[Version] = []
     late: list[str] = []
     for deal_id, new in sorted(by_deal.items()):
         new.sort(key=lambda c: c.key)
         last = current.get(deal_id)
         if is_newer(new[0].key, last.cause if last else None):
-            to_write.extend(extend_versions(last, new, rules))
+            appended.extend(extend_versions(last, new, rules))
         else:
             late.append(deal_id)  # lands inside the history: rebuilt from all its changes
+    rebuilt: list[Version] = []
     if late:
         everything = await repository.load_changes(conn, deal_ids=late)
-        await repository.delete_histories(conn, deal_ids=late)
         for deal_id in late:
-            to_write.extend(build_versions(everything[deal_id], rules))
-    await repository.write_versions(conn, versions=to_write)
+            rebuilt.extend(build_versions(everything[deal_id], rules))
+    await repository.write_versions(conn, appended=appended, rebuilt=rebuilt)
     return len(fresh)
 
 

@@ -9,7 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 import orjson
-from sqlalchemy import and_, or_, select, text
+from sqlalchemy import TextClause, and_, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from services.forecast_worker.deals.projection import Change, DealState, Version
@@ -102,15 +102,6 @@ async def load_current(conn: AsyncConnection, *, deal_ids: Iterable[str]) -> dic
     return {r.deal_id: _version_from_row(r._mapping) for r in rows}
 
 
-async def delete_histories(conn: AsyncConnection, *, deal_ids: Sequence[str]) -> None:
-    """Drop the versions of deals about to be rebuilt from their changes."""
-    if deal_ids:
-        await conn.execute(
-            text("DELETE FROM forecast.deal_versions WHERE deal_id = ANY(CAST(:ids AS text[]))"),
-            {"ids": list(deal_ids)},
-        )
-
-
 _ARRAY_TYPES = {
     Kind.TEXT: "text",
     Kind.ID: "text",
@@ -142,16 +133,42 @@ def _unnest(columns: Sequence[str]) -> str:
     return f"SELECT * FROM unnest({arrays})"
 
 
-def _columns(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> dict[str, list[Any]]:
-    return {c: [row[c] for row in rows] for c in columns}
+def _columns(versions: Sequence[Version]) -> dict[str, list[Any]]:
+    """The versions as one list per column of `forecast.deal_versions`, built column by
+    column: the unnest statements take them so, with no row dict per version between."""
+    states = [v.state for v in versions]
+    columns = {
+        f.name: [_column_value(f, s.values.get(f.name)) for s in states] for f in DEAL_FIELDS
+    }
+    columns.update(
+        deal_id=[s.deal_id for s in states],
+        deleted=[s.deleted for s in states],
+        properties=[orjson.dumps(s.properties).decode() for s in states],
+        version=[v.number for v in versions],
+        valid_from=[v.valid_from for v in versions],
+        sequence=[v.cause.sequence for v in versions],
+        event_source=[v.cause.source for v in versions],
+        event_id=[v.cause.event_id for v in versions],
+        valid_to=[v.valid_to for v in versions],
+    )
+    return columns
 
 
 _VERSION_COLUMNS = (*_ROW_COLUMNS, "valid_to")
-_INSERT_VERSIONS = text(
-    f"INSERT INTO forecast.deal_versions ({', '.join(_VERSION_COLUMNS)}) "
-    f"{_unnest(_VERSION_COLUMNS)} "
-    "ON CONFLICT (deal_id, version) DO UPDATE SET valid_to = EXCLUDED.valid_to"
-)
+_VERSION_KEY = ("deal_id", "version")
+
+
+def _insert_versions(on_conflict: Sequence[str]) -> TextClause:
+    return text(
+        f"INSERT INTO forecast.deal_versions ({', '.join(_VERSION_COLUMNS)}) "
+        f"{_unnest(_VERSION_COLUMNS)} "
+        "ON CONFLICT (deal_id, version) DO UPDATE SET "
+        + ", ".join(f"{c} = EXCLUDED.{c}" for c in on_conflict)
+    )
+
+
+_APPEND_VERSIONS = _insert_versions(["valid_to"])
+_REPLACE_VERSIONS = _insert_versions([c for c in _VERSION_COLUMNS if c not in _VERSION_KEY])
 _UPSERT_DEALS = text(
     f"INSERT INTO forecast.deals ({', '.join(_ROW_COLUMNS)}, updated_at) "
     f"SELECT *, now() FROM ({_unnest(_ROW_COLUMNS)}) AS latest "
@@ -161,33 +178,30 @@ _UPSERT_DEALS = text(
 )
 
 
-async def write_versions(conn: AsyncConnection, *, versions: Sequence[Version]) -> None:
-    """Insert new versions and close superseded ones, then refresh the current rows: one
-    statement each, whatever the number of deals. Each (deal, version) appears at most once
-    in `versions`, as one statement's ON CONFLICT may touch a row only once."""
-    if not versions:
-        return
-    rows = [{**_row(v), "valid_to": v.valid_to} for v in versions]
-    await conn.execute(_INSERT_VERSIONS, _columns(rows, _VERSION_COLUMNS))
-    latest = {row["deal_id"]: row for row in rows if row["valid_to"] is None}
+async def write_versions(
+    conn: AsyncConnection, *, appended: Sequence[Version], rebuilt: Sequence[Version] = ()
+) -> None:
+    """Store versions, then refresh the current rows: one statement each, whatever the
+    number of deals. Each (deal, version) appears at most once, as one statement's ON
+    CONFLICT may touch a row only once.
+
+    `appended` are new versions and the current ones they close (only `valid_to` of a
+    stored one changes); `rebuilt` are whole histories, overwriting every stored version
+    of their deals. That needs no DELETE: a deal has one version per stored change, and
+    changes are never removed, so a rebuilt history is at least as long as the stored one."""
+    for statement, versions in ((_APPEND_VERSIONS, appended), (_REPLACE_VERSIONS, rebuilt)):
+        if versions:
+            await conn.execute(statement, _columns(versions))
+    latest = {v.state.deal_id: v for v in (*appended, *rebuilt) if v.valid_to is None}
     if latest:
-        await conn.execute(_UPSERT_DEALS, _columns(list(latest.values()), _ROW_COLUMNS))
+        current = _columns(list(latest.values()))
+        await conn.execute(_UPSERT_DEALS, {c: current[c] for c in _ROW_COLUMNS})
 
 
 def _row(version: Version) -> dict[str, Any]:
-    values = version.state.values
-    row = {f.name: _column_value(f, values.get(f.name)) for f in DEAL_FIELDS}
-    row.update(
-        deal_id=version.state.deal_id,
-        deleted=version.state.deleted,
-        properties=orjson.dumps(version.state.properties).decode(),
-        version=version.number,
-        valid_from=version.valid_from,
-        sequence=version.cause.sequence,
-        event_source=version.cause.source,
-        event_id=version.cause.event_id,
-    )
-    return row
+    """One version as its current row in `forecast.deals` takes it."""
+    columns = _columns([version])
+    return {c: columns[c][0] for c in _ROW_COLUMNS}
 
 
 def _column_value(field: DealField, value: Any) -> Any:
