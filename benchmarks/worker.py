@@ -52,6 +52,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from sqlalchemy.engine import make_url
 
 from benchmarks.intake import (
+    Snapshot,
     _run,
     broker,
     cpu_delta,
@@ -198,9 +199,17 @@ def rss_mib() -> float:
 
 
 async def ceiling(
-    bootstrap: str, dsn: str, topic: str, *, count: int, max_records: int, limit_s: float
+    bootstrap: str,
+    dsn: str,
+    topic: str,
+    *,
+    count: int,
+    max_records: int,
+    limit_s: float,
+    roots: dict[int, str],
 ) -> Phase:
-    """Raw consume of `count` records and a COPY of each batch's rows, one transaction each."""
+    """Raw consume of `count` records and a COPY of each batch's rows, one transaction each.
+    CPU is read from the first batch to the last, while the backend still lives."""
     conn = await asyncpg.connect(dsn)
     await conn.execute(
         "CREATE TABLE bench_ceiling (topic text, part int, off bigint, key text, value jsonb)"
@@ -227,12 +236,15 @@ async def ceiling(
             if not rows:
                 continue
             t0 = time.perf_counter()
-            started = started or t0
+            if started is None:
+                started, before = t0, cpu_snapshot()
             async with conn.transaction():
                 await conn.copy_records_to_table("bench_ceiling", records=rows)
             phase.latencies.append(time.perf_counter() - t0)
             phase.events += len(rows)
         phase.seconds = time.perf_counter() - (started or time.perf_counter())
+        if started is not None:
+            phase.cpu = cpu_delta(before, cpu_snapshot(), roots)
     finally:
         await consumer.stop()
         await conn.close()
@@ -290,9 +302,17 @@ class Split:
 
 
 async def worker(
-    url: str, bootstrap: str, *, count: int, max_records: int, rss_every: int, limit_s: float
+    url: str,
+    bootstrap: str,
+    *,
+    count: int,
+    max_records: int,
+    rss_every: int,
+    limit_s: float,
+    roots: dict[int, str],
 ) -> tuple[Phase, Split, list[tuple[int, float]], dict[str, int]]:
-    """The forecast worker's consumer until it has processed `count` records."""
+    """The forecast worker's consumer until it has processed `count` records. CPU is read
+    from its first batch to its last, while its database backends still live."""
     from sqlalchemy.ext.asyncio import AsyncConnection
 
     import shared.consumer as consumer_module
@@ -314,19 +334,23 @@ async def worker(
     rss: list[tuple[int, float]] = [(0, rss_mib())]
     done = asyncio.Event()
     state: dict[str, float] = {}
+    snapshots: list[Snapshot] = []
 
     class Measured(StoredOffsetConsumer):
         async def process(self, records: Sequence[Record]) -> None:
             t0 = time.perf_counter()
-            state.setdefault("started", t0)
+            if "started" not in state:
+                state["started"] = t0
+                snapshots.append(cpu_snapshot())
             await super().process(records)
             phase.latencies.append(time.perf_counter() - t0)
             before = phase.events
             phase.events += len(records)
             if phase.events // rss_every > before // rss_every:
                 rss.append((phase.events, rss_mib()))
-            if phase.events >= count:
+            if phase.events >= count and not done.is_set():
                 state["ended"] = time.perf_counter()
+                phase.cpu = cpu_delta(snapshots[0], cpu_snapshot(), roots)
                 done.set()
 
     engine = create_engine(url, application_name="bench-worker", pool_size=2)
@@ -532,7 +556,6 @@ async def measure(args: Args, url: str, bootstrap: str, roots: dict[int, str]) -
     pg = await postmaster_pid(dsn)
     if pg:
         roots[pg] = "postgres"
-    before = cpu_snapshot()
     raw = await ceiling(
         bootstrap,
         dsn,
@@ -540,9 +563,8 @@ async def measure(args: Args, url: str, bootstrap: str, roots: dict[int, str]) -
         count=args.events,
         max_records=args.max_records,
         limit_s=args.max_seconds,
+        roots=roots,
     )
-    raw.cpu = cpu_delta(before, cpu_snapshot(), roots)
-    before = cpu_snapshot()
     profile = cProfile.Profile() if args.profile_out else None
     if profile:
         profile.enable()
@@ -553,8 +575,8 @@ async def measure(args: Args, url: str, bootstrap: str, roots: dict[int, str]) -
         max_records=args.max_records,
         rss_every=args.rss_every,
         limit_s=args.max_seconds,
+        roots=roots,
     )
-    work.cpu = cpu_delta(before, cpu_snapshot(), roots)
     if profile and args.profile_out:
         profile.disable()
         profile.dump_stats(args.profile_out)

@@ -128,7 +128,7 @@ _COLUMN_TYPES = {
 
 def _unnest(columns: Sequence[str]) -> str:
     """`SELECT * FROM unnest(...)` of one typed array parameter per column: a whole batch's
-    rows in one statement and one round trip (executemany would send one per row)."""
+    rows in one statement, planned and executed once (executemany executes once per row)."""
     arrays = ", ".join(f"CAST(:{c} AS {_COLUMN_TYPES[c]}[])" for c in columns)
     return f"SELECT * FROM unnest({arrays})"
 
