@@ -1,4 +1,4 @@
-.PHONY: run test lint migrate bench
+.PHONY: run test lint migrate bench bench-worker
 
 run:        ## the whole stack on embedded defaults, http://127.0.0.1:8000
 	bin/dev
@@ -14,3 +14,6 @@ migrate:    ## upgrade SALESOPS_DATABASE_URL to the latest schema
 
 bench:      ## intake benchmark; figures go to benchmarks/RESULTS.md by hand
 	.venv/bin/python -m benchmarks.intake
+
+bench-worker: ## forecast worker apply against a raw consume + COPY; figures in RESULTS.md
+	.venv/bin/python -m benchmarks.worker --wait-quiet 60

@@ -51,7 +51,11 @@ def to_change(event: CanonicalEvent) -> Change:
 async def apply_deal_changes(
     conn: AsyncConnection, *, changes: Sequence[Change], rules: StageRules
 ) -> int:
-    """Fold new changes into each deal's history; returns how many were new."""
+    """Fold new changes into each deal's history; returns how many were new.
+
+    Set-based: whatever the batch holds, a fixed handful of statements (store the changes,
+    lock the current rows, load every change of the deals a late change lands inside, then
+    write the versions and the current rows), the fold in memory."""
     fresh = await repository.insert_changes(conn, changes=changes)
     by_deal: dict[str, list[Change]] = defaultdict(list)
     for change in fresh:
@@ -59,19 +63,21 @@ async def apply_deal_changes(
     if not by_deal:
         return 0
     current = await repository.load_current(conn, deal_ids=by_deal)
-    to_write: list[Version] = []
+    appended: list[Version] = []
+    late: list[str] = []
     for deal_id, new in sorted(by_deal.items()):
         new.sort(key=lambda c: c.key)
         last = current.get(deal_id)
         if is_newer(new[0].key, last.cause if last else None):
-            to_write.extend(extend_versions(last, new, rules))
+            appended.extend(extend_versions(last, new, rules))
         else:
-            # A late change lands inside the history: rebuild this deal from all its changes.
-            everything = await repository.load_changes(conn, deal_id=deal_id)
-            await repository.replace_history(
-                conn, deal_id=deal_id, versions=build_versions(everything, rules)
-            )
-    await repository.write_versions(conn, versions=to_write)
+            late.append(deal_id)  # lands inside the history: rebuilt from all its changes
+    rebuilt: list[Version] = []
+    if late:
+        everything = await repository.load_changes(conn, deal_ids=late)
+        for deal_id in late:
+            rebuilt.extend(build_versions(everything[deal_id], rules))
+    await repository.write_versions(conn, appended=appended, rebuilt=rebuilt)
     return len(fresh)
 
 

@@ -9,7 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 import orjson
-from sqlalchemy import and_, or_, select, text
+from sqlalchemy import TextClause, and_, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from services.forecast_worker.deals.projection import Change, DealState, Version
@@ -66,23 +66,28 @@ async def insert_changes(conn: AsyncConnection, *, changes: Sequence[Change]) ->
     return out
 
 
-async def load_changes(conn: AsyncConnection, *, deal_id: str) -> list[Change]:
+async def load_changes(
+    conn: AsyncConnection, *, deal_ids: Iterable[str]
+) -> dict[str, list[Change]]:
+    """Every stored change of each deal, in one statement."""
     rows = await conn.execute(
         text(
-            "SELECT source, event_id, event_type, event_time, sequence, fields "
-            "FROM forecast.deal_changes WHERE deal_id = :deal_id"
+            "SELECT deal_id, source, event_id, event_type, event_time, sequence, fields "
+            "FROM forecast.deal_changes WHERE deal_id = ANY(CAST(:ids AS text[]))"
         ),
-        {"deal_id": deal_id},
+        {"ids": list(deal_ids)},
     )
-    return [
-        Change(
-            key=OrderKey(r.event_time, int(r.sequence), r.source, r.event_id),
-            deal_id=deal_id,
-            event_type=r.event_type,
-            fields=r.fields,
+    out: dict[str, list[Change]] = {}
+    for r in rows:
+        out.setdefault(r.deal_id, []).append(
+            Change(
+                key=OrderKey(r.event_time, int(r.sequence), r.source, r.event_id),
+                deal_id=r.deal_id,
+                event_type=r.event_type,
+                fields=r.fields,
+            )
         )
-        for r in rows
-    ]
+    return out
 
 
 async def load_current(conn: AsyncConnection, *, deal_ids: Iterable[str]) -> dict[str, Version]:
@@ -97,59 +102,106 @@ async def load_current(conn: AsyncConnection, *, deal_ids: Iterable[str]) -> dic
     return {r.deal_id: _version_from_row(r._mapping) for r in rows}
 
 
-async def replace_history(
-    conn: AsyncConnection, *, deal_id: str, versions: Sequence[Version]
+_ARRAY_TYPES = {
+    Kind.TEXT: "text",
+    Kind.ID: "text",
+    Kind.MONEY: "numeric",
+    Kind.CURRENCY: "text",
+    Kind.DATE: "date",
+    Kind.DATETIME: "timestamptz",
+    Kind.ENUM: "text",
+    Kind.SPLITS: "jsonb",
+}
+_COLUMN_TYPES = {
+    "deal_id": "text",
+    **{f.name: _ARRAY_TYPES[f.kind] for f in DEAL_FIELDS},
+    "deleted": "boolean",
+    "properties": "jsonb",
+    "version": "integer",
+    "valid_from": "timestamptz",
+    "sequence": "numeric",
+    "event_source": "text",
+    "event_id": "text",
+    "valid_to": "timestamptz",
+}
+
+
+def _unnest(columns: Sequence[str]) -> str:
+    """`SELECT * FROM unnest(...)` of one typed array parameter per column: a whole batch's
+    rows in one statement, planned and executed once (executemany executes once per row)."""
+    arrays = ", ".join(f"CAST(:{c} AS {_COLUMN_TYPES[c]}[])" for c in columns)
+    return f"SELECT * FROM unnest({arrays})"
+
+
+def _columns(versions: Sequence[Version]) -> dict[str, list[Any]]:
+    """The versions as one list per column of `forecast.deal_versions`, built column by
+    column: the unnest statements take them so, with no row dict per version between."""
+    states = [v.state for v in versions]
+    columns = {
+        f.name: [_column_value(f, s.values.get(f.name)) for s in states] for f in DEAL_FIELDS
+    }
+    columns.update(
+        deal_id=[s.deal_id for s in states],
+        deleted=[s.deleted for s in states],
+        properties=[orjson.dumps(s.properties).decode() for s in states],
+        version=[v.number for v in versions],
+        valid_from=[v.valid_from for v in versions],
+        sequence=[v.cause.sequence for v in versions],
+        event_source=[v.cause.source for v in versions],
+        event_id=[v.cause.event_id for v in versions],
+        valid_to=[v.valid_to for v in versions],
+    )
+    return columns
+
+
+_VERSION_COLUMNS = (*_ROW_COLUMNS, "valid_to")
+_VERSION_KEY = ("deal_id", "version")
+
+
+def _insert_versions(on_conflict: Sequence[str]) -> TextClause:
+    return text(
+        f"INSERT INTO forecast.deal_versions ({', '.join(_VERSION_COLUMNS)}) "
+        f"{_unnest(_VERSION_COLUMNS)} "
+        "ON CONFLICT (deal_id, version) DO UPDATE SET "
+        + ", ".join(f"{c} = EXCLUDED.{c}" for c in on_conflict)
+    )
+
+
+_APPEND_VERSIONS = _insert_versions(["valid_to"])
+_REPLACE_VERSIONS = _insert_versions([c for c in _VERSION_COLUMNS if c not in _VERSION_KEY])
+_UPSERT_DEALS = text(
+    f"INSERT INTO forecast.deals ({', '.join(_ROW_COLUMNS)}, updated_at) "
+    f"SELECT *, now() FROM ({_unnest(_ROW_COLUMNS)}) AS latest "
+    "ON CONFLICT (deal_id) DO UPDATE SET "
+    + ", ".join(f"{c} = EXCLUDED.{c}" for c in _ROW_COLUMNS if c != "deal_id")
+    + ", updated_at = now()"
+)
+
+
+async def write_versions(
+    conn: AsyncConnection, *, appended: Sequence[Version], rebuilt: Sequence[Version] = ()
 ) -> None:
-    await conn.execute(
-        text("DELETE FROM forecast.deal_versions WHERE deal_id = :deal_id"), {"deal_id": deal_id}
-    )
-    await write_versions(conn, versions=versions)
+    """Store versions, then refresh the current rows: one statement each, whatever the
+    number of deals. Each (deal, version) appears at most once, as one statement's ON
+    CONFLICT may touch a row only once.
 
-
-async def write_versions(conn: AsyncConnection, *, versions: Sequence[Version]) -> None:
-    """Insert new versions and close superseded ones, then refresh the current rows."""
-    if not versions:
-        return
-    rows = [{**_row(v), "valid_to": v.valid_to} for v in versions]
-    cols = (*_ROW_COLUMNS, "valid_to")
-    await conn.execute(
-        text(
-            f"INSERT INTO forecast.deal_versions ({', '.join(cols)}) "
-            f"VALUES ({', '.join(':' + c for c in cols)}) "
-            "ON CONFLICT (deal_id, version) DO UPDATE SET valid_to = EXCLUDED.valid_to"
-        ),
-        rows,
-    )
-    latest: dict[str, Version] = {}
-    for v in versions:
-        if v.valid_to is None:
-            latest[v.state.deal_id] = v
+    `appended` are new versions and the current ones they close (only `valid_to` of a
+    stored one changes); `rebuilt` are whole histories, overwriting every stored version
+    of their deals. That needs no DELETE: a deal has one version per stored change, and
+    changes are never removed, so a rebuilt history is at least as long as the stored one."""
+    for statement, versions in ((_APPEND_VERSIONS, appended), (_REPLACE_VERSIONS, rebuilt)):
+        if versions:
+            await conn.execute(statement, _columns(versions))
+    latest = {v.state.deal_id: v for v in (*appended, *rebuilt) if v.valid_to is None}
     if latest:
-        updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in _ROW_COLUMNS if c != "deal_id")
-        await conn.execute(
-            text(
-                f"INSERT INTO forecast.deals ({', '.join(_ROW_COLUMNS)}, updated_at) "
-                f"VALUES ({', '.join(':' + c for c in _ROW_COLUMNS)}, now()) "
-                f"ON CONFLICT (deal_id) DO UPDATE SET {updates}, updated_at = now()"
-            ),
-            [_row(v) for v in latest.values()],
-        )
+        current = _columns(list(latest.values()))
+        await conn.execute(_UPSERT_DEALS, {c: current[c] for c in _ROW_COLUMNS})
 
 
 def _row(version: Version) -> dict[str, Any]:
-    values = version.state.values
-    row = {f.name: _column_value(f, values.get(f.name)) for f in DEAL_FIELDS}
-    row.update(
-        deal_id=version.state.deal_id,
-        deleted=version.state.deleted,
-        properties=orjson.dumps(version.state.properties).decode(),
-        version=version.number,
-        valid_from=version.valid_from,
-        sequence=version.cause.sequence,
-        event_source=version.cause.source,
-        event_id=version.cause.event_id,
-    )
-    return row
+    """One version as its current row in `forecast.deals` takes it."""
+    columns = _columns([version])
+    return {c: columns[c][0] for c in _ROW_COLUMNS}
 
 
 def _column_value(field: DealField, value: Any) -> Any:
