@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.conftest import ADMIN_KEY
 from tests.support.dataset import load_dataset, load_totals
 from tests.support.maven_expected import Expected, expected
 from tests.support.waiting import eventually
@@ -39,10 +40,13 @@ async def _dataset_deals(client: httpx.AsyncClient, want: Expected, status: str)
 
 @pytest.mark.timeout(900)
 async def test_the_real_dataset_loads_through_the_api_and_adds_up(
-    client: httpx.AsyncClient, stack_url: str, dataset_dir: Path
+    client: httpx.AsyncClient,
+    stack_url: str,
+    dataset_dir: Path,
+    dataset_first_load: tuple[int, str],
 ) -> None:
     want = expected(dataset_dir)
-    code, output = await load_dataset(stack_url, dataset_dir)
+    code, output = dataset_first_load
     assert code == 0, output
     accepted, duplicates, rejected = load_totals(output)
     assert (accepted, duplicates, rejected) == (want.events, 0, 0)
@@ -65,6 +69,6 @@ async def test_the_real_dataset_loads_through_the_api_and_adds_up(
         assert per_owner[agent] == want.won_value_by_owner[agent], agent
     assert per_owner == want.won_value_by_owner
 
-    code, output = await load_dataset(stack_url, dataset_dir)
+    code, output = await load_dataset(stack_url, dataset_dir, ADMIN_KEY)
     assert code == 0, output
     assert load_totals(output) == (0, accepted, 0), "a second load is all duplicates"

@@ -9,7 +9,7 @@ import io
 import statistics
 import uuid
 from collections import defaultdict
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import Iterable
 from datetime import date
 from decimal import ROUND_HALF_EVEN, Decimal
 from pathlib import Path
@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.dataset import load_dataset, load_totals
+from tests.support.dataset import load_totals
 from tests.support.events import CREATED, UPDATED, event
 from tests.support.maven_expected import PipelineRow, agent_id, pipeline_rows
 from tests.support.waiting import eventually
@@ -85,12 +85,12 @@ def _teams(directory: Path) -> dict[str, tuple[str, str]]:
 
 @pytest.mark.timeout(1200)
 async def test_the_real_dataset_gives_the_win_rates_and_cycles_of_its_csv(
-    client: httpx.AsyncClient, stack_url: str, dataset_dir: Path
+    client: httpx.AsyncClient, dataset_dir: Path, dataset_first_load: tuple[int, str]
 ) -> None:
     rows = pipeline_rows(dataset_dir)
     closed = [r for r in rows if r.stage in ("Won", "Lost")]
     assert (len(closed), sum(r.stage == "Won" for r in closed)) == (6711, 4238)
-    code, output = await load_dataset(stack_url, dataset_dir)
+    code, output = dataset_first_load
     assert code == 0, output
     assert load_totals(output)[2] == 0, output
 
@@ -118,14 +118,6 @@ async def test_the_real_dataset_gives_the_win_rates_and_cycles_of_its_csv(
                 names = ("won_count", "lost_count", "won_amount", "win_rate")
                 assert _actual(answer[group], names) == {n: expected[n] for n in names}, group
     assert (await metrics(client, date(2001, 1, 1), date(2001, 12, 31))) == []
-
-
-@pytest.fixture
-async def _restore_config(client: httpx.AsyncClient) -> AsyncIterator[None]:
-    """The configuration is one document for the whole stack: put back what was there."""
-    before = (await client.get("/v1/forecast/config")).json()
-    yield
-    assert (await client.put("/v1/forecast/config", json=before)).status_code == 200
 
 
 def _stage(name: str, order: int, status: str) -> dict[str, Any]:
@@ -168,7 +160,7 @@ def _path(deal_id: str, owner: str, amount: str, *moves: tuple[str, str]) -> lis
     return events
 
 
-@pytest.mark.usefixtures("_restore_config")
+@pytest.mark.usefixtures("restore_forecast_config")
 async def test_stage_conversion_and_days_in_stage_of_a_known_pipeline(
     client: httpx.AsyncClient,
 ) -> None:
