@@ -11,6 +11,7 @@ import pytest
 
 from services.cli import compose_all, run_migrations
 from shared.settings import Settings
+from tests.support.dataset import load_dataset
 from tests.support.infra import serve_in_loop, test_broker, test_database
 
 ADMIN_KEY = "test-admin-key"
@@ -82,9 +83,30 @@ async def client(stack_url: str) -> AsyncIterator[httpx.AsyncClient]:
 
 
 @pytest.fixture
+async def restore_forecast_config(client: httpx.AsyncClient) -> AsyncIterator[None]:
+    """The forecast configuration is one document for the whole stack: a test that
+    replaces it puts back what was there."""
+    before = (await client.get("/v1/forecast/config")).json()
+    yield
+    assert (await client.put("/v1/forecast/config", json=before)).status_code == 200
+
+
+@pytest.fixture
 def dataset_dir() -> Path:
+    return _require_dataset()
+
+
+def _require_dataset() -> Path:
     if not (DATASET_DIR / "sales_pipeline.csv").exists():
         pytest.skip(
             f"the CRM dataset is not at {DATASET_DIR} (it lives in ../shared beside the project)"
         )
     return DATASET_DIR
+
+
+@pytest.fixture(scope="session")
+async def dataset_first_load(stack_url: str) -> tuple[int, str]:
+    """The session stack's first `salesops dataset load` of the real dataset (exit code and
+    output), run once whichever test needs the dataset comes first: that test then sees
+    the counts of a first load, and the others a loaded dataset."""
+    return await load_dataset(stack_url, _require_dataset(), ADMIN_KEY)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -15,18 +14,11 @@ import yaml
 
 from tests.conftest import ADMIN_KEY, READER_KEY, WRITER_KEY
 
-pytestmark = pytest.mark.integration
+# The configuration is one document for the whole stack: each test puts back what was there.
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("restore_forecast_config")]
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "deploy" / "forecast.example.yaml"
-
-
-@pytest.fixture(autouse=True)
-async def _restore_config(client: httpx.AsyncClient) -> AsyncIterator[None]:
-    """The configuration is one document for the whole stack: put back what was there."""
-    before = (await client.get("/v1/forecast/config")).json()
-    yield
-    assert (await client.put("/v1/forecast/config", json=before)).status_code == 200
 
 
 def _stage(name: str, order: int, **overrides: Any) -> dict[str, Any]:
