@@ -18,6 +18,7 @@ from services.forecast_worker.hierarchy import routes as hierarchy
 from services.forecast_worker.metrics import routes as metrics
 from services.forecast_worker.operations import routes as operations
 from services.forecast_worker.quotas import routes as quotas
+from services.forecast_worker.waterfall import routes as waterfall
 from shared.consumer import StoredOffsetConsumer
 from shared.db import create_engine, create_sessionmaker, ping
 from shared.kafka import BrokerWatch
@@ -81,6 +82,7 @@ SPEC = ServiceSpec(
         hierarchy.router,
         quotas.router,
         metrics.router,
+        waterfall.router,
     ],
     lifespan=lifespan,
 )

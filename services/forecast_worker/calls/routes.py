@@ -31,7 +31,8 @@ from services.forecast_worker.deps import (
     ReadSession,
     WriteSession,
 )
-from services.forecast_worker.periods import Period, parse_period
+from services.forecast_worker.period_input import requested_period
+from services.forecast_worker.periods import Period
 from shared.edge import GuardedRoute
 from shared.problems import Problem, problem_responses
 from shared.tables import csv_response, decode_instant_id_cursor, encode_cursor, wants_csv
@@ -46,20 +47,8 @@ PeriodQuery = Annotated[
 _TABLE = {200: {"content": {"text/csv": {}}}, **problem_responses(400, 422)}
 
 
-def _period(label: str, config: ForecastConfig, location: str) -> Period:
-    """The period `label` names in the configured calendar; a 422 naming `location`."""
-    try:
-        return parse_period(label, config.fiscal_year_start_month)
-    except ValueError as exc:
-        raise Problem(
-            422,
-            "The request is not valid; see errors.",
-            errors=[{"location": location, "message": str(exc)}],
-        ) from exc
-
-
 def _open_period(label: str, config: ForecastConfig) -> Period:
-    period = _period(label, config, "body.period")
+    period = requested_period(label, config, "body.period")
     if is_closed(period, datetime.now(UTC).date()):
         raise Problem(
             409, f"Period {period.label} is closed (it ended {period.end}); it takes no changes."
@@ -79,7 +68,7 @@ def _recorded(period: Period, key_id: str) -> dict[str, Any]:
 def _period_filter(label: str | None, config: ForecastConfig) -> tuple[date, date] | None:
     if label is None:
         return None
-    period = _period(label, config, "query.period")
+    period = requested_period(label, config, "query.period")
     return period.start, period.end
 
 

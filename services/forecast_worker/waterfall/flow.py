@@ -30,13 +30,15 @@ total: a grouped waterfall is a different lens from the ungrouped one, not its s
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 from enum import StrEnum
+from typing import TypeVar
 
 ZERO = Decimal(0)
+G = TypeVar("G", bound=Hashable | None)
 
 
 class Bucket(StrEnum):
@@ -154,14 +156,15 @@ def group_movements(
     after: DealPoint | None,
     window: Window,
     *,
-    group_before: str | None,
-    group_after: str | None,
-) -> list[tuple[str | None, Movement]]:
+    group_before: G,
+    group_after: G,
+) -> list[tuple[G, Movement]]:
     """The buckets of one deal per group, for a deal in `group_before` at `from` and in
-    `group_after` at `to` (a group is None for a deal whose owner has none)."""
+    `group_after` at `to` (a group is None for a deal whose owner has none; any hashable
+    key will do, such as a (group, currency) pair)."""
     if group_before == group_after:
         return [(group_after, m) for m in movements(before, after, window)]
-    out: list[tuple[str | None, Movement]] = []
+    out: list[tuple[G, Movement]] = []
     if in_pipeline(before, window):
         assert before is not None
         out.append((group_before, Movement(Bucket.MOVED_OUT, before.amount)))

@@ -1,0 +1,20 @@
+"""A period label from a request, read with the configured fiscal calendar."""
+
+from __future__ import annotations
+
+from services.forecast_worker.config.schemas import ForecastConfig
+from services.forecast_worker.periods import Period, parse_period
+from shared.problems import Problem
+
+
+def requested_period(label: str, config: ForecastConfig, location: str) -> Period:
+    """The period `label` names in the configured calendar; a 422 naming `location`
+    (`query.period`, `body.period`), since the label is valid text but no period."""
+    try:
+        return parse_period(label, config.fiscal_year_start_month)
+    except ValueError as exc:
+        raise Problem(
+            422,
+            "The request is not valid; see errors.",
+            errors=[{"location": location, "message": str(exc)}],
+        ) from exc
