@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -184,5 +185,26 @@ def test_dev_restarts_a_killed_broker_and_loses_nothing(tmp_path: Path) -> None:
         _stop(proc)
     said = log.read_text()
     assert said.count("the embedded broker is not running") == 1, said[-3000:]
-    kafka_errors = [line for line in said.splitlines() if " ERROR aiokafka" in line]
-    assert len(kafka_errors) < 20, kafka_errors
+    _assert_client_errors_only_while_the_broker_was_away(said)
+
+
+def _stamp(line: str) -> datetime:
+    return datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f")
+
+
+def _assert_client_errors_only_while_the_broker_was_away(said: str) -> None:
+    """The Kafka client's own errors come from its retries while the broker is away, so
+    how many there are depends on how long the new broker took to start (longer on a busy
+    machine). What must hold whatever the machine: none once the relay is republishing
+    into the new broker, and no more than a few per second of the outage (a client
+    retrying in a tight loop would log hundreds)."""
+    lines = said.splitlines()
+    errors = [line for line in lines if " ERROR aiokafka" in line]
+    back = [line for line in lines if "broker lost its state; republishing" in line]
+    assert back, "the relay never republished into the new broker"
+    recovered = _stamp(back[0])
+    late = [line for line in errors if _stamp(line) > recovered]
+    assert late == [], late
+    if errors:
+        outage = max((recovered - _stamp(errors[0])).total_seconds(), 1.0)
+        assert len(errors) <= 10 * outage, (outage, errors)
