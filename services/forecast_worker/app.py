@@ -17,6 +17,7 @@ from services.forecast_worker.dispatch import consumer_spec
 from services.forecast_worker.hierarchy import routes as hierarchy
 from services.forecast_worker.operations import routes as operations
 from services.forecast_worker.quotas import routes as quotas
+from services.forecast_worker.rollup import routes as rollup
 from shared.consumer import StoredOffsetConsumer
 from shared.db import create_engine, create_sessionmaker, ping
 from shared.kafka import BrokerWatch
@@ -79,6 +80,7 @@ SPEC = ServiceSpec(
         calls.router,
         hierarchy.router,
         quotas.router,
+        rollup.router,
     ],
     lifespan=lifespan,
 )

@@ -46,7 +46,7 @@ PeriodQuery = Annotated[
 _TABLE = {200: {"content": {"text/csv": {}}}, **problem_responses(400, 422)}
 
 
-def _period(label: str, config: ForecastConfig, location: str) -> Period:
+def period_param(label: str, config: ForecastConfig, location: str) -> Period:
     """The period `label` names in the configured calendar; a 422 naming `location`."""
     try:
         return parse_period(label, config.fiscal_year_start_month)
@@ -59,7 +59,7 @@ def _period(label: str, config: ForecastConfig, location: str) -> Period:
 
 
 def _open_period(label: str, config: ForecastConfig) -> Period:
-    period = _period(label, config, "body.period")
+    period = period_param(label, config, "body.period")
     if is_closed(period, datetime.now(UTC).date()):
         raise Problem(
             409, f"Period {period.label} is closed (it ended {period.end}); it takes no changes."
@@ -79,7 +79,7 @@ def _recorded(period: Period, key_id: str) -> dict[str, Any]:
 def _period_filter(label: str | None, config: ForecastConfig) -> tuple[date, date] | None:
     if label is None:
         return None
-    period = _period(label, config, "query.period")
+    period = period_param(label, config, "query.period")
     return period.start, period.end
 
 
