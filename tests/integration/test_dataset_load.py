@@ -4,9 +4,7 @@ the test's own CSV reading, not the loader's)."""
 
 from __future__ import annotations
 
-import asyncio
 import re
-import sys
 from collections import Counter
 from decimal import Decimal
 from pathlib import Path
@@ -15,35 +13,13 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import ADMIN_KEY
+from tests.support.datasets import load_dataset
 from tests.support.maven_expected import Expected, expected
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).resolve().parents[2]
 SOME_AGENTS = ("darcel-schlecht", "moses-frase", "anna-snelling", "violet-mclelland")
-
-
-async def _load(stack_url: str, directory: Path) -> tuple[int, str]:
-    """The CLI as a process (the stack serves in this event loop, so it must not block)."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "services.cli",
-        "dataset",
-        "load",
-        str(directory),
-        "--base-url",
-        stack_url,
-        "--api-key",
-        ADMIN_KEY,
-        cwd=ROOT,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    output, _ = await asyncio.wait_for(process.communicate(), timeout=600)
-    return await process.wait(), " ".join(output.decode().split())
 
 
 def _totals(output: str) -> tuple[int, int, int]:
@@ -74,7 +50,7 @@ async def test_the_real_dataset_loads_through_the_api_and_adds_up(
     client: httpx.AsyncClient, stack_url: str, dataset_dir: Path
 ) -> None:
     want = expected(dataset_dir)
-    code, output = await _load(stack_url, dataset_dir)
+    code, output = await load_dataset(stack_url, dataset_dir)
     assert code == 0, output
     accepted, duplicates, rejected = _totals(output)
     assert (accepted, duplicates, rejected) == (want.events, 0, 0)
@@ -97,6 +73,6 @@ async def test_the_real_dataset_loads_through_the_api_and_adds_up(
         assert per_owner[agent] == want.won_value_by_owner[agent], agent
     assert per_owner == want.won_value_by_owner
 
-    code, output = await _load(stack_url, dataset_dir)
+    code, output = await load_dataset(stack_url, dataset_dir)
     assert code == 0, output
     assert _totals(output) == (0, accepted, 0), "a second load is all duplicates"
