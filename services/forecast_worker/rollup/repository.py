@@ -80,13 +80,22 @@ def _stage_relation(stages: StageTable) -> Any:
 def _deal_rows(
     stages: StageTable, group_by: GroupBy, start: date, end: date, day: date, as_of: datetime | None
 ) -> Select[Any]:
-    """One row per deal of the period with its contribution to each sum."""
+    """The deals of the period, first summed per (owner, currency, status, stage, pipeline,
+    own category) so that the stage rules and the hierarchy are joined to a few thousand
+    rows rather than to every deal, each with its contribution to each sum."""
     model = Deal if as_of is None else DealVersion
     deal = model.__table__.c
-    query = select(
-        *(deal[name] for name in ("owner_id", "currency", "amount", "status", "stage", "pipeline")),
-        deal.forecast_category,
-    ).where(deal.deleted.is_(False), deal.close_date >= start, deal.close_date < end)
+    keys = [deal[name] for name in ("owner_id", "currency", "status", "stage", "pipeline")]
+    query = (
+        select(
+            *keys,
+            deal.forecast_category,
+            func.sum(func.coalesce(deal.amount, 0)).label("amount"),
+            func.count().label("deals"),
+        )
+        .where(deal.deleted.is_(False), deal.close_date >= start, deal.close_date < end)
+        .group_by(*keys, deal.forecast_category)
+    )
     if as_of is not None:
         query = query.where(as_of_clause(as_of))
     d = query.subquery("d")
@@ -94,7 +103,7 @@ def _deal_rows(
     people = assignment_rows(day).subquery("h")
     pipeline = func.lower(func.coalesce(d.c.pipeline, literal(stages.default_pipeline, Text)))
     category = func.coalesce(d.c.forecast_category, rules.c.category)
-    amount = func.coalesce(d.c.amount, 0)
+    amount = d.c.amount
     is_open = d.c.status == "open"
     mapped = and_(is_open, category.is_not(None))
     unmapped = and_(is_open, category.is_(None))
@@ -117,8 +126,8 @@ def _deal_rows(
             *(money(and_(is_open, category == c)).label(c) for c in FORECAST_CATEGORIES),
             money(mapped, amount * probability * Decimal("0.01")).label("weighted"),
             money(unmapped).label("unmapped"),
-            money(mapped, 1).label("open_count"),
-            money(unmapped, 1).label("unmapped_count"),
+            money(mapped, d.c.deals).label("open_count"),
+            money(unmapped, d.c.deals).label("unmapped_count"),
             cast(null(), Numeric).label("quota"),
         )
         .select_from(d)
