@@ -11,6 +11,7 @@ import pytest
 
 from services.cli import compose_all, run_migrations
 from shared.settings import Settings
+from tests.support.datasets import load_dataset
 from tests.support.infra import serve_in_loop, test_broker, test_database
 
 ADMIN_KEY = "test-admin-key"
@@ -81,10 +82,17 @@ async def client(stack_url: str) -> AsyncIterator[httpx.AsyncClient]:
         yield c
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def dataset_dir() -> Path:
     if not (DATASET_DIR / "sales_pipeline.csv").exists():
         pytest.skip(
             f"the CRM dataset is not at {DATASET_DIR} (it lives in ../shared beside the project)"
         )
     return DATASET_DIR
+
+
+@pytest.fixture(scope="session")
+async def first_dataset_load(stack_url: str, dataset_dir: Path) -> tuple[int, str]:
+    """The session's first `salesops dataset load` (exit code, output), whichever test asks
+    first: the dataset goes into the shared stack once, and a later load is all duplicates."""
+    return await load_dataset(stack_url, dataset_dir, ADMIN_KEY)

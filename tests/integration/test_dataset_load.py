@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.conftest import ADMIN_KEY
 from tests.support.datasets import load_dataset
 from tests.support.maven_expected import Expected, expected
 from tests.support.waiting import eventually
@@ -47,10 +48,13 @@ async def _dataset_deals(client: httpx.AsyncClient, want: Expected, status: str)
 
 @pytest.mark.timeout(900)
 async def test_the_real_dataset_loads_through_the_api_and_adds_up(
-    client: httpx.AsyncClient, stack_url: str, dataset_dir: Path
+    client: httpx.AsyncClient,
+    stack_url: str,
+    dataset_dir: Path,
+    first_dataset_load: tuple[int, str],
 ) -> None:
     want = expected(dataset_dir)
-    code, output = await load_dataset(stack_url, dataset_dir)
+    code, output = first_dataset_load
     assert code == 0, output
     accepted, duplicates, rejected = _totals(output)
     assert (accepted, duplicates, rejected) == (want.events, 0, 0)
@@ -73,6 +77,6 @@ async def test_the_real_dataset_loads_through_the_api_and_adds_up(
         assert per_owner[agent] == want.won_value_by_owner[agent], agent
     assert per_owner == want.won_value_by_owner
 
-    code, output = await load_dataset(stack_url, dataset_dir)
+    code, output = await load_dataset(stack_url, dataset_dir, ADMIN_KEY)
     assert code == 0, output
     assert _totals(output) == (0, accepted, 0), "a second load is all duplicates"

@@ -23,7 +23,6 @@ import pytest
 import yaml
 
 from tests.conftest import FORECASTER_KEY
-from tests.support.datasets import load_dataset
 from tests.support.events import CREATED, UPDATED, event
 from tests.support.maven_expected import agent_id, pipeline_rows
 from tests.support.waiting import eventually
@@ -363,9 +362,9 @@ def _expected_closed_won(directory: Path, start: date, end: date) -> dict[str, d
 
 @pytest.mark.timeout(900)
 async def test_the_real_dataset_closed_won_per_manager_and_region(
-    client: httpx.AsyncClient, stack_url: str, dataset_dir: Path
+    client: httpx.AsyncClient, dataset_dir: Path, first_dataset_load: tuple[int, str]
 ) -> None:
-    code, output = await load_dataset(stack_url, dataset_dir)
+    code, output = first_dataset_load
     assert code == 0, output
     for label, start, end in (
         ("2017-Q2", date(2017, 4, 1), date(2017, 7, 1)),

@@ -6,12 +6,10 @@ import asyncio
 import sys
 from pathlib import Path
 
-from tests.conftest import ADMIN_KEY
-
 ROOT = Path(__file__).resolve().parents[2]
 
 
-async def load_dataset(stack_url: str, directory: Path) -> tuple[int, str]:
+async def load_dataset(stack_url: str, directory: Path, api_key: str) -> tuple[int, str]:
     """The CLI as a process (the stack serves in this event loop, so it must not block)."""
     process = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -23,7 +21,7 @@ async def load_dataset(stack_url: str, directory: Path) -> tuple[int, str]:
         "--base-url",
         stack_url,
         "--api-key",
-        ADMIN_KEY,
+        api_key,
         cwd=ROOT,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,

@@ -57,13 +57,14 @@ class GroupRow:
 
 def _stage_relation(stages: StageTable) -> Any:
     """The stage rules as a relation (pipeline, stage, category, probability), both names
-    case-folded as `StageTable` keys them."""
-    rules = list(stages.rules.items())
+    in lower case, as the query compares them with the deal's (`StageTable` matches without
+    regard to case too)."""
+    rules = list(stages.rules.values())
     arrays = {
-        "pipelines": ([key[0] for key, _ in rules], Text),
-        "stages": ([key[1] for key, _ in rules], Text),
-        "categories": ([rule.forecast_category for _, rule in rules], Text),
-        "probabilities": ([rule.probability for _, rule in rules], Numeric),
+        "pipelines": ([rule.pipeline.lower() for rule in rules], Text),
+        "stages": ([rule.stage.lower() for rule in rules], Text),
+        "categories": ([rule.forecast_category for rule in rules], Text),
+        "probabilities": ([rule.probability for rule in rules], Numeric),
     }
     return (
         func.unnest(
