@@ -18,6 +18,7 @@ from services.forecast_worker.hierarchy import routes as hierarchy
 from services.forecast_worker.metrics import routes as metrics
 from services.forecast_worker.operations import routes as operations
 from services.forecast_worker.quotas import routes as quotas
+from services.forecast_worker.rollup import routes as rollup
 from services.forecast_worker.waterfall import routes as waterfall
 from shared.consumer import StoredOffsetConsumer
 from shared.db import create_engine, create_sessionmaker, ping
@@ -83,6 +84,7 @@ SPEC = ServiceSpec(
         quotas.router,
         metrics.router,
         waterfall.router,
+        rollup.router,
     ],
     lifespan=lifespan,
 )

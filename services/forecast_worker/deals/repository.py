@@ -250,7 +250,7 @@ def _deal_table(as_of: datetime | None) -> type[Deal] | type[DealVersion]:
     return DealVersion if as_of is not None else Deal
 
 
-def _as_of_clause(as_of: datetime) -> Any:
+def as_of_clause(as_of: datetime) -> Any:
     return and_(
         DealVersion.valid_from <= as_of,
         or_(DealVersion.valid_to.is_(None), DealVersion.valid_to > as_of),
@@ -268,7 +268,7 @@ async def list_deals(
     model: type[Deal] | type[DealVersion] = _deal_table(as_of)
     query = select(model).order_by(model.deal_id).limit(limit)
     if as_of is not None:
-        query = query.where(_as_of_clause(as_of))
+        query = query.where(as_of_clause(as_of))
     if after is not None:
         query = query.where(model.deal_id > after)
     fields = model.__table__.c
@@ -295,7 +295,7 @@ async def get_deal(
 ) -> Deal | DealVersion | None:
     if as_of is None:
         return await session.get(Deal, deal_id)
-    query = select(DealVersion).where(DealVersion.deal_id == deal_id, _as_of_clause(as_of))
+    query = select(DealVersion).where(DealVersion.deal_id == deal_id, as_of_clause(as_of))
     return (await session.execute(query)).scalar_one_or_none()
 
 

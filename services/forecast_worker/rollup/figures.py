@@ -41,6 +41,9 @@ class GroupSums:
     weighted: Decimal = ZERO
     open_count: int = 0
     quota: Decimal | None = None
+    unmapped: Decimal = ZERO
+    """Open deals whose stage the configuration does not know: listed, never forecast."""
+    unmapped_count: int = 0
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,8 @@ class Figures:
     attainment: Decimal | None
     gap_to_quota: Decimal | None
     coverage: Decimal | None
+    unmapped: Decimal
+    unmapped_count: int
 
 
 def ratio(numerator: Decimal, denominator: Decimal | None) -> Decimal | None:
@@ -85,4 +90,6 @@ def figures(sums: GroupSums) -> Figures:
         attainment=ratio(sums.closed_won, sums.quota),
         gap_to_quota=gap,
         coverage=None if gap is None else ratio(gap, open_pipeline),
+        unmapped=sums.unmapped,
+        unmapped_count=sums.unmapped_count,
     )
