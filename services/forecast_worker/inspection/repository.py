@@ -29,6 +29,7 @@ MEDIAN_WINDOW = timedelta(days=365)
 
 _deal = Deal.__table__.c
 _version = DealVersion.__table__.c
+_open = and_(_deal.deleted.is_(False), _deal.status == "open")
 
 
 @dataclass(frozen=True)
@@ -50,15 +51,23 @@ async def open_deals(session: AsyncSession) -> list[OpenRow]:
         partition_by=_version.deal_id, order_by=_version.version
     )
     first = func.row_number().over(partition_by=_version.deal_id, order_by=_version.version)
-    history = select(
-        _version.deal_id,
-        _version.version,
-        _version.valid_from,
-        _version.close_date,
-        or_(first == 1, previous.is_distinct_from(_version.stage)).label("starts_run"),
-    ).subquery("history")
+    history = (
+        select(
+            _version.deal_id,
+            _version.version,
+            _version.valid_from,
+            _version.close_date,
+            or_(first == 1, previous.is_distinct_from(_version.stage)).label("starts_run"),
+        )
+        .select_from(DealVersion.__table__.join(Deal.__table__, _version.deal_id == _deal.deal_id))
+        .where(_open)
+        .subquery("history")
+    )
     h = history.c
-    entered = func.max(h.valid_from).filter(h.starts_run)
+    # The first version of the latest run: the run starts in version order, latest first.
+    entered = func.array_agg(aggregate_order_by(h.valid_from, h.version.desc())).filter(
+        h.starts_run
+    )[1]
     per_deal = (
         select(
             h.deal_id,
@@ -71,7 +80,7 @@ async def open_deals(session: AsyncSession) -> list[OpenRow]:
     rows = await session.execute(
         select(Deal.__table__, per_deal.c.entered_stage_at, per_deal.c.close_dates)
         .join(per_deal, per_deal.c.deal_id == _deal.deal_id)
-        .where(and_(_deal.deleted.is_(False), _deal.status == "open"))
+        .where(_open)
         .order_by(_deal.deal_id)
     )
     return [
