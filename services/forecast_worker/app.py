@@ -15,6 +15,7 @@ from services.forecast_worker.deals.projection import StageRules
 from services.forecast_worker.deps import ForecastState
 from services.forecast_worker.dispatch import consumer_spec
 from services.forecast_worker.hierarchy import routes as hierarchy
+from services.forecast_worker.inspection import routes as inspection
 from services.forecast_worker.metrics import routes as metrics
 from services.forecast_worker.operations import routes as operations
 from services.forecast_worker.quotas import routes as quotas
@@ -85,6 +86,7 @@ SPEC = ServiceSpec(
         metrics.router,
         waterfall.router,
         rollup.router,
+        inspection.router,
     ],
     lifespan=lifespan,
 )

@@ -1,0 +1,110 @@
+"""All SQL of the deal inspection. Functions take a session, then keyword arguments.
+
+One query reads every open, not deleted deal with what the rules need from its history:
+when it entered its current stage (the `valid_from` of the first version of the latest run
+of versions in that stage, so a deal that left a stage and came back is timed from its
+return) and its close dates in version order. The medians per stage come from the same
+stage paths the metrics use (`metrics.repository.stage_paths` and `figures.stage_figures`),
+so an inspection and `/v1/forecast/metrics/stages` agree on what "the median" is."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select
+from sqlalchemy.dialects.postgresql import aggregate_order_by
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.forecast_worker.metrics.figures import StageVisit, stage_figures
+from services.forecast_worker.metrics.report import stage_order
+from services.forecast_worker.metrics.repository import stage_paths
+from services.forecast_worker.models import Deal, DealVersion
+
+MEDIAN_WINDOW = timedelta(days=365)
+"""The medians are over the deals closed in the year before the inspection's day."""
+
+_deal = Deal.__table__.c
+_version = DealVersion.__table__.c
+_open = and_(_deal.deleted.is_(False), _deal.status == "open")
+
+
+@dataclass(frozen=True)
+class OpenRow:
+    deal_id: str
+    owner_id: str | None
+    stage: str | None
+    pipeline: str | None
+    close_date: date | None
+    entered_stage_at: datetime
+    close_dates: Sequence[date | None]
+    fields: Mapping[str, Any]
+    """The deal's current columns by field name, `properties` included."""
+
+
+async def open_deals(session: AsyncSession) -> list[OpenRow]:
+    """Every open, not deleted deal, in deal id order."""
+    previous = func.lag(_version.stage).over(
+        partition_by=_version.deal_id, order_by=_version.version
+    )
+    first = func.row_number().over(partition_by=_version.deal_id, order_by=_version.version)
+    history = (
+        select(
+            _version.deal_id,
+            _version.version,
+            _version.valid_from,
+            _version.close_date,
+            or_(first == 1, previous.is_distinct_from(_version.stage)).label("starts_run"),
+        )
+        .select_from(DealVersion.__table__.join(Deal.__table__, _version.deal_id == _deal.deal_id))
+        .where(_open)
+        .subquery("history")
+    )
+    h = history.c
+    # The first version of the latest run: the run starts in version order, latest first.
+    entered = func.array_agg(aggregate_order_by(h.valid_from, h.version.desc())).filter(
+        h.starts_run
+    )[1]
+    per_deal = (
+        select(
+            h.deal_id,
+            entered.label("entered_stage_at"),
+            func.array_agg(aggregate_order_by(h.close_date, h.version)).label("close_dates"),
+        )
+        .group_by(h.deal_id)
+        .subquery("per_deal")
+    )
+    rows = await session.execute(
+        select(Deal.__table__, per_deal.c.entered_stage_at, per_deal.c.close_dates)
+        .join(per_deal, per_deal.c.deal_id == _deal.deal_id)
+        .where(_open)
+        .order_by(_deal.deal_id)
+    )
+    return [
+        OpenRow(
+            deal_id=r.deal_id,
+            owner_id=r.owner_id,
+            stage=r.stage,
+            pipeline=r.pipeline,
+            close_date=r.close_date,
+            entered_stage_at=r.entered_stage_at,
+            close_dates=list(r.close_dates),
+            fields=dict(r._mapping),
+        )
+        for r in rows
+    ]
+
+
+async def median_days(session: AsyncSession, *, day: date) -> dict[str, Decimal]:
+    """{stage: median days in it} over the deals closed in the year up to `day`, for every
+    stage with a finished visit."""
+    paths = await stage_paths(session, start=day - MEDIAN_WINDOW, end=day)
+    visits = [[StageVisit(stage, at) for stage, at in path] for path in paths.values()]
+    return {
+        f.stage: f.median_days
+        for f in stage_figures(visits, stage_order([], paths))
+        if f.median_days is not None
+    }
