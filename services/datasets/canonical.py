@@ -7,10 +7,11 @@ in one place.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from typing import Any
+
+from shared import ids
 
 DEAL_CREATED = "com.salesops.deal.created.v1"
 DEAL_UPDATED = "com.salesops.deal.updated.v1"
@@ -19,8 +20,9 @@ TEAM_UPSERTED = "com.salesops.team.upserted.v2"
 
 
 def slug(text: str) -> str:
-    """A stable id from a display name: lower case, runs of anything else become one "-"."""
-    value = re.sub(r"[^a-z0-9]+", "-", text.strip().lower()).strip("-")
+    """A stable id from a display name (`shared.ids.slug`, as the hierarchy import makes
+    it); a name without letters or digits is refused, since the dataset must not lose it."""
+    value = ids.slug(text)
     if not value:
         raise ValueError(f"{text!r} has no letters or digits to make an id from")
     return value

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import csv
 import io
-import re
-import unicodedata
 import uuid
 from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime
@@ -23,6 +21,7 @@ import orjson
 import yaml
 
 from services.forecast_worker.hierarchy.handler import REP_UPSERTED, TEAM_UPSERTED_V2
+from shared.ids import slug
 
 SOURCE = "salesops://hierarchy-import"
 _NAMESPACE = uuid.UUID("5d0b7f8e-2a4c-4e0b-9a43-0c1f3b6a9e21")
@@ -31,11 +30,6 @@ _TEAM_FIELDS = ("manager", "region", "parent_team")
 
 class HierarchyFileError(ValueError):
     """The file cannot be imported; the message says which row and why."""
-
-
-def slug(text: str) -> str:
-    plain = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
-    return re.sub(r"[^a-z0-9]+", "-", plain.lower()).strip("-")
 
 
 def read_rows(name: str, content: str) -> list[dict[str, str]]:
