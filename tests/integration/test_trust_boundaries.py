@@ -27,7 +27,6 @@ from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
-NOW = datetime.now(UTC)
 
 
 def deleted(source: str, **attrs: Any) -> dict[str, Any]:
@@ -45,8 +44,8 @@ async def post(stack_url: str, key: str, events: list[dict[str, Any]]) -> dict[s
 async def test_a_bound_key_writes_only_its_sources_and_each_refusal_names_the_source(
     stack_url: str,
 ) -> None:
-    mine = deleted("app://bound/eu", time=NOW)
-    other = deleted("app://elsewhere", time=NOW)
+    mine = deleted("app://bound/eu", time=datetime.now(UTC))
+    other = deleted("app://elsewhere", time=datetime.now(UTC))
     body = await post(stack_url, BOUND_KEY, [mine, other])
 
     assert body["accepted"] == 1
@@ -67,7 +66,7 @@ async def test_a_bound_key_writes_only_its_sources_and_each_refusal_names_the_so
 async def test_not_even_an_admin_key_writes_the_webhook_namespace(
     stack_url: str, source: str
 ) -> None:
-    body = await post(stack_url, ADMIN_KEY, [deleted(source, time=NOW)])
+    body = await post(stack_url, ADMIN_KEY, [deleted(source, time=datetime.now(UTC))])
     assert body["accepted"] == 0
     (refused,) = body["rejected"]
     assert refused["reason"].startswith(f"source: {source!r} is in the crm:// namespace")
@@ -81,8 +80,8 @@ async def test_an_event_dated_beyond_the_skew_is_rejected_and_the_rest_stored(
         ADMIN_KEY,
         [
             deleted("app://clock", time="9000-01-01T00:00:00Z"),
-            deleted("app://clock", time=NOW + timedelta(minutes=10)),
-            deleted("app://clock", time=NOW + timedelta(minutes=1)),
+            deleted("app://clock", time=datetime.now(UTC) + timedelta(minutes=10)),
+            deleted("app://clock", time=datetime.now(UTC) + timedelta(minutes=1)),
         ],
     )
     assert body["accepted"] == 1
