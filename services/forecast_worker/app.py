@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager, suppress
 
 from fastapi import FastAPI
 
+from services.forecast_worker.accuracy import routes as accuracy
 from services.forecast_worker.calls import routes as calls
 from services.forecast_worker.config import routes as config
 from services.forecast_worker.deals import routes as deals
@@ -96,6 +97,7 @@ SPEC = ServiceSpec(
         rollup.router,
         inspection.router,
         snapshots.router,
+        accuracy.router,
     ],
     lifespan=lifespan,
 )
