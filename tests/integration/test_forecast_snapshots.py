@@ -31,6 +31,7 @@ from tests.integration.test_forecast_rollup import (
     rollup,
     team,
 )
+from tests.support.cli import salesops
 from tests.support.events import CREATED, UPDATED, event
 from tests.support.waiting import eventually
 
@@ -282,3 +283,21 @@ async def test_bad_input(client: httpx.AsyncClient) -> None:
     assert empty.status_code == 201, empty.text
     assert empty.json()["rows"] == {"rep": [], "team": [], "manager": [], "region": []}
     assert empty.json()["as_of"] == "1971-01-01T00:00:00Z"
+
+
+async def test_the_cli_backfills_through_the_api(client: httpx.AsyncClient, stack_url: str) -> None:
+    args = ("forecast", "snapshots", "backfill", "--period", "2096-Q1")
+    code, _, output = await salesops(stack_url, *args, "--from", "2026-11-01", "--to", "2026-11-16")
+    assert code == 0, output
+    assert "2096-Q1: took 3 snapshots; 0 instants already had one" in output
+    code, _, output = await salesops(
+        stack_url, *args, "--from", "2026-11-01", "--to", "2026-11-30", "--every", "day"
+    )
+    assert code == 0, output
+    assert "2096-Q1: took 27 snapshots; 3 instants already had one" in output
+    points = (await trend(client, period="2096-Q1", group_by="region"))["snapshots"]
+    assert len(points) == 30
+    code, _, output = await salesops(stack_url, *args, "--from", "2026-11-02", "--to", "2026-11-01")
+    assert code == 1
+    assert "The backfill was refused" in output
+    assert "body.from" in output
