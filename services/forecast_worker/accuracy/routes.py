@@ -108,8 +108,13 @@ async def get_accuracy(
         raise invalid_input("query.to_period", f"to_period must be a {first.kind} as from_period")
     if first.start > last.start:
         raise invalid_input("query.from_period", "from_period must not be after to_period")
-    periods = periods_between(first.start, last.start, first.kind, first.fiscal_start_month)
-    if len(periods) > MAX_PERIODS:
+    too_many = last.start.year - first.start.year > MAX_PERIODS
+    periods = (
+        []
+        if too_many
+        else periods_between(first.start, last.start, first.kind, first.fiscal_start_month)
+    )
+    if too_many or len(periods) > MAX_PERIODS:
         raise invalid_input("query.to_period", f"the range has more than {MAX_PERIODS} periods")
     today = datetime.now(UTC).date()
     closed = [p for p in periods if p.end <= today]

@@ -86,7 +86,10 @@ def _csv_lines(snapshots: Iterable[Frozen]) -> Iterator[dict[str, Any]]:
     "`GET /v1/forecast/rollup?as_of=` at the instant. With `as_of` the snapshot is a "
     "`backfill`, taken once: asking again answers the stored one with 200. An `as_of` "
     "in the future is refused; one before any data freezes empty rows.",
-    responses=problem_responses(422),
+    responses={
+        200: {"model": SnapshotOut, "description": "That instant was taken before: the stored one"},
+        **problem_responses(422),
+    },
 )
 async def post_snapshot(
     principal: ForecastWriter,

@@ -68,5 +68,5 @@ def due_slots(
 def range_instants(first: date, last: date, *, every: Every, weekday: int) -> list[datetime]:
     """The midnights from `first` to `last`, both included, a backfill takes: every day,
     or every configured weekday."""
-    days = _days(midnight(first) - ONE_DAY, midnight(last))
+    days = (date.fromordinal(n) for n in range(first.toordinal(), last.toordinal() + 1))
     return [midnight(d) for d in days if every == "day" or d.weekday() == weekday]
