@@ -48,6 +48,16 @@ def test_each_snapshot_forecasts_each_group() -> None:
     assert {f.outcome.actual for f in made if f.group == "ann"} == {D(1100)}
 
 
+def test_a_managers_adjustment_is_a_forecast_of_its_own() -> None:
+    taken = [Taken(1, at(30), "weekly", [row("team-a", 0, 10, 0, adjustment_commit=D(950))])]
+    made = forecasts("2026-Q1", END, taken, {("team-a", "USD"): D(1000)})
+    assert [(f.measure, f.outcome.error, f.outcome.error_pct) for f in made] == [
+        ("adjustment_commit", D(-50), D("-0.0500")),
+        ("commit_plus_closed", D(-990), D("-0.9900")),
+        ("best_case_plus_commit_plus_closed", D(-990), D("-0.9900")),
+    ]
+
+
 def test_a_group_without_actuals_has_an_actual_of_zero() -> None:
     made = forecasts("2026-Q1", END, [Taken(1, at(30), "weekly", [row("cy", 0, 10, 0)])], {})
     assert [(f.measure, f.outcome.actual, f.outcome.error_pct) for f in made] == [
