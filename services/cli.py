@@ -505,6 +505,43 @@ def forecast_config_show(
     typer.echo(yaml.safe_dump(stored, sort_keys=False), nl=False)
 
 
+snapshots_app = typer.Typer(help="Snapshots of the forecast roll-up.", no_args_is_help=True)
+forecast_app.add_typer(snapshots_app, name="snapshots")
+Day = Annotated[datetime, typer.Option(formats=["%Y-%m-%d"], help="A day (UTC), included")]
+
+
+@snapshots_app.command("backfill")
+def snapshots_backfill(
+    period: Annotated[str, typer.Option(help="`2026-Q4`, `2026-11` or `FY2026`")],
+    from_: Annotated[
+        datetime, typer.Option("--from", formats=["%Y-%m-%d"], help="First day (UTC), included")
+    ],
+    to: Day,
+    every: Annotated[
+        str, typer.Option(help="week (the weekly snapshot's weekday) or day")
+    ] = "week",
+    base_url: BaseUrl = None,
+    api_key: ApiKey = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Take the period's snapshots of the past days in the range that it lacks, from
+    history (POST /v1/forecast/snapshots/backfill, a forecast:write key)."""
+    body = {"period": period, "from": from_.date().isoformat(), "to": to.date().isoformat()}
+    answer = _call_stack(
+        "POST",
+        "/v1/forecast/snapshots/backfill",
+        json={**body, "every": every},
+        base_url=base_url,
+        api_key=api_key,
+        data_dir=data_dir,
+        refused="The backfill was refused:",
+    )
+    console.print(
+        f"{answer['period']['label']}: took {len(answer['taken'])} snapshots; "
+        f"{len(answer['already_taken'])} instants already had one"
+    )
+
+
 hierarchy_app = typer.Typer(help="Reps, teams, managers and regions.", no_args_is_help=True)
 forecast_app.add_typer(hierarchy_app, name="hierarchy")
 

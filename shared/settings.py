@@ -11,7 +11,7 @@ import hashlib
 from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from cryptography.fernet import Fernet
 from pydantic import (
@@ -174,6 +174,26 @@ class Settings(BaseSettings):
 
     consumer_max_records: int = Field(500, ge=1)
     db_pool_size: int = Field(10, ge=1)
+
+    snapshot_check_seconds: float = Field(
+        60.0,
+        gt=0,
+        description="How often the forecast worker looks for due forecast snapshots",
+    )
+    snapshot_weekday: int = Field(
+        0, ge=0, le=6, description="The weekday of the weekly snapshot, 00:00 UTC (0 = Monday)"
+    )
+    snapshot_period_kinds: tuple[Literal["month", "quarter", "year"], ...] = Field(
+        ("quarter",),
+        description="The kinds of period snapshotted weekly and at their end (fiscal calendar "
+        "from the forecast configuration)",
+    )
+    snapshot_catch_up_days: int = Field(
+        35,
+        ge=1,
+        le=400,
+        description="How far back a (re)started worker takes scheduled snapshots it missed",
+    )
 
     won_stages: tuple[str, ...] = DEFAULT_WON_STAGES
     lost_stages: tuple[str, ...] = DEFAULT_LOST_STAGES

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager, suppress
 
 from fastapi import FastAPI
 
+from services.forecast_worker.accuracy import routes as accuracy
 from services.forecast_worker.calls import routes as calls
 from services.forecast_worker.config import routes as config
 from services.forecast_worker.deals import routes as deals
@@ -20,6 +21,8 @@ from services.forecast_worker.metrics import routes as metrics
 from services.forecast_worker.operations import routes as operations
 from services.forecast_worker.quotas import routes as quotas
 from services.forecast_worker.rollup import routes as rollup
+from services.forecast_worker.snapshots import routes as snapshots
+from services.forecast_worker.snapshots import scheduler
 from services.forecast_worker.waterfall import routes as waterfall
 from shared.consumer import StoredOffsetConsumer
 from shared.db import create_engine, create_sessionmaker, ping
@@ -48,6 +51,14 @@ async def lifespan(settings: Settings) -> AsyncIterator[ServiceState]:
         supervise("forecast consumer", consumer.run), name="forecast-consumer"
     )
     watch_task = asyncio.create_task(supervise("broker watch", broker.run), name="broker-watch")
+    sessions = create_sessionmaker(engine)
+
+    async def take_snapshots() -> None:
+        await scheduler.run(sessions, settings)
+
+    snapshot_task = asyncio.create_task(
+        supervise("snapshot scheduler", take_snapshots), name="snapshot-scheduler"
+    )
 
     async def database_ready() -> None:
         await ping(engine)
@@ -59,13 +70,11 @@ async def lifespan(settings: Settings) -> AsyncIterator[ServiceState]:
 
     try:
         yield ServiceState(
-            state=ForecastState(
-                settings=settings, sessions=create_sessionmaker(engine), consumer=spec
-            ),
+            state=ForecastState(settings=settings, sessions=sessions, consumer=spec),
             readiness={"forecast_database": database_ready, "forecast_broker": broker_ready},
         )
     finally:
-        for running in (task, watch_task):
+        for running in (task, watch_task, snapshot_task):
             running.cancel()
             with suppress(asyncio.CancelledError, Exception):
                 await running
@@ -87,6 +96,8 @@ SPEC = ServiceSpec(
         waterfall.router,
         rollup.router,
         inspection.router,
+        snapshots.router,
+        accuracy.router,
     ],
     lifespan=lifespan,
 )

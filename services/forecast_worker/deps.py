@@ -51,6 +51,10 @@ async def _write_session(state: State) -> AsyncIterator[AsyncSession]:
         await session.commit()
 
 
+async def _settings(state: State) -> Settings:
+    return state.settings
+
+
 async def _consumer(state: State) -> ConsumerSpec:
     return state.consumer
 
@@ -59,6 +63,7 @@ ForecastReader = Annotated[auth.Principal, Depends(auth.require(auth.FORECAST_RE
 ForecastWriter = Annotated[auth.Principal, Depends(auth.require(auth.FORECAST_WRITE))]
 ReadSession = Annotated[AsyncSession, Depends(_read_session, scope="function")]
 WriteSession = Annotated[AsyncSession, Depends(_write_session, scope="function")]
+SettingsDep = Annotated[Settings, Depends(_settings)]
 # The consumer's own tables and dispatch, for routes that act on its dead letters.
 Consumer = Annotated[ConsumerSpec, Depends(_consumer)]
 

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +10,8 @@ import httpx
 import pytest
 import yaml
 
-from tests.conftest import ADMIN_KEY, READER_KEY, WRITER_KEY
+from tests.conftest import READER_KEY, WRITER_KEY
+from tests.support.cli import salesops
 
 # The configuration is one document for the whole stack: each test puts back what was there.
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("restore_forecast_config")]
@@ -158,23 +157,7 @@ async def test_only_an_admin_key_replaces_the_configuration(stack_url: str) -> N
 
 
 async def _salesops(stack_url: str, *args: str) -> tuple[int, str, str]:
-    """Exit code, stdout and stderr (Rich's line wrapping undone) of the CLI run as its own
-    process, awaited so that the stack served in this event loop can answer it."""
-    env = {**os.environ, "SALESOPS_API_URL": stack_url, "SALESOPS_API_KEY": ADMIN_KEY}
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "services.cli",
-        "forecast",
-        "config",
-        *args,
-        cwd=ROOT,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(process.communicate(), timeout=60)
-    return process.returncode or 0, out.decode(), " ".join(err.decode().split())
+    return await salesops(stack_url, "forecast", "config", *args)
 
 
 async def test_the_cli_loads_the_example_file_and_shows_it_back(

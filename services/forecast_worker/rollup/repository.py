@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any
 
 from sqlalchemy import (
     ARRAY,
@@ -40,8 +40,8 @@ from services.forecast_worker.hierarchy.repository import assignment_rows, valid
 from services.forecast_worker.models import Deal, DealVersion
 from services.forecast_worker.quotas.models import Quota
 from services.forecast_worker.rollup.figures import ZERO, GroupSums
+from services.forecast_worker.rollup.grouping import GroupBy
 
-GroupBy = Literal["rep", "team", "manager", "region"]
 FORECAST_CATEGORIES = ("commit", "best_case", "pipeline", "omitted")
 """The categories an open deal is summed under (`closed` is for closed stages)."""
 _MONEY = ("closed_won", *FORECAST_CATEGORIES, "weighted", "unmapped")

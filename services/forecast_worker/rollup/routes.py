@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
-from services.forecast_worker.calls import repository as calls
 from services.forecast_worker.deps import CurrentConfig, ForecastReader, ReadSession, Stages
 from services.forecast_worker.period_input import requested_period
-from services.forecast_worker.rollup import repository
+from services.forecast_worker.rollup.compute import compute_rollup
 from services.forecast_worker.rollup.repository import GroupBy
-from services.forecast_worker.rollup.rows import rollup_rows
 from services.forecast_worker.rollup.schemas import CSV_COLUMNS, PeriodOut, Rollup
 from shared.edge import GuardedRoute
 from shared.problems import problem_responses
@@ -68,18 +65,7 @@ async def get_rollup(
     format: Annotated[Literal["json", "csv"] | None, Query(description="csv for BI")] = None,
 ) -> Rollup | Response:
     span = requested_period(period, config, "query.period")
-    instant = as_of or datetime.now(UTC)
-    day = min(instant.date(), span.end - timedelta(days=1))
-    sums = await repository.group_sums(
-        db, stages=stages, group_by=group_by, start=span.start, end=span.end, day=day, as_of=as_of
-    )
-    latest_calls = await calls.latest_calls(
-        db, period_start=span.start, period_end=span.end, as_of=as_of
-    )
-    adjustments = await calls.latest_adjustments(
-        db, period_start=span.start, period_end=span.end, as_of=as_of
-    )
-    rows = rollup_rows(group_by, sums, latest_calls, adjustments)
+    rows = await compute_rollup(db, stages=stages, period=span, group_by=group_by, as_of=as_of)
     if wants_csv(request, format):
         return csv_response(CSV_COLUMNS, (r.model_dump(mode="json") for r in rows), None)
     return Rollup(

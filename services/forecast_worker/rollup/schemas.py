@@ -9,7 +9,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, Field, PlainSerializer
 
-from services.forecast_worker.rollup.repository import GroupBy
+from services.forecast_worker.rollup.grouping import GroupBy
 from shared.money import number_text
 
 Number = Annotated[Decimal, PlainSerializer(number_text, return_type=str, when_used="json")]
