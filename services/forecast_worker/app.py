@@ -18,6 +18,7 @@ from services.forecast_worker.hierarchy import routes as hierarchy
 from services.forecast_worker.inspection import routes as inspection
 from services.forecast_worker.metrics import routes as metrics
 from services.forecast_worker.operations import routes as operations
+from services.forecast_worker.projection import routes as projection
 from services.forecast_worker.quotas import routes as quotas
 from services.forecast_worker.rollup import routes as rollup
 from services.forecast_worker.waterfall import routes as waterfall
@@ -87,6 +88,7 @@ SPEC = ServiceSpec(
         waterfall.router,
         rollup.router,
         inspection.router,
+        projection.router,
     ],
     lifespan=lifespan,
 )

@@ -1,0 +1,62 @@
+"""Which past periods the projection learns from, and the instant in each. Pure.
+
+The point of the period is the time elapsed since its start at the instant projected
+from, clamped to the period (before it starts: its start; after it ends: its end). Each
+past period is seen at the same elapsed time from its own start, clamped to its own
+length (day 30 of a 28-day month is its end). Only periods that had ended by the instant
+are learnt from, since an `as_of` answer must not know what happened after it; and only
+those in which some deal existed at their point, since counting a period before the
+first deal would teach that nothing ever closes.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
+
+from services.forecast_worker.periods import Period
+from services.forecast_worker.projection.repository import PastWindow
+
+MAX_LOOKBACK = 12
+
+
+def midnight(day: date) -> datetime:
+    return datetime.combine(day, time(), tzinfo=UTC)
+
+
+def elapsed(period: Period, instant: datetime) -> timedelta:
+    length = midnight(period.end) - midnight(period.start)
+    return min(max(instant - midnight(period.start), timedelta(0)), length)
+
+
+def hierarchy_day(period: Period, instant: datetime) -> date:
+    """The roll-up's day: the instant's date, but no later than the period's last day."""
+    return min(instant.date(), period.end - timedelta(days=1))
+
+
+def past_windows(
+    period: Period, instant: datetime, lookback: int, first_data: datetime | None
+) -> list[tuple[Period, PastWindow]]:
+    """Up to `lookback` periods of the same kind before `period` that ended by `instant`,
+    latest first, each with its window; none when no deal existed by `instant`."""
+    if first_data is None or first_data > instant:
+        return []
+    offset = elapsed(period, instant)
+    past = period.previous()
+    while midnight(past.end) > instant:
+        past = past.previous()
+    out = []
+    for index in range(lookback):
+        at = midnight(past.start) + min(offset, midnight(past.end) - midnight(past.start))
+        if first_data <= at:
+            window = PastWindow(
+                index=index,
+                start=past.start,
+                end=past.end,
+                at=at,
+                closed_at=midnight(past.end),
+                day=hierarchy_day(past, at),
+                end_day=past.end - timedelta(days=1),
+            )
+            out.append((past, window))
+        past = past.previous()
+    return out
