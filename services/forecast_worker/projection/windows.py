@@ -3,10 +3,11 @@
 The point of the period is the time elapsed since its start at the instant projected
 from, clamped to the period (before it starts: its start; after it ends: its end). Each
 past period is seen at the same elapsed time from its own start, clamped to its own
-length (day 30 of a 28-day month is its end). Only periods that had ended by the instant
-are learnt from, since an `as_of` answer must not know what happened after it; and only
-those in which some deal existed at their point, since counting a period before the
-first deal would teach that nothing ever closes.
+length (day 30 of a 28-day month is its end), or at its end when the instant is at or
+after the requested period's end (a leap year is a day longer). Only periods that had
+ended by the instant are learnt from, since an `as_of` answer must not know what happened
+after it; and only those in which some deal existed at their point, since counting a
+period before the first deal would teach that nothing ever closes.
 """
 
 from __future__ import annotations
@@ -23,9 +24,12 @@ def midnight(day: date) -> datetime:
     return datetime.combine(day, time(), tzinfo=UTC)
 
 
+def _length(period: Period) -> timedelta:
+    return midnight(period.end) - midnight(period.start)
+
+
 def elapsed(period: Period, instant: datetime) -> timedelta:
-    length = midnight(period.end) - midnight(period.start)
-    return min(max(instant - midnight(period.start), timedelta(0)), length)
+    return min(max(instant - midnight(period.start), timedelta(0)), _length(period))
 
 
 def hierarchy_day(period: Period, instant: datetime) -> date:
@@ -41,12 +45,13 @@ def past_windows(
     if first_data is None or first_data > instant:
         return []
     offset = elapsed(period, instant)
+    at_end = offset == _length(period)
     past = period.previous()
     while midnight(past.end) > instant:
         past = past.previous()
     out = []
     for index in range(lookback):
-        at = midnight(past.start) + min(offset, midnight(past.end) - midnight(past.start))
+        at = midnight(past.start) + (_length(past) if at_end else min(offset, _length(past)))
         if first_data <= at:
             window = PastWindow(
                 index=index,
