@@ -51,3 +51,18 @@ def test_an_instant_after_the_period_sees_past_periods_at_their_end() -> None:
     span = parse_period("FY2025")
     chosen = past_windows(span, datetime(2026, 6, 1, tzinfo=UTC), 1, LONG_AGO)
     assert [(p.label, w.at) for p, w in chosen] == [("FY2024", datetime(2025, 1, 1, tzinfo=UTC))]
+
+
+def test_a_period_far_ahead_learns_from_the_periods_just_before_the_instant() -> None:
+    now = datetime(2026, 11, 30, tzinfo=UTC)
+    chosen = past_windows(parse_period("2900-05"), now, 2, LONG_AGO)
+    assert [p.label for p, _ in chosen] == ["2026-10", "2026-09"]
+    assert [w.at for _, w in chosen] == [
+        datetime(2026, 10, 1, tzinfo=UTC),
+        datetime(2026, 9, 1, tzinfo=UTC),
+    ], "the instant is before the period: its start, so each past period's start"
+
+
+def test_the_first_period_of_the_calendar_has_none_before_it() -> None:
+    start = datetime(1, 1, 1, tzinfo=UTC)
+    assert past_windows(parse_period("0001-01"), start + timedelta(days=40), 3, start) == []

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
 
-from services.forecast_worker.periods import Period
+from services.forecast_worker.periods import Period, period_containing
 from services.forecast_worker.projection.repository import PastWindow
 
 MAX_LOOKBACK = 12
@@ -46,11 +46,13 @@ def past_windows(
         return []
     offset = elapsed(period, instant)
     at_end = offset == _length(period)
-    past = period.previous()
-    while midnight(past.end) > instant:
-        past = past.previous()
+    past: Period | None = _before(period)
+    if past is not None and midnight(past.end) > instant:
+        past = _before(period_containing(instant.date(), period.kind, period.fiscal_start_month))
     out = []
     for index in range(lookback):
+        if past is None:
+            break
         at = midnight(past.start) + (_length(past) if at_end else min(offset, _length(past)))
         if first_data <= at:
             window = PastWindow(
@@ -63,5 +65,13 @@ def past_windows(
                 end_day=past.end - timedelta(days=1),
             )
             out.append((past, window))
-        past = past.previous()
+        past = _before(past)
     return out
+
+
+def _before(period: Period) -> Period | None:
+    """The previous period; None before the first the calendar has (year 1)."""
+    try:
+        return period.previous()
+    except (ValueError, OverflowError):
+        return None
