@@ -99,6 +99,16 @@ def _valid_at(table: Any, at: Any) -> Any:
     return and_(table.c.valid_from <= at, or_(table.c.valid_to.is_(None), table.c.valid_to > at))
 
 
+def _won_in_period(w: Any, p: Any) -> Any:
+    """A deal version won, not deleted, with a close date in the window's period."""
+    return and_(
+        w.c.deleted.is_(False),
+        w.c.status == "won",
+        w.c.close_date >= p.c.start,
+        w.c.close_date < p.c.end,
+    )
+
+
 def _due(close_date: Any, start: Any, end: Any) -> Any:
     """Constants as SQL text, not parameters: the expression is grouped by, and Postgres
     matches a GROUP BY expression to the select list's only when they are the same text."""
@@ -159,14 +169,7 @@ async def past_cohorts(
     p = _windows(windows)
     v = DealVersion.__table__.alias("v")
     w = DealVersion.__table__.alias("w")
-    won = and_(
-        w.c.deal_id == v.c.deal_id,
-        _valid_at(w, p.c.closed_at),
-        w.c.deleted.is_(False),
-        w.c.status == "won",
-        w.c.close_date >= p.c.start,
-        w.c.close_date < p.c.end,
-    )
+    won = and_(w.c.deal_id == v.c.deal_id, _valid_at(w, p.c.closed_at), _won_in_period(w, p))
     due = _due(v.c.close_date, p.c.start, p.c.end).label("due")
     keys = (p.c.k, p.c.day, v.c.owner_id, v.c.currency, v.c.stage, due)
     per_owner = (
@@ -204,13 +207,7 @@ async def past_new_won(
     per_owner = (
         select(*keys, func.sum(func.coalesce(w.c.amount, 0)).label("amount"))
         .select_from(p.join(w, _valid_at(w, p.c.closed_at)))
-        .where(
-            w.c.deleted.is_(False),
-            w.c.status == "won",
-            w.c.close_date >= p.c.start,
-            w.c.close_date < p.c.end,
-            ~existed,
-        )
+        .where(_won_in_period(w, p), ~existed)
         .group_by(*keys)
         .subquery("per_owner")
     )
