@@ -19,6 +19,7 @@ from services.forecast_worker.hierarchy import routes as hierarchy
 from services.forecast_worker.inspection import routes as inspection
 from services.forecast_worker.metrics import routes as metrics
 from services.forecast_worker.operations import routes as operations
+from services.forecast_worker.projection import routes as projection
 from services.forecast_worker.quotas import routes as quotas
 from services.forecast_worker.rollup import routes as rollup
 from services.forecast_worker.snapshots import routes as snapshots
@@ -98,6 +99,7 @@ SPEC = ServiceSpec(
         inspection.router,
         snapshots.router,
         accuracy.router,
+        projection.router,
     ],
     lifespan=lifespan,
 )

@@ -7,7 +7,7 @@ from decimal import Decimal
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.forecast_worker.projection.model import PastPeriod, learn, project
+from services.forecast_worker.projection.model import PastPeriod, learn, project, with_fallback
 
 D = Decimal
 
@@ -61,3 +61,13 @@ def test_a_history_where_everything_closed_projects_the_whole_pipeline(
         closed_won=closed, open_by_stage=pipeline, history=learn([everything]), bottom_up=None
     )
     assert out.projected == closed + sum(pipeline.values(), D(0))
+
+
+def test_a_group_without_history_in_a_stage_takes_the_fallback_rate() -> None:
+    own = learn([PastPeriod({"commit": D(100)}, {"commit": D(50)}, D(7))])
+    company = learn(
+        [PastPeriod({"commit": D(100), "pipeline": D(10)}, {"commit": D(90), "pipeline": D(1)})]
+    )
+    merged = with_fallback(own, company)
+    assert merged.rates == {"commit": D("0.5000"), "pipeline": D("0.1000")}
+    assert (merged.expected_new, merged.periods) == (D("7.00"), 1), "new business is the group's"

@@ -19,29 +19,32 @@ period) has no rate, and its pipeline is reported as `unprojected` rather than g
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Generic, TypeVar
 
 from services.forecast_worker.rollup.figures import ratio
 
 ZERO = Decimal(0)
+K = TypeVar("K", bound=Hashable)
+"""What a rate is kept per: a stage name, or any finer cohort key (stage and due date)."""
 
 
 @dataclass(frozen=True)
-class PastPeriod:
+class PastPeriod(Generic[K]):
     """One past period seen from the same point of the period as today."""
 
-    open_by_stage: Mapping[str, Decimal]
-    won_by_stage: Mapping[str, Decimal]
+    open_by_stage: Mapping[K, Decimal]
+    won_by_stage: Mapping[K, Decimal]
     """Of `open_by_stage`, what had closed won by the period's end."""
     new_won: Decimal = ZERO
     """Won in the period from deals created after that point."""
 
 
 @dataclass(frozen=True)
-class History:
-    rates: dict[str, Decimal]
+class History(Generic[K]):
+    rates: dict[K, Decimal]
     expected_new: Decimal
     periods: int
 
@@ -58,9 +61,9 @@ class Projection:
     """projected - bottom_up: positive when history expects more than the reps call."""
 
 
-def learn(periods: Iterable[PastPeriod]) -> History:
-    opened: dict[str, Decimal] = defaultdict(lambda: ZERO)
-    won: dict[str, Decimal] = defaultdict(lambda: ZERO)
+def learn(periods: Iterable[PastPeriod[K]]) -> History[K]:
+    opened: dict[K, Decimal] = defaultdict(lambda: ZERO)
+    won: dict[K, Decimal] = defaultdict(lambda: ZERO)
     new_total = ZERO
     count = 0
     for period in periods:
@@ -78,11 +81,22 @@ def learn(periods: Iterable[PastPeriod]) -> History:
     return History(rates=rates, expected_new=expected_new, periods=count)
 
 
+def with_fallback(own: History[K], fallback: History[K]) -> History[K]:
+    """`own` with `fallback`'s rate for each key `own` has no history of: a rep's rates,
+    completed by the company's where the rep never had pipeline in that stage. The expected
+    new business stays `own`'s: it is the group's, not the company's."""
+    return History(
+        rates={**fallback.rates, **own.rates},
+        expected_new=own.expected_new,
+        periods=own.periods,
+    )
+
+
 def project(
     *,
     closed_won: Decimal,
-    open_by_stage: Mapping[str, Decimal],
-    history: History,
+    open_by_stage: Mapping[K, Decimal],
+    history: History[K],
     bottom_up: Decimal | None,
 ) -> Projection:
     from_pipeline = ZERO
