@@ -76,12 +76,15 @@ def _stream(data: st.DataObject) -> list[dict[str, Any]]:
     """Events with plain names (r0, A, d0, ...); `_named` tags them per run."""
     out: list[dict[str, Any]] = []
     for team, region in (("A", "north"), ("B", "south")):
-        for effective in data.draw(st.lists(st.sampled_from(["2026-01-01", "2026-05-01"]))):
+        effectives = st.sampled_from(["2026-01-01", "2026-05-01"])
+        for effective in data.draw(st.lists(effectives, min_size=1, max_size=2)):
             body = {"team_id": team, "name": team, "manager_id": f"m{team}", "region": region}
             out.append(event(TEAM, {**body, "effective_from": effective}, **_when(data)))
     for rep in ("r0", "r1", "r2"):
         for effective in data.draw(
-            st.lists(st.sampled_from(["2026-01-01", "2026-04-10", "2026-05-15"]), min_size=1)
+            st.lists(
+                st.sampled_from(["2026-01-01", "2026-04-10", "2026-05-15"]), min_size=1, max_size=2
+            )
         ):
             body = {"rep_id": rep, "name": rep, "team_id": data.draw(st.sampled_from("AB"))}
             out.append(event(REP, {**body, "effective_from": effective}, **_when(data)))
@@ -90,24 +93,28 @@ def _stream(data: st.DataObject) -> list[dict[str, Any]]:
             body = {"quota_id": quota_id, **owner, "amount": amount, "currency": CURRENCY}
             period = {"period_start": "2026-04-01", "period_end": "2026-06-30"}
             out.append(event(QUOTA, {**body, **period}, **_when(data)))
-    deal_events = data.draw(
+    deals = data.draw(st.integers(2, 4))
+    for deal in range(deals):
+        fields = {name: data.draw(DEAL_FIELDS[name]) for name in DEAL_FIELDS}
+        created = {"deal_id": f"d{deal}", **fields, "currency": CURRENCY}
+        out.append(event(CREATED, created, **_when(data)))
+    changes = data.draw(
         st.lists(
             st.tuples(
-                st.integers(0, 3),
+                st.integers(0, deals - 1),
                 st.sampled_from([CREATED, UPDATED, UPDATED, UPDATED, DELETED]),
                 st.lists(st.sampled_from(sorted(DEAL_FIELDS)), min_size=1, max_size=3),
             ),
-            min_size=1,
-            max_size=25,
+            max_size=20,
         )
     )
-    for deal, event_type, names in deal_events:
-        fields: dict[str, Any] = {"deal_id": f"d{deal}"}
+    for deal, event_type, names in changes:
+        change: dict[str, Any] = {"deal_id": f"d{deal}"}
         if event_type != DELETED:
-            fields.update({name: data.draw(DEAL_FIELDS[name]) for name in names})
-            if "amount" in fields:
-                fields["currency"] = CURRENCY
-        out.append(event(event_type, fields, **_when(data)))
+            change.update({name: data.draw(DEAL_FIELDS[name]) for name in names})
+            if "amount" in change:
+                change["currency"] = CURRENCY
+        out.append(event(event_type, change, **_when(data)))
     return out
 
 
