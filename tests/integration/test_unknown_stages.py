@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from tests.support.events import CREATED, UPDATED, event
+from tests.support.forecast_config import stage
 from tests.support.waiting import eventually
 
 # The configuration is one document for the whole stack: each test puts back what was there
@@ -18,22 +19,9 @@ from tests.support.waiting import eventually
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("restore_forecast_config")]
 
 
-def _stage(name: str, order: int) -> dict[str, Any]:
-    return {
-        "name": name,
-        "order": order,
-        "probability": "20",
-        "forecast_category": "pipeline",
-        "status": "open",
-        "required_fields": [],
-    }
-
-
 def _config(pipeline: str, *stages: str) -> dict[str, Any]:
     return {
-        "pipelines": [
-            {"name": pipeline, "stages": [_stage(s, n) for n, s in enumerate(stages, 1)]}
-        ],
+        "pipelines": [{"name": pipeline, "stages": [stage(s, n) for n, s in enumerate(stages, 1)]}],
         "default_pipeline": pipeline,
     }
 

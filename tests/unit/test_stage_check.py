@@ -16,24 +16,14 @@ from services.forecast_worker.deals.stage_check import (
     unknown,
 )
 from shared.ordering import OrderKey
-
-
-def _stage(name: str, order: int) -> dict[str, Any]:
-    return {
-        "name": name,
-        "order": order,
-        "probability": "10",
-        "forecast_category": "pipeline",
-        "status": "open",
-    }
-
+from tests.support.forecast_config import stage
 
 TABLE = StageTable.of(
     ForecastConfig.model_validate(
         {
             "pipelines": [
-                {"name": "New", "stages": [_stage("Qualify", 1), _stage("Propose", 2)]},
-                {"name": "Renewal", "stages": [_stage("Renewing", 1)]},
+                {"name": "New", "stages": [stage("Qualify", 1), stage("Propose", 2)]},
+                {"name": "Renewal", "stages": [stage("Renewing", 1)]},
             ],
             "default_pipeline": "New",
         }
