@@ -38,7 +38,17 @@ async def get_config(_: ForecastReader, config: CurrentConfig) -> ForecastConfig
     "not know (`unknown_stage`, `unknown_pipeline`) are replayed in the same transaction, "
     "oldest first: those the new configuration knows are applied and marked replayed, the "
     f"others stay open. `{REPLAYED_HEADER}` says how many were applied.",
-    responses=problem_responses(422),
+    responses={
+        200: {
+            "headers": {
+                REPLAYED_HEADER: {
+                    "description": "Dead letters the new configuration applied",
+                    "schema": {"type": "integer", "minimum": 0},
+                }
+            }
+        },
+        **problem_responses(422),
+    },
 )
 async def put_config(
     _: auth.Admin, db: WriteSession, consumer: Consumer, config: ForecastConfig, response: Response
