@@ -39,6 +39,7 @@ from shared.dispatch import (
     DeadLetter,
     Dispatch,
     Record,
+    Unprocessable,
     decode,
     next_offsets,
     sort_batch,
@@ -93,28 +94,104 @@ async def apply_records(
     conn: AsyncConnection, records: Sequence[Record], *, spec: ConsumerSpec
 ) -> BatchOutcome:
     """Apply `records` in the caller's transaction: each handler once, with its events in
-    read order, and the dead letters of what could not be decoded stored beside them.
+    read order, and the dead letters of what could not be decoded or what a handler refused
+    stored beside them (a letter already open for the same record is a duplicate).
 
     The consumer stores the offsets in the same transaction, so a crash anywhere leaves
     either all of a batch or none of it."""
+    outcome = await _dispatch(conn, records, spec=spec)
+    letters = outcome.dead_letters
+    stored = await consumer_store.insert_dead_letters(conn, tables=spec.tables, letters=letters)
+    outcome.duplicates += len(letters) - len(stored)
+    outcome.dead_letters = stored
+    return outcome
+
+
+async def _dispatch(
+    conn: AsyncConnection, records: Sequence[Record], *, spec: ConsumerSpec
+) -> BatchOutcome:
+    """Apply `records` through the dispatch table; what cannot be applied is answered as
+    dead letters (in read order), not stored."""
     outcome = BatchOutcome()
     batch = sort_batch(records, spec.dispatch, handles=spec.handles, ignores=spec.ignores)
-    for handler, events in batch.groups:
-        applied = await handler(conn, events)
+    refused: list[DeadLetter] = []
+    for group in batch.groups:
+        applied = await group.handler(conn, group.events)
         outcome.applied += applied.new
         outcome.duplicates += applied.duplicates
+        refused.extend(DeadLetter.of(group.records[r.index], r.reason) for r in applied.refused)
     outcome.ignored += batch.ignored
-    await consumer_store.insert_dead_letters(conn, tables=spec.tables, letters=batch.dead_letters)
-    outcome.dead_letters.extend(batch.dead_letters)
+    outcome.dead_letters.extend(
+        sorted([*batch.dead_letters, *refused], key=lambda d: (d.topic, d.partition, d.offset))
+    )
     return outcome
+
+
+def _record(letter: DeadLetter) -> Record:
+    return Record(letter.topic, letter.partition, letter.offset, letter.payload.encode())
 
 
 async def replay(conn: AsyncConnection, letter: DeadLetter, *, spec: ConsumerSpec) -> None:
     """Apply a dead letter again through the consumer's own dispatch, in the caller's
-    transaction. Raises `Unprocessable` (and writes nothing) if it still cannot be decoded."""
-    record = Record(letter.topic, letter.partition, letter.offset, letter.payload.encode())
+    transaction. Raises `Unprocessable` if it still cannot be decoded, or its handler still
+    refuses it: nothing is then applied, and no second dead letter is stored."""
+    record = _record(letter)
     decode(record, spec.dispatch, handles=spec.handles, ignores=spec.ignores)
-    await apply_records(conn, [record], spec=spec)
+    outcome = await _dispatch(conn, [record], spec=spec)
+    if outcome.dead_letters:
+        raise Unprocessable(outcome.dead_letters[0].reason)
+
+
+REPLAY_PAGE = 500
+"""Dead letters replayed as one batch by `replay_open`: the handlers' set-based path."""
+
+
+async def replay_open(
+    conn: AsyncConnection, *, spec: ConsumerSpec, codes: Sequence[str], log: logging.Logger
+) -> int:
+    """Replay every open dead letter refused for one of `codes`, oldest first, in the
+    caller's transaction; answer how many applied. What a handler still refuses stays open,
+    as it was. A page a record spoils is replayed letter by letter, so one bad letter keeps
+    only itself open and the caller's own change still commits.
+
+    Letters locked by a replay already under way are skipped, not waited for: that replay
+    decides them, and waiting could deadlock against it."""
+    replayed = 0
+    after: int | None = None
+    while True:
+        rows = await consumer_store.open_dead_letters(
+            conn, tables=spec.tables, codes=codes, after=after, limit=REPLAY_PAGE
+        )
+        if not rows:
+            return replayed
+        after = rows[-1].id
+        letters = {row.id: consumer_store.as_letter(row) for row in rows}
+        try:
+            done = await _replay_page(conn, letters, spec=spec)
+        except Exception as exc:
+            if not blames_the_record(exc):
+                raise
+            log.warning("replaying a page of dead letters failed; one by one", exc_info=True)
+            done = []
+            for letter_id, letter in letters.items():
+                try:
+                    done += await _replay_page(conn, {letter_id: letter}, spec=spec)
+                except Exception as exc:
+                    if not blames_the_record(exc):
+                        raise
+                    log.warning("dead letter %d still fails; it stays open", letter_id)
+        await consumer_store.mark_replayed(conn, tables=spec.tables, letter_ids=done)
+        replayed += len(done)
+
+
+async def _replay_page(
+    conn: AsyncConnection, letters: dict[int, DeadLetter], *, spec: ConsumerSpec
+) -> list[int]:
+    """Apply `letters` in a savepoint; the ids of those no handler refused again."""
+    async with conn.begin_nested():
+        outcome = await _dispatch(conn, [_record(le) for le in letters.values()], spec=spec)
+    still = {(d.topic, d.partition, d.offset) for d in outcome.dead_letters}
+    return [i for i, le in letters.items() if (le.topic, le.partition, le.offset) not in still]
 
 
 class StoredOffsetConsumer:
@@ -345,10 +422,10 @@ class StoredOffsetConsumer:
             letter = DeadLetter.of(record, f"{type(exc).__name__}: {exc}")
 
             async def store_letter(conn: AsyncConnection, _: Sequence[Record]) -> BatchOutcome:
-                await consumer_store.insert_dead_letters(
+                stored = await consumer_store.insert_dead_letters(
                     conn, tables=self._spec.tables, letters=[letter]
                 )
-                return BatchOutcome(dead_letters=[letter])
+                return BatchOutcome(duplicates=1 - len(stored), dead_letters=stored)
 
             return await self._once([record], store_letter)
         finally:

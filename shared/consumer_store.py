@@ -23,6 +23,7 @@ from sqlalchemy import (
     Table,
     Text,
     func,
+    or_,
     select,
     text,
     update,
@@ -135,10 +136,32 @@ async def store_offsets(
 
 async def insert_dead_letters(
     conn: AsyncConnection, *, tables: ConsumerTables, letters: Sequence[DeadLetter]
-) -> None:
+) -> list[DeadLetter]:
+    """Store `letters` but those an open letter holds already (the same record, refused for
+    the same reason: a redelivery, say after the stream was read again); answer the stored.
+
+    So a stream read twice leaves one letter per refused event, and a fix replays it once."""
     if not letters:
-        return
-    await conn.execute(insert(tables.dead_letters), [asdict(letter) for letter in letters])
+        return []
+    t = tables.dead_letters
+    ids = {letter.event_id for letter in letters if letter.event_id is not None}
+    held: set[tuple[str | None, str | None, str, str]] = set()
+    if ids:
+        rows = await conn.execute(
+            select(t.c.event_source, t.c.event_id, t.c.reason, t.c.payload).where(
+                t.c.replayed_at.is_(None), t.c.event_id.in_(ids)
+            )
+        )
+        held = {(r.event_source, r.event_id, r.reason, r.payload) for r in rows}
+    fresh: list[DeadLetter] = []
+    for letter in letters:
+        key = (letter.event_source, letter.event_id, letter.reason, letter.payload)
+        if letter.event_id is None or key not in held:
+            fresh.append(letter)
+            held.add(key)
+    if fresh:
+        await conn.execute(insert(t), [asdict(letter) for letter in fresh])
+    return fresh
 
 
 async def list_dead_letters(
@@ -173,6 +196,36 @@ def as_letter(row: Row[Any]) -> DeadLetter:
     return DeadLetter(**{f.name: row._mapping[f.name] for f in fields(DeadLetter)})
 
 
-async def mark_replayed(conn: AsyncConnection, *, tables: ConsumerTables, letter_id: int) -> None:
+async def open_dead_letters(
+    conn: AsyncConnection,
+    *,
+    tables: ConsumerTables,
+    codes: Sequence[str],
+    after: int | None,
+    limit: int,
+) -> Sequence[Row[Any]]:
+    """Open letters whose reason is "<code>: ..." for one of `codes`, oldest first, locked
+    until the transaction ends; letters another transaction holds are skipped."""
     t = tables.dead_letters
-    await conn.execute(update(t).where(t.c.id == letter_id).values(replayed_at=func.now()))
+    query = (
+        select(t)
+        .where(
+            t.c.replayed_at.is_(None),
+            or_(*(t.c.reason.startswith(f"{code}: ", autoescape=True) for code in codes)),
+        )
+        .order_by(t.c.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    if after is not None:
+        query = query.where(t.c.id > after)
+    return (await conn.execute(query)).all()
+
+
+async def mark_replayed(
+    conn: AsyncConnection, *, tables: ConsumerTables, letter_ids: Sequence[int]
+) -> None:
+    if not letter_ids:
+        return
+    t = tables.dead_letters
+    await conn.execute(update(t).where(t.c.id.in_(letter_ids)).values(replayed_at=func.now()))

@@ -4,7 +4,10 @@ cannot be applied as a dead letter, and group the rest by the handler its type n
 A service declares its `Dispatch`, a table from canonical event type to `Handler`; one
 handler may take several types (a deal's created, updated and deleted events fold into one
 history). The consumer base calls each handler once per batch, with that handler's events in
-the order they were read, so a handler can dedupe and fold a batch in one pass.
+the order they were read, so a handler can dedupe and fold a batch in one pass. A handler
+that finds some of its events inapplicable in its own terms (a stage its configuration does
+not know) refuses just those (`Applied.refused`): the base dead-letters each with its
+record, and the rest of the batch is applied as usual.
 """
 
 from __future__ import annotations
@@ -66,11 +69,30 @@ class DeadLetter:
 
 
 @dataclass(frozen=True)
+class Refused:
+    """One event a handler would not apply, by its position in the events it was given.
+
+    The reason is typed: `code` names the kind of refusal, so that a later fix can find the
+    dead letters it mends (`shared.consumer.replay_open`), and `detail` says it to a person.
+    The dead letter stores them as one text, "code: detail"."""
+
+    index: int
+    code: str
+    detail: str
+
+    @property
+    def reason(self) -> str:
+        return f"{self.code}: {self.detail}"
+
+
+@dataclass(frozen=True)
 class Applied:
-    """What a handler made of its events: how many changed state, how many were seen before."""
+    """What a handler made of its events: how many changed state, how many were seen before,
+    and which it refused (left unapplied, to be dead-lettered)."""
 
     new: int
     duplicates: int = 0
+    refused: tuple[Refused, ...] = ()
 
 
 class Handler(Protocol):
@@ -128,11 +150,20 @@ def decode(
 
 
 @dataclass(frozen=True)
+class Group:
+    """One handler's events in read order, each beside the record it was decoded from."""
+
+    handler: Handler
+    events: list[CanonicalEvent]
+    records: list[Record]
+
+
+@dataclass(frozen=True)
 class Sorted:
     """A batch decoded: each handler with its events in read order, the dead letters, and
     how many events were of a type the consumer ignores on purpose."""
 
-    groups: list[tuple[Handler, list[CanonicalEvent]]]
+    groups: list[Group]
     dead_letters: list[DeadLetter]
     ignored: int = 0
 
@@ -146,7 +177,7 @@ def sort_batch(
 ) -> Sorted:
     """Handlers come in the order of the dispatch table, not of the batch: every batch then
     takes its row locks in the same order, whatever it holds."""
-    by_handler: dict[int, list[CanonicalEvent]] = {}
+    by_handler: dict[int, list[tuple[CanonicalEvent, Record]]] = {}
     dead_letters: list[DeadLetter] = []
     ignored = 0
     for record in records:
@@ -158,9 +189,13 @@ def sort_batch(
         if event.envelope.type not in dispatch:
             ignored += 1
             continue
-        by_handler.setdefault(id(dispatch[event.envelope.type]), []).append(event)
+        by_handler.setdefault(id(dispatch[event.envelope.type]), []).append((event, record))
     handlers = list({id(h): h for h in dispatch.values()}.items())
-    groups = [(handler, by_handler[key]) for key, handler in handlers if key in by_handler]
+    groups = [
+        Group(handler, [e for e, _ in by_handler[key]], [r for _, r in by_handler[key]])
+        for key, handler in handlers
+        if key in by_handler
+    ]
     return Sorted(groups=groups, dead_letters=dead_letters, ignored=ignored)
 
 

@@ -9,6 +9,8 @@ from decimal import Decimal
 from typing import Any
 
 import httpx
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from tests.support.events import expected_deals
 from tests.support.infra import query
@@ -104,3 +106,41 @@ def incarnations(database_url: str) -> list[int]:
         )
     )
     return [int(r[0]) for r in rows]
+
+
+_PROJECTION = (
+    "SELECT * FROM forecast.deals ORDER BY deal_id",
+    "SELECT * FROM forecast.deal_versions ORDER BY deal_id, version",
+    "SELECT * FROM forecast.deal_changes ORDER BY source, event_id",
+    'SELECT topic, partition, "offset", reason FROM forecast.dead_letters ORDER BY id',
+)
+_WRITTEN_AT = {"updated_at", "applied_at"}
+
+
+def projection_rows(database_url: str) -> list[list[dict[str, Any]]]:
+    """Every row of the deal projection and the dead letters, but when each was written."""
+    return [
+        [{k: v for k, v in r._mapping.items() if k not in _WRITTEN_AT} for r in rows]
+        for rows in (asyncio.run(query(database_url, sql)) for sql in _PROJECTION)
+    ]
+
+
+def stored_offsets(database_url: str) -> dict[tuple[str, int], int]:
+    rows = asyncio.run(
+        query(database_url, "SELECT topic, partition, next_offset FROM forecast.consumer_offsets")
+    )
+    return {(r.topic, r.partition): int(r.next_offset) for r in rows}
+
+
+def rewind_offsets(database_url: str) -> None:
+    """What an operator does to make the worker read its topics again from the start."""
+
+    async def rewind() -> None:
+        engine = create_async_engine(database_url)
+        try:
+            async with engine.begin() as conn:
+                await conn.execute(text("UPDATE forecast.consumer_offsets SET next_offset = 0"))
+        finally:
+            await engine.dispose()
+
+    asyncio.run(rewind())

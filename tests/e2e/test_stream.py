@@ -14,6 +14,9 @@ from tests.e2e.checks import (
     assert_history_has_one_version_per_event,
     incarnations,
     post_in_batches,
+    projection_rows,
+    rewind_offsets,
+    stored_offsets,
     wait_for_projection,
 )
 from tests.e2e.conftest import Stack
@@ -100,6 +103,28 @@ def test_broker_restart_while_everything_runs(stack: Stack) -> None:
     assert said.count("is reachable again") == 1
     outage = said[said.index("is unreachable") : said.index("is reachable again")]
     assert '"logger":"aiokafka' not in outage, "Kafka client errors are muted meanwhile"
+
+
+def test_reading_the_whole_stream_again_changes_nothing(stack: Stack) -> None:
+    """The worker's stored offsets rewound to 0: it reads every event again, and the
+    projection (every version and change, the dead letters) is exactly as it was."""
+    events = synthetic_stream(deals=60, updates=4, seed=13)
+    delivered = as_delivered(events, duplicates=80, seed=13)
+    prefix = events[0]["data"]["deal_id"].rsplit("-", 1)[0]
+    with stack.client(stack.pipeline) as intake, stack.client(stack.worker) as worker:
+        post_in_batches(intake, delivered, size=40)
+        wait_for_projection(worker, events, prefix)
+    read = stored_offsets(stack.database_url)
+    before = projection_rows(stack.database_url)
+    stack.worker.stop()
+    rewind_offsets(stack.database_url)
+    assert set(stored_offsets(stack.database_url).values()) == {0}
+    stack.worker.start()
+    deadline = time.monotonic() + 120
+    while stored_offsets(stack.database_url) != read:
+        assert time.monotonic() < deadline, "the worker never read the stream again"
+        time.sleep(0.5)
+    assert projection_rows(stack.database_url) == before
 
 
 def _readiness_while_away(url: str) -> dict[str, Any]:

@@ -4,9 +4,10 @@ offsets and dead letters in its own tables and applies a batch read again only o
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import orjson
 import pytest
@@ -14,10 +15,10 @@ from sqlalchemy import Column, Table, Text, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from shared.consumer import ConsumerSpec, StoredOffsetConsumer
+from shared.consumer import ConsumerSpec, StoredOffsetConsumer, replay_open
 from shared.consumer_store import consumer_tables
 from shared.db import make_metadata
-from shared.dispatch import Applied, Record
+from shared.dispatch import Applied, Record, Refused
 from shared.events import CanonicalEvent, RepUpserted
 from tests.support.events import CREATED, event
 from tests.support.infra import query
@@ -33,6 +34,7 @@ class Toy:
     spec: ConsumerSpec
     engine: AsyncEngine
     schema: str
+    reps: Table
 
 
 class RepNames:
@@ -72,7 +74,7 @@ async def toy(database_url: str) -> AsyncIterator[Toy]:
         dispatch={REP: RepNames(reps)},
     )
     try:
-        yield Toy(spec=spec, engine=engine, schema=schema)
+        yield Toy(spec=spec, engine=engine, schema=schema, reps=reps)
     finally:
         async with engine.begin() as conn:
             await conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
@@ -123,3 +125,65 @@ async def test_a_second_consumer_keeps_its_offsets_and_dead_letters_in_its_own_t
         database_url, "SELECT id FROM forecast.dead_letters WHERE topic = :t", t=topic
     )
     assert forecast == [], "nothing of the toy's lands in the forecast worker's tables"
+
+
+class PickyRepNames(RepNames):
+    """Refuses reps named in `unknown` (its own reason, as the deal handler refuses a stage
+    its configuration does not know) until they are forgotten."""
+
+    def __init__(self, table: Table, unknown: set[str]) -> None:
+        super().__init__(table)
+        self.unknown = unknown
+
+    async def __call__(self, conn: AsyncConnection, events: Sequence[CanonicalEvent]) -> Applied:
+        names = [ev.payload.name for ev in events if isinstance(ev.payload, RepUpserted)]
+        refused = [n for n, name in enumerate(names) if name in self.unknown]
+        kept = [ev for n, ev in enumerate(events) if n not in refused]
+        applied = await super().__call__(conn, kept) if kept else Applied(new=0)
+        return Applied(
+            new=applied.new,
+            duplicates=applied.duplicates,
+            refused=tuple(Refused(n, "unknown_name", f"{names[n]!r} is unknown") for n in refused),
+        )
+
+
+async def test_a_handler_refuses_single_events_the_rest_applies_and_a_fix_replays_them(
+    toy: Toy, kafka_bootstrap: str
+) -> None:
+    picky = PickyRepNames(toy.reps, {"Zed"})
+    spec = replace(toy.spec, dispatch={REP: picky})
+    topic = spec.topics[0]
+    reps = [
+        event(REP, {"rep_id": f"rep-{name.lower()}", "name": name}, time=TIME)
+        for name in ("Ana", "Zed", "Bo")
+    ]
+    consumer = StoredOffsetConsumer(
+        engine=toy.engine, bootstrap=kafka_bootstrap, spec=spec, max_records=10, check_seconds=60
+    )
+    try:
+        await consumer.process([Record(topic, 0, n, orjson.dumps(r)) for n, r in enumerate(reps)])
+        # The stream read again at other offsets (a new broker life): no second letter.
+        await consumer.process(
+            [Record(topic, 0, 10 + n, orjson.dumps(r)) for n, r in enumerate(reps)]
+        )
+    finally:
+        await consumer.close()
+
+    async def state() -> tuple[list[str], list[tuple[int, str, bool]]]:
+        t = spec.tables.dead_letters
+        async with toy.engine.connect() as conn:
+            names = await conn.execute(text(f"SELECT name FROM {toy.schema}.rep_names"))
+            letters = await conn.execute(select(t).order_by(t.c.id))
+            return sorted(r.name for r in names), [
+                (le.offset, le.reason, le.replayed_at is None) for le in letters
+            ]
+
+    assert await state() == (["Ana", "Bo"], [(1, "unknown_name: 'Zed' is unknown", True)])
+
+    picky.unknown.clear()
+    async with toy.engine.begin() as conn:
+        replayed = await replay_open(
+            conn, spec=spec, codes=["unknown_name", "other"], log=logging.getLogger("test")
+        )
+    assert replayed == 1
+    assert await state() == (["Ana", "Bo", "Zed"], [(1, "unknown_name: 'Zed' is unknown", False)])

@@ -12,24 +12,13 @@ import yaml
 
 from tests.conftest import READER_KEY, WRITER_KEY
 from tests.support.cli import salesops
+from tests.support.forecast_config import stage
 
 # The configuration is one document for the whole stack: each test puts back what was there.
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("restore_forecast_config")]
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "deploy" / "forecast.example.yaml"
-
-
-def _stage(name: str, order: int, **overrides: Any) -> dict[str, Any]:
-    return {
-        "name": name,
-        "order": order,
-        "probability": "10",
-        "forecast_category": "pipeline",
-        "status": "open",
-        "required_fields": [],
-        **overrides,
-    }
 
 
 async def test_a_stored_document_reads_back_as_it_was_stored(client: httpx.AsyncClient) -> None:
@@ -39,9 +28,9 @@ async def test_a_stored_document_reads_back_as_it_was_stored(client: httpx.Async
             {
                 "name": "new business",
                 "stages": [
-                    _stage("Proposal", 20, probability="62.5", forecast_category="best_case"),
-                    _stage("Discovery", 10, required_fields=["amount", "properties.budget"]),
-                    _stage(
+                    stage("Proposal", 20, probability="62.5", forecast_category="best_case"),
+                    stage("Discovery", 10, required_fields=["amount", "properties.budget"]),
+                    stage(
                         "Closed Won",
                         30,
                         probability="100",
@@ -50,7 +39,7 @@ async def test_a_stored_document_reads_back_as_it_was_stored(client: httpx.Async
                     ),
                 ],
             },
-            {"name": "renewals", "stages": [_stage("Renewing", 1, probability="90")]},
+            {"name": "renewals", "stages": [stage("Renewing", 1, probability="90")]},
         ],
         "default_pipeline": "renewals",
     }
@@ -69,11 +58,11 @@ async def test_a_stored_document_reads_back_as_it_was_stored(client: httpx.Async
     reader = {"Authorization": f"Bearer {READER_KEY}"}
     assert (await client.get("/v1/forecast/config", headers=reader)).json() == stored
 
-    smaller = {"pipelines": [{"name": "only", "stages": [_stage("One", 1)]}]}
+    smaller = {"pipelines": [{"name": "only", "stages": [stage("One", 1)]}]}
     replaced = (await client.put("/v1/forecast/config", json=smaller)).json()
     assert replaced == {
         "fiscal_year_start_month": 1,
-        "pipelines": [{"name": "only", "stages": [_stage("One", 1)]}],
+        "pipelines": [{"name": "only", "stages": [stage("One", 1)]}],
         "default_pipeline": "only",
     }
     assert (await client.get("/v1/forecast/config")).json() == replaced
@@ -89,7 +78,7 @@ async def test_the_empty_document_is_stored_and_read_as_no_pipelines(
 
 async def test_concurrent_replacements_never_mix_their_stages(client: httpx.AsyncClient) -> None:
     documents = [
-        {"pipelines": [{"name": f"p{n}", "stages": [_stage(f"s{n}-{i}", i) for i in range(20)]}]}
+        {"pipelines": [{"name": f"p{n}", "stages": [stage(f"s{n}-{i}", i) for i in range(20)]}]}
         for n in range(4)
     ]
     answers = await asyncio.gather(*(client.put("/v1/forecast/config", json=d) for d in documents))
@@ -104,27 +93,27 @@ async def test_concurrent_replacements_never_mix_their_stages(client: httpx.Asyn
     ("document", "location", "message"),
     [
         (
-            {"pipelines": [{"name": "p", "stages": [_stage("Won", 1), _stage("WON", 2)]}]},
+            {"pipelines": [{"name": "p", "stages": [stage("Won", 1), stage("WON", 2)]}]},
             "body.pipelines.0.stages",
             "stage name 'Won' is repeated, at positions 0 and 1",
         ),
         (
-            {"pipelines": [{"name": "p", "stages": [_stage("Lost", 1, status="lost")]}]},
+            {"pipelines": [{"name": "p", "stages": [stage("Lost", 1, status="lost")]}]},
             "body.pipelines.0.stages.0",
             "stage 'Lost' is lost, so its forecast_category must be closed or omitted",
         ),
         (
-            {"pipelines": [{"name": "p", "stages": [_stage("a", 1, required_fields=["x"])]}]},
+            {"pipelines": [{"name": "p", "stages": [stage("a", 1, required_fields=["x"])]}]},
             "body.pipelines.0.stages.0.required_fields.0",
             "'x' is not a deal field",
         ),
         (
-            {"pipelines": [{"name": "p", "stages": [_stage("a", 1, probability="100.5")]}]},
+            {"pipelines": [{"name": "p", "stages": [stage("a", 1, probability="100.5")]}]},
             "body.pipelines.0.stages.0.probability",
             "less than or equal to 100",
         ),
         (
-            {"pipelines": [{"name": "p", "stages": [_stage("a", 1)]}], "default_pipeline": "q"},
+            {"pipelines": [{"name": "p", "stages": [stage("a", 1)]}], "default_pipeline": "q"},
             "body.default_pipeline",
             "'q' is not one of the pipelines ('p')",
         ),

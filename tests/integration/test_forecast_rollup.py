@@ -92,12 +92,14 @@ def rep(rep_id: str, team_id: str, effective: str, time: str | None = None) -> d
     return event(REP, data, time=time or f"{effective}T00:00:00Z")
 
 
-def deal(deal_id: str, owner: str, stage: str, amount: str, close: str, **more: str) -> Any:
+def deal(deal_id: str, owner: str, stage: str | None, amount: str, close: str, **more: str) -> Any:
+    """A deal created with `stage`; with None, a deal without one, which the roll-ups list
+    as unmapped (a stage the configuration does not know is dead-lettered instead)."""
     data = {
         "deal_id": deal_id,
         "name": deal_id,
         "owner_id": owner,
-        "stage": stage,
+        **({"stage": stage} if stage is not None else {}),
         "amount": amount,
         "currency": CURRENCY,
         "close_date": close,
@@ -171,7 +173,7 @@ async def test_a_hand_made_quarter_adds_up(client: httpx.AsyncClient) -> None:
         deal(f"d3-{tag}", r1, "Won", "300", "2099-10-15", status="won"),
         deal(f"d4-{tag}", r2, "Lost", "999", "2099-10-20", status="lost"),
         deal(f"d5-{tag}", r2, "Engaging", "400", "2099-12-31"),
-        deal(f"d6-{tag}", r3, "Mystery", "50", "2099-11-01"),
+        deal(f"d6-{tag}", r3, None, "50", "2099-11-01"),
         deal(f"d7-{tag}", r3, "Prospecting", "100", "2099-11-02", forecast_category="omitted"),
         deal(f"d8-{tag}", ghost, "Prospecting", "70", "2099-11-03"),
         deal(f"d9-{tag}", r1, "Engaging", "5000", "2100-01-15"),
@@ -312,7 +314,7 @@ async def test_as_of_an_earlier_instant_equals_the_live_answer_then(
         quota(f"q1-{tag}", "2099-01-01", "2099-03-31", "800", rep_id=r1),
         *(
             deal(f"d{i}-{tag}", (r1, r2)[i % 2], stage, f"{100 * (i + 1)}", f"2099-0{1 + i % 3}-10")
-            for i, stage in enumerate(("Engaging", "Prospecting", "Engaging", "Mystery", "Won"))
+            for i, stage in enumerate(("Engaging", "Prospecting", "Engaging", None, "Won"))
         ),
     )
     await forecaster_post(

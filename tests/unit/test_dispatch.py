@@ -63,7 +63,7 @@ def ids(events: Sequence[CanonicalEvent]) -> list[str]:
 def test_each_handler_gets_its_events_in_read_order_in_the_order_of_the_table() -> None:
     a1, d1, a2, d2 = activity_event("a1"), deal_event("d1"), activity_event("a2"), deal_event("d2")
     batch = sort_batch(records(a1, d1, a2, d2), DISPATCH)
-    assert [(h, ids(evs)) for h, evs in batch.groups] == [
+    assert [(g.handler, ids(g.events)) for g in batch.groups] == [
         (deals, [d1["id"], d2["id"]]),
         (activities, [a1["id"], a2["id"]]),
     ]
@@ -74,14 +74,14 @@ def test_one_handler_for_several_types_is_one_group() -> None:
     updated, created = deal_event("d1", UPDATED), deal_event("d1")
     batch = sort_batch(records(updated, created), DISPATCH)
     assert len(batch.groups) == 1
-    handler, events = batch.groups[0]
-    assert handler is deals
-    assert ids(events) == [updated["id"], created["id"]]
+    [group] = batch.groups
+    assert group.handler is deals
+    assert ids(group.events) == [updated["id"], created["id"]]
 
 
 def test_a_handler_with_nothing_to_do_is_not_a_group() -> None:
     batch = sort_batch(records(activity_event("a1")), DISPATCH)
-    handlers: list[Handler] = [h for h, _ in batch.groups]
+    handlers: list[Handler] = [g.handler for g in batch.groups]
     assert handlers == [activities]
 
 
@@ -118,7 +118,7 @@ def test_what_cannot_be_applied_is_a_dead_letter_with_its_reason_and_identity(
 ) -> None:
     good = deal_event("d1")
     batch = sort_batch(records(good, value, topic="deals"), DISPATCH)
-    assert [ids(evs) for _, evs in batch.groups] == [[good["id"]]], "the rest is applied"
+    assert [ids(g.events) for g in batch.groups] == [[good["id"]]], "the rest is applied"
     [letter] = batch.dead_letters
     assert (letter.topic, letter.partition, letter.offset) == ("deals", 0, 1)
     assert reason in letter.reason
@@ -175,7 +175,7 @@ def test_an_ignored_type_is_counted_not_dead_lettered_and_the_rest_applies() -> 
     batch = sort_batch(records(PAID, good, PAID), DISPATCH, ignores=frozenset({INVOICE}))
     assert batch.dead_letters == []
     assert batch.ignored == 2
-    assert [ids(evs) for _, evs in batch.groups] == [[good["id"]]]
+    assert [ids(g.events) for g in batch.groups] == [[good["id"]]]
 
 
 def test_an_ignored_type_that_does_not_validate_is_still_a_dead_letter() -> None:
@@ -192,7 +192,7 @@ def test_the_forecast_worker_takes_every_reference_type_but_invoices_which_it_ig
     )
     assert batch.dead_letters == []
     assert batch.ignored == 1
-    assert [ids(evs) for _, evs in batch.groups] == [["rep-1"]]
+    assert [ids(g.events) for g in batch.groups] == [["rep-1"]]
     assert spec.ignores == frozenset({INVOICE})
 
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, func, insert, select, true
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from services.forecast_worker.config.models import ForecastSettings, StageConfig
 from services.forecast_worker.config.schemas import ForecastConfig
@@ -14,41 +15,67 @@ from services.forecast_worker.config.schemas import ForecastConfig
 _SETTINGS_ROW = 1
 
 
-async def load_config(session: AsyncSession) -> ForecastConfig:
+async def load_config(db: AsyncSession | AsyncConnection) -> ForecastConfig:
     """The stored document, or the empty `ForecastConfig()` when none was ever stored.
 
     One statement, so that a replacement committing meanwhile is seen whole or not at all.
     """
     rows = (
-        await session.execute(
-            select(ForecastSettings, StageConfig)
+        await db.execute(
+            select(
+                ForecastSettings.fiscal_year_start_month,
+                ForecastSettings.default_pipeline,
+                StageConfig.pipeline,
+                StageConfig.stage,
+                StageConfig.stage_order,
+                StageConfig.probability,
+                StageConfig.forecast_category,
+                StageConfig.status,
+                StageConfig.required_fields,
+            )
+            .select_from(ForecastSettings)
             .outerjoin(StageConfig, true())
             .order_by(StageConfig.pipeline_position, StageConfig.stage_order)
         )
     ).all()
     if not rows:
         return ForecastConfig()
-    settings = rows[0][0]
     pipelines: dict[str, list[dict[str, Any]]] = {}
-    for _, stage in rows:
-        if stage is not None:
-            pipelines.setdefault(stage.pipeline, []).append(
+    for row in rows:
+        if row.pipeline is not None:
+            pipelines.setdefault(row.pipeline, []).append(
                 {
-                    "name": stage.stage,
-                    "order": stage.stage_order,
-                    "probability": stage.probability,
-                    "forecast_category": stage.forecast_category,
-                    "status": stage.status,
-                    "required_fields": stage.required_fields,
+                    "name": row.stage,
+                    "order": row.stage_order,
+                    "probability": row.probability,
+                    "forecast_category": row.forecast_category,
+                    "status": row.status,
+                    "required_fields": row.required_fields,
                 }
             )
     return ForecastConfig.model_validate(
         {
-            "fiscal_year_start_month": settings.fiscal_year_start_month,
-            "default_pipeline": settings.default_pipeline,
+            "fiscal_year_start_month": rows[0].fiscal_year_start_month,
+            "default_pipeline": rows[0].default_pipeline,
             "pipelines": [{"name": name, "stages": stages} for name, stages in pipelines.items()],
         }
     )
+
+
+async def held_version(conn: AsyncConnection) -> datetime | None:
+    """When the stored document was last replaced (None: never), with the settings row
+    share-locked until the caller's transaction ends.
+
+    A replacement updates that row first (`replace_config`), so it waits for the caller to
+    commit, and the caller for it: what the caller decides against the version it read
+    commits before any replacement, never beside one."""
+    return (
+        await conn.execute(
+            select(ForecastSettings.updated_at)
+            .where(ForecastSettings.id == _SETTINGS_ROW)
+            .with_for_update(read=True)
+        )
+    ).scalar_one_or_none()
 
 
 async def replace_config(session: AsyncSession, *, config: ForecastConfig) -> ForecastConfig:

@@ -52,6 +52,16 @@ class StageTable:
         }
         return cls(rules, config.default_pipeline)
 
+    @property
+    def configured(self) -> bool:
+        """Whether any pipeline is configured: an unconfigured deployment checks no stage."""
+        return bool(self.rules)
+
+    def knows_pipeline(self, pipeline: str | None) -> bool:
+        """Whether `pipeline` (the default pipeline when None) is configured."""
+        name = pipeline or self.default_pipeline
+        return name is not None and any(p == name.casefold() for p, _ in self.rules)
+
     def lookup(self, pipeline: str | None, stage: str | None) -> StageRule | None:
         """The rule for a deal's stage; None when the stage, or its pipeline, is unknown."""
         name = pipeline or self.default_pipeline

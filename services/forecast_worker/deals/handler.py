@@ -13,7 +13,8 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.forecast_worker.deals import repository
+from services.forecast_worker.config.current import CurrentStages
+from services.forecast_worker.deals import gate, repository
 from services.forecast_worker.deals.projection import (
     DEAL_CREATED,
     DEAL_DELETED,
@@ -24,7 +25,7 @@ from services.forecast_worker.deals.projection import (
     build_versions,
     extend_versions,
 )
-from shared.dispatch import Applied
+from shared.dispatch import Applied, Refused
 from shared.events import CanonicalEvent, DealCreated, DealDeleted, DealUpdated
 from shared.ordering import OrderKey, is_newer
 
@@ -82,12 +83,18 @@ async def apply_deal_changes(
 
 
 class DealEvents:
-    """The handler of every deal event type: one batch's changes folded in one pass."""
+    """The handler of every deal event type: one batch's changes folded in one pass, but
+    those naming a stage or pipeline the forecast configuration does not know, which it
+    refuses (`gate`) for the consumer to dead-letter."""
 
     def __init__(self, rules: StageRules) -> None:
         self._rules = rules
+        self._stages = CurrentStages()
 
     async def __call__(self, conn: AsyncConnection, events: Sequence[CanonicalEvent]) -> Applied:
         changes = [to_change(event) for event in events]
-        fresh = await apply_deal_changes(conn, changes=changes, rules=self._rules)
-        return Applied(new=fresh, duplicates=len(changes) - fresh)
+        unknown = await gate.refuse_unknown(conn, changes=changes, stages=self._stages)
+        kept = [c for i, c in enumerate(changes) if i not in unknown]
+        fresh = await apply_deal_changes(conn, changes=kept, rules=self._rules)
+        refused = tuple(Refused(i, why.code, why.detail) for i, why in sorted(unknown.items()))
+        return Applied(new=fresh, duplicates=len(kept) - fresh, refused=refused)

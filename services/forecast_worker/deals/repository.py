@@ -306,3 +306,32 @@ async def deal_history(
     if as_of is not None:
         query = query.where(DealVersion.valid_from <= as_of)
     return (await session.execute(query)).scalars().all()
+
+
+async def stored_pipelines(
+    conn: AsyncConnection, *, deal_ids: Iterable[str]
+) -> dict[str, str | None]:
+    """The current pipeline of each stored deal (the stage check reads a change against it)."""
+    rows = await conn.execute(
+        text(
+            "SELECT deal_id, pipeline FROM forecast.deals WHERE deal_id = ANY(CAST(:ids AS text[]))"
+        ),
+        {"ids": list(deal_ids)},
+    )
+    return {r.deal_id: r.pipeline for r in rows}
+
+
+async def stored_keys(conn: AsyncConnection, *, changes: Sequence[Change]) -> set[tuple[str, str]]:
+    """The (source, event id) of those of `changes` stored already: redeliveries."""
+    rows = await conn.execute(
+        text(
+            "SELECT c.source, c.event_id FROM forecast.deal_changes AS c "
+            "JOIN unnest(CAST(:sources AS text[]), CAST(:ids AS text[])) AS k(source, event_id) "
+            "USING (source, event_id)"
+        ),
+        {
+            "sources": [c.key.source for c in changes],
+            "ids": [c.key.event_id for c in changes],
+        },
+    )
+    return {(r.source, r.event_id) for r in rows}

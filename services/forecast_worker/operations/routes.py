@@ -66,7 +66,7 @@ async def replay_dead_letter(
         await replay(conn, letter, spec=consumer)
     except Unprocessable as exc:
         raise Problem(422, f"The event still cannot be applied: {exc}") from exc
-    await consumer_store.mark_replayed(conn, tables=tables, letter_id=letter_id)
+    await consumer_store.mark_replayed(conn, tables=tables, letter_ids=[letter_id])
     return DeadLetterOut.model_validate(
         await consumer_store.get_dead_letter(conn, tables=tables, letter_id=letter_id)
     )
