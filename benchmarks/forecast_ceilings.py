@@ -66,33 +66,38 @@ ROLLUP_AS_OF = _rollup(
 ).replace("{quota_extra}", "AND event_time <= $4")
 """As ROLLUP_CURRENT, $4 the instant."""
 
-WATERFALL = """
-WITH b AS (
-    SELECT deal_id FROM forecast.deal_versions
-    WHERE close_date >= $1 AND close_date < $2
-        AND valid_from <= $3 AND (valid_to IS NULL OR valid_to > $3)
-), a AS (
-    SELECT deal_id FROM forecast.deal_versions
-    WHERE close_date >= $1 AND close_date < $2
-        AND valid_from <= $4 AND (valid_to IS NULL OR valid_to > $4)
-), ids AS (SELECT deal_id FROM b UNION SELECT deal_id FROM a),
-sides AS (
-    SELECT ids.deal_id,
-        (v.valid_from <= $3 AND (v.valid_to IS NULL OR v.valid_to > $3)) AS at_from,
-        NOT v.deleted AND v.status = 'open' AND v.close_date >= $1 AND v.close_date < $2
-            AS in_p,
-        v.status, coalesce(v.amount, 0) AS amount
-    FROM ids JOIN forecast.deal_versions v ON v.deal_id = ids.deal_id
-    WHERE (v.valid_from <= $3 AND (v.valid_to IS NULL OR v.valid_to > $3))
-        OR (v.valid_from <= $4 AND (v.valid_to IS NULL OR v.valid_to > $4))
-), per_deal AS (
-    SELECT deal_id,
-        bool_or(at_from AND in_p) AS was, bool_or(NOT at_from AND in_p) AS now,
-        bool_or(at_from) AS existed,
-        sum(amount) FILTER (WHERE at_from) AS before, sum(amount) FILTER (WHERE NOT at_from)
-            AS after,
-        max(status) FILTER (WHERE NOT at_from) AS status_after
-    FROM sides GROUP BY deal_id
+_VERSION = "deal_id, status, close_date, coalesce(amount, 0) AS amount, deleted"
+
+
+def _valid_at(at: str) -> str:
+    return f"valid_from <= {at} AND (valid_to IS NULL OR valid_to > {at})"
+
+
+def _looked_up(at: str, wanted: str, found: str) -> str:
+    return f"""
+    SELECT v.* FROM (SELECT deal_id FROM {wanted} EXCEPT SELECT deal_id FROM {found}) m,
+    LATERAL (SELECT {_VERSION} FROM forecast.deal_versions
+             WHERE deal_id = m.deal_id AND {_valid_at(at)} OFFSET 0) v"""
+
+
+WATERFALL = f"""
+WITH pf AS (
+    SELECT {_VERSION} FROM forecast.deal_versions
+    WHERE close_date >= $1 AND close_date < $2 AND {_valid_at("$3")}
+), pt AS (
+    SELECT {_VERSION} FROM forecast.deal_versions
+    WHERE close_date >= $1 AND close_date < $2 AND {_valid_at("$4")}
+),
+b AS (SELECT * FROM pf UNION ALL {_looked_up("$3", "pt", "pf")}),
+a AS (SELECT * FROM pt UNION ALL {_looked_up("$4", "pf", "pt")}),
+d AS (
+    SELECT b.deal_id IS NOT NULL AS existed,
+        coalesce(NOT b.deleted AND b.status = 'open' AND b.close_date >= $1
+            AND b.close_date < $2, false) AS was,
+        coalesce(NOT a.deleted AND a.status = 'open' AND a.close_date >= $1
+            AND a.close_date < $2, false) AS now,
+        b.amount AS before, a.amount AS after, a.status AS status_after
+    FROM b FULL JOIN a ON a.deal_id = b.deal_id
 )
 SELECT
     sum(before) FILTER (WHERE was) AS start,
@@ -103,11 +108,12 @@ SELECT
     sum(after) FILTER (WHERE was AND NOT now AND status_after = 'lost') AS lost,
     sum(after) FILTER (WHERE was AND NOT now AND status_after = 'open') AS pushed_out,
     count(*) AS candidates
-FROM per_deal
+FROM d
 """
-"""$1 period start, $2 period end (exclusive), $3 from, $4 to: the candidates (a version in
-the period at either instant), both sides, and the start, end and entry / exit buckets
-(increase and decrease are the per-deal difference, left out)."""
+"""$1 period start, $2 period end (exclusive), $3 from, $4 to: each instant's versions in
+the period from the close-date index, the other side of a deal in the period at one
+instant alone looked up by id (the route's plan), then start, end and the entry / exit
+buckets summed in SQL (increase / decrease, deletions and pass-through closes left out)."""
 
 METRICS = """
 WITH closed AS (
