@@ -12,12 +12,24 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, Date, Select, and_, cast, func, literal, null, select, true
-from sqlalchemy.dialects.postgresql import distinct_on
+from sqlalchemy import (
+    ColumnElement,
+    Date,
+    FromClause,
+    Select,
+    and_,
+    cast,
+    func,
+    literal,
+    null,
+    select,
+    true,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
-from services.forecast_worker.hierarchy.models import RepAssignment
-from services.forecast_worker.hierarchy.repository import assignment_rows
+from services.forecast_worker.hierarchy.models import RepAssignment, Team
+from services.forecast_worker.hierarchy.repository import valid_on
 from services.forecast_worker.models import Deal, DealVersion
 
 GroupBy = Literal["rep", "team", "manager", "region"]
@@ -46,28 +58,30 @@ class GroupCount:
     amount: Decimal
 
 
-def _group_of(
-    group_by: GroupBy | None, owner: ColumnElement[Any], day: ColumnElement[date]
-) -> tuple[ColumnElement[Any], Any]:
-    """The group column of a deal and the lateral hierarchy join it needs (None when the
-    owner id itself is the group, or when everything is one group)."""
-    if group_by is None:
-        return null(), None
-    if group_by == "rep":
-        return owner, None
-    hierarchy = assignment_rows(day).where(RepAssignment.rep_id == owner).lateral("owner_on_day")
-    return hierarchy.c[_GROUP_COLUMNS[group_by]], hierarchy
-
-
 def _grouped(
     columns: Sequence[ColumnElement[Any]],
     group_by: GroupBy | None,
     owner: ColumnElement[Any],
     day: ColumnElement[date],
+    source: FromClause,
 ) -> Select[Any]:
-    group, hierarchy = _group_of(group_by, owner, day)
-    query = select(group.label("group_key"), *columns)
-    return query if hierarchy is None else query.outerjoin(hierarchy, true())
+    """`columns` of `source` with the group of each row as `group_key`: null when
+    everything is one group, the owner for `rep`, else the owner's team, manager or region
+    on `day`, joined as `assignment_rows(day)` would give them (one rep row valid that day,
+    its team's row valid that day) but as plain outer joins: a lateral subquery per row
+    costs a lookup per deal, hundreds of thousands of them for a year."""
+    if group_by is None:
+        return select(null().label("group_key"), *columns).select_from(source)
+    if group_by == "rep":
+        return select(owner.label("group_key"), *columns).select_from(source)
+    rep, team = aliased(RepAssignment), aliased(Team)
+    group = rep.team_id if group_by == "team" else getattr(team, _GROUP_COLUMNS[group_by])
+    return (
+        select(group.label("group_key"), *columns)
+        .select_from(source)
+        .outerjoin(rep, and_(rep.rep_id == owner, valid_on(rep, day)))
+        .outerjoin(team, and_(team.team_id == rep.team_id, valid_on(team, day)))
+    )
 
 
 def _closed_filter(start: date, end: date) -> ColumnElement[bool]:
@@ -94,7 +108,8 @@ async def closed_deals(
         group_by,
         _deal.owner_id,
         _deal.close_date,
-    ).select_from(Deal.__table__)
+        Deal.__table__,
+    )
     rows = await session.execute(query.where(_closed_filter(start, end)))
     return [
         ClosedRow(
@@ -113,12 +128,29 @@ async def closed_deals(
 async def stage_paths(
     session: AsyncSession, *, start: date, end: date
 ) -> dict[str, list[tuple[str, datetime]]]:
-    """{deal_id: [(stage, entered at), ...]} in version order, for the same closed deals."""
-    rows = await session.execute(
-        select(_version.deal_id, _version.stage, _version.valid_from)
+    """{deal_id: [(stage, entered at), ...]} in version order, for the same closed deals.
+
+    Versions that stay in the stage of the one before are left out (as `figures` merges
+    a run of visits to one stage into its first, and a stage's first appearance is kept):
+    a deal has many more versions than stage changes, and each row costs Python time."""
+    versions = (
+        select(
+            _version.deal_id,
+            _version.stage,
+            _version.valid_from,
+            _version.version,
+            func.lag(_version.stage)
+            .over(partition_by=_version.deal_id, order_by=_version.version)
+            .label("previous"),
+        )
         .select_from(DealVersion.__table__.join(Deal.__table__, _version.deal_id == _deal.deal_id))
         .where(_closed_filter(start, end), _version.stage.is_not(None))
-        .order_by(_version.deal_id, _version.version)
+        .subquery("versions")
+    )
+    rows = await session.execute(
+        select(versions.c.deal_id, versions.c.stage, versions.c.valid_from)
+        .where(versions.c.previous.is_distinct_from(versions.c.stage))
+        .order_by(versions.c.deal_id, versions.c.version)
     )
     paths: dict[str, list[tuple[str, datetime]]] = {}
     for r in rows:
@@ -135,7 +167,8 @@ async def open_counts(
         group_by,
         _deal.owner_id,
         literal(today, Date),
-    ).select_from(Deal.__table__)
+        Deal.__table__,
+    )
     rows = await session.execute(
         query.where(_deal.deleted.is_(False), _deal.status == "open").group_by(
             "group_key", _deal.currency
@@ -148,12 +181,14 @@ async def created_pipeline(
     session: AsyncSession, *, start: date, end: date, group_by: GroupBy | None
 ) -> list[GroupCount]:
     """Deals created in [start, end] (not deleted now) and the sum of their amounts at
-    creation (their first version), per group of the owner on the creation day."""
+    creation (their first version, looked up per deal created in the range rather than
+    picked for every deal of history), per group of the owner on the creation day."""
     first = (
-        select(_version.deal_id, _version.owner_id, _version.currency, _version.amount)
-        .ext(distinct_on(_version.deal_id))
-        .order_by(_version.deal_id, _version.version)
-        .subquery("first_version")
+        select(_version.owner_id, _version.currency, _version.amount)
+        .where(_version.deal_id == _deal.deal_id)
+        .order_by(_version.version)
+        .limit(1)
+        .lateral("first_version")
     )
     created_on = cast(func.timezone("UTC", _deal.created_at), Date)
     query = _grouped(
@@ -161,7 +196,8 @@ async def created_pipeline(
         group_by,
         first.c.owner_id,
         created_on,
-    ).select_from(Deal.__table__.join(first, first.c.deal_id == _deal.deal_id))
+        Deal.__table__.join(first, true()),
+    )
     rows = await session.execute(
         query.where(_deal.deleted.is_(False), created_on.between(start, end)).group_by(
             "group_key", first.c.currency

@@ -11,7 +11,18 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Literal
 
-from sqlalchemy import Subquery, and_, func, or_, select
+from sqlalchemy import (
+    CTE,
+    ColumnElement,
+    Select,
+    Subquery,
+    and_,
+    func,
+    or_,
+    select,
+    true,
+    union_all,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.forecast_worker.hierarchy.repository import assignment_rows
@@ -38,23 +49,55 @@ class Candidate:
     after: Side | None
 
 
-def _valid_at(at: datetime) -> Subquery:
-    return (
-        select(
-            DealVersion.deal_id,
-            DealVersion.__table__.c.status,
-            DealVersion.__table__.c.close_date,
-            DealVersion.__table__.c.amount,
-            DealVersion.__table__.c.currency,
-            DealVersion.__table__.c.owner_id,
-            DealVersion.deleted,
-        )
-        .where(
-            DealVersion.valid_from <= at,
-            or_(DealVersion.valid_to.is_(None), DealVersion.valid_to > at),
-        )
-        .subquery()
+def _valid_at_clause(at: datetime) -> ColumnElement[bool]:
+    return and_(
+        DealVersion.valid_from <= at,
+        or_(DealVersion.valid_to.is_(None), DealVersion.valid_to > at),
     )
+
+
+_COLUMNS = ("status", "close_date", "amount", "currency", "owner_id")
+
+
+def _version_columns() -> list[Any]:
+    return [
+        DealVersion.deal_id,
+        *(DealVersion.__table__.c[name] for name in _COLUMNS),
+        DealVersion.deleted,
+    ]
+
+
+def _in_period_at(at: datetime, start: date, end: date) -> CTE:
+    """The versions valid at `at` that close in the period: one close-date range of
+    `ix_deal_versions_close_date`, read from the index alone."""
+    close_date = DealVersion.__table__.c.close_date
+    return (
+        select(*_version_columns())
+        .where(close_date >= start, close_date < end, _valid_at_clause(at))
+        .cte()
+    )
+
+
+def _looked_up(at: datetime, wanted: CTE, found: CTE) -> Select[Any]:
+    """The version valid at `at` of each deal in `wanted` but not in `found` (a version
+    closing outside the period, or none for a deal that did not exist yet): looked up by
+    deal id, for the few candidates whose other side alone is in the period."""
+    missing = select(wanted.c.deal_id).except_(select(found.c.deal_id)).subquery("missing")
+    # One primary-key lookup per missing deal: a LATERAL subquery kept whole by OFFSET 0
+    # (flattened, it is planned as a join with a scan of all history, the planner not
+    # knowing how few deals are missing).
+    version = (
+        select(*_version_columns())
+        .where(DealVersion.deal_id == missing.c.deal_id, _valid_at_clause(at))
+        .offset(0)
+        .lateral("version")
+    )
+    return select(version).select_from(missing.join(version, true()))
+
+
+def _side_at(at: datetime, in_period: CTE, other: CTE) -> Subquery:
+    """Each candidate's version valid at `at`: the period's own, then the rest."""
+    return union_all(select(in_period), _looked_up(at, other, in_period)).subquery()
 
 
 async def candidates(
@@ -67,8 +110,15 @@ async def candidates(
     group_by: GroupBy | None,
 ) -> list[Candidate]:
     """Both versions of every candidate, with each side's group (the owner for `rep`, else
-    the owner's team, manager or region on that instant's own date)."""
-    before, after = _valid_at(at_from), _valid_at(at_to)
+    the owner's team, manager or region on that instant's own date).
+
+    Each instant's versions in the period come from its close-date range; only a deal in
+    the period at one instant alone has its version at the other looked up by id. Matching
+    every deal's versions at both instants first, then keeping the candidates, read all of
+    history at every request."""
+    period_from, period_to = (_in_period_at(at, start, end) for at in (at_from, at_to))
+    before = _side_at(at_from, period_from, period_to)
+    after = _side_at(at_to, period_to, period_from)
     columns: list[Any] = [
         *(c.label(f"b_{c.name}") for c in before.c),
         *(c.label(f"a_{c.name}") for c in after.c),
