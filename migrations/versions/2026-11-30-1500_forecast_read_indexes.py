@@ -1,7 +1,7 @@
 """forecast read indexes: close-date ranges of deals and versions read from the index alone
 
 Revision ID: 72ec7979f78e
-Revises: 8c41e2a7d903
+Revises: 0412f253219e
 Create Date: 2026-11-30 14:30:00
 
 The roll-up (live and as_of), the waterfall and the metrics read one close-date range of
@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = '72ec7979f78e'
-down_revision: str | None = '8c41e2a7d903'
+down_revision: str | None = '0412f253219e'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
