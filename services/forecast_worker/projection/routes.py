@@ -4,23 +4,21 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from services.forecast_worker.deps import CurrentConfig, ForecastReader, ReadSession, Stages
-from services.forecast_worker.period_input import requested_period
+from services.forecast_worker.period_input import invalid_input, requested_period
+from services.forecast_worker.periods import hierarchy_day
 from services.forecast_worker.projection import repository
+from services.forecast_worker.projection.model import CENT
 from services.forecast_worker.projection.rows import projection_rows
 from services.forecast_worker.projection.schemas import CSV_COLUMNS, Projection
-from services.forecast_worker.projection.windows import (
-    MAX_LOOKBACK,
-    elapsed,
-    hierarchy_day,
-    past_windows,
-)
-from services.forecast_worker.rollup import repository as rollup
+from services.forecast_worker.projection.windows import MAX_LOOKBACK, elapsed, past_windows
+from services.forecast_worker.query_params import Format, PeriodQuery
+from services.forecast_worker.rollup.compute import period_sums
 from services.forecast_worker.rollup.repository import GroupBy
 from services.forecast_worker.rollup.schemas import PeriodOut
 from shared.edge import GuardedRoute
@@ -30,7 +28,6 @@ from shared.values import UtcDatetime
 
 router = APIRouter(tags=["forecast"], route_class=GuardedRoute)
 DAY = Decimal(86400)
-CENT = Decimal("0.01")
 
 DESCRIPTION = """\
 A top-down forecast from history beside the bottom-up roll-up, per (group, currency), then
@@ -86,7 +83,7 @@ async def get_projection(
     db: ReadSession,
     config: CurrentConfig,
     stages: Stages,
-    period: Annotated[str, Query(max_length=20, description="`2026-Q4`, `2026-11` or `FY2026`")],
+    period: PeriodQuery,
     group_by: GroupBy,
     as_of: Annotated[
         UtcDatetime | None, Query(description="Project as things stood at this instant")
@@ -94,10 +91,13 @@ async def get_projection(
     lookback: Annotated[
         int, Query(ge=1, le=MAX_LOOKBACK, description="Past periods of the same kind to learn from")
     ] = 4,
-    format: Annotated[Literal["json", "csv"] | None, Query(description="csv for BI")] = None,
+    format: Format = None,
 ) -> Projection | Response:
     span = requested_period(period, config, "query.period")
-    instant = as_of or datetime.now(UTC)
+    now = datetime.now(UTC)
+    if as_of is not None and as_of > now:
+        raise invalid_input("query.as_of", "as_of must not be in the future")
+    instant = as_of or now
     first = await repository.first_version_at(db)
     chosen = past_windows(span, instant, lookback, first)
     windows = [window for _, window in chosen]
@@ -111,15 +111,7 @@ async def get_projection(
             pipeline=await repository.open_pipeline(
                 db, start=span.start, end=span.end, day=day, as_of=as_of, group_by=group_by
             ),
-            sums=await rollup.group_sums(
-                db,
-                stages=stages,
-                group_by=group_by,
-                start=span.start,
-                end=span.end,
-                day=day,
-                as_of=as_of,
-            ),
+            sums=await period_sums(db, stages=stages, period=span, group_by=group_by, as_of=as_of),
         )
     if wants_csv(request, format):
         return csv_response(CSV_COLUMNS, (r.model_dump(mode="json") for r in rows), None)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
@@ -20,12 +20,13 @@ from services.forecast_worker.deps import (
     WriteSession,
 )
 from services.forecast_worker.period_input import invalid_input, requested_period
-from services.forecast_worker.periods import Period
+from services.forecast_worker.periods import Period, midnight
+from services.forecast_worker.query_params import Format, PeriodQuery
 from services.forecast_worker.rollup.repository import GroupBy
 from services.forecast_worker.rollup.schemas import PeriodOut
 from services.forecast_worker.snapshots import repository
 from services.forecast_worker.snapshots.repository import Frozen
-from services.forecast_worker.snapshots.schedule import midnight, range_instants
+from services.forecast_worker.snapshots.schedule import range_instants
 from services.forecast_worker.snapshots.schemas import (
     MAX_BACKFILL_SLOTS,
     TREND_CSV_COLUMNS,
@@ -45,8 +46,6 @@ from shared.values import UtcDatetime
 
 router = APIRouter(tags=["forecast"], route_class=GuardedRoute)
 
-Format = Annotated[Literal["json", "csv"] | None, Query(description="csv for BI tools")]
-PeriodQuery = Annotated[str, Query(max_length=20, description="`2026-Q4`, `2026-11` or `FY2026`")]
 _TABLE = {200: {"content": {"text/csv": {}}}, **problem_responses(400, 422)}
 
 TREND_DESCRIPTION = """\

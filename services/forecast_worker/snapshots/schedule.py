@@ -15,10 +15,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Literal
 
-from services.forecast_worker.periods import Period, PeriodKind, period_containing
+from services.forecast_worker.periods import Period, PeriodKind, midnight, period_containing
 
 SlotKind = Literal["weekly", "period_end"]
 Every = Literal["week", "day"]
@@ -30,10 +30,6 @@ class Slot:
     as_of: datetime
     kind: SlotKind
     period: Period
-
-
-def midnight(day: date) -> datetime:
-    return datetime.combine(day, time(), tzinfo=UTC)
 
 
 def _days(since: datetime, now: datetime) -> Iterable[date]:

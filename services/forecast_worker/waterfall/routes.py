@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
@@ -11,6 +11,7 @@ from fastapi.responses import Response
 from services.forecast_worker.deps import CurrentConfig, ForecastReader, ReadSession
 from services.forecast_worker.period_input import requested_period
 from services.forecast_worker.periods import Period
+from services.forecast_worker.query_params import Format, PeriodQuery
 from services.forecast_worker.waterfall import books, repository
 from services.forecast_worker.waterfall.flow import Bucket, Waterfall, Window
 from services.forecast_worker.waterfall.repository import Candidate, GroupBy, Side
@@ -29,8 +30,6 @@ from shared.values import UtcDatetime
 
 router = APIRouter(tags=["forecast"], route_class=GuardedRoute)
 
-Format = Annotated[Literal["json", "csv"] | None, Query(description="csv for BI tools")]
-PeriodQuery = Annotated[str, Query(max_length=20, description="`2026-Q4`, `2026-11` or `FY2026`")]
 From = Annotated[UtcDatetime, Query(alias="from", description="The earlier instant (RFC 3339)")]
 To = Annotated[UtcDatetime, Query(description="The later instant (RFC 3339)")]
 GroupByQuery = Annotated[
