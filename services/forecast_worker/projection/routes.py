@@ -33,13 +33,14 @@ DESCRIPTION = """\
 A top-down forecast from history beside the bottom-up roll-up, per (group, currency), then
 one `company` row per currency.
 
-**The point of the period** is the instant projected from (`as_of`, default now) minus the
-period's start, clamped to the period. The past periods are the `lookback` periods of the
-same kind (quarters for a quarter, months for a month, fiscal years for a year) before the
-requested one that had ended by that instant, leaving out any before the first deal
-existed; `lookback_periods` lists those used, latest first. Each is looked at the same
-time after its own start (clamped to its length), from deal history (the version of each
-deal valid then, as the roll-up's `as_of`).
+**The point of the period** is the instant projected from (`as_of`, default now; not in
+the future) minus the period's start, clamped to the period. The past periods are the
+`lookback` periods of the same kind (quarters for a quarter, months for a month, fiscal
+years for a year) before the requested one that had ended by that instant, leaving out any
+before the first deal existed; `lookback_periods` lists those used, latest first. Each is
+looked at with the same time left before its end as the point leaves the requested period
+(no earlier than its own start), from deal history (the version of each deal valid then,
+as the roll-up's `as_of`).
 
 **Rates.** An open deal is put in a cohort by its stage and `due`: its close date
 `in_period`, `overdue` (before the period), `later` (after it) or `undated` (none). In each
