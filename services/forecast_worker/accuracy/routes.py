@@ -21,12 +21,11 @@ from services.forecast_worker.accuracy.schemas import (
 from services.forecast_worker.deps import CurrentConfig, ForecastReader, ReadSession, Stages
 from services.forecast_worker.period_input import invalid_input, requested_period
 from services.forecast_worker.periods import midnight, periods_between, periods_from_to
-from services.forecast_worker.query_params import Format, PeriodQuery
+from services.forecast_worker.query_params import TABLE_RESPONSES, Format, PeriodQuery
 from services.forecast_worker.rollup.repository import GroupBy
 from services.forecast_worker.rollup.schemas import PeriodOut
 from services.forecast_worker.snapshots.repository import list_snapshots
 from shared.edge import GuardedRoute
-from shared.problems import problem_responses
 from shared.tables import csv_response, wants_csv
 
 router = APIRouter(tags=["forecast"], route_class=GuardedRoute)
@@ -87,7 +86,7 @@ def _summary_out(s: Summary) -> SummaryOut:
     response_model=AccuracyOut,
     summary="Each snapshot's call and roll-up of closed periods against actual closed won",
     description=DESCRIPTION,
-    responses={200: {"content": {"text/csv": {}}}, **problem_responses(400, 422)},
+    responses=TABLE_RESPONSES,
 )
 async def get_accuracy(
     request: Request,

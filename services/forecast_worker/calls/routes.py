@@ -33,7 +33,7 @@ from services.forecast_worker.deps import (
 )
 from services.forecast_worker.period_input import requested_period
 from services.forecast_worker.periods import Period
-from services.forecast_worker.query_params import Format, OptionalPeriodQuery
+from services.forecast_worker.query_params import TABLE_RESPONSES, Format, OptionalPeriodQuery
 from shared.edge import GuardedRoute
 from shared.problems import Problem, problem_responses
 from shared.tables import csv_response, decode_instant_id_cursor, encode_cursor, wants_csv
@@ -41,7 +41,6 @@ from shared.tables import csv_response, decode_instant_id_cursor, encode_cursor,
 router = APIRouter(tags=["forecast"], route_class=GuardedRoute)
 
 Limit = Annotated[int, Query(ge=1, le=1000)]
-_TABLE = {200: {"content": {"text/csv": {}}}, **problem_responses(400, 422)}
 
 
 def _open_period(label: str, config: ForecastConfig) -> Period:
@@ -123,7 +122,7 @@ async def post_adjustment(
     "/v1/forecast/calls",
     response_model=CallPage,
     summary="Call history, newest first",
-    responses=_TABLE,
+    responses=TABLE_RESPONSES,
 )
 async def list_calls(
     request: Request,
@@ -150,7 +149,7 @@ async def list_calls(
     "/v1/forecast/adjustments",
     response_model=AdjustmentPage,
     summary="Adjustment history, newest first (a rep's and a team's together if both given)",
-    responses=_TABLE,
+    responses=TABLE_RESPONSES,
 )
 async def list_adjustments(
     request: Request,

@@ -20,9 +20,9 @@ from services.forecast_worker.metrics.figures import (
 )
 from services.forecast_worker.metrics.repository import ClosedRow, GroupCount
 from services.forecast_worker.metrics.schemas import MetricsRow, StageOut
-from services.forecast_worker.rollup.grouping import row_order
+from services.forecast_worker.rollup.grouping import GroupKey, row_order
 
-Key = tuple[str | None, str | None]
+Key = GroupKey
 
 
 def stage_order(

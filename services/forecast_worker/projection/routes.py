@@ -17,12 +17,11 @@ from services.forecast_worker.projection.model import CENT
 from services.forecast_worker.projection.rows import projection_rows
 from services.forecast_worker.projection.schemas import CSV_COLUMNS, Projection
 from services.forecast_worker.projection.windows import MAX_LOOKBACK, elapsed, past_windows
-from services.forecast_worker.query_params import Format, PeriodQuery
+from services.forecast_worker.query_params import TABLE_RESPONSES, Format, PeriodQuery
 from services.forecast_worker.rollup.compute import period_sums
 from services.forecast_worker.rollup.repository import GroupBy
 from services.forecast_worker.rollup.schemas import PeriodOut
 from shared.edge import GuardedRoute
-from shared.problems import problem_responses
 from shared.tables import csv_response, wants_csv
 from shared.values import UtcDatetime
 
@@ -76,7 +75,7 @@ history pooled, so it is not the sum of the group rows. Currencies are never add
     response_model=Projection,
     summary="Top-down projection from history beside the bottom-up roll-up (JSON or CSV)",
     description=DESCRIPTION,
-    responses={200: {"content": {"text/csv": {}}}, **problem_responses(400, 422)},
+    responses=TABLE_RESPONSES,
 )
 async def get_projection(
     request: Request,

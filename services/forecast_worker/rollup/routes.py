@@ -9,12 +9,11 @@ from fastapi.responses import Response
 
 from services.forecast_worker.deps import CurrentConfig, ForecastReader, ReadSession, Stages
 from services.forecast_worker.period_input import requested_period
-from services.forecast_worker.query_params import Format, PeriodQuery
+from services.forecast_worker.query_params import TABLE_RESPONSES, Format, PeriodQuery
 from services.forecast_worker.rollup.compute import compute_rollup
 from services.forecast_worker.rollup.repository import GroupBy
 from services.forecast_worker.rollup.schemas import CSV_COLUMNS, PeriodOut, Rollup
 from shared.edge import GuardedRoute
-from shared.problems import problem_responses
 from shared.tables import csv_response, wants_csv
 from shared.values import UtcDatetime
 
@@ -50,7 +49,7 @@ or before the instant, in the row's currency. An `as_of` before any data answers
     response_model=Rollup,
     summary="The forecast roll-up per rep, team, manager or region (JSON or CSV)",
     description=DESCRIPTION,
-    responses={200: {"content": {"text/csv": {}}}, **problem_responses(400, 422)},
+    responses=TABLE_RESPONSES,
 )
 async def get_rollup(
     request: Request,

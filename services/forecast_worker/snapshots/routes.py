@@ -21,7 +21,7 @@ from services.forecast_worker.deps import (
 )
 from services.forecast_worker.period_input import invalid_input, requested_period
 from services.forecast_worker.periods import Period, midnight
-from services.forecast_worker.query_params import Format, PeriodQuery
+from services.forecast_worker.query_params import TABLE_RESPONSES, Format, PeriodQuery
 from services.forecast_worker.rollup.repository import GroupBy
 from services.forecast_worker.rollup.schemas import PeriodOut
 from services.forecast_worker.snapshots import repository
@@ -46,7 +46,6 @@ from shared.values import UtcDatetime
 
 router = APIRouter(tags=["forecast"], route_class=GuardedRoute)
 
-_TABLE = {200: {"content": {"text/csv": {}}}, **problem_responses(400, 422)}
 
 TREND_DESCRIPTION = """\
 The period's snapshots in order of `as_of` (then id), each with the roll-up rows of
@@ -192,7 +191,7 @@ async def post_backfill(
     response_model=Trend,
     summary="The trend: a period's snapshots in order, each with its roll-up rows",
     description=TREND_DESCRIPTION,
-    responses=_TABLE,
+    responses=TABLE_RESPONSES,
 )
 async def get_trend(
     request: Request,
@@ -227,7 +226,7 @@ async def get_trend(
     "/v1/forecast/snapshots/{snapshot_id}",
     response_model=SnapshotOut,
     summary="One snapshot with its rows (every grouping unless group_by)",
-    responses={**_TABLE, **problem_responses(404)},
+    responses={**TABLE_RESPONSES, **problem_responses(404)},
 )
 async def get_snapshot(
     request: Request,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-from services.forecast_worker.rollup.grouping import row_order
+from services.forecast_worker.rollup.grouping import GroupKey, row_order
 from services.forecast_worker.waterfall.flow import (
     Movement,
     Waterfall,
@@ -20,7 +20,7 @@ from services.forecast_worker.waterfall.flow import (
 )
 from services.forecast_worker.waterfall.repository import Candidate, Side
 
-Key = tuple[str | None, str | None]
+Key = GroupKey
 """(group, currency); the group is None when ungrouped or when the owner has none."""
 
 
