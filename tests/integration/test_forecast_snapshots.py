@@ -257,8 +257,10 @@ async def test_the_scheduler_takes_each_due_slot_once(
 
     unsettled = await take_due(sessions, settings, at("2021-03-01T00:04:59"))
     assert len(unsettled) == 1, "Mon 22 Feb only: the slots of 1 Mar are not 300 s old yet"
-    async with lagging(sessions):
+    async with lagging(sessions, next_offset=0):
         assert await take_due(sessions, settings, step) == [], "the consumer has not caught up"
+    async with lagging(sessions, incarnation="an earlier broker life"):
+        assert await take_due(sessions, settings, step) == [], "an offset of another life"
     async with refusing(sessions, "2021-02", "period_end"):
         failed = REGISTRY.get_sample_value(FAILED, {"kind": "period_end"}) or 0.0
         after_failure = await take_due(sessions, settings, step)
@@ -304,15 +306,15 @@ async def test_the_scheduler_takes_each_due_slot_once(
 
 
 @asynccontextmanager
-async def lagging(sessions: Any) -> AsyncIterator[None]:
-    """The forecast consumer's stored offset of its busiest deal partition put back to 0
-    while inside, as if it had that partition still to read (nothing is posted meanwhile,
-    so the consumer writes no offset of it), then restored."""
+async def lagging(sessions: Any, **stored: Any) -> AsyncIterator[None]:
+    """The forecast consumer's stored offset of its busiest deal partition changed to
+    `stored` while inside (a next offset it has not reached, or another broker life's),
+    then restored; nothing is posted meanwhile, so the consumer writes no offset of it."""
     table = CONSUMER_TABLES.offsets
     async with sessions() as session, session.begin():
         row = (
             await session.execute(
-                select(table.c.topic, table.c.partition, table.c.next_offset)
+                select(table)
                 .where(table.c.group_id == GROUP_ID, table.c.topic == topics.DEAL)
                 .order_by(table.c.next_offset.desc())
                 .limit(1)
@@ -323,12 +325,13 @@ async def lagging(sessions: Any) -> AsyncIterator[None]:
             table.c.topic == row.topic,
             table.c.partition == row.partition,
         )
-        await session.execute(update(table).where(*where).values(next_offset=0))
+        await session.execute(update(table).where(*where).values(**stored))
     try:
         yield
     finally:
+        before = {name: getattr(row, name) for name in stored}
         async with sessions() as session, session.begin():
-            await session.execute(update(table).where(*where).values(next_offset=row.next_offset))
+            await session.execute(update(table).where(*where).values(**before))
 
 
 @asynccontextmanager

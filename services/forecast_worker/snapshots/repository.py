@@ -99,17 +99,21 @@ async def taken_instants(
 
 
 async def consumer_positions(
-    session: AsyncSession, *, partitions: Iterable[tuple[str, int]]
+    session: AsyncSession, *, partitions: Iterable[tuple[str, int]], incarnation: str | None
 ) -> dict[tuple[str, int], int]:
-    """The forecast consumer's stored next offset per (topic, partition) of `partitions`
-    (those it has one for): how far the projection has applied each."""
+    """The forecast consumer's stored next offset per (topic, partition) of `partitions`,
+    of those it stored in the broker life `incarnation`: how far the projection has applied
+    each. An offset of an earlier life counts for nothing (the consumer reads that
+    partition again from the start)."""
     stored = await load_offsets(
         await session.connection(),
         tables=CONSUMER_TABLES,
         group_id=GROUP_ID,
         partitions=partitions,
     )
-    return {tp: offset.next_offset for tp, offset in stored.items()}
+    return {
+        tp: offset.next_offset for tp, offset in stored.items() if offset.incarnation == incarnation
+    }
 
 
 async def list_snapshots(

@@ -9,12 +9,12 @@ with nothing due is one small indexed query.
 A snapshot is never recomputed, so a slot is taken only when its projection is complete:
 its instant is at least `SALESOPS_SNAPSHOT_SETTLE_SECONDS` old (events of before it still
 in the relay's backlog have reached the broker), and the forecast consumer's stored
-offsets have reached the broker's end offsets of its topics, read in this step, so after
-every due slot's instant. A worker catching up after a restart, a rewind or an outage
-takes nothing until it has caught up; a broker that cannot be read takes nothing this
-step either. Each slot is its own transaction: one that fails is logged, counted
-(`salesops_forecast_snapshots_failed_total`) and tried again at the next step, and the
-slots after it are still taken.
+offsets of the broker's current life (its incarnation) have reached the broker's end
+offsets of its topics, read in this step, so after every due slot's instant. A worker
+catching up after a restart, a rewind or an outage takes nothing until it has caught up;
+a broker that cannot be read takes nothing this step either. Each slot is its own
+transaction: one that fails is logged, counted (`salesops_forecast_snapshots_failed_total`)
+and tried again at the next step, and the slots after it are still taken.
 """
 
 from __future__ import annotations
@@ -35,7 +35,8 @@ from services.forecast_worker.snapshots.repository import (
     taken_instants,
 )
 from services.forecast_worker.snapshots.schedule import Slot, caught_up, due_slots
-from shared.kafka import end_offsets
+from shared import topics
+from shared.kafka import end_offsets, read_latest
 from shared.metrics import SNAPSHOTS_FAILED
 from shared.settings import Settings
 
@@ -50,19 +51,23 @@ _log = logging.getLogger(__name__)
 async def consumer_caught_up(
     sessions: async_sessionmaker[AsyncSession], settings: Settings
 ) -> bool:
-    """Whether the forecast consumer has applied everything its topics held now; False when
-    the broker cannot be read. The end offsets are read before the stored ones, which only
-    grow, so a True means everything up to this call is in the projection."""
+    """Whether the forecast consumer has applied everything its topics held now, in this
+    broker life; False when the broker cannot be read. The broker is read before the stored
+    offsets, which only grow, so a True means everything up to this call is in the
+    projection."""
+    bootstrap = settings.require_kafka()
     try:
         async with asyncio.timeout(BROKER_READ_SECONDS):
-            ends = await end_offsets(
-                settings.require_kafka(), SUBSCRIBED, client_id="forecast-snapshots"
+            life = await read_latest(
+                bootstrap, topics.INCARNATION, client_id="forecast-snapshots-incarnation"
             )
+            ends = await end_offsets(bootstrap, SUBSCRIBED, client_id="forecast-snapshots")
     except Exception as exc:
         _log.warning("cannot read the broker's end offsets (%r); no snapshot this step", exc)
         return False
+    incarnation = life.decode() if life else None
     async with sessions() as session:
-        stored = await consumer_positions(session, partitions=ends.keys())
+        stored = await consumer_positions(session, partitions=ends.keys(), incarnation=incarnation)
     return caught_up(ends, stored)
 
 
