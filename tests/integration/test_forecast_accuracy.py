@@ -203,6 +203,8 @@ async def test_bad_input_and_ranges_without_closed_periods(client: httpx.AsyncCl
     assert await refused(from_period="2020-06", to_period="2020-01") == ["query.from_period"]
     assert await refused(from_period="2020-01", to_period="2020-Q2") == ["query.to_period"]
     assert await refused(from_period="2000-01", to_period="2020-12") == ["query.to_period"]
+    assert await refused(from_period="1990-Q1", to_period="2020-Q1") == ["query.to_period"]
+    assert await refused(from_period="FY0001", to_period="FY9999") == ["query.to_period"]
     r = await client.get(
         "/v1/forecast/accuracy", params={"from_period": "2020-01", "to_period": "2020-02"}
     )

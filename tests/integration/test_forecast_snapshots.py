@@ -380,6 +380,8 @@ async def test_bad_input(client: httpx.AsyncClient) -> None:
     ]
     days = {"period": "2026-Q4", "every": "day", "from": "2024-01-01", "to": "2025-12-31"}
     assert await refused("/backfill", days) == ["body.from"]
+    ages = {**days, "from": "0001-01-01"}
+    assert await refused("/backfill", ages) == ["body.from"], "counted, not listed"
     r = await client.post("/v1/forecast/snapshots", json={"period": "2026-Q4"})
     assert r.status_code == 201, "the admin key may write too"
     reader = {"Authorization": "Bearer test-reader-key"}
