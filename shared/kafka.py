@@ -387,3 +387,29 @@ async def read_latest(
                 return last
     finally:
         await stop_quietly(consumer)
+
+
+async def end_offsets(
+    bootstrap: str, topics: Sequence[str], *, client_id: str
+) -> dict[tuple[str, int], int]:
+    """The broker's end offset (the next offset it will write) of every partition of
+    `topics`, as of this call; a `LookupError` when a topic does not exist yet, since then
+    nobody can say what a consumer of it still has to read. One short-lived client: a
+    caller asks now and then, not per record. Callers bound it with a timeout (aiokafka
+    retries a vanished broker)."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, client_id=client_id, enable_auto_commit=False
+    )
+    try:
+        await consumer.start()
+        await consumer.topics()
+        partitions = []
+        for topic in topics:
+            numbers = consumer.partitions_for_topic(topic)
+            if not numbers:
+                raise LookupError(f"topic {topic} does not exist yet")
+            partitions += [TopicPartition(topic, n) for n in numbers]
+        ends = await consumer.end_offsets(partitions)
+        return {(tp.topic, tp.partition): offset for tp, offset in ends.items()}
+    finally:
+        await stop_quietly(consumer)

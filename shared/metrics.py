@@ -32,6 +32,11 @@ CONSUMER_APPLIED = Counter(
 DEAD_LETTERS = Counter(
     "salesops_dead_letters_total", "Events sent to a dead-letter queue", ["topic"]
 )
+SNAPSHOTS_FAILED = Counter(
+    "salesops_forecast_snapshots_failed_total",
+    "Scheduled forecast snapshots that failed (the next step tries each again)",
+    ["kind"],
+)
 WEBHOOK_IGNORED = Counter(
     "salesops_webhook_ignored_total",
     "Webhook items acknowledged without being stored or parked (they change nothing we keep)",

@@ -194,6 +194,13 @@ class Settings(BaseSettings):
         le=400,
         description="How far back a (re)started worker takes scheduled snapshots it missed",
     )
+    snapshot_settle_seconds: float = Field(
+        300.0,
+        ge=0,
+        description="How long after a scheduled snapshot's instant the worker waits before "
+        "taking it, so events of before the instant still on their way (relay backlog) "
+        "are applied first",
+    )
 
     won_stages: tuple[str, ...] = DEFAULT_WON_STAGES
     lost_stages: tuple[str, ...] = DEFAULT_LOST_STAGES

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
 
 
@@ -54,6 +54,18 @@ class Period:
 
     def previous(self) -> Period:
         return period_containing(self.start - timedelta(days=1), self.kind, self.fiscal_start_month)
+
+
+def midnight(day: date) -> datetime:
+    """The instant `day` starts, UTC: where a period's bounds, snapshot slots and past
+    windows sit on the time line."""
+    return datetime.combine(day, time(), tzinfo=UTC)
+
+
+def hierarchy_day(period: Period, instant: datetime) -> date:
+    """The day whose hierarchy groups `period`'s figures at `instant`: the instant's date,
+    but no later than the period's last day (a closed period keeps the teams it ended with)."""
+    return min(instant.date(), period.end - timedelta(days=1))
 
 
 def parse_period(label: str, fiscal_start_month: int = 1) -> Period:
@@ -95,6 +107,15 @@ def periods_between(
     while periods[-1].end <= last:
         periods.append(periods[-1].next())
     return periods
+
+
+def periods_from_to(first: Period, last: Period) -> int:
+    """How many periods of `first`'s kind run from `first` to `last`, both included (0 when
+    `last` starts before `first`): counted from the months between them, so a range can be
+    bounded before its periods are listed."""
+    months = (last.start.year - first.start.year) * 12 + last.start.month - first.start.month
+    step = {PeriodKind.MONTH: 1, PeriodKind.QUARTER: 3, PeriodKind.YEAR: 12}[first.kind]
+    return max(months // step + 1, 0)
 
 
 def fiscal_year_of(day: date, fiscal_start_month: int = 1) -> int:

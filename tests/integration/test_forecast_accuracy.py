@@ -112,6 +112,8 @@ async def test_snapshots_against_what_closed(client: httpx.AsyncClient, sessions
         ("2020-05", "2020-05-04T00:00:00Z"),
         ("2020-05", "2020-06-01T00:00:00Z"),
         ("2020-06", "2020-06-01T00:00:00Z"),
+        ("2020-05", "2020-06-01T00:00:01Z"),
+        ("2020-05", "2020-07-15T00:00:00Z"),
     ):
         r = await post_snapshot(client, "", {"period": period, "as_of": as_of})
         assert r.status_code == 201, r.text
@@ -126,6 +128,7 @@ async def test_snapshots_against_what_closed(client: httpx.AsyncClient, sessions
         for f in answer["forecasts"]
         if f["group"] == r1
     ]  # fmt: skip
+    # The two 2020-05 snapshots taken after its end knew the outcome: not forecasts.
     assert made == [
         ("2020-05", "2020-05-04", 4, "call_commit", "1100", "1200", "-100", "-0.0833"),
         ("2020-05", "2020-05-04", 4, "commit_plus_closed", "1500", "1200", "300", "0.2500"),
@@ -200,6 +203,8 @@ async def test_bad_input_and_ranges_without_closed_periods(client: httpx.AsyncCl
     assert await refused(from_period="2020-06", to_period="2020-01") == ["query.from_period"]
     assert await refused(from_period="2020-01", to_period="2020-Q2") == ["query.to_period"]
     assert await refused(from_period="2000-01", to_period="2020-12") == ["query.to_period"]
+    assert await refused(from_period="1990-Q1", to_period="2020-Q1") == ["query.to_period"]
+    assert await refused(from_period="FY0001", to_period="FY9999") == ["query.to_period"]
     r = await client.get(
         "/v1/forecast/accuracy", params={"from_period": "2020-01", "to_period": "2020-02"}
     )

@@ -11,14 +11,20 @@ from __future__ import annotations
 import asyncio
 import csv
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 from uuid import uuid4
 
 import httpx
 import pytest
+from prometheus_client import REGISTRY
+from sqlalchemy import select, text, update
 
-from services.forecast_worker.snapshots.scheduler import take_due
+from services.forecast_worker.dispatch import GROUP_ID
+from services.forecast_worker.models import CONSUMER_TABLES
+from services.forecast_worker.snapshots.scheduler import consumer_caught_up, take_due
+from shared import topics
 from shared.db import create_engine, create_sessionmaker
 from tests.conftest import FORECASTER_KEY, make_settings
 from tests.integration.test_forecast_rollup import (
@@ -41,6 +47,7 @@ __all__ = ["_example_config"]
 """The roll-up tests' example configuration, applied around each test here too."""
 
 FORECASTER = {"Authorization": f"Bearer {FORECASTER_KEY}"}
+FAILED = "salesops_forecast_snapshots_failed_total"
 
 
 def created(deal_id: str, owner: str, amount: str, close: str, time: str, **more: str) -> Any:
@@ -82,6 +89,26 @@ async def trend(client: httpx.AsyncClient, **params: str) -> dict[str, Any]:
 
 def own(rows: list[dict[str, Any]], tag: str) -> dict[str | None, dict[str, Any]]:
     return mine({"rows": rows}, tag, null_group=False)
+
+
+Figures = list[tuple[str, str, str]]
+
+
+def figures(rows: dict[str | None, dict[str, Any]]) -> Figures:
+    """(closed_won, commit, best_case) of the test's two groups, r1's side (rep r1, team A,
+    its manager and region, each named to sort first) then r2's."""
+    return [
+        (rows[g]["closed_won"], rows[g]["commit"], rows[g]["best_case"])
+        for g in sorted(rows, key=str)
+    ]
+
+
+def posted(as_of: str) -> Figures:
+    """What the events the backfill test posts make of each side at `as_of`, worked out
+    here: r1 has s1 (Engaging, a best case, 1000 then 1500 from 1 June) and s2 (its own
+    category commit, 200, won on 1 June); r2 has s3 (Engaging, 400)."""
+    r1 = ("200", "0", "1500") if as_of >= "2026-06-01" else ("0", "200", "1000")
+    return [r1, ("0", "0", "400")]
 
 
 async def test_backfill_on_demand_and_the_trend_equal_the_as_of_rollup(
@@ -127,7 +154,7 @@ async def test_backfill_on_demand_and_the_trend_equal_the_as_of_rollup(
         for point in points:
             then = await rollup(client, period="2098-Q2", group_by=group_by, as_of=point["as_of"])
             assert own(point["rows"], tag) == mine(then, tag, null_group=False), point["as_of"]
-            assert own(point["rows"], tag), "the test's groups are in every snapshot"
+            assert figures(own(point["rows"], tag)) == posted(point["as_of"]), point["as_of"]
     points = (await trend(client, period="2098-Q2", group_by="rep"))["snapshots"]
     before, after = (own(p["rows"], tag)[r1] for p in points[3:5])
     assert (before["closed_won"], before["commit"], before["best_case"]) == ("0", "200", "1000")
@@ -146,6 +173,7 @@ async def test_backfill_on_demand_and_the_trend_equal_the_as_of_rollup(
     assert taken.json()["kind"] == "backfill"
     then = await rollup(client, period="2098-Q2", group_by="team", as_of=one["as_of"])
     assert own(taken.json()["rows"]["team"], tag) == mine(then, tag, null_group=False)
+    assert figures(own(taken.json()["rows"]["region"], tag)) == posted(one["as_of"])
     repeated = await post_snapshot(client, "", one)
     assert repeated.status_code == 200, "one instant is backfilled once"
     assert repeated.json() == taken.json()
@@ -222,11 +250,34 @@ async def test_the_scheduler_takes_each_due_slot_once(
         snapshot_period_kinds=("month",),
         snapshot_catch_up_days=10,
         snapshot_weekday=0,
+        snapshot_settle_seconds=300,
     )
-    first = await take_due(sessions, settings, at("2021-03-03T12:00"))
-    assert len(first) == 3, "Mon 22 Feb (February), Mon 1 Mar (March) and February's end"
-    assert await take_due(sessions, settings, at("2021-03-03T12:00")) == []
+    await eventually(lambda: consumer_caught_up(sessions, settings))
+    step = at("2021-03-03T12:00")
+
+    unsettled = await take_due(sessions, settings, at("2021-03-01T00:04:59"))
+    assert len(unsettled) == 1, "Mon 22 Feb only: the slots of 1 Mar are not 300 s old yet"
+    async with lagging(sessions, next_offset=0):
+        assert await take_due(sessions, settings, step) == [], "the consumer has not caught up"
+    async with lagging(sessions, incarnation="an earlier broker life"):
+        assert await take_due(sessions, settings, step) == [], "an offset of another life"
+    async with refusing(sessions, "2021-02", "period_end"):
+        failed = REGISTRY.get_sample_value(FAILED, {"kind": "period_end"}) or 0.0
+        after_failure = await take_due(sessions, settings, step)
+        assert len(after_failure) == 1, "February's end fails; Mon 1 Mar (March) is taken"
+        assert REGISTRY.get_sample_value(FAILED, {"kind": "period_end"}) == failed + 1
+    retried = await take_due(sessions, settings, step)
+    assert len(retried) == 1, "the next step takes February's end"
+    assert await take_due(sessions, settings, step) == []
     assert await take_due(sessions, settings, at("2021-03-07T23:59")) == []
+    unreadable = make_settings(
+        database_url,
+        "127.0.0.1:9",
+        snapshot_period_kinds=("month",),
+        snapshot_catch_up_days=10,
+        snapshot_weekday=0,
+    )
+    assert await take_due(sessions, unreadable, at("2021-03-08T01:00")) == [], "no broker"
     both = await asyncio.gather(
         *(take_due(sessions, settings, at("2021-03-08T01:00")) for _ in range(2))
     )
@@ -247,6 +298,67 @@ async def test_the_scheduler_takes_each_due_slot_once(
     ]
     ended = await trend(client, period="2021-02", group_by="rep", kind="period_end")
     assert [p["id"] for p in ended["snapshots"]] == [points[1]["id"]]
+    again = await post_snapshot(client, "", {"period": "2021-02", "as_of": points[1]["as_of"]})
+    assert (again.status_code, again.json()["id"]) == (200, points[1]["id"]), (
+        "an instant the period has a snapshot of is not taken again, as a backfill skips it"
+    )
+    assert len((await trend(client, period="2021-02", group_by="rep"))["snapshots"]) == 2
+
+
+@asynccontextmanager
+async def lagging(sessions: Any, **stored: Any) -> AsyncIterator[None]:
+    """The forecast consumer's stored offset of its busiest deal partition changed to
+    `stored` while inside (a next offset it has not reached, or another broker life's),
+    then restored; nothing is posted meanwhile, so the consumer writes no offset of it."""
+    table = CONSUMER_TABLES.offsets
+    async with sessions() as session, session.begin():
+        row = (
+            await session.execute(
+                select(table)
+                .where(table.c.group_id == GROUP_ID, table.c.topic == topics.DEAL)
+                .order_by(table.c.next_offset.desc())
+                .limit(1)
+            )
+        ).one()
+        where = (
+            table.c.group_id == GROUP_ID,
+            table.c.topic == row.topic,
+            table.c.partition == row.partition,
+        )
+        await session.execute(update(table).where(*where).values(**stored))
+    try:
+        yield
+    finally:
+        before = {name: getattr(row, name) for name in stored}
+        async with sessions() as session, session.begin():
+            await session.execute(update(table).where(*where).values(**before))
+
+
+@asynccontextmanager
+async def refusing(sessions: Any, period: str, kind: str) -> AsyncIterator[None]:
+    """Postgres refuses to store a snapshot of `period` and `kind` while inside: a slot that
+    fails, on the real database."""
+    async with sessions() as session, session.begin():
+        await session.execute(
+            text(
+                "CREATE FUNCTION forecast.test_refuse_snapshot() RETURNS trigger "
+                "LANGUAGE plpgsql AS $$ BEGIN "
+                f"IF NEW.period = '{period}' AND NEW.kind = '{kind}' THEN "
+                "RAISE EXCEPTION 'refused by the test'; END IF; RETURN NEW; END $$"
+            )
+        )
+        await session.execute(
+            text(
+                "CREATE TRIGGER test_refuse_snapshot BEFORE INSERT ON forecast.snapshots "
+                "FOR EACH ROW EXECUTE FUNCTION forecast.test_refuse_snapshot()"
+            )
+        )
+    try:
+        yield
+    finally:
+        async with sessions() as session, session.begin():
+            await session.execute(text("DROP TRIGGER test_refuse_snapshot ON forecast.snapshots"))
+            await session.execute(text("DROP FUNCTION forecast.test_refuse_snapshot()"))
 
 
 async def test_bad_input(client: httpx.AsyncClient) -> None:
@@ -268,6 +380,8 @@ async def test_bad_input(client: httpx.AsyncClient) -> None:
     ]
     days = {"period": "2026-Q4", "every": "day", "from": "2024-01-01", "to": "2025-12-31"}
     assert await refused("/backfill", days) == ["body.from"]
+    ages = {**days, "from": "0001-01-01"}
+    assert await refused("/backfill", ages) == ["body.from"], "counted, not listed"
     r = await client.post("/v1/forecast/snapshots", json={"period": "2026-Q4"})
     assert r.status_code == 201, "the admin key may write too"
     reader = {"Authorization": "Bearer test-reader-key"}

@@ -28,7 +28,6 @@ from tests.support.waiting import eventually
 pytestmark = pytest.mark.integration
 
 
-
 def deleted(source: str, **attrs: Any) -> dict[str, Any]:
     return event(DELETED, {"deal_id": f"trust-{uuid.uuid4().hex[:8]}"}, source=source, **attrs)
 

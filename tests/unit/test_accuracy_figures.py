@@ -23,13 +23,20 @@ def test_several_periods() -> None:
             Outcome(D(104), D(100)),  # +4 %: within 5 and 10
             Outcome(D(90), D(100)),  # -10 %: within 10 only
             Outcome(D(150), D(100)),  # +50 %
-            Outcome(D(20), D(0)),  # no actual: no percentage, but counts in WAPE
+            Outcome(D(20), D(0)),  # no actual: no percentage, a miss, counts in WAPE
         ]
     )
-    assert result.periods == 4
+    assert result.forecasts == 4
     assert result.bias == D("0.1467")  # (0.04 - 0.10 + 0.50) / 3
     assert result.wape == D("0.2800")  # (4 + 10 + 50 + 20) / 300
-    assert (result.hit_rate_5, result.hit_rate_10) == (D("0.3333"), D("0.6667"))
+    assert (result.hit_rate_5, result.hit_rate_10) == (D("0.2500"), D("0.5000"))
+
+
+def test_against_nothing_closed_only_nothing_forecast_hits() -> None:
+    result = accuracy([Outcome(D(0), D(0)), Outcome(D(1), D(0)), Outcome(D(100), D(100))])
+    assert (result.hit_rate_5, result.hit_rate_10) == (D("0.6667"), D("0.6667"))
+    assert result.bias == D(0), "only the forecast with an actual has a percentage"
+    assert accuracy([Outcome(D(5), D(0))]).hit_rate_10 == D(0), "not left out: a miss"
 
 
 def test_a_miss_just_over_five_percent_is_not_a_hit() -> None:

@@ -84,7 +84,7 @@ def test_summaries_over_periods_and_by_week() -> None:
     )
     result = summaries(q1 + q2, by_week=True)
     commit = [s for s in result if s.measure == "commit_plus_closed"]
-    assert [(s.weeks_before_end, s.periods, s.accuracy.periods) for s in commit] == [
+    assert [(s.weeks_before_end, s.periods, s.accuracy.forecasts) for s in commit] == [
         (None, 2, 3),
         (0, 1, 1),
         (2, 2, 2),

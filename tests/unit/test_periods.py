@@ -16,6 +16,7 @@ from services.forecast_worker.periods import (
     parse_period,
     period_containing,
     periods_between,
+    periods_from_to,
 )
 
 DAYS = st.dates(min_value=date(1900, 1, 1), max_value=date(2200, 12, 31))
@@ -122,3 +123,18 @@ def test_a_fiscal_year_is_the_union_of_its_four_quarters(day: date, start_month:
     quarters = periods_between(year.start, last, PeriodKind.QUARTER, start_month)
     assert [q.label for q in quarters] == [f"{year.label[2:]}-Q{n}" for n in range(1, 5)]
     assert (quarters[0].start, quarters[-1].end) == (year.start, year.end)
+
+
+def test_periods_from_to_counts_without_listing() -> None:
+    def count(first: str, last: str) -> int:
+        return periods_from_to(parse_period(first, 2), parse_period(last, 2))
+
+    assert count("2026-01", "2026-01") == 1
+    assert count("2020-01", "2029-12") == 120
+    assert count("2026-Q1", "2026-Q4") == 4, "fiscal quarters from February"
+    assert count("2026-Q4", "2027-Q1") == 2
+    assert count("FY2000", "FY2119") == 120
+    assert count("2026-02", "2026-01") == 0
+    for first, last in (("2024-Q3", "2031-Q2"), ("FY2001", "FY2020"), ("2019-11", "2026-02")):
+        a, b = parse_period(first, 2), parse_period(last, 2)
+        assert periods_from_to(a, b) == len(periods_between(a.start, b.start, a.kind, 2))

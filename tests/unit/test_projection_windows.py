@@ -4,34 +4,56 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 
-from services.forecast_worker.periods import parse_period
+from services.forecast_worker.periods import midnight, parse_period
 from services.forecast_worker.projection.windows import elapsed, past_windows
 
 LONG_AGO = datetime(2000, 1, 1, tzinfo=UTC)
 
 
-def test_past_quarters_are_seen_at_the_same_day_of_the_quarter() -> None:
+def test_past_quarters_are_seen_with_the_same_time_left() -> None:
     now = datetime(2026, 8, 16, 12, tzinfo=UTC)
     chosen = past_windows(parse_period("2026-Q3"), now, 3, LONG_AGO)
     assert [p.label for p, _ in chosen] == ["2026-Q2", "2026-Q1", "2025-Q4"]
     assert [w.at for _, w in chosen] == [
-        datetime(2026, 5, 17, 12, tzinfo=UTC),
-        datetime(2026, 2, 16, 12, tzinfo=UTC),
+        datetime(2026, 5, 16, 12, tzinfo=UTC),
+        datetime(2026, 2, 14, 12, tzinfo=UTC),
         datetime(2025, 11, 16, 12, tzinfo=UTC),
-    ]
+    ], "45.5 days before each end: 2026-10-01, 07-01, 04-01, 01-01"
     _, latest = chosen[0]
     assert (latest.closed_at, latest.day, latest.end_day) == (
         datetime(2026, 7, 1, tzinfo=UTC),
-        date(2026, 5, 17),
+        date(2026, 5, 16),
         date(2026, 6, 30),
     )
 
 
-def test_a_shorter_past_month_is_seen_at_its_end() -> None:
-    chosen = past_windows(parse_period("2026-03"), datetime(2026, 3, 31, tzinfo=UTC), 1, LONG_AGO)
-    ((february, window),) = chosen
+def test_a_shorter_past_month_is_seen_before_its_end() -> None:
+    late = datetime(2026, 3, 29, 12, tzinfo=UTC)
+    ((february, window),) = past_windows(parse_period("2026-03"), late, 1, LONG_AGO)
     assert february.label == "2026-02"
-    assert window.at == datetime(2026, 3, 1, tzinfo=UTC), "30 days into a 28-day month: its end"
+    assert window.at == datetime(2026, 2, 26, 12, tzinfo=UTC), (
+        "2.5 days left in March: February 2.5 days before its end, not at its close"
+    )
+    assert window.at < window.closed_at
+    last = datetime(2026, 3, 31, 23, tzinfo=UTC)
+    ((_, at_the_last_hour),) = past_windows(parse_period("2026-03"), last, 1, LONG_AGO)
+    assert at_the_last_hour.at == datetime(2026, 2, 28, 23, tzinfo=UTC)
+
+
+def test_a_longer_past_month_is_seen_no_earlier_than_its_start() -> None:
+    early = datetime(2026, 2, 1, 12, tzinfo=UTC)
+    ((january, window),) = past_windows(parse_period("2026-02"), early, 1, LONG_AGO)
+    assert january.label == "2026-01"
+    assert window.at == datetime(2026, 1, 4, 12, tzinfo=UTC), "27.5 days before 02-01"
+    ahead = datetime(2024, 11, 22, tzinfo=UTC)
+    ((october, not_begun),) = past_windows(parse_period("2026-02"), ahead, 1, LONG_AGO)
+    assert (october.label, not_begun.at) == ("2024-10", midnight(date(2024, 10, 4))), (
+        "a period not begun has all its 28 days left"
+    )
+    ((_, shorter),) = past_windows(
+        parse_period("2026-03"), datetime(2026, 3, 1, tzinfo=UTC), 1, LONG_AGO
+    )
+    assert shorter.at == midnight(date(2026, 2, 1)), "31 days left: February from its start"
 
 
 def test_only_periods_ended_by_the_instant_and_after_the_first_deal_are_used() -> None:

@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from typing import Literal
 
 from hypothesis import given
 from hypothesis import strategies as st
 
 from services.forecast_worker.periods import PeriodKind
-from services.forecast_worker.snapshots.schedule import Slot, due_slots, range_instants
+from services.forecast_worker.snapshots.schedule import (
+    Slot,
+    caught_up,
+    due_slots,
+    range_count,
+    range_instants,
+)
 
 QUARTER = [PeriodKind.QUARTER]
 
@@ -116,3 +123,24 @@ def test_backfill_instants() -> None:
     daily = range_instants(date(2026, 11, 1), date(2026, 11, 3), every="day", weekday=0)
     assert daily == [at("2026-11-01"), at("2026-11-02"), at("2026-11-03")]
     assert range_instants(date(2026, 11, 3), date(2026, 11, 1), every="day", weekday=0) == []
+
+
+days = st.dates(min_value=date(2000, 1, 1), max_value=date(2100, 12, 31))
+
+
+@given(days, st.integers(-3, 800), st.sampled_from(["day", "week"]), st.integers(0, 6))
+def test_a_range_is_counted_as_it_is_listed(
+    first: date, length: int, every: Literal["day", "week"], weekday: int
+) -> None:
+    last = first + timedelta(days=length)
+    listed = range_instants(first, last, every=every, weekday=weekday)
+    assert range_count(first, last, every=every, weekday=weekday) == len(listed)
+
+
+def test_caught_up_once_every_partition_with_records_is_applied_to_its_end() -> None:
+    ends = {("deal", 0): 5, ("deal", 1): 0, ("reference", 0): 2}
+    assert caught_up(ends, {("deal", 0): 5, ("reference", 0): 2})
+    assert caught_up(ends, {("deal", 0): 6, ("reference", 0): 2}), "read more since the ends"
+    assert not caught_up(ends, {("deal", 0): 4, ("reference", 0): 2}), "one record to go"
+    assert not caught_up(ends, {("deal", 0): 5}), "a partition never read"
+    assert caught_up({("deal", 0): 0}, {}), "nothing to read"

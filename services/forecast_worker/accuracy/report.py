@@ -17,10 +17,12 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from services.forecast_worker.accuracy.figures import ZERO, Accuracy, Outcome, accuracy
+from services.forecast_worker.periods import midnight
+from services.forecast_worker.rollup.grouping import GroupKey, row_order
 from services.forecast_worker.rollup.schemas import RollupRow
 
 CALLED = ("call_commit", "adjustment_commit")
@@ -28,7 +30,7 @@ COMPUTED = ("commit_plus_closed", "best_case_plus_commit_plus_closed")
 MEASURES = (*CALLED, *COMPUTED)
 ONE_WEEK = timedelta(weeks=1)
 
-Key = tuple[str | None, str | None]
+Key = GroupKey
 """(group, currency)."""
 
 
@@ -70,12 +72,12 @@ def forecasts(
     period: str, period_end: date, taken: Iterable[Taken], actuals: Mapping[Key, Decimal]
 ) -> list[Forecast]:
     """Every forecast the snapshots of one closed period made, against `actuals`."""
-    end = datetime.combine(period_end, time(), tzinfo=UTC)
+    end = midnight(period_end)
     out = []
     for snapshot in taken:
         rows = {(r.group, r.currency): r for r in snapshot.rows}
         weeks = (end - snapshot.as_of) // ONE_WEEK
-        for key in sorted(rows.keys() | actuals.keys(), key=_order):
+        for key in sorted(rows.keys() | actuals.keys(), key=row_order):
             row = rows.get(key)
             values: dict[str, Decimal | None] = {m: ZERO for m in COMPUTED}
             if row is not None:
@@ -107,7 +109,7 @@ def summaries(items: Iterable[Forecast], *, by_week: bool) -> list[Summary]:
             groups[(f.group, f.currency, f.measure, f.weeks_before_end)].append(f)
     ordered = sorted(
         groups,
-        key=lambda k: (*_order((k[0], k[1])), MEASURES.index(k[2]), k[3] is not None, k[3] or 0),
+        key=lambda k: (*row_order((k[0], k[1])), MEASURES.index(k[2]), k[3] is not None, k[3] or 0),
     )
     return [
         Summary(
@@ -117,8 +119,3 @@ def summaries(items: Iterable[Forecast], *, by_week: bool) -> list[Summary]:
         )
         for key in ordered
     ]
-
-
-def _order(key: Key) -> tuple[bool, str, bool, str]:
-    group, currency = key
-    return (group is None, group or "", currency is None, currency or "")

@@ -20,29 +20,30 @@ from services.forecast_worker.accuracy.schemas import (
 )
 from services.forecast_worker.deps import CurrentConfig, ForecastReader, ReadSession, Stages
 from services.forecast_worker.period_input import invalid_input, requested_period
-from services.forecast_worker.periods import periods_between
+from services.forecast_worker.periods import midnight, periods_between, periods_from_to
+from services.forecast_worker.query_params import TABLE_RESPONSES, Format, PeriodQuery
 from services.forecast_worker.rollup.repository import GroupBy
 from services.forecast_worker.rollup.schemas import PeriodOut
 from services.forecast_worker.snapshots.repository import list_snapshots
 from shared.edge import GuardedRoute
-from shared.problems import problem_responses
 from shared.tables import csv_response, wants_csv
 
 router = APIRouter(tags=["forecast"], route_class=GuardedRoute)
 
 MAX_PERIODS = 120
-PeriodQuery = Annotated[str, Query(max_length=20, description="`2026-Q4`, `2026-11` or `FY2026`")]
 
 DESCRIPTION = f"""\
 For each closed period (its end is past) from `from_period` to `to_period` (both included,
-the same kind, at most {MAX_PERIODS}): every snapshot of the period
-(`GET /v1/forecast/snapshots`), per group of `group_by`, forecast `call_commit` and
-`adjustment_commit` (where the snapshot carried one) and the computed `commit_plus_closed`
-and `best_case_plus_commit_plus_closed`, each against the actual: the period's closed won
-now. `error` = forecast - actual, `error_pct` = error / actual. The summaries, per (group,
-currency, measure), over every forecast of the range, and with `by_week` also per
-`weeks_before_end`: `bias` (mean error_pct), `wape` (sum |error| / sum actual), `hit_rate_5`
-and `hit_rate_10` (share within ±5 % / ±10 %). CSV: `table=forecasts` or `summaries`.
+the same kind, at most {MAX_PERIODS}): every snapshot of the period taken as of its end or
+earlier (`GET /v1/forecast/snapshots`; one taken later knew the outcome), per group of
+`group_by`, forecast `call_commit` and `adjustment_commit` (where the snapshot carried one)
+and the computed `commit_plus_closed` and `best_case_plus_commit_plus_closed`, each
+against the actual: the period's closed won now. `error` = forecast - actual, `error_pct` =
+error / actual. The summaries, per (group, currency, measure), over every forecast of the
+range, and with `by_week` also per `weeks_before_end`: `bias` (mean error_pct, where
+defined), `wape` (sum |error| / sum actual), `hit_rate_5` and `hit_rate_10` (share of the
+forecasts within ±5 % / ±10 %; against an actual of 0 only a forecast of 0 hits). CSV:
+`table=forecasts` or `summaries`.
 """
 
 
@@ -72,7 +73,7 @@ def _summary_out(s: Summary) -> SummaryOut:
         measure=s.measure,
         weeks_before_end=s.weeks_before_end,
         periods=s.periods,
-        forecasts=a.periods,
+        forecasts=a.forecasts,
         bias=a.bias,
         wape=a.wape,
         hit_rate_5=a.hit_rate_5,
@@ -85,7 +86,7 @@ def _summary_out(s: Summary) -> SummaryOut:
     response_model=AccuracyOut,
     summary="Each snapshot's call and roll-up of closed periods against actual closed won",
     description=DESCRIPTION,
-    responses={200: {"content": {"text/csv": {}}}, **problem_responses(400, 422)},
+    responses=TABLE_RESPONSES,
 )
 async def get_accuracy(
     request: Request,
@@ -100,7 +101,7 @@ async def get_accuracy(
     table: Annotated[
         Literal["forecasts", "summaries"], Query(description="Which table CSV answers")
     ] = "forecasts",
-    format: Annotated[Literal["json", "csv"] | None, Query(description="csv for BI")] = None,
+    format: Format = None,
 ) -> AccuracyOut | Response:
     first = requested_period(from_period, config, "query.from_period")
     last = requested_period(to_period, config, "query.to_period")
@@ -108,14 +109,9 @@ async def get_accuracy(
         raise invalid_input("query.to_period", f"to_period must be a {first.kind} as from_period")
     if first.start > last.start:
         raise invalid_input("query.from_period", "from_period must not be after to_period")
-    too_many = last.start.year - first.start.year > MAX_PERIODS
-    periods = (
-        []
-        if too_many
-        else periods_between(first.start, last.start, first.kind, first.fiscal_start_month)
-    )
-    if too_many or len(periods) > MAX_PERIODS:
+    if periods_from_to(first, last) > MAX_PERIODS:
         raise invalid_input("query.to_period", f"the range has more than {MAX_PERIODS} periods")
+    periods = periods_between(first.start, last.start, first.kind, first.fiscal_start_month)
     today = datetime.now(UTC).date()
     closed = [p for p in periods if p.end <= today]
     made: list[Forecast] = []
@@ -123,7 +119,9 @@ async def get_accuracy(
         actual = await repository.actuals(db, stages=stages, period=period, group_by=group_by)
         taken = [
             Taken(f.header.id, f.header.as_of, f.header.kind, f.rows[group_by])
-            for f in await list_snapshots(db, period=period, group_by=group_by)
+            for f in await list_snapshots(
+                db, period=period, group_by=group_by, until=midnight(period.end)
+            )
         ]
         made.extend(forecasts(period.label, period.end, taken, actual))
     forecast_rows = [_forecast_out(f) for f in made]

@@ -35,12 +35,18 @@ class SummaryOut(BaseModel):
     currency: str | None
     measure: str
     weeks_before_end: int | None = Field(description="null: every snapshot, whatever horizon")
-    periods: int
-    forecasts: int
-    bias: Number | None = Field(description="Mean error_pct: > 0 over-forecast, < 0 sandbagged")
+    periods: int = Field(description="How many periods the forecasts are of")
+    forecasts: int = Field(description="How many forecasts (snapshots x periods) are measured")
+    bias: Number | None = Field(
+        description="Mean error_pct where defined (actual > 0): > 0 over-forecast, < 0 sandbagged"
+    )
     wape: Number | None = Field(description="sum |error| / sum actual")
-    hit_rate_5: Number | None = Field(description="Share of forecasts within ±5 % of actual")
-    hit_rate_10: Number | None = Field(description="Share of forecasts within ±10 % of actual")
+    hit_rate_5: Number | None = Field(
+        description="Share of forecasts within ±5 % of actual (of an actual 0: exactly 0)"
+    )
+    hit_rate_10: Number | None = Field(
+        description="Share of forecasts within ±10 % of actual (of an actual 0: exactly 0)"
+    )
 
 
 class AccuracyOut(BaseModel):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
@@ -33,18 +33,14 @@ from services.forecast_worker.deps import (
 )
 from services.forecast_worker.period_input import requested_period
 from services.forecast_worker.periods import Period
+from services.forecast_worker.query_params import TABLE_RESPONSES, Format, OptionalPeriodQuery
 from shared.edge import GuardedRoute
 from shared.problems import Problem, problem_responses
 from shared.tables import csv_response, decode_instant_id_cursor, encode_cursor, wants_csv
 
 router = APIRouter(tags=["forecast"], route_class=GuardedRoute)
 
-Format = Annotated[Literal["json", "csv"] | None, Query(description="csv for BI tools")]
 Limit = Annotated[int, Query(ge=1, le=1000)]
-PeriodQuery = Annotated[
-    str | None, Query(max_length=20, description="`2026-Q4`, `2026-11` or `FY2026`")
-]
-_TABLE = {200: {"content": {"text/csv": {}}}, **problem_responses(400, 422)}
 
 
 def _open_period(label: str, config: ForecastConfig) -> Period:
@@ -126,14 +122,14 @@ async def post_adjustment(
     "/v1/forecast/calls",
     response_model=CallPage,
     summary="Call history, newest first",
-    responses=_TABLE,
+    responses=TABLE_RESPONSES,
 )
 async def list_calls(
     request: Request,
     _: ForecastReader,
     db: ReadSession,
     config: CurrentConfig,
-    period: PeriodQuery = None,
+    period: OptionalPeriodQuery = None,
     rep_id: str | None = None,
     limit: Limit = 100,
     cursor: str | None = None,
@@ -153,14 +149,14 @@ async def list_calls(
     "/v1/forecast/adjustments",
     response_model=AdjustmentPage,
     summary="Adjustment history, newest first (a rep's and a team's together if both given)",
-    responses=_TABLE,
+    responses=TABLE_RESPONSES,
 )
 async def list_adjustments(
     request: Request,
     _: ForecastReader,
     db: ReadSession,
     config: CurrentConfig,
-    period: PeriodQuery = None,
+    period: OptionalPeriodQuery = None,
     rep_id: str | None = None,
     team_id: str | None = None,
     limit: Limit = 100,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
@@ -17,13 +17,12 @@ from services.forecast_worker.hierarchy.schemas import (
     HierarchyOut,
     RepHistory,
 )
+from services.forecast_worker.query_params import Format
 from shared.edge import GuardedRoute
 from shared.problems import Problem, problem_responses
 from shared.tables import csv_response, wants_csv
 
 router = APIRouter(tags=["forecast"], route_class=GuardedRoute)
-
-Format = Annotated[Literal["json", "csv"] | None, Query(description="csv for BI tools")]
 
 
 def _table(request: Request, fmt: str | None, rows: Sequence[AssignmentOut]) -> Response | None:

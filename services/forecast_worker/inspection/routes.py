@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
@@ -17,6 +17,8 @@ from services.forecast_worker.inspection.schemas import (
     INSPECTION_CSV_COLUMNS,
     InspectionOut,
 )
+from services.forecast_worker.periods import midnight
+from services.forecast_worker.query_params import Format
 from shared.edge import GuardedRoute
 from shared.problems import problem_responses
 from shared.tables import csv_response, decode_text_cursor, encode_cursor, wants_csv
@@ -38,7 +40,6 @@ AsOfDate = Annotated[
         "days in stage and the year of closed deals the medians come from; default now"
     ),
 ]
-Format = Annotated[Literal["json", "csv"] | None, Query(description="csv for BI tools")]
 
 
 @router.get(
@@ -59,7 +60,7 @@ async def get_inspection(
     cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
     format: Format = None,
 ) -> InspectionOut | Response:
-    now = datetime.now(UTC) if as_of_date is None else datetime.combine(as_of_date, time(), UTC)
+    now = datetime.now(UTC) if as_of_date is None else midnight(as_of_date)
     page = inspection_page(
         await repository.open_deals(db),
         stages=stages,

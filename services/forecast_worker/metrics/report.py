@@ -20,8 +20,9 @@ from services.forecast_worker.metrics.figures import (
 )
 from services.forecast_worker.metrics.repository import ClosedRow, GroupCount
 from services.forecast_worker.metrics.schemas import MetricsRow, StageOut
+from services.forecast_worker.rollup.grouping import GroupKey, row_order
 
-Key = tuple[str | None, str | None]
+Key = GroupKey
 
 
 def stage_order(
@@ -38,11 +39,6 @@ def stage_order(
     return list(seen)
 
 
-def _sort_key(key: Key) -> tuple[bool, str, bool, str]:
-    group, currency = key
-    return (group is None, group or "", currency is None, currency or "")
-
-
 def metrics_rows(
     closed: Iterable[ClosedRow],
     paths: Mapping[str, Sequence[tuple[str, datetime]]],
@@ -56,7 +52,7 @@ def metrics_rows(
     opened = {(c.group, c.currency): c.count for c in open_counts}
     made = {(c.group, c.currency): c for c in created}
     rows = []
-    for key in sorted(deals.keys() | made.keys(), key=_sort_key):
+    for key in sorted(deals.keys() | made.keys(), key=row_order):
         group_deals = deals.get(key, [])
         result = outcomes(
             ClosedDeal(d.won, d.amount, d.created_at, d.close_date) for d in group_deals

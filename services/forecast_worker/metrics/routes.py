@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
@@ -21,6 +21,7 @@ from services.forecast_worker.metrics.schemas import (
     StageRow,
     StagesOut,
 )
+from services.forecast_worker.query_params import Format
 from shared.edge import GuardedRoute
 from shared.problems import Problem, problem_responses
 from shared.tables import csv_response, wants_csv
@@ -30,7 +31,6 @@ router = APIRouter(tags=["forecast"], route_class=GuardedRoute)
 From = Annotated[date, Query(alias="from", description="First close date (ISO), inclusive")]
 To = Annotated[date, Query(description="Last close date (ISO), inclusive")]
 Grouping = Annotated[GroupBy | None, Query(description="Absent: one row for everything")]
-Format = Annotated[Literal["json", "csv"] | None, Query(description="csv for BI tools")]
 
 
 def _configured_stages(config: ForecastConfig) -> list[str]:

@@ -27,6 +27,8 @@ from typing import Generic, TypeVar
 from services.forecast_worker.rollup.figures import ratio
 
 ZERO = Decimal(0)
+CENT = Decimal("0.01")
+"""Projected amounts are rounded to the cent."""
 K = TypeVar("K", bound=Hashable)
 """What a rate is kept per: a stage name, or any finer cohort key (stage and due date)."""
 
@@ -77,7 +79,7 @@ def learn(periods: Iterable[PastPeriod[K]]) -> History[K]:
         for stage, total in opened.items()
         if (rate := ratio(won[stage], total)) is not None
     }
-    expected_new = (new_total / count).quantize(Decimal("0.01")) if count else ZERO
+    expected_new = (new_total / count).quantize(CENT) if count else ZERO
     return History(rates=rates, expected_new=expected_new, periods=count)
 
 
@@ -106,7 +108,7 @@ def project(
         if rate is None:
             unprojected += amount
         else:
-            from_pipeline += (amount * rate).quantize(Decimal("0.01"))
+            from_pipeline += (amount * rate).quantize(CENT)
     projected = closed_won + from_pipeline + history.expected_new
     return Projection(
         closed_won=closed_won,

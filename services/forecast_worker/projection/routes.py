@@ -4,45 +4,42 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from services.forecast_worker.deps import CurrentConfig, ForecastReader, ReadSession, Stages
-from services.forecast_worker.period_input import requested_period
+from services.forecast_worker.period_input import invalid_input, requested_period
+from services.forecast_worker.periods import hierarchy_day
 from services.forecast_worker.projection import repository
+from services.forecast_worker.projection.model import CENT
 from services.forecast_worker.projection.rows import projection_rows
 from services.forecast_worker.projection.schemas import CSV_COLUMNS, Projection
-from services.forecast_worker.projection.windows import (
-    MAX_LOOKBACK,
-    elapsed,
-    hierarchy_day,
-    past_windows,
-)
-from services.forecast_worker.rollup import repository as rollup
+from services.forecast_worker.projection.windows import MAX_LOOKBACK, elapsed, past_windows
+from services.forecast_worker.query_params import TABLE_RESPONSES, Format, PeriodQuery
+from services.forecast_worker.rollup.compute import period_sums
 from services.forecast_worker.rollup.repository import GroupBy
 from services.forecast_worker.rollup.schemas import PeriodOut
 from shared.edge import GuardedRoute
-from shared.problems import problem_responses
 from shared.tables import csv_response, wants_csv
 from shared.values import UtcDatetime
 
 router = APIRouter(tags=["forecast"], route_class=GuardedRoute)
 DAY = Decimal(86400)
-CENT = Decimal("0.01")
 
 DESCRIPTION = """\
 A top-down forecast from history beside the bottom-up roll-up, per (group, currency), then
 one `company` row per currency.
 
-**The point of the period** is the instant projected from (`as_of`, default now) minus the
-period's start, clamped to the period. The past periods are the `lookback` periods of the
-same kind (quarters for a quarter, months for a month, fiscal years for a year) before the
-requested one that had ended by that instant, leaving out any before the first deal
-existed; `lookback_periods` lists those used, latest first. Each is looked at the same
-time after its own start (clamped to its length), from deal history (the version of each
-deal valid then, as the roll-up's `as_of`).
+**The point of the period** is the instant projected from (`as_of`, default now; not in
+the future) minus the period's start, clamped to the period. The past periods are the
+`lookback` periods of the same kind (quarters for a quarter, months for a month, fiscal
+years for a year) before the requested one that had ended by that instant, leaving out any
+before the first deal existed; `lookback_periods` lists those used, latest first. Each is
+looked at with the same time left before its end as the point leaves the requested period
+(no earlier than its own start), from deal history (the version of each deal valid then,
+as the roll-up's `as_of`).
 
 **Rates.** An open deal is put in a cohort by its stage and `due`: its close date
 `in_period`, `overdue` (before the period), `later` (after it) or `undated` (none). In each
@@ -78,7 +75,7 @@ history pooled, so it is not the sum of the group rows. Currencies are never add
     response_model=Projection,
     summary="Top-down projection from history beside the bottom-up roll-up (JSON or CSV)",
     description=DESCRIPTION,
-    responses={200: {"content": {"text/csv": {}}}, **problem_responses(400, 422)},
+    responses=TABLE_RESPONSES,
 )
 async def get_projection(
     request: Request,
@@ -86,7 +83,7 @@ async def get_projection(
     db: ReadSession,
     config: CurrentConfig,
     stages: Stages,
-    period: Annotated[str, Query(max_length=20, description="`2026-Q4`, `2026-11` or `FY2026`")],
+    period: PeriodQuery,
     group_by: GroupBy,
     as_of: Annotated[
         UtcDatetime | None, Query(description="Project as things stood at this instant")
@@ -94,10 +91,13 @@ async def get_projection(
     lookback: Annotated[
         int, Query(ge=1, le=MAX_LOOKBACK, description="Past periods of the same kind to learn from")
     ] = 4,
-    format: Annotated[Literal["json", "csv"] | None, Query(description="csv for BI")] = None,
+    format: Format = None,
 ) -> Projection | Response:
     span = requested_period(period, config, "query.period")
-    instant = as_of or datetime.now(UTC)
+    now = datetime.now(UTC)
+    if as_of is not None and as_of > now:
+        raise invalid_input("query.as_of", "as_of must not be in the future")
+    instant = as_of or now
     first = await repository.first_version_at(db)
     chosen = past_windows(span, instant, lookback, first)
     windows = [window for _, window in chosen]
@@ -111,15 +111,7 @@ async def get_projection(
             pipeline=await repository.open_pipeline(
                 db, start=span.start, end=span.end, day=day, as_of=as_of, group_by=group_by
             ),
-            sums=await rollup.group_sums(
-                db,
-                stages=stages,
-                group_by=group_by,
-                start=span.start,
-                end=span.end,
-                day=day,
-                as_of=as_of,
-            ),
+            sums=await period_sums(db, stages=stages, period=span, group_by=group_by, as_of=as_of),
         )
     if wants_csv(request, format):
         return csv_response(CSV_COLUMNS, (r.model_dump(mode="json") for r in rows), None)

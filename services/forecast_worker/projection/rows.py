@@ -17,6 +17,7 @@ from decimal import Decimal
 from typing import Literal
 
 from services.forecast_worker.projection.model import (
+    CENT,
     ZERO,
     History,
     PastPeriod,
@@ -32,12 +33,11 @@ from services.forecast_worker.projection.repository import (
 )
 from services.forecast_worker.projection.schemas import ProjectionRow, RateOut, RateSource
 from services.forecast_worker.rollup.figures import figures
+from services.forecast_worker.rollup.grouping import GroupKey, row_order
 from services.forecast_worker.rollup.repository import GroupRow
 
 Cohort = tuple[str | None, Due]
-GroupKey = tuple[str | None, str | None]
 _DUE_ORDER: dict[str, int] = {"in_period": 0, "overdue": 1, "later": 2, "undated": 3}
-CENT = Decimal("0.01")
 
 
 def _money() -> defaultdict[Cohort, Decimal]:
@@ -62,10 +62,6 @@ class _Books:
 
     def history(self, periods: Sequence[int]) -> History[Cohort]:
         return learn(PastPeriod(self.opened[i], self.won[i], self.new[i]) for i in periods)
-
-
-def _order(key: GroupKey) -> tuple[bool, str, bool, str]:
-    return (key[0] is None, key[0] or "", key[1] is None, key[1] or "")
 
 
 def _rates(
@@ -156,7 +152,7 @@ def projection_rows(
     pooled = {currency: books.history(periods) for currency, books in company.items()}
     rows = [
         _row("group", key, groups[key], groups[key].history(periods), pooled[key[1]])
-        for key in sorted(groups, key=_order)
+        for key in sorted(groups, key=row_order)
     ]
     nothing: History[Cohort] = learn([])
     rows += [

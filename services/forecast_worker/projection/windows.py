@@ -2,26 +2,24 @@
 
 The point of the period is the time elapsed since its start at the instant projected
 from, clamped to the period (before it starts: its start; after it ends: its end). Each
-past period is seen at the same elapsed time from its own start, clamped to its own
-length (day 30 of a 28-day month is its end), or at its end when the instant is at or
-after the requested period's end (a leap year is a day longer). Only periods that had
-ended by the instant are learnt from, since an `as_of` answer must not know what happened
-after it; and only those in which some deal existed at their point, since counting a
-period before the first deal would teach that nothing ever closes.
+past period is seen with the same time left before its end as the point leaves before the
+requested period's end, but no earlier than its own start: what closes in the last ten
+days of a quarter is learnt from the last ten days of the quarters before, whatever their
+lengths, so a 28-day February is never looked at once it has ended when March is
+projected on its 29th. At or after the requested period's end, each is seen at its end.
+Only periods that had ended by the instant are learnt from, since an `as_of` answer must
+not know what happened after it; and only those in which some deal existed at their
+point, since counting a period before the first deal would teach that nothing ever closes.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import datetime, timedelta
 
-from services.forecast_worker.periods import Period, period_containing
+from services.forecast_worker.periods import Period, hierarchy_day, midnight, period_containing
 from services.forecast_worker.projection.repository import PastWindow
 
 MAX_LOOKBACK = 12
-
-
-def midnight(day: date) -> datetime:
-    return datetime.combine(day, time(), tzinfo=UTC)
 
 
 def _length(period: Period) -> timedelta:
@@ -32,11 +30,6 @@ def elapsed(period: Period, instant: datetime) -> timedelta:
     return min(max(instant - midnight(period.start), timedelta(0)), _length(period))
 
 
-def hierarchy_day(period: Period, instant: datetime) -> date:
-    """The roll-up's day: the instant's date, but no later than the period's last day."""
-    return min(instant.date(), period.end - timedelta(days=1))
-
-
 def past_windows(
     period: Period, instant: datetime, lookback: int, first_data: datetime | None
 ) -> list[tuple[Period, PastWindow]]:
@@ -44,8 +37,7 @@ def past_windows(
     latest first, each with its window; none when no deal existed by `instant`."""
     if first_data is None or first_data > instant:
         return []
-    offset = elapsed(period, instant)
-    at_end = offset == _length(period)
+    remaining = _length(period) - elapsed(period, instant)
     past: Period | None = _before(period)
     if past is not None and midnight(past.end) > instant:
         past = _before(period_containing(instant.date(), period.kind, period.fiscal_start_month))
@@ -53,7 +45,7 @@ def past_windows(
     for index in range(lookback):
         if past is None:
             break
-        at = midnight(past.start) + (_length(past) if at_end else min(offset, _length(past)))
+        at = max(midnight(past.start), midnight(past.end) - remaining)
         if first_data <= at:
             window = PastWindow(
                 index=index,

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from services.forecast_worker.deps import ForecastReader, ReadSession
+from services.forecast_worker.query_params import Format
 from services.forecast_worker.quotas import repository
 from services.forecast_worker.quotas.schemas import QUOTA_CSV_COLUMNS, QuotaList, QuotaOut
 from shared.edge import GuardedRoute
@@ -31,7 +31,7 @@ async def list_quotas(
     period_end: date | None = None,
     rep_id: str | None = None,
     team_id: str | None = None,
-    format: Annotated[Literal["json", "csv"] | None, Query(description="csv for BI tools")] = None,
+    format: Format = None,
 ) -> QuotaList | Response:
     flt = repository.QuotaFilter(
         period_start=period_start, period_end=period_end, rep_id=rep_id, team_id=team_id

@@ -5,15 +5,15 @@ said at its instant."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.forecast_worker.calls import repository as calls
 from services.forecast_worker.config.stages import StageTable
-from services.forecast_worker.periods import Period
+from services.forecast_worker.periods import Period, hierarchy_day
 from services.forecast_worker.rollup import repository
-from services.forecast_worker.rollup.repository import GroupBy
+from services.forecast_worker.rollup.repository import GroupBy, GroupRow
 from services.forecast_worker.rollup.rows import rollup_rows
 from services.forecast_worker.rollup.schemas import RollupRow
 
@@ -28,17 +28,7 @@ async def compute_rollup(
 ) -> list[RollupRow]:
     """The roll-up rows of `period` by `group_by` as they stood at `as_of` (live when None):
     three statements whatever the number of deals (sums, calls, adjustments)."""
-    instant = as_of or datetime.now(UTC)
-    day = min(instant.date(), period.end - timedelta(days=1))
-    sums = await repository.group_sums(
-        session,
-        stages=stages,
-        group_by=group_by,
-        start=period.start,
-        end=period.end,
-        day=day,
-        as_of=as_of,
-    )
+    sums = await period_sums(session, stages=stages, period=period, group_by=group_by, as_of=as_of)
     latest_calls = await calls.latest_calls(
         session, period_start=period.start, period_end=period.end, as_of=as_of
     )
@@ -46,3 +36,25 @@ async def compute_rollup(
         session, period_start=period.start, period_end=period.end, as_of=as_of
     )
     return rollup_rows(group_by, sums, latest_calls, adjustments)
+
+
+async def period_sums(
+    session: AsyncSession,
+    *,
+    stages: StageTable,
+    period: Period,
+    group_by: GroupBy,
+    as_of: datetime | None,
+) -> list[GroupRow]:
+    """The roll-up's sums of `period` at `as_of` (live when None), grouped by the hierarchy
+    of its day (`periods.hierarchy_day`): what the roll-up and the projection's bottom-up
+    side both read."""
+    return await repository.group_sums(
+        session,
+        stages=stages,
+        group_by=group_by,
+        start=period.start,
+        end=period.end,
+        day=hierarchy_day(period, as_of or datetime.now(UTC)),
+        as_of=as_of,
+    )

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from services.forecast_worker.deps import CurrentConfig, ForecastReader, ReadSession, Stages
 from services.forecast_worker.period_input import requested_period
+from services.forecast_worker.query_params import TABLE_RESPONSES, Format, PeriodQuery
 from services.forecast_worker.rollup.compute import compute_rollup
 from services.forecast_worker.rollup.repository import GroupBy
 from services.forecast_worker.rollup.schemas import CSV_COLUMNS, PeriodOut, Rollup
 from shared.edge import GuardedRoute
-from shared.problems import problem_responses
 from shared.tables import csv_response, wants_csv
 from shared.values import UtcDatetime
 
@@ -49,7 +49,7 @@ or before the instant, in the row's currency. An `as_of` before any data answers
     response_model=Rollup,
     summary="The forecast roll-up per rep, team, manager or region (JSON or CSV)",
     description=DESCRIPTION,
-    responses={200: {"content": {"text/csv": {}}}, **problem_responses(400, 422)},
+    responses=TABLE_RESPONSES,
 )
 async def get_rollup(
     request: Request,
@@ -57,12 +57,12 @@ async def get_rollup(
     db: ReadSession,
     config: CurrentConfig,
     stages: Stages,
-    period: Annotated[str, Query(max_length=20, description="`2026-Q4`, `2026-11` or `FY2026`")],
+    period: PeriodQuery,
     group_by: GroupBy,
     as_of: Annotated[
         UtcDatetime | None, Query(description="Answer as things stood at this instant")
     ] = None,
-    format: Annotated[Literal["json", "csv"] | None, Query(description="csv for BI")] = None,
+    format: Format = None,
 ) -> Rollup | Response:
     span = requested_period(period, config, "query.period")
     rows = await compute_rollup(db, stages=stages, period=span, group_by=group_by, as_of=as_of)

@@ -16,6 +16,7 @@ from typing import Any
 from services.forecast_worker.calls.models import Adjustment, Call
 from services.forecast_worker.calls.repository import AdjustmentKey
 from services.forecast_worker.rollup.figures import GroupSums, figures
+from services.forecast_worker.rollup.grouping import row_order
 from services.forecast_worker.rollup.repository import GroupBy, GroupRow
 from services.forecast_worker.rollup.schemas import RollupRow
 
@@ -48,7 +49,7 @@ def rollup_rows(
             if kind == group_by:
                 key = (target, adjustment.currency)
                 cells.setdefault(key, {})[f"adjustment_{category}"] = adjustment.amount
-    ordered = sorted(cells, key=lambda k: (k[0] is None, k[0] or "", k[1] is None, k[1] or ""))
+    ordered = sorted(cells, key=row_order)
     out = []
     for group, currency in ordered:
         numbers = asdict(figures(by_key.get((group, currency), GroupSums())))

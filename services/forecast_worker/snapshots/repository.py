@@ -2,12 +2,13 @@
 
 Taking a snapshot is one transaction: the header is inserted with ON CONFLICT DO NOTHING
 (the unique slot index makes a scheduled or backfilled slot exist once, whichever replica
-or restart gets there first), and its rows only when the header was new.
+or restart gets there first), and its rows computed and inserted only when the header was
+new. The scheduler also reads here how far the forecast consumer has applied its topics.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, get_args
@@ -17,11 +18,14 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.forecast_worker.config.stages import StageTable
+from services.forecast_worker.dispatch import GROUP_ID
+from services.forecast_worker.models import CONSUMER_TABLES
 from services.forecast_worker.periods import Period
 from services.forecast_worker.rollup.compute import compute_rollup
 from services.forecast_worker.rollup.repository import GroupBy
 from services.forecast_worker.rollup.schemas import RollupRow
 from services.forecast_worker.snapshots.models import Snapshot, SnapshotRow
+from shared.consumer_store import load_offsets
 
 GROUPINGS: tuple[GroupBy, ...] = get_args(GroupBy)
 _ROW_COLUMNS = tuple(RollupRow.model_fields)
@@ -45,13 +49,9 @@ async def take_snapshot(
     taken_by: str,
 ) -> Snapshot | None:
     """Freeze the roll-up of `period` at `as_of` for every grouping, in the caller's
-    transaction; None when that slot (period, instant, kind) was already taken."""
-    rows = {
-        group_by: await compute_rollup(
-            session, stages=stages, period=period, group_by=group_by, as_of=as_of
-        )
-        for group_by in GROUPINGS
-    }
+    transaction; None when that slot (period, instant, kind) was already taken. The header
+    goes first, so a slot another replica or request has taken costs one insert, not four
+    roll-ups."""
     header = (
         await session.scalars(
             pg_insert(Snapshot)
@@ -71,8 +71,12 @@ async def take_snapshot(
         return None
     values = [
         {"snapshot_id": header.id, "group_by": group_by, "position": n, **row.model_dump()}
-        for group_by, group_rows in rows.items()
-        for n, row in enumerate(group_rows)
+        for group_by in GROUPINGS
+        for n, row in enumerate(
+            await compute_rollup(
+                session, stages=stages, period=period, group_by=group_by, as_of=as_of
+            )
+        )
     ]
     if values:
         await session.execute(insert(SnapshotRow), values)
@@ -92,6 +96,24 @@ async def taken_instants(
         Snapshot.as_of <= until,
     )
     return {(r.period_start, r.period_end, r.as_of, r.kind) for r in await session.execute(query)}
+
+
+async def consumer_positions(
+    session: AsyncSession, *, partitions: Iterable[tuple[str, int]], incarnation: str | None
+) -> dict[tuple[str, int], int]:
+    """The forecast consumer's stored next offset per (topic, partition) of `partitions`,
+    of those it stored in the broker life `incarnation`: how far the projection has applied
+    each. An offset of an earlier life counts for nothing (the consumer reads that
+    partition again from the start)."""
+    stored = await load_offsets(
+        await session.connection(),
+        tables=CONSUMER_TABLES,
+        group_id=GROUP_ID,
+        partitions=partitions,
+    )
+    return {
+        tp: offset.next_offset for tp, offset in stored.items() if offset.incarnation == incarnation
+    }
 
 
 async def list_snapshots(

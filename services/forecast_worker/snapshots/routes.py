@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
@@ -20,12 +20,13 @@ from services.forecast_worker.deps import (
     WriteSession,
 )
 from services.forecast_worker.period_input import invalid_input, requested_period
-from services.forecast_worker.periods import Period
+from services.forecast_worker.periods import Period, midnight
+from services.forecast_worker.query_params import TABLE_RESPONSES, Format, PeriodQuery
 from services.forecast_worker.rollup.repository import GroupBy
 from services.forecast_worker.rollup.schemas import PeriodOut
 from services.forecast_worker.snapshots import repository
 from services.forecast_worker.snapshots.repository import Frozen
-from services.forecast_worker.snapshots.schedule import midnight, range_instants
+from services.forecast_worker.snapshots.schedule import range_count, range_instants
 from services.forecast_worker.snapshots.schemas import (
     MAX_BACKFILL_SLOTS,
     TREND_CSV_COLUMNS,
@@ -45,9 +46,6 @@ from shared.values import UtcDatetime
 
 router = APIRouter(tags=["forecast"], route_class=GuardedRoute)
 
-Format = Annotated[Literal["json", "csv"] | None, Query(description="csv for BI tools")]
-PeriodQuery = Annotated[str, Query(max_length=20, description="`2026-Q4`, `2026-11` or `FY2026`")]
-_TABLE = {200: {"content": {"text/csv": {}}}, **problem_responses(400, 422)}
 
 TREND_DESCRIPTION = """\
 The period's snapshots in order of `as_of` (then id), each with the roll-up rows of
@@ -84,10 +82,15 @@ def _csv_lines(snapshots: Iterable[Frozen]) -> Iterator[dict[str, Any]]:
     summary="Freeze the roll-up of a period now, or as of a past instant (a backfill)",
     description="Every grouping (rep, team, manager, region) is frozen, computed as "
     "`GET /v1/forecast/rollup?as_of=` at the instant. With `as_of` the snapshot is a "
-    "`backfill`, taken once: asking again answers the stored one with 200. An `as_of` "
-    "in the future is refused; one before any data freezes empty rows.",
+    "`backfill`, taken once: when the period already has a snapshot at that instant (of "
+    "any kind: a weekly or period-end one too, as a backfill range skips it) the stored "
+    "one is answered with 200. An `as_of` in the future is refused; one before any data "
+    "freezes empty rows.",
     responses={
-        200: {"model": SnapshotOut, "description": "That instant was taken before: the stored one"},
+        200: {
+            "model": SnapshotOut,
+            "description": "The period had a snapshot at that instant: the first stored one",
+        },
         **problem_responses(422),
     },
 )
@@ -103,6 +106,13 @@ async def post_snapshot(
     now = datetime.now(UTC)
     if body.as_of is not None and body.as_of > now:
         raise invalid_input("body.as_of", "as_of must not be in the future")
+    if body.as_of is not None:
+        before = await repository.list_snapshots(
+            db, period=period, group_by=None, since=body.as_of, until=body.as_of
+        )
+        if before:
+            response.status_code = 200
+            return _snapshot_out(before[0], _period_out(period))
     kind: Kind = "on_demand" if body.as_of is None else "backfill"
     as_of = body.as_of or now
     header = await repository.take_snapshot(
@@ -140,14 +150,15 @@ async def post_backfill(
         raise invalid_input("body.to", "to must not be after today (UTC)")
     if body.from_ > body.to:
         raise invalid_input("body.from", "from must not be after to")
+    count = range_count(body.from_, body.to, every=body.every, weekday=settings.snapshot_weekday)
+    if count > MAX_BACKFILL_SLOTS:
+        raise invalid_input(
+            "body.from",
+            f"the range has {count} instants; at most {MAX_BACKFILL_SLOTS} per request",
+        )
     instants = range_instants(
         body.from_, body.to, every=body.every, weekday=settings.snapshot_weekday
     )
-    if len(instants) > MAX_BACKFILL_SLOTS:
-        raise invalid_input(
-            "body.from",
-            f"the range has {len(instants)} instants; at most {MAX_BACKFILL_SLOTS} per request",
-        )
     existing = await repository.taken_instants(
         db, periods=[period], since=midnight(body.from_), until=midnight(body.to)
     )
@@ -180,7 +191,7 @@ async def post_backfill(
     response_model=Trend,
     summary="The trend: a period's snapshots in order, each with its roll-up rows",
     description=TREND_DESCRIPTION,
-    responses=_TABLE,
+    responses=TABLE_RESPONSES,
 )
 async def get_trend(
     request: Request,
@@ -215,13 +226,12 @@ async def get_trend(
     "/v1/forecast/snapshots/{snapshot_id}",
     response_model=SnapshotOut,
     summary="One snapshot with its rows (every grouping unless group_by)",
-    responses={**_TABLE, **problem_responses(404)},
+    responses={**TABLE_RESPONSES, **problem_responses(404)},
 )
 async def get_snapshot(
     request: Request,
     _: ForecastReader,
     db: ReadSession,
-    config: CurrentConfig,
     snapshot_id: Annotated[int, Path(ge=1, le=MAX_ID)],
     group_by: GroupBy | None = None,
     format: Format = None,

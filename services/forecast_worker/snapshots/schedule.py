@@ -6,19 +6,22 @@ Two kinds of slot, both at 00:00 UTC:
 - `period_end`: the first instant after a period (its exclusive `end`), a snapshot of the
   period that just ended, as it stood when it closed.
 
-A scheduler asks for the slots in (since, now] and takes the ones not taken yet; since the
-slots are a function of the instant and the calendar only, every replica and every restart
-names the same ones, and the unique slot key lets one of them win.
+A scheduler asks for the slots in (since, now - settle] and takes the ones not taken yet;
+since the slots are a function of the instant and the calendar only, every replica and
+every restart names the same ones, and the unique slot key lets one of them win. It takes
+them only once the consumer has `caught_up` with what the broker held after their
+instant, because a snapshot is never recomputed: one frozen from a projection still
+working through a backlog would stay wrong.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Literal
 
-from services.forecast_worker.periods import Period, PeriodKind, period_containing
+from services.forecast_worker.periods import Period, PeriodKind, midnight, period_containing
 
 SlotKind = Literal["weekly", "period_end"]
 Every = Literal["week", "day"]
@@ -30,10 +33,6 @@ class Slot:
     as_of: datetime
     kind: SlotKind
     period: Period
-
-
-def midnight(day: date) -> datetime:
-    return datetime.combine(day, time(), tzinfo=UTC)
 
 
 def _days(since: datetime, now: datetime) -> Iterable[date]:
@@ -63,6 +62,25 @@ def due_slots(
             if current.start == day:
                 slots.append(Slot(midnight(day), "period_end", current.previous()))
     return sorted(slots, key=lambda s: (s.as_of, s.kind, s.period.start, s.period.end))
+
+
+def caught_up(ends: Mapping[tuple[str, int], int], stored: Mapping[tuple[str, int], int]) -> bool:
+    """Whether a consumer whose stored next offsets are `stored` has applied every record
+    the broker held when it answered `ends` (per (topic, partition)): an empty partition
+    needs nothing, any other a stored offset at least its end."""
+    return all(end == 0 or stored.get(tp, 0) >= end for tp, end in ends.items())
+
+
+def range_count(first: date, last: date, *, every: Every, weekday: int) -> int:
+    """How many instants `range_instants` would list, counted without listing them, so a
+    request for too many is refused before any work."""
+    days = (last - first).days + 1
+    if days <= 0:
+        return 0
+    if every == "day":
+        return days
+    offset = (weekday - first.weekday()) % 7
+    return 0 if offset >= days else (days - 1 - offset) // 7 + 1
 
 
 def range_instants(first: date, last: date, *, every: Every, weekday: int) -> list[datetime]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
+from services.forecast_worker.rollup.grouping import GroupKey, row_order
 from services.forecast_worker.waterfall.flow import (
     Movement,
     Waterfall,
@@ -19,7 +20,7 @@ from services.forecast_worker.waterfall.flow import (
 )
 from services.forecast_worker.waterfall.repository import Candidate, Side
 
-Key = tuple[str | None, str | None]
+Key = GroupKey
 """(group, currency); the group is None when ungrouped or when the owner has none."""
 
 
@@ -65,11 +66,6 @@ def rows(candidates: Sequence[Candidate], window: Window) -> dict[Key, Waterfall
     return out
 
 
-def _sort_key(key: Key) -> tuple[bool, str, bool, str]:
-    group, currency = key
-    return (group is None, group or "", currency is None, currency or "")
-
-
 def ordered(table: dict[Key, Waterfall]) -> list[tuple[Key, Waterfall]]:
     """Rows by group then currency, a missing group or currency last: a stable CSV."""
-    return sorted(table.items(), key=lambda item: _sort_key(item[0]))
+    return sorted(table.items(), key=lambda item: row_order(item[0]))

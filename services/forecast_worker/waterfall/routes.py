@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
@@ -11,6 +11,7 @@ from fastapi.responses import Response
 from services.forecast_worker.deps import CurrentConfig, ForecastReader, ReadSession
 from services.forecast_worker.period_input import requested_period
 from services.forecast_worker.periods import Period
+from services.forecast_worker.query_params import TABLE_RESPONSES, Format, PeriodQuery
 from services.forecast_worker.waterfall import books, repository
 from services.forecast_worker.waterfall.flow import Bucket, Waterfall, Window
 from services.forecast_worker.waterfall.repository import Candidate, GroupBy, Side
@@ -23,20 +24,17 @@ from services.forecast_worker.waterfall.schemas import (
     WaterfallRow,
 )
 from shared.edge import GuardedRoute
-from shared.problems import Problem, problem_responses
+from shared.problems import Problem
 from shared.tables import csv_response, decode_text_cursor, encode_cursor, wants_csv
 from shared.values import UtcDatetime
 
 router = APIRouter(tags=["forecast"], route_class=GuardedRoute)
 
-Format = Annotated[Literal["json", "csv"] | None, Query(description="csv for BI tools")]
-PeriodQuery = Annotated[str, Query(max_length=20, description="`2026-Q4`, `2026-11` or `FY2026`")]
 From = Annotated[UtcDatetime, Query(alias="from", description="The earlier instant (RFC 3339)")]
 To = Annotated[UtcDatetime, Query(description="The later instant (RFC 3339)")]
 GroupByQuery = Annotated[
     GroupBy | None, Query(description="Group by the owner, or their team, manager or region")
 ]
-_TABLE = {200: {"content": {"text/csv": {}}}, **problem_responses(400, 422)}
 
 
 def _invalid(location: str, message: str) -> Problem:
@@ -83,7 +81,7 @@ def _row(key: books.Key, waterfall: Waterfall) -> WaterfallRow:
     "/v1/forecast/waterfall",
     response_model=WaterfallOut,
     summary="How a period's open pipeline changed between two instants, bucket by bucket",
-    responses=_TABLE,
+    responses=TABLE_RESPONSES,
 )
 async def get_waterfall(
     request: Request,
@@ -131,7 +129,7 @@ def _bucket_deal(entry: books.Entry) -> BucketDeal:
     "/v1/forecast/waterfall/deals",
     response_model=BucketDealPage,
     summary="The deals of one waterfall bucket, with their state at both instants",
-    responses=_TABLE,
+    responses=TABLE_RESPONSES,
 )
 async def list_bucket_deals(
     request: Request,
