@@ -353,13 +353,16 @@ async def worker(
                 phase.cpu = cpu_delta(snapshots[0], cpu_snapshot(), roots)
                 done.set()
 
-    engine = create_engine(url, application_name="bench-worker", pool_size=2)
+    engine = create_engine(
+        url, application_name="bench-worker", pool_size=settings.consumer_in_flight + 1
+    )
     consumer = Measured(
         engine=engine,
         bootstrap=bootstrap,
         spec=spec,
         max_records=max_records,
         check_seconds=settings.broker_check_seconds,
+        in_flight=settings.consumer_in_flight,
     )
     # Measured by wrapping, for this run only: the code under test is left as it is.
     patched = [

@@ -43,6 +43,7 @@ from shared.dispatch import (
     next_offsets,
     sort_batch,
 )
+from shared.inflight import InFlight
 from shared.kafka import (
     ACK_SECONDS,
     AssignmentListener,
@@ -128,6 +129,7 @@ class StoredOffsetConsumer:
         spec: ConsumerSpec,
         max_records: int,
         check_seconds: float,
+        in_flight: int = 1,
     ) -> None:
         self._engine = engine
         self._bootstrap = bootstrap
@@ -137,6 +139,8 @@ class StoredOffsetConsumer:
         self._max_records = max_records
         self._check_seconds = check_seconds
         self._consumer: AIOKafkaConsumer | None = None
+        self._in_flight = in_flight
+        self._batches = InFlight(in_flight)
         self._layout: LayoutWatch | None = None
         self._replace = False
         self._incarnation_unread = False
@@ -159,22 +163,46 @@ class StoredOffsetConsumer:
             list(spec.topics), listener=AssignmentListener(self._on_assigned, self._on_revoked)
         )
         await start_with_backoff(consumer, f"{spec.name} consumer")
+        batches = self._batches = InFlight(self._in_flight)
         try:
             while not self._replace:
                 if time.monotonic() - self._last_check >= self._check_seconds:
+                    await batches.drain()  # offsets name the incarnation they were read in
                     await self._follow_incarnation(consumer)
                     if self._layout.changed():
                         return
-                batch = await consumer.getmany(timeout_ms=500, max_records=self._max_records)
-                records = [
-                    Record(r.topic, r.partition, r.offset, r.value or b"")
-                    for rs in batch.values()
-                    for r in rs
-                ]
-                if records and not self._replace:  # else not read from the stored offsets
-                    await self.process(records)
+                records = await self._next_batch(consumer, batches)
+                if records is None:
+                    await batches.wait_one()
+                elif records and not self._replace:  # else not read from the stored offsets
+                    batches.start(
+                        self.process(records),
+                        {TopicPartition(r.topic, r.partition) for r in records},
+                    )
+            await batches.drain()
         finally:
+            await batches.cancel()
             await stop_quietly(consumer)
+
+    async def _next_batch(
+        self, consumer: AIOKafkaConsumer, batches: InFlight
+    ) -> list[Record] | None:
+        """The next records of partitions with no batch in flight; None when the loop should
+        rather wait for a batch in flight (all busy, or nothing buffered for the others)."""
+        busy = batches.busy
+        if busy:
+            free = consumer.assignment() - busy
+            if batches.full or not free:
+                return None
+            fetched = await consumer.getmany(*free, timeout_ms=0, max_records=self._max_records)
+        else:
+            fetched = await consumer.getmany(timeout_ms=500, max_records=self._max_records)
+        records = [
+            Record(r.topic, r.partition, r.offset, r.value or b"")
+            for rs in fetched.values()
+            for r in rs
+        ]
+        return None if busy and not records else records
 
     async def _broker_incarnation(self) -> str | None:
         try:
@@ -244,7 +272,8 @@ class StoredOffsetConsumer:
         self._log.info("assigned %s", sorted((tp.topic, tp.partition) for tp in assigned))
 
     async def _on_revoked(self, revoked: set[TopicPartition]) -> None:
-        # Batches are applied synchronously between polls, so nothing is in flight here.
+        # A partition is given up only once no transaction on it is open.
+        await self._batches.settle()
         self._log.info("revoked %s", sorted((tp.topic, tp.partition) for tp in revoked))
 
     async def process(self, records: Sequence[Record]) -> None:

@@ -42,6 +42,7 @@ async def lifespan(settings: Settings) -> AsyncIterator[ServiceState]:
         spec=spec,
         max_records=settings.consumer_max_records,
         check_seconds=settings.broker_check_seconds,
+        in_flight=settings.consumer_in_flight,
     )
     broker = BrokerWatch(settings.require_kafka())
     task = asyncio.create_task(

@@ -1,16 +1,21 @@
 """The consumer base is not the forecast worker's: a toy consumer built on it in this test,
 with its own group, topic, tables (in a scratch schema) and dispatch table, stores its
-offsets and dead letters in its own tables and applies a batch read again only once."""
+offsets and dead letters in its own tables and applies a batch read again only once; with
+batches in flight it applies different partitions at once and each partition in order."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import dataclasses
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
 import orjson
 import pytest
-from sqlalchemy import Column, Table, Text, select, text
+from aiokafka import AIOKafkaProducer
+from sqlalchemy import BigInteger, Column, Identity, Integer, Table, Text, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
@@ -19,8 +24,11 @@ from shared.consumer_store import consumer_tables
 from shared.db import make_metadata
 from shared.dispatch import Applied, Record
 from shared.events import CanonicalEvent, RepUpserted
+from shared.kafka import ensure_topics, make_admin
+from shared.topics import TopicSpec
 from tests.support.events import CREATED, event
 from tests.support.infra import query
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -123,3 +131,95 @@ async def test_a_second_consumer_keeps_its_offsets_and_dead_letters_in_its_own_t
         database_url, "SELECT id FROM forecast.dead_letters WHERE topic = :t", t=topic
     )
     assert forecast == [], "nothing of the toy's lands in the forecast worker's tables"
+
+
+class Arrivals:
+    """Notes each rep's number in the order transactions write them, and whether two
+    batches were ever being applied at once (the first batch waits a while for a second)."""
+
+    def __init__(self, table: Table) -> None:
+        self.table = table
+        self.open = 0
+        self.batches = 0
+        self.overlapped = asyncio.Event()
+
+    async def __call__(self, conn: AsyncConnection, events: Sequence[CanonicalEvent]) -> Applied:
+        self.open += 1
+        self.batches += 1
+        try:
+            if self.open > 1:
+                self.overlapped.set()
+            if self.batches == 1:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.overlapped.wait(), 5)
+            rows = []
+            for ev in events:
+                assert isinstance(ev.payload, RepUpserted)
+                partition, number = ev.payload.rep_id.split("-")[1:]
+                rows.append({"part": int(partition), "number": int(number)})
+            await conn.execute(insert(self.table), rows)
+        finally:
+            self.open -= 1
+        return Applied(new=len(rows))
+
+
+async def test_batches_of_different_partitions_apply_at_once_and_each_partition_in_order(
+    toy: Toy, kafka_bootstrap: str
+) -> None:
+    topic, per_partition = toy.spec.topics[0], 60
+    arrivals = Table(
+        "arrivals",
+        toy.spec.tables.offsets.metadata,
+        Column("id", BigInteger, Identity(), primary_key=True),
+        Column("part", Integer),
+        Column("number", Integer),
+    )
+    async with toy.engine.begin() as conn:
+        await conn.run_sync(arrivals.create)
+    admin = make_admin(kafka_bootstrap, client_id="toy-admin")
+    await admin.start()
+    try:
+        await ensure_topics(admin, [TopicSpec(topic, 3)])
+    finally:
+        await admin.close()
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+    await producer.start()
+    try:
+        for number in range(per_partition):
+            for partition in range(3):
+                rep = event(REP, {"rep_id": f"rep-{partition}-{number}", "name": "n"}, time=TIME)
+                await producer.send(topic, orjson.dumps(rep), partition=partition)
+        await producer.flush()
+    finally:
+        await producer.stop()
+    recorder = Arrivals(arrivals)
+    consumer = StoredOffsetConsumer(
+        engine=toy.engine,
+        bootstrap=kafka_bootstrap,
+        spec=dataclasses.replace(toy.spec, dispatch={REP: recorder}),
+        max_records=7,
+        check_seconds=60,
+        in_flight=2,
+    )
+
+    async def written() -> list[tuple[int, int]]:
+        async with toy.engine.connect() as conn:
+            rows = await conn.execute(
+                select(arrivals.c.part, arrivals.c.number).order_by(arrivals.c.id)
+            )
+            found = [(r.part, r.number) for r in rows]
+        return found if len(found) >= 3 * per_partition else []
+
+    task = asyncio.create_task(consumer.run())
+    try:
+        found = await eventually(written, within=90)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await consumer.close()
+
+    assert recorder.overlapped.is_set(), "two partitions' batches were applied at once"
+    for partition in range(3):
+        numbers = [number for part, number in found if part == partition]
+        assert numbers == list(range(per_partition)), f"partition {partition} in order, once"
