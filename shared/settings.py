@@ -174,10 +174,11 @@ class Settings(BaseSettings):
 
     consumer_max_records: int = Field(500, ge=1)
     consumer_in_flight: int = Field(
-        2,
+        1,
         ge=1,
         description="Batches of different partitions a consumer applies at once (1: one "
-        "after the other); see `shared.inflight`",
+        "after the other, the default until a quiet machine shows 2 pays); see "
+        "`shared.inflight`",
     )
     db_pool_size: int = Field(10, ge=1)
 
