@@ -480,9 +480,16 @@ def broker(tmp: Path) -> Iterator[tuple[str, str, int | None]]:
 
 @contextlib.contextmanager
 def api_server(
-    database_url: str, bootstrap: str, tmp: Path, *, relay: bool = True, workers: int = 1
+    database_url: str,
+    bootstrap: str,
+    tmp: Path,
+    *,
+    relay: bool = True,
+    workers: int = 1,
+    factory: str = "benchmarks.server:create_app",
 ) -> Iterator[tuple[str, int]]:
-    """The pipeline_api service under uvicorn in its own process; yield (base URL, pid)."""
+    """The pipeline_api service (or the app `factory` builds) under uvicorn in its own
+    process; yield (base URL, pid)."""
     from shared.embedded import free_port
 
     port = free_port()
@@ -500,7 +507,7 @@ def api_server(
         sys.executable,
         "-m",
         "uvicorn",
-        "benchmarks.server:create_app",
+        factory,
         "--factory",
         "--host",
         "127.0.0.1",

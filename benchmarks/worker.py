@@ -1,6 +1,7 @@
 """Worker apply benchmark: the forecast worker's consumer against a raw consume + COPY ceiling.
 
     .venv/bin/python -m benchmarks.worker [--events N] [--wait-quiet S]
+    .venv/bin/python -m benchmarks.worker --long --events 3000000 --max-seconds 3600
 
 What it does, in one run:
 
@@ -22,6 +23,12 @@ What it does, in one run:
    rest (transaction begin/commit, offsets bookkeeping outside `execute`). The process's RSS
    is sampled at the start, every `--rss-every` events and at the end.
 
+`--long` is for RSS over millions of events: no ceiling, and the events are generated and
+produced `--chunk` at a time (each chunk its own deals) while the worker consumes, so
+neither process holds the whole stream; the broker's RSS is sampled beside the worker's,
+and the run stops early if the machine has under 3 GiB available (Tansu keeps every
+record in memory).
+
 The ratio is worker events/s over ceiling events/s in the same run. The exit code is 0
 whether or not the target is met (a benchmark, not a test).
 """
@@ -31,6 +38,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import contextvars
 import cProfile
 import multiprocessing
 import os
@@ -39,7 +47,7 @@ import shlex
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -74,9 +82,10 @@ STAGES = ("new", "qualified", "proposal", "negotiation", "closedwon", "closedlos
 # --------------------------------------------------------------------------- events
 
 
-def deal_events(count: int, *, seed: int) -> list[tuple[bytes, bytes]]:
+def deal_events(count: int, *, seed: int, prefix: str = "") -> list[tuple[bytes, bytes]]:
     """(key, value) of `count` deal events in delivery order: CRM-time order across deals,
-    with late deliveries and exact redeliveries mixed in."""
+    with late deliveries and exact redeliveries mixed in. `prefix` starts every deal and
+    event id, so that chunks of a long stream name different deals."""
     rng = random.Random(seed)
     start = datetime(2026, 1, 1, tzinfo=UTC)
     per_deal = 8  # a created and seven updates on average
@@ -84,13 +93,13 @@ def deal_events(count: int, *, seed: int) -> list[tuple[bytes, bytes]]:
     timed: list[tuple[datetime, dict[str, Any]]] = []
     n = 0
     for d in range(deals):
-        deal = f"bench-{d}"
+        deal = f"bench-{prefix}{d}"
         t = start + timedelta(minutes=rng.randrange(0, 60 * 24 * 90))
-        timed.append((t, _event(CREATED, deal, n, t, _created(rng, d))))
+        timed.append((t, _event(CREATED, deal, f"{prefix}{n}", t, _created(rng, d))))
         n += 1
         for _ in range(rng.randrange(3, 2 * per_deal - 2)):
             t += timedelta(minutes=rng.randrange(0, 600))  # zero: exact-time ties
-            timed.append((t, _event(UPDATED, deal, n, t, _update(rng, deal))))
+            timed.append((t, _event(UPDATED, deal, f"{prefix}{n}", t, _update(rng, deal))))
             n += 1
     timed.sort(key=lambda pair: pair[0])
     ordered = [ev for _, ev in timed[: count - count // 100]]
@@ -104,7 +113,7 @@ def deal_events(count: int, *, seed: int) -> list[tuple[bytes, bytes]]:
     return [(ev["subject"].encode(), orjson.dumps(ev)) for ev in ordered]
 
 
-def _event(type_: str, deal: str, n: int, t: datetime, data: dict[str, Any]) -> dict[str, Any]:
+def _event(type_: str, deal: str, n: str, t: datetime, data: dict[str, Any]) -> dict[str, Any]:
     return {
         "specversion": "1.0",
         "id": f"bench-{n}",
@@ -141,10 +150,12 @@ def _update(rng: random.Random, deal: str) -> dict[str, Any]:
     return {"properties": {"next_step": f"call {rng.randrange(100)}"}}
 
 
-async def produce(bootstrap: str, topic: str, events: list[tuple[bytes, bytes]]) -> float:
-    """Send every event (acks=all), awaiting in chunks, then announce a broker incarnation
-    as the relay does (the worker waits on an empty incarnation topic); returns the seconds
-    the events took."""
+async def produce(
+    bootstrap: str, topic: str, chunks: Iterator[list[tuple[bytes, bytes]]]
+) -> tuple[int, int, float]:
+    """Send every event of every chunk (acks=all), awaiting in slices, announcing a broker
+    incarnation as the relay does after the first chunk (the worker waits on an empty
+    incarnation topic); returns (deals, exact redeliveries, seconds the events took)."""
     from shared import topics
 
     producer = AIOKafkaProducer(
@@ -152,27 +163,37 @@ async def produce(bootstrap: str, topic: str, events: list[tuple[bytes, bytes]])
     )
     await producer.start()
     started = time.perf_counter()
+    deals = duplicates = 0
     try:
-        for i in range(0, len(events), 5_000):
-            sent = [
-                await producer.send(topic, key=key, value=value)
-                for key, value in events[i : i + 5_000]
-            ]
-            await asyncio.gather(*sent)
+        for n, events in enumerate(chunks):
+            for i in range(0, len(events), 5_000):
+                sent = [
+                    await producer.send(topic, key=key, value=value)
+                    for key, value in events[i : i + 5_000]
+                ]
+                await asyncio.gather(*sent)
+            deals += len({key for key, _ in events})
+            duplicates += len(events) - len(set(events))
+            if n == 0:
+                await producer.send_and_wait(topics.INCARNATION, b"bench-worker", partition=0)
         elapsed = time.perf_counter() - started
-        await producer.send_and_wait(topics.INCARNATION, b"bench-worker", partition=0)
     finally:
         await producer.stop()
-    return elapsed
+    return deals, duplicates, elapsed
 
 
-def produce_events(bootstrap: str, count: int, seed: int) -> tuple[int, int, float]:
-    """Generate and produce the events; (deals, exact redeliveries, seconds producing)."""
+def produce_events(bootstrap: str, count: int, seed: int, chunk: int) -> tuple[int, int, float]:
+    """Generate and produce `count` events, `chunk` at a time (each chunk its own deals), so
+    that no more than one chunk is ever held in memory; (deals, exact redeliveries, seconds
+    producing)."""
     from shared import topics
 
-    events = deal_events(count, seed=seed)
-    seconds = asyncio.run(produce(bootstrap, topics.DEAL, events))
-    return len({key for key, _ in events}), len(events) - len(set(events)), seconds
+    def chunks() -> Iterator[list[tuple[bytes, bytes]]]:
+        for n, start in enumerate(range(0, count, chunk)):
+            size = min(chunk, count - start)
+            yield deal_events(size, seed=seed + n, prefix=f"{n}-" if n else "")
+
+    return asyncio.run(produce(bootstrap, topics.DEAL, chunks()))
 
 
 # --------------------------------------------------------------------------- measuring
@@ -193,9 +214,36 @@ class Phase:
         return percentile(sorted(self.latencies), p) * 1000
 
 
-def rss_mib() -> float:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+def rss_mib(pid: int | str = "self") -> float:
+    try:
+        with open(f"/proc/{pid}/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except OSError:
+        return float("nan")
+
+
+def available_gib() -> float:
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) / 2**20
+    return float("nan")
+
+
+MIN_AVAILABLE_GIB = 3.0
+"""A run stops early below this much available memory: the machine is shared, and the
+embedded broker keeps every record in memory."""
+
+
+@dataclass(frozen=True)
+class RssSample:
+    events: int
+    worker_mib: float
+    broker_mib: float
+
+    @classmethod
+    def now(cls, events: int, broker_pid: int | None) -> RssSample:
+        return cls(events, rss_mib(), rss_mib(broker_pid) if broker_pid else float("nan"))
 
 
 async def ceiling(
@@ -251,6 +299,11 @@ async def ceiling(
     return phase
 
 
+_HANDLER_SQL: contextvars.ContextVar[list[float] | None] = contextvars.ContextVar(
+    "handler_sql", default=None
+)
+
+
 @dataclass
 class Split:
     """Seconds spent, summed over batches, in each part of the apply."""
@@ -272,6 +325,8 @@ class Split:
                 spent = time.perf_counter() - t0
                 self.sql += spent
                 self.sql_statements += 1
+                if (in_handler := _HANDLER_SQL.get()) is not None:
+                    in_handler[0] += spent
                 words = " ".join(str(statement).split())[:60]
                 self.statements.setdefault(words, []).append(spent)
 
@@ -291,12 +346,14 @@ class Split:
         """`handler` that also notes how much of its time was SQL."""
 
         async def measured(conn: Any, events: Any) -> Any:
-            t0, sql0 = time.perf_counter(), self.sql
+            t0, spent = time.perf_counter(), [0.0]
+            token = _HANDLER_SQL.set(spent)  # this batch's own: batches run concurrently
             try:
                 return await handler(conn, events)
             finally:
+                _HANDLER_SQL.reset(token)
                 self.handler += time.perf_counter() - t0
-                self.sql_in_handler += self.sql - sql0
+                self.sql_in_handler += spent[0]
 
         return measured
 
@@ -310,7 +367,7 @@ async def worker(
     rss_every: int,
     limit_s: float,
     roots: dict[int, str],
-) -> tuple[Phase, Split, list[tuple[int, float]], dict[str, int]]:
+) -> tuple[Phase, Split, list[RssSample], dict[str, int]]:
     """The forecast worker's consumer until it has processed `count` records. CPU is read
     from its first batch to its last, while its database backends still live."""
     from sqlalchemy.ext.asyncio import AsyncConnection
@@ -331,7 +388,8 @@ async def worker(
     wrapped = {t: measured[id(h)] for t, h in base_spec.dispatch.items()}
     spec = type(base_spec)(**{**base_spec.__dict__, "dispatch": wrapped})
     phase = Phase()
-    rss: list[tuple[int, float]] = [(0, rss_mib())]
+    broker_pid = next((pid for pid, name in roots.items() if name == "broker"), None)
+    rss = [RssSample.now(0, broker_pid)]
     done = asyncio.Event()
     state: dict[str, float] = {}
     snapshots: list[Snapshot] = []
@@ -347,8 +405,10 @@ async def worker(
             before = phase.events
             phase.events += len(records)
             if phase.events // rss_every > before // rss_every:
-                rss.append((phase.events, rss_mib()))
-            if phase.events >= count and not done.is_set():
+                rss.append(RssSample.now(phase.events, broker_pid))
+                if available_gib() < MIN_AVAILABLE_GIB:
+                    state["low_memory"] = 1.0
+            if (phase.events >= count or "low_memory" in state) and not done.is_set():
                 state["ended"] = time.perf_counter()
                 phase.cpu = cpu_delta(snapshots[0], cpu_snapshot(), roots)
                 done.set()
@@ -384,7 +444,9 @@ async def worker(
             setattr(owner, name, original)
     end = state.get("ended", time.perf_counter())
     phase.seconds = end - state.get("started", end)
-    rss.append((phase.events, rss_mib()))
+    rss.append(RssSample.now(phase.events, broker_pid))
+    if "low_memory" in state:
+        print(f"stopped at {phase.events:,} events: under {MIN_AVAILABLE_GIB} GiB available")
     async with engine.connect() as conn:
         counts = {
             name: int((await conn.exec_driver_sql(f"SELECT count(*) FROM {name}")).scalar_one())
@@ -406,6 +468,8 @@ class Args:
     wait_quiet: float
     seed: int
     profile_out: Path | None
+    chunk: int
+    long: bool
 
 
 def parse_args(argv: list[str] | None = None) -> Args:
@@ -426,15 +490,35 @@ def parse_args(argv: list[str] | None = None) -> Args:
     )
     p.add_argument("--seed", type=int, default=42)
     p.add_argument(
+        "--chunk",
+        type=int,
+        default=200_000,
+        help="events generated and produced at a time, each chunk its own deals",
+    )
+    p.add_argument(
+        "--long",
+        action="store_true",
+        help="a long run for RSS: no ceiling, events produced chunk by chunk while the "
+        "worker consumes, so the benchmark never holds more than a chunk",
+    )
+    p.add_argument(
         "--profile-out",
         type=Path,
         help="cProfile the worker phase into this file (slows it: figures are not comparable)",
     )
     a = p.parse_args(argv)
-    if a.events < 1 or a.max_records < 1 or a.rss_every < 1:
-        p.error("--events, --max-records and --rss-every must be positive")
+    if a.events < 1 or a.max_records < 1 or a.rss_every < 1 or a.chunk < 1:
+        p.error("--events, --max-records, --rss-every and --chunk must be positive")
     return Args(
-        a.events, a.max_records, a.rss_every, a.max_seconds, a.wait_quiet, a.seed, a.profile_out
+        a.events,
+        a.max_records,
+        a.rss_every,
+        a.max_seconds,
+        a.wait_quiet,
+        a.seed,
+        a.profile_out,
+        a.chunk,
+        a.long,
     )
 
 
@@ -499,11 +583,20 @@ def report(
             _share(split.sql, total),
             f"{split.sql_statements / batches:.1f} statements per batch",
         ),
-        ("time elsewhere", _share(other, total), "begin/commit, offsets, loop"),
+        (
+            "time elsewhere",
+            _share(other, total),
+            "begin/commit, offsets, loop; batches in flight at once overlap",
+        ),
         (
             "worker RSS MiB start / end",
-            f"{res['rss'][0][1]:.0f} / {res['rss'][-1][1]:.0f}",
-            " ".join(f"{n // 1000}k:{m:.0f}" for n, m in res["rss"]),
+            f"{res['rss'][0].worker_mib:.0f} / {res['rss'][-1].worker_mib:.0f}",
+            " ".join(f"{r.events // 1000}k:{r.worker_mib:.0f}" for r in res["rss"]),
+        ),
+        (
+            "broker (Tansu) RSS MiB start / end",
+            f"{res['rss'][0].broker_mib:.0f} / {res['rss'][-1].broker_mib:.0f}",
+            "keeps every record in memory",
         ),
         (
             "rows: changes / versions / deals",
@@ -547,24 +640,26 @@ async def measure(args: Args, url: str, bootstrap: str, roots: dict[int, str]) -
     finally:
         await admin.close()
     # In a child process, so that this process's RSS is the worker's own.
-    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        deals, duplicates, produce_s = await asyncio.get_running_loop().run_in_executor(
-            pool, produce_events, bootstrap, args.events, args.seed
-        )
-    res: dict[str, Any] = {"deals": deals, "duplicates": duplicates, "produce_s": produce_s}
+    pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+    produced = asyncio.get_running_loop().run_in_executor(
+        pool, produce_events, bootstrap, args.events, args.seed, args.chunk
+    )
+    res: dict[str, Any] = {}
     dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
     pg = await postmaster_pid(dsn)
     if pg:
         roots[pg] = "postgres"
-    raw = await ceiling(
-        bootstrap,
-        dsn,
-        topics.DEAL,
-        count=args.events,
-        max_records=args.max_records,
-        limit_s=args.max_seconds,
-        roots=roots,
-    )
+    if not args.long:
+        res["deals"], res["duplicates"], res["produce_s"] = await produced
+        res["ceiling"] = await ceiling(
+            bootstrap,
+            dsn,
+            topics.DEAL,
+            count=args.events,
+            max_records=args.max_records,
+            limit_s=args.max_seconds,
+            roots=roots,
+        )
     profile = cProfile.Profile() if args.profile_out else None
     if profile:
         profile.enable()
@@ -580,7 +675,11 @@ async def measure(args: Args, url: str, bootstrap: str, roots: dict[int, str]) -
     if profile and args.profile_out:
         profile.disable()
         profile.dump_stats(args.profile_out)
-    res.update(ceiling=raw, worker=work, split=split, rss=rss, counts=counts)
+    if args.long:
+        res["deals"], res["duplicates"], res["produce_s"] = await produced
+        res["ceiling"] = Phase()
+    pool.shutdown()
+    res.update(worker=work, split=split, rss=rss, counts=counts)
     return res
 
 

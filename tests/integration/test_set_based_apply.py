@@ -44,13 +44,19 @@ FIELD_VALUES: dict[str, st.SearchStrategy[Any]] = {
     "owner_id": st.sampled_from(["rep-1", "rep-2"]),
     "forecast_category": st.sampled_from(["pipeline", "commit", None]),
     "properties": st.dictionaries(st.sampled_from(["a", "b"]), st.integers(0, 3), max_size=2),
+    # The rows reach PostgreSQL as JSON text: escapes, nested lists and offsets must survive.
+    "name": st.sampled_from(['Ünïcode "quoted" \\ deal', "plain", None]),
+    "created_at": st.sampled_from(["2026-01-02T03:04:05.123456Z", "2025-12-31T23:00:00Z"]),
+    "splits": st.sampled_from(
+        [[{"rep_id": "rep-1", "percent": "60.5", "role": "owner"}], [], None]
+    ),
 }
 
 change_specs = st.tuples(
     st.integers(0, 3),  # deal
     st.sampled_from([DEAL_CREATED, DEAL_UPDATED, DEAL_UPDATED, DEAL_DELETED]),
     st.integers(0, 40),  # minute: repeats make exact-time ties
-    st.sampled_from([None, 1, 2]),  # sequence
+    st.sampled_from([None, 1, 2, 10**30]),  # sequence: past 64 bits too
     st.dictionaries(st.sampled_from(sorted(FIELD_VALUES)), st.none(), min_size=1, max_size=3),
 )
 

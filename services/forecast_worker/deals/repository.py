@@ -35,25 +35,22 @@ async def insert_changes(conn: AsyncConnection, *, changes: Sequence[Change]) ->
     if not changes:
         return []
     rows = await conn.execute(
-        text(
-            """
-            INSERT INTO forecast.deal_changes
-                (source, event_id, deal_id, event_type, event_time, sequence, fields)
-            SELECT * FROM unnest(CAST(:sources AS text[]), CAST(:ids AS text[]),
-                CAST(:deals AS text[]), CAST(:types AS text[]), CAST(:times AS timestamptz[]),
-                CAST(:seqs AS numeric[]), CAST(:fields AS jsonb[]))
-            ON CONFLICT (source, event_id) DO NOTHING
-            RETURNING source, event_id
-            """
-        ),
+        _INSERT_CHANGES,
         {
-            "sources": [c.key.source for c in changes],
-            "ids": [c.key.event_id for c in changes],
-            "deals": [c.deal_id for c in changes],
-            "types": [c.event_type for c in changes],
-            "times": [c.key.time for c in changes],
-            "seqs": [c.key.sequence for c in changes],
-            "fields": [orjson.dumps(c.fields).decode() for c in changes],
+            "rows": orjson.dumps(
+                [
+                    {
+                        "source": c.key.source,
+                        "event_id": c.key.event_id,
+                        "deal_id": c.deal_id,
+                        "event_type": c.event_type,
+                        "event_time": c.key.time,
+                        "sequence": str(c.key.sequence),
+                        "fields": c.fields,
+                    }
+                    for c in changes
+                ]
+            ).decode()
         },
     )
     fresh = {(r.source, r.event_id) for r in rows}
@@ -102,56 +99,48 @@ async def load_current(conn: AsyncConnection, *, deal_ids: Iterable[str]) -> dic
     return {r.deal_id: _version_from_row(r._mapping) for r in rows}
 
 
-_ARRAY_TYPES = {
-    Kind.TEXT: "text",
-    Kind.ID: "text",
-    Kind.MONEY: "numeric",
-    Kind.CURRENCY: "text",
-    Kind.DATE: "date",
-    Kind.DATETIME: "timestamptz",
-    Kind.ENUM: "text",
-    Kind.SPLITS: "jsonb",
-}
-_COLUMN_TYPES = {
-    "deal_id": "text",
-    **{f.name: _ARRAY_TYPES[f.kind] for f in DEAL_FIELDS},
-    "deleted": "boolean",
-    "properties": "jsonb",
-    "version": "integer",
-    "valid_from": "timestamptz",
-    "sequence": "numeric",
-    "event_source": "text",
-    "event_id": "text",
-    "valid_to": "timestamptz",
-}
+def _rows_of(table: str) -> str:
+    """`SELECT * FROM` one JSON array parameter read as rows of `table`: a whole batch in one
+    statement and one parameter. The values go in their JSON form (amounts as decimal
+    strings, dates as ISO text, which is how the fold keeps them) and PostgreSQL's input
+    functions convert them, so the driver encodes one string instead of checking and
+    encoding each element of one array per column."""
+    return f"SELECT * FROM json_populate_recordset(CAST(NULL AS {table}), CAST(:rows AS json))"
 
 
-def _unnest(columns: Sequence[str]) -> str:
-    """`SELECT * FROM unnest(...)` of one typed array parameter per column: a whole batch's
-    rows in one statement, planned and executed once (executemany executes once per row)."""
-    arrays = ", ".join(f"CAST(:{c} AS {_COLUMN_TYPES[c]}[])" for c in columns)
-    return f"SELECT * FROM unnest({arrays})"
+_CHANGE_COLUMNS = "source, event_id, deal_id, event_type, event_time, sequence, fields"
+_INSERT_CHANGES = text(
+    f"INSERT INTO forecast.deal_changes ({_CHANGE_COLUMNS}) "
+    f"SELECT {_CHANGE_COLUMNS} FROM ({_rows_of('forecast.deal_changes')}) AS new "
+    "ON CONFLICT (source, event_id) DO NOTHING RETURNING source, event_id"
+)
+_STORED_DEFAULTS = {f.name: f.stored_default for f in DEAL_FIELDS if f.stored_default is not None}
+_DATED = tuple(f.name for f in DEAL_FIELDS if f.kind in (Kind.DATE, Kind.DATETIME))
 
 
-def _columns(versions: Sequence[Version]) -> dict[str, list[Any]]:
-    """The versions as one list per column of `forecast.deal_versions`, built column by
-    column: the unnest statements take them so, with no row dict per version between."""
-    states = [v.state for v in versions]
-    columns = {
-        f.name: [_column_value(f, s.values.get(f.name)) for s in states] for f in DEAL_FIELDS
-    }
-    columns.update(
-        deal_id=[s.deal_id for s in states],
-        deleted=[s.deleted for s in states],
-        properties=[orjson.dumps(s.properties).decode() for s in states],
-        version=[v.number for v in versions],
-        valid_from=[v.valid_from for v in versions],
-        sequence=[v.cause.sequence for v in versions],
-        event_source=[v.cause.source for v in versions],
-        event_id=[v.cause.event_id for v in versions],
-        valid_to=[v.valid_to for v in versions],
-    )
-    return columns
+def _json_rows(versions: Sequence[Version]) -> str:
+    """The versions as rows of `forecast.deal_versions` in one JSON array (see `_rows_of`);
+    what `_column_value` makes of a value, PostgreSQL makes of its JSON form."""
+    rows = []
+    for v in versions:
+        state, cause = v.state, v.cause
+        row = {**_STORED_DEFAULTS, **state.values}
+        for name in _DATED:
+            if row.get(name) == "":
+                row[name] = None
+        row.update(
+            deal_id=state.deal_id,
+            deleted=state.deleted,
+            properties=state.properties,
+            version=v.number,
+            valid_from=v.valid_from,
+            sequence=str(cause.sequence),
+            event_source=cause.source,
+            event_id=cause.event_id,
+            valid_to=v.valid_to,
+        )
+        rows.append(row)
+    return orjson.dumps(rows).decode()
 
 
 _VERSION_COLUMNS = (*_ROW_COLUMNS, "valid_to")
@@ -159,9 +148,10 @@ _VERSION_KEY = ("deal_id", "version")
 
 
 def _insert_versions(on_conflict: Sequence[str]) -> TextClause:
+    columns = ", ".join(_VERSION_COLUMNS)
     return text(
-        f"INSERT INTO forecast.deal_versions ({', '.join(_VERSION_COLUMNS)}) "
-        f"{_unnest(_VERSION_COLUMNS)} "
+        f"INSERT INTO forecast.deal_versions ({columns}) "
+        f"SELECT {columns} FROM ({_rows_of('forecast.deal_versions')}) AS new "
         "ON CONFLICT (deal_id, version) DO UPDATE SET "
         + ", ".join(f"{c} = EXCLUDED.{c}" for c in on_conflict)
     )
@@ -171,7 +161,7 @@ _APPEND_VERSIONS = _insert_versions(["valid_to"])
 _REPLACE_VERSIONS = _insert_versions([c for c in _VERSION_COLUMNS if c not in _VERSION_KEY])
 _UPSERT_DEALS = text(
     f"INSERT INTO forecast.deals ({', '.join(_ROW_COLUMNS)}, updated_at) "
-    f"SELECT *, now() FROM ({_unnest(_ROW_COLUMNS)}) AS latest "
+    f"SELECT {', '.join(_ROW_COLUMNS)}, now() FROM ({_rows_of('forecast.deals')}) AS latest "
     "ON CONFLICT (deal_id) DO UPDATE SET "
     + ", ".join(f"{c} = EXCLUDED.{c}" for c in _ROW_COLUMNS if c != "deal_id")
     + ", updated_at = now()"
@@ -191,17 +181,27 @@ async def write_versions(
     changes are never removed, so a rebuilt history is at least as long as the stored one."""
     for statement, versions in ((_APPEND_VERSIONS, appended), (_REPLACE_VERSIONS, rebuilt)):
         if versions:
-            await conn.execute(statement, _columns(versions))
+            await conn.execute(statement, {"rows": _json_rows(versions)})
     latest = {v.state.deal_id: v for v in (*appended, *rebuilt) if v.valid_to is None}
     if latest:
-        current = _columns(list(latest.values()))
-        await conn.execute(_UPSERT_DEALS, {c: current[c] for c in _ROW_COLUMNS})
+        await conn.execute(_UPSERT_DEALS, {"rows": _json_rows(list(latest.values()))})
 
 
 def _row(version: Version) -> dict[str, Any]:
-    """One version as its current row in `forecast.deals` takes it."""
-    columns = _columns([version])
-    return {c: columns[c][0] for c in _ROW_COLUMNS}
+    """One version as its current row in `forecast.deals` holds it, typed as the driver
+    reads it back: the reference the JSON path is tested against."""
+    state, cause = version.state, version.cause
+    return {
+        "deal_id": state.deal_id,
+        **{f.name: _column_value(f, state.values.get(f.name)) for f in DEAL_FIELDS},
+        "deleted": state.deleted,
+        "properties": orjson.dumps(state.properties).decode(),
+        "version": version.number,
+        "valid_from": version.valid_from,
+        "sequence": cause.sequence,
+        "event_source": cause.source,
+        "event_id": cause.event_id,
+    }
 
 
 def _column_value(field: DealField, value: Any) -> Any:
