@@ -8,8 +8,9 @@ row, once a document was ever stored, for the batch's transaction
 writes under the old document is committed before the replacement's replay looks for the
 letters it mends (`config.replays`).
 
-One cache serves the consumer and the dead-letter replays of its worker (the same handler
-instance): both read it in transactions of their own that see committed documents only,
+One cache serves the consumer, the background dead-letter replay and the replay route of its
+worker (the same handler instance): each reads it in a transaction of its own that stores
+no document, so it sees committed documents only,
 and an entry is keyed by the version it was built from, so whichever reads first fills it
 for the other. Two reads interleaving can only swap one entry for another: none is used
 without its version being compared first.
