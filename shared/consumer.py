@@ -25,6 +25,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -95,11 +96,11 @@ async def apply_records(
 ) -> BatchOutcome:
     """Apply `records` in the caller's transaction: each handler once, with its events in
     read order, and the dead letters of what could not be decoded or what a handler refused
-    stored beside them (a letter already open for the same record is a duplicate).
+    stored beside them (a letter already open for the same event and reason is a duplicate).
 
     The consumer stores the offsets in the same transaction, so a crash anywhere leaves
     either all of a batch or none of it."""
-    outcome = await _dispatch(conn, records, spec=spec)
+    outcome, _ = await _dispatch(conn, records, spec=spec)
     letters = outcome.dead_letters
     stored = await consumer_store.insert_dead_letters(conn, tables=spec.tables, letters=letters)
     outcome.duplicates += len(letters) - len(stored)
@@ -109,22 +110,28 @@ async def apply_records(
 
 async def _dispatch(
     conn: AsyncConnection, records: Sequence[Record], *, spec: ConsumerSpec
-) -> BatchOutcome:
+) -> tuple[BatchOutcome, set[int]]:
     """Apply `records` through the dispatch table; what cannot be applied is answered as
-    dead letters (in read order), not stored."""
+    dead letters (in read order), not stored. Beside the outcome, the positions in `records`
+    of those a handler refused: a replay tells its letters apart by them."""
     outcome = BatchOutcome()
     batch = sort_batch(records, spec.dispatch, handles=spec.handles, ignores=spec.ignores)
+    position = {id(record): n for n, record in enumerate(records)}
     refused: list[DeadLetter] = []
+    refused_at: set[int] = set()
     for group in batch.groups:
         applied = await group.handler(conn, group.events)
         outcome.applied += applied.new
         outcome.duplicates += applied.duplicates
-        refused.extend(DeadLetter.of(group.records[r.index], r.reason) for r in applied.refused)
+        for r in applied.refused:
+            record = group.records[r.index]
+            refused.append(DeadLetter.of(record, r.reason))
+            refused_at.add(position[id(record)])
     outcome.ignored += batch.ignored
     outcome.dead_letters.extend(
         sorted([*batch.dead_letters, *refused], key=lambda d: (d.topic, d.partition, d.offset))
     )
-    return outcome
+    return outcome, refused_at
 
 
 def _record(letter: DeadLetter) -> Record:
@@ -137,34 +144,53 @@ async def replay(conn: AsyncConnection, letter: DeadLetter, *, spec: ConsumerSpe
     refuses it: nothing is then applied, and no second dead letter is stored."""
     record = _record(letter)
     decode(record, spec.dispatch, handles=spec.handles, ignores=spec.ignores)
-    outcome = await _dispatch(conn, [record], spec=spec)
+    outcome, _ = await _dispatch(conn, [record], spec=spec)
     if outcome.dead_letters:
         raise Unprocessable(outcome.dead_letters[0].reason)
 
 
 REPLAY_PAGE = 500
-"""Dead letters replayed as one batch by `replay_open`: the handlers' set-based path."""
+"""Dead letters replayed as one batch, in one transaction, by `replay_open`: the handlers'
+set-based path, and locks held no longer than one batch of the consumer holds them."""
 
 
 async def replay_open(
-    conn: AsyncConnection, *, spec: ConsumerSpec, codes: Sequence[str], log: logging.Logger
+    engine: AsyncEngine, *, spec: ConsumerSpec, codes: Sequence[str], log: logging.Logger
 ) -> int:
-    """Replay every open dead letter refused for one of `codes`, oldest first, in the
-    caller's transaction; answer how many applied. What a handler still refuses stays open,
-    as it was. A page a record spoils is replayed letter by letter, so one bad letter keeps
-    only itself open and the caller's own change still commits.
+    """Replay every open dead letter refused for one of `codes`, oldest first, a page per
+    transaction (each retried on a database error, as a batch is); answer how many applied.
+    What a handler still refuses stays open, as it was. A page a record spoils is replayed
+    letter by letter, so one bad letter keeps only itself open.
 
     Letters locked by a replay already under way are skipped, not waited for: that replay
     decides them, and waiting could deadlock against it."""
     replayed = 0
     after: int | None = None
     while True:
+        page = partial(_replay_next_page, engine, after=after, spec=spec, codes=codes, log=log)
+        last, done = await _retrying(page, log)
+        if last is None:
+            return replayed
+        after = last
+        replayed += done
+
+
+async def _replay_next_page(
+    engine: AsyncEngine,
+    *,
+    after: int | None,
+    spec: ConsumerSpec,
+    codes: Sequence[str],
+    log: logging.Logger,
+) -> tuple[int | None, int]:
+    """Replay the page of open letters after id `after` in one transaction; answer the
+    page's last id (None: no letter is left) and how many of it applied."""
+    async with engine.begin() as conn:
         rows = await consumer_store.open_dead_letters(
             conn, tables=spec.tables, codes=codes, after=after, limit=REPLAY_PAGE
         )
         if not rows:
-            return replayed
-        after = rows[-1].id
+            return None, 0
         letters = {row.id: consumer_store.as_letter(row) for row in rows}
         try:
             done = await _replay_page(conn, letters, spec=spec)
@@ -181,17 +207,29 @@ async def replay_open(
                         raise
                     log.warning("dead letter %d still fails; it stays open", letter_id)
         await consumer_store.mark_replayed(conn, tables=spec.tables, letter_ids=done)
-        replayed += len(done)
+        return rows[-1].id, len(done)
 
 
 async def _replay_page(
     conn: AsyncConnection, letters: dict[int, DeadLetter], *, spec: ConsumerSpec
 ) -> list[int]:
-    """Apply `letters` in a savepoint; the ids of those no handler refused again."""
+    """Apply `letters` in a savepoint; the ids of those that applied. A letter still not
+    decodable, or refused again, stays open. Refusals are matched to letters by their place
+    in the page, never by topic, partition and offset: offsets start again with each broker
+    life, so two letters of a page can share them."""
+    ids: list[int] = []
+    records: list[Record] = []
+    for letter_id, letter in letters.items():
+        record = _record(letter)
+        try:
+            decode(record, spec.dispatch, handles=spec.handles, ignores=spec.ignores)
+        except Unprocessable:
+            continue
+        ids.append(letter_id)
+        records.append(record)
     async with conn.begin_nested():
-        outcome = await _dispatch(conn, [_record(le) for le in letters.values()], spec=spec)
-    still = {(d.topic, d.partition, d.offset) for d in outcome.dead_letters}
-    return [i for i, le in letters.items() if (le.topic, le.partition, le.offset) not in still]
+        _, refused_at = await _dispatch(conn, records, spec=spec)
+    return [letter_id for n, letter_id in enumerate(ids) if n not in refused_at]
 
 
 class StoredOffsetConsumer:

@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import (
     BigInteger,
     Column,
+    ColumnElement,
     DateTime,
     Identity,
     Index,
@@ -33,6 +34,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from shared.dispatch import DeadLetter
 
+_LETTERS_PER_INSERT = 1000
+"""Letters per INSERT statement: 7 parameters each, well below PostgreSQL's 32767."""
+_OPEN_EVENT = text("replayed_at IS NULL AND event_id IS NOT NULL")
+
 
 @dataclass(frozen=True)
 class ConsumerTables:
@@ -47,6 +52,10 @@ def consumer_tables(metadata: MetaData) -> ConsumerTables:
     state it produced. `incarnation` names the broker life the offset belongs to: an
     offset from a broker that has since lost its state means nothing, and the partition is
     re-read from the start.
+
+    `dead_letters` holds at most one open letter per event and reason
+    (`uq_dead_letters_open_event`, on the reason's digest: a reason can outgrow an index
+    entry), so two members applying the same record during a rebalance store it once.
     """
     offsets = Table(
         "consumer_offsets",
@@ -71,6 +80,14 @@ def consumer_tables(metadata: MetaData) -> ConsumerTables:
         Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
         Column("replayed_at", DateTime(timezone=True), nullable=True),
         Index("ix_dead_letters_open", "id", postgresql_where=text("replayed_at IS NULL")),
+        Index(
+            "uq_dead_letters_open_event",
+            "event_source",
+            "event_id",
+            func.md5(text("reason")),
+            unique=True,
+            postgresql_where=_OPEN_EVENT,
+        ),
     )
     return ConsumerTables(offsets=offsets, dead_letters=dead_letters)
 
@@ -137,31 +154,30 @@ async def store_offsets(
 async def insert_dead_letters(
     conn: AsyncConnection, *, tables: ConsumerTables, letters: Sequence[DeadLetter]
 ) -> list[DeadLetter]:
-    """Store `letters` but those an open letter holds already (the same record, refused for
-    the same reason: a redelivery, say after the stream was read again); answer the stored.
+    """Store `letters` but those an open letter holds already (the same event, refused for
+    the same reason: a redelivery, say after the stream was read again, or another member
+    applying the same batch during a rebalance); answer the stored, in the given order.
 
-    So a stream read twice leaves one letter per refused event, and a fix replays it once."""
+    The unique index decides, not a read before the insert, so that two transactions
+    storing the same letter at once store it once. A stream read twice leaves one letter
+    per refused event, and a fix replays it once."""
     if not letters:
         return []
     t = tables.dead_letters
-    ids = {letter.event_id for letter in letters if letter.event_id is not None}
-    held: set[tuple[str | None, str | None, str, str]] = set()
-    if ids:
-        rows = await conn.execute(
-            select(t.c.event_source, t.c.event_id, t.c.reason, t.c.payload).where(
-                t.c.replayed_at.is_(None), t.c.event_id.in_(ids)
+    stored: list[Row[Any]] = []
+    for start in range(0, len(letters), _LETTERS_PER_INSERT):
+        chunk = letters[start : start + _LETTERS_PER_INSERT]
+        stmt = (
+            insert(t)
+            .values([asdict(letter) for letter in chunk])
+            .on_conflict_do_nothing(
+                index_elements=[t.c.event_source, t.c.event_id, func.md5(t.c.reason)],
+                index_where=_OPEN_EVENT,
             )
+            .returning(t)
         )
-        held = {(r.event_source, r.event_id, r.reason, r.payload) for r in rows}
-    fresh: list[DeadLetter] = []
-    for letter in letters:
-        key = (letter.event_source, letter.event_id, letter.reason, letter.payload)
-        if letter.event_id is None or key not in held:
-            fresh.append(letter)
-            held.add(key)
-    if fresh:
-        await conn.execute(insert(t), [asdict(letter) for letter in fresh])
-    return fresh
+        stored.extend((await conn.execute(stmt)).all())
+    return [as_letter(row) for row in sorted(stored, key=lambda row: row.id)]  # the given order
 
 
 async def list_dead_letters(
@@ -209,10 +225,7 @@ async def open_dead_letters(
     t = tables.dead_letters
     query = (
         select(t)
-        .where(
-            t.c.replayed_at.is_(None),
-            or_(*(t.c.reason.startswith(f"{code}: ", autoescape=True) for code in codes)),
-        )
+        .where(*_open_with(t, codes))
         .order_by(t.c.id)
         .limit(limit)
         .with_for_update(skip_locked=True)
@@ -220,6 +233,22 @@ async def open_dead_letters(
     if after is not None:
         query = query.where(t.c.id > after)
     return (await conn.execute(query)).all()
+
+
+async def count_open_dead_letters(
+    conn: AsyncConnection, *, tables: ConsumerTables, codes: Sequence[str]
+) -> int:
+    """How many letters are open whose reason is "<code>: ..." for one of `codes`."""
+    t = tables.dead_letters
+    query = select(func.count()).select_from(t).where(*_open_with(t, codes))
+    return int((await conn.execute(query)).scalar_one())
+
+
+def _open_with(t: Table, codes: Sequence[str]) -> tuple[ColumnElement[bool], ...]:
+    return (
+        t.c.replayed_at.is_(None),
+        or_(*(t.c.reason.startswith(f"{code}: ", autoescape=True) for code in codes)),
+    )
 
 
 async def mark_replayed(

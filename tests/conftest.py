@@ -13,6 +13,7 @@ from services.cli import compose_all, run_migrations
 from shared.settings import Settings
 from tests.support.dataset import load_dataset
 from tests.support.infra import serve_in_loop, test_broker, test_database
+from tests.support.waiting import eventually
 
 ADMIN_KEY = "test-admin-key"
 WRITER_KEY = "test-writer-key"
@@ -85,10 +86,16 @@ async def client(stack_url: str) -> AsyncIterator[httpx.AsyncClient]:
 @pytest.fixture
 async def restore_forecast_config(client: httpx.AsyncClient) -> AsyncIterator[None]:
     """The forecast configuration is one document for the whole stack: a test that
-    replaces it puts back what was there."""
+    replaces it puts back what was there, and waits for the dead-letter replay that
+    follows, so that the next test does not meet it under way."""
     before = (await client.get("/v1/forecast/config")).json()
     yield
     assert (await client.put("/v1/forecast/config", json=before)).status_code == 200
+
+    async def replayed() -> bool:
+        return not (await client.get("/v1/forecast/config/replay")).json()["pending"]
+
+    await eventually(replayed)
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from services.forecast_worker.accuracy import routes as accuracy
 from services.forecast_worker.calls import routes as calls
 from services.forecast_worker.config import routes as config
+from services.forecast_worker.config.replays import DeadLetterReplays
 from services.forecast_worker.deals import routes as deals
 from services.forecast_worker.deals.projection import StageRules
 from services.forecast_worker.deps import ForecastState
@@ -53,6 +54,10 @@ async def lifespan(settings: Settings) -> AsyncIterator[ServiceState]:
     )
     watch_task = asyncio.create_task(supervise("broker watch", broker.run), name="broker-watch")
     sessions = create_sessionmaker(engine)
+    replays = DeadLetterReplays(engine, spec)
+    replay_task = asyncio.create_task(
+        supervise("dead-letter replay", replays.run), name="dead-letter-replay"
+    )
 
     async def take_snapshots() -> None:
         await scheduler.run(sessions, settings)
@@ -71,11 +76,13 @@ async def lifespan(settings: Settings) -> AsyncIterator[ServiceState]:
 
     try:
         yield ServiceState(
-            state=ForecastState(settings=settings, sessions=sessions, consumer=spec),
+            state=ForecastState(
+                settings=settings, sessions=sessions, consumer=spec, replays=replays
+            ),
             readiness={"forecast_database": database_ready, "forecast_broker": broker_ready},
         )
     finally:
-        for running in (task, watch_task, snapshot_task):
+        for running in (task, watch_task, snapshot_task, replay_task):
             running.cancel()
             with suppress(asyncio.CancelledError, Exception):
                 await running

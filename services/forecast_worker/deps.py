@@ -16,6 +16,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from services.forecast_worker.config.replays import DeadLetterReplays
 from services.forecast_worker.config.repository import load_config
 from services.forecast_worker.config.schemas import ForecastConfig
 from services.forecast_worker.config.stages import StageTable
@@ -30,6 +31,7 @@ class ForecastState:
     settings: Settings
     sessions: async_sessionmaker[AsyncSession]
     consumer: ConsumerSpec
+    replays: DeadLetterReplays
 
 
 async def _state(request: Request) -> ForecastState:
@@ -59,6 +61,10 @@ async def _consumer(state: State) -> ConsumerSpec:
     return state.consumer
 
 
+async def _replays(state: State) -> DeadLetterReplays:
+    return state.replays
+
+
 ForecastReader = Annotated[auth.Principal, Depends(auth.require(auth.FORECAST_READ))]
 ForecastWriter = Annotated[auth.Principal, Depends(auth.require(auth.FORECAST_WRITE))]
 ReadSession = Annotated[AsyncSession, Depends(_read_session, scope="function")]
@@ -66,6 +72,8 @@ WriteSession = Annotated[AsyncSession, Depends(_write_session, scope="function")
 SettingsDep = Annotated[Settings, Depends(_settings)]
 # The consumer's own tables and dispatch, for routes that act on its dead letters.
 Consumer = Annotated[ConsumerSpec, Depends(_consumer)]
+# The worker's background replay of the dead letters a new forecast configuration mends.
+Replays = Annotated[DeadLetterReplays, Depends(_replays)]
 
 
 async def _config(db: ReadSession) -> ForecastConfig:

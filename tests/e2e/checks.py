@@ -82,19 +82,44 @@ def wait_for_projection(
     raise AssertionError(f"{len(problems)} mismatches, e.g. {problems[:10]}")
 
 
+def history_problems(
+    client: httpx.Client, events: list[dict[str, Any]], deals: list[str]
+) -> list[str]:
+    """How the deals' histories differ from one version per distinct event, in CRM time."""
+    distinct = {(e["source"], e["id"]): e for e in events}
+    per_deal = Counter(e["data"]["deal_id"] for e in distinct.values())
+    problems: list[str] = []
+    for deal in deals:
+        r = client.get(f"/v1/deals/{deal}/history")
+        versions = r.json()["versions"] if r.status_code == 200 else []
+        if len(versions) != per_deal[deal]:
+            problems.append(f"{deal}: {len(versions)} versions, want {per_deal[deal]}")
+            continue
+        starts = [v["valid_from"] for v in versions]
+        if starts != sorted(starts) or [v["valid_to"] for v in versions[:-1]] != starts[1:]:
+            problems.append(f"{deal}: versions out of order or not contiguous")
+        if versions and versions[-1]["valid_to"] is not None:
+            problems.append(f"{deal}: the last version is closed")
+    return problems
+
+
 def assert_history_has_one_version_per_event(
     client: httpx.Client, events: list[dict[str, Any]], deals: list[str]
 ) -> None:
     """Nothing applied twice, nothing missing: one version per distinct event, in CRM time."""
-    distinct = {(e["source"], e["id"]): e for e in events}
-    per_deal = Counter(e["data"]["deal_id"] for e in distinct.values())
-    for deal in deals:
-        versions = client.get(f"/v1/deals/{deal}/history").json()["versions"]
-        assert len(versions) == per_deal[deal], (deal, len(versions), per_deal[deal])
-        starts = [v["valid_from"] for v in versions]
-        assert starts == sorted(starts)
-        assert [v["valid_to"] for v in versions[:-1]] == starts[1:]
-        assert versions[-1]["valid_to"] is None
+    problems = history_problems(client, events, deals)
+    assert not problems, problems[:10]
+
+
+def wait_for_history(
+    client: httpx.Client, events: list[dict[str, Any]], deals: list[str], timeout: float = 120
+) -> None:
+    """Until every deal has one version per distinct event: the current fields can be right
+    while older changes of a deal are still on their way."""
+    deadline = time.monotonic() + timeout
+    while problems := history_problems(client, events, deals):
+        assert time.monotonic() < deadline, f"{len(problems)} histories differ: {problems[:10]}"
+        time.sleep(0.5)
 
 
 def incarnations(database_url: str) -> list[int]:
@@ -130,6 +155,22 @@ def stored_offsets(database_url: str) -> dict[tuple[str, int], int]:
         query(database_url, "SELECT topic, partition, next_offset FROM forecast.consumer_offsets")
     )
     return {(r.topic, r.partition): int(r.next_offset) for r in rows}
+
+
+def settled_offsets(
+    database_url: str, *, reached: dict[tuple[str, int], int], timeout: float = 120
+) -> dict[tuple[str, int], int]:
+    """The worker's stored offsets once every partition of `reached` is at least there and
+    nothing moved between two polls."""
+    deadline = time.monotonic() + timeout
+    last: dict[tuple[str, int], int] | None = None
+    while True:
+        now = stored_offsets(database_url)
+        if now == last and all(now.get(p, -1) >= o for p, o in reached.items()):
+            return now
+        assert time.monotonic() < deadline, f"offsets never settled: {now} (want >= {reached})"
+        last = now
+        time.sleep(0.5)
 
 
 def rewind_offsets(database_url: str) -> None:

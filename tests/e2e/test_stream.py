@@ -16,10 +16,14 @@ from tests.e2e.checks import (
     post_in_batches,
     projection_rows,
     rewind_offsets,
+    settled_offsets,
     stored_offsets,
+    wait_for_history,
     wait_for_projection,
 )
 from tests.e2e.conftest import Stack
+from tests.support.events import CREATED, event
+from tests.support.forecast_config import stage
 from tests.support.streams import as_delivered, dataset_stream, synthetic_stream
 
 pytestmark = pytest.mark.e2e
@@ -107,24 +111,59 @@ def test_broker_restart_while_everything_runs(stack: Stack) -> None:
 
 def test_reading_the_whole_stream_again_changes_nothing(stack: Stack) -> None:
     """The worker's stored offsets rewound to 0: it reads every event again, and the
-    projection (every version and change, the dead letters) is exactly as it was."""
+    projection (every version and change, the dead letters) is exactly as it was. One event
+    names a stage the configuration does not know, so a letter stored twice would show."""
     events = synthetic_stream(deals=60, updates=4, seed=13)
-    delivered = as_delivered(events, duplicates=80, seed=13)
     prefix = events[0]["data"]["deal_id"].rsplit("-", 1)[0]
+    stranger = event(
+        CREATED,
+        {"deal_id": f"{prefix}-stranger", "owner_id": "rep-0", "stage": "Mystery"},
+        time="2026-01-02T00:00:00Z",
+    )
+    delivered = as_delivered([*events, stranger], duplicates=80, seed=13)
     with stack.client(stack.pipeline) as intake, stack.client(stack.worker) as worker:
+        put = worker.put("/v1/forecast/config", json=_SYNTHETIC_CONFIG)
+        assert put.status_code == 200, put.text
         post_in_batches(intake, delivered, size=40)
-        wait_for_projection(worker, events, prefix)
-    read = stored_offsets(stack.database_url)
+        deals = sorted(wait_for_projection(worker, events, prefix))
+        wait_for_history(worker, events, deals)
+        _wait_for_dead_letter(worker, stranger["id"])
+    read = settled_offsets(stack.database_url, reached={})
     before = projection_rows(stack.database_url)
+    assert [row["reason"][:14] for row in before[-1]] == ["unknown_stage:"]
     stack.worker.stop()
     rewind_offsets(stack.database_url)
     assert set(stored_offsets(stack.database_url).values()) == {0}
     stack.worker.start()
-    deadline = time.monotonic() + 120
-    while stored_offsets(stack.database_url) != read:
-        assert time.monotonic() < deadline, "the worker never read the stream again"
-        time.sleep(0.5)
+    assert settled_offsets(stack.database_url, reached=read) == read
     assert projection_rows(stack.database_url) == before
+
+
+_SYNTHETIC_CONFIG = {
+    "pipelines": [
+        {
+            "name": "default",
+            "stages": [
+                stage(name, order)
+                for order, name in enumerate(
+                    ("new", "proposal", "negotiation", "closedwon", "closedlost"), 1
+                )
+            ],
+        }
+    ],
+    "default_pipeline": "default",
+}
+"""Every stage `synthetic_stream` sets, so that only the stranger is refused."""
+
+
+def _wait_for_dead_letter(client: httpx.Client, event_id: str) -> None:
+    deadline = time.monotonic() + 60
+    while True:
+        items = client.get("/v1/forecast/dead-letters", params={"limit": 1000}).json()["items"]
+        if any(letter["event_id"] == event_id for letter in items):
+            return
+        assert time.monotonic() < deadline, "the unknown stage was never dead-lettered"
+        time.sleep(0.5)
 
 
 def _readiness_while_away(url: str) -> dict[str, Any]:

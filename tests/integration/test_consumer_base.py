@@ -4,6 +4,7 @@ offsets and dead letters in its own tables and applies a batch read again only o
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections.abc import AsyncIterator, Sequence
@@ -11,14 +12,14 @@ from dataclasses import dataclass, replace
 
 import orjson
 import pytest
-from sqlalchemy import Column, Table, Text, select, text
+from sqlalchemy import Column, Table, Text, func, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from shared.consumer import ConsumerSpec, StoredOffsetConsumer, replay_open
-from shared.consumer_store import consumer_tables
+from shared.consumer_store import consumer_tables, insert_dead_letters
 from shared.db import make_metadata
-from shared.dispatch import Applied, Record, Refused
+from shared.dispatch import Applied, DeadLetter, Record, Refused
 from shared.events import CanonicalEvent, RepUpserted
 from tests.support.events import CREATED, event
 from tests.support.infra import query
@@ -181,9 +182,65 @@ async def test_a_handler_refuses_single_events_the_rest_applies_and_a_fix_replay
     assert await state() == (["Ana", "Bo"], [(1, "unknown_name: 'Zed' is unknown", True)])
 
     picky.unknown.clear()
-    async with toy.engine.begin() as conn:
-        replayed = await replay_open(
-            conn, spec=spec, codes=["unknown_name", "other"], log=logging.getLogger("test")
-        )
+    replayed = await replay_open(
+        toy.engine, spec=spec, codes=["unknown_name", "other"], log=logging.getLogger("test")
+    )
     assert replayed == 1
     assert await state() == (["Ana", "Bo", "Zed"], [(1, "unknown_name: 'Zed' is unknown", False)])
+
+
+async def test_letters_sharing_an_offset_are_told_apart_by_their_place_in_the_page(
+    toy: Toy,
+) -> None:
+    """Offsets start again with each broker life: two letters of one replay page at the
+    same topic, partition and offset, of which only one applies, are each decided alone."""
+    picky = PickyRepNames(toy.reps, {"Zed"})
+    spec = replace(toy.spec, dispatch={REP: picky})
+    topic = spec.topics[0]
+    zed, ana = (
+        event(REP, {"rep_id": f"rep-{name.lower()}", "name": name}, time=TIME)
+        for name in ("Zed", "Ana")
+    )
+    letters = [
+        DeadLetter.of(Record(topic, 0, 7, orjson.dumps(ev)), "unknown_name: before a fix")
+        for ev in (zed, ana)
+    ]
+    async with toy.engine.begin() as conn:
+        await insert_dead_letters(conn, tables=spec.tables, letters=letters)
+
+    replayed = await replay_open(
+        toy.engine, spec=spec, codes=["unknown_name"], log=logging.getLogger("test")
+    )
+
+    t = spec.tables.dead_letters
+    async with toy.engine.connect() as conn:
+        rows = (await conn.execute(select(t.c.event_id, t.c.replayed_at).order_by(t.c.id))).all()
+        names = (await conn.execute(text(f"SELECT name FROM {toy.schema}.rep_names"))).all()
+    assert replayed == 1
+    assert [(r.event_id, r.replayed_at is not None) for r in rows] == [
+        (zed["id"], False),
+        (ana["id"], True),
+    ]
+    assert [r.name for r in names] == ["Ana"]
+
+
+async def test_two_transactions_storing_one_letter_at_once_store_it_once(toy: Toy) -> None:
+    """As two group members applying the same batch during a rebalance: the second waits
+    for the first and then finds the letter there (the unique index decides)."""
+    rep = event(REP, {"rep_id": "rep-zed", "name": "Zed"}, time=TIME)
+    letter = DeadLetter.of(Record(toy.spec.topics[0], 0, 3, orjson.dumps(rep)), "bad: no")
+    tables = toy.spec.tables
+    async with toy.engine.connect() as first, toy.engine.connect() as second:
+        await first.begin()
+        await second.begin()
+        assert await insert_dead_letters(first, tables=tables, letters=[letter]) == [letter]
+        racing = asyncio.create_task(insert_dead_letters(second, tables=tables, letters=[letter]))
+        await asyncio.sleep(0.3)
+        assert not racing.done(), "the second insert waits for the first transaction"
+        await first.commit()
+        assert await racing == []
+        await second.commit()
+    t = tables.dead_letters
+    async with toy.engine.connect() as conn:
+        count = (await conn.execute(select(func.count()).select_from(t))).scalar_one()
+    assert count == 1

@@ -3,9 +3,17 @@
 The stored document changes rarely and batches come thousands a minute, so the table is
 kept between batches and rebuilt only when the stored version (the settings row's
 `updated_at`) differs from the one it was built from. Reading the version share-locks that
-row for the batch's transaction (`repository.held_version`): a replacement waits for the
-batch, so a dead letter the batch writes under the old document is committed before the
-replacement looks for the letters it mends.
+row, once a document was ever stored, for the batch's transaction
+(`repository.held_version`): a replacement waits for the batch, so a dead letter the batch
+writes under the old document is committed before the replacement's replay looks for the
+letters it mends (`config.replays`).
+
+One cache serves the consumer, the background dead-letter replay and the replay route of its
+worker (the same handler instance): each reads it in a transaction of its own that stores
+no document, so it sees committed documents only,
+and an entry is keyed by the version it was built from, so whichever reads first fills it
+for the other. Two reads interleaving can only swap one entry for another: none is used
+without its version being compared first.
 """
 
 from __future__ import annotations

@@ -29,6 +29,10 @@ class ForecastSettings(ForecastBase):
     fiscal_year_start_month: Mapped[int] = mapped_column(Integer)
     default_pipeline: Mapped[str | None] = mapped_column(Text)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    """The document's version: the worker's stage cache and its dead-letter replay key on it."""
+    replayed_for: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    """The version whose dead-letter replay last finished (`config.replays`); behind
+    `updated_at` while the letters a new document may mend wait to be replayed."""
 
 
 class StageConfig(ForecastBase):

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, true
+from sqlalchemy import delete, func, insert, select, true, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
@@ -68,7 +69,9 @@ async def held_version(conn: AsyncConnection) -> datetime | None:
 
     A replacement updates that row first (`replace_config`), so it waits for the caller to
     commit, and the caller for it: what the caller decides against the version it read
-    commits before any replacement, never beside one."""
+    commits before any replacement, never beside one. Before the first document there is
+    no row and nothing is locked: the first document does not wait, and need not, since an
+    unconfigured deployment refuses nothing that it could mend."""
     return (
         await conn.execute(
             select(ForecastSettings.updated_at)
@@ -76,6 +79,39 @@ async def held_version(conn: AsyncConnection) -> datetime | None:
             .with_for_update(read=True)
         )
     ).scalar_one_or_none()
+
+
+@dataclass(frozen=True)
+class ReplayState:
+    version: datetime | None
+    """The stored document's version; None: none was ever stored."""
+    replayed_for: datetime | None
+    """The version whose dead-letter replay last finished."""
+
+    @property
+    def pending(self) -> bool:
+        return self.version is not None and self.version != self.replayed_for
+
+
+async def replay_state(db: AsyncSession | AsyncConnection) -> ReplayState:
+    """Whether the dead letters of the stored version were replayed; locks nothing."""
+    row = (
+        await db.execute(
+            select(ForecastSettings.updated_at, ForecastSettings.replayed_for).where(
+                ForecastSettings.id == _SETTINGS_ROW
+            )
+        )
+    ).one_or_none()
+    return ReplayState(None, None) if row is None else ReplayState(*row)
+
+
+async def mark_replayed_for(conn: AsyncConnection, *, version: datetime) -> None:
+    """Record that the replay for `version` finished; nothing if a newer one is stored."""
+    await conn.execute(
+        update(ForecastSettings)
+        .where(ForecastSettings.id == _SETTINGS_ROW, ForecastSettings.updated_at == version)
+        .values(replayed_for=version)
+    )
 
 
 async def replace_config(session: AsyncSession, *, config: ForecastConfig) -> ForecastConfig:

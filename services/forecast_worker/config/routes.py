@@ -2,23 +2,25 @@
 
 from __future__ import annotations
 
-import logging
-
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, BackgroundTasks, Response
 
 from services.forecast_worker.config import repository
-from services.forecast_worker.config.schemas import ForecastConfig
+from services.forecast_worker.config.schemas import ForecastConfig, ReplayStatus
 from services.forecast_worker.deals import stage_check
-from services.forecast_worker.deps import Consumer, CurrentConfig, ForecastReader, WriteSession
-from shared import auth
-from shared.consumer import replay_open
+from services.forecast_worker.deps import (
+    Consumer,
+    CurrentConfig,
+    ForecastReader,
+    ReadSession,
+    Replays,
+    WriteSession,
+)
+from shared import auth, consumer_store
 from shared.edge import GuardedRoute
 from shared.problems import problem_responses
 
 router = APIRouter(tags=["forecast"], route_class=GuardedRoute)
-log = logging.getLogger("salesops.forecast.config")
-
-REPLAYED_HEADER = "X-Replayed-Dead-Letters"
+TO_REPLAY_HEADER = "X-Dead-Letters-To-Replay"
 
 
 @router.get(
@@ -30,19 +32,35 @@ async def get_config(_: ForecastReader, config: CurrentConfig) -> ForecastConfig
     return config
 
 
+@router.get(
+    "/v1/forecast/config/replay",
+    response_model=ReplayStatus,
+    summary="Whether the dead letters the stored configuration may mend were replayed",
+)
+async def get_replay_status(_: ForecastReader, db: ReadSession) -> ReplayStatus:
+    state = await repository.replay_state(db)
+    return ReplayStatus(
+        version=state.version, replayed_for=state.replayed_for, pending=state.pending
+    )
+
+
 @router.put(
     "/v1/forecast/config",
     response_model=ForecastConfig,
     summary="Replace the whole forecast configuration; answers it as stored",
     description="Deal events dead-lettered for a stage or pipeline the configuration did "
-    "not know (`unknown_stage`, `unknown_pipeline`) are replayed in the same transaction, "
-    "oldest first: those the new configuration knows are applied and marked replayed, the "
-    f"others stay open. `{REPLAYED_HEADER}` says how many were applied.",
+    "not know (`unknown_stage`, `unknown_pipeline`) are replayed once the new configuration "
+    "is committed, by the worker in the background, oldest first and a page per "
+    "transaction: those it knows are applied and marked replayed "
+    "(`GET /v1/forecast/dead-letters?include_replayed=true`), the others stay open. "
+    f"`{TO_REPLAY_HEADER}` says how many such letters were open when it was stored; "
+    "`GET /v1/forecast/config/replay` says when the replay is done.",
     responses={
         200: {
             "headers": {
-                REPLAYED_HEADER: {
-                    "description": "Dead letters the new configuration applied",
+                TO_REPLAY_HEADER: {
+                    "description": "Open dead letters the replay will try, counted when the "
+                    "configuration was stored",
                     "schema": {"type": "integer", "minimum": 0},
                 }
             }
@@ -51,13 +69,18 @@ async def get_config(_: ForecastReader, config: CurrentConfig) -> ForecastConfig
     },
 )
 async def put_config(
-    _: auth.Admin, db: WriteSession, consumer: Consumer, config: ForecastConfig, response: Response
+    _: auth.Admin,
+    db: WriteSession,
+    consumer: Consumer,
+    replays: Replays,
+    config: ForecastConfig,
+    response: Response,
+    background: BackgroundTasks,
 ) -> ForecastConfig:
     stored = await repository.replace_config(db, config=config)
-    replayed = await replay_open(
-        await db.connection(), spec=consumer, codes=stage_check.CODES, log=log
+    waiting = await consumer_store.count_open_dead_letters(
+        await db.connection(), tables=consumer.tables, codes=stage_check.CODES
     )
-    if replayed:
-        log.info("the new forecast configuration applied %d dead letters", replayed)
-    response.headers[REPLAYED_HEADER] = str(replayed)
+    response.headers[TO_REPLAY_HEADER] = str(waiting)
+    background.add_task(replays.wake)  # after the response, so after the commit
     return stored

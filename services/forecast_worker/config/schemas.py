@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
@@ -132,3 +133,15 @@ def _refuse_repeats(what: str, values: Sequence[object], key: Callable[[Any], ob
         if counted[key(value)] > 1:
             at = [str(i) for i, v in enumerate(values) if key(v) == key(value)]
             raise ValueError(f"{what} {value!r} is repeated, at positions {' and '.join(at)}")
+
+
+class ReplayStatus(BaseModel):
+    """Where the replay of the dead letters a stored configuration may mend stands."""
+
+    version: datetime | None = Field(
+        description="When the configuration was last stored; null: never"
+    )
+    replayed_for: datetime | None = Field(
+        description="The version whose dead-letter replay last finished"
+    )
+    pending: bool = Field(description="Whether the letters of `version` still wait for it")

@@ -6,6 +6,12 @@ as an earlier change of the batch set it; the default pipeline when it has none)
 match as `StageTable.lookup` matches them, without regard to case. When no pipeline is
 configured nothing is checked: a deployment that never configured its forecast keeps every
 deal, and the roll-ups list their stages as unmapped.
+
+The stored pipeline is the deal's current one, not the one in force at the change's time: a
+late change setting a stage alone, older than the deal's last pipeline change, is judged
+against the newer pipeline, and the rebuild that lands it in the deal's history does not
+judge it again. Pipeline changes are rare and a stage name seldom belongs to one pipeline
+only; judging by the time would read each late change's version, on the hot path.
 """
 
 from __future__ import annotations
