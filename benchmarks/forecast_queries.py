@@ -145,6 +145,7 @@ async def forecast_client(url: str) -> AsyncIterator[httpx.AsyncClient]:
     database (the consumer and the broker watch are not what is measured), served
     in-process: httpx's ASGI transport runs no lifespan, so its state goes in each scope."""
     from services.forecast_worker.app import SPEC
+    from services.forecast_worker.config.replays import DeadLetterReplays
     from services.forecast_worker.deals.projection import StageRules
     from services.forecast_worker.deps import ForecastState
     from services.forecast_worker.dispatch import consumer_spec
@@ -161,7 +162,10 @@ async def forecast_client(url: str) -> AsyncIterator[httpx.AsyncClient]:
         try:
             yield ServiceState(
                 state=ForecastState(
-                    settings=settings, sessions=create_sessionmaker(engine), consumer=spec
+                    settings=settings,
+                    sessions=create_sessionmaker(engine),
+                    consumer=spec,
+                    replays=DeadLetterReplays(engine, spec),
                 ),
                 readiness={},
             )

@@ -18,6 +18,7 @@ from services.forecast_worker.deals.schemas import (
 )
 from services.forecast_worker.deps import ForecastReader, ReadSession
 from services.forecast_worker.models import Deal, DealVersion
+from services.forecast_worker.query_params import Format
 from shared.edge import GuardedRoute
 from shared.problems import Problem, problem_responses
 from shared.tables import (
@@ -34,7 +35,6 @@ AsOf = Annotated[
     UtcDatetime | None,
     Query(description="Answer as things stood at this instant (RFC 3339), from deal history"),
 ]
-Format = Annotated[Literal["json", "csv"] | None, Query(description="csv for BI tools")]
 
 
 def _page(

@@ -2,7 +2,7 @@
 forecast_settings.replayed_for, the version whose dead-letter replay finished
 
 Revision ID: 5d0c7e93a1b4
-Revises: 0412f253219e
+Revises: 72ec7979f78e
 Create Date: 2026-11-30 15:10:00.000000
 """
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "5d0c7e93a1b4"
-down_revision: str | None = "0412f253219e"
+down_revision: str | None = "72ec7979f78e"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
