@@ -135,8 +135,7 @@ def candidate_query(
             group = null()
         columns.append(type_coerce(group, Text).label(f"{prefix}_group"))
     in_period = [and_(s.c.close_date >= start, s.c.close_date < end) for s in (before, after)]
-    deal_id = func.coalesce(before.c.deal_id, after.c.deal_id)
-    return select(*columns).select_from(query).where(or_(*in_period)).order_by(deal_id)
+    return select(*columns).select_from(query).where(or_(*in_period))
 
 
 async def candidates(
@@ -150,7 +149,9 @@ async def candidates(
 ) -> list[Candidate]:
     """Every candidate with both its sides, ordered by deal id, for the per-deal path."""
     query = candidate_query(start=start, end=end, at_from=at_from, at_to=at_to, group_by=group_by)
-    return [_candidate(r._mapping) for r in await session.execute(query)]
+    found = query.selected_columns
+    ordered = query.order_by(func.coalesce(found.b_deal_id, found.a_deal_id))
+    return [_candidate(r._mapping) for r in await session.execute(ordered)]
 
 
 def _side(row: Any, prefix: str) -> Side | None:

@@ -39,6 +39,7 @@ from sqlalchemy import (
     func,
     literal,
     not_,
+    null,
     or_,
     select,
     union_all,
@@ -153,31 +154,34 @@ def _rules(k: CTE) -> list[_Rule]:
     ]
 
 
+def _side_sums(k: CTE, rules: list[_Rule], side: str) -> Select[Any]:
+    """Per key of one side, each bucket's sum: for every candidate the amount of the one
+    rule putting it there (a candidate's rules never share a bucket), as a CASE."""
+    mine = [r for r in rules if r.side == side]
+    sums = []
+    for name in (START, *(b.value for b in Bucket)):
+        shares = [(and_(r.when, r.bucket == name), r.amount) for r in mine]
+        amount = case(*shares) if shares else null()
+        sums.append(func.sum(amount).label(name))
+    key = (k.c[f"{side}_group"].label("grp"), k.c[f"{side}_currency"].label("currency"))
+    return select(*key, *sums).where(or_(*(r.when for r in mine))).group_by(*key)
+
+
 def totals_query(
     *, window: Window, at_from: datetime, at_to: datetime, group_by: GroupBy | None
 ) -> Select[Any]:
     """One row per (group, currency) with `start` and every bucket's sum (null when no
-    candidate put anything there)."""
+    candidate put anything there): the sums by the `from` key and by the `to` key, added."""
     c = candidate_query(
         start=window.start, end=window.end, at_from=at_from, at_to=at_to, group_by=group_by
     ).subquery("c")
     k = _classified(c, window)
-    shares = union_all(
-        *(
-            select(
-                k.c[f"{r.side}_group"].label("grp"),
-                k.c[f"{r.side}_currency"].label("currency"),
-                r.bucket.label("bucket"),
-                r.amount.label("amount"),
-            ).where(r.when)
-            for r in _rules(k)
-        )
-    ).subquery("shares")
-    sums = [
-        func.sum(shares.c.amount).filter(shares.c.bucket == name).label(name)
-        for name in (START, *(b.value for b in Bucket))
-    ]
-    return select(shares.c.grp, shares.c.currency, *sums).group_by(shares.c.grp, shares.c.currency)
+    rules = _rules(k)
+    sides = union_all(*(_side_sums(k, rules, side) for side in ("b", "a"))).subquery("sides")
+    names = (START, *(b.value for b in Bucket))
+    return select(
+        sides.c.grp, sides.c.currency, *(func.sum(sides.c[n]).label(n) for n in names)
+    ).group_by(sides.c.grp, sides.c.currency)
 
 
 async def rows(
