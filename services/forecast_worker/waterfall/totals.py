@@ -3,8 +3,8 @@
 Shipping every candidate with both its sides to Python and classifying each there took
 longer than the query that finds them (88 k candidates for a quarter at a million deals).
 Here each candidate's two sides are classified by the same rules as `flow.group_movements`
-and `books.rows`, as conditions over one row, and the database returns one row per
-(group, currency). `flow.py` stays the definition: the deals endpoint still classifies in
+and `books.rows`, as conditions over one row, and the database returns one sum per
+(group, currency, bucket): a few hundred rows at most. `flow.py` stays the definition: the deals endpoint still classifies in
 Python, and a test holds this module to `books.rows` on generated histories.
 
 Per candidate (`was` / `now`: in the period's open pipeline at `from` / `to`; `same`: its
@@ -24,7 +24,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
-from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
@@ -39,7 +38,6 @@ from sqlalchemy import (
     func,
     literal,
     not_,
-    null,
     or_,
     select,
     union_all,
@@ -47,7 +45,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.forecast_worker.waterfall.books import Key
-from services.forecast_worker.waterfall.flow import ZERO, Bucket, Waterfall, Window
+from services.forecast_worker.waterfall.flow import Bucket, Waterfall, Window
 from services.forecast_worker.waterfall.repository import GroupBy, candidate_query
 
 START = "start"
@@ -154,34 +152,28 @@ def _rules(k: CTE) -> list[_Rule]:
     ]
 
 
-def _side_sums(k: CTE, rules: list[_Rule], side: str) -> Select[Any]:
-    """Per key of one side, each bucket's sum: for every candidate the amount of the one
-    rule putting it there (a candidate's rules never share a bucket), as a CASE."""
-    mine = [r for r in rules if r.side == side]
-    sums = []
-    for name in (START, *(b.value for b in Bucket)):
-        shares = [(and_(r.when, r.bucket == name), r.amount) for r in mine]
-        amount = case(*shares) if shares else null()
-        sums.append(func.sum(amount).label(name))
-    key = (k.c[f"{side}_group"].label("grp"), k.c[f"{side}_currency"].label("currency"))
-    return select(*key, *sums).where(or_(*(r.when for r in mine))).group_by(*key)
-
-
 def totals_query(
     *, window: Window, at_from: datetime, at_to: datetime, group_by: GroupBy | None
 ) -> Select[Any]:
-    """One row per (group, currency) with `start` and every bucket's sum (null when no
-    candidate put anything there): the sums by the `from` key and by the `to` key, added."""
+    """The sum of every (group, currency, bucket) some candidate put something in, `start`
+    included; one narrow aggregate, pivoted into rows by the caller."""
     c = candidate_query(
         start=window.start, end=window.end, at_from=at_from, at_to=at_to, group_by=group_by
     ).subquery("c")
     k = _classified(c, window)
-    rules = _rules(k)
-    sides = union_all(*(_side_sums(k, rules, side) for side in ("b", "a"))).subquery("sides")
-    names = (START, *(b.value for b in Bucket))
-    return select(
-        sides.c.grp, sides.c.currency, *(func.sum(sides.c[n]).label(n) for n in names)
-    ).group_by(sides.c.grp, sides.c.currency)
+    shares = union_all(
+        *(
+            select(
+                k.c[f"{r.side}_group"].label("grp"),
+                k.c[f"{r.side}_currency"].label("currency"),
+                r.bucket.label("bucket"),
+                r.amount.label("amount"),
+            ).where(r.when)
+            for r in _rules(k)
+        )
+    ).subquery("shares")
+    key = (shares.c.grp, shares.c.currency, shares.c.bucket)
+    return select(*key, func.sum(shares.c.amount).label("amount")).group_by(*key)
 
 
 async def rows(
@@ -196,13 +188,10 @@ async def rows(
     """The same table as `books.rows` over the same candidates, summed in the database."""
     query = totals_query(window=Window(start, end), at_from=at_from, at_to=at_to, group_by=group_by)
     out: dict[Key, Waterfall] = {}
-    for row in await session.execute(query):
-        m = row._mapping
-        out[(m["grp"], m["currency"])] = Waterfall(
-            start=_money(m[START]), buckets={b: _money(m[b.value]) for b in Bucket}
-        )
+    for grp, currency, bucket, amount in await session.execute(query):
+        row = out.setdefault((grp, currency), Waterfall())
+        if bucket == START:
+            row.start = amount
+        else:
+            row.buckets[Bucket(bucket)] = amount
     return out
-
-
-def _money(value: Decimal | None) -> Decimal:
-    return ZERO if value is None else value
