@@ -4,8 +4,8 @@ Shipping every candidate with both its sides to Python and classifying each ther
 longer than the query that finds them (88 k candidates for a quarter at a million deals).
 Here each candidate's two sides are classified by the same rules as `flow.group_movements`
 and `books.rows`, as conditions over one row, and the database returns one sum per
-(group, currency, bucket): a few hundred rows at most. `flow.py` stays the definition: the deals endpoint still classifies in
-Python, and a test holds this module to `books.rows` on generated histories.
+(group, currency, bucket). `flow.py` stays the definition: the deals endpoint still
+classifies in Python, and a test holds this module to `books.rows` on generated histories.
 
 Per candidate (`was` / `now`: in the period's open pipeline at `from` / `to`; `same`: its
 (group, currency) is the same at both instants, or it did not exist at `from`; `passed`:
