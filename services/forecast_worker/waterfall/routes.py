@@ -103,9 +103,8 @@ async def get_waterfall(
     format: Format = None,
 ) -> WaterfallOut | Response:
     chosen = _period(config, period=period, at_from=at_from, at_to=to)
-    table = await totals.rows(
-        db, start=chosen.start, end=chosen.end, at_from=at_from, at_to=to, group_by=group_by
-    )
+    window = Window(chosen.start, chosen.end)
+    table = await totals.rows(db, window, (at_from, to), group_by)
     rows = [_row(key, w) for key, w in books.ordered(table)]
     if wants_csv(request, format):
         return csv_response(ROW_CSV_COLUMNS, (r.model_dump(mode="json") for r in rows), None)

@@ -23,7 +23,7 @@ closed won or lost in the period at `to`, not already closed that way at `from`)
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -177,16 +177,11 @@ def totals_query(
 
 
 async def rows(
-    session: AsyncSession,
-    *,
-    start: date,
-    end: date,
-    at_from: datetime,
-    at_to: datetime,
-    group_by: GroupBy | None,
+    session: AsyncSession, window: Window, at: tuple[datetime, datetime], group_by: GroupBy | None
 ) -> dict[Key, Waterfall]:
-    """The same table as `books.rows` over the same candidates, summed in the database."""
-    query = totals_query(window=Window(start, end), at_from=at_from, at_to=at_to, group_by=group_by)
+    """The same table as `books.rows` over the same candidates, summed in the database;
+    `at` is (`from`, `to`)."""
+    query = totals_query(window=window, at_from=at[0], at_to=at[1], group_by=group_by)
     out: dict[Key, Waterfall] = {}
     for grp, currency, bucket, amount in await session.execute(query):
         row = out.setdefault((grp, currency), Waterfall())
