@@ -2,7 +2,9 @@
 
 A candidate is a deal whose version valid at either instant has its close date in the
 period: that covers every deal that can move the period's pipeline, those closed in the
-period by `to` included. The classification itself is pure (`flow.py`)."""
+period by `to` included. The classification itself is pure (`flow.py`), applied per
+deal for the deals of a bucket and, as the same rules in SQL over this query, for the
+summary (`totals.py`)."""
 
 from __future__ import annotations
 
