@@ -2,7 +2,9 @@
 
 A candidate is a deal whose version valid at either instant has its close date in the
 period: that covers every deal that can move the period's pipeline, those closed in the
-period by `to` included. The classification itself is pure (`flow.py`)."""
+period by `to` included. The classification itself is pure (`flow.py`), applied per
+deal for the deals of a bucket and, as the same rules in SQL over this query, for the
+summary (`totals.py`)."""
 
 from __future__ import annotations
 
@@ -16,11 +18,14 @@ from sqlalchemy import (
     ColumnElement,
     Select,
     Subquery,
+    Text,
     and_,
     func,
+    null,
     or_,
     select,
     true,
+    type_coerce,
     union_all,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -100,17 +105,13 @@ def _side_at(at: datetime, in_period: CTE, other: CTE) -> Subquery:
     return union_all(select(in_period), _looked_up(at, other, in_period)).subquery()
 
 
-async def candidates(
-    session: AsyncSession,
-    *,
-    start: date,
-    end: date,
-    at_from: datetime,
-    at_to: datetime,
-    group_by: GroupBy | None,
-) -> list[Candidate]:
-    """Both versions of every candidate, with each side's group (the owner for `rep`, else
-    the owner's team, manager or region on that instant's own date).
+def candidate_query(
+    *, start: date, end: date, at_from: datetime, at_to: datetime, group_by: GroupBy | None
+) -> Select[Any]:
+    """Both versions of every candidate, one row each: `b_*` the version at `from` (all
+    null when the deal did not exist yet), `a_*` the one at `to`, and each side's
+    `b_group` / `a_group` (the owner for `rep`, else the owner's team, manager or region
+    on that instant's own date; null when ungrouped).
 
     Each instant's versions in the period come from its close-date range; only a deal in
     the period at one instant alone has its version at the other looked up by id. Matching
@@ -125,20 +126,37 @@ async def candidates(
     ]
     query = before.join(after, before.c.deal_id == after.c.deal_id, full=True)
     column = _HIERARCHY_COLUMNS.get(group_by or "")
-    if column is not None:
-        for prefix, side, at in (("b", before, at_from), ("a", after, at_to)):
+    for prefix, side, at in (("b", before, at_from), ("a", after, at_to)):
+        if column is not None:
             hierarchy = assignment_rows(at.date()).subquery()
             query = query.outerjoin(hierarchy, hierarchy.c.rep_id == side.c.owner_id)
-            columns.append(hierarchy.c[column].label(f"{prefix}_group"))
+            group: Any = hierarchy.c[column]
+        elif group_by == "rep":
+            group = side.c.owner_id
+        else:
+            group = null()
+        columns.append(type_coerce(group, Text).label(f"{prefix}_group"))
     in_period = [and_(s.c.close_date >= start, s.c.close_date < end) for s in (before, after)]
-    deal_id = func.coalesce(before.c.deal_id, after.c.deal_id)
-    rows = await session.execute(
-        select(*columns).select_from(query).where(or_(*in_period)).order_by(deal_id)
-    )
-    return [_candidate(r._mapping, group_by) for r in rows]
+    return select(*columns).select_from(query).where(or_(*in_period))
 
 
-def _side(row: Any, prefix: str, group_by: GroupBy | None) -> Side | None:
+async def candidates(
+    session: AsyncSession,
+    *,
+    start: date,
+    end: date,
+    at_from: datetime,
+    at_to: datetime,
+    group_by: GroupBy | None,
+) -> list[Candidate]:
+    """Every candidate with both its sides, ordered by deal id, for the per-deal path."""
+    query = candidate_query(start=start, end=end, at_from=at_from, at_to=at_to, group_by=group_by)
+    found = query.selected_columns
+    ordered = query.order_by(func.coalesce(found.b_deal_id, found.a_deal_id))
+    return [_candidate(r._mapping) for r in await session.execute(ordered)]
+
+
+def _side(row: Any, prefix: str) -> Side | None:
     if row[f"{prefix}_deal_id"] is None:
         return None
     point = DealPoint(
@@ -147,18 +165,12 @@ def _side(row: Any, prefix: str, group_by: GroupBy | None) -> Side | None:
         amount=row[f"{prefix}_amount"] if row[f"{prefix}_amount"] is not None else Decimal(0),
         deleted=row[f"{prefix}_deleted"],
     )
-    if group_by is None:
-        group = None
-    elif group_by == "rep":
-        group = row[f"{prefix}_owner_id"]
-    else:
-        group = row[f"{prefix}_group"]
-    return Side(point, row[f"{prefix}_currency"], group)
+    return Side(point, row[f"{prefix}_currency"], row[f"{prefix}_group"])
 
 
-def _candidate(row: Any, group_by: GroupBy | None) -> Candidate:
+def _candidate(row: Any) -> Candidate:
     return Candidate(
         deal_id=row["b_deal_id"] or row["a_deal_id"],
-        before=_side(row, "b", group_by),
-        after=_side(row, "a", group_by),
+        before=_side(row, "b"),
+        after=_side(row, "a"),
     )

@@ -12,7 +12,7 @@ from services.forecast_worker.deps import CurrentConfig, ForecastReader, ReadSes
 from services.forecast_worker.period_input import requested_period
 from services.forecast_worker.periods import Period
 from services.forecast_worker.query_params import TABLE_RESPONSES, Format, PeriodQuery
-from services.forecast_worker.waterfall import books, repository
+from services.forecast_worker.waterfall import books, repository, totals
 from services.forecast_worker.waterfall.flow import Bucket, Waterfall, Window
 from services.forecast_worker.waterfall.repository import Candidate, GroupBy, Side
 from services.forecast_worker.waterfall.schemas import (
@@ -45,6 +45,14 @@ def _invalid(location: str, message: str) -> Problem:
     )
 
 
+def _period(config: CurrentConfig, *, period: str, at_from: datetime, at_to: datetime) -> Period:
+    """The requested period, after the checks both routes make (422s naming the input)."""
+    chosen = requested_period(period, config, "query.period")
+    if at_from > at_to:
+        raise _invalid("query.from", "from must not be after to")
+    return chosen
+
+
 async def _candidates(
     db: ReadSession,
     config: CurrentConfig,
@@ -54,9 +62,7 @@ async def _candidates(
     at_to: datetime,
     group_by: GroupBy | None,
 ) -> tuple[Period, Window, list[Candidate]]:
-    chosen = requested_period(period, config, "query.period")
-    if at_from > at_to:
-        raise _invalid("query.from", "from must not be after to")
+    chosen = _period(config, period=period, at_from=at_from, at_to=at_to)
     window = Window(chosen.start, chosen.end)
     found = await repository.candidates(
         db,
@@ -94,10 +100,10 @@ async def get_waterfall(
     group_by: GroupByQuery = None,
     format: Format = None,
 ) -> WaterfallOut | Response:
-    chosen, window, found = await _candidates(
-        db, config, period=period, at_from=at_from, at_to=to, group_by=group_by
-    )
-    rows = [_row(key, w) for key, w in books.ordered(books.rows(found, window))]
+    chosen = _period(config, period=period, at_from=at_from, at_to=to)
+    window = Window(chosen.start, chosen.end)
+    table = await totals.rows(db, window, (at_from, to), group_by)
+    rows = [_row(key, w) for key, w in books.ordered(table)]
     if wants_csv(request, format):
         return csv_response(ROW_CSV_COLUMNS, (r.model_dump(mode="json") for r in rows), None)
     return WaterfallOut(period=chosen.label, from_=at_from, to=to, group_by=group_by, rows=rows)
