@@ -6,6 +6,7 @@ today for the open count, so a rep who moved team does not restate past results.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -13,27 +14,36 @@ from decimal import Decimal
 from typing import Any, Literal
 
 from sqlalchemy import (
+    ARRAY,
     ColumnElement,
     Date,
+    Double,
     FromClause,
     Select,
     and_,
     cast,
+    distinct,
+    extract,
     func,
     literal,
     null,
     select,
     true,
 )
+from sqlalchemy import Text as TextType
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from services.forecast_worker.hierarchy.models import RepAssignment, Team
 from services.forecast_worker.hierarchy.repository import valid_on
+from services.forecast_worker.metrics.figures import Middle, OutcomeTotals, StageTotals
 from services.forecast_worker.models import Deal, DealVersion
 
 GroupBy = Literal["rep", "team", "manager", "region"]
 _GROUP_COLUMNS = {"team": "team_id", "manager": "manager_id", "region": "region"}
+
+Key = tuple[str | None, str | None]
+"""A group and a currency."""
 
 _deal = Deal.__table__.c
 _version = DealVersion.__table__.c
@@ -204,3 +214,155 @@ async def created_pipeline(
         )
     )
     return [GroupCount(r[0], r[1], r[2], Decimal(r[3])) for r in rows]
+
+
+def _middle(value: ColumnElement[Any]) -> tuple[ColumnElement[Any], ColumnElement[Any]]:
+    """The lower and upper middle of `value` over a group (`figures.middle`): the first
+    value at or past half the sorted group, from either end; nulls are left out."""
+    return (
+        func.percentile_disc(0.5).within_group(value),
+        func.percentile_disc(0.5).within_group(value.desc()),
+    )
+
+
+def _both(low: Any, high: Any) -> Middle | None:
+    return None if low is None else (low, high)
+
+
+async def outcome_totals(
+    session: AsyncSession, *, start: date, end: date, group_by: GroupBy | None
+) -> dict[Key, OutcomeTotals]:
+    """`figures.outcome_totals` of the closed deals of `closed_deals`, per group and
+    currency, summed where they are rather than shipped row by row."""
+    won = _deal.status == "won"
+    amount = func.coalesce(_deal.amount, 0)
+    cycle = _deal.close_date - cast(func.timezone("UTC", _deal.created_at), Date)
+    query = _grouped(
+        [
+            _deal.currency,
+            func.count().filter(won),
+            func.count().filter(~won),
+            func.coalesce(func.sum(amount).filter(won), 0),
+            func.coalesce(func.sum(amount).filter(~won), 0),
+            func.count(cycle),
+            func.coalesce(func.sum(cycle), 0),
+            *_middle(cycle),
+        ],
+        group_by,
+        _deal.owner_id,
+        _deal.close_date,
+        Deal.__table__,
+    )
+    rows = await session.execute(
+        query.where(_closed_filter(start, end)).group_by("group_key", _deal.currency)
+    )
+    return {
+        (r[0], r[1]): OutcomeTotals(
+            r[2], r[3], Decimal(r[4]), Decimal(r[5]), r[6], int(r[7]), _both(r[8], r[9])
+        )
+        for r in rows
+    }
+
+
+async def stage_totals(
+    session: AsyncSession,
+    *,
+    start: date,
+    end: date,
+    group_by: GroupBy | None,
+    order: Sequence[str],
+) -> dict[Key, dict[str, StageTotals]]:
+    """`figures.stage_totals` per group and currency for the stage paths of `stage_paths`,
+    with window functions over each deal's versions in version order: a visit is a
+    version whose stage differs from the one before (nulls left out), it ends where the
+    next visit starts, and its deal advanced from the stage when a visit after its first
+    visit to it has a later stage of `order` (the most advanced stage after a visit is the
+    same or lower for every later visit, so any of the deal's visits to the stage tells)."""
+    closed = (
+        _grouped(
+            [_deal.deal_id, _deal.currency],
+            group_by,
+            _deal.owner_id,
+            _deal.close_date,
+            Deal.__table__,
+        )
+        .where(_closed_filter(start, end))
+        .subquery("closed")
+    )
+    steps = (
+        select(
+            closed.c.group_key,
+            closed.c.currency,
+            _version.deal_id,
+            _version.version,
+            _version.stage,
+            _version.valid_from,
+            func.lag(_version.stage)
+            .over(partition_by=_version.deal_id, order_by=_version.version)
+            .label("previous"),
+        )
+        .select_from(closed.join(DealVersion.__table__, _version.deal_id == closed.c.deal_id))
+        .where(_version.stage.is_not(None))
+        .subquery("steps")
+    )
+    rank = func.array_position(literal(list(order), ARRAY(TextType)), steps.c.stage)
+    deal, version = steps.c.deal_id, steps.c.version
+    left_at = func.lead(steps.c.valid_from).over(partition_by=deal, order_by=version)
+    visits = (
+        select(
+            steps.c.group_key,
+            steps.c.currency,
+            steps.c.deal_id,
+            steps.c.stage,
+            rank.label("rank"),
+            func.max(rank)
+            .over(partition_by=deal, order_by=version, rows=(1, None))
+            .label("later_rank"),
+            (
+                cast(extract("epoch", left_at) - extract("epoch", steps.c.valid_from), Double)
+                / 86400
+            ).label("days"),
+        )
+        .where(steps.c.previous.is_distinct_from(steps.c.stage))
+        .subquery("visits")
+    )
+    rows = await session.execute(
+        select(
+            visits.c.group_key,
+            visits.c.currency,
+            visits.c.stage,
+            func.count(distinct(visits.c.deal_id)),
+            func.count(distinct(visits.c.deal_id)).filter(visits.c.later_rank > visits.c.rank),
+            *_middle(visits.c.days),
+        )
+        .where(visits.c.rank.is_not(None))
+        .group_by(visits.c.group_key, visits.c.currency, visits.c.stage)
+    )
+    totals: dict[Key, dict[str, StageTotals]] = defaultdict(dict)
+    for r in rows:
+        totals[(r[0], r[1])][r[2]] = StageTotals(r[3], r[4], _both(r[5], r[6]))
+    return totals
+
+
+async def first_seen_stages(session: AsyncSession, *, start: date, end: date) -> list[str]:
+    """The stages of the closed deals' paths as `report.stage_order` orders them without a
+    configuration: deal by deal in id order (compared as code points, as Python does),
+    each path in version order."""
+    place = (_version.deal_id.collate("C"), _version.version)
+    first = (
+        select(
+            _version.stage,
+            _version.deal_id,
+            _version.version,
+            func.row_number().over(partition_by=_version.stage, order_by=place).label("nth"),
+        )
+        .select_from(DealVersion.__table__.join(Deal.__table__, _version.deal_id == _deal.deal_id))
+        .where(_closed_filter(start, end), _version.stage.is_not(None))
+        .subquery("first")
+    )
+    rows = await session.execute(
+        select(first.c.stage)
+        .where(first.c.nth == 1)
+        .order_by(first.c.deal_id.collate("C"), first.c.version)
+    )
+    return list(rows.scalars())
