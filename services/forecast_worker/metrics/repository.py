@@ -22,7 +22,6 @@ from sqlalchemy import (
     Select,
     and_,
     cast,
-    distinct,
     extract,
     func,
     literal,
@@ -275,9 +274,11 @@ async def stage_totals(
     """`figures.stage_totals` per group and currency for the stage paths of `stage_paths`,
     with window functions over each deal's versions in version order: a visit is a
     version whose stage differs from the one before (nulls left out), it ends where the
-    next visit starts, and its deal advanced from the stage when a visit after its first
-    visit to it has a later stage of `order` (the most advanced stage after a visit is the
-    same or lower for every later visit, so any of the deal's visits to the stage tells)."""
+    next visit starts, its deal entered the stage at its first visit to it, and advanced
+    from it when a visit after that one has a later stage of `order`.
+
+    Stages are grouped by their place in `order` and groups compared byte-wise: sorting
+    ~1.5 M visits a year by three texts in the database's collation was the slowest step."""
     closed = (
         _grouped(
             [_deal.deal_id, _deal.currency],
@@ -306,41 +307,50 @@ async def stage_totals(
         .subquery("steps")
     )
     rank = func.array_position(literal(list(order), ARRAY(TextType)), steps.c.stage)
-    deal, version = steps.c.deal_id, steps.c.version
-    left_at = func.lead(steps.c.valid_from).over(partition_by=deal, order_by=version)
     visits = (
         select(
             steps.c.group_key,
             steps.c.currency,
             steps.c.deal_id,
-            steps.c.stage,
+            steps.c.version,
+            steps.c.valid_from,
             rank.label("rank"),
-            func.max(rank)
-            .over(partition_by=deal, order_by=version, rows=(1, None))
-            .label("later_rank"),
-            (
-                cast(extract("epoch", left_at) - extract("epoch", steps.c.valid_from), Double)
-                / 86400
-            ).label("days"),
+            func.lead(steps.c.valid_from)
+            .over(partition_by=steps.c.deal_id, order_by=steps.c.version)
+            .label("left_at"),
         )
         .where(steps.c.previous.is_distinct_from(steps.c.stage))
         .subquery("visits")
     )
+    deal, version = visits.c.deal_id, visits.c.version
+    seconds = extract("epoch", visits.c.left_at) - extract("epoch", visits.c.valid_from)
+    timed = select(
+        visits.c.group_key,
+        visits.c.currency,
+        visits.c.rank,
+        func.max(visits.c.rank)
+        .over(partition_by=deal, order_by=version, rows=(1, None))
+        .label("later_rank"),
+        (cast(seconds, Double) / literal(86400, Double)).label("days"),
+        func.count()
+        .over(partition_by=(deal, visits.c.rank), order_by=version, rows=(None, 0))
+        .label("nth"),
+    ).subquery("timed")
+    first = timed.c.nth == 1
+    keys = (timed.c.group_key.collate("C"), timed.c.currency.collate("C"), timed.c.rank)
     rows = await session.execute(
         select(
-            visits.c.group_key,
-            visits.c.currency,
-            visits.c.stage,
-            func.count(distinct(visits.c.deal_id)),
-            func.count(distinct(visits.c.deal_id)).filter(visits.c.later_rank > visits.c.rank),
-            *_middle(visits.c.days),
+            *keys,
+            func.count().filter(first),
+            func.count().filter(first, timed.c.later_rank > timed.c.rank),
+            *_middle(timed.c.days),
         )
-        .where(visits.c.rank.is_not(None))
-        .group_by(visits.c.group_key, visits.c.currency, visits.c.stage)
+        .where(timed.c.rank.is_not(None))
+        .group_by(*keys)
     )
     totals: dict[Key, dict[str, StageTotals]] = defaultdict(dict)
     for r in rows:
-        totals[(r[0], r[1])][r[2]] = StageTotals(r[3], r[4], _both(r[5], r[6]))
+        totals[(r[0], r[1])][order[r[2] - 1]] = StageTotals(r[3], r[4], _both(r[5], r[6]))
     return totals
 
 
