@@ -129,4 +129,3 @@ def test_sql_totals_give_the_rows_python_computes_from_every_deal(
     deals = data.draw(st.integers(1, 6))
     changes = [c for n in range(deals) for c in data.draw(history(run, n))]
     asyncio.run(_apply_and_compare(database_url, changes))
-

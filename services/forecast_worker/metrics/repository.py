@@ -134,6 +134,25 @@ async def closed_deals(
     ]
 
 
+def _steps(columns: Sequence[ColumnElement[Any]], source: FromClause) -> Select[Any]:
+    """The versions with a stage in `source`, each with the stage of the deal's version
+    before it (`previous`): a version whose stage differs from it starts a visit."""
+    return (
+        select(
+            *columns,
+            _version.deal_id,
+            _version.version,
+            _version.stage,
+            _version.valid_from,
+            func.lag(_version.stage)
+            .over(partition_by=_version.deal_id, order_by=_version.version)
+            .label("previous"),
+        )
+        .select_from(source)
+        .where(_version.stage.is_not(None))
+    )
+
+
 async def stage_paths(
     session: AsyncSession, *, start: date, end: date
 ) -> dict[str, list[tuple[str, datetime]]]:
@@ -143,17 +162,8 @@ async def stage_paths(
     a run of visits to one stage into its first, and a stage's first appearance is kept):
     a deal has many more versions than stage changes, and each row costs Python time."""
     versions = (
-        select(
-            _version.deal_id,
-            _version.stage,
-            _version.valid_from,
-            _version.version,
-            func.lag(_version.stage)
-            .over(partition_by=_version.deal_id, order_by=_version.version)
-            .label("previous"),
-        )
-        .select_from(DealVersion.__table__.join(Deal.__table__, _version.deal_id == _deal.deal_id))
-        .where(_closed_filter(start, end), _version.stage.is_not(None))
+        _steps([], DealVersion.__table__.join(Deal.__table__, _version.deal_id == _deal.deal_id))
+        .where(_closed_filter(start, end))
         .subquery("versions")
     )
     rows = await session.execute(
@@ -290,22 +300,10 @@ async def stage_totals(
         .where(_closed_filter(start, end))
         .subquery("closed")
     )
-    steps = (
-        select(
-            closed.c.group_key,
-            closed.c.currency,
-            _version.deal_id,
-            _version.version,
-            _version.stage,
-            _version.valid_from,
-            func.lag(_version.stage)
-            .over(partition_by=_version.deal_id, order_by=_version.version)
-            .label("previous"),
-        )
-        .select_from(closed.join(DealVersion.__table__, _version.deal_id == closed.c.deal_id))
-        .where(_version.stage.is_not(None))
-        .subquery("steps")
-    )
+    steps = _steps(
+        [closed.c.group_key, closed.c.currency],
+        closed.join(DealVersion.__table__, _version.deal_id == closed.c.deal_id),
+    ).subquery("steps")
     rank = func.array_position(literal(list(order), ARRAY(TextType)), steps.c.stage)
     visits = (
         select(
