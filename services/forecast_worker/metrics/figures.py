@@ -18,13 +18,20 @@ count yet), and the median is reported.
 
 Ratios are rounded half-even to 4 places, medians and means of days to 2, and every
 figure that has nothing to measure is None.
+
+Each figure is computed in two steps: totals (counts, sums and the two middle values of
+what has a median, the same value twice for an odd count), then the figure from the
+totals. `outcomes` and `stage_figures` take the totals from Python rows; the route takes
+them from PostgreSQL (`metrics.totals`), which aggregates a year of closed deals where
+they are, and both end in `outcomes_from_totals` and `stage_figures_from_totals`, so the
+ratios, medians and rounding are defined here once.
 """
 
 from __future__ import annotations
 
 import statistics
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
@@ -50,6 +57,29 @@ class ClosedDeal:
         return (self.close_date - self.created_at.date()).days
 
 
+Middle = tuple[float, float]
+"""The lower and upper middle values of a sorted sample (equal for an odd count): its
+median is their mean, as `statistics.median` computes it over the whole sample."""
+
+
+def middle(values: Iterable[float]) -> Middle | None:
+    ordered = sorted(values)
+    if not ordered:
+        return None
+    return ordered[(len(ordered) - 1) // 2], ordered[len(ordered) // 2]
+
+
+@dataclass(frozen=True)
+class OutcomeTotals:
+    won_count: int
+    lost_count: int
+    won_amount: Decimal
+    lost_amount: Decimal
+    cycle_count: int
+    cycle_days_sum: int
+    cycle_middle: Middle | None
+
+
 @dataclass(frozen=True)
 class Outcomes:
     won_count: int
@@ -69,7 +99,15 @@ def _days(value: float | Decimal) -> Decimal:
     return Decimal(value).quantize(DAY_PLACES, rounding=ROUND_HALF_EVEN)
 
 
+def _median(values: Middle) -> Decimal:
+    return _days(statistics.median(values))
+
+
 def outcomes(deals: Iterable[ClosedDeal]) -> Outcomes:
+    return outcomes_from_totals(outcome_totals(deals))
+
+
+def outcome_totals(deals: Iterable[ClosedDeal]) -> OutcomeTotals:
     won_count = lost_count = 0
     won_amount = lost_amount = ZERO
     cycles: list[int] = []
@@ -82,18 +120,26 @@ def outcomes(deals: Iterable[ClosedDeal]) -> Outcomes:
             lost_amount += deal.amount
         if deal.cycle_days is not None:
             cycles.append(deal.cycle_days)
-    closed = won_count + lost_count
+    return OutcomeTotals(
+        won_count, lost_count, won_amount, lost_amount, len(cycles), sum(cycles), middle(cycles)
+    )
+
+
+def outcomes_from_totals(totals: OutcomeTotals) -> Outcomes:
+    won_count, won_amount = totals.won_count, totals.won_amount
+    closed = won_count + totals.lost_count
+    cycles = totals.cycle_count
     return Outcomes(
         won_count=won_count,
-        lost_count=lost_count,
+        lost_count=totals.lost_count,
         win_rate=ratio(Decimal(won_count), Decimal(closed)),
-        win_rate_value=ratio(won_amount, won_amount + lost_amount),
+        win_rate_value=ratio(won_amount, won_amount + totals.lost_amount),
         won_amount=won_amount,
         avg_won_amount=(won_amount / won_count).quantize(DAY_PLACES) if won_count else None,
-        cycle_days_median=_days(statistics.median(cycles)) if cycles else None,
-        cycle_days_mean=_days(Decimal(sum(cycles)) / len(cycles)) if cycles else None,
-        cycle_count=len(cycles),
-        cycle_days_sum=sum(cycles),
+        cycle_days_median=None if totals.cycle_middle is None else _median(totals.cycle_middle),
+        cycle_days_mean=_days(Decimal(totals.cycle_days_sum) / cycles) if cycles else None,
+        cycle_count=cycles,
+        cycle_days_sum=totals.cycle_days_sum,
     )
 
 
@@ -115,6 +161,14 @@ class StageVisit:
 
 
 @dataclass(frozen=True)
+class StageTotals:
+    entered: int
+    advanced: int
+    days_middle: Middle | None
+    """Of the durations of the stage's ended visits, in days."""
+
+
+@dataclass(frozen=True)
 class StageFigures:
     stage: str
     entered: int
@@ -126,9 +180,16 @@ class StageFigures:
 def stage_figures(
     paths: Iterable[Sequence[StageVisit]], order: Sequence[str]
 ) -> list[StageFigures]:
-    """Conversion and median days per stage of `order`, from each deal's stage visits in
-    time order (consecutive visits to the same stage are one visit; stages not in `order`
-    end the visit before them but are not reported)."""
+    """Conversion and median days per stage of `order`, from each deal's stage visits."""
+    return stage_figures_from_totals(stage_totals(paths, order), order)
+
+
+def stage_totals(
+    paths: Iterable[Sequence[StageVisit]], order: Sequence[str]
+) -> dict[str, StageTotals]:
+    """Per stage of `order`, from each deal's stage visits in time order (consecutive
+    visits to the same stage are one visit; stages not in `order` end the visit before
+    them but are not reported)."""
     rank = {stage: i for i, stage in enumerate(order)}
     entered: dict[str, int] = defaultdict(int)
     advanced: dict[str, int] = defaultdict(int)
@@ -146,16 +207,32 @@ def stage_figures(
             if visit.stage in rank:
                 seconds = (following.entered_at - visit.entered_at).total_seconds()
                 durations[visit.stage].append(seconds / 86400)
-    return [
-        StageFigures(
-            stage=stage,
-            entered=entered[stage],
-            advanced=advanced[stage],
-            conversion=ratio(Decimal(advanced[stage]), Decimal(entered[stage])),
-            median_days=_days(statistics.median(durations[stage])) if durations[stage] else None,
-        )
+    return {
+        stage: StageTotals(entered[stage], advanced[stage], middle(durations[stage]))
         for stage in order
-    ]
+    }
+
+
+NOTHING_ENTERED = StageTotals(0, 0, None)
+
+
+def stage_figures_from_totals(
+    totals: Mapping[str, StageTotals], order: Sequence[str]
+) -> list[StageFigures]:
+    """One row per stage of `order`, in that order; a stage without totals entered none."""
+    figures = []
+    for stage in order:
+        total = totals.get(stage, NOTHING_ENTERED)
+        figures.append(
+            StageFigures(
+                stage=stage,
+                entered=total.entered,
+                advanced=total.advanced,
+                conversion=ratio(Decimal(total.advanced), Decimal(total.entered)),
+                median_days=None if total.days_middle is None else _median(total.days_middle),
+            )
+        )
+    return figures
 
 
 def _merged(path: Sequence[StageVisit]) -> list[StageVisit]:

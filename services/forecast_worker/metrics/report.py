@@ -8,21 +8,24 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
 from services.forecast_worker.metrics.figures import (
     ClosedDeal,
+    OutcomeTotals,
+    StageTotals,
     StageVisit,
-    outcomes,
-    stage_figures,
+    outcome_totals,
+    outcomes_from_totals,
+    stage_figures_from_totals,
+    stage_totals,
     velocity,
 )
-from services.forecast_worker.metrics.repository import ClosedRow, GroupCount
+from services.forecast_worker.metrics.repository import ClosedRow, GroupCount, Key
 from services.forecast_worker.metrics.schemas import MetricsRow, StageOut
-from services.forecast_worker.rollup.grouping import GroupKey, row_order
-
-Key = GroupKey
+from services.forecast_worker.rollup.grouping import row_order
 
 
 def stage_order(
@@ -39,6 +42,15 @@ def stage_order(
     return list(seen)
 
 
+
+@dataclass(frozen=True)
+class GroupTotals:
+    """What one (group, currency) closed in the range, before any ratio or rounding."""
+
+    outcomes: OutcomeTotals
+    stages: Mapping[str, StageTotals]
+
+
 def metrics_rows(
     closed: Iterable[ClosedRow],
     paths: Mapping[str, Sequence[tuple[str, datetime]]],
@@ -46,24 +58,46 @@ def metrics_rows(
     open_counts: Iterable[GroupCount],
     created: Iterable[GroupCount],
 ) -> list[MetricsRow]:
+    """The rows from every closed deal and its stage path, totalled here in Python: the
+    reference the SQL totals of `metrics.totals` are tested against."""
     deals: dict[Key, list[ClosedRow]] = defaultdict(list)
     for row in closed:
         deals[(row.group, row.currency)].append(row)
+    totals = {
+        key: GroupTotals(
+            outcome_totals(
+                ClosedDeal(d.won, d.amount, d.created_at, d.close_date) for d in group_deals
+            ),
+            stage_totals(
+                (
+                    [StageVisit(stage, at) for stage, at in paths.get(d.deal_id, ())]
+                    for d in group_deals
+                ),
+                order,
+            ),
+        )
+        for key, group_deals in deals.items()
+    }
+    return rows_from_totals(totals, order, open_counts, created)
+
+
+NOTHING_CLOSED = GroupTotals(OutcomeTotals(0, 0, Decimal(0), Decimal(0), 0, 0, None), {})
+
+
+def rows_from_totals(
+    totals: Mapping[Key, GroupTotals],
+    order: Sequence[str],
+    open_counts: Iterable[GroupCount],
+    created: Iterable[GroupCount],
+) -> list[MetricsRow]:
+    """One row per group and currency that closed or created a deal, sorted."""
     opened = {(c.group, c.currency): c.count for c in open_counts}
     made = {(c.group, c.currency): c for c in created}
     rows = []
-    for key in sorted(deals.keys() | made.keys(), key=row_order):
-        group_deals = deals.get(key, [])
-        result = outcomes(
-            ClosedDeal(d.won, d.amount, d.created_at, d.close_date) for d in group_deals
-        )
-        stages = stage_figures(
-            (
-                [StageVisit(stage, at) for stage, at in paths.get(d.deal_id, ())]
-                for d in group_deals
-            ),
-            order,
-        )
+    for key in sorted(totals.keys() | made.keys(), key=row_order):
+        group = totals.get(key, NOTHING_CLOSED)
+        result = outcomes_from_totals(group.outcomes)
+        stages = stage_figures_from_totals(group.stages, order)
         open_count = opened.get(key, 0)
         creation = made.get(key)
         rows.append(
