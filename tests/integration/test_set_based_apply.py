@@ -26,10 +26,10 @@ from services.forecast_worker.deals.projection import (
     Version,
     build_versions,
 )
-from services.forecast_worker.deals.repository import _row
 from shared.db import create_engine
 from shared.ordering import OrderKey
 from shared.settings import DEFAULT_LOST_STAGES, DEFAULT_WON_STAGES
+from tests.support.deal_rows import deal_row
 
 pytestmark = pytest.mark.integration
 
@@ -85,7 +85,7 @@ def _changes(data: st.DataObject, run: str) -> list[Change]:
 
 
 def _expected(version: Version) -> dict[str, Any]:
-    row = {**_row(version), "valid_to": version.valid_to}
+    row = {**deal_row(version), "valid_to": version.valid_to}
     for name in _JSON_COLUMNS:
         row[name] = orjson.loads(row[name]) if row[name] is not None else None
     return row

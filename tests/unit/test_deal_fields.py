@@ -15,12 +15,13 @@ from sqlalchemy.dialects.postgresql import JSONB
 
 from services.forecast_worker.deals.handler import to_change
 from services.forecast_worker.deals.projection import FIELDS, StageRules, extend_versions
-from services.forecast_worker.deals.repository import _row, _version_from_row
+from services.forecast_worker.deals.repository import _version_from_row
 from services.forecast_worker.deals.schemas import DEAL_CSV_COLUMNS, DealOut
 from services.forecast_worker.models import Deal, DealVersion
 from shared.deal_fields import DEAL_FIELDS, FIELD_NAMES, DealField, Kind, event_model_mismatches
 from shared.events import DealCreated, DealFields, deal_event_type, validate_event
 from shared.settings import DEFAULT_LOST_STAGES, DEFAULT_WON_STAGES
+from tests.support.deal_rows import deal_row
 
 CREATED = "com.salesops.deal.created.v1"
 RULES = StageRules.of(DEFAULT_WON_STAGES, DEFAULT_LOST_STAGES)
@@ -166,7 +167,7 @@ def test_event_with_every_field_survives_fold_row_and_read_model() -> None:
     sent = event.payload.changed_fields()
     assert version.state.values == {k: v for k, v in sent.items() if k != "properties"}
 
-    row = _row(version)
+    row = deal_row(version)
     assert row["amount"] == Decimal("1234.50")
     assert row["close_date"] == date(2024, 3, 31)
     assert row["created_at"] == datetime(2024, 1, 2, 3, 4, 5, 123456, tzinfo=UTC)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -119,8 +118,8 @@ _DATED = tuple(f.name for f in DEAL_FIELDS if f.kind in (Kind.DATE, Kind.DATETIM
 
 
 def _json_rows(versions: Sequence[Version]) -> str:
-    """The versions as rows of `forecast.deal_versions` in one JSON array (see `_rows_of`);
-    what `_column_value` makes of a value, PostgreSQL makes of its JSON form."""
+    """The versions as rows of `forecast.deal_versions` in one JSON array (see `_rows_of`):
+    values stay in the fold's JSON form, and PostgreSQL's input functions type them."""
     rows = []
     for v in versions:
         state, cause = v.state, v.cause
@@ -185,38 +184,6 @@ async def write_versions(
     latest = {v.state.deal_id: v for v in (*appended, *rebuilt) if v.valid_to is None}
     if latest:
         await conn.execute(_UPSERT_DEALS, {"rows": _json_rows(list(latest.values()))})
-
-
-def _row(version: Version) -> dict[str, Any]:
-    """One version as its current row in `forecast.deals` holds it, typed as the driver
-    reads it back: the reference the JSON path is tested against."""
-    state, cause = version.state, version.cause
-    return {
-        "deal_id": state.deal_id,
-        **{f.name: _column_value(f, state.values.get(f.name)) for f in DEAL_FIELDS},
-        "deleted": state.deleted,
-        "properties": orjson.dumps(state.properties).decode(),
-        "version": version.number,
-        "valid_from": version.valid_from,
-        "sequence": cause.sequence,
-        "event_source": cause.source,
-        "event_id": cause.event_id,
-    }
-
-
-def _column_value(field: DealField, value: Any) -> Any:
-    """A value in the fold's JSON form as its column takes it."""
-    if value is None:
-        return field.stored_default
-    if field.kind is Kind.MONEY:
-        return Decimal(value)
-    if field.kind is Kind.DATE:
-        return date.fromisoformat(value) if value else None
-    if field.kind is Kind.DATETIME:
-        return datetime.fromisoformat(value) if value else None
-    if field.kind is Kind.SPLITS:
-        return orjson.dumps(value).decode()
-    return value
 
 
 def _json_value(field: DealField, value: Any) -> Any:
