@@ -77,9 +77,19 @@ async def apply_deal_changes(
     if late:
         everything = await repository.load_changes(conn, deal_ids=late)
         for deal_id in late:
-            rebuilt.extend(build_versions(everything[deal_id], rules))
+            versions = build_versions(everything[deal_id], rules)
+            rebuilt.extend(_changed_suffix(versions, first_new=by_deal[deal_id][0].key))
     await repository.write_versions(conn, appended=appended, rebuilt=rebuilt)
     return len(fresh)
+
+
+def _changed_suffix(versions: list[Version], *, first_new: OrderKey) -> list[Version]:
+    """The versions of a rebuilt history that differ from the stored ones: from the one a
+    late change closes onward. The stored history is the fold of the changes stored before,
+    and the changes older than the first new one are the same, so the versions they open
+    are equal but for the `valid_to` of the last of them."""
+    start = next((n for n, v in enumerate(versions) if v.cause >= first_new), 0)
+    return versions[max(start - 1, 0) :]
 
 
 class DealEvents:
