@@ -175,9 +175,10 @@ async def write_versions(
     CONFLICT may touch a row only once.
 
     `appended` are new versions and the current ones they close (only `valid_to` of a
-    stored one changes); `rebuilt` are whole histories, overwriting every stored version
-    of their deals. That needs no DELETE: a deal has one version per stored change, and
-    changes are never removed, so a rebuilt history is at least as long as the stored one."""
+    stored one changes); `rebuilt` are the tails of rebuilt histories, from the first
+    version a late change alters, overwriting the stored versions from there. That needs no
+    DELETE: a deal has one version per stored change, and changes are never removed, so a
+    rebuilt history is at least as long as the stored one."""
     for statement, versions in ((_APPEND_VERSIONS, appended), (_REPLACE_VERSIONS, rebuilt)):
         if versions:
             await conn.execute(statement, {"rows": _json_rows(versions)})
