@@ -40,11 +40,14 @@ from shared.dispatch import (
     DeadLetter,
     Dispatch,
     Record,
+    Sorted,
     Unprocessable,
     decode,
+    decode_each,
     next_offsets,
     sort_batch,
 )
+from shared.events import CanonicalEvent
 from shared.kafka import (
     ACK_SECONDS,
     AssignmentListener,
@@ -64,6 +67,9 @@ INCARNATION_READ_SECONDS = 10
 # Attempts at a transaction the database fails; with full-jitter backoff capped at
 # 10 s they span about half a minute, longer than a failover or a backend restart.
 TRANSIENT_ATTEMPTS = 8
+DECODE_SLICE = 50
+"""Records a read-ahead decodes between two yields to the event loop: the batch being
+applied waits at most this many records' decoding (about a millisecond) for its answers."""
 
 T = TypeVar("T")
 
@@ -92,15 +98,20 @@ class ConsumerSpec:
 
 
 async def apply_records(
-    conn: AsyncConnection, records: Sequence[Record], *, spec: ConsumerSpec
+    conn: AsyncConnection,
+    records: Sequence[Record],
+    *,
+    spec: ConsumerSpec,
+    decoded: Sorted | None = None,
 ) -> BatchOutcome:
     """Apply `records` in the caller's transaction: each handler once, with its events in
     read order, and the dead letters of what could not be decoded or what a handler refused
     stored beside them (a letter already open for the same event and reason is a duplicate).
+    `decoded` is `records` sorted already (`decode_ahead`).
 
     The consumer stores the offsets in the same transaction, so a crash anywhere leaves
     either all of a batch or none of it."""
-    outcome, _ = await _dispatch(conn, records, spec=spec)
+    outcome, _ = await _dispatch(conn, records, spec=spec, decoded=decoded)
     letters = outcome.dead_letters
     stored = await consumer_store.insert_dead_letters(conn, tables=spec.tables, letters=letters)
     outcome.duplicates += len(letters) - len(stored)
@@ -109,13 +120,21 @@ async def apply_records(
 
 
 async def _dispatch(
-    conn: AsyncConnection, records: Sequence[Record], *, spec: ConsumerSpec
+    conn: AsyncConnection,
+    records: Sequence[Record],
+    *,
+    spec: ConsumerSpec,
+    decoded: Sorted | None = None,
 ) -> tuple[BatchOutcome, set[int]]:
     """Apply `records` through the dispatch table; what cannot be applied is answered as
     dead letters (in read order), not stored. Beside the outcome, the positions in `records`
     of those a handler refused: a replay tells its letters apart by them."""
     outcome = BatchOutcome()
-    batch = sort_batch(records, spec.dispatch, handles=spec.handles, ignores=spec.ignores)
+    batch = (
+        decoded
+        if decoded is not None
+        else sort_batch(records, spec.dispatch, handles=spec.handles, ignores=spec.ignores)
+    )
     position = {id(record): n for n, record in enumerate(records)}
     refused: list[DeadLetter] = []
     refused_at: set[int] = set()
@@ -132,6 +151,32 @@ async def _dispatch(
         sorted([*batch.dead_letters, *refused], key=lambda d: (d.topic, d.partition, d.offset))
     )
     return outcome, refused_at
+
+
+async def decode_ahead(records: Sequence[Record], *, spec: ConsumerSpec) -> Sorted:
+    """`records` decoded and sorted as `apply_records` would, a slice at a time with the
+    event loop free between slices: run while the batch before is in the database, the
+    decoding fills the worker's wait for PostgreSQL instead of adding to it."""
+    decoded: list[CanonicalEvent | Unprocessable] = []
+    for start in range(0, len(records), DECODE_SLICE):
+        chunk = records[start : start + DECODE_SLICE]
+        decoded += decode_each(chunk, spec.dispatch, handles=spec.handles, ignores=spec.ignores)
+        await asyncio.sleep(0)
+    return sort_batch(
+        records, spec.dispatch, handles=spec.handles, ignores=spec.ignores, decoded=decoded
+    )
+
+
+@dataclass(frozen=True)
+class _ReadAhead:
+    """The next batch, read and decoded while the current one is applied, with what it was
+    read under: the partitions' assignment (counted by `StoredOffsetConsumer._assignments`)
+    and the broker incarnation. If either moved before it is applied, its records may be
+    ones a seek has since put back or behind, so it is dropped (`_reseek`)."""
+
+    task: asyncio.Task[tuple[list[Record], Sorted]]
+    assignments: int
+    incarnation: str | None
 
 
 def _record(letter: DeadLetter) -> Record:
@@ -257,6 +302,7 @@ class StoredOffsetConsumer:
         self._incarnation_unread = False
         self.incarnation: str | None = None
         self._last_check = 0.0
+        self._assignments = 0
 
     async def run(self) -> None:
         self.incarnation = await self._broker_incarnation()
@@ -274,22 +320,60 @@ class StoredOffsetConsumer:
             list(spec.topics), listener=AssignmentListener(self._on_assigned, self._on_revoked)
         )
         await start_with_backoff(consumer, f"{spec.name} consumer")
+        ahead: _ReadAhead | None = None
         try:
             while not self._replace:
                 if time.monotonic() - self._last_check >= self._check_seconds:
                     await self._follow_incarnation(consumer)
                     if self._layout.changed():
                         return
-                batch = await consumer.getmany(timeout_ms=500, max_records=self._max_records)
-                records = [
-                    Record(r.topic, r.partition, r.offset, r.value or b"")
-                    for rs in batch.values()
-                    for r in rs
-                ]
+                read = ahead if ahead is not None else self._read_ahead(consumer)
+                ahead = None
+                records, decoded = await read.task
+                if (read.assignments, read.incarnation) != (self._assignments, self.incarnation):
+                    await self._reseek(consumer)
+                    continue
                 if records and not self._replace:  # else not read from the stored offsets
-                    await self.process(records)
+                    ahead = self._read_ahead(consumer)
+                    await self.process(records, decoded)
         finally:
+            if ahead is not None:
+                ahead.task.cancel()
+                await asyncio.gather(ahead.task, return_exceptions=True)
             await stop_quietly(consumer)
+
+    def _read_ahead(self, consumer: AIOKafkaConsumer) -> _ReadAhead:
+        """Start reading and decoding the next batch: the loop applies the current one
+        meanwhile, so the worker's Python and PostgreSQL overlap instead of taking turns."""
+        return _ReadAhead(
+            asyncio.create_task(self._read(consumer)), self._assignments, self.incarnation
+        )
+
+    async def _read(self, consumer: AIOKafkaConsumer) -> tuple[list[Record], Sorted]:
+        batch = await consumer.getmany(timeout_ms=500, max_records=self._max_records)
+        records = [
+            Record(r.topic, r.partition, r.offset, r.value or b"")
+            for rs in batch.values()
+            for r in rs
+        ]
+        return records, await decode_ahead(records, spec=self._spec)
+
+    async def _reseek(self, consumer: AIOKafkaConsumer) -> None:
+        """Drop a read-ahead batch read under another assignment or incarnation, and read
+        on from the stored offsets, as an assignment does: a seek since may have put its
+        records back (read again) or behind, and the batch applied meanwhile stored its
+        offsets already. On a database error the member is replaced (see `_on_assigned`)."""
+        self._log.info("a batch read ahead was read before a reassignment; reading again")
+        try:
+            assigned = consumer.assignment()
+            if assigned:
+                await self._seek_stored(assigned)
+        except Exception:
+            self._log.warning(
+                "cannot seek to the stored offsets; the consumer joins again as a new member",
+                exc_info=True,
+            )
+            self._replace = True
 
     async def _broker_incarnation(self) -> str | None:
         try:
@@ -330,6 +414,7 @@ class StoredOffsetConsumer:
         error the member is replaced instead (a new member is assigned, and seeks, again)."""
         assert self._layout is not None
         self._layout.assigned()  # first: the layout watch must not depend on the database
+        self._assignments += 1
         try:
             await self._seek_stored(assigned)
         except Exception:
@@ -359,25 +444,27 @@ class StoredOffsetConsumer:
         self._log.info("assigned %s", sorted((tp.topic, tp.partition) for tp in assigned))
 
     async def _on_revoked(self, revoked: set[TopicPartition]) -> None:
-        # Batches are applied synchronously between polls, so nothing is in flight here.
+        # A batch read ahead of the revoked partitions is dropped unapplied (`_ReadAhead`).
+        self._assignments += 1
         self._log.info("revoked %s", sorted((tp.topic, tp.partition) for tp in revoked))
 
-    async def process(self, records: Sequence[Record]) -> None:
+    async def process(self, records: Sequence[Record], decoded: Sorted | None = None) -> None:
         """Apply a batch atomically; if a record is to blame, apply record by record and
         dead-letter only the records that fail alone. A database still failing after the
-        retries is raised: the loop restarts and reads the batch again from the offsets."""
+        retries is raised: the loop restarts and reads the batch again from the offsets.
+        `decoded` is the batch decoded ahead (`decode_ahead`)."""
         first, last = records[0], records[-1]
         token = correlation_id.set(
             f"batch:{first.topic}/{first.partition}@{first.offset}..{last.offset}"
         )
         try:
-            await self._process(records)
+            await self._process(records, decoded)
         finally:
             correlation_id.reset(token)
 
-    async def _process(self, records: Sequence[Record]) -> None:
+    async def _process(self, records: Sequence[Record], decoded: Sorted | None) -> None:
         try:
-            outcome = await self._apply(records)
+            outcome = await self._apply(records, decoded)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -397,9 +484,13 @@ class StoredOffsetConsumer:
         for letter in outcome.dead_letters:
             await self._publish_dead_letter(letter)
 
-    async def _apply(self, records: Sequence[Record]) -> BatchOutcome:
+    async def _apply(
+        self, records: Sequence[Record], decoded: Sorted | None = None
+    ) -> BatchOutcome:
         async def work(conn: AsyncConnection, fresh: Sequence[Record]) -> BatchOutcome:
-            return await apply_records(conn, fresh, spec=self._spec)
+            # `fresh` keeps the order of `records`: of equal length, it is all of them.
+            whole = decoded if len(fresh) == len(records) else None
+            return await apply_records(conn, fresh, spec=self._spec, decoded=whole)
 
         return await self._once(records, work)
 

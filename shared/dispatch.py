@@ -168,23 +168,42 @@ class Sorted:
     ignored: int = 0
 
 
+def decode_each(
+    records: Sequence[Record],
+    dispatch: Dispatch,
+    *,
+    handles: str = ANY_HANDLED,
+    ignores: frozenset[str] = frozenset(),
+) -> list[CanonicalEvent | Unprocessable]:
+    """Each record's event, or why it cannot be applied, in order (see `decode`)."""
+    out: list[CanonicalEvent | Unprocessable] = []
+    for record in records:
+        try:
+            out.append(decode(record, dispatch, handles=handles, ignores=ignores))
+        except Unprocessable as exc:
+            out.append(exc)
+    return out
+
+
 def sort_batch(
     records: Sequence[Record],
     dispatch: Dispatch,
     *,
     handles: str = ANY_HANDLED,
     ignores: frozenset[str] = frozenset(),
+    decoded: Sequence[CanonicalEvent | Unprocessable] | None = None,
 ) -> Sorted:
     """Handlers come in the order of the dispatch table, not of the batch: every batch then
-    takes its row locks in the same order, whatever it holds."""
+    takes its row locks in the same order, whatever it holds. `decoded` is `decode_each` of
+    `records` when the caller has it already (the consumer decodes a batch ahead)."""
+    if decoded is None:
+        decoded = decode_each(records, dispatch, handles=handles, ignores=ignores)
     by_handler: dict[int, list[tuple[CanonicalEvent, Record]]] = {}
     dead_letters: list[DeadLetter] = []
     ignored = 0
-    for record in records:
-        try:
-            event = decode(record, dispatch, handles=handles, ignores=ignores)
-        except Unprocessable as exc:
-            dead_letters.append(DeadLetter.of(record, str(exc)))
+    for record, event in zip(records, decoded, strict=True):
+        if isinstance(event, Unprocessable):
+            dead_letters.append(DeadLetter.of(record, str(event)))
             continue
         if event.envelope.type not in dispatch:
             ignored += 1
