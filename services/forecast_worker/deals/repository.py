@@ -117,28 +117,30 @@ _STORED_DEFAULTS = {f.name: f.stored_default for f in DEAL_FIELDS if f.stored_de
 _DATED = tuple(f.name for f in DEAL_FIELDS if f.kind in (Kind.DATE, Kind.DATETIME))
 
 
-def _json_rows(versions: Sequence[Version]) -> str:
-    """The versions as rows of `forecast.deal_versions` in one JSON array (see `_rows_of`):
-    values stay in the fold's JSON form, and PostgreSQL's input functions type them."""
-    rows = []
-    for v in versions:
-        state, cause = v.state, v.cause
-        row = {**_STORED_DEFAULTS, **state.values}
-        for name in _DATED:
-            if row.get(name) == "":
-                row[name] = None
-        row.update(
-            deal_id=state.deal_id,
-            deleted=state.deleted,
-            properties=state.properties,
-            version=v.number,
-            valid_from=v.valid_from,
-            sequence=str(cause.sequence),
-            event_source=cause.source,
-            event_id=cause.event_id,
-            valid_to=v.valid_to,
-        )
-        rows.append(row)
+def _json_row(v: Version) -> dict[str, Any]:
+    """A version as a row of `forecast.deal_versions` for a JSON array (see `_rows_of`):
+    values stay in the fold's JSON form, and PostgreSQL's input functions type them. The
+    current row of `forecast.deals` is the same but for `valid_to`, which it ignores."""
+    state, cause = v.state, v.cause
+    row = {**_STORED_DEFAULTS, **state.values}
+    for name in _DATED:
+        if row.get(name) == "":
+            row[name] = None
+    row.update(
+        deal_id=state.deal_id,
+        deleted=state.deleted,
+        properties=state.properties,
+        version=v.number,
+        valid_from=v.valid_from,
+        sequence=str(cause.sequence),
+        event_source=cause.source,
+        event_id=cause.event_id,
+        valid_to=v.valid_to,
+    )
+    return row
+
+
+def _json(rows: Sequence[dict[str, Any]]) -> str:
     return orjson.dumps(rows).decode()
 
 
@@ -179,12 +181,18 @@ async def write_versions(
     version a late change alters, overwriting the stored versions from there. That needs no
     DELETE: a deal has one version per stored change, and changes are never removed, so a
     rebuilt history is at least as long as the stored one."""
+    latest: dict[str, dict[str, Any]] = {}
     for statement, versions in ((_APPEND_VERSIONS, appended), (_REPLACE_VERSIONS, rebuilt)):
         if versions:
-            await conn.execute(statement, {"rows": _json_rows(versions)})
-    latest = {v.state.deal_id: v for v in (*appended, *rebuilt) if v.valid_to is None}
+            rows = [_json_row(v) for v in versions]
+            await conn.execute(statement, {"rows": _json(rows)})
+            latest.update(
+                (v.state.deal_id, row)
+                for v, row in zip(versions, rows, strict=True)
+                if v.valid_to is None
+            )
     if latest:
-        await conn.execute(_UPSERT_DEALS, {"rows": _json_rows(list(latest.values()))})
+        await conn.execute(_UPSERT_DEALS, {"rows": _json(list(latest.values()))})
 
 
 def _json_value(field: DealField, value: Any) -> Any:
