@@ -12,17 +12,17 @@ from dataclasses import dataclass, replace
 
 import orjson
 import pytest
-from sqlalchemy import Column, Table, Text, func, select, text
+from sqlalchemy import Column, MetaData, Table, Text, func, select, text
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from shared.consumer import ConsumerSpec, StoredOffsetConsumer, replay_open
-from shared.consumer_store import consumer_tables, insert_dead_letters
-from shared.db import make_metadata
+from shared.consumer_store import insert_dead_letters
 from shared.dispatch import Applied, DeadLetter, Record, Refused
 from shared.events import CanonicalEvent, RepUpserted
 from tests.support.events import CREATED, event
 from tests.support.infra import query
+from tests.support.scratch_schema import scratch_schema
 
 pytestmark = pytest.mark.integration
 
@@ -54,32 +54,24 @@ class RepNames:
         return Applied(new=len(new), duplicates=len(rows) - len(new))
 
 
-@pytest.fixture
-async def toy(database_url: str) -> AsyncIterator[Toy]:
-    schema = f"toy_{uuid.uuid4().hex[:8]}"
-    metadata = make_metadata(schema)
-    tables = consumer_tables(metadata)
-    reps = Table(
+def _rep_names(metadata: MetaData) -> Table:
+    return Table(
         "rep_names", metadata, Column("rep_id", Text, primary_key=True), Column("name", Text)
     )
-    engine = create_async_engine(database_url)
-    async with engine.begin() as conn:
-        await conn.execute(text(f"CREATE SCHEMA {schema}"))
-        await conn.run_sync(metadata.create_all)
-    spec = ConsumerSpec(
-        name="toy",
-        group_id="toy_consumer",
-        client_id="toy-worker",
-        topics=(f"{schema}.reference",),
-        tables=tables,
-        dispatch={REP: RepNames(reps)},
-    )
-    try:
-        yield Toy(spec=spec, engine=engine, schema=schema, reps=reps)
-    finally:
-        async with engine.begin() as conn:
-            await conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-        await engine.dispose()
+
+
+@pytest.fixture
+async def toy(database_url: str) -> AsyncIterator[Toy]:
+    async with scratch_schema(database_url, f"toy_{uuid.uuid4().hex[:8]}", _rep_names) as db:
+        spec = ConsumerSpec(
+            name="toy",
+            group_id="toy_consumer",
+            client_id="toy-worker",
+            topics=(f"{db.schema}.reference",),
+            tables=db.tables,
+            dispatch={REP: RepNames(db.state)},
+        )
+        yield Toy(spec=spec, engine=db.engine, schema=db.schema, reps=db.state)
 
 
 async def test_a_second_consumer_keeps_its_offsets_and_dead_letters_in_its_own_tables(

@@ -17,20 +17,19 @@ from dataclasses import dataclass
 import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer
-from sqlalchemy import Column, Integer, Table, Text, select, text
+from sqlalchemy import Column, Integer, MetaData, Table, Text, select
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from shared import topics
 from shared.consumer import ConsumerSpec, StoredOffsetConsumer
-from shared.consumer_store import consumer_tables
-from shared.db import make_metadata
 from shared.dispatch import Applied
 from shared.embedded import EmbeddedBroker
 from shared.events import CanonicalEvent, RepUpserted
 from shared.kafka import ensure_topics, make_admin, make_producer
 from shared.topics import TopicSpec
 from tests.support.events import event
+from tests.support.scratch_schema import scratch_schema
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
@@ -84,37 +83,29 @@ class Toy:
     topic: str
 
 
-@pytest.fixture
-async def toy(database_url: str) -> AsyncIterator[Toy]:
-    schema = f"ahead_{uuid.uuid4().hex[:8]}"
-    metadata = make_metadata(schema)
-    tables = consumer_tables(metadata)
-    counts = Table(
+def _applications(metadata: MetaData) -> Table:
+    return Table(
         "applications",
         metadata,
         Column("rep_id", Text, primary_key=True),
         Column("applied", Integer, nullable=False),
     )
-    engine = create_async_engine(database_url)
-    async with engine.begin() as conn:
-        await conn.execute(text(f"CREATE SCHEMA {schema}"))
-        await conn.run_sync(metadata.create_all)
-    handler = Counted(counts)
-    topic = f"{schema}.reps"
-    spec = ConsumerSpec(
-        name="ahead",
-        group_id=f"{schema}_group",
-        client_id="ahead-worker",
-        topics=(topic,),
-        tables=tables,
-        dispatch={REP: handler},
-    )
-    try:
-        yield Toy(spec=spec, engine=engine, handler=handler, topic=topic)
-    finally:
-        async with engine.begin() as conn:
-            await conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-        await engine.dispose()
+
+
+@pytest.fixture
+async def toy(database_url: str) -> AsyncIterator[Toy]:
+    async with scratch_schema(database_url, f"ahead_{uuid.uuid4().hex[:8]}", _applications) as db:
+        handler = Counted(db.state)
+        topic = f"{db.schema}.reps"
+        spec = ConsumerSpec(
+            name="ahead",
+            group_id=f"{db.schema}_group",
+            client_id="ahead-worker",
+            topics=(topic,),
+            tables=db.tables,
+            dispatch={REP: handler},
+        )
+        yield Toy(spec=spec, engine=db.engine, handler=handler, topic=topic)
 
 
 def _rep(n: int) -> str:
@@ -170,7 +161,7 @@ async def _run_until_read(toy: Toy, worker: StoredOffsetConsumer, end: int) -> N
         await worker.close()
 
 
-async def _applications(toy: Toy) -> list[int]:
+async def _applied(toy: Toy) -> list[int]:
     async with toy.engine.connect() as conn:
         rows = await conn.execute(select(toy.handler.table).order_by(toy.handler.table.c.rep_id))
         return [r.applied for r in rows]
@@ -215,7 +206,7 @@ async def test_a_rebalance_while_a_batch_is_applied_drops_the_batch_read_ahead(
 
     assert toy.handler.during is None, "the rebalance happened mid-batch"
     assert any("read ahead" in r.message for r in caplog.records), "a batch was dropped"
-    assert await _applications(toy) == [1] * RECORDS, "each record applied exactly once"
+    assert await _applied(toy) == [1] * RECORDS, "each record applied exactly once"
 
 
 async def test_a_new_incarnation_drops_the_batch_read_ahead_and_reads_from_the_start(
@@ -230,7 +221,7 @@ async def test_a_new_incarnation_drops_the_batch_read_ahead_and_reads_from_the_s
     toy.handler.at, toy.handler.during = _rep(12), the_broker_is_born_again
     await _run_until_read(toy, worker, RECORDS)
 
-    counts = await _applications(toy)
+    counts = await _applied(toy)
     again = counts.count(2)
     assert again >= 13, "what was applied before the new incarnation is applied again"
     assert counts == [2] * again + [1] * (RECORDS - again), (
@@ -252,7 +243,7 @@ async def test_a_record_to_blame_in_a_batch_decoded_ahead_is_dead_lettered_alone
 
     await _run_until_read(toy, worker, RECORDS)
 
-    applied = await _applications(toy)
+    applied = await _applied(toy)
     assert applied == [1] * (RECORDS - 2), "every other record applied once"
     letters = toy.spec.tables.dead_letters
     async with toy.engine.connect() as conn:
