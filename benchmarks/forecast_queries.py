@@ -158,14 +158,15 @@ async def forecast_client(url: str) -> AsyncIterator[httpx.AsyncClient]:
     @contextlib.asynccontextmanager
     async def reads_only(settings: Settings) -> AsyncIterator[ServiceState]:
         engine = create_engine(url, application_name="bench-forecast-queries", pool_size=2)
-        spec = consumer_spec(StageRules.of(settings.won_stages, settings.lost_stages))
+        names = StageRules.of(settings.won_stages, settings.lost_stages)
+        spec = consumer_spec(names)
         try:
             yield ServiceState(
                 state=ForecastState(
                     settings=settings,
                     sessions=create_sessionmaker(engine),
                     consumer=spec,
-                    replays=DeadLetterReplays(engine, spec),
+                    replays=DeadLetterReplays(engine, spec, names),
                 ),
                 readiness={},
             )

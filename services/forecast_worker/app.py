@@ -40,7 +40,8 @@ async def lifespan(settings: Settings) -> AsyncIterator[ServiceState]:
         application_name="salesops-forecast-worker",
         pool_size=settings.db_pool_size,
     )
-    spec = consumer_spec(StageRules.of(settings.won_stages, settings.lost_stages))
+    names = StageRules.of(settings.won_stages, settings.lost_stages)
+    spec = consumer_spec(names)
     consumer = StoredOffsetConsumer(
         engine=engine,
         bootstrap=settings.require_kafka(),
@@ -54,7 +55,7 @@ async def lifespan(settings: Settings) -> AsyncIterator[ServiceState]:
     )
     watch_task = asyncio.create_task(supervise("broker watch", broker.run), name="broker-watch")
     sessions = create_sessionmaker(engine)
-    replays = DeadLetterReplays(engine, spec)
+    replays = DeadLetterReplays(engine, spec, names)
     replay_task = asyncio.create_task(
         supervise("dead-letter replay", replays.run), name="dead-letter-replay"
     )

@@ -9,6 +9,8 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from services.forecast_worker.config.schemas import ForecastConfig
+from services.forecast_worker.config.stages import StageTable
 from services.forecast_worker.deals.projection import (
     DEAL_CREATED,
     DEAL_DELETED,
@@ -68,6 +70,51 @@ def test_stage_rules_case_insensitive() -> None:
     assert rules.status_for("CLOSED-LOST") == "lost"
     assert rules.status_for("closed won") == "open"
     assert rules.status_for(None) == "open"
+
+
+def _configured() -> StageRules:
+    """The default names under a configuration whose `Signed` is won in pipeline `Main`
+    (the default) and `Won` is open in pipeline `Other`."""
+
+    def stage(name: str, status: str) -> dict[str, Any]:
+        category = "pipeline" if status == "open" else "closed"
+        return {
+            "name": name,
+            "order": 1,
+            "probability": "50",
+            "forecast_category": category,
+            "status": status,
+            "required_fields": [],
+        }
+
+    config = ForecastConfig.model_validate(
+        {
+            "pipelines": [
+                {"name": "Main", "stages": [stage("Signed", "won")]},
+                {"name": "Other", "stages": [stage("Won", "open")]},
+            ],
+            "default_pipeline": "Main",
+        }
+    )
+    return RULES.under(StageTable.of(config))
+
+
+def test_configured_status_decides_by_pipeline_and_stage() -> None:
+    rules = _configured()
+    assert rules.status_for("signed") == "won", "the default pipeline, any case"
+    assert rules.status_for("Won", "other") == "open", "configured, whatever its name says"
+    assert rules.status_for("Closed Won", "Main") == "won", "unknown to it: the names decide"
+    assert rules.status_for(None, "Main") == "open"
+
+
+def test_a_pipeline_change_rereads_the_status() -> None:
+    rules = _configured()
+    state = fold(None, created(stage="Won", pipeline="Other"), rules)
+    assert state.values["status"] == "open"
+    moved = fold(state, updated(1, pipeline="Main"), rules)
+    assert moved.values["status"] == "won", "Won is unknown to Main: its name decides"
+    kept = fold(moved, updated(2, status="lost", pipeline="Other"), rules)
+    assert kept.values["status"] == "lost", "an explicit status wins"
 
 
 # --- fold -------------------------------------------------------------------------------

@@ -1,12 +1,14 @@
-"""The forecast configuration's SQL: read the current document, replace it whole."""
+"""The forecast configuration's SQL: read the current document, replace it whole, find the
+deals a replacement restates."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, true, update
+from sqlalchemy import delete, func, insert, select, text, true, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
@@ -148,3 +150,47 @@ async def replace_config(session: AsyncSession, *, config: ForecastConfig) -> Fo
     if stages:
         await session.execute(insert(StageConfig), stages)
     return await load_config(session)
+
+
+@dataclass(frozen=True)
+class DealPage:
+    last: str | None
+    """The page's last deal; None: no deal is left after the one asked from."""
+    stale: list[str]
+    """The page's deals with a version whose status is not what its place says."""
+
+
+_STALE_DEALS = text(
+    "WITH page AS (SELECT deal_id FROM forecast.deals WHERE deal_id > :after "
+    "ORDER BY deal_id LIMIT :size) "
+    "SELECT p.deal_id, bool_or(v.status IS DISTINCT FROM CASE "
+    "WHEN c.status IS NOT NULL THEN c.status "
+    "WHEN lower(v.stage) = ANY(CAST(:won AS text[])) THEN 'won' "
+    "WHEN lower(v.stage) = ANY(CAST(:lost AS text[])) THEN 'lost' "
+    "ELSE 'open' END) AS stale "
+    "FROM page AS p LEFT JOIN forecast.deal_versions AS v USING (deal_id) "
+    "LEFT JOIN forecast.forecast_settings AS s ON s.id = 1 "
+    "LEFT JOIN forecast.stage_config AS c "
+    "ON lower(c.pipeline) = lower(coalesce(nullif(v.pipeline, ''), s.default_pipeline)) "
+    "AND lower(c.stage) = lower(v.stage) "
+    "GROUP BY p.deal_id ORDER BY p.deal_id"
+)
+
+
+async def stale_deals(
+    conn: AsyncConnection, *, after: str, size: int, won: Iterable[str], lost: Iterable[str]
+) -> DealPage:
+    """The next `size` deals after `after`, and those of them whose history the stored
+    configuration restates: a version whose status differs from the one its stage, in its
+    pipeline, is configured with (the stage names `won` / `lost`, lower case, for a stage
+    the configuration does not know), as `deals.projection.StageRules` decides it.
+
+    A status the deal's events set explicitly differs too, so such a deal is rebuilt to the
+    same history: a superset, never a miss, since a status the fold derived always equals
+    its version's rule (it is derived whenever the stage or pipeline changes)."""
+    rows = (
+        await conn.execute(
+            _STALE_DEALS, {"after": after, "size": size, "won": list(won), "lost": list(lost)}
+        )
+    ).all()
+    return DealPage(rows[-1].deal_id if rows else None, [r.deal_id for r in rows if r.stale])

@@ -25,6 +25,7 @@ from services.forecast_worker.deals.projection import (
     build_versions,
     extend_versions,
 )
+from services.forecast_worker.deals.status import BatchRules
 from shared.dispatch import Applied, Refused
 from shared.events import CanonicalEvent, DealCreated, DealDeleted, DealUpdated
 from shared.ordering import OrderKey, is_newer
@@ -50,13 +51,14 @@ def to_change(event: CanonicalEvent) -> Change:
 
 
 async def apply_deal_changes(
-    conn: AsyncConnection, *, changes: Sequence[Change], rules: StageRules
+    conn: AsyncConnection, *, changes: Sequence[Change], rules: StageRules | BatchRules
 ) -> int:
     """Fold new changes into each deal's history; returns how many were new.
 
     Set-based: whatever the batch holds, a fixed handful of statements (store the changes,
     lock the current rows, load every change of the deals a late change lands inside, then
-    write the versions and the current rows), the fold in memory."""
+    write the versions and the current rows), the fold in memory. The rules are fixed, or
+    the batch's (`status.BatchRules`), read once the fold knows whether it needs them."""
     fresh = await repository.insert_changes(conn, changes=changes)
     by_deal: dict[str, list[Change]] = defaultdict(list)
     for change in fresh:
@@ -64,15 +66,20 @@ async def apply_deal_changes(
     if not by_deal:
         return 0
     current = await repository.load_current(conn, deal_ids=by_deal)
+    late = sorted(  # they land inside a history: rebuilt from all its changes
+        deal_id
+        for deal_id, new in by_deal.items()
+        if not is_newer(
+            min(c.key for c in new), last.cause if (last := current.get(deal_id)) else None
+        )
+    )
+    if isinstance(rules, BatchRules):
+        rules = await rules.rules(folding=fresh, rebuilding=bool(late))
     appended: list[Version] = []
-    late: list[str] = []
     for deal_id, new in sorted(by_deal.items()):
-        new.sort(key=lambda c: c.key)
-        last = current.get(deal_id)
-        if is_newer(new[0].key, last.cause if last else None):
-            appended.extend(extend_versions(last, new, rules))
-        else:
-            late.append(deal_id)  # lands inside the history: rebuilt from all its changes
+        if deal_id not in late:
+            new.sort(key=lambda c: c.key)
+            appended.extend(extend_versions(current.get(deal_id), new, rules))
     rebuilt: list[Version] = []
     if late:
         everything = await repository.load_changes(conn, deal_ids=late)
@@ -95,7 +102,9 @@ def _changed_suffix(versions: list[Version], *, first_new: OrderKey) -> list[Ver
 class DealEvents:
     """The handler of every deal event type: one batch's changes folded in one pass, but
     those naming a stage or pipeline the forecast configuration does not know, which it
-    refuses (`gate`) for the consumer to dead-letter."""
+    refuses (`gate`) for the consumer to dead-letter. `rules` are the settings' stage names;
+    each batch folds them under the configuration stored in its transaction
+    (`status.BatchRules`)."""
 
     def __init__(self, rules: StageRules) -> None:
         self._rules = rules
@@ -103,8 +112,9 @@ class DealEvents:
 
     async def __call__(self, conn: AsyncConnection, events: Sequence[CanonicalEvent]) -> Applied:
         changes = [to_change(event) for event in events]
-        unknown = await gate.refuse_unknown(conn, changes=changes, stages=self._stages)
+        batch = BatchRules(conn, stages=self._stages, names=self._rules)
+        unknown = await gate.refuse_unknown(conn, changes=changes, batch=batch)
         kept = [c for i, c in enumerate(changes) if i not in unknown]
-        fresh = await apply_deal_changes(conn, changes=kept, rules=self._rules)
+        fresh = await apply_deal_changes(conn, changes=kept, rules=batch)
         refused = tuple(Refused(i, why.code, why.detail) for i, why in sorted(unknown.items()))
         return Applied(new=fresh, duplicates=len(kept) - fresh, refused=refused)

@@ -9,10 +9,11 @@ newer value. Each change opens a version, valid from its CRM time until the next
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
+from services.forecast_worker.config.stages import StageTable
 from shared.deal_fields import FIELD_NAMES
 from shared.ordering import OrderKey
 
@@ -26,16 +27,35 @@ FIELDS = FIELD_NAMES
 
 @dataclass(frozen=True)
 class StageRules:
-    """Which stage names mean a closed deal, for events that carry no explicit status."""
+    """Which stage means a closed deal, for events that carry no explicit status.
+
+    The stored forecast configuration decides once it has pipelines (`table`): a deal is
+    what its stage, in its pipeline (the default pipeline when it has none), is configured
+    to be. The stage names of the settings (`SALESOPS_WON_STAGES` / `SALESOPS_LOST_STAGES`)
+    decide before any configuration is stored, and for a stage the configuration does not
+    know: under a configuration the stage check refuses new changes naming such a stage, so
+    it reaches the fold only from history stored before it (rebuilt when a late change
+    lands), and the names keep that history as it was when first applied, where "open"
+    would quietly reopen deals the team once saw closed. Names match without regard to
+    case, as the roll-ups and the stage check match them."""
 
     won: frozenset[str]
     lost: frozenset[str]
+    table: StageTable | None = None
+    """The configuration in force for the batch; None: the names alone."""
 
     @classmethod
     def of(cls, won: Iterable[str], lost: Iterable[str]) -> StageRules:
         return cls(frozenset(s.lower() for s in won), frozenset(s.lower() for s in lost))
 
-    def status_for(self, stage: str | None) -> str:
+    def under(self, table: StageTable) -> StageRules:
+        """These names under the configuration `table`."""
+        return replace(self, table=table)
+
+    def status_for(self, stage: str | None, pipeline: str | None = None) -> str:
+        rule = None if self.table is None else self.table.lookup(pipeline, stage)
+        if rule is not None:
+            return rule.status
         folded = (stage or "").lower()
         if folded in self.won:
             return "won"
@@ -84,8 +104,9 @@ def fold(state: DealState | None, change: Change, rules: StageRules) -> DealStat
             properties.update(value or {})
         elif name in FIELDS:
             values[name] = value
-    if "status" not in change.fields and ("stage" in change.fields or "status" not in values):
-        values["status"] = rules.status_for(values.get("stage"))
+    sets_place = "stage" in change.fields or "pipeline" in change.fields
+    if "status" not in change.fields and (sets_place or "status" not in values):
+        values["status"] = rules.status_for(values.get("stage"), values.get("pipeline"))
     deleted = False if change.event_type == DEAL_CREATED else base.deleted
     return DealState(base.deal_id, values, properties, deleted)
 
