@@ -85,7 +85,8 @@ async def apply_deal_changes(
         everything = await repository.load_changes(conn, deal_ids=late)
         for deal_id in late:
             versions = build_versions(everything[deal_id], rules)
-            rebuilt.extend(_changed_suffix(versions, first_new=by_deal[deal_id][0].key))
+            first_new = min(c.key for c in by_deal[deal_id])
+            rebuilt.extend(_changed_suffix(versions, first_new=first_new))
     await repository.write_versions(conn, appended=appended, rebuilt=rebuilt)
     return len(fresh)
 
