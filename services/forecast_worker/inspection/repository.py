@@ -4,8 +4,9 @@ One query reads every open, not deleted deal with what the rules need from its h
 when it entered its current stage (the `valid_from` of the first version of the latest run
 of versions in that stage, so a deal that left a stage and came back is timed from its
 return) and its close dates in version order. The medians per stage come from the same
-stage paths the metrics use (`metrics.repository.stage_paths` and `figures.stage_figures`),
-so an inspection and `/v1/forecast/metrics/stages` agree on what "the median" is."""
+stage visits the metrics use (the summary's, `metrics.repository.visit_middles`, and
+`figures.stage_figures_from_totals`), so an inspection and `/v1/forecast/metrics/stages`
+agree on what "the median" is; the caller brings the summary up to date first."""
 
 from __future__ import annotations
 
@@ -19,9 +20,8 @@ from sqlalchemy import and_, func, or_, select
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.forecast_worker.metrics.figures import StageVisit, stage_figures
-from services.forecast_worker.metrics.report import stage_order
-from services.forecast_worker.metrics.repository import stage_paths
+from services.forecast_worker.metrics.figures import StageTotals, stage_figures_from_totals
+from services.forecast_worker.metrics.repository import visit_middles
 from services.forecast_worker.models import Deal, DealVersion
 
 MEDIAN_WINDOW = timedelta(days=365)
@@ -101,10 +101,10 @@ async def open_deals(session: AsyncSession) -> list[OpenRow]:
 async def median_days(session: AsyncSession, *, day: date) -> dict[str, Decimal]:
     """{stage: median days in it} over the deals closed in the year up to `day`, for every
     stage with a finished visit."""
-    paths = await stage_paths(session, start=day - MEDIAN_WINDOW, end=day)
-    visits = [[StageVisit(stage, at) for stage, at in path] for path in paths.values()]
+    middles = await visit_middles(session, start=day - MEDIAN_WINDOW, end=day)
+    totals = {stage: StageTotals(0, 0, middle) for stage, middle in middles.items()}
     return {
         f.stage: f.median_days
-        for f in stage_figures(visits, stage_order([], paths))
+        for f in stage_figures_from_totals(totals, list(totals))
         if f.median_days is not None
     }

@@ -19,6 +19,7 @@ from services.forecast_worker.inspection.schemas import (
 )
 from services.forecast_worker.periods import midnight
 from services.forecast_worker.query_params import Format
+from services.forecast_worker.summary.repository import catch_up
 from shared.edge import GuardedRoute
 from shared.problems import problem_responses
 from shared.tables import csv_response, decode_text_cursor, encode_cursor, wants_csv
@@ -61,6 +62,8 @@ async def get_inspection(
     format: Format = None,
 ) -> InspectionOut | Response:
     now = datetime.now(UTC) if as_of_date is None else midnight(as_of_date)
+    await catch_up(db)
+    await db.commit()
     page = inspection_page(
         await repository.open_deals(db),
         stages=stages,

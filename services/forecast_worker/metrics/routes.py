@@ -22,6 +22,7 @@ from services.forecast_worker.metrics.schemas import (
     StagesOut,
 )
 from services.forecast_worker.query_params import Format
+from services.forecast_worker.summary.repository import catch_up
 from shared.edge import GuardedRoute
 from shared.problems import Problem, problem_responses
 from shared.tables import csv_response, wants_csv
@@ -42,9 +43,13 @@ async def _rows(
     db: ReadSession, config: ForecastConfig, start: date, end: date, group_by: GroupBy | None
 ) -> list[MetricsRow]:
     """Totals per group from PostgreSQL (a year is ~300 k closed deals and ~1.5 M stage
-    visits, too many rows to ship), the figures from the totals in `figures`."""
+    visits, too many rows to ship), the figures from the totals in `figures`. The summary
+    is brought up to date first (and committed), so a deal change applied before the
+    request is in the answer."""
     if start > end:
         raise Problem(422, f"from ({start}) is after to ({end}).")
+    await catch_up(db)
+    await db.commit()
     order = _configured_stages(config) or await repository.first_seen_stages(
         db, start=start, end=end
     )
