@@ -45,8 +45,13 @@ class OpenRow:
     """The deal's current columns by field name, `properties` included."""
 
 
-async def open_deals(session: AsyncSession) -> list[OpenRow]:
-    """Every open, not deleted deal, in deal id order."""
+async def open_deals(session: AsyncSession, *, after: str | None, limit: int) -> list[OpenRow]:
+    """The first `limit` open, not deleted deals after `after`, in deal id order: a page
+    reads only the deals it needs, not all of them (150 k open deals at 1 M)."""
+    chosen = select(Deal.__table__).where(_open).order_by(_deal.deal_id).limit(limit)
+    if after is not None:
+        chosen = chosen.where(_deal.deal_id > after)
+    ids = chosen.subquery("chosen")
     previous = func.lag(_version.stage).over(
         partition_by=_version.deal_id, order_by=_version.version
     )
@@ -59,8 +64,7 @@ async def open_deals(session: AsyncSession) -> list[OpenRow]:
             _version.close_date,
             or_(first == 1, previous.is_distinct_from(_version.stage)).label("starts_run"),
         )
-        .select_from(DealVersion.__table__.join(Deal.__table__, _version.deal_id == _deal.deal_id))
-        .where(_open)
+        .select_from(DealVersion.__table__.join(ids, _version.deal_id == ids.c.deal_id))
         .subquery("history")
     )
     h = history.c
@@ -78,10 +82,9 @@ async def open_deals(session: AsyncSession) -> list[OpenRow]:
         .subquery("per_deal")
     )
     rows = await session.execute(
-        select(Deal.__table__, per_deal.c.entered_stage_at, per_deal.c.close_dates)
-        .join(per_deal, per_deal.c.deal_id == _deal.deal_id)
-        .where(_open)
-        .order_by(_deal.deal_id)
+        select(ids, per_deal.c.entered_stage_at, per_deal.c.close_dates)
+        .join(per_deal, per_deal.c.deal_id == ids.c.deal_id)
+        .order_by(ids.c.deal_id)
     )
     return [
         OpenRow(

@@ -20,6 +20,7 @@ from sqlalchemy import (
     ARRAY,
     ColumnElement,
     Date,
+    Double,
     FromClause,
     Integer,
     Select,
@@ -30,11 +31,16 @@ from sqlalchemy import (
     literal,
     null,
     select,
+    true,
+    type_coerce,
     values,
 )
 from sqlalchemy import Text as TextType
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
+from sqlalchemy.sql.selectable import LateralFromClause
+from sqlalchemy.types import TypeEngine
 
 from services.forecast_worker.hierarchy.models import RepAssignment, Team
 from services.forecast_worker.hierarchy.repository import valid_on
@@ -136,15 +142,6 @@ async def created_pipeline(
     return [GroupCount(r[0], r[1], r[2], Decimal(r[3])) for r in rows]
 
 
-def _middle(value: ColumnElement[Any]) -> tuple[ColumnElement[Any], ColumnElement[Any]]:
-    """The lower and upper middle of `value` over a group (`figures.middle`): the first
-    value at or past half the sorted group, from either end; nulls are left out."""
-    return (
-        func.percentile_disc(0.5).within_group(value),
-        func.percentile_disc(0.5).within_group(value.desc()),
-    )
-
-
 def _both(low: Any, high: Any) -> Middle | None:
     return None if low is None else (low, high)
 
@@ -152,29 +149,45 @@ def _both(low: Any, high: Any) -> Middle | None:
 async def outcome_totals(
     session: AsyncSession, *, start: date, end: date, group_by: GroupBy | None
 ) -> dict[Key, OutcomeTotals]:
-    """`figures.outcome_totals` of the closed deals of `closed_deals`, per group and
-    currency, summed where they are rather than shipped row by row."""
+    """`figures.outcome_totals` of the deals closed (won or lost, not deleted) in [start,
+    end], per group and currency, summed where they are rather than shipped row by row."""
     won = _deal.status == "won"
     amount = func.coalesce(_deal.amount, 0)
     cycle = _deal.close_date - cast(func.timezone("UTC", _deal.created_at), Date)
-    query = _grouped(
-        [
-            _deal.currency,
-            func.count().filter(won),
-            func.count().filter(~won),
-            func.coalesce(func.sum(amount).filter(won), 0),
-            func.coalesce(func.sum(amount).filter(~won), 0),
-            func.count(cycle),
-            func.coalesce(func.sum(cycle), 0),
-            *_middle(cycle),
-        ],
-        group_by,
-        _deal.owner_id,
-        _deal.close_date,
-        Deal.__table__,
+    grouped = (
+        _grouped(
+            [
+                _deal.currency,
+                func.count().filter(won).label("won"),
+                func.count().filter(~won).label("lost"),
+                func.coalesce(func.sum(amount).filter(won), 0).label("won_amount"),
+                func.coalesce(func.sum(amount).filter(~won), 0).label("lost_amount"),
+                func.count(cycle).label("cycles"),
+                func.coalesce(func.sum(cycle), 0).label("cycle_days"),
+                func.array_agg(cycle).filter(cycle.is_not(None)).label("lengths"),
+            ],
+            group_by,
+            _deal.owner_id,
+            _deal.close_date,
+            Deal.__table__,
+        )
+        .where(_closed_filter(start, end))
+        .group_by("group_key", _deal.currency)
+        .subquery("grouped")
     )
+    g, lengths = grouped.c, _sorted(grouped.c.lengths, Integer)
     rows = await session.execute(
-        query.where(_closed_filter(start, end)).group_by("group_key", _deal.currency)
+        select(
+            g.group_key,
+            g.currency,
+            g.won,
+            g.lost,
+            g.won_amount,
+            g.lost_amount,
+            g.cycles,
+            g.cycle_days,
+            *_middles(lengths.c.lengths),
+        ).select_from(grouped.join(lengths, true()))
     )
     return {
         (r[0], r[1]): OutcomeTotals(
@@ -182,6 +195,30 @@ async def outcome_totals(
         )
         for r in rows
     }
+
+
+def _sorted(lengths: ColumnElement[Any], kind: type[TypeEngine[Any]]) -> LateralFromClause:
+    """The array `lengths` (of `kind`) sorted, once per group: a lateral subquery, as an
+    expression would be evaluated once per use.
+
+    A group's lengths are collected by a hash aggregate (in parallel workers where the
+    database has them) and each group's array sorted on its own, which took half the CPU of
+    `percentile_disc`, whose groups must first be sorted by key (~1.5 M stage visits a
+    year: benchmarks/RESULTS.md, "Metrics from a summary")."""
+    each = func.unnest(lengths).table_valued("length").render_derived("each")
+    ordered = func.array_agg(aggregate_order_by(each.c.length, each.c.length))
+    return (
+        select(type_coerce(ordered, ARRAY(kind)).label("lengths"))
+        .select_from(each)
+        .lateral("sorted")
+    )
+
+
+def _middles(lengths: ColumnElement[Any]) -> tuple[ColumnElement[Any], ColumnElement[Any]]:
+    """The lower and upper middle of a sorted array (1-based), as `figures.middle` picks
+    them: null for an empty or null array."""
+    count = func.cardinality(lengths, type_=Integer)
+    return lengths[(count + 1) // 2], lengths[count // 2 + 1]
 
 
 async def stage_totals(
@@ -196,10 +233,7 @@ async def stage_totals(
     the deals closed in [start, end]: per stage of `order`, the deals whose first visit to
     it is there (entered), those of them with a later visit to a stage after it in `order`
     (advanced: the visit's `later_stages` overlap the stages after it), and the two middle
-    lengths of its ended visits.
-
-    Stages are grouped by their place in `order` and groups compared byte-wise: sorting
-    ~1.5 M visits a year by three texts in the database's collation is slow."""
+    lengths of its ended visits (`_sorted`)."""
     ordered = list(dict.fromkeys(order))
     if not ordered:
         return {}
@@ -209,14 +243,17 @@ async def stage_totals(
         column("after", ARRAY(TextType)),
         name="places",
     ).data([(stage, rank, ordered[rank:]) for rank, stage in enumerate(ordered, 1)])
-    visits = (
+    days, first = _visit.days, _visit.first_visit
+    grouped = (
         _grouped(
             [
                 _visit.currency,
                 places.c.rank,
-                _visit.days,
-                _visit.first_visit,
-                _visit.later_stages.overlap(places.c.after).label("advanced"),
+                func.count().filter(first).label("entered"),
+                func.count()
+                .filter(first, _visit.later_stages.overlap(places.c.after))
+                .label("advanced"),
+                func.array_agg(days).filter(days.is_not(None)).label("lengths"),
             ],
             group_by,
             _visit.owner_id,
@@ -224,17 +261,14 @@ async def stage_totals(
             StageVisit.__table__.join(places, places.c.stage == _visit.stage),
         )
         .where(_visit.close_date.between(start, end))
-        .subquery("visits")
+        .group_by("group_key", _visit.currency, places.c.rank)
+        .subquery("grouped")
     )
-    v = visits.c
-    keys = (v.group_key.collate("C"), v.currency.collate("C"), v.rank)
+    g, lengths = grouped.c, _sorted(grouped.c.lengths, Double)
     rows = await session.execute(
         select(
-            *keys,
-            func.count().filter(v.first_visit),
-            func.count().filter(v.first_visit, v.advanced),
-            *_middle(v.days),
-        ).group_by(*keys)
+            g.group_key, g.currency, g.rank, g.entered, g.advanced, *_middles(lengths.c.lengths)
+        ).select_from(grouped.join(lengths, true()))
     )
     totals: dict[Key, dict[str, StageTotals]] = defaultdict(dict)
     for r in rows:
@@ -245,10 +279,18 @@ async def stage_totals(
 async def visit_middles(session: AsyncSession, *, start: date, end: date) -> dict[str, Middle]:
     """{stage: the two middle lengths of its ended visits} over the deals closed in
     [start, end], every stage together whatever the group: the inspection's medians."""
-    rows = await session.execute(
-        select(_visit.stage, *_middle(_visit.days))
-        .where(_visit.close_date.between(start, end), _visit.days.is_not(None))
+    days = _visit.days
+    grouped = (
+        select(_visit.stage, func.array_agg(days).label("lengths"))
+        .where(_visit.close_date.between(start, end), days.is_not(None))
         .group_by(_visit.stage)
+        .subquery("grouped")
+    )
+    lengths = _sorted(grouped.c.lengths, Double)
+    rows = await session.execute(
+        select(grouped.c.stage, *_middles(lengths.c.lengths)).select_from(
+            grouped.join(lengths, true())
+        )
     )
     return {r[0]: (r[1], r[2]) for r in rows}
 
