@@ -176,7 +176,7 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(10, ge=1)
 
     summary_check_seconds: float = Field(
-        2.0,
+        5.0,
         gt=0,
         description="How often the forecast worker brings its metrics summary (stage visits, "
         "creations) up to date with the deals; a metrics or inspection request also does",

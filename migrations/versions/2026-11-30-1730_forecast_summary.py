@@ -64,7 +64,7 @@ def upgrade() -> None:
     op.create_table(
         'summary_marks',
         sa.Column('name', sa.Text(), nullable=False),
-        sa.Column('through', sa.DateTime(timezone=True), nullable=True),
+        sa.Column('through', sa.DateTime(timezone=True), nullable=False),
         sa.Column('checked_at', sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint('name', name=op.f('pk_summary_marks')),
         schema='forecast',

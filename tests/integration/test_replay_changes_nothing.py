@@ -4,8 +4,9 @@ duplicates, late events, a stage the configuration does not know) and reference 
 (rep and team upserts, quotas), applied through the worker's own dispatch in batch
 transactions as its consumer applies them, leaves every forecast table it feeds, the metrics
 summary (stage visits and creations) and the roll-up, waterfall and metrics answers
-exactly as they are when the whole stream is delivered again, in order or shuffled. The same stream delivered shuffled from the start,
-under other names, leaves the same digest too."""
+exactly as they are when the whole stream is delivered again, in order or shuffled. The
+same stream delivered shuffled from the start, under other names, leaves the same digest
+too."""
 
 from __future__ import annotations
 

@@ -82,8 +82,8 @@ class SummaryMark(ForecastBase):
     __tablename__ = "summary_marks"
 
     name: Mapped[str] = mapped_column(Text, primary_key=True)
-    through: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    """Every deal whose `updated_at` is before this is summarised as it is now; null: none
-    is known to be."""
+    through: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    """Every deal whose `updated_at` is before this is summarised as it is now (no row:
+    none is known to be)."""
     checked_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    """When the last catch-up read the transactions in progress (see `repository`)."""
+    """When the last catch-up began: how current the summary is, for whoever looks."""

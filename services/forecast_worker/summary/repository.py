@@ -4,21 +4,20 @@ deals. Functions take a session inside a transaction, which the caller commits.
 Which deals to summarise again is read from `forecast.deals.updated_at` (indexed), which
 the apply path sets to `now()` whenever it writes a deal's current row, so whenever any of
 the deal's versions changes; nothing is added to that path. `now()` is its transaction's
-start, so a transaction still running when a catch-up reads the deals may later commit rows
-dated before that catch-up: the mark (`through`) therefore never passes the start of a
-transaction that was in progress (`pg_stat_activity.xact_start` of the database's client
-backends, which need to log in as the same role as this one, or one allowed to read all
-statistics), nor the time the catch-up before read them: a transaction that began a moment
-before a catch-up may not be listed yet, but it is by the next one. Deals dated at or after
-the mark are summarised again by the next catch-up, which is harmless: summarising is a
-function of the deal's rows alone. Catch-ups run one at a time (a transaction-level
-advisory lock), so a read route that runs one before it aggregates answers from everything
-committed before it."""
+start, so a transaction still running when a catch-up reads the deals may commit rows
+dated before that catch-up later: the mark (`through`) therefore never passes the start of
+a transaction in progress (`pg_stat_activity.xact_start` of the database's client
+backends, which must log in as this role, or this role must be allowed to read all
+statistics), nor `MARGIN` before the catch-up, as a transaction is listed there a moment
+after its start. Deals dated at or after the mark are summarised again by the next
+catch-up, which is harmless: summarising is a function of the deal's rows alone.
+Catch-ups run one at a time (a transaction-level advisory lock), so a read route that runs
+one before it aggregates answers from everything committed before it."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -28,6 +27,11 @@ LOCK = 0x5A1E5_0B5
 """The advisory lock key that makes catch-ups take turns."""
 CHUNK = 10_000
 """Deals per statement: a backfill of every deal is many chunks of one transaction."""
+MARGIN = timedelta(seconds=1)
+"""How long before a catch-up a transaction may have started and not be listed yet as in
+progress (the time between a statement's start and its backend's report of it, which is
+microseconds; a second also covers a backend descheduled in between). Deals changed in
+the last `MARGIN` are summarised once more by the next catch-up."""
 
 _LOCK = text("SELECT pg_advisory_xact_lock(:key)")
 _RUNNING = text(
@@ -35,7 +39,7 @@ _RUNNING = text(
     "FROM pg_stat_activity WHERE datname = current_database() "
     "AND backend_type = 'client backend' AND pid <> pg_backend_pid()"
 )
-_MARK = text("SELECT through, checked_at FROM forecast.summary_marks WHERE name = :name")
+_MARK = text("SELECT through FROM forecast.summary_marks WHERE name = :name")
 _SET_MARK = text(
     "INSERT INTO forecast.summary_marks (name, through, checked_at) "
     "VALUES (:name, :through, :checked_at) ON CONFLICT (name) DO UPDATE "
@@ -113,7 +117,7 @@ async def catch_up(session: AsyncSession) -> int:
     await session.execute(_LOCK, {"key": LOCK})
     running = (await session.execute(_RUNNING)).one()
     mark = (await session.execute(_MARK, {"name": MARK})).one_or_none()
-    through, checked_at = (None, None) if mark is None else (mark.through, mark.checked_at)
+    through = None if mark is None else mark.through
     changed = _EVERY_DEAL if through is None else _CHANGED.bindparams(through=through)
     deal_ids = list((await session.execute(changed)).scalars())
     for start in range(0, len(deal_ids), CHUNK):
@@ -122,7 +126,7 @@ async def catch_up(session: AsyncSession) -> int:
         _SET_MARK,
         {
             "name": MARK,
-            "through": _earliest(running.oldest, checked_at),
+            "through": _earliest(running.oldest, running.checked_at - MARGIN),
             "checked_at": running.checked_at,
         },
     )
@@ -138,8 +142,5 @@ async def summarise(session: AsyncSession, *, deal_ids: Sequence[str]) -> None:
     await session.execute(_CREATIONS, ids)
 
 
-def _earliest(oldest: datetime | None, checked_at: datetime | None) -> datetime | None:
-    """The new mark: None (every deal, next time too) until a catch-up has been checked."""
-    if checked_at is None:
-        return None
-    return checked_at if oldest is None else min(oldest, checked_at)
+def _earliest(oldest: datetime | None, bound: datetime) -> datetime:
+    return bound if oldest is None else min(oldest, bound)
