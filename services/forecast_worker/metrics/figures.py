@@ -21,9 +21,10 @@ figure that has nothing to measure is None.
 
 Each figure is computed in two steps: totals (counts, sums and the two middle values of
 what has a median, the same value twice for an odd count), then the figure from the
-totals. `outcomes` and `stage_figures` take the totals from Python rows; the route takes
-them from PostgreSQL (`metrics.totals`), which aggregates a year of closed deals where
-they are, and both end in `outcomes_from_totals` and `stage_figures_from_totals`, so the
+totals. The route takes the totals from PostgreSQL (`metrics.repository`, over the deals
+and the summary of their stage visits), which aggregates a year of closed deals where they
+are; the tests' Python reference (`tests/support/metrics_reference.py`) totals every deal's
+rows itself; both end in `outcomes_from_totals` and `stage_figures_from_totals`, so the
 ratios, medians and rounding are defined here once.
 """
 
