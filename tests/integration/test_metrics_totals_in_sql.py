@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.forecast_worker.deals.handler import apply_deal_changes
 from services.forecast_worker.deals.projection import DEAL_CREATED, DEAL_UPDATED, Change, StageRules
 from services.forecast_worker.metrics import repository
+from services.forecast_worker.metrics.figures import StageTotals
 from services.forecast_worker.metrics.report import GroupTotals, rows_from_totals
 from services.forecast_worker.metrics.repository import GroupBy
 from services.forecast_worker.metrics.schemas import MetricsRow
@@ -154,3 +155,43 @@ def test_sql_totals_give_the_rows_python_computes_from_every_deal(
     )
     cut = data.draw(st.integers(0, len(changes)))
     asyncio.run(_apply_and_compare(database_url, run, changes, cut))
+
+
+def test_a_stage_visited_again_without_moving_on_did_not_advance(database_url: str) -> None:
+    """Qualify, Prospect, Qualify again, then lost: the deal advanced from Prospect (Qualify
+    comes after it) but not from Qualify, although a visit to Qualify follows its first."""
+    run = uuid.uuid4().hex[:10]
+    deal_id, owner = f"{run}-revisit", f"rep-{run}"
+    path = ["Qualify", "Prospect", "Qualify", "closed lost"]
+    close = (START + timedelta(days=10)).isoformat()
+    changes = [
+        Change(
+            key=OrderKey.of(
+                time=T0 + timedelta(days=n),
+                sequence=None,
+                source="test://metrics",
+                event_id=f"{deal_id}-{n}",
+            ),
+            deal_id=deal_id,
+            event_type=DEAL_UPDATED if n else DEAL_CREATED,
+            fields={"stage": stage, "owner_id": owner, "close_date": close, "currency": "USD"},
+        )
+        for n, stage in enumerate(path)
+    ]
+    asyncio.run(_apply_and_compare(database_url, run, changes, len(changes)))
+
+    async def stages() -> dict[str, StageTotals]:
+        engine = create_engine(database_url, application_name="test-metrics-revisit")
+        try:
+            async with AsyncSession(engine) as session:
+                totals = await repository.stage_totals(
+                    session, start=START, end=END, group_by="rep", order=ORDER
+                )
+        finally:
+            await engine.dispose()
+        return totals[(owner, "USD")]
+
+    mine = asyncio.run(stages())
+    assert (mine["Prospect"].entered, mine["Prospect"].advanced) == (1, 1)
+    assert (mine["Qualify"].entered, mine["Qualify"].advanced) == (1, 0)
+    assert mine["Qualify"].days_middle == (1.0, 1.0)
