@@ -367,16 +367,20 @@ async def worker(
     rss_every: int,
     limit_s: float,
     roots: dict[int, str],
+    summariser: bool = False,
 ) -> tuple[Phase, Split, list[RssSample], dict[str, int]]:
     """The forecast worker's consumer until it has processed `count` records. CPU is read
-    from its first batch to its last, while its database backends still live."""
+    from its first batch to its last, while its database backends still live. With
+    `summariser`, the worker's metrics summariser runs beside it, as in the service, and
+    the catch-up left when the consumer is done is timed."""
     from sqlalchemy.ext.asyncio import AsyncConnection
 
     import shared.consumer as consumer_module
     from services.forecast_worker.deals.projection import StageRules
     from services.forecast_worker.dispatch import consumer_spec
+    from services.forecast_worker.summary import summariser as summary
     from shared.consumer import StoredOffsetConsumer
-    from shared.db import create_engine
+    from shared.db import create_engine, create_sessionmaker
     from shared.dispatch import Record
     from shared.service import freeze_startup_objects
     from shared.settings import Settings
@@ -434,16 +438,28 @@ async def worker(
         setattr(owner, name, around(getattr(owner, name)))
     freeze_startup_objects()  # as every service does once it has started
     task = asyncio.create_task(consumer.run())
+    summaries = create_sessionmaker(engine)
+    beside = asyncio.create_task(summary.run(summaries, settings)) if summariser else None
     try:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(done.wait(), limit_s)
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await task
+        for running in (task, beside):
+            if running is not None:
+                running.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await running
         await consumer.close()
         for owner, name, original in originals:
             setattr(owner, name, original)
+    if summariser:
+        t0 = time.perf_counter()
+        left = await summary.summarise(summaries)
+        print(
+            f"summariser: the catch-up left after the consumer: {left:,} deals in "
+            f"{time.perf_counter() - t0:.2f}s",
+            flush=True,
+        )
     end = state.get("ended", time.perf_counter())
     phase.seconds = end - state.get("started", end)
     rss.append(RssSample.now(phase.events, broker_pid))
@@ -472,6 +488,7 @@ class Args:
     profile_out: Path | None
     chunk: int
     long: bool
+    summariser: bool
 
 
 def parse_args(argv: list[str] | None = None) -> Args:
@@ -508,6 +525,11 @@ def parse_args(argv: list[str] | None = None) -> Args:
         type=Path,
         help="cProfile the worker phase into this file (slows it: figures are not comparable)",
     )
+    p.add_argument(
+        "--summariser",
+        action="store_true",
+        help="run the worker's metrics summariser beside the consumer, as the service does",
+    )
     a = p.parse_args(argv)
     if a.events < 1 or a.max_records < 1 or a.rss_every < 1 or a.chunk < 1:
         p.error("--events, --max-records, --rss-every and --chunk must be positive")
@@ -521,6 +543,7 @@ def parse_args(argv: list[str] | None = None) -> Args:
         a.profile_out,
         a.chunk,
         a.long,
+        a.summariser,
     )
 
 
@@ -677,6 +700,7 @@ async def measure(args: Args, url: str, bootstrap: str, roots: dict[int, str]) -
         rss_every=args.rss_every,
         limit_s=args.max_seconds,
         roots=roots,
+        summariser=args.summariser,
     )
     if profile and args.profile_out:
         profile.disable()

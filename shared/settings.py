@@ -175,6 +175,12 @@ class Settings(BaseSettings):
     consumer_max_records: int = Field(500, ge=1)
     db_pool_size: int = Field(10, ge=1)
 
+    summary_check_seconds: float = Field(
+        5.0,
+        gt=0,
+        description="How often the forecast worker brings its metrics summary (stage visits, "
+        "creations) up to date with the deals; a metrics or inspection request also does",
+    )
     snapshot_check_seconds: float = Field(
         60.0,
         gt=0,

@@ -25,6 +25,7 @@ from services.forecast_worker.quotas import routes as quotas
 from services.forecast_worker.rollup import routes as rollup
 from services.forecast_worker.snapshots import routes as snapshots
 from services.forecast_worker.snapshots import scheduler
+from services.forecast_worker.summary import summariser
 from services.forecast_worker.waterfall import routes as waterfall
 from shared.consumer import StoredOffsetConsumer
 from shared.db import create_engine, create_sessionmaker, ping
@@ -67,6 +68,13 @@ async def lifespan(settings: Settings) -> AsyncIterator[ServiceState]:
         supervise("snapshot scheduler", take_snapshots), name="snapshot-scheduler"
     )
 
+    async def summarise() -> None:
+        await summariser.run(sessions, settings)
+
+    summary_task = asyncio.create_task(
+        supervise("metrics summariser", summarise), name="metrics-summariser"
+    )
+
     async def database_ready() -> None:
         await ping(engine)
 
@@ -83,7 +91,7 @@ async def lifespan(settings: Settings) -> AsyncIterator[ServiceState]:
             readiness={"forecast_database": database_ready, "forecast_broker": broker_ready},
         )
     finally:
-        for running in (task, watch_task, snapshot_task, replay_task):
+        for running in (task, watch_task, snapshot_task, summary_task, replay_task):
             running.cancel()
             with suppress(asyncio.CancelledError, Exception):
                 await running

@@ -164,4 +164,5 @@ import services.forecast_worker.calls.models  # noqa: E402
 import services.forecast_worker.config.models  # noqa: E402
 import services.forecast_worker.hierarchy.models  # noqa: E402
 import services.forecast_worker.quotas.models  # noqa: E402
-import services.forecast_worker.snapshots.models  # noqa: E402, F401
+import services.forecast_worker.snapshots.models  # noqa: E402
+import services.forecast_worker.summary.models  # noqa: E402, F401

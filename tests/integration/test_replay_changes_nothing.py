@@ -2,10 +2,11 @@
 events (creates, updates of amount, stage, close date, owner and category, deletes,
 duplicates, late events, a stage the configuration does not know) and reference events
 (rep and team upserts, quotas), applied through the worker's own dispatch in batch
-transactions as its consumer applies them, leaves every forecast table it feeds, and the
-roll-up, waterfall and metrics answers, exactly as they are when the whole stream is
-delivered again, in order or shuffled. The same stream delivered shuffled from the start,
-under other names, leaves the same digest too."""
+transactions as its consumer applies them, leaves every forecast table it feeds, the metrics
+summary (stage visits and creations) and the roll-up, waterfall and metrics answers
+exactly as they are when the whole stream is delivered again, in order or shuffled. The
+same stream delivered shuffled from the start, under other names, leaves the same digest
+too."""
 
 from __future__ import annotations
 
@@ -27,9 +28,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.forecast_worker.deals.projection import StageRules
 from services.forecast_worker.dispatch import consumer_spec
+from services.forecast_worker.summary.summariser import summarise
 from shared import topics
 from shared.consumer import ConsumerSpec, apply_records
-from shared.db import create_engine
+from shared.db import create_engine, create_sessionmaker
 from shared.dispatch import Record
 from shared.settings import DEFAULT_LOST_STAGES, DEFAULT_WON_STAGES
 from tests.support.events import CREATED, DELETED, UPDATED, event
@@ -171,6 +173,10 @@ _TABLES = {
     "quotas": "SELECT * FROM forecast.quotas WHERE quota_id LIKE :p ORDER BY quota_id",
     "dead_letters": "SELECT event_source, event_id, reason, payload, replayed_at IS NULL AS open "
     "FROM forecast.dead_letters WHERE event_id LIKE :p ORDER BY event_id, id",
+    "stage_visits": "SELECT * FROM forecast.stage_visits WHERE deal_id LIKE :p "
+    "ORDER BY deal_id, visit",
+    "deal_creations": "SELECT * FROM forecast.deal_creations WHERE deal_id LIKE :p "
+    "ORDER BY deal_id",
 }
 # When a row was written, not what it says: the one thing a replay may change.
 _WRITTEN_AT = {"updated_at", "applied_at"}
@@ -188,8 +194,10 @@ _ANSWERS = [
 
 
 async def _digest(engine: AsyncEngine, client: httpx.AsyncClient, tag: str) -> str:
-    """Every row the run's stream fed, and the run's rows of each answer, as one text in
-    which the run's tag reads TAG (so two runs under different names compare)."""
+    """Every row the run's stream fed (the metrics summary caught up first, as the
+    summariser or a metrics request does), and the run's rows of each answer, as one text
+    in which the run's tag reads TAG (so two runs under different names compare)."""
+    await summarise(create_sessionmaker(engine))
     found: dict[str, Any] = {}
     async with engine.connect() as conn:
         for name, sql in _TABLES.items():

@@ -7,16 +7,10 @@ from decimal import Decimal
 
 import pytest
 
-from services.forecast_worker.metrics.figures import (
-    ClosedDeal,
-    StageFigures,
-    StageVisit,
-    outcomes,
-    stage_figures,
-    velocity,
-)
+from services.forecast_worker.metrics.figures import StageFigures, velocity
 from tests.conftest import DATASET_DIR
 from tests.support.maven_expected import pipeline_rows
+from tests.support.metrics_reference import ClosedDeal, StageVisit, outcomes, stage_figures
 
 D = Decimal
 T0 = datetime(2026, 1, 1, 9, 30, tzinfo=UTC)

