@@ -415,3 +415,35 @@ async def test_the_cli_backfills_through_the_api(client: httpx.AsyncClient, stac
     assert code == 1
     assert "The backfill was refused" in output
     assert "body.from" in output
+
+
+async def test_the_trend_is_paged_by_whole_snapshots(client: httpx.AsyncClient) -> None:
+    days = {"period": "2095-Q1", "every": "day", "from": "2026-03-02", "to": "2026-03-06"}
+    r = await post_snapshot(client, "/backfill", days)
+    assert r.status_code == 201, r.text
+    assert len(r.json()["taken"]) == 5
+    query = {"period": "2095-Q1", "group_by": "team"}
+    whole = await trend(client, **query)
+    assert [p["as_of"][:10] for p in whole["snapshots"]] == [f"2026-03-0{d}" for d in range(2, 7)]
+    assert whole["next_cursor"] is None
+    pages: list[list[Any]] = []
+    cursor: str | None = None
+    while cursor is not None or not pages:
+        page = await trend(client, **query, limit="2", **({"cursor": cursor} if cursor else {}))
+        pages.append(page["snapshots"])
+        cursor = page["next_cursor"]
+    assert [len(p) for p in pages] == [2, 2, 1]
+    assert [p for page in pages for p in page] == whole["snapshots"]
+
+    csv_page = {**query, "limit": "3", "format": "csv"}
+    first = await client.get("/v1/forecast/snapshots", params=csv_page)
+    assert first.status_code == 200, first.text
+    after = first.headers["X-Next-Cursor"]
+    rest = await client.get("/v1/forecast/snapshots", params={**csv_page, "cursor": after})
+    assert rest.status_code == 200, rest.text
+    assert "X-Next-Cursor" not in rest.headers, "two pages of three hold the five"
+
+    forged = await client.get("/v1/forecast/snapshots", params={**query, "cursor": "bm90LWpzb24"})
+    assert forged.status_code == 400, forged.text
+    too_many = await client.get("/v1/forecast/snapshots", params={**query, "limit": 1001})
+    assert [e["location"] for e in too_many.json()["errors"]] == ["query.limit"]
