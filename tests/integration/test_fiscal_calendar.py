@@ -15,7 +15,7 @@ from tests.conftest import FORECASTER_KEY
 from tests.support.events import CREATED, event
 from tests.support.waiting import eventually
 
-pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("restore_forecast_config")]
+pytestmark = pytest.mark.integration
 
 SPANS = {
     "FY2026": ("2025-02-01", "2026-02-01"),
@@ -34,7 +34,9 @@ def _span(answer: dict[str, Any]) -> tuple[str, str]:
 
 
 @pytest.fixture
-async def february_start(client: httpx.AsyncClient) -> None:
+async def february_start(client: httpx.AsyncClient, restore_forecast_config: None) -> None:
+    """Set up after `restore_forecast_config` has read what to put back (so it is never
+    this document that is put back)."""
     put = await client.put("/v1/forecast/config", json={"fiscal_year_start_month": 2})
     assert put.status_code == 200, put.text
 
