@@ -53,6 +53,10 @@ async def _write_session(state: State) -> AsyncIterator[AsyncSession]:
         await session.commit()
 
 
+async def _sessions(state: State) -> async_sessionmaker[AsyncSession]:
+    return state.sessions
+
+
 async def _settings(state: State) -> Settings:
     return state.settings
 
@@ -73,6 +77,8 @@ ForecastReader = Annotated[auth.Principal, Depends(auth.require(auth.FORECAST_RE
 ForecastWriter = Annotated[auth.Principal, Depends(auth.require(auth.FORECAST_WRITE))]
 ReadSession = Annotated[AsyncSession, Depends(_read_session, scope="function")]
 WriteSession = Annotated[AsyncSession, Depends(_write_session, scope="function")]
+# For work that spans transactions: the route opens and commits each one itself.
+Sessions = Annotated[async_sessionmaker[AsyncSession], Depends(_sessions)]
 SettingsDep = Annotated[Settings, Depends(_settings)]
 # For a route that reads on a second connection beside its ReadSession, concurrently.
 Sessions = Annotated[async_sessionmaker[AsyncSession], Depends(_sessions)]

@@ -415,3 +415,70 @@ async def test_the_cli_backfills_through_the_api(client: httpx.AsyncClient, stac
     assert code == 1
     assert "The backfill was refused" in output
     assert "body.from" in output
+
+
+async def test_the_trend_is_paged_by_whole_snapshots(client: httpx.AsyncClient) -> None:
+    days = {"period": "2095-Q1", "every": "day", "from": "2026-03-02", "to": "2026-03-06"}
+    r = await post_snapshot(client, "/backfill", days)
+    assert r.status_code == 201, r.text
+    assert len(r.json()["taken"]) == 5
+    query = {"period": "2095-Q1", "group_by": "team"}
+    whole = await trend(client, **query)
+    assert [p["as_of"][:10] for p in whole["snapshots"]] == [f"2026-03-0{d}" for d in range(2, 7)]
+    assert whole["next_cursor"] is None
+    pages: list[list[Any]] = []
+    cursor: str | None = None
+    while cursor is not None or not pages:
+        page = await trend(client, **query, limit="2", **({"cursor": cursor} if cursor else {}))
+        pages.append(page["snapshots"])
+        cursor = page["next_cursor"]
+    assert [len(p) for p in pages] == [2, 2, 1]
+    assert [p for page in pages for p in page] == whole["snapshots"]
+
+    csv_page = {**query, "limit": "3", "format": "csv"}
+    first = await client.get("/v1/forecast/snapshots", params=csv_page)
+    assert first.status_code == 200, first.text
+    after = first.headers["X-Next-Cursor"]
+    rest = await client.get("/v1/forecast/snapshots", params={**csv_page, "cursor": after})
+    assert rest.status_code == 200, rest.text
+    assert "X-Next-Cursor" not in rest.headers, "two pages of three hold the five"
+
+    forged = await client.get("/v1/forecast/snapshots", params={**query, "cursor": "bm90LWpzb24"})
+    assert forged.status_code == 400, forged.text
+    too_many = await client.get("/v1/forecast/snapshots", params={**query, "limit": 1001})
+    assert [e["location"] for e in too_many.json()["errors"]] == ["query.limit"]
+
+
+async def test_a_backfill_keeps_the_instants_taken_before_one_that_fails(
+    client: httpx.AsyncClient, sessions: Any
+) -> None:
+    """Each instant of a backfill is its own transaction: when the third of five fails, the
+    first two stay taken, and asking again takes the other three."""
+    days = {"period": "2094-Q1", "every": "day", "from": "2026-03-02", "to": "2026-03-06"}
+    refuse = (
+        "CREATE FUNCTION forecast.test_refuse_instant() RETURNS trigger LANGUAGE plpgsql AS $$ "
+        "BEGIN IF NEW.period = '2094-Q1' AND NEW.as_of = '2026-03-04T00:00:00Z' THEN "
+        "RAISE EXCEPTION 'refused by the test'; END IF; RETURN NEW; END $$",
+        "CREATE TRIGGER test_refuse_instant BEFORE INSERT ON forecast.snapshots "
+        "FOR EACH ROW EXECUTE FUNCTION forecast.test_refuse_instant()",
+    )
+    async with sessions() as session, session.begin():
+        for statement in refuse:
+            await session.execute(text(statement))
+    try:
+        failed = await post_snapshot(client, "/backfill", days)
+        assert failed.status_code >= 500, failed.text
+    finally:
+        async with sessions() as session, session.begin():
+            await session.execute(text("DROP TRIGGER test_refuse_instant ON forecast.snapshots"))
+            await session.execute(text("DROP FUNCTION forecast.test_refuse_instant()"))
+    kept = (await trend(client, period="2094-Q1", group_by="team"))["snapshots"]
+    assert [p["as_of"][:10] for p in kept] == ["2026-03-02", "2026-03-03"]
+    again = await post_snapshot(client, "/backfill", days)
+    assert again.status_code == 201, again.text
+    assert [t["as_of"][:10] for t in again.json()["taken"]] == [
+        "2026-03-04",
+        "2026-03-05",
+        "2026-03-06",
+    ]
+    assert [a[:10] for a in again.json()["already_taken"]] == ["2026-03-02", "2026-03-03"]

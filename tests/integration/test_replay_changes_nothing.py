@@ -171,6 +171,8 @@ _TABLES = {
     "ORDER BY rep_id, valid_from",
     "teams": "SELECT * FROM forecast.teams WHERE team_id LIKE :p ORDER BY team_id, valid_from",
     "quotas": "SELECT * FROM forecast.quotas WHERE quota_id LIKE :p ORDER BY quota_id",
+    "quota_changes": "SELECT * FROM forecast.quota_changes WHERE quota_id LIKE :p "
+    "ORDER BY event_source, event_id",
     "dead_letters": "SELECT event_source, event_id, reason, payload, replayed_at IS NULL AS open "
     "FROM forecast.dead_letters WHERE event_id LIKE :p ORDER BY event_id, id",
     "stage_visits": "SELECT * FROM forecast.stage_visits WHERE deal_id LIKE :p "

@@ -89,6 +89,22 @@ rows:
             "row 2: team 'East' differs from row 1",
         ),
         ("h.csv", "rep,team,effective_from\nAna,East,soon\n", "'soon' is not a date"),
+        (
+            "h.csv",
+            "rep,team,effective_from\nAna,East,2026-01-01\nBo,West,\nana,West,2026-01-01\n",
+            "row 3: rep 'ana' is also in row 1 effective 2026-01-01",
+        ),
+        (
+            "h.csv",
+            "rep,team\nAna,East\nAna,West\n",
+            "row 2: rep 'Ana' is also in row 1 effective the day",
+        ),
+        (
+            "h.csv",
+            "rep,team,parent_team\nAna,East,Global\nBo,Global,EMEA\nCy,EMEA,East\n",
+            "cycle: east -> global -> emea -> east",
+        ),
+        ("h.csv", "rep,team,parent_team\nAna,East,East\n", "cycle: east -> east"),
         ("h.yaml", "just: text\n", "expected a list of rows"),
         ("h.txt", "", "expected a .csv or .yaml file"),
     ],
@@ -96,6 +112,19 @@ rows:
 def test_a_bad_file_names_the_row_and_the_reason(name: str, text: str, message: str) -> None:
     with pytest.raises(HierarchyFileError, match=message):
         to_events(read_rows(name, text), effective_from=None, now=NOW)
+
+
+def test_a_rep_on_other_days_and_a_parent_chain_are_fine() -> None:
+    text = (
+        "rep,team,parent_team,effective_from\n"
+        "Ana,East,Global,2026-01-01\n"
+        "Ana,West,Global,2026-04-01\n"
+    )
+    events = to_events(read_rows("h.csv", text), effective_from=None, now=NOW)
+    moves = [
+        (e["data"]["team_id"], e["data"]["effective_from"]) for e in events if "rep_id" in e["data"]
+    ]
+    assert moves == [("east", "2026-01-01"), ("west", "2026-04-01")]
 
 
 def test_slugs_are_ascii_and_stable() -> None:

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from services.forecast_worker.config.schemas import ForecastConfig
+from services.forecast_worker.config.stages import StageTable
 from services.forecast_worker.projection.repository import CohortRow, NewWonRow, PipelineRow
 from services.forecast_worker.projection.rows import projection_rows
 from services.forecast_worker.rollup.figures import GroupSums
 from services.forecast_worker.rollup.repository import GroupRow
+from tests.support.forecast_config import stage
 
 D = Decimal
 
@@ -69,3 +72,43 @@ def test_rows_per_group_and_currency_then_the_company() -> None:
         D("310.50"),
     )
     assert {r.rate_source for r in company.rates if r.rate is not None} == {"own"}
+
+
+def test_a_stage_spelled_in_another_case_is_one_cohort() -> None:
+    """History learnt under the configuration's `Engaging` projects a CRM's `ENGAGING` and
+    `engaging` deals now; an unconfigured stage takes its first spelling in code-point order."""
+    rows = projection_rows(
+        periods=[0],
+        cohorts=[
+            CohortRow(0, "a", "EUR", "Engaging", "undated", D(100), D(50)),
+            CohortRow(0, "a", "EUR", "engaging", "undated", D(100), D(50)),
+            CohortRow(0, "a", "EUR", "demo", "undated", D(10), D(10)),
+        ],
+        new_won=[],
+        pipeline=[
+            PipelineRow("a", "EUR", "ENGAGING", "undated", D(1000)),
+            PipelineRow("a", "EUR", "engaging", "undated", D(200)),
+            PipelineRow("a", "EUR", "Demo", "undated", D(4)),
+        ],
+        sums=[],
+        stage_names={"engaging": "Engaging"},
+    )
+    a = rows[0]
+    assert [(r.stage, r.open_amount, r.rate, r.projected) for r in a.rates] == [
+        ("Demo", D(4), D("1.0000"), D("4.00")),
+        ("Engaging", D(1200), D("0.5000"), D("600.00")),
+    ]
+    assert (a.from_pipeline, a.unprojected) == (D("604.00"), D(0))
+
+
+def test_stage_names_spell_each_stage_as_configured_the_default_pipeline_first() -> None:
+    def pipeline(name: str, *stages: str) -> dict[str, object]:
+        return {"name": name, "stages": [stage(s, n) for n, s in enumerate(stages, 1)]}
+
+    config = ForecastConfig.model_validate(
+        {
+            "pipelines": [pipeline("renewals", "QUALIFY", "Won"), pipeline("new", "Qualify")],
+            "default_pipeline": "new",
+        }
+    )
+    assert StageTable.of(config).stage_names() == {"qualify": "Qualify", "won": "Won"}

@@ -69,6 +69,14 @@ class StageTable:
             return None
         return self.rules.get((name.casefold(), stage.casefold()))
 
+    def stage_names(self) -> dict[str, str]:
+        """Each configured stage's name by its lower-case form, the form the SQL of the
+        roll-ups compares: reports that key by stage alone (across pipelines) spell a stage
+        as configured, the default pipeline's spelling first."""
+        default = (self.default_pipeline or "").casefold()
+        ordered = sorted(self.rules.items(), key=lambda item: item[0][0] == default)
+        return {rule.stage.lower(): rule.stage for _, rule in ordered}
+
     def category_of(self, deal: Mapping[str, Any]) -> ForecastCategory | None:
         """The deal's forecast category: its own when it has one (a rep's call on the deal
         overrides the stage's default), else its stage's, else None (unmapped)."""

@@ -4,7 +4,10 @@ Pure: the CLI reads the file and posts what this returns through the public API.
 slugs of the names, so the same people get the same ids whichever file names them, and
 event ids are derived from the event's content, so importing a file again is all
 duplicates. A team is described once per file: rows that disagree on its manager, region
-or parent are an error naming them, not a silent last-row-wins.
+or parent are an error naming them, not a silent last-row-wins. Likewise a rep in two rows
+effective the same day (overlapping dates: two teams at once), and teams whose parents in
+the file lead back to themselves (a cycle), are errors naming the rows or the path, before
+anything is sent.
 """
 
 from __future__ import annotations
@@ -53,12 +56,19 @@ def to_events(
     """Team events first, then rep events, each in first-seen order."""
     teams: dict[str, dict[str, Any]] = {}
     seen_in: dict[str, int] = {}
+    rep_days: dict[tuple[str, date | None], int] = {}
     reps: list[dict[str, Any]] = []
     for number, row in enumerate(rows, start=1):
         rep, team = _cell(row, "rep"), _cell(row, "team")
         if not rep or not team:
             raise HierarchyFileError(f"row {number}: `rep` and `team` are required")
         day = _date(row, number) or effective_from
+        if (earlier := rep_days.setdefault((slug(rep), day), number)) != number:
+            when = day.isoformat() if day else "the day of the import"
+            raise HierarchyFileError(
+                f"row {number}: rep {rep!r} is also in row {earlier} effective {when}; "
+                "give each row of a rep its own effective_from"
+            )
         described = {f: _cell(row, f) for f in _TEAM_FIELDS}
         team_id = slug(team)
         known = teams.get(team_id)
@@ -74,9 +84,24 @@ def to_events(
         if email := _cell(row, "email"):
             rep_data["email"] = email
         reps.append(_dated(rep_data, day))
+    _refuse_cycles({tid: slug(t["described"]["parent_team"]) for tid, t in teams.items()})
     events = [_event(TEAM_UPSERTED_V2, _team_data(tid, t), now) for tid, t in teams.items()]
     events.extend(_event(REP_UPSERTED, data, now) for data in reps)
     return events
+
+
+def _refuse_cycles(parents: Mapping[str, str]) -> None:
+    """Refuse a file whose teams' parents lead back to a team on the way (the worker would
+    dead-letter the event that closes the loop; the file is refused whole instead)."""
+    for team_id in parents:
+        path = [team_id]
+        parent = parents[team_id]
+        while parent:
+            if parent in path:
+                loop = " -> ".join([*path[path.index(parent) :], parent])
+                raise HierarchyFileError(f"the teams' parents form a cycle: {loop}")
+            path.append(parent)
+            parent = parents.get(parent, "")
 
 
 def _team_data(team_id: str, team: Mapping[str, Any]) -> dict[str, Any]:

@@ -42,7 +42,9 @@ looked at with the same time left before its end as the point leaves the request
 as the roll-up's `as_of`).
 
 **Rates.** An open deal is put in a cohort by its stage and `due`: its close date
-`in_period`, `overdue` (before the period), `later` (after it) or `undated` (none). In each
+`in_period`, `overdue` (before the period), `later` (after it) or `undated` (none); stage
+names match without regard to case, spelled as configured (else their first spelling in
+code-point order). In each
 past period, per group and cohort: `open` = the amount of the deals open at its point,
 `won` = what of exactly those deals was won with a close date in that period, at its won
 amount, by the period's end (the version valid at the end's midnight UTC). The rate of a
@@ -112,6 +114,7 @@ async def get_projection(
                 db, start=span.start, end=span.end, day=day, as_of=as_of, group_by=group_by
             ),
             sums=await period_sums(db, stages=stages, period=span, group_by=group_by, as_of=as_of),
+            stage_names=stages.stage_names(),
         )
     if wants_csv(request, format):
         return csv_response(CSV_COLUMNS, (r.model_dump(mode="json") for r in rows), None)

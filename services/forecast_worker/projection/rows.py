@@ -11,7 +11,7 @@ history pooled (so it is not the sum of the group rows' projections).
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Literal
@@ -121,6 +121,24 @@ def _row(
     )
 
 
+def stage_spelling(
+    spellings: Sequence[str | None], configured: Mapping[str, str]
+) -> dict[str | None, str | None]:
+    """One name per stage whatever its letter case, since stage names match without regard
+    to case (a CRM's `engaging` is the configuration's `Engaging`): the configured name
+    (`configured`, by lower-case form), else the first of the spellings seen in code-point
+    order, so the answer does not depend on the order of the rows."""
+    seen: dict[str, str] = {}
+    for name in sorted(s for s in spellings if s is not None):
+        seen.setdefault(name.lower(), name)
+    out: dict[str | None, str | None] = {None: None}
+    for spelled in spellings:
+        if spelled is not None:
+            lower = spelled.lower()
+            out[spelled] = configured.get(lower, seen[lower])
+    return out
+
+
 def projection_rows(
     *,
     periods: Sequence[int],
@@ -128,21 +146,26 @@ def projection_rows(
     new_won: Sequence[NewWonRow],
     pipeline: Sequence[PipelineRow],
     sums: Sequence[GroupRow],
+    stage_names: Mapping[str, str] | None = None,
 ) -> list[ProjectionRow]:
     """One row per (group, currency) seen in any of the inputs, then one company row per
-    currency; `periods` are the indices of the past periods learnt from."""
+    currency; `periods` are the indices of the past periods learnt from. A stage's cohorts
+    meet however its name is cased (`stage_spelling`, with the configured `stage_names`)."""
+    name = stage_spelling(
+        [*(c.stage for c in cohorts), *(p.stage for p in pipeline)], stage_names or {}
+    )
     groups: defaultdict[GroupKey, _Books] = defaultdict(_Books)
     company: defaultdict[str | None, _Books] = defaultdict(_Books)
     for c in cohorts:
         for books in (groups[(c.group, c.currency)], company[c.currency]):
-            books.opened[c.index][(c.stage, c.due)] += c.open_amount
-            books.won[c.index][(c.stage, c.due)] += c.won_amount
+            books.opened[c.index][(name[c.stage], c.due)] += c.open_amount
+            books.won[c.index][(name[c.stage], c.due)] += c.won_amount
     for n in new_won:
         for books in (groups[(n.group, n.currency)], company[n.currency]):
             books.new[n.index] += n.amount
     for p in pipeline:
         for books in (groups[(p.group, p.currency)], company[p.currency]):
-            books.now[(p.stage, p.due)] += p.amount
+            books.now[(name[p.stage], p.due)] += p.amount
     for s in sums:
         numbers = figures(s.sums)
         for books in (groups[(s.group, s.currency)], company[s.currency]):

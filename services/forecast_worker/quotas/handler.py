@@ -1,5 +1,6 @@
 """Where `quota.set` events become quotas: the newest event per quota_id by the ordering
-rule wins, so a late or repeated event changes nothing."""
+rule wins, so a late or repeated event changes nothing. Every event is kept beside it
+(`quota_changes`), for the roll-up as of a past instant."""
 
 from __future__ import annotations
 
@@ -29,5 +30,7 @@ def to_quota_row(event: CanonicalEvent) -> dict[str, Any]:
 
 
 async def set_quotas(conn: AsyncConnection, events: Sequence[CanonicalEvent]) -> Applied:
-    written = await repository.upsert_quotas(conn, rows=[to_quota_row(e) for e in events])
+    rows = [to_quota_row(e) for e in events]
+    await repository.insert_quota_changes(conn, rows=rows)
+    written = await repository.upsert_quotas(conn, rows=rows)
     return Applied(new=written, duplicates=len(events) - written)

@@ -4,20 +4,46 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Literal
 
 from sqlalchemy import func, select, text
+from sqlalchemy.dialects.postgresql import distinct_on
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from services.forecast_worker.quotas.models import Quota
+from services.forecast_worker.quotas.models import Quota, QuotaChange
 
 # The ordering rule (shared/ordering.py): is the incoming event newer than the stored one?
 _NEWER = (
     "(EXCLUDED.event_time, EXCLUDED.sequence, EXCLUDED.event_source, EXCLUDED.event_id)"
     " > (q.event_time, q.sequence, q.event_source, q.event_id)"
 )
+
+
+async def insert_quota_changes(conn: AsyncConnection, *, rows: Sequence[dict[str, Any]]) -> None:
+    """Keep every event's quota, once per event identity, in one statement."""
+    if rows:
+        await conn.execute(pg_insert(QuotaChange).values(list(rows)).on_conflict_do_nothing())
+
+
+def quotas_as_of(as_of: datetime) -> Any:
+    """Each quota as its latest event up to `as_of` set it (by the ordering rule), as a
+    relation with `Quota`'s columns: what the quotas table said at that instant."""
+    return (
+        select(QuotaChange)
+        .where(QuotaChange.event_time <= as_of)
+        .ext(distinct_on(QuotaChange.quota_id))
+        .order_by(
+            QuotaChange.quota_id,
+            QuotaChange.event_time.desc(),
+            QuotaChange.sequence.desc(),
+            QuotaChange.event_source.desc(),
+            QuotaChange.event_id.desc(),
+        )
+        .subquery("quotas_then")
+    )
 
 
 async def upsert_quotas(conn: AsyncConnection, *, rows: Sequence[dict[str, Any]]) -> int:

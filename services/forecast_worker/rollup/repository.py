@@ -39,6 +39,7 @@ from services.forecast_worker.hierarchy.models import Team
 from services.forecast_worker.hierarchy.repository import assignment_rows, valid_on
 from services.forecast_worker.models import Deal, DealVersion
 from services.forecast_worker.quotas.models import Quota
+from services.forecast_worker.quotas.repository import quotas_as_of
 from services.forecast_worker.rollup.figures import ZERO, GroupSums
 from services.forecast_worker.rollup.grouping import GroupBy
 
@@ -144,23 +145,22 @@ def _quota_rows(
     group_by: GroupBy, start: date, last: date, day: date, as_of: datetime | None
 ) -> Select[Any]:
     """One row per quota set inside the period, under its rep or team, or its team's
-    manager or region on the day; as of an instant, only quotas whose event is not later
-    (a quota keeps only its latest value, so an earlier amount is not recovered)."""
+    manager or region on the day; as of an instant, each quota as its latest event up to
+    then set it (a quota revised later keeps the amount it had then)."""
+    q: Any = Quota.__table__ if as_of is None else quotas_as_of(as_of)
     zeros = [literal(0).label(name) for name in (*_MONEY, *_COUNTS)]
-    inside = and_(Quota.period_start >= start, Quota.period_end <= last)
+    inside = and_(q.c.period_start >= start, q.c.period_end <= last)
     if group_by == "rep":
-        owner: Any = Quota.rep_id
-        query = select(owner, Quota.currency, *zeros, Quota.amount).where(owner.is_not(None))
+        owner: Any = q.c.rep_id
+        query = select(owner, q.c.currency, *zeros, q.c.amount).where(owner.is_not(None))
     elif group_by == "team":
-        owner = Quota.team_id
-        query = select(owner, Quota.currency, *zeros, Quota.amount).where(owner.is_not(None))
+        owner = q.c.team_id
+        query = select(owner, q.c.currency, *zeros, q.c.amount).where(owner.is_not(None))
     else:
         owner = Team.manager_id if group_by == "manager" else Team.region
-        query = select(owner, Quota.currency, *zeros, Quota.amount).join(
-            Team, and_(Team.team_id == Quota.team_id, valid_on(Team, literal(day)))
+        query = select(owner, q.c.currency, *zeros, q.c.amount).join(
+            Team, and_(Team.team_id == q.c.team_id, valid_on(Team, literal(day)))
         )
-    if as_of is not None:
-        query = query.where(Quota.event_time <= as_of)
     return query.where(inside)
 
 

@@ -124,9 +124,12 @@ async def list_snapshots(
     since: datetime | None = None,
     until: datetime | None = None,
     kind: str | None = None,
+    after: tuple[datetime, int] | None = None,
+    limit: int | None = None,
 ) -> list[Frozen]:
     """The period's snapshots in order of instant (then id), with their rows of `group_by`
-    (every grouping when None): two statements, the headers then their rows."""
+    (every grouping when None): two statements, the headers then their rows. `after` and
+    `limit` page them: the first `limit` after that (instant, id)."""
     query = select(Snapshot).where(
         Snapshot.period_start == period.start, Snapshot.period_end == period.end
     )
@@ -136,7 +139,10 @@ async def list_snapshots(
         query = query.where(Snapshot.as_of <= until)
     if kind is not None:
         query = query.where(Snapshot.kind == kind)
-    headers = (await session.scalars(query.order_by(Snapshot.as_of, Snapshot.id))).all()
+    if after is not None:
+        query = query.where(tuple_(Snapshot.as_of, Snapshot.id) > after)
+    query = query.order_by(Snapshot.as_of, Snapshot.id).limit(limit)
+    headers = (await session.scalars(query)).all()
     return await _with_rows(session, headers, group_by)
 
 

@@ -10,11 +10,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
 
+from services.forecast_worker.config.repository import load_config
+from services.forecast_worker.config.stages import StageTable
 from services.forecast_worker.deps import (
     CurrentConfig,
     ForecastReader,
     ForecastWriter,
     ReadSession,
+    Sessions,
     SettingsDep,
     Stages,
     WriteSession,
@@ -29,6 +32,7 @@ from services.forecast_worker.snapshots.repository import Frozen
 from services.forecast_worker.snapshots.schedule import range_count, range_instants
 from services.forecast_worker.snapshots.schemas import (
     MAX_BACKFILL_SLOTS,
+    MAX_TREND_PAGE,
     TREND_CSV_COLUMNS,
     BackfillIn,
     BackfillOut,
@@ -41,7 +45,13 @@ from services.forecast_worker.snapshots.schemas import (
 )
 from shared.edge import GuardedRoute
 from shared.problems import Problem, problem_responses
-from shared.tables import MAX_ID, csv_response, wants_csv
+from shared.tables import (
+    MAX_ID,
+    csv_response,
+    decode_instant_id_cursor,
+    encode_cursor,
+    wants_csv,
+)
 from shared.values import UtcDatetime
 
 router = APIRouter(tags=["forecast"], route_class=GuardedRoute)
@@ -53,7 +63,9 @@ The period's snapshots in order of `as_of` (then id), each with the roll-up rows
 `GET /v1/forecast/rollup?as_of=`. Snapshots are taken weekly (`SALESOPS_SNAPSHOT_WEEKDAY`,
 00:00 UTC) and at each period end (`kind` `weekly`, `period_end`), on demand
 (`on_demand`) and backfilled for past instants (`backfill`). `from`/`to` bound `as_of`
-(inclusive). CSV is long: one line per (snapshot, group, currency).
+(inclusive). Pages hold whole snapshots: `limit` of them (default 100), then
+`next_cursor` (in CSV, the `X-Next-Cursor` header) for the next page's `cursor`. CSV is
+long: one line per (snapshot, group, currency).
 """
 
 
@@ -134,17 +146,19 @@ async def post_snapshot(
     description="Takes a `backfill` snapshot at 00:00 UTC of every day from `from` to `to` "
     f"(`every: day`) or of every weekly snapshot's weekday (`every: week`), at most "
     f"{MAX_BACKFILL_SLOTS} instants, skipping the instants the period already has a "
-    "snapshot of: asking twice takes nothing the second time.",
+    "snapshot of: asking twice takes nothing the second time. Each instant is its own "
+    "transaction, committed as it is taken, so a long backfill holds no transaction open "
+    "and a failure keeps the snapshots taken before it: asking again takes the rest.",
     responses=problem_responses(422),
 )
 async def post_backfill(
     principal: ForecastWriter,
-    db: WriteSession,
-    config: CurrentConfig,
-    stages: Stages,
+    sessions: Sessions,
     settings: SettingsDep,
     body: BackfillIn,
 ) -> BackfillOut:
+    async with sessions() as db:
+        config = await load_config(db)
     period = requested_period(body.period, config, "body.period")
     if body.to > datetime.now(UTC).date():
         raise invalid_input("body.to", "to must not be after today (UTC)")
@@ -159,22 +173,25 @@ async def post_backfill(
     instants = range_instants(
         body.from_, body.to, every=body.every, weekday=settings.snapshot_weekday
     )
-    existing = await repository.taken_instants(
-        db, periods=[period], since=midnight(body.from_), until=midnight(body.to)
-    )
+    async with sessions() as db:
+        existing = await repository.taken_instants(
+            db, periods=[period], since=midnight(body.from_), until=midnight(body.to)
+        )
     before = {as_of for *_, as_of, _ in existing}
+    stages = StageTable.of(config)
     taken = []
     for as_of in instants:
         if as_of in before:
             continue
-        header = await repository.take_snapshot(
-            db,
-            stages=stages,
-            period=period,
-            as_of=as_of,
-            kind="backfill",
-            taken_by=principal.key_id,
-        )
+        async with sessions() as db, db.begin():
+            header = await repository.take_snapshot(
+                db,
+                stages=stages,
+                period=period,
+                as_of=as_of,
+                kind="backfill",
+                taken_by=principal.key_id,
+            )
         if header is None:
             before.add(as_of)
         else:
@@ -205,21 +222,34 @@ async def get_trend(
     ] = None,
     to: Annotated[UtcDatetime | None, Query(description="Snapshots as of this or earlier")] = None,
     kind: Kind | None = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_TREND_PAGE, description="Snapshots per page")] = 100,
+    cursor: Annotated[str | None, Query(description="`next_cursor` of the page before")] = None,
     format: Format = None,
 ) -> Trend | Response:
     chosen = requested_period(period, config, "query.period")
     if since is not None and to is not None and since > to:
         raise invalid_input("query.from", "from must not be after to")
     found = await repository.list_snapshots(
-        db, period=chosen, group_by=group_by, since=since, until=to, kind=kind
+        db,
+        period=chosen,
+        group_by=group_by,
+        since=since,
+        until=to,
+        kind=kind,
+        after=decode_instant_id_cursor(cursor),
+        limit=limit,
     )
+    last = found[-1].header if len(found) == limit else None
+    following = None if last is None else encode_cursor([last.as_of.isoformat(), last.id])
     if wants_csv(request, format):
-        return csv_response(TREND_CSV_COLUMNS, _csv_lines(found), None)
+        return csv_response(TREND_CSV_COLUMNS, _csv_lines(found), following)
     points = [
         TrendPoint(**SnapshotHeader.model_validate(f.header).model_dump(), rows=f.rows[group_by])
         for f in found
     ]
-    return Trend(period=_period_out(chosen), group_by=group_by, snapshots=points)
+    return Trend(
+        period=_period_out(chosen), group_by=group_by, snapshots=points, next_cursor=following
+    )
 
 
 @router.get(

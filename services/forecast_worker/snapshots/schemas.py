@@ -17,6 +17,9 @@ from shared.values import UtcDatetime
 Kind = Literal["weekly", "period_end", "on_demand", "backfill"]
 MAX_BACKFILL_SLOTS = 400
 """A backfill takes at most this many instants in one request (a year of days)."""
+MAX_TREND_PAGE = 1000
+"""Snapshots per page of the trend: a daily backfill of a year by rep is 365 snapshots of
+a row per rep, so the trend is paged by whole snapshots."""
 
 
 class SnapshotIn(BaseModel):
@@ -63,6 +66,7 @@ class Trend(BaseModel):
     period: PeriodOut
     group_by: GroupBy
     snapshots: list[TrendPoint] = Field(description="In order of as_of, then id")
+    next_cursor: str | None = Field(description="The next page's `cursor`; null on the last page")
 
 
 class BackfillOut(BaseModel):

@@ -106,7 +106,15 @@ async def get_waterfall(
     rows = [_row(key, w) for key, w in books.ordered(table)]
     if wants_csv(request, format):
         return csv_response(ROW_CSV_COLUMNS, (r.model_dump(mode="json") for r in rows), None)
-    return WaterfallOut(period=chosen.label, from_=at_from, to=to, group_by=group_by, rows=rows)
+    return WaterfallOut(
+        period=chosen.label,
+        period_start=chosen.start,
+        period_end=chosen.end,
+        from_=at_from,
+        to=to,
+        group_by=group_by,
+        rows=rows,
+    )
 
 
 def _side(side: Side | None, prefix: str) -> dict[str, Any]:

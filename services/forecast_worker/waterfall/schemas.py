@@ -48,6 +48,8 @@ class WaterfallRow(BaseModel):
 
 class WaterfallOut(BaseModel):
     period: str
+    period_start: date = Field(description="The period's first day in the fiscal calendar")
+    period_end: date = Field(description="Exclusive: the first day of the next period")
     from_: datetime = Field(serialization_alias="from")
     to: datetime
     group_by: str | None
