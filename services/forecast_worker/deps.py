@@ -61,10 +61,6 @@ async def _settings(state: State) -> Settings:
     return state.settings
 
 
-async def _sessions(state: State) -> async_sessionmaker[AsyncSession]:
-    return state.sessions
-
-
 async def _consumer(state: State) -> ConsumerSpec:
     return state.consumer
 
@@ -77,11 +73,10 @@ ForecastReader = Annotated[auth.Principal, Depends(auth.require(auth.FORECAST_RE
 ForecastWriter = Annotated[auth.Principal, Depends(auth.require(auth.FORECAST_WRITE))]
 ReadSession = Annotated[AsyncSession, Depends(_read_session, scope="function")]
 WriteSession = Annotated[AsyncSession, Depends(_write_session, scope="function")]
-# For work that spans transactions: the route opens and commits each one itself.
+# For work that spans transactions (the route opens and commits each one itself), or reads
+# on a second connection beside its ReadSession, concurrently.
 Sessions = Annotated[async_sessionmaker[AsyncSession], Depends(_sessions)]
 SettingsDep = Annotated[Settings, Depends(_settings)]
-# For a route that reads on a second connection beside its ReadSession, concurrently.
-Sessions = Annotated[async_sessionmaker[AsyncSession], Depends(_sessions)]
 # The consumer's own tables and dispatch, for routes that act on its dead letters.
 Consumer = Annotated[ConsumerSpec, Depends(_consumer)]
 # The worker's background replay of the dead letters a new forecast configuration mends.
