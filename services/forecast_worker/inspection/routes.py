@@ -17,9 +17,9 @@ from services.forecast_worker.inspection.schemas import (
     INSPECTION_CSV_COLUMNS,
     InspectionOut,
 )
-from services.forecast_worker.periods import midnight
 from services.forecast_worker.query_params import Format
 from shared.edge import GuardedRoute
+from shared.periods import midnight
 from shared.problems import problem_responses
 from shared.tables import csv_response, decode_text_cursor, encode_cursor, wants_csv
 
