@@ -33,6 +33,8 @@ EVENTS_WRITE = "events:write"
 EVENTS_READ = "events:read"
 FORECAST_READ = "forecast:read"
 FORECAST_WRITE = "forecast:write"
+COMP_READ = "comp:read"
+COMP_ADMIN = "comp:admin"
 
 WEBHOOK_NAMESPACE = "crm://"
 """How webhook and re-sync events name their source (services/pipeline_api/crm/mapping.py)."""

@@ -150,6 +150,26 @@ class TeamManagerRow(ReferenceFacts, CompBase):
     manager_id: Mapped[str | None] = mapped_column(Text)
 
 
+class DealRepRow(CompBase):
+    """Every rep a deal ever named (owner or split): whose ledger a change of it can move."""
+
+    __tablename__ = "deal_reps"
+    __table_args__ = (Index("ix_deal_reps_rep_id", "rep_id"),)
+
+    deal_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    rep_id: Mapped[str] = mapped_column(Text, primary_key=True)
+
+
+class DirtyRepRow(CompBase):
+    """A rep whose ledger may be out of date: written in the transaction that changed its
+    inputs, cleared by the recalculation that posted what changed."""
+
+    __tablename__ = "dirty_reps"
+
+    rep_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    since: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
 class LedgerLineRow(CompBase):
     """One line of money, never changed once written.
 

@@ -5,9 +5,10 @@ A booking with splits credits each split's rep its percent (the deal's `splits`)
 splits its owner gets all of it. Roles `owner` and `revenue` are revenue splits (they total
 at most 100%); any other role is an overlay and may take the total over 100%, as Salesforce
 overlay splits do. Each credited rep's own plan (the version in force on the booking day)
-decides, per role, whether the credit counts toward quota and whether it earns, and whether
-managers up the effective-dated hierarchy get roll-up credit for it (revenue splits only,
-so an overlay is not counted twice up the chain).
+decides, per role, whether the credit counts toward quota and whether it earns; each
+manager's plan decides whether managers up the effective-dated hierarchy get roll-up credit
+for it (revenue splits only, so an overlay is not counted twice up the chain), whether or
+not the rep below is on a plan.
 """
 
 from __future__ import annotations
@@ -68,9 +69,8 @@ def credits(bookings: Iterable[Booking], inputs: Inputs) -> list[Credit]:
         day = booking.booked_on
         for rep_id, role, share in _shares(booking):
             rule = _share_rule(inputs, rep_id, role, day)
-            if rule is None:
-                continue
-            found.append(Credit(rep_id, role, share, booking, rule.quota, rule.payout))
+            if rule is not None:
+                found.append(Credit(rep_id, role, share, booking, rule.quota, rule.payout))
             if role not in REVENUE_ROLES:
                 continue
             for level, manager in enumerate(inputs.managers_of(rep_id, day, 10), start=1):

@@ -17,7 +17,7 @@ guessed at: they come back in `waiting` with the reason, for the dead-letter pla
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
@@ -50,13 +50,21 @@ class Result:
     waiting: list[Waiting] = field(default_factory=list)
 
 
-def compute(histories: Mapping[str, Sequence[DealState]], inputs: Inputs, *, today: date) -> Result:
+def compute(
+    histories: Mapping[str, Sequence[DealState]],
+    inputs: Inputs,
+    *,
+    today: date,
+    only: Collection[str] | None = None,
+) -> Result:
+    """Every line of every assigned rep, or of the reps in `only` (whose deals, and for
+    managers their reports' deals, `histories` must hold)."""
     result = Result()
     all_credits = _credits(histories, inputs)
     by_rep: dict[str, list[Credit]] = defaultdict(list)
     for credit in all_credits:
         by_rep[credit.rep_id].append(credit)
-    reps = sorted({a.rep_id for a in inputs.assignments})
+    reps = sorted({a.rep_id for a in inputs.assignments if only is None or a.rep_id in only})
     for rep_id in reps:
         rep_credits = sorted(by_rep.get(rep_id, []), key=lambda c: c.order)
         latest = max((c.booking.booked_on for c in rep_credits), default=today)

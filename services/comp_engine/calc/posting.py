@@ -8,7 +8,8 @@ its consequences (its own line, and the later deals of its period whose tiers mo
 A difference whose key's period is closed posts into the first open period after it, as a
 prior-period adjustment that keeps the period it was earned in (Xactly's prior-period
 processing: a closed period is never reopened). The difference's trace is the expected
-line's trace plus what was posted before, so it recomputes like any other line.
+line's trace plus a `posting` part (expected, posted before, difference), so it recomputes
+like any other line; a key no longer expected is reversed with `no_longer_expected`.
 """
 
 from __future__ import annotations
@@ -63,10 +64,12 @@ def differences(
         if not difference:
             continue
         trace: dict[str, Any] = {
-            "expected": str(want[(key, currency)]),
-            "posted_before": str(have[(key, currency)]),
-            "difference": str(difference),
-            "expected_trace": traces.get((key, currency)),
+            **traces.get((key, currency), {"no_longer_expected": True}),
+            "posting": {
+                "expected": str(want[(key, currency)]),
+                "posted_before": str(have[(key, currency)]),
+                "difference": str(difference),
+            },
         }
         period = first_open(key.period, closed)
         postings.append(Posting(key, difference, currency, period, trace))

@@ -27,19 +27,15 @@ class TraceError(ValueError):
 
 def recompute(trace: dict[str, Any]) -> Decimal:
     """The amount the trace's line must have, in its payout currency."""
-    if "expected_trace" in trace:
-        return _difference(trace)
+    if "posting" in trace:
+        inner = {k: v for k, v in trace.items() if k != "posting"}
+        want = ZERO if inner.get("no_longer_expected") else recompute(inner)
+        return want - Decimal(trace["posting"]["posted_before"])
     raw = raw_amount(trace)
     total = Decimal(trace["series_total_before"])
     converted = raw * Decimal(trace["fx_rate_to_payout"])
     currency = trace["payout_currency"]
     return rounded(total + converted, currency) - rounded(total, currency)
-
-
-def _difference(trace: dict[str, Any]) -> Decimal:
-    expected = trace["expected_trace"]
-    want = ZERO if expected is None else recompute(expected)
-    return want - Decimal(trace["posted_before"])
 
 
 def raw_amount(trace: dict[str, Any]) -> Decimal:

@@ -51,7 +51,7 @@ def test_a_line_no_longer_expected_is_reversed() -> None:
     ledger = [Posted(key, Decimal("40.00"), "USD") for key in _keys()]
     (reversal,) = differences([], ledger, closed=set())
     assert reversal.amount == Decimal("-40.00")
-    assert reversal.trace["expected_trace"] is None
+    assert reversal.trace["no_longer_expected"]
     assert recompute(reversal.trace) == reversal.amount
 
 

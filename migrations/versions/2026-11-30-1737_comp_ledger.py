@@ -1,7 +1,7 @@
 """comp schema: plans, assignments, FX rates, deal and reference facts, and the ledger, which
 a trigger keeps append-only (UPDATE, DELETE and TRUNCATE refused for every role)
 
-Revision ID: a4e68d7aacf8
+Revision ID: 47030417996e
 Revises: 5d0c7e93a1b4
 Create Date: 2026-11-30 17:29:54.879868
 """
@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
-revision: str = 'a4e68d7aacf8'
+revision: str = '47030417996e'
 down_revision: str | None = '5d0c7e93a1b4'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -79,6 +79,19 @@ def upgrade() -> None:
     schema='comp'
     )
     op.create_index('ix_deal_changes_deal_id', 'deal_changes', ['deal_id'], unique=False, schema='comp')
+    op.create_table('deal_reps',
+    sa.Column('deal_id', sa.Text(), nullable=False),
+    sa.Column('rep_id', sa.Text(), nullable=False),
+    sa.PrimaryKeyConstraint('deal_id', 'rep_id', name=op.f('pk_deal_reps')),
+    schema='comp'
+    )
+    op.create_index('ix_deal_reps_rep_id', 'deal_reps', ['rep_id'], unique=False, schema='comp')
+    op.create_table('dirty_reps',
+    sa.Column('rep_id', sa.Text(), nullable=False),
+    sa.Column('since', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
+    sa.PrimaryKeyConstraint('rep_id', name=op.f('pk_dirty_reps')),
+    schema='comp'
+    )
     op.create_table('fx_rates',
     sa.Column('base', sa.Text(), nullable=False),
     sa.Column('quote', sa.Text(), nullable=False),
@@ -227,6 +240,7 @@ def upgrade() -> None:
     )
 
 
+
 def downgrade() -> None:
     op.execute("DROP TRIGGER IF EXISTS ledger_lines_no_truncate ON comp.ledger_lines")
     op.execute("DROP TRIGGER IF EXISTS ledger_lines_append_only ON comp.ledger_lines")
@@ -249,6 +263,9 @@ def downgrade() -> None:
     op.drop_table('ledger_lines', schema='comp')
     op.drop_table('holds', schema='comp')
     op.drop_table('fx_rates', schema='comp')
+    op.drop_table('dirty_reps', schema='comp')
+    op.drop_index('ix_deal_reps_rep_id', table_name='deal_reps', schema='comp')
+    op.drop_table('deal_reps', schema='comp')
     op.drop_index('ix_deal_changes_deal_id', table_name='deal_changes', schema='comp')
     op.drop_table('deal_changes', schema='comp')
     op.drop_index('uq_dead_letters_open_event', table_name='dead_letters', schema='comp', postgresql_where=sa.text('replayed_at IS NULL AND event_id IS NOT NULL'))
