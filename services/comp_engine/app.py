@@ -15,6 +15,7 @@ from services.comp_engine.dispatch import SPEC as CONSUMER
 from services.comp_engine.ledger import routes as ledger
 from services.comp_engine.plans import routes as plans
 from services.comp_engine.recalc.recalculator import Recalculator
+from services.comp_engine.statements import routes as statements
 from shared.consumer import StoredOffsetConsumer
 from shared.db import create_engine, create_sessionmaker, ping
 from shared.service import ServiceSpec, ServiceState, build_app, supervise
@@ -69,7 +70,7 @@ async def lifespan(settings: Settings) -> AsyncIterator[ServiceState]:
 SPEC = ServiceSpec(
     name="comp_engine",
     title="salesops comp engine",
-    routers=[plans.router, ledger.router],
+    routers=[plans.router, ledger.router, statements.router],
     lifespan=lifespan,
 )
 

@@ -27,6 +27,8 @@ class TraceError(ValueError):
 
 def recompute(trace: dict[str, Any]) -> Decimal:
     """The amount the trace's line must have, in its payout currency."""
+    if "adjustment" in trace:
+        return Decimal(trace["adjustment"]["amount"])
     if "posting" in trace:
         inner = {k: v for k, v in trace.items() if k != "posting"}
         want = ZERO if inner.get("no_longer_expected") else recompute(inner)

@@ -164,12 +164,20 @@ async def closed_periods(conn: AsyncConnection) -> dict[str, datetime]:
     return {r.period: r.closed_at for r in rows}
 
 
+ADMIN_CAUSE = "admin"
+"""The cause of a comp admin's adjustment: a line the calculation neither expects nor
+reverses, so recalculation leaves it out of what it compares."""
+
+
 async def posted(conn: AsyncConnection, *, rep_ids: Collection[str]) -> list[Posted]:
-    """What the ledger holds per key and currency for these reps."""
+    """What the ledger holds per key and currency for these reps, admins' adjustments aside."""
     columns = [LEDGER.c[name] for name in KEY_COLUMNS]
     stmt = (
         select(*columns, LEDGER.c.currency, func.sum(LEDGER.c.amount))
-        .where(LEDGER.c.rep_id.in_(sorted(rep_ids)))
+        .where(
+            LEDGER.c.rep_id.in_(sorted(rep_ids)),
+            LEDGER.c.cause.is_distinct_from(ADMIN_CAUSE),
+        )
         .group_by(*columns, LEDGER.c.currency)
     )
     return [
