@@ -12,6 +12,8 @@ from fastapi import FastAPI
 from services.comp_engine.deals.history import StageNames
 from services.comp_engine.deps import CompState
 from services.comp_engine.dispatch import SPEC as CONSUMER
+from services.comp_engine.disputes import routes as disputes
+from services.comp_engine.holds import routes as holds
 from services.comp_engine.ledger import routes as ledger
 from services.comp_engine.plans import routes as plans
 from services.comp_engine.recalc.recalculator import Recalculator
@@ -70,7 +72,13 @@ async def lifespan(settings: Settings) -> AsyncIterator[ServiceState]:
 SPEC = ServiceSpec(
     name="comp_engine",
     title="salesops comp engine",
-    routers=[plans.router, ledger.router, statements.router],
+    routers=[
+        plans.router,
+        ledger.router,
+        statements.router,
+        holds.router,
+        disputes.router,
+    ],
     lifespan=lifespan,
 )
 

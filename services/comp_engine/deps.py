@@ -10,6 +10,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from services.comp_engine.access import visible_reps
 from shared import auth
 from shared.service import state_of
 from shared.settings import Settings
@@ -44,3 +45,11 @@ CompReader = Annotated[auth.Principal, Depends(auth.require(auth.COMP_READ))]
 CompAdmin = Annotated[auth.Principal, Depends(auth.require(auth.COMP_ADMIN))]
 ReadSession = Annotated[AsyncSession, Depends(_read_session, scope="function")]
 WriteSession = Annotated[AsyncSession, Depends(_write_session, scope="function")]
+
+
+async def _visible(principal: CompReader, db: ReadSession) -> frozenset[str] | None:
+    return await visible_reps(db, principal)
+
+
+Visible = Annotated[frozenset[str] | None, Depends(_visible)]
+"""The reps the request's key may see (`access.py`); `None` for all."""

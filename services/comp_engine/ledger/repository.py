@@ -3,7 +3,7 @@ it has (lines are never changed, so a line once read stays read)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -12,9 +12,17 @@ from services.comp_engine.models import LedgerLineRow
 
 
 async def lines(
-    db: AsyncSession, *, rep_id: str | None, period: str | None, after: int | None, limit: int
+    db: AsyncSession,
+    *,
+    rep_ids: Collection[str] | None,
+    rep_id: str | None,
+    period: str | None,
+    after: int | None,
+    limit: int,
 ) -> Sequence[LedgerLineRow]:
     stmt = select(LedgerLineRow).order_by(LedgerLineRow.id).limit(limit)
+    if rep_ids is not None:
+        stmt = stmt.where(LedgerLineRow.rep_id.in_(sorted(rep_ids)))
     if rep_id is not None:
         stmt = stmt.where(LedgerLineRow.rep_id == rep_id)
     if period is not None:

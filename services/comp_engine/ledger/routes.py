@@ -9,7 +9,8 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel
 
-from services.comp_engine.deps import CompReader, ReadSession
+from services.comp_engine.access import check_visible
+from services.comp_engine.deps import ReadSession, Visible
 from services.comp_engine.ledger import repository
 from services.comp_engine.ledger.schemas import LINE_CSV_COLUMNS, LineOut, LinePage
 from shared.edge import GuardedRoute
@@ -22,12 +23,13 @@ router = APIRouter(tags=["comp"], route_class=GuardedRoute)
 @router.get(
     "/v1/comp/ledger",
     response_model=LinePage,
-    summary="Ledger lines in id order (posted period; incremental by line id)",
+    summary="Ledger lines in id order (posted period; incremental by line id); a rep's or "
+    "manager's key sees only its reps' lines",
     responses=TABLE_RESPONSES,
 )
 async def ledger(
     request: Request,
-    _: CompReader,
+    visible: Visible,
     db: ReadSession,
     rep_id: Annotated[str | None, Query(max_length=256)] = None,
     period: OptionalPeriodQuery = None,
@@ -37,7 +39,11 @@ async def ledger(
     format: Format = None,
 ) -> BaseModel | Response:
     after = decode_id_cursor(cursor) if cursor else after_id
-    rows = await repository.lines(db, rep_id=rep_id, period=period, after=after, limit=limit)
+    if rep_id is not None:
+        check_visible(visible, rep_id, "ledger lines")
+    rows = await repository.lines(
+        db, rep_ids=visible, rep_id=rep_id, period=period, after=after, limit=limit
+    )
     items = [LineOut.model_validate(r) for r in rows]
     next_cursor = encode_cursor([rows[-1].id]) if rows and len(rows) == limit else None
     if wants_csv(request, format):

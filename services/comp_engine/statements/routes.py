@@ -7,7 +7,8 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import HTMLResponse, Response
 
-from services.comp_engine.deps import CompAdmin, CompReader, ReadSession, WriteSession
+from services.comp_engine.access import check_visible
+from services.comp_engine.deps import CompAdmin, ReadSession, Visible, WriteSession
 from services.comp_engine.ledger.schemas import LineOut
 from services.comp_engine.statements import html, repository
 from services.comp_engine.statements.report import statement
@@ -46,10 +47,11 @@ def _period(label: str, where: str) -> str:
 async def get_statement(
     rep_id: RepPath,
     period: PeriodPath,
-    _: CompReader,
+    visible: Visible,
     db: ReadSession,
     format: Annotated[Literal["json", "csv", "html"] | None, Query()] = None,
 ) -> StatementOut | Response:
+    check_visible(visible, rep_id, "statement")
     label = _period(period, "path.period")
     rows = await repository.lines(db, rep_id=rep_id, period=label)
     close = await repository.close_of(db, period=label)
