@@ -170,6 +170,20 @@ class DirtyRepRow(CompBase):
     since: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
+class WaitingRow(CompBase):
+    """What a recalculation could not compute and why (a deal in a currency without an FX
+    rate, an attainment table without a quota): the comp engine's dead-letter place for
+    calculations. Each recalculation of a rep replaces that rep's rows, so a wait ends by
+    itself when what it waited for arrives (a new FX rate marks every rep dirty)."""
+
+    __tablename__ = "waiting"
+
+    rep_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    subject: Mapped[str] = mapped_column(Text, primary_key=True)
+    reason: Mapped[str] = mapped_column(Text)
+    since: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
 class LedgerLineRow(CompBase):
     """One line of money, never changed once written.
 

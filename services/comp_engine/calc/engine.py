@@ -39,8 +39,9 @@ ZERO = Decimal(0)
 
 @dataclass(frozen=True, slots=True)
 class Waiting:
+    rep_id: str
     subject: str
-    """A deal id, or 'rep:<id>' for a rep's period."""
+    """A deal id, or 'period:<label>' for a rep's period."""
     reason: str
 
 
@@ -133,7 +134,8 @@ def _rep(
                 raws += extras.minimum(segment, component, earned, today, inputs)
             raws += extras.bonuses(segment, entries, inputs)
         except (NoQuota, MissingRate) as exc:
-            result.waiting.append(Waiting(f"rep:{rep_id}", f"{segment.period.label}: {exc}"))
+            label = segment.period.label
+            result.waiting.append(Waiting(rep_id, f"period:{label}", f"{label}: {exc}"))
             raws.clear()
             continue
         raws += extras.spiffs(segment, placed[index], inputs)
@@ -156,7 +158,7 @@ def _entry(credit: Credit, segment: Segment, inputs: Inputs, result: Result) -> 
     try:
         rate = inputs.fx.rate(credit.currency, segment.currency, credit.booking.booked_on)
     except MissingRate as exc:
-        result.waiting.append(Waiting(credit.booking.deal_id, str(exc)))
+        result.waiting.append(Waiting(credit.rep_id, credit.booking.deal_id, str(exc)))
         return None
     amount = credit.amount * rate
     return Entry(

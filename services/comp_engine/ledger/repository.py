@@ -8,7 +8,7 @@ from collections.abc import Collection, Sequence
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.comp_engine.models import LedgerLineRow
+from services.comp_engine.models import LedgerLineRow, WaitingRow
 
 
 async def lines(
@@ -29,4 +29,11 @@ async def lines(
         stmt = stmt.where(LedgerLineRow.posted_period == period)
     if after is not None:
         stmt = stmt.where(LedgerLineRow.id > after)
+    return (await db.scalars(stmt)).all()
+
+
+async def waiting(db: AsyncSession, *, rep_ids: Collection[str] | None) -> Sequence[WaitingRow]:
+    stmt = select(WaitingRow).order_by(WaitingRow.since, WaitingRow.rep_id, WaitingRow.subject)
+    if rep_ids is not None:
+        stmt = stmt.where(WaitingRow.rep_id.in_(sorted(rep_ids)))
     return (await db.scalars(stmt)).all()

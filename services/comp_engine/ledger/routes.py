@@ -12,7 +12,7 @@ from pydantic import BaseModel
 from services.comp_engine.access import check_visible
 from services.comp_engine.deps import ReadSession, Visible
 from services.comp_engine.ledger import repository
-from services.comp_engine.ledger.schemas import LINE_CSV_COLUMNS, LineOut, LinePage
+from services.comp_engine.ledger.schemas import LINE_CSV_COLUMNS, LineOut, LinePage, WaitingOut
 from shared.edge import GuardedRoute
 from shared.query_params import TABLE_RESPONSES, Format, OptionalPeriodQuery
 from shared.tables import MAX_ID, csv_response, decode_id_cursor, encode_cursor, wants_csv
@@ -51,3 +51,13 @@ async def ledger(
             LINE_CSV_COLUMNS, (i.model_dump(mode="json") for i in items), next_cursor
         )
     return LinePage(items=items, next_cursor=next_cursor)
+
+
+@router.get(
+    "/v1/comp/waiting",
+    response_model=list[WaitingOut],
+    summary="What commission cannot compute yet, and why (e.g. a deal's currency has no FX "
+    "rate): cleared by itself once the missing data arrives",
+)
+async def waiting(visible: Visible, db: ReadSession) -> list[WaitingOut]:
+    return [WaitingOut.model_validate(r) for r in await repository.waiting(db, rep_ids=visible)]

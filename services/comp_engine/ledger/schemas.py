@@ -53,3 +53,12 @@ class LineOut(BaseModel):
 class LinePage(BaseModel):
     items: list[LineOut]
     next_cursor: str | None
+
+
+class WaitingOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    rep_id: str
+    subject: str
+    reason: str
+    since: datetime

@@ -36,8 +36,7 @@ async def recalculate(
     held = await repository.posted(conn, rep_ids=rep_ids)
     postings = differences(result.lines, held, closed=set(inputs.closed_periods))
     ids = await repository.post(conn, postings=postings, cause="recalculation")
-    for waiting in result.waiting:
-        log.warning("commission waits: %s: %s", waiting.subject, waiting.reason)
+    await repository.replace_waiting(conn, rep_ids=rep_ids, waiting=result.waiting)
     return len(ids), result
 
 

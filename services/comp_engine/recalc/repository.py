@@ -12,6 +12,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.comp_engine.calc.bookings import DealState
+from services.comp_engine.calc.engine import Waiting
 from services.comp_engine.calc.inputs import (
     Assignment,
     FxRate,
@@ -40,6 +41,7 @@ from services.comp_engine.models import (
     LedgerLineRow,
     PeriodCloseRow,
     PlanVersionRow,
+    WaitingRow,
 )
 from services.comp_engine.plans.document import PlanDocument
 from shared.db import table_of
@@ -50,6 +52,7 @@ FX = table_of(FxRateRow)
 LEDGER = table_of(LedgerLineRow)
 CLOSES = table_of(PeriodCloseRow)
 PLANS = table_of(PlanVersionRow)
+WAITING = table_of(WaitingRow)
 KEY_COLUMNS = ("rep_id", "period", "kind", "rule", "deal_id", "booking", "role")
 
 
@@ -188,6 +191,19 @@ async def posted(conn: AsyncConnection, *, rep_ids: Collection[str]) -> list[Pos
         )
         for r in await conn.execute(stmt)
     ]
+
+
+async def replace_waiting(
+    conn: AsyncConnection, *, rep_ids: Collection[str], waiting: Sequence[Waiting]
+) -> None:
+    await conn.execute(delete(WAITING).where(WAITING.c.rep_id.in_(sorted(rep_ids))))
+    rows = {(w.rep_id, w.subject): w.reason for w in waiting if w.rep_id in rep_ids}
+    if rows:
+        await conn.execute(
+            insert(WAITING).values(
+                [{"rep_id": r, "subject": s, "reason": why} for (r, s), why in sorted(rows.items())]
+            )
+        )
 
 
 async def post(conn: AsyncConnection, *, postings: Sequence[Posting], cause: str) -> list[int]:

@@ -458,7 +458,7 @@ def test_attainment_table_without_a_quota_waits() -> None:
     }
     result = run({"d": won(date(2027, 1, 5), "1000")}, [plan(components=[component])])
     assert result.lines == []
-    assert result.waiting[0].subject == "rep:r1"
+    assert (result.waiting[0].rep_id, result.waiting[0].subject) == ("r1", "period:2000-Q1")
     assert "no quota" in result.waiting[0].reason
 
 

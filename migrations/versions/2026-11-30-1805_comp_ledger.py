@@ -1,7 +1,7 @@
 """comp schema: plans, assignments, FX rates, deal and reference facts, and the ledger, which
 a trigger keeps append-only (UPDATE, DELETE and TRUNCATE refused for every role)
 
-Revision ID: 47030417996e
+Revision ID: 025b7b32c2a2
 Revises: 5d0c7e93a1b4
 Create Date: 2026-11-30 17:29:54.879868
 """
@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
-revision: str = '47030417996e'
+revision: str = '025b7b32c2a2'
 down_revision: str | None = '5d0c7e93a1b4'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -202,6 +202,14 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('team_id', 'effective_from', name=op.f('pk_team_managers')),
     schema='comp'
     )
+    op.create_table('waiting',
+    sa.Column('rep_id', sa.Text(), nullable=False),
+    sa.Column('subject', sa.Text(), nullable=False),
+    sa.Column('reason', sa.Text(), nullable=False),
+    sa.Column('since', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
+    sa.PrimaryKeyConstraint('rep_id', 'subject', name=op.f('pk_waiting')),
+    schema='comp'
+    )
     op.create_table('disputes',
     sa.Column('id', sa.BigInteger(), sa.Identity(always=False), nullable=False),
     sa.Column('line_id', sa.BigInteger(), nullable=False),
@@ -241,6 +249,7 @@ def upgrade() -> None:
 
 
 
+
 def downgrade() -> None:
     op.execute("DROP TRIGGER IF EXISTS ledger_lines_no_truncate ON comp.ledger_lines")
     op.execute("DROP TRIGGER IF EXISTS ledger_lines_append_only ON comp.ledger_lines")
@@ -250,6 +259,7 @@ def downgrade() -> None:
     op.drop_table('dispute_steps', schema='comp')
     op.drop_index('ix_disputes_rep_id', table_name='disputes', schema='comp')
     op.drop_table('disputes', schema='comp')
+    op.drop_table('waiting', schema='comp')
     op.drop_table('team_managers', schema='comp')
     op.drop_table('rep_teams', schema='comp')
     op.drop_index('ix_quotas_rep_id', table_name='quotas', schema='comp')
