@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager, suppress
 
 from fastapi import FastAPI
 
+from services.comp_engine.accounting import routes as accounting
 from services.comp_engine.deals.history import StageNames
 from services.comp_engine.deps import CompState
 from services.comp_engine.dispatch import SPEC as CONSUMER
@@ -78,6 +79,7 @@ SPEC = ServiceSpec(
         statements.router,
         holds.router,
         disputes.router,
+        accounting.router,
     ],
     lifespan=lifespan,
 )

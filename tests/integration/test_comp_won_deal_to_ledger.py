@@ -172,3 +172,54 @@ async def test_plan_schema_is_published(client: httpx.AsyncClient) -> None:
     schema = r.json()
     assert "components" in schema["properties"]
     assert "RateTableIn" in schema["$defs"]
+
+
+async def test_multi_year_contract_is_amortised(client: httpx.AsyncClient) -> None:
+    """ASC 340-40: a 2,400 commission on a 24-month contract booked in February is expensed
+    100 a month: 200 in the first quarter, 2,200 left."""
+    tag = uuid.uuid4().hex[:8]
+    rep, plan_id, deal = f"rep-{tag}", f"flat-{tag}", f"d-{tag}"
+    flat = {
+        **PLAN,
+        "components": [
+            {
+                "id": "c",
+                "rate_table": {"basis": "deal_amount", "tiers": [{"from": "0", "rate": "10"}]},
+            }
+        ],
+    }
+    await client.post(
+        f"/v1/comp/plans/{plan_id}/versions",
+        json={"effective_from": "2026-01-01", "document": flat},
+    )
+    await client.post(
+        "/v1/comp/assignments", json={"rep_id": rep, "plan_id": plan_id, "start": "2026-01-01"}
+    )
+    created = event(
+        CREATED,
+        {
+            "deal_id": deal,
+            "owner_id": rep,
+            "amount": "24000",
+            "currency": "USD",
+            "stage": "closedwon",
+            "close_date": "2026-02-10",
+            "properties": {"contract_months": 24},
+        },
+        time="2026-02-10T12:00:00Z",
+    )
+    assert (await client.post("/v1/events", json=[created])).status_code == 202
+    await eventually(lambda: lines_or_none(client, rep))
+    r = await client.get("/v1/comp/amortization", params={"period": "2026-Q1", "rep_id": rep})
+    assert r.status_code == 200, r.text
+    (row,) = r.json()["rows"]
+    assert (Decimal(row["capitalised"]), Decimal(row["expense"]), Decimal(row["balance"])) == (
+        Decimal("2400.00"),
+        Decimal("200.00"),
+        Decimal("2200.00"),
+    )
+    assert r.json()["expense"] == {"USD": "200.00"}
+
+
+async def lines_or_none(client: httpx.AsyncClient, rep: str) -> list[dict[str, Any]] | None:
+    return await lines(client, rep) or None

@@ -283,6 +283,7 @@ def credit_json(entry: Entry) -> dict[str, Any]:
         "quota_amount": str(entry.quota_amount),
         "payout_amount": str(entry.payout_amount),
         "reversal": entry.reversal,
+        "contract_months": (c.booking.state.properties or {}).get("contract_months"),
     }
 
 
