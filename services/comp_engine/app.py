@@ -18,6 +18,7 @@ from services.comp_engine.holds import routes as holds
 from services.comp_engine.ledger import routes as ledger
 from services.comp_engine.plans import routes as plans
 from services.comp_engine.recalc.recalculator import Recalculator
+from services.comp_engine.simulate import routes as simulate
 from services.comp_engine.statements import routes as statements
 from shared.consumer import StoredOffsetConsumer
 from shared.db import create_engine, create_sessionmaker, ping
@@ -80,6 +81,7 @@ SPEC = ServiceSpec(
         holds.router,
         disputes.router,
         accounting.router,
+        simulate.router,
     ],
     lifespan=lifespan,
 )

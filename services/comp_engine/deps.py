@@ -27,6 +27,7 @@ async def _state(request: Request) -> CompState:
 
 
 State = Annotated[CompState, Depends(_state)]
+"""The service's state (its settings), for routes that need more than a session."""
 
 
 async def _read_session(state: State) -> AsyncIterator[AsyncSession]:

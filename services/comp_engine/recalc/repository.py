@@ -92,7 +92,7 @@ async def load_inputs(
     histories = {deal_id: states(found, names) for deal_id, found in changes.items()}
     inputs = Inputs(
         plans=await _plans(conn),
-        assignments=await _assignments(conn),
+        assignments=await load_assignments(conn),
         quotas=await _quotas(conn, rep_ids=rep_ids),
         reporting=reporting,
         fx=FxTable(await _fx(conn)),
@@ -112,7 +112,7 @@ async def _plans(conn: AsyncConnection) -> dict[str, list[PlanVersion]]:
     return found
 
 
-async def _assignments(conn: AsyncConnection) -> list[Assignment]:
+async def load_assignments(conn: AsyncConnection) -> list[Assignment]:
     rows = await conn.execute(select(ASSIGNMENTS).order_by(ASSIGNMENTS.c.id))
     return [Assignment(r.rep_id, r.plan_id, r.start, r.end, r.payout_currency) for r in rows]
 
