@@ -73,12 +73,15 @@ def segments(rep_id: str, inputs: Inputs, until: date) -> list[Segment]:
     for assignment in sorted(
         (a for a in inputs.assignments if a.rep_id == rep_id), key=lambda a: a.start
     ):
-        stop = min(assignment.end or until, until)
-        for version, v_start, v_end in _versions(inputs, assignment, stop):
+        for version, v_start, v_end in _versions(inputs, assignment, assignment.end):
             kind = PeriodKind(version.document.period.value)
             first = period_containing(assignment.start, kind)
-            for period in periods_between(v_start, v_end - timedelta(days=1), kind):
-                start, end = max(period.start, v_start), min(period.end, v_end)
+            last = min(v_end, until) if v_end else until
+            # A period under way runs to its end (its quota is not cut at today), so only
+            # which periods are computed depends on `until`.
+            for period in periods_between(v_start, last - timedelta(days=1), kind):
+                start = max(period.start, v_start)
+                end = period.end if v_end is None else min(period.end, v_end)
                 if start >= end:
                     continue
                 found.append(
@@ -88,15 +91,17 @@ def segments(rep_id: str, inputs: Inputs, until: date) -> list[Segment]:
 
 
 def _versions(
-    inputs: Inputs, assignment: Assignment, stop: date
-) -> list[tuple[PlanVersion, date, date]]:
-    """The plan versions in force over [assignment start, stop), each with its stretch."""
+    inputs: Inputs, assignment: Assignment, stop: date | None
+) -> list[tuple[PlanVersion, date, date | None]]:
+    """The plan versions in force over [assignment start, stop), each with its stretch
+    (`None`: open-ended)."""
     versions = sorted(inputs.plans.get(assignment.plan_id, ()), key=lambda v: v.effective_from)
-    stretches: list[tuple[PlanVersion, date, date]] = []
+    stretches: list[tuple[PlanVersion, date, date | None]] = []
     for number, version in enumerate(versions):
-        following = versions[number + 1].effective_from if number + 1 < len(versions) else stop
-        start, end = max(version.effective_from, assignment.start), min(following, stop)
-        if start < end:
+        following = versions[number + 1].effective_from if number + 1 < len(versions) else None
+        ends = [d for d in (following, stop) if d is not None]
+        start, end = max(version.effective_from, assignment.start), min(ends, default=None)
+        if end is None or start < end:
             stretches.append((version, start, end))
     return stretches
 

@@ -85,11 +85,7 @@ def _component(trace: dict[str, Any], amount: Decimal, currency: str) -> str:
             if Decimal(a["extra"])
         )
         return f"{head}: accelerator {parts} = {money(amount, currency)}."
-    steps = " + ".join(
-        f"{money(Decimal(s['to']) - Decimal(s['from']))} at {number(s['rate_percent'])}% "
-        f"(tier {s['tier']})"
-        for s in trace["tier_walk"]
-    )
+    steps = " + ".join(_step(trace, s) for s in trace["tier_walk"])
     where = ""
     if "position_before" in trace:
         unit = "%" if trace["basis"] == "attainment" else ""
@@ -102,6 +98,18 @@ def _component(trace: dict[str, Any], amount: Decimal, currency: str) -> str:
     return (
         f"{head}: {steps or 'nothing'} ({trace['mode']}{where}){cap} = {money(amount, currency)}."
     )
+
+
+def _step(trace: dict[str, Any], step: dict[str, str]) -> str:
+    """One tier's slice: in money when the table pays a percent of the amount (an attainment
+    slice converted back through the quota), in points when it pays a share of target."""
+    width = Decimal(step["to"]) - Decimal(step["from"])
+    rate, tier = number(step["rate_percent"]), step["tier"]
+    if trace["unit"] == "percent_of_target_per_attainment_point":
+        return f"{number(width)} attainment points at {rate}% of target each (tier {tier})"
+    if trace["basis"] == "attainment":
+        width = width / Decimal(trace["position_per_unit"])
+    return f"{money(width)} at {rate}% (tier {tier})"
 
 
 def _draw(trace: dict[str, Any], amount: Decimal, currency: str) -> str:

@@ -467,3 +467,20 @@ def test_rounding_never_drifts_across_many_deals() -> None:
     histories = {f"d{i:02d}": won(date(2027, 1, 5), "0.10") for i in range(30)}
     result = run(histories, [p])
     assert total(result) == Decimal("0.10")
+
+
+def test_a_period_under_way_keeps_its_whole_quota() -> None:
+    component = {
+        "id": "c",
+        "rate_table": {"basis": "attainment", "tiers": [{"from": "0", "rate": "8"}]},
+    }
+    p = plan(quota="250000", components=[component])
+    result = run(
+        {"d": won(date(2026, 11, 9), "60000")},
+        [p],
+        today=date(2026, 11, 30),
+        assignments=[assign("r1", start=date(2026, 1, 1))],
+    )
+    (line,) = result.lines
+    assert Decimal(line.trace["position_after"]) == 24
+    assert line.amount == Decimal("4800.00")
