@@ -21,8 +21,8 @@ from decimal import Decimal
 from services.comp_engine.calc.bookings import Booking
 from services.comp_engine.calc.inputs import Inputs
 from services.comp_engine.plans.document import CreditShare, ManagerRollup
+from shared.events import REVENUE_SPLIT_ROLES
 
-REVENUE_ROLES = frozenset({"owner", "revenue"})
 HUNDRED = Decimal(100)
 
 
@@ -71,7 +71,7 @@ def credits(bookings: Iterable[Booking], inputs: Inputs) -> list[Credit]:
             rule = _share_rule(inputs, rep_id, role, day)
             if rule is not None:
                 found.append(Credit(rep_id, role, share, booking, rule.quota, rule.payout))
-            if role not in REVENUE_ROLES:
+            if role not in REVENUE_SPLIT_ROLES:
                 continue
             for level, manager in enumerate(inputs.managers_of(rep_id, day, 10), start=1):
                 rollup = _rollup(inputs, manager, day)
