@@ -16,6 +16,7 @@ guessed at: they come back in `waiting` with the reason, for the dead-letter pla
 
 from __future__ import annotations
 
+import bisect
 from collections import defaultdict
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -148,10 +149,9 @@ def _rep(
 
 
 def _segment_of(rep_segments: Sequence[Segment], day: date) -> int | None:
-    for index, segment in enumerate(rep_segments):
-        if segment.contains(day):
-            return index
-    return None
+    """The segment containing `day` (segments are in time order and never overlap)."""
+    index = bisect.bisect_right([s.start for s in rep_segments], day) - 1
+    return index if index >= 0 and rep_segments[index].contains(day) else None
 
 
 def _entry(credit: Credit, segment: Segment, inputs: Inputs, result: Result) -> Entry | None:

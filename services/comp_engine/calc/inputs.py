@@ -124,11 +124,18 @@ class Inputs:
     payments: Sequence[Payment] = ()
     closed_periods: Mapping[str, datetime] = field(default_factory=dict)
     """Period label -> when it was closed (and its payable paid out)."""
+    _by_rep: dict[str, list[Assignment]] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        by_rep: dict[str, list[Assignment]] = defaultdict(list)
+        for assignment in self.assignments:
+            by_rep[assignment.rep_id].append(assignment)
+        object.__setattr__(self, "_by_rep", dict(by_rep))
 
     def plan_on(self, rep_id: str, day: date) -> tuple[Assignment, PlanVersion] | None:
         """The rep's assignment and the plan version in force on `day`."""
-        for assignment in self.assignments:
-            if assignment.rep_id == rep_id and assignment.covers(day):
+        for assignment in self._by_rep.get(rep_id, ()):
+            if assignment.covers(day):
                 version = version_on(self.plans.get(assignment.plan_id, ()), day)
                 return (assignment, version) if version else None
         return None

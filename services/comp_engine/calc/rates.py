@@ -98,6 +98,24 @@ def tier_at(tiers: Sequence[Tier], position: Decimal, boundary: Boundary) -> int
     return owner
 
 
+def value(table: Table, position: Decimal) -> Decimal:
+    """What `position` earns on `table` (unrounded): `earned` without the walk, for the
+    differences the walk takes many of per deal."""
+    if table.mode is not TierMode.MARGINAL:
+        index = tier_at(table.tiers, position, table.boundary)
+        return rate_at(table, index, position) * position * table.unit_value
+    first = table.tiers[0]
+    if position < first.start:
+        return first.rate * (position - first.start) * table.unit_value
+    total = ZERO
+    for index, tier in enumerate(table.tiers):
+        if position <= tier.start and index > 0:
+            break
+        top = position if tier.end is None else min(position, tier.end)
+        total += tier.rate * (top - tier.start)
+    return total * table.unit_value
+
+
 def earned(table: Table, position: Decimal) -> tuple[Decimal, tuple[Step, ...]]:
     """What `position` earns on `table` (unrounded), and the walk that adds up to it."""
     if table.mode is TierMode.MARGINAL:

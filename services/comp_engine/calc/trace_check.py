@@ -112,7 +112,7 @@ def _walked(trace: dict[str, Any], table: rates.Table) -> tuple[Decimal, Decimal
 
     if table.mode is rates.TierMode.MARGINAL:
         base_before = Decimal(trace["base_before"])
-        base_after = base_before + rates.earned(table, s1)[0] - rates.earned(table, s0)[0]
+        base_after = base_before + rates.value(table, s1) - rates.value(table, s0)
     else:
         base_before, base_after = reached(p0, y0), reached(p1, y1)
     decel = trace["decelerator"]
@@ -128,7 +128,7 @@ def _walked(trace: dict[str, Any], table: rates.Table) -> tuple[Decimal, Decimal
         threshold, multiplier = Decimal(a["threshold"]), Decimal(a["multiplier"])
         low, high = max(s0, threshold), max(s1, threshold)
         if table.mode is rates.TierMode.MARGINAL:
-            above = rates.earned(table, high)[0] - rates.earned(table, low)[0]
+            above = rates.value(table, high) - rates.value(table, low)
         else:
             above = reached(p1, high - low)
         accelerator += above * (multiplier - previous)

@@ -164,7 +164,7 @@ class _Running:
 
 
 def slice_earnings(table: Table, start: Decimal, end: Decimal) -> Decimal:
-    return rates.earned(table, end)[0] - rates.earned(table, start)[0]
+    return rates.value(table, end) - rates.value(table, start)
 
 
 def flat_total(table: Table, position: Decimal, payout_points: Decimal) -> Decimal:
