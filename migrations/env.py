@@ -13,13 +13,18 @@ from sqlalchemy import MetaData
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from services.comp_engine.models import CompBase
 from services.forecast_worker.models import ForecastBase
 from services.pipeline_api.models import PipelineBase
 from shared.settings import Settings
 
-SCHEMAS = ("pipeline", "forecast")
+SCHEMAS = ("pipeline", "forecast", "comp")
 
-target_metadata: list[MetaData] = [PipelineBase.metadata, ForecastBase.metadata]
+target_metadata: list[MetaData] = [
+    PipelineBase.metadata,
+    ForecastBase.metadata,
+    CompBase.metadata,
+]
 
 
 def _include_name(name: str | None, type_: str, parent_names: object) -> bool:

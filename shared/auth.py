@@ -33,6 +33,8 @@ EVENTS_WRITE = "events:write"
 EVENTS_READ = "events:read"
 FORECAST_READ = "forecast:read"
 FORECAST_WRITE = "forecast:write"
+COMP_READ = "comp:read"
+COMP_ADMIN = "comp:admin"
 
 WEBHOOK_NAMESPACE = "crm://"
 """How webhook and re-sync events name their source (services/pipeline_api/crm/mapping.py)."""
@@ -75,6 +77,10 @@ class Principal:
     scopes: frozenset[str]
     sources: tuple[str, ...] | None = None
     """fnmatch patterns of the event sources this key may use; None: every source."""
+    rep_id: str | None = None
+    """A rep's key: commission reads are limited to this rep."""
+    manager_id: str | None = None
+    """A manager's key: commission reads are limited to this rep and its reports."""
 
     def allows(self, scope: str) -> bool:
         return ADMIN in self.scopes or scope in self.scopes
@@ -90,7 +96,9 @@ class Principal:
 def _principal(key: str, grant: list[str] | ApiKeyGrant) -> Principal:
     if isinstance(grant, ApiKeyGrant):
         sources = tuple(grant.sources) if grant.sources is not None else None
-        return Principal(key_id(key), frozenset(grant.scopes), sources)
+        return Principal(
+            key_id(key), frozenset(grant.scopes), sources, grant.rep_id, grant.manager_id
+        )
     return Principal(key_id(key), frozenset(grant))
 
 

@@ -36,10 +36,17 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+REVENUE_SPLIT_ROLES = frozenset({"owner", "revenue"})
+"""Split roles that share the deal's revenue: together at most 100%. Any other role is an
+overlay (Salesforce's overlay splits), credited on top and free to take the total over 100%."""
+
+
 class Split(_Strict):
     rep_id: Id
-    percent: DecimalAmount = Field(ge=Decimal(0), le=Decimal(100))
-    role: str = "owner"
+    percent: DecimalAmount = Field(
+        ge=Decimal(0), le=Decimal(1000), description="Up to 100 for revenue roles, 1000 overlays"
+    )
+    role: str = Field(default="owner", min_length=1, max_length=100)
 
 
 class DealFields(_Strict):
@@ -64,8 +71,11 @@ class DealFields(_Strict):
 
     @model_validator(mode="after")
     def _splits_total(self) -> DealFields:
-        if self.splits and sum(s.percent for s in self.splits) > 100:
-            raise ValueError("splits add up to more than 100 percent")
+        revenue = [s.percent for s in self.splits or () if s.role in REVENUE_SPLIT_ROLES]
+        if sum(revenue) > 100:
+            raise ValueError(
+                "revenue splits (roles owner, revenue) add up to more than 100 percent"
+            )
         return self
 
     def changed_fields(self) -> dict[str, Any]:

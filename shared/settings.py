@@ -45,12 +45,26 @@ class ApiKeyGrant(BaseModel):
         "absent: every source",
     )
 
+    rep_id: str | None = Field(
+        None, description="A rep's key: commission reads show only this rep's lines"
+    )
+    manager_id: str | None = Field(
+        None,
+        description="A manager's key: commission reads show this rep id's own lines and those "
+        "of every rep who reported to it",
+    )
+
     @model_validator(mode="after")
     def _admin_unbound(self) -> ApiKeyGrant:
         # Admin routes manage every CRM source; a bound admin key would promise a limit
         # that those routes do not keep.
         if "admin" in self.scopes and self.sources is not None:
             raise ValueError("an admin key cannot be bound to sources")
+        if self.rep_id is not None and self.manager_id is not None:
+            raise ValueError("a key belongs to a rep or to a manager, not both")
+        bound = self.rep_id is not None or self.manager_id is not None
+        if bound and ({"admin", "comp:admin"} & set(self.scopes)):
+            raise ValueError("a rep's or manager's key cannot carry an admin scope")
         return self
 
 
@@ -75,8 +89,8 @@ class Settings(BaseSettings):
 
     api_keys: dict[str, list[str] | ApiKeyGrant] = Field(
         default_factory=dict,
-        description="API key -> scopes, or -> {scopes, sources}. The dev stack adds its admin "
-        "key here.",
+        description="API key -> scopes, or -> {scopes, sources, rep_id | manager_id}. The dev "
+        "stack adds its admin key here.",
     )
     dev_api_key: SecretStr | None = None
     secrets_keys: list[SecretStr] = Field(

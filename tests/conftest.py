@@ -20,11 +20,19 @@ WRITER_KEY = "test-writer-key"
 READER_KEY = "test-reader-key"
 BOUND_KEY = "test-bound-key"
 FORECASTER_KEY = "test-forecaster-key"
+COMP_ADMIN_KEY = "test-comp-admin-key"
+REP_KEY = "test-rep-key"
+MANAGER_KEY = "test-manager-key"
+KEY_REP = "rep-keyholder"
+KEY_MANAGER = "manager-keyholder"
 API_KEYS: dict[str, object] = {
     ADMIN_KEY: ["admin"],
     WRITER_KEY: ["events:write"],
     READER_KEY: ["forecast:read", "events:read"],
     FORECASTER_KEY: ["forecast:write", "forecast:read"],
+    COMP_ADMIN_KEY: ["comp:admin", "comp:read"],
+    REP_KEY: {"scopes": ["comp:read"], "rep_id": KEY_REP},
+    MANAGER_KEY: {"scopes": ["comp:read"], "manager_id": KEY_MANAGER},
     BOUND_KEY: {"scopes": ["events:write", "events:read"], "sources": ["app://bound/*"]},
 }
 

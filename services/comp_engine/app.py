@@ -1,23 +1,90 @@
-"""Assembly of the comp_engine service. It has no routes or consumer yet (see the package
-docstring); it runs so deployments and health checks already include it."""
+"""Assembly of the comp_engine service: the consumer that stores deal and reference facts,
+the recalculation that turns them into ledger lines, and the comp API."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 
 from fastapi import FastAPI
 
-from shared.service import ServiceSpec, ServiceState, build_app
+from services.comp_engine.accounting import routes as accounting
+from services.comp_engine.deals.history import StageNames
+from services.comp_engine.deps import CompState
+from services.comp_engine.dispatch import SPEC as CONSUMER
+from services.comp_engine.disputes import routes as disputes
+from services.comp_engine.holds import routes as holds
+from services.comp_engine.ledger import routes as ledger
+from services.comp_engine.plans import routes as plans
+from services.comp_engine.recalc.recalculator import Recalculator
+from services.comp_engine.simulate import routes as simulate
+from services.comp_engine.statements import routes as statements
+from shared.consumer import StoredOffsetConsumer
+from shared.db import create_engine, create_sessionmaker, ping
+from shared.service import ServiceSpec, ServiceState, build_app, supervise
 from shared.settings import Settings, get_settings
 
 
 @asynccontextmanager
 async def lifespan(settings: Settings) -> AsyncIterator[ServiceState]:
-    yield ServiceState()
+    engine = create_engine(
+        settings.require_database_url(),
+        application_name="salesops-comp-engine",
+        pool_size=settings.db_pool_size,
+    )
+    consumer = StoredOffsetConsumer(
+        engine=engine,
+        bootstrap=settings.require_kafka(),
+        spec=CONSUMER,
+        max_records=settings.consumer_max_records,
+        check_seconds=settings.broker_check_seconds,
+    )
+    recalculator = Recalculator(
+        engine, names=StageNames.of(settings.won_stages, settings.lost_stages)
+    )
+    tasks = [
+        asyncio.create_task(supervise("comp consumer", consumer.run), name="comp-consumer"),
+        asyncio.create_task(
+            supervise("comp recalculation", recalculator.run), name="comp-recalculation"
+        ),
+    ]
+
+    async def database_ready() -> None:
+        await ping(engine)
+
+    async def consumer_ready() -> None:
+        if tasks[0].done():
+            raise RuntimeError("the consumer stopped")
+
+    try:
+        yield ServiceState(
+            state=CompState(settings=settings, sessions=create_sessionmaker(engine)),
+            readiness={"comp_database": database_ready, "comp_consumer": consumer_ready},
+        )
+    finally:
+        for task in tasks:
+            task.cancel()
+            with suppress(asyncio.CancelledError, Exception):
+                await task
+        await consumer.close()
+        await engine.dispose()
 
 
-SPEC = ServiceSpec(name="comp_engine", title="salesops comp engine", routers=[], lifespan=lifespan)
+SPEC = ServiceSpec(
+    name="comp_engine",
+    title="salesops comp engine",
+    routers=[
+        plans.router,
+        ledger.router,
+        statements.router,
+        holds.router,
+        disputes.router,
+        accounting.router,
+        simulate.router,
+    ],
+    lifespan=lifespan,
+)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

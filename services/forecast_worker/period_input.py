@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from services.forecast_worker.config.schemas import ForecastConfig
-from services.forecast_worker.periods import Period, parse_period
+from shared.periods import Period, parse_period
 from shared.problems import Problem
 
 

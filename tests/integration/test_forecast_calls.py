@@ -17,8 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.forecast_worker.calls import repository
 from services.forecast_worker.calls.schemas import ADJUSTMENT_CSV_COLUMNS, CALL_CSV_COLUMNS
-from services.forecast_worker.periods import parse_period
 from shared.db import create_engine, create_sessionmaker
+from shared.periods import parse_period
 from shared.settings import key_id
 from tests.conftest import ADMIN_KEY, FORECASTER_KEY, READER_KEY
 

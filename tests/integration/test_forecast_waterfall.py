@@ -16,9 +16,9 @@ import httpx
 import pytest
 
 from services.datasets.generator import HistoryParams, OrgParams, synthetic_org
-from services.forecast_worker.periods import parse_period
 from services.forecast_worker.waterfall.flow import INFLOWS, Bucket
 from services.forecast_worker.waterfall.schemas import ROW_CSV_COLUMNS
+from shared.periods import parse_period
 from tests.support.events import CREATED, UPDATED, event
 from tests.support.waiting import eventually
 

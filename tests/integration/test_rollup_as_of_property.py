@@ -25,13 +25,13 @@ from services.forecast_worker.config.schemas import ForecastConfig
 from services.forecast_worker.config.stages import StageTable
 from services.forecast_worker.deals.projection import StageRules
 from services.forecast_worker.dispatch import consumer_spec
-from services.forecast_worker.periods import hierarchy_day, parse_period
 from services.forecast_worker.rollup import repository
 from services.forecast_worker.rollup.repository import GroupBy
 from shared import topics
 from shared.consumer import ConsumerSpec, apply_records
 from shared.db import create_engine
 from shared.dispatch import Record
+from shared.periods import hierarchy_day, parse_period
 from shared.settings import DEFAULT_LOST_STAGES, DEFAULT_WON_STAGES
 from tests.integration.test_forecast_rollup import EXAMPLE, _example_config
 from tests.support.events import CREATED, DELETED, UPDATED, event

@@ -348,11 +348,33 @@ def test_splits_of_exactly_100_percent_accepted() -> None:
     assert event.payload.model_dump()["splits"][0]["role"] == "owner"
 
 
-def test_single_split_over_100_names_its_location() -> None:
+def test_single_split_over_1000_names_its_location() -> None:
+    reason = rejection(
+        raw_event(UPDATED, {"deal_id": "d", "splits": [{"rep_id": "a", "percent": "1001"}]})
+    )
+    assert "data.splits.0.percent" in reason
+
+
+def test_a_single_owner_split_over_100_is_rejected() -> None:
     reason = rejection(
         raw_event(UPDATED, {"deal_id": "d", "splits": [{"rep_id": "a", "percent": "101"}]})
     )
-    assert "data.splits.0.percent" in reason
+    assert "more than 100 percent" in reason
+
+
+def test_overlay_splits_may_take_the_total_over_100_percent() -> None:
+    """Salesforce opportunity splits: revenue splits total 100%, overlays any percentage."""
+    splits = [
+        {"rep_id": "a", "percent": "50", "role": "revenue"},
+        {"rep_id": "b", "percent": "50", "role": "revenue"},
+        {"rep_id": "a", "percent": "20", "role": "overlay"},
+    ]
+    event = validate_event(raw_event(UPDATED, {"deal_id": "d", "splits": splits}))
+    assert [s["role"] for s in event.payload.model_dump()["splits"]] == [
+        "revenue",
+        "revenue",
+        "overlay",
+    ]
 
 
 def test_quota_needs_exactly_one_owner() -> None:

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ValidationError
 
 from services.forecast_worker.calls.closing import is_closed
 from services.forecast_worker.calls.schemas import AdjustmentIn, CallIn
-from services.forecast_worker.periods import PeriodKind, parse_period, period_containing
+from shared.periods import PeriodKind, parse_period, period_containing
 
 
 def test_a_period_closes_on_the_day_after_its_last_day() -> None:

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.forecast_worker.periods import (
+from shared.periods import (
     ACCEPTED_FORMS,
     Period,
     PeriodKind,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 
-from services.forecast_worker.periods import midnight, parse_period
 from services.forecast_worker.projection.windows import elapsed, past_windows
+from shared.periods import midnight, parse_period
 
 LONG_AGO = datetime(2000, 1, 1, tzinfo=UTC)
 

@@ -8,7 +8,6 @@ from typing import Literal
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.forecast_worker.periods import PeriodKind
 from services.forecast_worker.snapshots.schedule import (
     Slot,
     caught_up,
@@ -16,6 +15,7 @@ from services.forecast_worker.snapshots.schedule import (
     range_count,
     range_instants,
 )
+from shared.periods import PeriodKind
 
 QUARTER = [PeriodKind.QUARTER]
 

@@ -21,9 +21,9 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from services.forecast_worker.accuracy.figures import ZERO, Accuracy, Outcome, accuracy
-from services.forecast_worker.periods import midnight
 from services.forecast_worker.rollup.grouping import GroupKey, row_order
 from services.forecast_worker.rollup.schemas import RollupRow
+from shared.periods import midnight
 
 CALLED = ("call_commit", "adjustment_commit")
 COMPUTED = ("commit_plus_closed", "best_case_plus_commit_plus_closed")

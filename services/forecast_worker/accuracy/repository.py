@@ -7,10 +7,10 @@ from decimal import Decimal
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.forecast_worker.config.stages import StageTable
-from services.forecast_worker.periods import Period
 from services.forecast_worker.rollup.compute import period_sums
 from services.forecast_worker.rollup.grouping import GroupKey
 from services.forecast_worker.rollup.repository import GroupBy
+from shared.periods import Period
 
 
 async def actuals(

@@ -20,12 +20,12 @@ from services.forecast_worker.accuracy.schemas import (
 )
 from services.forecast_worker.deps import CurrentConfig, ForecastReader, ReadSession, Stages
 from services.forecast_worker.period_input import invalid_input, requested_period
-from services.forecast_worker.periods import midnight, periods_between, periods_from_to
-from services.forecast_worker.query_params import TABLE_RESPONSES, Format, PeriodQuery
 from services.forecast_worker.rollup.repository import GroupBy
 from services.forecast_worker.rollup.schemas import PeriodOut
 from services.forecast_worker.snapshots.repository import list_snapshots
 from shared.edge import GuardedRoute
+from shared.periods import midnight, periods_between, periods_from_to
+from shared.query_params import TABLE_RESPONSES, Format, PeriodQuery
 from shared.tables import csv_response, wants_csv
 
 router = APIRouter(tags=["forecast"], route_class=GuardedRoute)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from services.forecast_worker.periods import Period
+from shared.periods import Period
 
 
 def is_closed(period: Period, today: date) -> bool:

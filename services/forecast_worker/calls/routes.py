@@ -32,10 +32,10 @@ from services.forecast_worker.deps import (
     WriteSession,
 )
 from services.forecast_worker.period_input import requested_period
-from services.forecast_worker.periods import Period
-from services.forecast_worker.query_params import TABLE_RESPONSES, Format, OptionalPeriodQuery
 from shared.edge import GuardedRoute
+from shared.periods import Period
 from shared.problems import Problem, problem_responses
+from shared.query_params import TABLE_RESPONSES, Format, OptionalPeriodQuery
 from shared.tables import csv_response, decode_instant_id_cursor, encode_cursor, wants_csv
 
 router = APIRouter(tags=["forecast"], route_class=GuardedRoute)

@@ -18,9 +18,9 @@ from services.forecast_worker.deals.schemas import (
 )
 from services.forecast_worker.deps import ForecastReader, ReadSession
 from services.forecast_worker.models import Deal, DealVersion
-from services.forecast_worker.query_params import Format
 from shared.edge import GuardedRoute
 from shared.problems import Problem, problem_responses
+from shared.query_params import Format
 from shared.tables import (
     csv_response,
     decode_text_cursor,

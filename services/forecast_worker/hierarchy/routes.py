@@ -17,9 +17,9 @@ from services.forecast_worker.hierarchy.schemas import (
     HierarchyOut,
     RepHistory,
 )
-from services.forecast_worker.query_params import Format
 from shared.edge import GuardedRoute
 from shared.problems import Problem, problem_responses
+from shared.query_params import Format
 from shared.tables import csv_response, wants_csv
 
 router = APIRouter(tags=["forecast"], route_class=GuardedRoute)

@@ -20,11 +20,11 @@ from services.forecast_worker.inspection.schemas import (
     INSPECTION_CSV_COLUMNS,
     InspectionOut,
 )
-from services.forecast_worker.periods import midnight
-from services.forecast_worker.query_params import Format
 from services.forecast_worker.summary.repository import catch_up
 from shared.edge import GuardedRoute
+from shared.periods import midnight
 from shared.problems import problem_responses
+from shared.query_params import Format
 from shared.tables import csv_response, decode_text_cursor, encode_cursor, wants_csv
 
 router = APIRouter(tags=["forecast"], route_class=GuardedRoute)

@@ -23,10 +23,10 @@ from services.forecast_worker.metrics.schemas import (
     StageRow,
     StagesOut,
 )
-from services.forecast_worker.query_params import Format
 from services.forecast_worker.summary.repository import catch_up
 from shared.edge import GuardedRoute
 from shared.problems import Problem, problem_responses
+from shared.query_params import Format
 from shared.tables import csv_response, wants_csv
 
 router = APIRouter(tags=["forecast"], route_class=GuardedRoute)

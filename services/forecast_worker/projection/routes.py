@@ -11,17 +11,17 @@ from fastapi.responses import Response
 
 from services.forecast_worker.deps import CurrentConfig, ForecastReader, ReadSession, Stages
 from services.forecast_worker.period_input import invalid_input, requested_period
-from services.forecast_worker.periods import hierarchy_day
 from services.forecast_worker.projection import repository
 from services.forecast_worker.projection.model import CENT
 from services.forecast_worker.projection.rows import projection_rows
 from services.forecast_worker.projection.schemas import CSV_COLUMNS, Projection
 from services.forecast_worker.projection.windows import MAX_LOOKBACK, elapsed, past_windows
-from services.forecast_worker.query_params import TABLE_RESPONSES, Format, PeriodQuery
 from services.forecast_worker.rollup.compute import period_sums
 from services.forecast_worker.rollup.repository import GroupBy
 from services.forecast_worker.rollup.schemas import PeriodOut
 from shared.edge import GuardedRoute
+from shared.periods import hierarchy_day
+from shared.query_params import TABLE_RESPONSES, Format, PeriodQuery
 from shared.tables import csv_response, wants_csv
 from shared.values import UtcDatetime
 

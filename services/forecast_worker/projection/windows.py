@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from services.forecast_worker.periods import Period, hierarchy_day, midnight, period_containing
 from services.forecast_worker.projection.repository import PastWindow
+from shared.periods import Period, hierarchy_day, midnight, period_containing
 
 MAX_LOOKBACK = 12
 

@@ -8,10 +8,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from services.forecast_worker.deps import ForecastReader, ReadSession
-from services.forecast_worker.query_params import Format
 from services.forecast_worker.quotas import repository
 from services.forecast_worker.quotas.schemas import QUOTA_CSV_COLUMNS, QuotaList, QuotaOut
 from shared.edge import GuardedRoute
+from shared.query_params import Format
 from shared.tables import csv_response, wants_csv
 
 router = APIRouter(tags=["forecast"], route_class=GuardedRoute)

@@ -11,11 +11,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.forecast_worker.calls import repository as calls
 from services.forecast_worker.config.stages import StageTable
-from services.forecast_worker.periods import Period, hierarchy_day
 from services.forecast_worker.rollup import repository
 from services.forecast_worker.rollup.repository import GroupBy, GroupRow
 from services.forecast_worker.rollup.rows import rollup_rows
 from services.forecast_worker.rollup.schemas import RollupRow
+from shared.periods import Period, hierarchy_day
 
 
 async def compute_rollup(

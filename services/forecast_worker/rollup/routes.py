@@ -9,11 +9,11 @@ from fastapi.responses import Response
 
 from services.forecast_worker.deps import CurrentConfig, ForecastReader, ReadSession, Stages
 from services.forecast_worker.period_input import requested_period
-from services.forecast_worker.query_params import TABLE_RESPONSES, Format, PeriodQuery
 from services.forecast_worker.rollup.compute import compute_rollup
 from services.forecast_worker.rollup.repository import GroupBy
 from services.forecast_worker.rollup.schemas import CSV_COLUMNS, PeriodOut, Rollup
 from shared.edge import GuardedRoute
+from shared.query_params import TABLE_RESPONSES, Format, PeriodQuery
 from shared.tables import csv_response, wants_csv
 from shared.values import UtcDatetime
 

@@ -20,12 +20,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.forecast_worker.config.stages import StageTable
 from services.forecast_worker.dispatch import GROUP_ID
 from services.forecast_worker.models import CONSUMER_TABLES
-from services.forecast_worker.periods import Period
 from services.forecast_worker.rollup.compute import compute_rollup
 from services.forecast_worker.rollup.repository import GroupBy
 from services.forecast_worker.rollup.schemas import RollupRow
 from services.forecast_worker.snapshots.models import Snapshot, SnapshotRow
 from shared.consumer_store import load_offsets
+from shared.periods import Period
 
 GROUPINGS: tuple[GroupBy, ...] = get_args(GroupBy)
 _ROW_COLUMNS = tuple(RollupRow.model_fields)

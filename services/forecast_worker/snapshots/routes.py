@@ -23,8 +23,6 @@ from services.forecast_worker.deps import (
     WriteSession,
 )
 from services.forecast_worker.period_input import invalid_input, requested_period
-from services.forecast_worker.periods import Period, midnight
-from services.forecast_worker.query_params import TABLE_RESPONSES, Format, PeriodQuery
 from services.forecast_worker.rollup.repository import GroupBy
 from services.forecast_worker.rollup.schemas import PeriodOut
 from services.forecast_worker.snapshots import repository
@@ -44,7 +42,9 @@ from services.forecast_worker.snapshots.schemas import (
     TrendPoint,
 )
 from shared.edge import GuardedRoute
+from shared.periods import Period, midnight
 from shared.problems import Problem, problem_responses
+from shared.query_params import TABLE_RESPONSES, Format, PeriodQuery
 from shared.tables import (
     MAX_ID,
     csv_response,

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Literal
 
-from services.forecast_worker.periods import Period, PeriodKind, midnight, period_containing
+from shared.periods import Period, PeriodKind, midnight, period_containing
 
 SlotKind = Literal["weekly", "period_end"]
 Every = Literal["week", "day"]

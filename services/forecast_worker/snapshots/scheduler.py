@@ -28,7 +28,6 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from services.forecast_worker.config.repository import load_config
 from services.forecast_worker.config.stages import StageTable
 from services.forecast_worker.dispatch import SUBSCRIBED
-from services.forecast_worker.periods import PeriodKind
 from services.forecast_worker.snapshots.repository import (
     consumer_positions,
     take_snapshot,
@@ -38,6 +37,7 @@ from services.forecast_worker.snapshots.schedule import Slot, caught_up, due_slo
 from shared import topics
 from shared.kafka import end_offsets, read_latest
 from shared.metrics import SNAPSHOTS_FAILED
+from shared.periods import PeriodKind
 from shared.settings import Settings
 
 SCHEDULER = "scheduler"

@@ -10,8 +10,6 @@ from fastapi.responses import Response
 
 from services.forecast_worker.deps import CurrentConfig, ForecastReader, ReadSession
 from services.forecast_worker.period_input import requested_period
-from services.forecast_worker.periods import Period
-from services.forecast_worker.query_params import TABLE_RESPONSES, Format, PeriodQuery
 from services.forecast_worker.waterfall import books, repository, totals
 from services.forecast_worker.waterfall.flow import Bucket, Waterfall, Window
 from services.forecast_worker.waterfall.repository import Candidate, GroupBy, Side
@@ -24,7 +22,9 @@ from services.forecast_worker.waterfall.schemas import (
     WaterfallRow,
 )
 from shared.edge import GuardedRoute
+from shared.periods import Period
 from shared.problems import Problem
+from shared.query_params import TABLE_RESPONSES, Format, PeriodQuery
 from shared.tables import csv_response, decode_text_cursor, encode_cursor, wants_csv
 from shared.values import UtcDatetime
 

@@ -1,4 +1,4 @@
-"""The fiscal calendar: forecast periods and their labels. Pure, no I/O.
+"""The fiscal calendar: periods and their labels, for forecasts and commissions. Pure.
 
 Three kinds of period, each labelled one way:
 

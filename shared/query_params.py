@@ -1,5 +1,5 @@
-"""Query parameters the forecast routes take alike, and how a table route declares its
-answers, declared once so that every route documents and bounds them the same way."""
+"""Query parameters table routes take alike (format, period), and how a table route declares
+its answers, declared once so that every service documents and bounds them the same way."""
 
 from __future__ import annotations
 

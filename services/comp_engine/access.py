@@ -1,0 +1,35 @@
+"""Who may see whose commission: a rep's key its own lines, statements and disputes; a
+manager's key its own and those of every rep who ever reported to it (through the teams it
+managed); an unbound reader and comp admins everything. Another rep's data answers 404, as
+if it did not exist, so a key learns nothing about reps it may not see."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.comp_engine.intake.repository import REP_TEAMS, TEAM_MANAGERS
+from shared import auth
+from shared.auth import Principal
+from shared.problems import Problem
+
+
+async def visible_reps(db: AsyncSession, principal: Principal) -> frozenset[str] | None:
+    """The reps `principal` may see; `None` for every rep."""
+    if principal.allows(auth.COMP_ADMIN):
+        return None
+    if principal.rep_id is not None:
+        return frozenset({principal.rep_id})
+    if principal.manager_id is not None:
+        reports = (
+            select(REP_TEAMS.c.rep_id)
+            .join(TEAM_MANAGERS, TEAM_MANAGERS.c.team_id == REP_TEAMS.c.team_id)
+            .where(TEAM_MANAGERS.c.manager_id == principal.manager_id)
+        )
+        return frozenset({principal.manager_id, *(await db.scalars(reports))})
+    return None
+
+
+def check_visible(visible: frozenset[str] | None, rep_id: str, what: str) -> None:
+    if visible is not None and rep_id not in visible:
+        raise Problem(404, f"No {what} for rep {rep_id!r}.")

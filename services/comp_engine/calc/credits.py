@@ -1,0 +1,105 @@
+"""Who is credited for a booking, with what, and whether it counts toward quota, earns
+commission, or both. Pure.
+
+A booking with splits credits each split's rep its percent (the deal's `splits`); without
+splits its owner gets all of it. Roles `owner` and `revenue` are revenue splits (they total
+at most 100%); any other role is an overlay and may take the total over 100%, as Salesforce
+overlay splits do. Each credited rep's own plan (the version in force on the booking day)
+decides, per role, whether the credit counts toward quota and whether it earns; each
+manager's plan decides whether managers up the effective-dated hierarchy get roll-up credit
+for it (revenue splits only, so an overlay is not counted twice up the chain), whether or
+not the rep below is on a plan.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+
+from services.comp_engine.calc.bookings import Booking
+from services.comp_engine.calc.inputs import Inputs
+from services.comp_engine.plans.document import CreditShare, ManagerRollup
+from shared.events import REVENUE_SPLIT_ROLES
+
+HUNDRED = Decimal(100)
+
+
+CreditId = tuple[str, int, str]
+"""(deal id, booking number, role): a credit's identity within one rep."""
+
+
+@dataclass(frozen=True, slots=True)
+class Credit:
+    rep_id: str
+    role: str
+    """'owner', a split role, or 'manager:<level>'."""
+    share: Decimal
+    """Of the booking's amount, 0..1."""
+    booking: Booking
+    quota: bool
+    payout: bool
+
+    @property
+    def amount(self) -> Decimal:
+        assert self.booking.state.amount is not None
+        return self.booking.state.amount * self.share
+
+    @property
+    def currency(self) -> str:
+        assert self.booking.state.currency is not None
+        return self.booking.state.currency
+
+    @property
+    def id(self) -> CreditId:
+        return (self.booking.deal_id, self.booking.number, self.role)
+
+    @property
+    def order(self) -> tuple[object, ...]:
+        """Where the credit falls in its period's walk: booking day, then CRM time, then ids,
+        so a recompute walks deals in the same order whatever order they arrived in."""
+        b = self.booking
+        return (b.booked_on, b.won_at, b.deal_id, b.number, self.role)
+
+
+def credits(bookings: Iterable[Booking], inputs: Inputs) -> list[Credit]:
+    found: list[Credit] = []
+    for booking in bookings:
+        day = booking.booked_on
+        for rep_id, role, share in _shares(booking):
+            rule = _share_rule(inputs, rep_id, role, day)
+            if rule is not None:
+                found.append(Credit(rep_id, role, share, booking, rule.quota, rule.payout))
+            if role not in REVENUE_SPLIT_ROLES:
+                continue
+            for level, manager in enumerate(inputs.managers_of(rep_id, day, 10), start=1):
+                rollup = _rollup(inputs, manager, day)
+                if rollup is None or level > rollup.levels:
+                    continue
+                found.append(
+                    Credit(manager, f"manager:{level}", share, booking, rollup.quota, rollup.payout)
+                )
+    return found
+
+
+def _shares(booking: Booking) -> list[tuple[str, str, Decimal]]:
+    state = booking.state
+    if state.splits:
+        return [(s.rep_id, s.role, s.percent / HUNDRED) for s in state.splits]
+    if state.owner_id is None:
+        return []
+    return [(state.owner_id, "owner", Decimal(1))]
+
+
+def _share_rule(inputs: Inputs, rep_id: str, role: str, day: date) -> CreditShare | None:
+    found = inputs.plan_on(rep_id, day)
+    if found is None:
+        return None
+    rules = found[1].document.credit_rules
+    return rules.roles.get(role, rules.owner)
+
+
+def _rollup(inputs: Inputs, manager_id: str, day: date) -> ManagerRollup | None:
+    found = inputs.plan_on(manager_id, day)
+    return None if found is None else found[1].document.credit_rules.manager_rollup

@@ -1,0 +1,207 @@
+"""Where a won deal becomes ledger lines: the whole calculation, from scratch. Pure.
+
+`compute` takes every deal's history and the plans, assignments, quotas, hierarchy, FX
+rates, payments and closed periods, and returns every line the ledger should hold as of
+`today`, each with its trace. It is deterministic and knows nothing of what was already
+posted: `posting.py` compares its answer with the ledger and posts the differences, which
+is why recomputing twice, or replaying the stream, adds nothing.
+
+The steps, one module each: bookings (`bookings.py`) -> credits (`credits.py`) -> segments
+(`segments.py`) -> per component the walk (`walk.py`) -> SPIFFs, bonuses, minimums
+(`extras.py`) -> clawbacks (`clawbacks.py`) -> draws (`draws.py`) -> lines (`series.py`).
+
+Deals whose currency cannot be converted, and attainment tables without a quota, are not
+guessed at: they come back in `waiting` with the reason, for the dead-letter place.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections import defaultdict
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from decimal import Decimal
+
+from services.comp_engine.calc import clawbacks, draws, extras
+from services.comp_engine.calc.bookings import DealState, bookings
+from services.comp_engine.calc.credits import Credit, CreditId, credits
+from services.comp_engine.calc.filters import matches
+from services.comp_engine.calc.inputs import Inputs, MissingRate
+from services.comp_engine.calc.keys import deal_key
+from services.comp_engine.calc.lines import Kind, Line
+from services.comp_engine.calc.segments import Segment, segments
+from services.comp_engine.calc.series import Raw, to_lines
+from services.comp_engine.calc.walk import Earned, Entry, NoQuota, walk
+from services.comp_engine.plans.document import Clawback
+
+ZERO = Decimal(0)
+
+
+@dataclass(frozen=True, slots=True)
+class Waiting:
+    rep_id: str
+    subject: str
+    """A deal id, or 'period:<label>' for a rep's period."""
+    reason: str
+
+
+@dataclass
+class Result:
+    lines: list[Line] = field(default_factory=list)
+    waiting: list[Waiting] = field(default_factory=list)
+
+
+def compute(
+    histories: Mapping[str, Sequence[DealState]],
+    inputs: Inputs,
+    *,
+    today: date,
+    only: Collection[str] | None = None,
+) -> Result:
+    """Every line of every assigned rep, or of the reps in `only` (whose deals, and for
+    managers their reports' deals, `histories` must hold)."""
+    result = Result()
+    all_credits = _credits(histories, inputs)
+    by_rep: dict[str, list[Credit]] = defaultdict(list)
+    for credit in all_credits:
+        by_rep[credit.rep_id].append(credit)
+    reps = sorted({a.rep_id for a in inputs.assignments if only is None or a.rep_id in only})
+    for rep_id in reps:
+        rep_credits = sorted(by_rep.get(rep_id, []), key=lambda c: c.order)
+        latest = max((c.booking.booked_on for c in rep_credits), default=today)
+        until = max(today, latest) + timedelta(days=1)
+        _rep(rep_id, rep_credits, segments(rep_id, inputs, until), inputs, today, result)
+    result.lines.sort(key=lambda line: line.key)
+    return result
+
+
+def _credits(histories: Mapping[str, Sequence[DealState]], inputs: Inputs) -> list[Credit]:
+    """Credits of every deal, each from the bookings its rep's own clawback policy gives
+    (a split between reps on different plans can settle differently for each)."""
+    policies: dict[str, Clawback | None] = {}
+    for versions in inputs.plans.values():
+        for version in versions:
+            policy = version.document.clawback
+            policies[_policy_key(policy)] = policy
+    found: list[Credit] = []
+    for deal_id in sorted(histories):
+        for key, policy in policies.items():
+            for credit in credits(bookings(deal_id, histories[deal_id], policy), inputs):
+                plan = inputs.plan_on(credit.rep_id, credit.booking.booked_on)
+                if plan is not None and _policy_key(plan[1].document.clawback) == key:
+                    found.append(credit)
+    return found
+
+
+def _policy_key(policy: Clawback | None) -> str:
+    return "" if policy is None else policy.model_dump_json()
+
+
+def _rep(
+    rep_id: str,
+    rep_credits: list[Credit],
+    rep_segments: list[Segment],
+    inputs: Inputs,
+    today: date,
+    result: Result,
+) -> None:
+    raws_by_segment: dict[int, list[Raw]] = defaultdict(list)
+    earned_by_credit: dict[CreditId, list[Earned]] = defaultdict(list)
+    placed: dict[int, list[Entry]] = defaultdict(list)
+    for credit in rep_credits:
+        index = _segment_of(rep_segments, credit.booking.booked_on)
+        if index is None:
+            continue
+        entry = _entry(credit, rep_segments[index], inputs, result)
+        if entry is not None:
+            placed[index].append(entry)
+    reversals = clawbacks.reversals(rep_credits, rep_segments, placed)
+    for index, segment in enumerate(rep_segments):
+        entries = sorted(placed[index] + reversals.get(index, []), key=_entry_order)
+        raws = raws_by_segment[index]
+        try:
+            for component in segment.version.document.components:
+                matching = [e for e in entries if matches(component.filter, e.credit)]
+                earned = walk(
+                    component,
+                    matching,
+                    quota=segment.quota,
+                    target_variable=segment.target_variable,
+                )
+                for item in earned:
+                    earned_by_credit[item.entry.credit.id].append(item)
+                raws += _component_raws(segment, component.id, earned, inputs)
+                raws += extras.minimum(segment, component, earned, today, inputs)
+            raws += extras.bonuses(segment, entries, inputs)
+        except (NoQuota, MissingRate) as exc:
+            label = segment.period.label
+            result.waiting.append(Waiting(rep_id, f"period:{label}", f"{label}: {exc}"))
+            raws.clear()
+            continue
+        raws += extras.spiffs(segment, placed[index], inputs)
+    for index, raw in clawbacks.lines(rep_credits, rep_segments, earned_by_credit, inputs):
+        raws_by_segment[index].append(raw)
+    for index, raw in draws.lines(rep_segments, raws_by_segment, today, inputs):
+        raws_by_segment[index].append(raw)
+    for index, segment in enumerate(rep_segments):
+        result.lines += _series_lines(segment, raws_by_segment[index])
+
+
+def _segment_of(rep_segments: Sequence[Segment], day: date) -> int | None:
+    """The segment containing `day` (segments are in time order and never overlap)."""
+    index = bisect.bisect_right([s.start for s in rep_segments], day) - 1
+    return index if index >= 0 and rep_segments[index].contains(day) else None
+
+
+def _entry(credit: Credit, segment: Segment, inputs: Inputs, result: Result) -> Entry | None:
+    try:
+        rate = inputs.fx.rate(credit.currency, segment.currency, credit.booking.booked_on)
+    except MissingRate as exc:
+        result.waiting.append(Waiting(credit.rep_id, credit.booking.deal_id, str(exc)))
+        return None
+    amount = credit.amount * rate
+    return Entry(
+        credit=credit,
+        fx_rate=rate,
+        quota_amount=amount if credit.quota else ZERO,
+        payout_amount=amount if credit.payout else ZERO,
+    )
+
+
+def _entry_order(entry: Entry) -> tuple[object, ...]:
+    day = (
+        entry.credit.booking.ending.at.date()
+        if entry.reversal and entry.credit.booking.ending
+        else None
+    )
+    return (day or entry.credit.booking.booked_on, entry.reversal, entry.credit.order)
+
+
+def _component_raws(
+    segment: Segment, component_id: str, earned: Sequence[Earned], inputs: Inputs
+) -> list[Raw]:
+    raws = []
+    for item in earned:
+        credit = item.entry.credit
+        fx = segment.payout_rate(inputs.fx, credit.booking.booked_on)
+        for kind, amount in (
+            (Kind.COMMISSION, item.commission),
+            (Kind.ACCELERATOR, item.accelerator),
+        ):
+            if amount or kind is Kind.COMMISSION:
+                key = deal_key(segment, kind, component_id, credit)
+                raws.append(Raw(key, amount, fx, {**item.trace, "line": kind.value}))
+    return raws
+
+
+def _series_lines(segment: Segment, raws: Sequence[Raw]) -> list[Line]:
+    series: dict[tuple[Kind, str], list[Raw]] = defaultdict(list)
+    for raw in raws:
+        series[(raw.key.kind, raw.key.rule)].append(raw)
+    lines = []
+    for group in series.values():
+        lines += to_lines(
+            group, plan_currency=segment.currency, payout_currency=segment.payout_currency
+        )
+    return lines

@@ -1,0 +1,78 @@
+"""Ledger lines as the calculation produces them, and the rounding every amount goes through.
+
+A line is identified by its `LineKey`: which rep, period and rule, about which deal (or
+none for period-level lines). The ledger posts, per key, the difference between what the
+calculation says the key should hold and what it already holds (`posting.py`), so a key
+must not depend on anything that can change without the money changing: the plan
+*version* is in the trace, not the key, so correcting a plan posts one difference per
+line rather than a reversal and a new line.
+
+Rounding: each amount is rounded half-up to the currency's minor unit, and a series of
+lines that add up to one running total (a component's deals in a period) is rounded as
+`round(total after) - round(total before)`, so the lines always sum to the rounded total
+and no cent drifts however many deals there are.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import ROUND_HALF_UP, Decimal
+from enum import StrEnum
+from typing import Any
+
+ZERO = Decimal(0)
+
+ZERO_DECIMAL_CURRENCIES = frozenset({"JPY", "KRW", "CLP", "ISK", "VND", "XAF", "XOF", "UGX"})
+THREE_DECIMAL_CURRENCIES = frozenset({"BHD", "JOD", "KWD", "OMR", "TND"})
+
+
+class Kind(StrEnum):
+    COMMISSION = "commission"
+    ACCELERATOR = "accelerator"
+    SPIFF = "spiff"
+    BONUS = "bonus"
+    DRAW_ADVANCE = "draw_advance"
+    DRAW_RECOVERY = "draw_recovery"
+    CLAWBACK = "clawback"
+    ADJUSTMENT = "adjustment"
+    PAYOUT = "payout"
+
+
+def minor_unit(currency: str) -> Decimal:
+    if currency in ZERO_DECIMAL_CURRENCIES:
+        return Decimal(1)
+    if currency in THREE_DECIMAL_CURRENCIES:
+        return Decimal("0.001")
+    return Decimal("0.01")
+
+
+def rounded(amount: Decimal, currency: str) -> Decimal:
+    return amount.quantize(minor_unit(currency), rounding=ROUND_HALF_UP)
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class LineKey:
+    rep_id: str
+    period: str
+    """The period the amount was earned in (a prior-period adjustment keeps it here and
+    says where it was posted)."""
+    kind: Kind
+    rule: str
+    """The component, SPIFF, bonus, 'draw', 'clawback:<component>' ... that produced it."""
+    deal_id: str
+    """'' for period-level lines (bonuses, minimums, draws)."""
+    booking: int
+    """Which booking of the deal (a deal clawed back and won again is booked twice); 0 for
+    period-level lines."""
+    role: str
+    """The credit's role: 'owner', a split role, or 'manager:<level>'."""
+
+
+@dataclass(frozen=True, slots=True)
+class Line:
+    key: LineKey
+    amount: Decimal
+    """In `currency`, already rounded."""
+    currency: str
+    trace: dict[str, Any] = field(compare=False)
+    """Everything needed to redo the amount by hand: `trace_check.recompute` does it."""

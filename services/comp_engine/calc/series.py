@@ -1,0 +1,53 @@
+"""Raw amounts to ledger lines: into the payout currency, then rounded as a running series.
+
+Every line of one series (one rep, segment, rule and kind: a component's commission lines
+in a period, say) is `round(total after) - round(total before)` in the payout currency, so
+the lines add up exactly to the rounded total whatever their number. The trace gets the
+conversion rate and the series total before the line, which is all `trace_check` needs
+besides the raw amount to redo the rounding.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from services.comp_engine.calc.lines import Line, LineKey, rounded
+
+ZERO = Decimal(0)
+
+
+@dataclass(frozen=True, slots=True)
+class Raw:
+    """One amount before conversion and rounding, with the key and trace it will carry."""
+
+    key: LineKey
+    amount: Decimal
+    """In the plan's currency, unrounded."""
+    fx_rate: Decimal
+    """Plan currency -> payout currency."""
+    trace: dict[str, Any]
+
+
+def to_lines(raws: Iterable[Raw], *, plan_currency: str, payout_currency: str) -> list[Line]:
+    """Lines of one series, in order; zero lines are dropped (they would post nothing)."""
+    total = ZERO
+    lines = []
+    for raw in raws:
+        converted = raw.amount * raw.fx_rate
+        amount = rounded(total + converted, payout_currency) - rounded(total, payout_currency)
+        trace = {
+            **raw.trace,
+            "raw_amount": str(raw.amount),
+            "plan_currency": plan_currency,
+            "payout_currency": payout_currency,
+            "fx_rate_to_payout": str(raw.fx_rate),
+            "series_total_before": str(total),
+            "rounding": "half-up to the payout currency's minor unit, as a running series",
+        }
+        total += converted
+        if amount:
+            lines.append(Line(raw.key, amount, payout_currency, trace))
+    return lines

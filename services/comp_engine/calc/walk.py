@@ -1,0 +1,329 @@
+"""One component over one segment: the credits in order, each with what it earned. Pure.
+
+The walk keeps two running figures: the *position* (quota credit so far, as attainment
+points) and the *payout base* (payout credit so far). Each credit moves them and earns the
+difference of the component's earnings before and after it (see `rates.py`), so a
+retroactive tier or a decelerator released by this deal pays its uplift on this deal's
+line, and the lines of a period always add up to what the period's totals earn.
+
+Order of operations per credit, all unrounded (rounding is `series.py`'s):
+1. base earnings: the rate table over the credit's slice (marginal) or the change in
+   `rate(position) x payout base` (retroactive, interpolated);
+2. the decelerator: while the position is under its threshold everything earned so far is
+   paid at its multiplier, so crossing it pays the difference;
+3. accelerators: the part of the slice above each threshold earns the base rate times
+   (multiplier - 1) more, on a line of its own;
+4. the cap per deal, then the cap per period, each taken from the accelerator first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from services.comp_engine.calc import rates
+from services.comp_engine.calc.credits import Credit
+from services.comp_engine.calc.rates import Table, Tier
+from services.comp_engine.plans.document import Component, RateUnit, TierBasis
+
+ZERO = Decimal(0)
+HUNDRED = Decimal(100)
+TEN_THOUSAND = Decimal(10_000)
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """A credit as the walk sees it: amounts already in the plan's currency."""
+
+    credit: Credit
+    fx_rate: Decimal
+    """Deal currency -> plan currency, on the booking day."""
+    quota_amount: Decimal
+    """Added to the position: the credit's amount, 0 without quota credit, negative for
+    a clawback that reduces attainment."""
+    payout_amount: Decimal
+    """Earning commission: the credit's amount, or 0."""
+    reversal: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Earned:
+    entry: Entry
+    commission: Decimal
+    accelerator: Decimal
+    trace: dict[str, Any]
+
+
+class NoQuota(ValueError):
+    """An attainment table needs the rep's quota for the period, and there is none."""
+
+
+def table_for(component: Component, quota: Decimal | None, target_variable: Decimal) -> Table:
+    spec = component.rate_table
+    tiers = tuple(Tier(t.start, t.end, t.rate) for t in spec.tiers)
+    if spec.basis is not TierBasis.ATTAINMENT:
+        unit_value = 1 / HUNDRED
+    elif quota is None or quota <= 0:
+        raise NoQuota(f"component {component.id!r} tiers on attainment, and there is no quota")
+    elif spec.unit is RateUnit.PERCENT_OF_AMOUNT:
+        unit_value = quota / TEN_THOUSAND
+    else:
+        unit_value = target_variable / HUNDRED
+    return Table(tiers, spec.mode, spec.boundary, unit_value)
+
+
+def walk(
+    component: Component,
+    entries: Sequence[Entry],
+    *,
+    quota: Decimal | None,
+    target_variable: Decimal,
+) -> list[Earned]:
+    table = table_for(component, quota, target_variable)
+    if component.rate_table.basis is TierBasis.DEAL_AMOUNT:
+        return _per_deal(component, table, entries)
+    scale = Decimal(1)
+    if component.rate_table.basis is TierBasis.ATTAINMENT:
+        assert quota is not None  # table_for refused an attainment table without one
+        scale = HUNDRED / quota
+    state = _Running(scale)
+    return [state.step(component, table, entry) for entry in entries]
+
+
+@dataclass
+class _Running:
+    scale: Decimal
+    """Position units per unit of money: 100 / quota for attainment, 1 for amounts."""
+    amount: Decimal = ZERO
+    payout: Decimal = ZERO
+    base_total: Decimal = ZERO
+    """Marginal: the sum of slices earned so far; otherwise rate(position) x payout base."""
+    paid_total: Decimal = ZERO
+    """After caps: what the period has earned so far on this component."""
+
+    def points(self, amount: Decimal) -> Decimal:
+        return amount * self.scale
+
+    def step(self, component: Component, table: Table, entry: Entry) -> Earned:
+        p0, p1 = self.points(self.amount), self.points(self.amount + entry.quota_amount)
+        y0, y1 = self.points(self.payout), self.points(self.payout + entry.payout_amount)
+        s0, s1 = p0, p0 + (y1 - y0)
+        marginal = table.mode is rates.TierMode.MARGINAL
+        if marginal:
+            base_before = self.base_total
+            base_after = base_before + slice_earnings(table, s0, s1)
+        else:
+            base_before = flat_total(table, p0, y0)
+            base_after = flat_total(table, p1, y1)
+        f0 = decel_factor(component, p0)
+        f1 = decel_factor(component, p1)
+        commission = f1 * base_after - f0 * base_before
+        extras = accelerator_extras(component, table, s0, s1, p1)
+        accelerator = sum((x for _, x in extras), ZERO)
+        commission, accelerator, caps = apply_caps(
+            component, commission, accelerator, paid_before=self.paid_total
+        )
+        self.amount += entry.quota_amount
+        self.payout += entry.payout_amount
+        self.base_total = base_after
+        self.paid_total += commission + accelerator
+        walk_steps = _walk_steps(table, s0, s1, p1)
+        trace = {
+            "component": component.id,
+            "basis": component.rate_table.basis.value,
+            "mode": table.mode.value,
+            "unit": component.rate_table.unit.value,
+            "boundary": table.boundary.value,
+            "tiers": [_tier_json(t) for t in table.tiers],
+            "unit_value": str(table.unit_value),
+            "position_per_unit": str(self.scale),
+            "credit": credit_json(entry),
+            "position_before": str(p0),
+            "position_after": str(p1),
+            "payout_points_before": str(y0),
+            "payout_points_after": str(y1),
+            "tier_walk": [s.as_json() for s in walk_steps],
+            "base_before": str(base_before),
+            "base_after": str(base_after),
+            "decelerator": _decel_json(component, f0, f1),
+            "accelerators": [
+                {
+                    "threshold": str(a.threshold),
+                    "multiplier": str(a.multiplier),
+                    "extra": str(x),
+                }
+                for a, x in extras
+            ],
+            "caps": caps,
+            "commission": str(commission),
+            "accelerator": str(accelerator),
+        }
+        return Earned(entry, commission, accelerator, trace)
+
+
+def slice_earnings(table: Table, start: Decimal, end: Decimal) -> Decimal:
+    return rates.value(table, end) - rates.value(table, start)
+
+
+def flat_total(table: Table, position: Decimal, payout_points: Decimal) -> Decimal:
+    """Retroactive and interpolated: the rate the position reached, on the whole payout base."""
+    index = rates.tier_at(table.tiers, position, table.boundary)
+    rate = rates.rate_at(table, index, position)
+    return rate * payout_points * table.unit_value
+
+
+def decel_factor(component: Component, position: Decimal) -> Decimal:
+    d = component.decelerator
+    return d.multiplier if d is not None and position < d.threshold else Decimal(1)
+
+
+def accelerator_extras(
+    component: Component, table: Table, start: Decimal, end: Decimal, reached: Decimal
+) -> list[tuple[Any, Decimal]]:
+    """Per accelerator, the extra on the part of the slice above its threshold: the base
+    rate there (marginal) or the rate reached (otherwise), times the multiplier's step."""
+    found = []
+    previous = Decimal(1)
+    for accelerator in component.accelerators:
+        t = accelerator.threshold
+        low, high = max(start, t), max(end, t)
+        if table.mode is rates.TierMode.MARGINAL:
+            above = slice_earnings(table, low, high)
+        else:
+            index = rates.tier_at(table.tiers, reached, table.boundary)
+            above = rates.rate_at(table, index, reached) * (high - low) * table.unit_value
+        found.append((accelerator, above * (accelerator.multiplier - previous)))
+        previous = accelerator.multiplier
+    return found
+
+
+def apply_caps(
+    component: Component, commission: Decimal, accelerator: Decimal, *, paid_before: Decimal
+) -> tuple[Decimal, Decimal, dict[str, Any]]:
+    return capped(
+        commission,
+        accelerator,
+        per_deal=component.cap_per_deal,
+        per_period=component.cap_per_period,
+        paid_before=paid_before,
+    )
+
+
+def capped(
+    commission: Decimal,
+    accelerator: Decimal,
+    *,
+    per_deal: Decimal | None,
+    per_period: Decimal | None,
+    paid_before: Decimal,
+) -> tuple[Decimal, Decimal, dict[str, Any]]:
+    """Commission and accelerator after the caps, and the trace of what was applied."""
+    applied = []
+    if per_deal is not None and commission + accelerator > per_deal:
+        commission, accelerator = _cut(commission, accelerator, per_deal)
+        applied.append("per_deal")
+    if per_period is not None and commission + accelerator > per_period - paid_before:
+        commission, accelerator = _cut(commission, accelerator, max(per_period - paid_before, ZERO))
+        applied.append("per_period")
+    trace = {
+        "cap_per_deal": None if per_deal is None else str(per_deal),
+        "cap_per_period": None if per_period is None else str(per_period),
+        "period_paid_before": str(paid_before),
+        "applied": applied,
+    }
+    return commission, accelerator, trace
+
+
+def _cut(commission: Decimal, accelerator: Decimal, limit: Decimal) -> tuple[Decimal, Decimal]:
+    """Bring commission + accelerator down to `limit`, taking from the accelerator first."""
+    excess = commission + accelerator - limit
+    from_accelerator = min(excess, max(accelerator, ZERO))
+    return commission - (excess - from_accelerator), accelerator - from_accelerator
+
+
+def _per_deal(component: Component, table: Table, entries: Sequence[Entry]) -> list[Earned]:
+    found = []
+    for entry in entries:
+        amount = entry.payout_amount
+        earned, steps = rates.earned(table, amount)
+        commission, accelerator, caps = apply_caps(component, earned, ZERO, paid_before=ZERO)
+        trace = {
+            "component": component.id,
+            "basis": component.rate_table.basis.value,
+            "mode": table.mode.value,
+            "unit": component.rate_table.unit.value,
+            "boundary": table.boundary.value,
+            "tiers": [_tier_json(t) for t in table.tiers],
+            "unit_value": str(table.unit_value),
+            "credit": credit_json(entry),
+            "position": str(amount),
+            "tier_walk": [s.as_json() for s in steps],
+            "caps": caps,
+            "commission": str(commission),
+            "accelerator": str(accelerator),
+        }
+        found.append(Earned(entry, commission, accelerator, trace))
+    return found
+
+
+def credit_json(entry: Entry) -> dict[str, Any]:
+    c = entry.credit
+    return {
+        "deal_id": c.booking.deal_id,
+        "booking": c.booking.number,
+        "booked_on": c.booking.booked_on.isoformat(),
+        "won_event_id": c.booking.won_event_id,
+        "role": c.role,
+        "share": str(c.share),
+        "amount": str(c.amount),
+        "currency": c.currency,
+        "fx_rate_to_plan": str(entry.fx_rate),
+        "quota_amount": str(entry.quota_amount),
+        "payout_amount": str(entry.payout_amount),
+        "reversal": entry.reversal,
+        "contract_months": (c.booking.state.properties or {}).get("contract_months"),
+    }
+
+
+def _walk_steps(table: Table, start: Decimal, end: Decimal, reached: Decimal) -> list[rates.Step]:
+    if table.mode is rates.TierMode.MARGINAL:
+        before = {s.tier: s for s in rates.earned(table, start)[1]}
+        steps = []
+        for s in rates.earned(table, end)[1]:
+            low = before[s.tier].end if s.tier in before else s.start
+            if s.end != low:
+                steps.append(
+                    rates.Step(
+                        s.tier,
+                        low,
+                        s.end,
+                        s.rate,
+                        s.earned - (before[s.tier].earned if s.tier in before else ZERO),
+                    )
+                )
+        return steps
+    index = rates.tier_at(table.tiers, reached, table.boundary)
+    rate = rates.rate_at(table, index, reached)
+    return [rates.Step(index, start, end, rate, rate * (end - start) * table.unit_value)]
+
+
+def _tier_json(tier: Tier) -> dict[str, str | None]:
+    return {
+        "from": str(tier.start),
+        "to": None if tier.end is None else str(tier.end),
+        "rate_percent": str(tier.rate),
+    }
+
+
+def _decel_json(component: Component, before: Decimal, after: Decimal) -> dict[str, str] | None:
+    d = component.decelerator
+    if d is None:
+        return None
+    return {
+        "threshold": str(d.threshold),
+        "multiplier": str(d.multiplier),
+        "factor_before": str(before),
+        "factor_after": str(after),
+    }

@@ -1,0 +1,91 @@
+"""A deal's states in CRM order, from its stored changes: what commission reads. Pure.
+
+The comp engine keeps its own copy of every deal event (services never share tables), and
+folds a deal's changes in `OrderKey` order, so duplicates and late arrivals change nothing
+once the stream is complete. A change sets the fields it carries; status is the event's own
+`status` when it has one, else it follows the stage (`Settings.won_stages` /
+`lost_stages`, as the forecast's fold without a configuration); a deletion ends the deal
+and a later creation brings it back. A deal is *cancelled* (a clawback trigger) when a
+change sets its `cancelled_at` property: the contract ended after the deal was won.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from services.comp_engine.calc.bookings import DealState, SplitShare
+from shared.ordering import OrderKey
+
+DELETED = "com.salesops.deal.deleted.v1"
+
+
+@dataclass(frozen=True, slots=True)
+class StoredChange:
+    key: OrderKey
+    event_type: str
+    fields: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class StageNames:
+    won: frozenset[str]
+    lost: frozenset[str]
+
+    @classmethod
+    def of(cls, won: Iterable[str], lost: Iterable[str]) -> StageNames:
+        return cls(frozenset(s.lower() for s in won), frozenset(s.lower() for s in lost))
+
+    def status_of(self, stage: str | None) -> str:
+        folded = (stage or "").lower()
+        return "won" if folded in self.won else "lost" if folded in self.lost else "open"
+
+
+def states(changes: Sequence[StoredChange], names: StageNames) -> list[DealState]:
+    fields: dict[str, Any] = {}
+    found: list[DealState] = []
+    for change in sorted(changes, key=lambda c: c.key):
+        if change.event_type == DELETED:
+            found.append(_state(change, fields, names, deleted=True))
+            continue
+        fields = {**fields, **change.fields}
+        if "stage" in change.fields and "status" not in change.fields:
+            fields.pop("status", None)
+        found.append(_state(change, fields, names, deleted=False))
+    return found
+
+
+def _state(
+    change: StoredChange, fields: dict[str, Any], names: StageNames, *, deleted: bool
+) -> DealState:
+    properties = fields.get("properties") or {}
+    status = "deleted" if deleted else fields.get("status") or names.status_of(fields.get("stage"))
+    amount = fields.get("amount")
+    close = fields.get("close_date")
+    return DealState(
+        at=change.key.time,
+        event_id=change.key.event_id,
+        status=status,
+        amount=None if amount is None else Decimal(amount),
+        currency=fields.get("currency"),
+        owner_id=fields.get("owner_id"),
+        splits=tuple(
+            SplitShare(s["rep_id"], Decimal(s["percent"]), s.get("role") or "owner")
+            for s in fields.get("splits") or ()
+        ),
+        close_date=None if close is None else date.fromisoformat(close),
+        deal_type=fields.get("deal_type"),
+        pipeline=fields.get("pipeline"),
+        properties=properties,
+        cancelled=bool(properties.get("cancelled_at")),
+    )
+
+
+def reps_named(fields: dict[str, Any]) -> set[str]:
+    """Every rep a change credits or could credit: its owner and its splits' reps."""
+    reps = {fields["owner_id"]} if fields.get("owner_id") else set()
+    reps |= {s["rep_id"] for s in fields.get("splits") or ()}
+    return reps

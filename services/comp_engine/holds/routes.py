@@ -1,0 +1,76 @@
+"""Holds: earned but not payable until released, on one line, a deal or a rep (comp admins).
+A held line stays on the statement, counted as earned and held, and a period close leaves
+it unpaid."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Path
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import select
+
+from services.comp_engine.deps import CompAdmin, ReadSession, WriteSession
+from services.comp_engine.models import HoldRow
+from shared.edge import GuardedRoute
+from shared.problems import Problem, problem_responses
+
+router = APIRouter(tags=["comp"], route_class=GuardedRoute)
+
+
+class HoldIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    scope: Literal["line", "deal", "rep"]
+    target: str = Field(min_length=1, max_length=256, description="Line id, deal id or rep id.")
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+class HoldOut(HoldIn):
+    model_config = ConfigDict(from_attributes=True, extra="forbid")
+
+    id: int
+    created_by: str
+    created_at: datetime
+    released_by: str | None
+    released_at: datetime | None
+
+
+@router.post(
+    "/v1/comp/holds",
+    status_code=201,
+    response_model=HoldOut,
+    summary="Hold a line, a deal or a rep",
+    responses=problem_responses(422),
+)
+async def add_hold(body: HoldIn, principal: CompAdmin, db: WriteSession) -> HoldOut:
+    row = HoldRow(**body.model_dump(), created_by=principal.key_id)
+    db.add(row)
+    await db.flush()
+    return HoldOut.model_validate(row)
+
+
+@router.post(
+    "/v1/comp/holds/{hold_id}/release",
+    response_model=HoldOut,
+    summary="Release a hold: its lines become payable",
+    responses=problem_responses(404, 409),
+)
+async def release_hold(
+    hold_id: Annotated[int, Path(ge=1, le=2**63 - 1)], principal: CompAdmin, db: WriteSession
+) -> HoldOut:
+    row = await db.get(HoldRow, hold_id)
+    if row is None:
+        raise Problem(404, f"No hold {hold_id}.")
+    if row.released_at is not None:
+        raise Problem(409, f"Hold {hold_id} was released at {row.released_at.isoformat()}.")
+    row.released_by, row.released_at = principal.key_id, datetime.now(UTC)
+    await db.flush()
+    return HoldOut.model_validate(row)
+
+
+@router.get("/v1/comp/holds", response_model=list[HoldOut], summary="Holds not yet released")
+async def list_holds(_: CompAdmin, db: ReadSession) -> list[HoldOut]:
+    stmt = select(HoldRow).where(HoldRow.released_at.is_(None)).order_by(HoldRow.id)
+    return [HoldOut.model_validate(r) for r in await db.scalars(stmt)]

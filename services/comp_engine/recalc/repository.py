@@ -1,0 +1,225 @@
+"""What a recalculation reads and writes: the inputs of a set of reps, what their ledger
+holds, the lines it posts, and the dirty marks it claims and clears."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Collection, Sequence
+from datetime import date, datetime
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from services.comp_engine.calc.bookings import DealState
+from services.comp_engine.calc.engine import Waiting
+from services.comp_engine.calc.inputs import (
+    Assignment,
+    FxRate,
+    FxTable,
+    Inputs,
+    Payment,
+    PlanVersion,
+    Quota,
+    ReportingLine,
+)
+from services.comp_engine.calc.lines import Kind, LineKey
+from services.comp_engine.calc.posting import Posted, Posting
+from services.comp_engine.deals.history import StageNames, StoredChange, states
+from services.comp_engine.intake.repository import (
+    CHANGES,
+    DEAL_REPS,
+    DIRTY,
+    PAYMENTS,
+    QUOTAS,
+    REP_TEAMS,
+    TEAM_MANAGERS,
+)
+from services.comp_engine.models import (
+    AssignmentRow,
+    FxRateRow,
+    LedgerLineRow,
+    PeriodCloseRow,
+    PlanVersionRow,
+    WaitingRow,
+)
+from services.comp_engine.plans.document import PlanDocument
+from shared.db import table_of
+from shared.ordering import OrderKey
+
+ASSIGNMENTS = table_of(AssignmentRow)
+FX = table_of(FxRateRow)
+LEDGER = table_of(LedgerLineRow)
+CLOSES = table_of(PeriodCloseRow)
+PLANS = table_of(PlanVersionRow)
+WAITING = table_of(WaitingRow)
+KEY_COLUMNS = ("rep_id", "period", "kind", "rule", "deal_id", "booking", "role")
+
+
+async def claim_dirty(conn: AsyncConnection, *, limit: int) -> list[str]:
+    """Up to `limit` dirty reps, locked for this transaction; reps another recalculation
+    holds are skipped, so replicas share the work without waiting on each other."""
+    stmt = (
+        select(DIRTY.c.rep_id)
+        .order_by(DIRTY.c.since, DIRTY.c.rep_id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    return list((await conn.execute(stmt)).scalars())
+
+
+async def clear_dirty(conn: AsyncConnection, *, rep_ids: Collection[str]) -> None:
+    await conn.execute(delete(DIRTY).where(DIRTY.c.rep_id.in_(sorted(rep_ids))))
+
+
+async def load_inputs(
+    conn: AsyncConnection, *, rep_ids: Collection[str], names: StageNames
+) -> tuple[dict[str, list[DealState]], Inputs]:
+    """The deals of `rep_ids` (and of everyone who ever reported to them), and every plan,
+    assignment, reporting line and FX rate: what `engine.compute` needs for these reps."""
+    reporting = await _reporting(conn)
+    reports = {line.rep_id for line in reporting if line.manager_id in rep_ids}
+    deal_ids = select(DEAL_REPS.c.deal_id).where(
+        DEAL_REPS.c.rep_id.in_(sorted(set(rep_ids) | reports))
+    )
+    rows = await conn.execute(
+        select(CHANGES).where(CHANGES.c.deal_id.in_(deal_ids.scalar_subquery()))
+    )
+    changes: dict[str, list[StoredChange]] = defaultdict(list)
+    for row in rows:
+        key = OrderKey(row.event_time, int(row.sequence), row.source, row.event_id)
+        changes[row.deal_id].append(StoredChange(key, row.event_type, row.fields))
+    histories = {deal_id: states(found, names) for deal_id, found in changes.items()}
+    inputs = Inputs(
+        plans=await _plans(conn),
+        assignments=await load_assignments(conn),
+        quotas=await _quotas(conn, rep_ids=rep_ids),
+        reporting=reporting,
+        fx=FxTable(await _fx(conn)),
+        payments=await _payments(conn, deal_ids=histories),
+        closed_periods=await closed_periods(conn),
+    )
+    return histories, inputs
+
+
+async def _plans(conn: AsyncConnection) -> dict[str, list[PlanVersion]]:
+    found: dict[str, list[PlanVersion]] = defaultdict(list)
+    for row in await conn.execute(select(PLANS)):
+        document = PlanDocument.model_validate(row.document)
+        found[row.plan_id].append(
+            PlanVersion(row.plan_id, row.version, row.effective_from, document)
+        )
+    return found
+
+
+async def load_assignments(conn: AsyncConnection) -> list[Assignment]:
+    rows = await conn.execute(select(ASSIGNMENTS).order_by(ASSIGNMENTS.c.id))
+    return [Assignment(r.rep_id, r.plan_id, r.start, r.end, r.payout_currency) for r in rows]
+
+
+async def _quotas(conn: AsyncConnection, *, rep_ids: Collection[str]) -> list[Quota]:
+    rows = await conn.execute(select(QUOTAS).where(QUOTAS.c.rep_id.in_(sorted(rep_ids))))
+    return [Quota(r.rep_id, r.period_start, r.period_end, r.amount, r.currency) for r in rows]
+
+
+async def _reporting(conn: AsyncConnection) -> list[ReportingLine]:
+    """Rep -> manager lines from the rep's team changes and the team's manager changes."""
+    teams = [(r.rep_id, r.effective_from, r.team_id) for r in await conn.execute(select(REP_TEAMS))]
+    managers: dict[str, list[tuple[date, str | None]]] = defaultdict(list)
+    for r in await conn.execute(select(TEAM_MANAGERS)):
+        managers[r.team_id].append((r.effective_from, r.manager_id))
+    by_rep: dict[str, list[tuple[date, str | None]]] = defaultdict(list)
+    for rep_id, start, team_id in teams:
+        by_rep[rep_id].append((start, team_id))
+    lines = []
+    for rep_id, spans in by_rep.items():
+        spans.sort()
+        for index, (start, team_id) in enumerate(spans):
+            end = spans[index + 1][0] if index + 1 < len(spans) else None
+            lines += _manager_spans(rep_id, start, end, sorted(managers.get(team_id or "", [])))
+    return lines
+
+
+def _manager_spans(
+    rep_id: str, start: date, end: date | None, managers: Sequence[tuple[date, str | None]]
+) -> list[ReportingLine]:
+    found = []
+    for index, (since, manager) in enumerate(managers):
+        until = managers[index + 1][0] if index + 1 < len(managers) else None
+        low = max(start, since)
+        high = min(d for d in (end, until) if d is not None) if (end or until) else None
+        if manager and (high is None or low < high):
+            found.append(ReportingLine(rep_id, manager, low, high))
+    return found
+
+
+async def _fx(conn: AsyncConnection) -> list[FxRate]:
+    return [FxRate(r.base, r.quote, r.day, r.rate) for r in await conn.execute(select(FX))]
+
+
+async def _payments(conn: AsyncConnection, *, deal_ids: Collection[str]) -> list[Payment]:
+    rows = await conn.execute(select(PAYMENTS).where(PAYMENTS.c.deal_id.in_(sorted(deal_ids))))
+    return [Payment(r.deal_id, r.invoice_id, r.paid_at, r.amount, r.currency) for r in rows]
+
+
+async def closed_periods(conn: AsyncConnection) -> dict[str, datetime]:
+    rows = await conn.execute(select(CLOSES).where(CLOSES.c.closed_at.is_not(None)))
+    return {r.period: r.closed_at for r in rows}
+
+
+ADMIN_CAUSE = "admin"
+"""The cause of a comp admin's adjustment: a line the calculation neither expects nor
+reverses, so recalculation leaves it out of what it compares."""
+
+
+async def posted(conn: AsyncConnection, *, rep_ids: Collection[str]) -> list[Posted]:
+    """What the ledger holds per key and currency for these reps, admins' adjustments aside."""
+    columns = [LEDGER.c[name] for name in KEY_COLUMNS]
+    stmt = (
+        select(*columns, LEDGER.c.currency, func.sum(LEDGER.c.amount))
+        .where(
+            LEDGER.c.rep_id.in_(sorted(rep_ids)),
+            LEDGER.c.cause.is_distinct_from(ADMIN_CAUSE),
+        )
+        .group_by(*columns, LEDGER.c.currency)
+    )
+    return [
+        Posted(
+            LineKey(r.rep_id, r.period, Kind(r.kind), r.rule, r.deal_id, r.booking, r.role),
+            r[-1],
+            r.currency,
+        )
+        for r in await conn.execute(stmt)
+    ]
+
+
+async def replace_waiting(
+    conn: AsyncConnection, *, rep_ids: Collection[str], waiting: Sequence[Waiting]
+) -> None:
+    await conn.execute(delete(WAITING).where(WAITING.c.rep_id.in_(sorted(rep_ids))))
+    rows = {(w.rep_id, w.subject): w.reason for w in waiting if w.rep_id in rep_ids}
+    if rows:
+        await conn.execute(
+            insert(WAITING).values(
+                [{"rep_id": r, "subject": s, "reason": why} for (r, s), why in sorted(rows.items())]
+            )
+        )
+
+
+async def post(conn: AsyncConnection, *, postings: Sequence[Posting], cause: str) -> list[int]:
+    if not postings:
+        return []
+    rows = [
+        {
+            **{name: getattr(p.key, name) for name in KEY_COLUMNS},
+            "kind": p.key.kind.value,
+            "posted_period": p.posted_period,
+            "amount": p.amount,
+            "currency": p.currency,
+            "trace": p.trace,
+            "cause": cause,
+        }
+        for p in postings
+    ]
+    result = await conn.execute(insert(LEDGER).values(rows).returning(LEDGER.c.id))
+    return list(result.scalars())

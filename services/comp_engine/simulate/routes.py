@@ -1,0 +1,77 @@
+"""POST /v1/comp/simulate: a draft plan (or a change to a live one) run without writing
+anything, over deals given inline (any worked example, checkable by hand) or over the
+stored deals of a date range against the reps' current plans. A body over the API's cap
+(SALESOPS_API_MAX_BODY_BYTES) is refused with 413 while it streams in, before any work."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from fastapi import APIRouter
+
+from services.comp_engine.calc.engine import compute
+from services.comp_engine.deals.history import StageNames
+from services.comp_engine.deps import CompAdmin, ReadSession, State
+from services.comp_engine.recalc import repository as recalc
+from services.comp_engine.simulate import run
+from services.comp_engine.simulate.schemas import SimulateIn, SimulateOut
+from shared.edge import GuardedRoute
+from shared.problems import Problem, problem_responses
+
+router = APIRouter(tags=["comp"], route_class=GuardedRoute)
+
+
+@router.post(
+    "/v1/comp/simulate",
+    response_model=SimulateOut,
+    summary="Run a plan document over inline or stored deals; nothing is written",
+    responses=problem_responses(413, 422),
+)
+async def simulate(body: SimulateIn, _: CompAdmin, db: ReadSession, state: State) -> SimulateOut:
+    settings = state.settings
+    names = StageNames.of(settings.won_stages, settings.lost_stages)
+    today = body.today or datetime.now(UTC).date()
+    version = run.draft(body)
+    if body.inline is not None:
+        histories, inputs = run.inline_inputs(body.inline, version, names)
+        result = await asyncio.to_thread(compute, histories, inputs, today=today)
+        return SimulateOut(
+            lines=[run.line_json(line) for line in result.lines],
+            reps=run.rep_totals(run.totals(result.lines), None),
+            attainment_distribution=run.attainment_bands(result.lines),
+            waiting=run.waiting_json(result),
+        )
+    assert body.stored is not None
+    stored = body.stored
+    if stored.to <= stored.from_:
+        raise Problem(422, "body.stored.to must be after body.stored.from")
+    conn = await db.connection()
+    assignments = await recalc.load_assignments(conn)
+    reps = sorted(
+        {
+            a.rep_id
+            for a in assignments
+            if stored.compare_to_plan is None or a.plan_id == stored.compare_to_plan
+        }
+    )
+    histories, inputs = await recalc.load_inputs(conn, rep_ids=reps, names=names)
+    current = await asyncio.to_thread(compute, histories, inputs, today=today, only=set(reps))
+    drafted = run.under_draft(inputs, version, reps)
+    simulated = await asyncio.to_thread(compute, histories, drafted, today=today, only=set(reps))
+    now_lines = run.in_range(current.lines, stored.from_, stored.to)
+    new_lines = run.in_range(simulated.lines, stored.from_, stored.to)
+    rows = run.rep_totals(run.totals(new_lines), run.totals(now_lines))
+    difference: dict[str, Decimal] = {}
+    for row in rows:
+        difference[row.currency] = difference.get(row.currency, Decimal(0)) + (
+            row.difference or Decimal(0)
+        )
+    return SimulateOut(
+        lines=[],
+        reps=rows,
+        attainment_distribution=run.attainment_bands(new_lines),
+        waiting=run.waiting_json(simulated),
+        total_difference=difference,
+    )

@@ -1,0 +1,108 @@
+"""What `POST /v1/comp/simulate` takes and answers."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+from typing import Any, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from services.comp_engine.plans.document import PlanDocument
+from services.comp_engine.plans.schemas import FxRateIn
+from shared.events import DealFields
+from shared.money import CurrencyCode, DecimalAmount
+from shared.values import UtcDatetime
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ChangeIn(_In):
+    time: UtcDatetime
+    type: Literal["created", "updated", "deleted"] = "updated"
+    fields: DealFields = Field(default_factory=DealFields)
+
+
+class DealIn(_In):
+    deal_id: str = Field(min_length=1, max_length=256)
+    changes: list[ChangeIn] = Field(min_length=1)
+
+
+class AssignmentIn(_In):
+    rep_id: str = Field(min_length=1, max_length=256)
+    start: date
+    end: date | None = None
+    payout_currency: CurrencyCode | None = None
+
+
+class QuotaIn(_In):
+    rep_id: str = Field(min_length=1, max_length=256)
+    period_start: date
+    period_end: date
+    amount: DecimalAmount
+    currency: CurrencyCode
+
+
+class PaymentIn(_In):
+    deal_id: str
+    invoice_id: str
+    paid_at: UtcDatetime
+    amount: DecimalAmount
+    currency: CurrencyCode
+
+
+class InlineIn(_In):
+    """A worked example given whole: deals with their changes, who is on the plan, and
+    what else the calculation reads. Nothing stored is read or written."""
+
+    deals: list[DealIn]
+    assignments: list[AssignmentIn] = Field(min_length=1, max_length=10_000)
+    quotas: list[QuotaIn] = Field(default_factory=list, max_length=100_000)
+    fx_rates: list[FxRateIn] = Field(default_factory=list, max_length=100_000)
+    payments: list[PaymentIn] = Field(default_factory=list, max_length=100_000)
+
+
+class StoredIn(_In):
+    """The stored deals of a date range, under the draft plan instead of the reps' own."""
+
+    from_: date = Field(alias="from")
+    to: date = Field(description="Exclusive.")
+    compare_to_plan: str | None = Field(
+        default=None, description="Only the reps on this plan; all assigned reps if absent."
+    )
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class SimulateIn(_In):
+    plan: PlanDocument
+    effective_from: date = date(2000, 1, 1)
+    today: date | None = Field(default=None, description="The calculation's today; now if absent.")
+    inline: InlineIn | None = None
+    stored: StoredIn | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Self:
+        if (self.inline is None) == (self.stored is None):
+            raise ValueError("give exactly one of 'inline' or 'stored'")
+        return self
+
+
+class RepTotal(BaseModel):
+    rep_id: str
+    currency: str
+    simulated: DecimalAmount
+    current: DecimalAmount | None = None
+    difference: DecimalAmount | None = None
+
+
+class SimulateOut(BaseModel):
+    lines: list[dict[str, Any]] = Field(description="As the ledger would hold them, with traces.")
+    reps: list[RepTotal]
+    attainment_distribution: dict[str, int] = Field(
+        description="Rep-periods by their final attainment band (attainment tables only)."
+    )
+    waiting: list[dict[str, str]]
+    total_difference: dict[str, Decimal] = Field(default_factory=dict)

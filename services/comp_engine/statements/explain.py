@@ -1,0 +1,126 @@
+"""A ledger line in plain words, from its trace: what a rep reads on a statement. Pure.
+
+Each sentence names the deal, the credit, the figures the calculation used and the result,
+so a rep can redo the number by hand (the trace holds the same figures for a machine).
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+
+def money(value: str | Decimal, currency: str = "") -> str:
+    text = f"{Decimal(value):,.2f}"
+    return f"{text} {currency}".strip()
+
+
+def number(value: str | Decimal) -> str:
+    return f"{Decimal(value).normalize():f}"
+
+
+def explain(kind: str, trace: dict[str, Any], amount: Decimal, currency: str) -> str:
+    sentence = _body(kind, trace, amount, currency)
+    posting = trace.get("posting")
+    if posting and Decimal(posting["posted_before"]):
+        sentence += (
+            f" Recalculated: {money(posting['expected'], currency)} now expected, "
+            f"{money(posting['posted_before'], currency)} posted before, so "
+            f"{money(posting['difference'], currency)} posted now."
+        )
+    return sentence
+
+
+def _body(kind: str, trace: dict[str, Any], amount: Decimal, currency: str) -> str:
+    if "adjustment" in trace:
+        a = trace["adjustment"]
+        return f"Adjustment by {a['author']}: {a['reason']} ({money(amount, currency)})."
+    if trace.get("no_longer_expected"):
+        return "No longer earned (the deal or rule changed); reverses what was posted."
+    if "clawback" in trace:
+        c = trace["clawback"]
+        return (
+            f"Deal {trace['deal_id']} was {c['trigger']} on {c['at'][:10]}, within the "
+            f"{c['window_days']}-day clawback window: {money(trace['earned'])} it earned in "
+            f"{trace['original_period']} x paid share {number(trace['paid_share'])} x "
+            f"{c['extent']} extent {number(trace['extent_factor'])} = {money(amount, currency)}."
+        )
+    if "line" in trace:
+        return _component(trace, amount, currency)
+    if "spiff" in trace:
+        credit = trace["credit"]
+        how = (
+            f"{number(trace['rate_percent'])}% of {money(credit['payout_amount'])}"
+            if trace["rate_percent"] is not None
+            else f"a fixed {money(trace['fixed_amount'])}"
+        )
+        deal = credit["deal_id"]
+        return f"SPIFF {trace['spiff']} on deal {deal}: {how} = {money(amount, currency)}."
+    if "bonus" in trace:
+        return (
+            f"Bonus {trace['bonus']}: attainment {number(trace['attainment'])}% reached "
+            f"{number(trace['at_attainment'])}%: {money(amount, currency)}."
+        )
+    if "minimum" in trace:
+        return (
+            f"Minimum for {trace['component']}: {money(trace['minimum'])} guaranteed, "
+            f"{money(trace['earned_in_segment'])} earned, topped up by {money(amount, currency)}."
+        )
+    if "draw" in trace:
+        return _draw(trace, amount, currency)
+    return f"{kind}: {money(amount, currency)}."
+
+
+def _component(trace: dict[str, Any], amount: Decimal, currency: str) -> str:
+    credit = trace["credit"]
+    who = f"{credit['role']} credit {number(Decimal(credit['share']) * 100)}%"
+    head = (
+        f"Deal {credit['deal_id']} booked {credit['booked_on']}, {who} of "
+        f"{money(credit['amount'], credit['currency'])}"
+    )
+    if trace["line"] == "accelerator":
+        parts = ", ".join(
+            f"x{number(a['multiplier'])} above {number(a['threshold'])}: {money(a['extra'])}"
+            for a in trace["accelerators"]
+            if Decimal(a["extra"])
+        )
+        return f"{head}: accelerator {parts} = {money(amount, currency)}."
+    steps = " + ".join(_step(trace, s) for s in trace["tier_walk"])
+    where = ""
+    if "position_before" in trace:
+        unit = "%" if trace["basis"] == "attainment" else ""
+        where = (
+            f"; {trace['basis'].replace('_', ' ')} {number(trace['position_before'])}{unit} -> "
+            f"{number(trace['position_after'])}{unit}"
+        )
+    capped = trace["caps"]["applied"]
+    cap = f", capped ({', '.join(capped)})" if capped else ""
+    return (
+        f"{head}: {steps or 'nothing'} ({trace['mode']}{where}){cap} = {money(amount, currency)}."
+    )
+
+
+def _step(trace: dict[str, Any], step: dict[str, str]) -> str:
+    """One tier's slice: in money when the table pays a percent of the amount (an attainment
+    slice converted back through the quota), in points when it pays a share of target."""
+    width = Decimal(step["to"]) - Decimal(step["from"])
+    rate, tier = number(step["rate_percent"]), step["tier"]
+    if trace["unit"] == "percent_of_target_per_attainment_point":
+        return f"{number(width)} attainment points at {rate}% of target each (tier {tier})"
+    if trace["basis"] == "attainment":
+        width = width / Decimal(trace["position_per_unit"])
+    return f"{money(width)} at {rate}% (tier {tier})"
+
+
+def _draw(trace: dict[str, Any], amount: Decimal, currency: str) -> str:
+    if "advance" in trace:
+        return (
+            f"Draw: {money(trace['earned_in_segment'])} earned against a "
+            f"{money(trace['draw_amount'])} draw, advanced {money(amount, currency)}; "
+            f"balance {money(trace['balance_after'])}."
+        )
+    return (
+        f"Draw recovery: {number(trace['recovery_percent'])}% of earnings above the "
+        f"{money(trace['draw_amount'])} draw, {money(amount, currency)}; balance "
+        f"{money(trace['balance_after'])}."
+    )

@@ -1,0 +1,43 @@
+"""A statement as a printable HTML page: every value escaped, no script, no external asset."""
+
+from __future__ import annotations
+
+from html import escape
+
+from services.comp_engine.statements.explain import money
+from services.comp_engine.statements.schemas import StatementOut
+
+
+def page(s: StatementOut) -> str:
+    rows = "".join(
+        f"<tr><td>{escape(line.kind)}</td><td>{escape(line.deal_id)}</td>"
+        f"<td>{escape(line.earned_in)}</td><td class=n>{escape(money(line.amount))}</td>"
+        f"<td>{escape(line.currency)}</td><td>{'held' if line.held else ''}</td>"
+        f"<td>{escape(line.explanation)}</td></tr>"
+        for line in s.lines
+    )
+    totals = "".join(
+        f"<tr><td>{escape(currency)}</td>"
+        + "".join(
+            f"<td class=n>{escape(money(getattr(t, k)))}</td>"
+            for k in ("earned", "held", "payable", "paid", "balance")
+        )
+        + "</tr>"
+        for currency, t in s.totals.items()
+    )
+    attainment = ", ".join(f"{escape(k)} {escape(v)}%" for k, v in s.attainment.items())
+    state = "closed (final)" if s.closed else "open (may still change)"
+    return (
+        "<!doctype html><html><head><meta charset=utf-8>"
+        f"<title>Statement {escape(s.rep_id)} {escape(s.period)}</title>"
+        "<style>body{font:14px sans-serif;margin:2em}table{border-collapse:collapse}"
+        "td,th{border:1px solid #999;padding:4px 8px;vertical-align:top}.n{text-align:right}"
+        "</style></head><body>"
+        f"<h1>Commission statement</h1><p>Rep <b>{escape(s.rep_id)}</b>, period "
+        f"<b>{escape(s.period)}</b>, {state}.</p>"
+        f"<p>Attainment: {attainment or 'n/a'}. Draw balance: {escape(s.draw_balance or '0')}.</p>"
+        "<table><tr><th>currency</th><th>earned</th><th>held</th><th>payable</th><th>paid</th>"
+        f"<th>balance</th></tr>{totals}</table><h2>Lines</h2>"
+        "<table><tr><th>kind</th><th>deal</th><th>earned in</th><th>amount</th><th>currency</th>"
+        f"<th></th><th>how</th></tr>{rows}</table></body></html>"
+    )

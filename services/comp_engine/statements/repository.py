@@ -1,0 +1,124 @@
+"""Statement and period-close SQL: a rep's lines posted in a period, the holds on them, the
+period's close, and the payout lines a close posts."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.comp_engine.calc.lines import Kind
+from services.comp_engine.calc.posting import first_open
+from services.comp_engine.models import HoldRow, LedgerLineRow, PeriodCloseRow
+
+ZERO = Decimal(0)
+
+
+async def lines(db: AsyncSession, *, rep_id: str, period: str) -> Sequence[LedgerLineRow]:
+    stmt = (
+        select(LedgerLineRow)
+        .where(LedgerLineRow.rep_id == rep_id, LedgerLineRow.posted_period == period)
+        .order_by(LedgerLineRow.kind, LedgerLineRow.deal_id, LedgerLineRow.id)
+    )
+    return (await db.scalars(stmt)).all()
+
+
+async def held_ids(db: AsyncSession, *, rows: Sequence[LedgerLineRow]) -> set[int]:
+    """The lines an unreleased hold covers: on the line itself, its deal, or its rep."""
+    if not rows:
+        return set()
+    holds = (await db.scalars(select(HoldRow).where(HoldRow.released_at.is_(None)))).all()
+    on = {(h.scope, h.target) for h in holds}
+    return {
+        r.id
+        for r in rows
+        if ("line", str(r.id)) in on or ("deal", r.deal_id) in on or ("rep", r.rep_id) in on
+    }
+
+
+async def close_of(db: AsyncSession, *, period: str) -> PeriodCloseRow | None:
+    return await db.get(PeriodCloseRow, period)
+
+
+async def request_close(db: AsyncSession, *, period: str, author: str) -> PeriodCloseRow:
+    row = PeriodCloseRow(period=period, requested_by=author, requested_at=datetime.now(UTC))
+    db.add(row)
+    await db.flush()
+    return row
+
+
+async def approve_close(db: AsyncSession, *, row: PeriodCloseRow, author: str) -> int:
+    """Close the period and post each rep's payable balance in it as a payout line (held
+    lines stay unpaid); returns how many payout lines were posted."""
+    row.approved_by = author
+    row.closed_at = datetime.now(UTC)
+    period = row.period
+    stmt = select(LedgerLineRow).where(LedgerLineRow.posted_period == period)
+    everything = (await db.scalars(stmt)).all()
+    held = await held_ids(db, rows=everything)
+    balances: dict[tuple[str, str], Decimal] = defaultdict(lambda: ZERO)
+    for line in everything:
+        if line.id not in held:
+            balances[(line.rep_id, line.currency)] += line.amount
+    payouts = [
+        LedgerLineRow(
+            rep_id=rep_id,
+            period=period,
+            posted_period=period,
+            kind=Kind.PAYOUT.value,
+            rule="payout",
+            deal_id="",
+            booking=0,
+            role="",
+            amount=-balance,
+            currency=currency,
+            trace={"payout": {"payable": str(balance), "approved_by": author}},
+            cause="admin",
+            author=author,
+        )
+        for (rep_id, currency), balance in sorted(balances.items())
+        if balance
+    ]
+    db.add_all(payouts)
+    await db.flush()
+    return len(payouts)
+
+
+async def add_adjustment(db: AsyncSession, *, values: dict[str, Any], author: str) -> LedgerLineRow:
+    row = LedgerLineRow(
+        rep_id=values["rep_id"],
+        period=values["period"],
+        posted_period=values["period"],
+        kind=Kind.ADJUSTMENT.value,
+        rule="admin",
+        deal_id=values.get("deal_id") or "",
+        booking=0,
+        role="",
+        amount=values["amount"],
+        currency=values["currency"],
+        trace={
+            "adjustment": {
+                "amount": str(values["amount"]),
+                "reason": values["reason"],
+                "author": author,
+            }
+        },
+        cause="admin",
+        reason=values["reason"],
+        author=author,
+    )
+    db.add(row)
+    await db.flush()
+    return row
+
+
+async def first_open_after(db: AsyncSession, *, period: str) -> str:
+    closed = await db.scalars(
+        select(PeriodCloseRow.period).where(PeriodCloseRow.closed_at.is_not(None))
+    )
+    return first_open(period, set(closed))

@@ -1,0 +1,225 @@
+"""A won deal becomes ledger lines through the real stack: plan and assignment through the
+comp API, deal events through POST /v1/events, lines read back from GET /v1/comp/ledger.
+Redelivered events post nothing; an un-win inside the clawback window posts a clawback."""
+
+from __future__ import annotations
+
+import csv
+import io
+import uuid
+from decimal import Decimal
+from typing import Any
+
+import httpx
+import pytest
+
+from services.comp_engine.calc.trace_check import recompute
+from services.comp_engine.ledger.schemas import LINE_CSV_COLUMNS
+from tests.support.events import CREATED, UPDATED, event
+from tests.support.waiting import eventually
+
+pytestmark = pytest.mark.integration
+
+PLAN = {
+    "name": "AE flat",
+    "currency": "USD",
+    "period": "quarter",
+    "target_variable": "10000",
+    "components": [
+        {
+            "id": "new-business",
+            "rate_table": {
+                "basis": "period_amount",
+                "mode": "marginal",
+                "tiers": [
+                    {"from": "0", "to": "50000", "rate": "10"},
+                    {"from": "50000", "rate": "15"},
+                ],
+            },
+        }
+    ],
+    "clawback": {"window_days": 90, "triggers": ["lost"]},
+}
+
+
+async def lines(client: httpx.AsyncClient, rep: str) -> list[dict[str, Any]]:
+    r = await client.get("/v1/comp/ledger", params={"rep_id": rep})
+    assert r.status_code == 200, r.text
+    return r.json()["items"]
+
+
+async def test_won_deal_posts_commission_then_a_clawback(client: httpx.AsyncClient) -> None:
+    tag = uuid.uuid4().hex[:8]
+    rep, plan_id = f"rep-{tag}", f"ae-{tag}"
+    r = await client.post(
+        f"/v1/comp/plans/{plan_id}/versions",
+        json={"effective_from": "2026-01-01", "document": PLAN},
+    )
+    assert r.status_code == 201, r.text
+    assert r.json()["version"] == 1
+    r = await client.post(
+        "/v1/comp/assignments", json={"rep_id": rep, "plan_id": plan_id, "start": "2026-01-01"}
+    )
+    assert r.status_code == 201, r.text
+
+    first, second = f"d1-{tag}", f"d2-{tag}"
+    won = [
+        event(
+            CREATED,
+            {
+                "deal_id": first,
+                "owner_id": rep,
+                "amount": "40000",
+                "currency": "USD",
+                "stage": "closedwon",
+                "close_date": "2026-02-10",
+            },
+            time="2026-02-10T12:00:00Z",
+        ),
+        event(
+            CREATED,
+            {
+                "deal_id": second,
+                "owner_id": rep,
+                "amount": "20000",
+                "currency": "USD",
+                "stage": "closedwon",
+                "close_date": "2026-02-20",
+            },
+            time="2026-02-20T12:00:00Z",
+        ),
+    ]
+    assert (await client.post("/v1/events", json=won)).status_code == 202
+
+    async def two_lines() -> list[dict[str, Any]] | None:
+        found = await lines(client, rep)
+        return found if len(found) == 2 else None
+
+    posted = await eventually(two_lines)
+    by_deal = {line["deal_id"]: line for line in posted}
+    assert Decimal(by_deal[first]["amount"]) == Decimal("4000.00")
+    # The second deal crosses 50,000: 10,000 at 10% and 10,000 at 15%.
+    assert Decimal(by_deal[second]["amount"]) == Decimal("2500.00")
+    assert {line["period"] for line in posted} == {"2026-Q1"}
+    for line in posted:
+        assert recompute(line["trace"]) == Decimal(line["amount"])
+
+    assert (await client.post("/v1/events", json=won)).status_code == 202
+    lost = event(UPDATED, {"deal_id": first, "stage": "closedlost"}, time="2026-03-01T12:00:00Z")
+    assert (await client.post("/v1/events", json=[lost])).status_code == 202
+
+    async def clawed() -> list[dict[str, Any]] | None:
+        found = await lines(client, rep)
+        return found if any(line["kind"] == "clawback" for line in found) else None
+
+    after = await eventually(clawed)
+    assert len(after) == 3, after
+    (claw,) = [line for line in after if line["kind"] == "clawback"]
+    assert (claw["deal_id"], Decimal(claw["amount"])) == (first, Decimal("-4000.00"))
+    assert claw["trace"]["clawback"]["trigger"] == "lost"
+
+    r = await client.get("/v1/comp/ledger", params={"rep_id": rep, "format": "csv"})
+    rows = list(csv.reader(io.StringIO(r.text)))
+    assert tuple(rows[0]) == LINE_CSV_COLUMNS
+    assert len(rows) == 4
+    r = await client.get(
+        "/v1/comp/ledger", params={"rep_id": rep, "after_id": min(x["id"] for x in after)}
+    )
+    assert len(r.json()["items"]) == 2
+
+
+async def test_plan_that_does_not_validate_names_each_error(client: httpx.AsyncClient) -> None:
+    bad = {
+        **PLAN,
+        "components": [
+            {
+                "id": "c",
+                "rate_table": {
+                    "tiers": [{"from": "0", "to": "10", "rate": "5"}, {"from": "20", "rate": "7"}]
+                },
+            }
+        ],
+    }
+    r = await client.post(
+        "/v1/comp/plans/bad/versions", json={"effective_from": "2026-01-01", "document": bad}
+    )
+    assert r.status_code == 422
+    body = r.json()
+    assert "contiguous" in r.text
+    assert any("components" in str(e.get("loc", e)) for e in body.get("errors", [body]))
+
+
+async def test_overlapping_assignment_is_a_conflict(client: httpx.AsyncClient) -> None:
+    tag = uuid.uuid4().hex[:8]
+    plan_id, rep = f"p-{tag}", f"rep-{tag}"
+    await client.post(
+        f"/v1/comp/plans/{plan_id}/versions",
+        json={"effective_from": "2026-01-01", "document": PLAN},
+    )
+    first = {"rep_id": rep, "plan_id": plan_id, "start": "2026-01-01", "end": "2026-07-01"}
+    assert (await client.post("/v1/comp/assignments", json=first)).status_code == 201
+    clash = {"rep_id": rep, "plan_id": plan_id, "start": "2026-06-01"}
+    r = await client.post("/v1/comp/assignments", json=clash)
+    assert r.status_code == 409
+    assert "2026-01-01" in r.json()["detail"]
+    after = {"rep_id": rep, "plan_id": plan_id, "start": "2026-07-01"}
+    assert (await client.post("/v1/comp/assignments", json=after)).status_code == 201
+
+
+async def test_plan_schema_is_published(client: httpx.AsyncClient) -> None:
+    r = await client.get("/v1/comp/plan-schema")
+    assert r.status_code == 200
+    schema = r.json()
+    assert "components" in schema["properties"]
+    assert "RateTableIn" in schema["$defs"]
+
+
+async def test_multi_year_contract_is_amortised(client: httpx.AsyncClient) -> None:
+    """ASC 340-40: a 2,400 commission on a 24-month contract booked in February is expensed
+    100 a month: 200 in the first quarter, 2,200 left."""
+    tag = uuid.uuid4().hex[:8]
+    rep, plan_id, deal = f"rep-{tag}", f"flat-{tag}", f"d-{tag}"
+    flat = {
+        **PLAN,
+        "components": [
+            {
+                "id": "c",
+                "rate_table": {"basis": "deal_amount", "tiers": [{"from": "0", "rate": "10"}]},
+            }
+        ],
+    }
+    await client.post(
+        f"/v1/comp/plans/{plan_id}/versions",
+        json={"effective_from": "2026-01-01", "document": flat},
+    )
+    await client.post(
+        "/v1/comp/assignments", json={"rep_id": rep, "plan_id": plan_id, "start": "2026-01-01"}
+    )
+    created = event(
+        CREATED,
+        {
+            "deal_id": deal,
+            "owner_id": rep,
+            "amount": "24000",
+            "currency": "USD",
+            "stage": "closedwon",
+            "close_date": "2026-02-10",
+            "properties": {"contract_months": 24},
+        },
+        time="2026-02-10T12:00:00Z",
+    )
+    assert (await client.post("/v1/events", json=[created])).status_code == 202
+    await eventually(lambda: lines_or_none(client, rep))
+    r = await client.get("/v1/comp/amortization", params={"period": "2026-Q1", "rep_id": rep})
+    assert r.status_code == 200, r.text
+    (row,) = r.json()["rows"]
+    assert (Decimal(row["capitalised"]), Decimal(row["expense"]), Decimal(row["balance"])) == (
+        Decimal("2400.00"),
+        Decimal("200.00"),
+        Decimal("2200.00"),
+    )
+    assert r.json()["expense"] == {"USD": "200.00"}
+
+
+async def lines_or_none(client: httpx.AsyncClient, rep: str) -> list[dict[str, Any]] | None:
+    return await lines(client, rep) or None

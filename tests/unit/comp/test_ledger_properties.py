@@ -1,0 +1,235 @@
+"""Properties of the calculation over generated plans and deal histories: every line's trace
+redoes its amount, the answer does not depend on how often it is computed or in which order
+deals arrived, posting the answer twice posts nothing, and a marginal table's lines add up
+to the table's value at the period's total."""
+
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+from datetime import date, timedelta
+from decimal import Decimal
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from services.comp_engine.calc.bookings import DealState
+from services.comp_engine.calc.engine import Result, compute
+from services.comp_engine.calc.inputs import Inputs, PlanVersion
+from services.comp_engine.calc.lines import Kind, rounded
+from services.comp_engine.calc.posting import Posted, differences
+from services.comp_engine.calc.rates import Table, Tier, TierMode, earned
+from services.comp_engine.calc.trace_check import recompute
+from tests.support.comp import assign, plan, state
+
+REPS = ("r1", "r2", "r3")
+TODAY = date(2028, 1, 15)
+START = date(2027, 1, 1)
+
+amounts = st.integers(min_value=0, max_value=200_000).map(lambda n: str(Decimal(n) / 4))
+rates_ = st.sampled_from(["0", "2.5", "5", "7.25", "10", "12"])
+
+
+@st.composite
+def plans(draw: st.DrawFn) -> PlanVersion:
+    basis = draw(st.sampled_from(["attainment", "period_amount", "deal_amount"]))
+    mode = draw(st.sampled_from(["marginal", "retroactive", "interpolated"]))
+    bounds = sorted(draw(st.sets(st.integers(min_value=1, max_value=150), max_size=3)))
+    scale = 1 if basis == "attainment" else 1000
+    starts = [0, *(b * scale for b in bounds)]
+    rows = []
+    for i, s in enumerate(starts):
+        end = starts[i + 1] if i + 1 < len(starts) else None
+        rows.append({"from": str(s), "to": None if end is None else str(end), "rate": draw(rates_)})
+    component: dict[str, Any] = {
+        "id": "c",
+        "rate_table": {
+            "basis": basis,
+            "mode": mode,
+            "tiers": rows,
+            "boundary": draw(st.sampled_from(["upper", "lower"])),
+        },
+    }
+    if basis != "deal_amount":
+        if draw(st.booleans()):
+            component["accelerators"] = [{"threshold": str(100 * scale), "multiplier": "1.5"}]
+        if draw(st.booleans()):
+            component["decelerator"] = {"threshold": str(50 * scale), "multiplier": "0.5"}
+    if draw(st.booleans()):
+        component["cap_per_deal"] = draw(amounts)
+    if draw(st.booleans()):
+        component["cap_per_period"] = draw(amounts)
+    if draw(st.booleans()):
+        component["minimum_per_period"] = draw(amounts)
+    document: dict[str, Any] = {
+        "period": draw(st.sampled_from(["month", "quarter"])),
+        "quota": str(draw(st.integers(min_value=1, max_value=500)) * 1000),
+        "target_variable": draw(amounts),
+        "components": [component],
+    }
+    if draw(st.booleans()):
+        document["clawback"] = {
+            "window_days": draw(st.integers(min_value=0, max_value=200)),
+            "triggers": draw(
+                st.lists(
+                    st.sampled_from(["lost", "deleted", "cancelled", "amount_reduced"]),
+                    min_size=1,
+                    unique=True,
+                )
+            ),
+            "base": draw(st.sampled_from(["paid", "original_rate"])),
+            "extent": "prorated" if draw(st.booleans()) else "full",
+            "reduces_attainment": draw(st.booleans()),
+        }
+    if draw(st.booleans()):
+        document["draw"] = {
+            "kind": draw(st.sampled_from(["recoverable", "non_recoverable"])),
+            "amount_per_period": draw(amounts),
+            "recovery_start_period": 2,
+        }
+    if draw(st.booleans()):
+        document["bonuses"] = [{"id": "b", "at_attainment": "80", "amount": "500"}]
+    if draw(st.booleans()):
+        document["spiffs"] = [
+            {"id": "s", "window_from": "2027-03-01", "window_to": "2027-06-30", "rate": "1"}
+        ]
+    return plan(**document)
+
+
+@st.composite
+def histories(draw: st.DrawFn) -> dict[str, list[DealState]]:
+    found = {}
+    for number in range(draw(st.integers(min_value=1, max_value=8))):
+        day = START + timedelta(days=draw(st.integers(min_value=0, max_value=330)))
+        states = []
+        for step in range(draw(st.integers(min_value=1, max_value=5))):
+            day += timedelta(days=draw(st.integers(min_value=0, max_value=60)))
+            status = draw(st.sampled_from(["won", "won", "won", "lost", "open", "deleted"]))
+            splits = None
+            if draw(st.integers(min_value=0, max_value=4)) == 0:
+                splits = [("r1", "60", "revenue"), ("r2", "40", "revenue"), ("r3", "25", "overlay")]
+            states.append(
+                state(
+                    day,
+                    status,
+                    draw(amounts),
+                    owner=draw(st.sampled_from(REPS)),
+                    splits=splits,
+                    hour=step,
+                    cancelled=status == "won" and draw(st.integers(0, 6)) == 0,
+                    event_id=f"d{number}-{step}",
+                )
+            )
+        found[f"d{number}"] = states
+    return found
+
+
+def inputs_for(version: PlanVersion) -> Inputs:
+    return Inputs(plans={"p": [version]}, assignments=[assign(r, start=START) for r in REPS])
+
+
+@settings(max_examples=150, deadline=None)
+@given(plans(), histories())
+def test_every_line_recomputes_from_its_trace(
+    version: PlanVersion, deals: dict[str, list[DealState]]
+) -> None:
+    result = compute(deals, inputs_for(version), today=TODAY)
+    for line in result.lines:
+        assert recompute(line.trace) == line.amount, (line.key, line.trace)
+
+
+@settings(max_examples=100, deadline=None)
+@given(plans(), histories(), st.randoms(use_true_random=False))
+def test_the_answer_depends_on_the_stream_not_its_arrival(
+    version: PlanVersion, deals: dict[str, list[DealState]], rnd: random.Random
+) -> None:
+    first = compute(deals, inputs_for(version), today=TODAY)
+    shuffled = dict(rnd.sample(sorted(deals.items()), len(deals)))
+    again = compute(shuffled, inputs_for(version), today=TODAY)
+    assert _amounts(first) == _amounts(again)
+
+
+@settings(max_examples=100, deadline=None)
+@given(plans(), histories(), st.sets(st.sampled_from(["2027-01", "2027-02", "2027-Q1", "2027-Q2"])))
+def test_posting_the_answer_twice_posts_nothing(
+    version: PlanVersion, deals: dict[str, list[DealState]], closed: set[str]
+) -> None:
+    result = compute(deals, inputs_for(version), today=TODAY)
+    first = differences(result.lines, [], closed=closed)
+    posted = [Posted(p.key, p.amount, p.currency) for p in first]
+    assert differences(result.lines, posted, closed=closed) == []
+    assert all(p.posted_period not in closed for p in first)
+
+
+@settings(max_examples=100, deadline=None)
+@given(plans(), histories(), histories())
+def test_growing_history_posts_exactly_the_change(
+    version: PlanVersion, before: dict[str, list[DealState]], later: dict[str, list[DealState]]
+) -> None:
+    """Events that arrive later (new deals, and later changes of known ones) post
+    differences; what the ledger holds then equals a computation from scratch."""
+    grown = {k: list(v) for k, v in before.items()}
+    for deal_id, states in later.items():
+        grown.setdefault(deal_id, []).extend(
+            s for s in states if not grown[deal_id] or s.at > grown[deal_id][-1].at
+        )
+    closed = {"2027-01", "2027-Q1"}
+    ledger: list[Posted] = []
+    for deals in (before, grown):
+        result = compute(deals, inputs_for(version), today=TODAY)
+        ledger += [
+            Posted(p.key, p.amount, p.currency)
+            for p in differences(result.lines, ledger, closed=closed)
+        ]
+    held: dict[Any, Decimal] = defaultdict(Decimal)
+    for p in ledger:
+        held[(p.key, p.currency)] += p.amount
+    final = compute(grown, inputs_for(version), today=TODAY)
+    assert {k: v for k, v in held.items() if v} == _amounts(final)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(st.integers(min_value=1, max_value=50_000), min_size=1, max_size=20), rates_, rates_
+)
+def test_marginal_lines_add_up_to_the_table_at_the_total(
+    deals: list[int], low: str, high: str
+) -> None:
+    version = plan(
+        components=[
+            {
+                "id": "c",
+                "rate_table": {
+                    "basis": "period_amount",
+                    "tiers": [
+                        {"from": "0", "to": "40000", "rate": low},
+                        {"from": "40000", "rate": high},
+                    ],
+                },
+            }
+        ]
+    )
+    day = date(2027, 1, 10)
+    histories = {
+        f"d{i:02d}": [state(day, "won", str(a), owner="r1", hour=i % 24)]
+        for i, a in enumerate(deals)
+    }
+    result = compute(
+        histories, Inputs(plans={"p": [version]}, assignments=[assign("r1")]), today=TODAY
+    )
+    table = Table(
+        (Tier(Decimal(0), Decimal(40000), Decimal(low)), Tier(Decimal(40000), None, Decimal(high))),
+        TierMode.MARGINAL,
+        version.document.components[0].rate_table.boundary,
+        Decimal("0.01"),
+    )
+    lines = [line.amount for line in result.lines if line.key.kind is Kind.COMMISSION]
+    assert sum(lines, Decimal(0)) == rounded(earned(table, Decimal(sum(deals)))[0], "USD")
+
+
+def _amounts(result: Result) -> dict[Any, Decimal]:
+    totals: dict[Any, Decimal] = defaultdict(Decimal)
+    for line in result.lines:
+        totals[(line.key, line.currency)] += line.amount
+    return {k: v for k, v in totals.items() if v}
