@@ -131,13 +131,7 @@ class _Running:
         self.paid_total += commission + accelerator
         walk_steps = _walk_steps(table, s0, s1, p1)
         trace = {
-            "component": component.id,
-            "basis": component.rate_table.basis.value,
-            "mode": table.mode.value,
-            "unit": component.rate_table.unit.value,
-            "boundary": table.boundary.value,
-            "tiers": [_tier_json(t) for t in table.tiers],
-            "unit_value": str(table.unit_value),
+            **table_trace(component, table),
             "position_per_unit": str(self.scale),
             "credit": credit_json(entry),
             "position_before": str(p0),
@@ -250,13 +244,7 @@ def _per_deal(component: Component, table: Table, entries: Sequence[Entry]) -> l
         earned, steps = rates.earned(table, amount)
         commission, accelerator, caps = apply_caps(component, earned, ZERO, paid_before=ZERO)
         trace = {
-            "component": component.id,
-            "basis": component.rate_table.basis.value,
-            "mode": table.mode.value,
-            "unit": component.rate_table.unit.value,
-            "boundary": table.boundary.value,
-            "tiers": [_tier_json(t) for t in table.tiers],
-            "unit_value": str(table.unit_value),
+            **table_trace(component, table),
             "credit": credit_json(entry),
             "position": str(amount),
             "tier_walk": [s.as_json() for s in steps],
@@ -307,6 +295,19 @@ def _walk_steps(table: Table, start: Decimal, end: Decimal, reached: Decimal) ->
     index = rates.tier_at(table.tiers, reached, table.boundary)
     rate = rates.rate_at(table, index, reached)
     return [rates.Step(index, start, end, rate, rate * (end - start) * table.unit_value)]
+
+
+def table_trace(component: Component, table: Table) -> dict[str, Any]:
+    """The rate table a line was computed on, as its trace carries it."""
+    return {
+        "component": component.id,
+        "basis": component.rate_table.basis.value,
+        "mode": table.mode.value,
+        "unit": component.rate_table.unit.value,
+        "boundary": table.boundary.value,
+        "tiers": [_tier_json(t) for t in table.tiers],
+        "unit_value": str(table.unit_value),
+    }
 
 
 def _tier_json(tier: Tier) -> dict[str, str | None]:
