@@ -42,7 +42,6 @@ def stage_order(
     return list(seen)
 
 
-
 @dataclass(frozen=True)
 class GroupTotals:
     """What one (group, currency) closed in the range, before any ratio or rounding."""
