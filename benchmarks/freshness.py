@@ -1,13 +1,17 @@
 """Freshness benchmark: how long after its `POST /v1/events` a deal change shows in the roll-up.
 
     .venv/bin/python -m benchmarks.freshness [--rate 2000] [--samples 300] [--wait-quiet S]
+        [--layout services|one]
 
 What it does, in one run:
 
 1. Infra: embedded PostgreSQL and Tansu as `benchmarks.intake` (or the servers
    SALESOPS_DATABASE_URL / SALESOPS_KAFKA_BOOTSTRAP_SERVERS name), schema migrated; the
-   whole stack (`benchmarks.stack_server`: intake, relay, forecast worker, read API, as
-   `salesops dev` composes it) under uvicorn in its own process, with its default settings.
+   stack under uvicorn with its default settings, laid out as `--layout` says:
+   `services` (the default) as production runs it (`salesops serve`, docker-compose.yml,
+   deploy/k8s): pipeline_api (intake and relay) and forecast_worker (consumer and read
+   API) each in a process of its own (`benchmarks.server`); `one`: every service in one
+   process, as `salesops dev` composes it (`benchmarks.stack_server`).
 2. Background: deal events posted at a steady `--rate` per second (batches of `--batch`
    every batch/rate seconds): new deals and amount, stage and close-date changes of them,
    all closing in 2027, so they never enter the measured roll-up.
@@ -68,6 +72,7 @@ SOURCE = "app://bench-freshness"
 PERIOD = "2026-Q4"
 MARKER_CLOSE = "2026-12-15"
 TARGET_P99_S = 1.0
+LAYOUTS = ("services", "one")
 CATEGORIES = ("closed_won", "commit", "best_case", "pipeline", "omitted", "unmapped")
 
 
@@ -170,15 +175,24 @@ async def post_one(client: httpx.AsyncClient, event: dict[str, Any]) -> datetime
 
 
 async def until_total(
-    client: httpx.AsyncClient, expected: Decimal, *, poll_s: float, limit_s: float
+    client: httpx.AsyncClient,
+    expected: Decimal,
+    *,
+    poll_s: float,
+    limit_s: float,
+    answers: list[float] | None = None,
 ) -> tuple[float, int]:
     """Seconds from now until a roll-up answers `expected` (raises after `limit_s`), and
-    how many roll-ups were asked."""
+    how many roll-ups were asked; each roll-up's answer time is added to `answers`."""
     started = time.perf_counter()
     polls = 0
     while True:
         polls += 1
-        if await period_total(client) == expected:
+        asked = time.perf_counter()
+        total = await period_total(client)
+        if answers is not None:
+            answers.append(time.perf_counter() - asked)
+        if total == expected:
             return time.perf_counter() - started, polls
         if time.perf_counter() - started > limit_s:
             raise RuntimeError(f"the roll-up did not reach {expected} within {limit_s} s")
@@ -195,6 +209,7 @@ class Args:
     warmup_s: float
     wait_quiet: float
     seed: int
+    layout: str
 
 
 def parse_args(argv: list[str] | None = None) -> Args:
@@ -209,32 +224,54 @@ def parse_args(argv: list[str] | None = None) -> Args:
     p.add_argument("--warmup-s", type=float, default=5.0, help="background load before measuring")
     p.add_argument("--wait-quiet", type=float, default=0.0, help="wait for a quiet machine")
     p.add_argument("--seed", type=int, default=7)
+    p.add_argument(
+        "--layout",
+        choices=LAYOUTS,
+        default="services",
+        help="services: a process per service, as deployed; one: all in one, as `salesops dev`",
+    )
     a = p.parse_args(argv)
     if a.rate <= 0 or a.batch < 1 or a.samples < 1 or a.markers < 1 or a.poll_ms <= 0:
         p.error("--rate, --batch, --samples, --markers and --poll-ms must be positive")
-    return Args(a.rate, a.batch, a.samples, a.markers, a.poll_ms, a.warmup_s, a.wait_quiet, a.seed)
+    return Args(
+        a.rate,
+        a.batch,
+        a.samples,
+        a.markers,
+        a.poll_ms,
+        a.warmup_s,
+        a.wait_quiet,
+        a.seed,
+        a.layout,
+    )
 
 
-async def measure(args: Args, base: str, dsn: str, roots: dict[int, str]) -> dict[str, Any]:
+async def measure(
+    args: Args, intake: str, reads: str, dsn: str, roots: dict[int, str]
+) -> dict[str, Any]:
+    """Run the load and the markers against the intake base URL `intake`, polling the
+    roll-up at `reads` (the same URL when one process serves everything)."""
     rng = random.Random(args.seed)
     if (pg := await postmaster_pid(dsn)) is not None:
         roots[pg] = "postgres"
     headers = {"Authorization": f"Bearer {API_KEY}"}
     async with (
-        httpx.AsyncClient(base_url=base, headers=headers, timeout=30) as markers_client,
-        httpx.AsyncClient(base_url=base, headers=headers, timeout=30) as background_client,
+        httpx.AsyncClient(base_url=intake, headers=headers, timeout=30) as markers_client,
+        httpx.AsyncClient(base_url=reads, headers=headers, timeout=30) as reader,
+        httpx.AsyncClient(base_url=intake, headers=headers, timeout=30) as background_client,
     ):
         amounts = {f"marker-{i}": Decimal(1000 + i) for i in range(args.markers)}
         for deal, amount in amounts.items():
             await post_one(markers_client, _created(deal, f"{amount}.00", MARKER_CLOSE))
         poll_s = args.poll_ms / 1000
-        await until_total(markers_client, sum(amounts.values(), Decimal(0)), poll_s=0.2, limit_s=60)
+        await until_total(reader, sum(amounts.values(), Decimal(0)), poll_s=0.2, limit_s=60)
 
         background = Background(args.rate, args.batch, rng)
         stop = asyncio.Event()
         load = asyncio.create_task(background.run(background_client, stop))
         await asyncio.sleep(args.warmup_s)
         latencies: list[float] = []
+        rollups: list[float] = []
         answered: dict[str, datetime] = {}
         polls = 0
         before = cpu_snapshot()
@@ -246,7 +283,11 @@ async def measure(args: Args, base: str, dsn: str, roots: dict[int, str]) -> dic
                 marker = _event(UPDATED, deal, {"amount": str(amounts[deal])})
                 answered[marker["id"]] = await post_one(markers_client, marker)
                 seconds, asked = await until_total(
-                    markers_client, sum(amounts.values(), Decimal(0)), poll_s=poll_s, limit_s=60
+                    reader,
+                    sum(amounts.values(), Decimal(0)),
+                    poll_s=poll_s,
+                    limit_s=60,
+                    answers=rollups,
                 )
                 latencies.append(seconds)
                 polls += asked
@@ -275,6 +316,7 @@ async def measure(args: Args, base: str, dsn: str, roots: dict[int, str]) -> dic
     worker = [(r["applied_at"] - r["published_at"]).total_seconds() for r in stages]
     return {
         "latencies": latencies,
+        "rollups": rollups,
         "polls": polls,
         "background": background,
         "applied": int(applied),
@@ -316,6 +358,7 @@ def report(args: Args, res: dict[str, Any], infra: list[str], command: str) -> N
     for name, key in (
         ("POST 2xx -> relay marked it published", "relay"),
         ("published -> worker transaction began", "worker"),
+        ("one roll-up answer (request to response)", "rollups"),
     ):
         part = sorted(res[key])
         print(
@@ -339,20 +382,42 @@ def main(argv: list[str] | None = None) -> int:
         url, db_desc = stack.enter_context(database(tmp))
         bootstrap, broker_desc, broker_pid = stack.enter_context(broker(tmp))
         run_migrations(url)
-        base, pid = stack.enter_context(
-            api_server(url, bootstrap, tmp, factory="benchmarks.stack_server:create_app")
-        )
+        if args.layout == "one":
+            base, pid = stack.enter_context(
+                api_server(url, bootstrap, tmp, factory="benchmarks.stack_server:create_app")
+            )
+            intake, reads = base, base
+            roots = {pid: "stack"}
+            layout = f"every service in one uvicorn process, pid {pid}, at {base}"
+        else:
+            intake, api_pid = stack.enter_context(
+                api_server(url, bootstrap, tmp, log_name="pipeline_api.log")
+            )
+            reads, worker_pid = stack.enter_context(
+                api_server(
+                    url,
+                    bootstrap,
+                    tmp,
+                    factory="benchmarks.server:create_forecast_worker",
+                    log_name="forecast_worker.log",
+                )
+            )
+            roots = {api_pid: "pipeline_api", worker_pid: "forecast_worker"}
+            layout = (
+                f"a uvicorn process per service: pipeline_api pid {api_pid} at {intake}, "
+                f"forecast_worker pid {worker_pid} at {reads}"
+            )
         infra = [
             f"{'database:':<22}{db_desc}",
             f"{'broker:':<22}{broker_desc} at {bootstrap}",
-            f"{'stack:':<22}every service in one uvicorn process, pid {pid}, at {base}",
+            f"{'stack:':<22}{layout}",
             f"{'background load:':<22}{load:.0f}% of one core before the run ({busiest})",
         ]
         dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-        roots = {pid: "stack", os.getpid(): "load generator"}
+        roots[os.getpid()] = "load generator"
         if broker_pid:
             roots[broker_pid] = "broker"
-        res = _run(measure(args, base, dsn, roots))
+        res = _run(measure(args, intake, reads, dsn, roots))
         report(args, res, infra, command)
         print(f"total run time: {time.perf_counter() - started:.1f}s")
     return 0

@@ -487,9 +487,10 @@ def api_server(
     relay: bool = True,
     workers: int = 1,
     factory: str = "benchmarks.server:create_app",
+    log_name: str = "server.log",
 ) -> Iterator[tuple[str, int]]:
     """The pipeline_api service (or the app `factory` builds) under uvicorn in its own
-    process; yield (base URL, pid)."""
+    process, logging to `tmp / log_name`; yield (base URL, pid)."""
     from shared.embedded import free_port
 
     port = free_port()
@@ -521,7 +522,7 @@ def api_server(
     ]
     if workers > 1:
         command += ["--workers", str(workers)]
-    log_path = tmp / "server.log"
+    log_path = tmp / log_name
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(
             command, cwd=PROJECT_ROOT, env=env, stdout=log, stderr=log, start_new_session=True

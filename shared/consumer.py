@@ -5,7 +5,9 @@ Offsets live in Postgres beside the state (the service's `consumer_offsets`, see
 own committed offsets are never trusted. Each stored offset names the broker incarnation
 it belongs to; when the relay announces a new incarnation (the broker lost its state and
 the log is being republished), the consumer re-reads its partitions from the start and
-dedupe drops what it already applied.
+dedupe drops what it already applied. The incarnation is read by a task beside the loop
+(each read starts a Kafka client of its own), so the loop never waits for it: it compares
+between batches and re-reads only when the incarnation changed.
 
 Only a record's own fault dead-letters it: a record that cannot be decoded or validated,
 values PostgreSQL refuses, or a plain error raised by a handler. Every other database,
@@ -22,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -54,6 +55,7 @@ from shared.kafka import (
     LayoutWatch,
     abort_producer,
     backoff_sleep,
+    cancelled_for_real,
     make_consumer,
     make_producer,
     read_latest,
@@ -301,13 +303,23 @@ class StoredOffsetConsumer:
         self._replace = False
         self._incarnation_unread = False
         self.incarnation: str | None = None
-        self._last_check = 0.0
         self._assignments = 0
+        """The broker incarnation the loop reads in (and stores offsets under)."""
+        self.announced: str | None = None
+        """The incarnation the watch last read from the broker; the loop follows it."""
 
     async def run(self) -> None:
-        self.incarnation = await self._broker_incarnation()
-        while True:
-            await self._consume()
+        await self._read_incarnation()
+        self.incarnation = self.announced
+        watch = asyncio.create_task(
+            self._watch_incarnation(), name=f"{self._spec.name}-incarnation-watch"
+        )
+        try:
+            while True:
+                await self._consume()
+        finally:
+            watch.cancel()
+            await asyncio.wait({watch})  # unlike `await watch`, raises only our own cancel
 
     async def _consume(self) -> None:
         """Run one group member until the partition layout changes (see `LayoutWatch`)."""
@@ -323,10 +335,9 @@ class StoredOffsetConsumer:
         ahead: _ReadAhead | None = None
         try:
             while not self._replace:
-                if time.monotonic() - self._last_check >= self._check_seconds:
-                    await self._follow_incarnation(consumer)
-                    if self._layout.changed():
-                        return
+                self._follow_incarnation(consumer)
+                if self._layout.changed():
+                    return
                 read = ahead if ahead is not None else self._read_ahead(consumer)
                 ahead = None
                 records, decoded = await read.task
@@ -375,7 +386,22 @@ class StoredOffsetConsumer:
             )
             self._replace = True
 
-    async def _broker_incarnation(self) -> str | None:
+    async def _watch_incarnation(self) -> None:
+        """Read the broker's incarnation every `check_seconds`, beside the loop: a read
+        starts a Kafka client of its own and takes a few hundred milliseconds (seconds
+        while the broker is away), which the loop must not spend waiting between batches.
+        The loop compares it with its own at every batch boundary (`_follow_incarnation`)."""
+        while True:
+            await asyncio.sleep(self._check_seconds)
+            try:
+                await self._read_incarnation()
+            except asyncio.CancelledError:
+                if cancelled_for_real():
+                    raise
+                self._log.debug("an incarnation read hit a stray cancellation; reading again")
+
+    async def _read_incarnation(self) -> None:
+        """Set `announced` from the incarnation topic; keep it when the broker is away."""
         try:
             # aiokafka retries a vanished broker forever; bound it and ask again later.
             async with asyncio.timeout(INCARNATION_READ_SECONDS):
@@ -384,19 +410,21 @@ class StoredOffsetConsumer:
                     topics.INCARNATION,
                     client_id=f"{self._spec.name}-incarnation",
                 )
-        except Exception as exc:  # broker away: keep what we knew, the next check retries
+        except Exception as exc:  # broker away: keep what we knew, the next read retries
             # Said once per outage: the broker watch reports the outage itself, and this
-            # check runs every few seconds for as long as it lasts.
+            # read runs every few seconds for as long as it lasts.
             level = logging.DEBUG if self._incarnation_unread else logging.WARNING
             self._log.log(level, "cannot read the broker incarnation (%r); retrying", exc)
             self._incarnation_unread = True
-            return self.incarnation
+            return
         self._incarnation_unread = False
-        return value.decode() if value else None
+        self.announced = value.decode() if value else None
 
-    async def _follow_incarnation(self, consumer: AIOKafkaConsumer) -> None:
-        self._last_check = time.monotonic()
-        current = await self._broker_incarnation()
+    def _follow_incarnation(self, consumer: AIOKafkaConsumer) -> None:
+        """Re-read every assigned partition from the start if the watch read a new
+        incarnation. Called between batches, so that no batch is being applied while the
+        incarnation its offsets are stored under changes; costs nothing when unchanged."""
+        current = self.announced
         if current == self.incarnation:
             return
         self._log.warning(

@@ -1,6 +1,7 @@
 """The consumer base is not the forecast worker's: a toy consumer built on it in this test,
 with its own group, topic, tables (in a scratch schema) and dispatch table, stores its
-offsets and dead letters in its own tables and applies a batch read again only once."""
+offsets and dead letters in its own tables and applies a batch read again only once; its
+loop goes on applying while the broker's incarnation is being read, and follows a change."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import logging
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -16,13 +19,18 @@ from sqlalchemy import Column, MetaData, Table, Text, func, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from shared import topics
 from shared.consumer import ConsumerSpec, StoredOffsetConsumer, replay_open
 from shared.consumer_store import insert_dead_letters
 from shared.dispatch import Applied, DeadLetter, Record, Refused
+from shared.embedded import EmbeddedBroker
 from shared.events import CanonicalEvent, RepUpserted
+from shared.kafka import ensure_topics, make_admin, make_producer
+from shared.topics import TopicSpec
 from tests.support.events import CREATED, event
 from tests.support.infra import query
 from tests.support.scratch_schema import scratch_schema
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -236,3 +244,92 @@ async def test_two_transactions_storing_one_letter_at_once_store_it_once(toy: To
     async with toy.engine.connect() as conn:
         count = (await conn.execute(select(func.count()).select_from(t))).scalar_one()
     assert count == 1
+
+
+class SlowIncarnationReads(StoredOffsetConsumer):
+    """Every incarnation read after the first waits for `done_reading`: a read as slow as
+    the test likes (a fresh Kafka client takes hundreds of milliseconds, seconds on a busy
+    machine or while the broker is away)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.done_reading = asyncio.Event()
+        self.reads = 0
+
+    async def _read_incarnation(self) -> None:
+        self.reads += 1
+        if self.reads > 1:
+            await self.done_reading.wait()
+        await super()._read_incarnation()
+
+
+async def test_the_loop_applies_while_the_incarnation_is_read_and_follows_a_change(
+    toy: Toy, tmp_path: Path
+) -> None:
+    broker = EmbeddedBroker(log_path=tmp_path / "tansu.log")  # its own: it gets a new incarnation
+    broker.start()
+    topic = toy.spec.topics[0]
+    admin = make_admin(broker.bootstrap, client_id="toy-admin")
+    producer = make_producer(broker.bootstrap, client_id="toy-producer")
+    consumer = SlowIncarnationReads(
+        engine=toy.engine,
+        bootstrap=broker.bootstrap,
+        spec=toy.spec,
+        max_records=10,
+        check_seconds=0.05,
+    )
+    running: asyncio.Task[None] | None = None
+
+    async def stored() -> list[tuple[str | None, int]]:
+        t = toy.spec.tables.offsets
+        async with toy.engine.connect() as conn:
+            rows = await conn.execute(select(t.c.incarnation, t.c.next_offset))
+            return sorted((r.incarnation, r.next_offset) for r in rows)
+
+    try:
+        await admin.start()
+        await ensure_topics(admin, [TopicSpec(topic, 2), TopicSpec(topics.INCARNATION, 1)])
+        await producer.start()
+        await producer.send_and_wait(topics.INCARNATION, b"first", partition=0)
+        running = asyncio.create_task(consumer.run())
+
+        async def reading() -> bool:
+            return consumer.reads >= 2
+
+        await eventually(reading, interval=0.02)
+
+        # A read is under way, and stays so: the records still go in.
+        for n in range(6):
+            rep = event(REP, {"rep_id": f"rep-{n}", "name": f"Rep {n}"}, time=TIME)
+            await producer.send_and_wait(topic, orjson.dumps(rep), key=f"rep-{n}".encode())
+
+        async def applied() -> bool:
+            offsets = await stored()
+            return sum(o for _, o in offsets) == 6 and {i for i, _ in offsets} == {"first"}
+
+        await eventually(applied)
+        assert consumer.reads == 2, "all of it while one incarnation read was waiting"
+        assert consumer.incarnation == "first"
+
+        await producer.send_and_wait(topics.INCARNATION, b"second", partition=0)
+        consumer.done_reading.set()
+
+        async def reread() -> bool:
+            offsets = await stored()
+            return sum(o for _, o in offsets) == 6 and {i for i, _ in offsets} == {"second"}
+
+        # No record came after the change: offsets stored under it mean the partitions
+        # were read again from the start.
+        await eventually(reread)
+        assert consumer.incarnation == "second"
+        async with toy.engine.connect() as conn:
+            names = await conn.execute(text(f"SELECT count(*) FROM {toy.schema}.rep_names"))
+            assert names.scalar_one() == 6, "read again, applied once"
+    finally:
+        if running is not None:
+            running.cancel()
+            await asyncio.wait({running})
+        await consumer.close()
+        await producer.stop()
+        await admin.close()
+        broker.stop()

@@ -1,6 +1,7 @@
 """Relays of several API replicas on one event log: one leads and publishes, the others
 stand by; a relay whose session died stops leading, and a stand-by takes over when the
-leader's process ends."""
+leader's process ends. A leader reads the broker's incarnation beside its publishing and
+checks the broker in full only when that changed."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from services.pipeline_api.events.relay import Relay
 from shared import topics
 from shared.db import create_engine
 from shared.embedded import EmbeddedBroker
-from shared.kafka import BrokerWedged
+from shared.kafka import BrokerWedged, make_admin
 from shared.metrics import RELAY_BACKLOG
 from tests.support import infra
 
@@ -187,5 +188,67 @@ async def test_a_new_incarnation_is_sent_on_a_fresh_producer(own_log: str, tmp_p
             assert relay._producer is not before, "no metadata from before the restart"
     finally:
         await relay._disconnect()
+        await engine.dispose()
+        broker.stop()
+
+
+class CountedChecks(Relay):
+    """Counts its full broker checks (each reads the incarnation with a fresh client)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.full_checks = 0
+
+    async def check_broker(self) -> None:
+        self.full_checks += 1
+        await super().check_broker()
+
+
+async def test_a_steady_leader_checks_in_full_only_when_the_broker_changed(
+    own_log: str, tmp_path: Path
+) -> None:
+    broker = EmbeddedBroker(log_path=tmp_path / "tansu.log")
+    broker.start()
+    engine = create_engine(own_log, application_name="relay-steady")
+    relay = CountedChecks(
+        engine=engine,
+        bootstrap=broker.bootstrap,
+        batch_size=50,
+        poll_seconds=0.1,
+        broker_check_seconds=0.3,
+        partitions=3,
+    )
+    admin = make_admin(broker.bootstrap, client_id="relay-steady-admin")
+    running = asyncio.create_task(relay.run())
+    try:
+        await _append(engine, 0, 100)
+        await _all_published(engine, 100)
+        first = relay.incarnation
+        assert first is not None
+        checks = relay.full_checks
+        for n in range(10):  # many check periods of publishing, the broker unchanged
+            await _append(engine, 100 + 20 * n, 20)
+            await asyncio.sleep(0.3)
+        await _all_published(engine, 300)
+        assert relay.full_checks == checks, "an unchanged broker costs no fresh client's read"
+        assert relay.incarnation == first
+
+        await admin.start()
+        await admin.delete_topics([topics.INCARNATION])  # as a broker that lost its state
+        deadline = time.monotonic() + 30
+        while relay.incarnation in (first, None):
+            assert time.monotonic() < deadline, "the lost state was never noticed"
+            await asyncio.sleep(0.05)
+        assert relay.full_checks > checks
+        async with engine.connect() as conn:
+            republished = await conn.scalar(
+                text("SELECT republished_events FROM pipeline.broker_incarnations WHERE id = :i"),
+                {"i": relay.incarnation},
+            )
+        assert republished == 300, "the whole log goes out again"
+    finally:
+        running.cancel()
+        await asyncio.wait({running})
+        await admin.close()
         await engine.dispose()
         broker.stop()

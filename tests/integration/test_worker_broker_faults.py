@@ -48,10 +48,11 @@ async def test_an_unreadable_incarnation_is_said_once_per_outage(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     worker = _worker(f"127.0.0.1:{free_port()}")  # nothing listens there
-    worker.incarnation = "before"
+    worker.announced = "before"
     with caplog.at_level(logging.DEBUG, logger="salesops.forecast.consumer"):
         for _ in range(3):
-            assert await worker._broker_incarnation() == "before", "what it knew is kept"
+            await worker._read_incarnation()
+            assert worker.announced == "before", "what it knew is kept"
     said = [r for r in caplog.records if "cannot read the broker incarnation" in r.message]
     assert len(said) == 3
     assert [r.levelno for r in said] == [logging.WARNING, logging.DEBUG, logging.DEBUG]

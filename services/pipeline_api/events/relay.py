@@ -190,6 +190,11 @@ class Relay:
         self._settling_until = 0.0
         self.wedged_since: float | None = None
         self.incarnation: str | None = None
+        self._announced: str | None = None
+        """The incarnation the watch (`_watch_broker`) last read."""
+        self._checked = False
+        """Whether `check_broker` ran since this relay took the lead or a cycle failed:
+        only then may the watch's reading stand in for it."""
 
     @property
     def leading(self) -> bool:
@@ -201,12 +206,39 @@ class Relay:
         self._wake.set()
 
     async def run(self) -> None:
+        watch = asyncio.create_task(self._watch_broker(), name="relay-broker-watch")
         try:
             while True:
                 async with self._leadership():
                     await self._lead()
         finally:
+            watch.cancel()
+            await asyncio.wait({watch})  # unlike `await watch`, raises only our own cancel
             await self._disconnect()
+
+    async def _watch_broker(self) -> None:
+        """Every `broker_check_seconds`, while leading, count the backlog and read the
+        broker's incarnation, beside the publishing loop: the read starts a Kafka client of
+        its own and takes a few hundred milliseconds, which no event should wait for. The
+        loop compares the reading with its own (`_scheduled_check`)."""
+        while True:
+            await asyncio.sleep(self._broker_check_seconds)
+            if not self.leading:
+                continue
+            try:
+                # Bounded: aiokafka retries a vanished broker forever.
+                async with asyncio.timeout(CYCLE_SECONDS):
+                    await self._count_backlog()
+                    value = await read_latest(
+                        self._bootstrap, topics.INCARNATION, client_id="relay-watch"
+                    )
+            except asyncio.CancelledError:
+                if cancelled_for_real():
+                    raise
+            except Exception as exc:  # the cycle's own failure and check say what matters
+                _log.debug("the relay's broker watch could not read (%r)", exc)
+            else:
+                self._announced = value.decode() if value else None
 
     @contextlib.asynccontextmanager
     async def _leadership(self) -> AsyncIterator[None]:
@@ -231,12 +263,32 @@ class Relay:
         _log.info("relay leads: this replica publishes the event log")
         self._leader = conn
         RELAY_LEADER.set(1)
-        self._last_check = 0.0  # the previous leader may have left a broker unchecked
+        self._recheck()  # the previous leader may have left a broker unchecked
         try:
             yield
         finally:
             self._stand_down()
             await _drop(conn)
+
+    def _recheck(self) -> None:
+        """Have the next cycle run `check_broker` in full before it publishes anything."""
+        self._last_check = 0.0
+        self._checked = False
+
+    async def _scheduled_check(self) -> None:
+        """The check every `broker_check_seconds`. In full (`check_broker`) after a failure
+        or a change of leader, when the watch read another incarnation than this relay's,
+        or when the broker lacks the incarnation topic; otherwise only that look at the
+        topic list (one metadata request on the admin client), so a steady relay never
+        waits for a fresh client's read. A broker that lost its state meanwhile is found
+        by the next full check, a watch period later at most; what the relay published
+        to it before then goes out again with the whole log."""
+        if self._checked and self._announced == self.incarnation:
+            _, admin = self._clients()
+            if topics.INCARNATION in await existing_topics(admin):
+                self._last_check = time.monotonic()
+                return
+        await self.check_broker()
 
     def _stand_down(self) -> None:
         """Forget what only the leader knows: a stand-by publishes nothing, so it is not
@@ -257,7 +309,7 @@ class Relay:
                     return
                 async with asyncio.timeout(CYCLE_SECONDS):
                     if time.monotonic() - self._last_check >= self._broker_check_seconds:
-                        await self.check_broker()
+                        await self._scheduled_check()
                     sent = await self.publish_batch()
                 attempt = 0
                 if sent:
@@ -267,7 +319,7 @@ class Relay:
                     raise
                 _log.warning("relay cycle hit a stray cancellation; reconnecting")
                 await self._disconnect()
-                self._last_check = 0.0
+                self._recheck()
                 if not await self._still_leader():
                     return
                 continue
@@ -278,7 +330,7 @@ class Relay:
                 await self._disconnect()
                 # The broker may have restarted: check it (and create the topics)
                 # before anything is produced to it again.
-                self._last_check = 0.0
+                self._recheck()
                 if not await self._still_leader():
                     return
                 await self._count_failure(exc)
@@ -426,9 +478,6 @@ class Relay:
     async def check_broker(self) -> None:
         """Detect a broker that lost its state and schedule the whole log for republishing."""
         self._last_check = time.monotonic()
-        # Counted here, on the check's schedule, not per batch: the count costs more than
-        # a quarter of a batch's time when the backlog is large.
-        await self._count_backlog()
         _, admin = self._clients()
         present = await existing_topics(admin)
         current: str | None = None
@@ -438,7 +487,8 @@ class Relay:
         if current is not None:
             if current != self.incarnation:
                 await self._new_incarnation()
-            self.incarnation = current
+            self.incarnation = self._announced = current
+            self._checked = True
             return
         await ensure_topics(admin, topics.all_topics(self._partitions))
         incarnation = uuid.uuid4().hex
@@ -451,7 +501,8 @@ class Relay:
         await self._acknowledged(
             producer, producer.send_and_wait(topics.INCARNATION, incarnation.encode(), partition=0)
         )
-        self.incarnation = incarnation
+        self.incarnation = self._announced = incarnation
+        self._checked = True
         if republished:
             BROKER_RESETS.inc()
             _log.warning(
@@ -462,10 +513,14 @@ class Relay:
         self._wake.set()
 
     async def _count_backlog(self) -> None:
+        """Counted by the watch, not per batch: the count costs more than a quarter of a
+        batch's time when the backlog is large. A relay that stood down meanwhile reports
+        no backlog (see `_stand_down`)."""
         async with self._engine.connect() as conn:
             counts = await repository.backlog(conn)
-        RELAY_BACKLOG.set(counts.backlog)
-        RELAY_SET_ASIDE.set(counts.set_aside)
+        if self.leading:
+            RELAY_BACKLOG.set(counts.backlog)
+            RELAY_SET_ASIDE.set(counts.set_aside)
 
     async def publish_batch(self) -> int:
         async with self._transaction() as conn:
