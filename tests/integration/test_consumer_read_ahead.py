@@ -143,15 +143,22 @@ def _reps(count: int) -> list[bytes]:
     ]
 
 
-async def _run_until_read(toy: Toy, worker: StoredOffsetConsumer, end: int) -> None:
-    """Run the worker's loop until its stored offset reaches `end`, then stop it."""
+async def _run_until_read(
+    toy: Toy, worker: StoredOffsetConsumer, end: int, *, incarnation: str | None = None
+) -> None:
+    """Run the worker's loop until its stored offset reaches `end` (stored under
+    `incarnation` when given: the watch reads a new one beside the loop, so the loop may
+    reach the end once before it follows it), then stop it."""
     running = asyncio.create_task(worker.run())
     offsets = toy.spec.tables.offsets
 
     async def read_to_the_end() -> bool:
         assert not running.done(), running.exception()
         async with toy.engine.connect() as conn:
-            return (await conn.execute(select(offsets.c.next_offset))).scalars().all() == [end]
+            rows = (await conn.execute(select(offsets.c.next_offset, offsets.c.incarnation))).all()
+        return [r.next_offset for r in rows] == [end] and (
+            incarnation is None or [r.incarnation for r in rows] == [incarnation]
+        )
 
     try:
         await eventually(read_to_the_end, within=SETTLE_SECONDS, interval=0.1)
@@ -219,7 +226,7 @@ async def test_a_new_incarnation_drops_the_batch_read_ahead_and_reads_from_the_s
         await _send(own_broker, topics.INCARNATION, [f"next-{toy.topic}".encode()])
 
     toy.handler.at, toy.handler.during = _rep(12), the_broker_is_born_again
-    await _run_until_read(toy, worker, RECORDS)
+    await _run_until_read(toy, worker, RECORDS, incarnation=f"next-{toy.topic}")
 
     counts = await _applied(toy)
     again = counts.count(2)
