@@ -11,6 +11,7 @@ that)."""
 from __future__ import annotations
 
 import csv
+import io
 from collections import defaultdict
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
@@ -18,7 +19,9 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import text
 
+from shared.db import create_engine
 from tests.support.maven_expected import agent_id, pipeline_rows
 from tests.support.waiting import eventually
 
@@ -97,7 +100,10 @@ def expected_payouts(directory: Path) -> tuple[dict[str, Decimal], dict[str, Dec
 
 @pytest.mark.timeout(900)
 async def test_maven_payouts_match_the_csv(
-    client: httpx.AsyncClient, dataset_dir: Path, dataset_first_load: tuple[int, str]
+    client: httpx.AsyncClient,
+    database_url: str,
+    dataset_dir: Path,
+    dataset_first_load: tuple[int, str],
 ) -> None:
     code, output = dataset_first_load
     assert code == 0, output
@@ -118,24 +124,32 @@ async def test_maven_payouts_match_the_csv(
         )
         assert r.status_code == 201, r.text
 
-    async def totals() -> dict[str, Decimal] | None:
-        found: dict[str, Decimal] = defaultdict(Decimal)
-        cursor = None
-        while True:
-            params: dict[str, Any] = {"limit": 10000}
-            if cursor:
-                params["cursor"] = cursor
-            page = (await client.get("/v1/comp/ledger", params=params)).json()
-            for line in page["items"]:
-                if line["rep_id"] in reps or line["rep_id"] in managers:
-                    found[line["rep_id"]] += Decimal(line["amount"])
-            cursor = page["next_cursor"]
-            if not cursor:
-                break
-        want = {**reps, **managers}
-        return dict(found) if dict(found) == want else None
+    everyone = sorted({*reps, *managers})
+    engine = create_engine(database_url, application_name="salesops-maven-comp-test")
 
-    got = await eventually(totals, within=300)
-    assert sum(got[r] for r in reps) == sum(reps.values())
+    async def recalculated() -> bool:
+        async with engine.connect() as conn:
+            dirty = await conn.scalar(
+                text("SELECT count(*) FROM comp.dirty_reps WHERE rep_id = ANY(:r)"),
+                {"r": everyone},
+            )
+            posted = await conn.scalar(
+                text("SELECT count(DISTINCT rep_id) FROM comp.ledger_lines WHERE rep_id = ANY(:r)"),
+                {"r": everyone},
+            )
+        return dirty == 0 and posted == len(everyone)
+
+    try:
+        await eventually(recalculated, within=300, interval=1)
+    finally:
+        await engine.dispose()
+    got: dict[str, Decimal] = defaultdict(Decimal)
+    for rep_id in everyone:
+        r = await client.get(
+            "/v1/comp/ledger", params={"rep_id": rep_id, "limit": 10000, "format": "csv"}
+        )
+        for row in csv.DictReader(io.StringIO(r.text)):
+            got[rep_id] += Decimal(row["amount"])
+    assert dict(got) == {**reps, **managers}
     assert len(managers) == 6
     assert all(v > 0 for v in managers.values())

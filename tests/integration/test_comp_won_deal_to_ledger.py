@@ -164,6 +164,10 @@ async def test_overlapping_assignment_is_a_conflict(client: httpx.AsyncClient) -
     assert "2026-01-01" in r.json()["detail"]
     after = {"rep_id": rep, "plan_id": plan_id, "start": "2026-07-01"}
     assert (await client.post("/v1/comp/assignments", json=after)).status_code == 201
+    ancient = {"rep_id": f"{rep}-2", "plan_id": plan_id, "start": "0001-01-01"}
+    r = await client.post("/v1/comp/assignments", json=ancient)
+    assert r.status_code == 422
+    assert "start" in r.text
 
 
 async def test_plan_schema_is_published(client: httpx.AsyncClient) -> None:

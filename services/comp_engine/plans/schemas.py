@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Self
+from typing import Annotated, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from services.comp_engine.plans.document import PlanDocument
 from shared.money import CurrencyCode, DecimalAmount
 
+EARLIEST = date(1900, 1, 1)
+LATEST = date(2199, 12, 31)
+"""Dates a plan, an assignment or a rate may take: a calculation walks every period from an
+assignment's start, so a date in year 1 or 9999 is a typo, refused, not millennia of work."""
+CompDate = Annotated[date, Field(ge=EARLIEST, le=LATEST)]
+
 
 class PlanVersionIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    effective_from: date = Field(description="The version supersedes the one before from here.")
+    effective_from: CompDate = Field(description="The version supersedes the one before from here.")
     document: PlanDocument
 
 
@@ -39,8 +45,8 @@ class AssignmentIn(BaseModel):
 
     rep_id: str = Field(min_length=1, max_length=256)
     plan_id: str = Field(min_length=1, max_length=100)
-    start: date
-    end: date | None = Field(default=None, description="Exclusive; omitted while open-ended.")
+    start: CompDate
+    end: CompDate | None = Field(default=None, description="Exclusive; omitted while open-ended.")
     payout_currency: CurrencyCode | None = None
 
     @model_validator(mode="after")
@@ -63,7 +69,7 @@ class FxRateIn(BaseModel):
 
     base: CurrencyCode
     quote: CurrencyCode
-    day: date
+    day: CompDate
     rate: DecimalAmount = Field(gt=0, description="1 base = rate quote.")
 
 

@@ -19,7 +19,7 @@ from datetime import UTC, date, datetime
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from services.comp_engine.calc.engine import Result, compute
+from services.comp_engine.calc.engine import Result, Waiting, compute
 from services.comp_engine.calc.posting import differences
 from services.comp_engine.deals.history import StageNames
 from services.comp_engine.recalc import repository
@@ -62,14 +62,31 @@ class Recalculator:
                 await asyncio.sleep(self._poll)
 
     async def round(self) -> int:
-        """One transaction: claim, recalculate, post, clear. How many reps it did."""
+        """One transaction: claim, recalculate, post, clear. How many reps it did.
+
+        Each rep is recalculated under a savepoint of its own: a rep whose calculation
+        fails (data no plan foresaw) is listed in the waiting place with the error and its
+        mark cleared, instead of failing the round for every rep claimed with it, again and
+        again. The next change to its inputs marks it, and tries it, again."""
+        today = self._clock().date()
+        posted = 0
         async with self._engine.begin() as conn:
             rep_ids = await repository.claim_dirty(conn, limit=self._batch)
             if not rep_ids:
                 return 0
-            posted, _ = await recalculate(
-                conn, rep_ids=rep_ids, names=self._names, today=self._clock().date()
-            )
+            for rep_id in rep_ids:
+                try:
+                    async with conn.begin_nested():
+                        count, _ = await recalculate(
+                            conn, rep_ids=[rep_id], names=self._names, today=today
+                        )
+                    posted += count
+                except Exception as exc:
+                    log.exception("commission recalculation of rep %s failed", rep_id)
+                    reason = f"recalculation failed: {type(exc).__name__}: {exc}"[:1000]
+                    await repository.replace_waiting(
+                        conn, rep_ids=[rep_id], waiting=[Waiting(rep_id, "recalculation", reason)]
+                    )
             await repository.clear_dirty(conn, rep_ids=rep_ids)
         log.info("recalculated %d reps, posted %d lines", len(rep_ids), posted)
         return len(rep_ids)

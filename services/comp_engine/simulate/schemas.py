@@ -9,7 +9,7 @@ from typing import Any, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from services.comp_engine.plans.document import PlanDocument
-from services.comp_engine.plans.schemas import FxRateIn
+from services.comp_engine.plans.schemas import CompDate, FxRateIn
 from shared.events import DealFields
 from shared.money import CurrencyCode, DecimalAmount
 from shared.values import UtcDatetime
@@ -32,8 +32,8 @@ class DealIn(_In):
 
 class AssignmentIn(_In):
     rep_id: str = Field(min_length=1, max_length=256)
-    start: date
-    end: date | None = None
+    start: CompDate
+    end: CompDate | None = None
     payout_currency: CurrencyCode | None = None
 
 
@@ -78,8 +78,10 @@ class StoredIn(_In):
 
 class SimulateIn(_In):
     plan: PlanDocument
-    effective_from: date = date(2000, 1, 1)
-    today: date | None = Field(default=None, description="The calculation's today; now if absent.")
+    effective_from: CompDate = date(2000, 1, 1)
+    today: CompDate | None = Field(
+        default=None, description="The calculation's today; now if absent."
+    )
     inline: InlineIn | None = None
     stored: StoredIn | None = None
 
