@@ -32,7 +32,8 @@ async def recalculate(
 ) -> tuple[int, Result]:
     """Post what the reps' ledgers lack; how many lines were posted, and the calculation."""
     histories, inputs = await repository.load_inputs(conn, rep_ids=rep_ids, names=names)
-    result = compute(histories, inputs, today=today, only=set(rep_ids))
+    # Pure and CPU-bound: off the event loop, so the service's API keeps answering.
+    result = await asyncio.to_thread(compute, histories, inputs, today=today, only=set(rep_ids))
     held = await repository.posted(conn, rep_ids=rep_ids)
     postings = differences(result.lines, held, closed=set(inputs.closed_periods))
     ids = await repository.post(conn, postings=postings, cause="recalculation")
