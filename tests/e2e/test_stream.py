@@ -144,16 +144,24 @@ _SYNTHETIC_CONFIG = {
         {
             "name": "default",
             "stages": [
-                stage(name, order)
-                for order, name in enumerate(
-                    ("new", "proposal", "negotiation", "closedwon", "closedlost"), 1
+                stage(name, order, status=status)
+                for order, (name, status) in enumerate(
+                    (
+                        ("new", "open"),
+                        ("proposal", "open"),
+                        ("negotiation", "open"),
+                        ("closedwon", "won"),
+                        ("closedlost", "lost"),
+                    ),
+                    1,
                 )
             ],
         }
     ],
     "default_pipeline": "default",
 }
-"""Every stage `synthetic_stream` sets, so that only the stranger is refused."""
+"""Every stage `synthetic_stream` sets, so that only the stranger is refused; a stored
+configuration decides won and lost, so its closing stages say so."""
 
 
 def _wait_for_dead_letter(client: httpx.Client, event_id: str) -> None:
