@@ -144,14 +144,14 @@ _SYNTHETIC_CONFIG = {
         {
             "name": "default",
             "stages": [
-                stage(name, order, status=status)
-                for order, (name, status) in enumerate(
+                stage(name, order, status=status, forecast_category=category)
+                for order, (name, status, category) in enumerate(
                     (
-                        ("new", "open"),
-                        ("proposal", "open"),
-                        ("negotiation", "open"),
-                        ("closedwon", "won"),
-                        ("closedlost", "lost"),
+                        ("new", "open", "pipeline"),
+                        ("proposal", "open", "pipeline"),
+                        ("negotiation", "open", "pipeline"),
+                        ("closedwon", "won", "closed"),
+                        ("closedlost", "lost", "omitted"),
                     ),
                     1,
                 )
