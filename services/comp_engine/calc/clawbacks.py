@@ -30,7 +30,7 @@ from services.comp_engine.calc.inputs import Inputs
 from services.comp_engine.calc.keys import deal_key
 from services.comp_engine.calc.lines import Kind
 from services.comp_engine.calc.payments import paid_share
-from services.comp_engine.calc.segments import Segment
+from services.comp_engine.calc.segments import Segment, segment_at
 from services.comp_engine.calc.series import Raw
 from services.comp_engine.calc.walk import Earned, Entry
 from services.comp_engine.plans.document import Clawback
@@ -54,7 +54,7 @@ def reversals(
         policy = _policy(rep_segments, credit)
         if ending is None or original is None or policy is None or not policy.reduces_attainment:
             continue
-        index = _segment_at(rep_segments, ending.at.date())
+        index = segment_at(rep_segments, ending.at.date())
         if index is None or not original.quota_amount:
             continue
         found.setdefault(index, []).append(
@@ -79,7 +79,7 @@ def lines(
     for credit in rep_credits:
         ending = credit.booking.ending
         policy = _policy(rep_segments, credit)
-        own = _segment_at(rep_segments, credit.booking.booked_on)
+        own = segment_at(rep_segments, credit.booking.booked_on)
         if ending is None or policy is None or own is None:
             continue
         earned_items = [e for e in earned_by_credit.get(credit.id, ()) if not e.entry.reversal]
@@ -91,7 +91,7 @@ def lines(
             paid = _paid(credit, rep_segments[own], inputs, ending.at)
         factor = _extent(policy, credit, ending.at.date())
         amount = -earned * paid * factor
-        index = _segment_at(rep_segments, ending.at.date())
+        index = segment_at(rep_segments, ending.at.date())
         index = own if index is None else index
         segment = rep_segments[index]
         trace = {
@@ -126,12 +126,8 @@ def lines(
 
 
 def _policy(rep_segments: Sequence[Segment], credit: Credit) -> Clawback | None:
-    index = _segment_at(rep_segments, credit.booking.booked_on)
+    index = segment_at(rep_segments, credit.booking.booked_on)
     return None if index is None else rep_segments[index].version.document.clawback
-
-
-def _segment_at(rep_segments: Sequence[Segment], day: date) -> int | None:
-    return next((i for i, s in enumerate(rep_segments) if s.contains(day)), None)
 
 
 def _paid(credit: Credit, own: Segment, inputs: Inputs, at: datetime) -> Decimal:

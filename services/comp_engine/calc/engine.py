@@ -16,7 +16,6 @@ guessed at: they come back in `waiting` with the reason, for the dead-letter pla
 
 from __future__ import annotations
 
-import bisect
 from collections import defaultdict
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -30,7 +29,7 @@ from services.comp_engine.calc.filters import matches
 from services.comp_engine.calc.inputs import Inputs, MissingRate
 from services.comp_engine.calc.keys import deal_key
 from services.comp_engine.calc.lines import Kind, Line
-from services.comp_engine.calc.segments import Segment, segments
+from services.comp_engine.calc.segments import Segment, segment_at, segments
 from services.comp_engine.calc.series import Raw, to_lines
 from services.comp_engine.calc.walk import Earned, Entry, NoQuota, walk
 from services.comp_engine.plans.document import Clawback
@@ -110,7 +109,7 @@ def _rep(
     earned_by_credit: dict[CreditId, list[Earned]] = defaultdict(list)
     placed: dict[int, list[Entry]] = defaultdict(list)
     for credit in rep_credits:
-        index = _segment_of(rep_segments, credit.booking.booked_on)
+        index = segment_at(rep_segments, credit.booking.booked_on)
         if index is None:
             continue
         entry = _entry(credit, rep_segments[index], inputs, result)
@@ -146,12 +145,6 @@ def _rep(
         raws_by_segment[index].append(raw)
     for index, segment in enumerate(rep_segments):
         result.lines += _series_lines(segment, raws_by_segment[index])
-
-
-def _segment_of(rep_segments: Sequence[Segment], day: date) -> int | None:
-    """The segment containing `day` (segments are in time order and never overlap)."""
-    index = bisect.bisect_right([s.start for s in rep_segments], day) - 1
-    return index if index >= 0 and rep_segments[index].contains(day) else None
 
 
 def _entry(credit: Credit, segment: Segment, inputs: Inputs, result: Result) -> Entry | None:

@@ -9,6 +9,7 @@ the assignment.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -156,3 +157,10 @@ def period_quota(rep_id: str, inputs: Inputs, period: Period, currency: str) -> 
 
 def _quotas(quotas: Sequence[Quota], rep_id: str) -> list[Quota]:
     return [q for q in quotas if q.rep_id == rep_id]
+
+
+def segment_at(rep_segments: Sequence[Segment], day: date) -> int | None:
+    """The index of the segment containing `day` (a rep's segments are in time order and
+    never overlap), or `None`."""
+    index = bisect.bisect_right([s.start for s in rep_segments], day) - 1
+    return index if index >= 0 and rep_segments[index].contains(day) else None
