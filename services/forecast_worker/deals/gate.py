@@ -4,7 +4,8 @@ stage or pipeline the stored forecast configuration does not know (`stage_check`
 Cheap on the common path: a batch none of whose changes sets a stage or pipeline reads
 nothing; otherwise the configuration comes from the worker's cache (`CurrentStages`, one
 version check per batch, which the fold reuses: `status.BatchRules`), and the stored
-pipelines only of deals whose change sets a stage alone. A redelivered change is never
+pipelines only of deals whose change sets a stage alone: the current one, and every stored
+pipeline move only of a deal a change of the batch is late for. A redelivered change is never
 refused, whatever the configuration says now: it was judged when it first came, and the
 projection dedupes it.
 """
@@ -30,9 +31,7 @@ async def refuse_unknown(
     table = await batch.table()
     if not table.configured:
         return {}
-    deal_ids = stage_check.needs_stored_pipeline(changes)
-    stored = await repository.stored_pipelines(conn, deal_ids=deal_ids) if deal_ids else {}
-    found = stage_check.refusals(changes, table, stored)
+    found = stage_check.refusals(changes, table, await _stored_moves(conn, changes))
     if not found:
         return found
     seen = await repository.stored_keys(conn, changes=[changes[i] for i in found])
@@ -41,3 +40,22 @@ async def refuse_unknown(
         for i, why in found.items()
         if (changes[i].key.source, changes[i].key.event_id) not in seen
     }
+
+
+async def _stored_moves(
+    conn: AsyncConnection, changes: Sequence[Change]
+) -> dict[str, stage_check.PipelineMoves]:
+    """The stored pipeline moves the stage-only changes of the batch are judged by: the
+    current pipeline as the one move of a deal all of whose changes are newer than its
+    current version, every stored move of the others."""
+    deal_ids = stage_check.needs_stored_pipeline(changes)
+    if not deal_ids:
+        return {}
+    current = await repository.current_pipelines(conn, deal_ids=deal_ids)
+    late = stage_check.reaching_back(changes, {d: key for d, (key, _) in current.items()})
+    moves: dict[str, stage_check.PipelineMoves] = {
+        deal: [move] for deal, move in current.items() if deal not in late
+    }
+    if late:
+        moves.update(await repository.pipeline_moves(conn, deal_ids=late))
+    return moves

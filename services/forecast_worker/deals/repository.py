@@ -284,17 +284,42 @@ async def deal_history(
     return (await session.execute(query)).scalars().all()
 
 
-async def stored_pipelines(
+async def current_pipelines(
     conn: AsyncConnection, *, deal_ids: Iterable[str]
-) -> dict[str, str | None]:
-    """The current pipeline of each stored deal (the stage check reads a change against it)."""
+) -> dict[str, tuple[OrderKey, str | None]]:
+    """The current pipeline of each stored deal, with the key of its current version: the
+    pipeline of every change of the deal newer than that (the stage check)."""
     rows = await conn.execute(
         text(
-            "SELECT deal_id, pipeline FROM forecast.deals WHERE deal_id = ANY(CAST(:ids AS text[]))"
+            "SELECT deal_id, pipeline, valid_from, sequence, event_source, event_id "
+            "FROM forecast.deals WHERE deal_id = ANY(CAST(:ids AS text[]))"
         ),
         {"ids": list(deal_ids)},
     )
-    return {r.deal_id: r.pipeline for r in rows}
+    return {
+        r.deal_id: (OrderKey(r.valid_from, int(r.sequence), r.event_source, r.event_id), r.pipeline)
+        for r in rows
+    }
+
+
+async def pipeline_moves(
+    conn: AsyncConnection, *, deal_ids: Iterable[str]
+) -> dict[str, list[tuple[OrderKey, str | None]]]:
+    """Each stored change of these deals that sets a pipeline: its key and the pipeline (the
+    stage check of a change older than its deal's current version)."""
+    rows = await conn.execute(
+        text(
+            "SELECT deal_id, source, event_id, event_time, sequence, "
+            "fields ->> 'pipeline' AS pipeline FROM forecast.deal_changes "
+            "WHERE deal_id = ANY(CAST(:ids AS text[])) AND fields ? 'pipeline'"
+        ),
+        {"ids": list(deal_ids)},
+    )
+    out: dict[str, list[tuple[OrderKey, str | None]]] = {}
+    for r in rows:
+        key = OrderKey(r.event_time, int(r.sequence), r.source, r.event_id)
+        out.setdefault(r.deal_id, []).append((key, r.pipeline))
+    return out
 
 
 async def stored_keys(conn: AsyncConnection, *, changes: Sequence[Change]) -> set[tuple[str, str]]:
