@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
@@ -76,24 +77,36 @@ class ServiceSpec:
     lifespan: Lifespan
 
 
-async def supervise(name: str, run: Callable[[], Awaitable[None]]) -> None:
+STABLE_SECONDS = 60.0
+"""A run at least this long was healthy: the backoff after its crash starts over, so a loop
+that fails once a day waits the first step, not the cap its earlier crashes reached."""
+
+
+async def supervise(
+    name: str,
+    run: Callable[[], Awaitable[None]],
+    *,
+    stable_after: float = STABLE_SECONDS,
+    clock: Callable[[], float] = time.monotonic,
+    pause: Callable[[int], Awaitable[None]] = backoff_sleep,
+) -> None:
     """Keep a background loop running: a crash is logged and the loop restarted with
-    backoff, so a process never goes on answering HTTP while its real work has stopped."""
+    backoff, so a process never goes on answering HTTP while its real work has stopped.
+    The backoff grows while runs keep failing soon after they start (`stable_after`)."""
     attempt = 0
     while True:
+        started = clock()
         try:
             await run()
             return
         except asyncio.CancelledError:
             if cancelled_for_real():
                 raise
-            attempt += 1
             _log.warning("%s ended on a stray cancellation; restarting it", name)
-            await backoff_sleep(attempt)
         except Exception:
-            attempt += 1
             _log.exception("%s crashed; restarting it", name)
-            await backoff_sleep(attempt)
+        attempt = 1 if clock() - started >= stable_after else attempt + 1
+        await pause(attempt)
 
 
 health_router = APIRouter(tags=["operations"], route_class=GuardedRoute)
