@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager, suppress
 from fastapi import FastAPI
 
 from services.comp_engine.accounting import routes as accounting
+from services.comp_engine.dead_letters import routes as dead_letters
 from services.comp_engine.deals.history import StageNames
 from services.comp_engine.deps import CompState
 from services.comp_engine.dispatch import SPEC as CONSUMER
@@ -77,6 +78,7 @@ SPEC = ServiceSpec(
     routers=[
         plans.router,
         ledger.router,
+        dead_letters.router,
         statements.router,
         holds.router,
         disputes.router,

@@ -18,6 +18,7 @@ from services.comp_engine.intake import repository
 from shared.dispatch import Applied
 from shared.events import (
     CanonicalEvent,
+    DealCancelled,
     DealCreated,
     DealDeleted,
     DealUpdated,
@@ -31,6 +32,7 @@ DEAL_TYPES = (
     "com.salesops.deal.created.v1",
     "com.salesops.deal.updated.v1",
     "com.salesops.deal.deleted.v1",
+    "com.salesops.deal.cancelled.v1",
 )
 QUOTA_SET = "com.salesops.quota.set.v1"
 INVOICE_PAID = "com.salesops.invoice.paid.v1"
@@ -48,8 +50,8 @@ async def apply_deals(conn: AsyncConnection, events: Sequence[CanonicalEvent]) -
     pairs: set[tuple[str, str]] = set()
     for event in events:
         env, payload = event.envelope, event.payload
-        assert isinstance(payload, DealCreated | DealUpdated | DealDeleted)
-        fields = {} if isinstance(payload, DealDeleted) else payload.changed_fields()
+        assert isinstance(payload, DealCreated | DealUpdated | DealDeleted | DealCancelled)
+        fields = _fields(payload)
         rows.append(
             {
                 "source": env.source,
@@ -66,6 +68,16 @@ async def apply_deals(conn: AsyncConnection, events: Sequence[CanonicalEvent]) -
     await repository.add_deal_reps(conn, pairs=pairs)
     await repository.mark_dirty(conn, rep_ids=await repository.reps_of_deals(conn, deal_ids=fresh))
     return Applied(new=len(fresh), duplicates=len(events) - len(fresh))
+
+
+def _fields(payload: DealCreated | DealUpdated | DealDeleted | DealCancelled) -> dict[str, Any]:
+    """What a deal change stores: the fields it sets; a cancellation its own data, which
+    `deals/history.py` reads as a cancellation, not as fields of the deal."""
+    if isinstance(payload, DealDeleted):
+        return {}
+    if isinstance(payload, DealCancelled):
+        return payload.model_dump(mode="json", exclude={"deal_id"})
+    return payload.changed_fields()
 
 
 async def apply_quotas(conn: AsyncConnection, events: Sequence[CanonicalEvent]) -> Applied:

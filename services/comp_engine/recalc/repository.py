@@ -7,7 +7,7 @@ from collections import defaultdict
 from collections.abc import Collection, Sequence
 from datetime import date, datetime
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, tuple_
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -196,12 +196,21 @@ async def posted(conn: AsyncConnection, *, rep_ids: Collection[str]) -> list[Pos
 async def replace_waiting(
     conn: AsyncConnection, *, rep_ids: Collection[str], waiting: Sequence[Waiting]
 ) -> None:
-    await conn.execute(delete(WAITING).where(WAITING.c.rep_id.in_(sorted(rep_ids))))
+    """Make the waits of `rep_ids` those of `waiting`: the others end, and one that goes on
+    keeps its row (its id, which the dead-letter API names it by, and its `since`) with the
+    latest reason."""
     rows = {(w.rep_id, w.subject): w.reason for w in waiting if w.rep_id in rep_ids}
+    ended = delete(WAITING).where(WAITING.c.rep_id.in_(sorted(rep_ids)))
     if rows:
+        ended = ended.where(tuple_(WAITING.c.rep_id, WAITING.c.subject).not_in(sorted(rows)))
+    await conn.execute(ended)
+    if rows:
+        stmt = insert(WAITING).values(
+            [{"rep_id": r, "subject": s, "reason": why} for (r, s), why in sorted(rows.items())]
+        )
         await conn.execute(
-            insert(WAITING).values(
-                [{"rep_id": r, "subject": s, "reason": why} for (r, s), why in sorted(rows.items())]
+            stmt.on_conflict_do_update(
+                index_elements=["rep_id", "subject"], set_={"reason": stmt.excluded.reason}
             )
         )
 
