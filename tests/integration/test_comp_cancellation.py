@@ -13,7 +13,8 @@ import httpx
 import pytest
 
 from services.comp_engine.calc.trace_check import recompute
-from tests.support.events import CREATED, event
+from tests.support.comp_stack import on_plan, won_deal
+from tests.support.events import event
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
@@ -45,27 +46,8 @@ async def test_cancellation_claws_back_prorated_and_the_forecast_keeps_the_deal_
 ) -> None:
     tag = uuid.uuid4().hex[:8]
     rep, plan_id, deal = f"rep-{tag}", f"cancel-{tag}", f"d-{tag}"
-    r = await client.post(
-        f"/v1/comp/plans/{plan_id}/versions",
-        json={"effective_from": "2026-01-01", "document": PLAN},
-    )
-    assert r.status_code == 201, r.text
-    r = await client.post(
-        "/v1/comp/assignments", json={"rep_id": rep, "plan_id": plan_id, "start": "2026-01-01"}
-    )
-    assert r.status_code == 201, r.text
-    won = event(
-        CREATED,
-        {
-            "deal_id": deal,
-            "owner_id": rep,
-            "amount": "12000",
-            "currency": "USD",
-            "stage": "closedwon",
-            "close_date": "2026-01-15",
-        },
-        time="2026-01-15T12:00:00Z",
-    )
+    await on_plan(client, rep=rep, plan_id=plan_id, document=PLAN, start="2026-01-01")
+    won = won_deal(deal, rep, "12000", "USD", "2026-01-15")
     assert (await client.post("/v1/events", json=[won])).status_code == 202
 
     async def commission() -> list[dict[str, Any]] | None:

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from tests.conftest import REP_KEY
-from tests.support.events import CREATED, event
+from tests.support.comp_stack import on_plan, won_deal
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
@@ -30,31 +30,21 @@ PLAN = {
 }
 
 
-async def test_deal_without_a_rate_waits_then_posts(client: httpx.AsyncClient) -> None:
+async def waiting_deal(client: httpx.AsyncClient, letter: str) -> tuple[str, str, str]:
+    """A rep on the flat plan and a deal of theirs won in a currency of its own (`letter`
+    + 2 letters of a random tag), so no other test's rate converts it: (rep, deal,
+    currency)."""
     tag = uuid.uuid4().hex[:8]
-    rep, plan_id, deal = f"rep-{tag}", f"p-{tag}", f"d-{tag}"
-    # A currency of its own (X + 2 letters of the tag), so no other test's rate converts it.
-    currency = "X" + "".join(chr(ord("A") + int(c, 16) % 26) for c in tag[:2])
-    await client.post(
-        f"/v1/comp/plans/{plan_id}/versions",
-        json={"effective_from": "2025-01-01", "document": PLAN},
-    )
-    await client.post(
-        "/v1/comp/assignments", json={"rep_id": rep, "plan_id": plan_id, "start": "2025-01-01"}
-    )
-    created = event(
-        CREATED,
-        {
-            "deal_id": deal,
-            "owner_id": rep,
-            "amount": "1000",
-            "currency": currency,
-            "stage": "closedwon",
-            "close_date": "2025-03-03",
-        },
-        time="2025-03-03T09:00:00Z",
-    )
+    rep, deal = f"rep-{tag}", f"d-{tag}"
+    currency = letter + "".join(chr(ord("A") + int(c, 16) % 26) for c in tag[:2])
+    await on_plan(client, rep=rep, plan_id=f"p-{tag}", document=PLAN, start="2025-01-01")
+    created = won_deal(deal, rep, "1000", currency, "2025-03-03")
     assert (await client.post("/v1/events", json=[created])).status_code == 202
+    return rep, deal, currency
+
+
+async def test_deal_without_a_rate_waits_then_posts(client: httpx.AsyncClient) -> None:
+    rep, deal, currency = await waiting_deal(client, "X")
 
     async def waits() -> dict[str, Any] | None:
         rows = (await client.get("/v1/comp/waiting")).json()
@@ -83,29 +73,7 @@ async def test_fx_wait_is_a_dead_letter_listed_replayed_and_resolved(
     """The same wait through the operators' dead-letter API: listed (JSON and CSV, by rep
     and by part of its reason) to comp admins only, replayable, and gone once the rate is
     posted."""
-    tag = uuid.uuid4().hex[:8]
-    rep, plan_id, deal = f"rep-{tag}", f"p-{tag}", f"d-{tag}"
-    currency = "Y" + "".join(chr(ord("A") + int(c, 16) % 26) for c in tag[:2])
-    await client.post(
-        f"/v1/comp/plans/{plan_id}/versions",
-        json={"effective_from": "2025-01-01", "document": PLAN},
-    )
-    await client.post(
-        "/v1/comp/assignments", json={"rep_id": rep, "plan_id": plan_id, "start": "2025-01-01"}
-    )
-    created = event(
-        CREATED,
-        {
-            "deal_id": deal,
-            "owner_id": rep,
-            "amount": "1000",
-            "currency": currency,
-            "stage": "closedwon",
-            "close_date": "2025-03-03",
-        },
-        time="2025-03-03T09:00:00Z",
-    )
-    assert (await client.post("/v1/events", json=[created])).status_code == 202
+    rep, deal, currency = await waiting_deal(client, "Y")
 
     async def letters(**params: str) -> list[dict[str, Any]]:
         r = await client.get("/v1/comp/dead-letters", params={"rep_id": rep, **params})

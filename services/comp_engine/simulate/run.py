@@ -39,6 +39,7 @@ TYPES = {
     "created": "com.salesops.deal.created.v1",
     "updated": "com.salesops.deal.updated.v1",
     "deleted": "com.salesops.deal.deleted.v1",
+    "cancelled": "com.salesops.deal.cancelled.v1",
 }
 
 
@@ -55,7 +56,7 @@ def inline_inputs(
             StoredChange(
                 OrderKey(c.time, number, "simulate", f"{deal.deal_id}#{number}"),
                 TYPES[c.type],
-                c.fields.changed_fields(),
+                c.stored_fields(),
             )
             for number, c in enumerate(deal.changes)
         ]

@@ -9,9 +9,15 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
+import pytest
+from pydantic import ValidationError
+
 from services.comp_engine.calc.bookings import DealState
+from services.comp_engine.calc.engine import compute
 from services.comp_engine.calc.lines import Kind, Line
 from services.comp_engine.deals.history import CANCELLED, StageNames, StoredChange, states
+from services.comp_engine.simulate.run import draft, inline_inputs
+from services.comp_engine.simulate.schemas import ChangeIn, SimulateIn
 from shared.ordering import OrderKey
 from tests.support.comp import flat_component, plan, tiers
 from tests.unit.comp.test_engine_examples import run, total
@@ -234,3 +240,53 @@ def test_attainment_reduced_or_not() -> None:
     assert total(kept, deal_id="b") == Decimal("1000.00")
     assert total(kept) == Decimal("1000.00")
     assert claw(reduced).amount == claw(kept).amount == Decimal("-1000.00")
+
+
+def test_simulate_takes_an_inline_cancellation() -> None:
+    """The prorated example above, given to `POST /v1/comp/simulate` inline: the same -900.
+    A change of type 'cancelled' without its cancellation (or the other way round) is bad
+    input."""
+    document = {
+        "name": "p",
+        "currency": "USD",
+        "target_variable": "0",
+        "components": [flat_component("10")],
+        "clawback": policy(extent="prorated"),
+    }
+    deal = {
+        "deal_id": "d1",
+        "changes": [
+            {
+                "time": "2027-01-15T12:00:00Z",
+                "type": "created",
+                "fields": {
+                    "owner_id": "r1",
+                    "amount": "12000",
+                    "currency": "USD",
+                    "stage": "won",
+                    "close_date": "2027-01-15",
+                },
+            },
+            {
+                "time": "2027-04-15T12:00:00Z",
+                "type": "cancelled",
+                "cancellation": {
+                    "cancelled_at": "2027-04-15T12:00:00Z",
+                    "reason": "churn",
+                    "contract_end": "2028-01-15",
+                },
+            },
+        ],
+    }
+    body = SimulateIn.model_validate(
+        {
+            "plan": document,
+            "inline": {"deals": [deal], "assignments": [{"rep_id": "r1", "start": "2027-01-01"}]},
+        }
+    )
+    assert body.inline is not None
+    histories, inputs = inline_inputs(body.inline, draft(body), NAMES)
+    result = compute(histories, inputs, today=TODAY)
+    assert claw(result).amount == Decimal("-900.00")
+    with pytest.raises(ValidationError, match="exactly when type is 'cancelled'"):
+        ChangeIn.model_validate({"time": "2027-04-15T12:00:00Z", "type": "cancelled"})
