@@ -77,7 +77,7 @@ async def load_inputs(
 ) -> tuple[dict[str, list[DealState]], Inputs]:
     """The deals of `rep_ids` (and of everyone who ever reported to them), and every plan,
     assignment, reporting line and FX rate: what `engine.compute` needs for these reps."""
-    reporting = await _reporting(conn)
+    reporting = await load_reporting(conn)
     reports = {line.rep_id for line in reporting if line.manager_id in rep_ids}
     deal_ids = select(DEAL_REPS.c.deal_id).where(
         DEAL_REPS.c.rep_id.in_(sorted(set(rep_ids) | reports))
@@ -122,7 +122,7 @@ async def _quotas(conn: AsyncConnection, *, rep_ids: Collection[str]) -> list[Qu
     return [Quota(r.rep_id, r.period_start, r.period_end, r.amount, r.currency) for r in rows]
 
 
-async def _reporting(conn: AsyncConnection) -> list[ReportingLine]:
+async def load_reporting(conn: AsyncConnection) -> list[ReportingLine]:
     """Rep -> manager lines from the rep's team changes and the team's manager changes."""
     teams = [(r.rep_id, r.effective_from, r.team_id) for r in await conn.execute(select(REP_TEAMS))]
     managers: dict[str, list[tuple[date, str | None]]] = defaultdict(list)
