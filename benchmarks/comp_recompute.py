@@ -118,8 +118,7 @@ async def ceiling(name: str) -> dict[str, Any]:
             )
         }
         rows = await conn.fetch(
-            "SELECT deal_id, event_time, fields FROM comp.deal_changes"
-            " ORDER BY deal_id, event_time"
+            "SELECT deal_id, event_time, fields FROM comp.deal_changes ORDER BY deal_id, event_time"
         )
     finally:
         await conn.close()
@@ -262,8 +261,10 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
     print()
-    print(f"ours: {mine['path']}; {mine['reps']} reps, {mine['waiting']} waiting, "
-          f"posted {mine['posted']:,}; totals {mine['totals']}")
+    print(
+        f"ours: {mine['path']}; {mine['reps']} reps, {mine['waiting']} waiting, "
+        f"posted {mine['posted']:,}; totals {mine['totals']}"
+    )
     print(f"ceiling: {ceil['credits']:,} credits of {ceil['deals']:,} won deals")
     return 0
 

@@ -59,8 +59,10 @@ def dsn_of(name: str) -> str:
 
 
 def sqlalchemy_url(name: str) -> str:
-    return make_url(dsn_of(name)).set(drivername="postgresql+asyncpg").render_as_string(
-        hide_password=False
+    return (
+        make_url(dsn_of(name))
+        .set(drivername="postgresql+asyncpg")
+        .render_as_string(hide_password=False)
     )
 
 
@@ -79,9 +81,7 @@ def rep(number: int) -> str:
 def layout(reps: int) -> tuple[list[str], list[str]]:
     """Sellers and managers."""
     managers = max(1, reps // 100)
-    return [rep(n) for n in range(reps - managers)], [
-        rep(n) for n in range(reps - managers, reps)
-    ]
+    return [rep(n) for n in range(reps - managers)], [rep(n) for n in range(reps - managers, reps)]
 
 
 def team_of(seller: int, sellers: int, managers: int) -> int:
@@ -167,9 +167,7 @@ def deal_rows(
                 splits.append({"rep_id": rep(overlay), "percent": "10", "role": "overlay"})
                 named.add(rep(overlay))
             fields["splits"] = splits
-        changes.append(
-            (SOURCE, f"{deal_id}-won", deal_id, CREATED, at, n, json.dumps(fields))
-        )
+        changes.append((SOURCE, f"{deal_id}-won", deal_id, CREATED, at, n, json.dumps(fields)))
         if _mix(n, 10) % 100 < 3:
             lost = at + timedelta(days=10 + _mix(n, 11) % 70)
             update = {"stage": "Lost", "status": "lost"}
@@ -216,7 +214,12 @@ async def _reference(conn: asyncpg.Connection, reps: int, deals: int) -> None:
         "team_managers",
         schema_name="comp",
         columns=[
-            "team_id", "effective_from", "manager_id", "event_time", "event_source", "event_id"
+            "team_id",
+            "effective_from",
+            "manager_id",
+            "event_time",
+            "event_source",
+            "event_id",
         ],
         records=[(f"team-{t}", START, m, seeded_at, SOURCE, m) for t, m in enumerate(managers)],
     )
@@ -235,8 +238,15 @@ async def _reference(conn: asyncpg.Connection, reps: int, deals: int) -> None:
         "quotas",
         schema_name="comp",
         columns=[
-            "quota_id", "rep_id", "period_start", "period_end", "amount", "currency",
-            "event_time", "event_source", "event_id",
+            "quota_id",
+            "rep_id",
+            "period_start",
+            "period_end",
+            "amount",
+            "currency",
+            "event_time",
+            "event_source",
+            "event_id",
         ],
         records=[(*q, "USD", seeded_at, SOURCE, q[0]) for q in quotas],
     )
@@ -245,8 +255,12 @@ async def _reference(conn: asyncpg.Connection, reps: int, deals: int) -> None:
         schema_name="comp",
         columns=["base", "quote", "day", "rate"],
         records=[
-            ("EUR", "USD", START - timedelta(days=31) + timedelta(days=d),
-             Decimal("1.08") + Decimal(d % 40) / 1000)
+            (
+                "EUR",
+                "USD",
+                START - timedelta(days=31) + timedelta(days=d),
+                Decimal("1.08") + Decimal(d % 40) / 1000,
+            )
             for d in range(DAYS + 62)
         ],
     )
@@ -280,8 +294,13 @@ async def seed(name: str, *, credits: int, reps: int, chunk: int = 50_000) -> di
                     "deal_changes",
                     schema_name="comp",
                     columns=[
-                        "source", "event_id", "deal_id", "event_type", "event_time",
-                        "sequence", "fields",
+                        "source",
+                        "event_id",
+                        "deal_id",
+                        "event_type",
+                        "event_time",
+                        "sequence",
+                        "fields",
                     ],
                     records=changes,
                 )
@@ -294,7 +313,9 @@ async def seed(name: str, *, credits: int, reps: int, chunk: int = 50_000) -> di
         elif have != deals:
             raise SystemExit(f"{name} holds {have:,} deals, not {deals:,}: use another --db")
         return {
-            "deals": int(await conn.fetchval("SELECT count(DISTINCT deal_id) FROM comp.deal_changes")),
+            "deals": int(
+                await conn.fetchval("SELECT count(DISTINCT deal_id) FROM comp.deal_changes")
+            ),
             "changes": int(await conn.fetchval("SELECT count(*) FROM comp.deal_changes")),
             "reps": int(await conn.fetchval("SELECT count(*) FROM comp.assignments")),
         }

@@ -12,7 +12,6 @@ how the reps were chunked or on how many processes ran them.
 from __future__ import annotations
 
 import asyncio
-from collections import defaultdict
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -66,13 +65,13 @@ async def rep_weights(conn: AsyncConnection) -> dict[str, int]:
             select(DEAL_REPS.c.rep_id, func.count().label("n")).group_by(DEAL_REPS.c.rep_id)
         )
     }
-    reports: dict[str, set[str]] = defaultdict(set)
-    for line in await repository.load_reporting(conn):
-        reports[line.manager_id].add(line.rep_id)
-    return {
-        rep: 1 + counts.get(rep, 0) + sum(counts.get(r, 0) for r in reports.get(rep, ()))
-        for rep in reps
-    }
+    reporting = await repository.load_reporting(conn)
+    managers = {line.manager_id for line in reporting}
+    weights = {}
+    for rep in reps:
+        under = repository.reports_under(reporting, [rep]) if rep in managers else set()
+        weights[rep] = 1 + counts.get(rep, 0) + sum(counts.get(r, 0) for r in under - {rep})
+    return weights
 
 
 def chunks(weights: dict[str, int], *, limit: int = DEALS_PER_CHUNK) -> list[list[str]]:

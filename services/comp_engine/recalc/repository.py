@@ -78,7 +78,7 @@ async def load_inputs(
     """The deals of `rep_ids` (and of everyone who ever reported to them), and every plan,
     assignment, reporting line and FX rate: what `engine.compute` needs for these reps."""
     reporting = await load_reporting(conn)
-    reports = {line.rep_id for line in reporting if line.manager_id in rep_ids}
+    reports = reports_under(reporting, rep_ids)
     deal_ids = select(DEAL_REPS.c.deal_id).where(
         DEAL_REPS.c.rep_id.in_(sorted(set(rep_ids) | reports))
     )
@@ -100,6 +100,22 @@ async def load_inputs(
         closed_periods=await closed_periods(conn),
     )
     return histories, inputs
+
+
+def reports_under(reporting: Sequence[ReportingLine], rep_ids: Collection[str]) -> set[str]:
+    """Everyone who ever reported to one of `rep_ids`, directly or through other managers:
+    whose deals a roll-up of more than one level credits them for."""
+    under: dict[str, set[str]] = defaultdict(set)
+    for line in reporting:
+        under[line.manager_id].add(line.rep_id)
+    found: set[str] = set()
+    frontier = list(rep_ids)
+    while frontier:
+        for rep in under.get(frontier.pop(), ()):
+            if rep not in found:
+                found.add(rep)
+                frontier.append(rep)
+    return found
 
 
 async def _plans(conn: AsyncConnection) -> dict[str, list[PlanVersion]]:
