@@ -12,7 +12,7 @@ ceiling alternate `--repeats` times.
 
 - ours: `recalc.bulk.recompute_all` (chunked, optionally in processes, posting the
   differences to the ledger with `--post`); on a tree without it (the A/B base), what it
-  had: `load_inputs` of every rep and one `compute`.
+  had: the recalculation rounds' `load_inputs` + `compute`, one rep at a time.
 - ceiling: `SELECT deal_id, event_time, fields FROM comp.deal_changes` through asyncpg,
   each deal's last won state parsed and one credit tuple per split, overlay and manager
   roll-up built: reading and constructing, with none of the plan's arithmetic.
@@ -63,7 +63,7 @@ async def ours(
     try:
         from services.comp_engine.recalc import bulk
     except ImportError:
-        return await _whole(url, names, t0)
+        return await _per_rep(url, names, t0)
     kwargs: dict[str, Any] = {"processes": processes, "post": post}
     if deals_per_chunk:
         kwargs["deals_per_chunk"] = deals_per_chunk
@@ -79,30 +79,37 @@ async def ours(
     }
 
 
-async def _whole(url: str, names: Any, t0: float) -> dict[str, Any]:
+async def _per_rep(url: str, names: Any, t0: float) -> dict[str, Any]:
+    """The base's way to every rep: its recalculation rounds, one rep at a time (a whole
+    `load_inputs` of every rep fails above 32,767 deals: its payments query took one
+    parameter per deal)."""
     from services.comp_engine.calc.engine import compute
     from services.comp_engine.recalc import repository
     from shared.db import create_engine
 
     engine = create_engine(url, application_name="bench-comp", pool_size=1)
+    totals: dict[str, Decimal] = {}
+    lines = waiting = 0
     try:
         async with engine.connect() as conn:
             reps = sorted({a.rep_id for a in await repository.load_assignments(conn)})
-            histories, inputs = await repository.load_inputs(conn, rep_ids=reps, names=names)
+            for rep in reps:
+                histories, inputs = await repository.load_inputs(conn, rep_ids=[rep], names=names)
+                result = compute(histories, inputs, today=TODAY, only={rep})
+                lines += len(result.lines)
+                waiting += len(result.waiting)
+                for line in result.lines:
+                    totals[line.currency] = totals.get(line.currency, Decimal(0)) + line.amount
     finally:
         await engine.dispose()
-    result = compute(histories, inputs, today=TODAY, only=set(reps))
-    totals: dict[str, Decimal] = {}
-    for line in result.lines:
-        totals[line.currency] = totals.get(line.currency, Decimal(0)) + line.amount
     return {
         "seconds": time.perf_counter() - t0,
         "reps": len(reps),
-        "lines": len(result.lines),
+        "lines": lines,
         "posted": 0,
-        "waiting": len(result.waiting),
+        "waiting": waiting,
         "totals": {k: str(v) for k, v in sorted(totals.items())},
-        "path": "load_inputs(every rep) + one compute",
+        "path": "per rep, as the recalculation rounds: load_inputs + compute",
     }
 
 

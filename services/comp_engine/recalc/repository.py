@@ -7,7 +7,7 @@ from collections import defaultdict
 from collections.abc import Collection, Sequence
 from datetime import date, datetime
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import Select, delete, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -96,7 +96,7 @@ async def load_inputs(
         quotas=await _quotas(conn, rep_ids=rep_ids),
         reporting=reporting,
         fx=FxTable(await _fx(conn)),
-        payments=await _payments(conn, deal_ids=histories),
+        payments=await _payments(conn, deal_ids=deal_ids),
         closed_periods=await closed_periods(conn),
     )
     return histories, inputs
@@ -173,8 +173,12 @@ async def _fx(conn: AsyncConnection) -> list[FxRate]:
     return [FxRate(r.base, r.quote, r.day, r.rate) for r in await conn.execute(select(FX))]
 
 
-async def _payments(conn: AsyncConnection, *, deal_ids: Collection[str]) -> list[Payment]:
-    rows = await conn.execute(select(PAYMENTS).where(PAYMENTS.c.deal_id.in_(sorted(deal_ids))))
+async def _payments(conn: AsyncConnection, *, deal_ids: Select[tuple[str]]) -> list[Payment]:
+    """Payments of the deals `deal_ids` selects: a subquery, not a list of ids, since a
+    manager's reports can have more deals than a statement takes parameters (32,767)."""
+    rows = await conn.execute(
+        select(PAYMENTS).where(PAYMENTS.c.deal_id.in_(deal_ids.scalar_subquery()))
+    )
     return [Payment(r.deal_id, r.invoice_id, r.paid_at, r.amount, r.currency) for r in rows]
 
 
