@@ -7,7 +7,7 @@ from collections import defaultdict
 from collections.abc import Collection, Sequence
 from datetime import date, datetime
 
-from sqlalchemy import delete, func, select, tuple_
+from sqlalchemy import Select, delete, func, select, tuple_
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -77,8 +77,8 @@ async def load_inputs(
 ) -> tuple[dict[str, list[DealState]], Inputs]:
     """The deals of `rep_ids` (and of everyone who ever reported to them), and every plan,
     assignment, reporting line and FX rate: what `engine.compute` needs for these reps."""
-    reporting = await _reporting(conn)
-    reports = {line.rep_id for line in reporting if line.manager_id in rep_ids}
+    reporting = await load_reporting(conn)
+    reports = reports_under(reporting, rep_ids)
     deal_ids = select(DEAL_REPS.c.deal_id).where(
         DEAL_REPS.c.rep_id.in_(sorted(set(rep_ids) | reports))
     )
@@ -96,10 +96,26 @@ async def load_inputs(
         quotas=await _quotas(conn, rep_ids=rep_ids),
         reporting=reporting,
         fx=FxTable(await _fx(conn)),
-        payments=await _payments(conn, deal_ids=histories),
+        payments=await _payments(conn, deal_ids=deal_ids),
         closed_periods=await closed_periods(conn),
     )
     return histories, inputs
+
+
+def reports_under(reporting: Sequence[ReportingLine], rep_ids: Collection[str]) -> set[str]:
+    """Everyone who ever reported to one of `rep_ids`, directly or through other managers:
+    whose deals a roll-up of more than one level credits them for."""
+    under: dict[str, set[str]] = defaultdict(set)
+    for line in reporting:
+        under[line.manager_id].add(line.rep_id)
+    found: set[str] = set()
+    frontier = list(rep_ids)
+    while frontier:
+        for rep in under.get(frontier.pop(), ()):
+            if rep not in found:
+                found.add(rep)
+                frontier.append(rep)
+    return found
 
 
 async def _plans(conn: AsyncConnection) -> dict[str, list[PlanVersion]]:
@@ -122,7 +138,7 @@ async def _quotas(conn: AsyncConnection, *, rep_ids: Collection[str]) -> list[Qu
     return [Quota(r.rep_id, r.period_start, r.period_end, r.amount, r.currency) for r in rows]
 
 
-async def _reporting(conn: AsyncConnection) -> list[ReportingLine]:
+async def load_reporting(conn: AsyncConnection) -> list[ReportingLine]:
     """Rep -> manager lines from the rep's team changes and the team's manager changes."""
     teams = [(r.rep_id, r.effective_from, r.team_id) for r in await conn.execute(select(REP_TEAMS))]
     managers: dict[str, list[tuple[date, str | None]]] = defaultdict(list)
@@ -157,8 +173,12 @@ async def _fx(conn: AsyncConnection) -> list[FxRate]:
     return [FxRate(r.base, r.quote, r.day, r.rate) for r in await conn.execute(select(FX))]
 
 
-async def _payments(conn: AsyncConnection, *, deal_ids: Collection[str]) -> list[Payment]:
-    rows = await conn.execute(select(PAYMENTS).where(PAYMENTS.c.deal_id.in_(sorted(deal_ids))))
+async def _payments(conn: AsyncConnection, *, deal_ids: Select[tuple[str]]) -> list[Payment]:
+    """Payments of the deals `deal_ids` selects: a subquery, not a list of ids, since a
+    manager's reports can have more deals than a statement takes parameters (32,767)."""
+    rows = await conn.execute(
+        select(PAYMENTS).where(PAYMENTS.c.deal_id.in_(deal_ids.scalar_subquery()))
+    )
     return [Payment(r.deal_id, r.invoice_id, r.paid_at, r.amount, r.currency) for r in rows]
 
 

@@ -12,7 +12,7 @@ from datetime import date
 from decimal import Decimal
 
 from services.comp_engine.calc.bookings import DealState
-from services.comp_engine.calc.engine import Result
+from services.comp_engine.calc.engine import Waiting
 from services.comp_engine.calc.inputs import (
     Assignment,
     FxRate,
@@ -137,8 +137,8 @@ def attainment_bands(lines: Iterable[Line]) -> dict[str, int]:
     return counts
 
 
-def waiting_json(result: Result) -> list[dict[str, str]]:
-    return [{"rep_id": w.rep_id, "subject": w.subject, "reason": w.reason} for w in result.waiting]
+def waiting_json(waiting: Iterable[Waiting]) -> list[dict[str, str]]:
+    return [{"rep_id": w.rep_id, "subject": w.subject, "reason": w.reason} for w in waiting]
 
 
 def line_json(line: Line) -> dict[str, object]:
