@@ -222,6 +222,19 @@ class Settings(BaseSettings):
         "are applied first",
     )
 
+    comp_recalc_poll_seconds: float = Field(
+        1.0,
+        gt=0,
+        description="How often the comp recalculation looks for dirty reps when no wake-up "
+        "came: a fallback, since the transaction that marks a rep notifies it on commit",
+    )
+    comp_recalc_round_seconds: float = Field(
+        0.2,
+        gt=0,
+        description="How long one recalculation round works before it commits what it "
+        "posted, so a won deal does not wait behind a long batch of other reps",
+    )
+
     won_stages: tuple[str, ...] = DEFAULT_WON_STAGES
     lost_stages: tuple[str, ...] = DEFAULT_LOST_STAGES
 

@@ -15,9 +15,11 @@ from services.comp_engine.deps import CompState
 from services.comp_engine.dispatch import SPEC as CONSUMER
 from services.comp_engine.disputes import routes as disputes
 from services.comp_engine.holds import routes as holds
+from services.comp_engine.intake.repository import RECALC_CHANNEL
 from services.comp_engine.ledger import routes as ledger
 from services.comp_engine.plans import routes as plans
 from services.comp_engine.recalc.recalculator import Recalculator
+from services.comp_engine.recalc.wakeup import Wakeup, asyncpg_dsn
 from services.comp_engine.simulate import routes as simulate
 from services.comp_engine.statements import routes as statements
 from shared.consumer import StoredOffsetConsumer
@@ -41,7 +43,11 @@ async def lifespan(settings: Settings) -> AsyncIterator[ServiceState]:
         check_seconds=settings.broker_check_seconds,
     )
     recalculator = Recalculator(
-        engine, names=StageNames.of(settings.won_stages, settings.lost_stages)
+        engine,
+        names=StageNames.of(settings.won_stages, settings.lost_stages),
+        poll_seconds=settings.comp_recalc_poll_seconds,
+        round_seconds=settings.comp_recalc_round_seconds,
+        wakeup=Wakeup(asyncpg_dsn(engine.url), RECALC_CHANNEL),
     )
     tasks = [
         asyncio.create_task(supervise("comp consumer", consumer.run), name="comp-consumer"),

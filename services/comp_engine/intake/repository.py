@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from typing import Any
 
-from sqlalchemy import Table, and_, literal_column, or_, select, tuple_
+from sqlalchemy import Table, and_, func, literal_column, or_, select, tuple_
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -28,6 +28,8 @@ REP_TEAMS = table_of(RepTeamRow)
 TEAM_MANAGERS = table_of(TeamManagerRow)
 QUOTAS = table_of(QuotaRow)
 PAYMENTS = table_of(PaymentRow)
+RECALC_CHANNEL = "salesops_comp_recalc"
+"""The notification channel a commit that marked reps dirty signals (`recalc/wakeup.py`)."""
 
 
 async def insert_changes(conn: AsyncConnection, *, rows: Sequence[dict[str, Any]]) -> list[str]:
@@ -68,13 +70,16 @@ async def mark_dirty(conn: AsyncConnection, *, rep_ids: Collection[str]) -> None
     )
     everyone = set(rep_ids) | set((await conn.execute(managers)).scalars())
     rows = [{"rep_id": r} for r in sorted(everyone)]
-    # DO UPDATE, not DO NOTHING: it waits for a recalculation holding the row (which will
-    # delete it when it commits) and then marks the rep again, so a change that lands while
-    # its rep is being recalculated is never left unposted.
+    # DO UPDATE, not DO NOTHING: every mark writes a new row version (a new xmin), which is
+    # how a recalculation that read the rep before this mark knows not to clear it. The
+    # recalculation locks no dirty row while it works, so this never waits behind a round.
     stmt = insert(DIRTY).values(rows)
     await conn.execute(
         stmt.on_conflict_do_update(index_elements=["rep_id"], set_={"since": DIRTY.c.since})
     )
+    # Delivered when (and only if) this transaction commits: the recalculation wakes up
+    # as soon as the marks are visible instead of at its next poll.
+    await conn.execute(select(func.pg_notify(RECALC_CHANNEL, "")))
 
 
 async def upsert_newest(
