@@ -16,7 +16,6 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Any
 
 import pytest
 from sqlalchemy import text
@@ -207,8 +206,11 @@ class MarkingMidRound(Recalculator):
         self.marker: AsyncConnection | None = None
         self.mark_seconds: float | None = None
 
-    async def recalculate_rep(self, conn: AsyncConnection, rep_id: str, *, today: date) -> int:
-        count = await super().recalculate_rep(conn, rep_id, today=today)
+    async def recalculate_reps(
+        self, conn: AsyncConnection, rep_ids: list[str], *, today: date
+    ) -> int:
+        count = await super().recalculate_reps(conn, rep_ids, today=today)
+        (rep_id,) = rep_ids
         marker = await self._engine.connect()
         await marker.begin()
         started = time.monotonic()
@@ -246,20 +248,25 @@ async def test_mark_during_a_round_neither_waits_nor_is_lost(
     assert await ledger(engine, rep) == [(deal, Decimal("1000.00"))], "redone, nothing added"
 
 
-async def test_round_stops_after_its_time_and_leaves_the_rest_dirty(engine: AsyncEngine) -> None:
-    """A round does the reps it reaches in `round_seconds` and commits; the others stay
-    dirty for the next round, oldest first."""
-    reps = [await assigned_rep(engine) for _ in range(3)]
+async def test_rounds_take_the_oldest_marks_in_chunks_sized_by_time(engine: AsyncEngine) -> None:
+    """The first round does one rep, the oldest marked; a round that took less than
+    `round_seconds` lets the next take more, one that took longer fewer; reps not claimed
+    stay dirty and are done by later rounds."""
+    async with engine.begin() as conn:
+        await conn.execute(text("DELETE FROM comp.dirty_reps"))
+    reps = [await assigned_rep(engine) for _ in range(4)]
     for rep in reps:
         await win(engine, rep, "10000")
-    ticks = iter(range(1000))
+    # Two readings a round (start, end): the rounds take 1 s, 4 s, then 1 s.
+    readings = iter([0.0, 1.0, 10.0, 14.0, 20.0, 21.0])
     recalculator = Recalculator(
-        engine, names=NAMES, clock=today, round_seconds=1.5, timer=lambda: float(next(ticks))
+        engine, names=NAMES, clock=today, round_seconds=1.5, timer=lambda: next(readings)
     )
-    done: list[Any] = []
-    while await dirty(engine, reps[-1]):
-        done.append(await recalculator.round())
-        assert len(done) < 20
-    # timer ticks 1 per call: deadline = t0 + 1.5, so each round does two reps at most
-    assert max(done) <= 2
-    assert all([await ledger(engine, rep) for rep in reps])
+    assert await recalculator.round() == 1  # took 1 s of 1.5: next ceil(1.5) = 2
+    assert [await dirty(engine, rep) for rep in reps] == [False, True, True, True]
+    assert await recalculator.round() == 2  # took 4 s of 1.5: next ceil(0.75) = 1
+    assert [await dirty(engine, rep) for rep in reps] == [False, False, False, True]
+    assert await recalculator.round() == 1
+    assert await recalculator.round() == 0
+    for rep in reps:
+        assert await ledger(engine, rep)

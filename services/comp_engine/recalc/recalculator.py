@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Callable
 from contextlib import suppress
@@ -48,12 +49,12 @@ class Recalculator:
     """Rounds of recalculation while reps are dirty; in between, asleep until the marking
     transaction's notification (`wakeup`) or, failing that, `poll_seconds`.
 
-    A round claims up to `batch` reps, longest dirty first, and works through them until
-    `round_seconds` have passed, then clears the marks of the reps it did and commits: a
-    fresh change waits for at most one short round, not a batch of fifty. Reps claimed
-    but not reached stay dirty with their old mark time, so they lead the next round and
-    newly dirty reps queue behind them: nobody is starved. A mark that arrives while its
-    rep is being done has a new version and survives the clear, so the rep is redone."""
+    A round claims the longest-dirty reps, as many as it can do in about `round_seconds`
+    (at most `batch`), recalculates them, clears the marks it read and commits: a fresh
+    change waits for one short round, not a batch of fifty. Reps not claimed keep their
+    old mark time, so they lead the next round and newly dirty reps queue behind them:
+    nobody is starved. A mark that arrives while its rep is being done has a new version
+    and survives the clear, so the rep is redone."""
 
     def __init__(
         self,
@@ -75,6 +76,7 @@ class Recalculator:
         self._wakeup = wakeup
         self._clock = clock
         self._timer = timer
+        self._chunk = 1
 
     async def run(self) -> None:
         listener = asyncio.create_task(self._wakeup.run()) if self._wakeup else None
@@ -95,40 +97,52 @@ class Recalculator:
             await self._wakeup.wait(self._poll)
 
     async def round(self) -> int:
-        """One transaction: claim, recalculate until the round's time is up, clear the
-        marks of the reps done, commit. How many reps it did."""
+        """One transaction: claim a chunk of reps, recalculate them together, clear the
+        marks read, commit. How many reps it did.
+
+        Together, because most of a rep's cost is what every rep reads alike (plans,
+        assignments, the hierarchy, FX) and the round trips: a chunk of twenty costs little
+        more than a few single reps. The chunk is sized from the last round so that a round
+        lasts about `round_seconds`: one rep when the stream is thin (the fastest path for
+        a single won deal), more as a backlog builds up, so it drains instead of growing."""
         today = self._clock().date()
-        deadline = self._timer() + self._round_seconds
-        posted = 0
-        done: list[repository.Claim] = []
         async with self._engine.begin() as conn:
-            claims = await repository.claim_dirty(conn, limit=self._batch)
+            claims = await repository.claim_dirty(conn, limit=self._chunk)
             if not claims:
                 return 0
-            for claim in claims:
-                posted += await self.recalculate_rep(conn, claim.rep_id, today=today)
-                done.append(claim)
-                if self._timer() >= deadline:
-                    break
-            await repository.clear_dirty(conn, claims=done)
-        log.info("recalculated %d reps, posted %d lines", len(done), posted)
-        return len(done)
+            started = self._timer()
+            posted = await self.recalculate_reps(conn, [c.rep_id for c in claims], today=today)
+            self._resize(len(claims), self._timer() - started)
+            await repository.clear_dirty(conn, claims=claims)
+        log.info("recalculated %d reps, posted %d lines", len(claims), posted)
+        return len(claims)
 
-    async def recalculate_rep(self, conn: AsyncConnection, rep_id: str, *, today: date) -> int:
-        """One rep under a savepoint of its own; how many lines it posted.
+    def _resize(self, done: int, seconds: float) -> None:
+        """Next chunk: as many reps as fit in `round_seconds` at this round's pace, rounded
+        up so that a round dominated by its fixed cost still lets the chunk grow."""
+        fit = done * self._round_seconds / max(seconds, 1e-3)
+        self._chunk = max(1, min(self._batch, math.ceil(fit)))
 
-        A rep whose calculation fails (data no plan foresaw) is listed in the waiting place
-        with the error and its mark cleared, instead of failing the round for every rep
-        claimed with it, again and again. The next change to its inputs marks it, and
-        tries it, again."""
+    async def recalculate_reps(
+        self, conn: AsyncConnection, rep_ids: list[str], *, today: date
+    ) -> int:
+        """The reps under a savepoint; how many lines were posted.
+
+        If the calculation fails (data no plan foresaw), each rep is tried again alone,
+        and one that fails alone is listed in the waiting place with the error and its mark
+        cleared, instead of failing every round it is claimed in, again and again. The
+        next change to its inputs marks it, and tries it, again."""
         try:
             async with conn.begin_nested():
-                count, _ = await recalculate(conn, rep_ids=[rep_id], names=self._names, today=today)
+                count, _ = await recalculate(conn, rep_ids=rep_ids, names=self._names, today=today)
             return count
         except Exception as exc:
-            log.exception("commission recalculation of rep %s failed", rep_id)
+            if len(rep_ids) > 1:
+                log.warning("recalculation of %d reps failed; one by one now", len(rep_ids))
+                return sum([await self.recalculate_reps(conn, [r], today=today) for r in rep_ids])
+            log.exception("commission recalculation of rep %s failed", rep_ids[0])
             reason = f"recalculation failed: {type(exc).__name__}: {exc}"[:1000]
             await repository.replace_waiting(
-                conn, rep_ids=[rep_id], waiting=[Waiting(rep_id, "recalculation", reason)]
+                conn, rep_ids=rep_ids, waiting=[Waiting(rep_ids[0], "recalculation", reason)]
             )
             return 0
