@@ -2,7 +2,7 @@
 readable in `GET /v1/comp/ledger` (issue 9: p99 < 2 s), under a steady stream of won deals.
 
     .venv/bin/python -m benchmarks.comp_latency [--rate 1] [--seconds 60] [--reps 200]
-        [--deals-per-rep 30] [--poll-ms 25] [--wait-quiet S]
+        [--deals-per-rep 30] [--poll-ms 25] [--follow db|api] [--wait-quiet S]
 
 What it does, in one run:
 
@@ -14,9 +14,10 @@ What it does, in one run:
    assigned to it, `--deals-per-rep` won deals each through `POST /v1/events`; waits until
    the ledger holds a line per deal and no rep is dirty.
 3. Stream: new won deals of random reps at `--rate` per second for `--seconds`, one per
-   POST, on a fixed schedule. One reader follows the ledger by `after_id` every
-   `--poll-ms`; a deal's latency is from its POST's 2xx to the answer that first lists
-   its line.
+   POST, on a fixed schedule. One reader follows the ledger by line id every `--poll-ms`
+   (`--follow db`: the committed rows, the default; `api`: `GET /v1/comp/ledger`, whose
+   reads then share the comp engine's CPU); a deal's latency is from its POST's 2xx to
+   the answer that first lists its line.
 
 The ceiling, measured in the same run on the same deals: from the POST's 2xx to the start
 of the comp consumer's transaction that stored the deal (`comp.deal_changes.applied_at`),
@@ -96,6 +97,7 @@ class Args:
     poll_ms: float
     wait_quiet: float
     seed: int
+    follow: str
 
 
 def parse_args(argv: list[str] | None = None) -> Args:
@@ -109,10 +111,18 @@ def parse_args(argv: list[str] | None = None) -> Args:
     p.add_argument("--poll-ms", type=float, default=25.0, help="ledger follow interval")
     p.add_argument("--wait-quiet", type=float, default=0.0, help="wait for a quiet machine")
     p.add_argument("--seed", type=int, default=7)
+    p.add_argument(
+        "--follow",
+        choices=("db", "api"),
+        default="db",
+        help="read new lines from comp.ledger_lines (db) or GET /v1/comp/ledger (api)",
+    )
     a = p.parse_args(argv)
     if a.rate <= 0 or a.seconds <= 0 or a.reps < 1 or a.deals_per_rep < 0 or a.poll_ms <= 0:
         p.error("--rate, --seconds, --reps and --poll-ms must be positive")
-    return Args(a.rate, a.seconds, a.reps, a.deals_per_rep, a.poll_ms, a.wait_quiet, a.seed)
+    return Args(
+        a.rate, a.seconds, a.reps, a.deals_per_rep, a.poll_ms, a.wait_quiet, a.seed, a.follow
+    )
 
 
 def won(deal_id: str, rep: str, amount: int, close: str) -> dict[str, Any]:
@@ -186,28 +196,47 @@ async def seed(args: Args, intake: httpx.AsyncClient, comp: httpx.AsyncClient) -
 
 
 class Follower:
-    """Reads the ledger by `after_id` every `poll_s`; when each deal's line first showed."""
+    """Reads the new ledger lines every `poll_s`; when each deal's line first showed.
 
-    def __init__(self, client: httpx.AsyncClient, after: int, poll_s: float) -> None:
-        self.client, self.after, self.poll_s = client, after, poll_s
+    `api`: `GET /v1/comp/ledger?after_id=` of the comp engine, as a BI client follows
+    it. `db`: the same query straight on `comp.ledger_lines` (a committed line is what
+    the API answers): the reads then cost the comp engine's process nothing, which
+    matters on a machine where that process gets a fraction of a core."""
+
+    def __init__(self, client: httpx.AsyncClient, dsn: str, after: int, poll_s: float) -> None:
+        self.client, self.dsn, self.after, self.poll_s = client, dsn, after, poll_s
         self.seen: dict[str, float] = {}
         self.reads: list[float] = []
 
-    async def run(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            asked = time.perf_counter()
-            response = await self.client.get(
-                "/v1/comp/ledger", params={"after_id": self.after, "limit": 10_000}
+    async def run(self, stop: asyncio.Event, via: str) -> None:
+        conn = await asyncpg.connect(self.dsn) if via == "db" else None
+        try:
+            while not stop.is_set():
+                asked = time.perf_counter()
+                lines = await self._read(conn)
+                answered = time.perf_counter()
+                self.reads.append(answered - asked)
+                for line_id, deal_id in lines:
+                    self.after = max(self.after, line_id)
+                    if deal_id:
+                        self.seen.setdefault(deal_id, answered)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), self.poll_s)
+        finally:
+            if conn is not None:
+                await conn.close()
+
+    async def _read(self, conn: asyncpg.Connection | None) -> list[tuple[int, str | None]]:
+        if conn is not None:
+            rows = await conn.fetch(
+                "SELECT id, deal_id FROM comp.ledger_lines WHERE id > $1 ORDER BY id", self.after
             )
-            response.raise_for_status()
-            answered = time.perf_counter()
-            self.reads.append(answered - asked)
-            for line in response.json()["items"]:
-                self.after = max(self.after, int(line["id"]))
-                if line["deal_id"]:
-                    self.seen.setdefault(line["deal_id"], answered)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), self.poll_s)
+            return [(int(r["id"]), r["deal_id"]) for r in rows]
+        response = await self.client.get(
+            "/v1/comp/ledger", params={"after_id": self.after, "limit": 10_000}
+        )
+        response.raise_for_status()
+        return [(int(x["id"]), x["deal_id"]) for x in response.json()["items"]]
 
 
 async def measure(
@@ -230,9 +259,9 @@ async def measure(
         finally:
             await conn.close()
 
-        follower = Follower(reader, int(last), args.poll_ms / 1000)
+        follower = Follower(reader, dsn, int(last), args.poll_ms / 1000)
         stop = asyncio.Event()
-        following = asyncio.create_task(follower.run(stop))
+        following = asyncio.create_task(follower.run(stop, args.follow))
         rng = random.Random(args.seed + 1)
         posted: dict[str, tuple[float, datetime, str]] = {}
         count = max(1, round(args.rate * args.seconds))
@@ -312,7 +341,7 @@ def report(args: Args, res: dict[str, Any], infra: list[str], command: str) -> N
     print(
         f"stream:   {res['posted']} won deals in {res['stream_s']:.1f}s "
         f"({res['posted'] / res['stream_s']:.2f}/s, asked {args.rate:g}/s); "
-        f"ledger followed every {args.poll_ms:g} ms; "
+        f"ledger followed ({args.follow}) every {args.poll_ms:g} ms; "
         f"lines never seen within 120 s: {res['missing']}"
     )
     print()
@@ -321,7 +350,7 @@ def report(args: Args, res: dict[str, Any], infra: list[str], command: str) -> N
     for name, values in (
         ("POST 2xx -> ledger line readable, s", lat),
         ("ceiling: POST 2xx -> comp consumer stored it, s", ceil),
-        ("one ledger read (request to response), s", res["reads"]),
+        (f"one ledger read ({args.follow}, request to response), s", res["reads"]),
     ):
         cells = " | ".join(
             f"{percentile(values, p):.3f}" if values else "-" for p in (50, 95, 99, 100)

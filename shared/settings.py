@@ -229,10 +229,11 @@ class Settings(BaseSettings):
         "came: a fallback, since the transaction that marks a rep notifies it on commit",
     )
     comp_recalc_round_seconds: float = Field(
-        0.2,
+        0.5,
         gt=0,
-        description="How long one recalculation round works before it commits what it "
-        "posted, so a won deal does not wait behind a long batch of other reps",
+        description="About the longest one recalculation round may work before it commits: "
+        "a cap on how many dirty reps a round takes at the last round's pace, so a won "
+        "deal never waits behind a long batch (a thin stream makes rounds of one rep)",
     )
 
     won_stages: tuple[str, ...] = DEFAULT_WON_STAGES

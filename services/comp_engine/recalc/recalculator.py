@@ -49,8 +49,8 @@ class Recalculator:
     """Rounds of recalculation while reps are dirty; in between, asleep until the marking
     transaction's notification (`wakeup`) or, failing that, `poll_seconds`.
 
-    A round claims the longest-dirty reps, as many as it can do in about `round_seconds`
-    (at most `batch`), recalculates them, clears the marks it read and commits: a fresh
+    A round claims the longest-dirty reps, at most as many as it can do in about
+    `round_seconds` (and `batch`), recalculates them, clears the marks it read and commits: a fresh
     change waits for one short round, not a batch of fifty. Reps not claimed keep their
     old mark time, so they lead the next round and newly dirty reps queue behind them:
     nobody is starved. A mark that arrives while its rep is being done has a new version
@@ -63,7 +63,7 @@ class Recalculator:
         names: StageNames,
         batch: int = 50,
         poll_seconds: float = 1.0,
-        round_seconds: float = 0.2,
+        round_seconds: float = 0.5,
         wakeup: Wakeup | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         timer: Callable[[], float] = time.monotonic,
@@ -102,9 +102,11 @@ class Recalculator:
 
         Together, because most of a rep's cost is what every rep reads alike (plans,
         assignments, the hierarchy, FX) and the round trips: a chunk of twenty costs little
-        more than a few single reps. The chunk is sized from the last round so that a round
-        lasts about `round_seconds`: one rep when the stream is thin (the fastest path for
-        a single won deal), more as a backlog builds up, so it drains instead of growing."""
+        more than a few single reps. The chunk is a cap, sized from the last round so that
+        a full round lasts about `round_seconds`; a round takes only what is dirty, so a
+        thin stream makes rounds of one rep (the fastest path for a single won deal), and
+        a backlog makes bigger rounds, which drain it instead of letting it grow: under
+        oldest-first order, work already queued is done sooner in fewer, larger rounds."""
         today = self._clock().date()
         async with self._engine.begin() as conn:
             claims = await repository.claim_dirty(conn, limit=self._chunk)
