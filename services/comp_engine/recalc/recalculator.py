@@ -50,11 +50,11 @@ class Recalculator:
     transaction's notification (`wakeup`) or, failing that, `poll_seconds`.
 
     A round claims the longest-dirty reps, at most as many as it can do in about
-    `round_seconds` (and `batch`), recalculates them, clears the marks it read and commits: a fresh
-    change waits for one short round, not a batch of fifty. Reps not claimed keep their
-    old mark time, so they lead the next round and newly dirty reps queue behind them:
-    nobody is starved. A mark that arrives while its rep is being done has a new version
-    and survives the clear, so the rep is redone."""
+    `round_seconds` (and `batch`), recalculates them, clears the marks it read and
+    commits: a fresh change waits for one short round, not a batch of fifty. Reps not
+    claimed keep their old mark time, so they lead the next round and newly dirty reps
+    queue behind them: nobody is starved. A mark that arrives while its rep is being
+    done has a new version and survives the clear, so the rep is redone."""
 
     def __init__(
         self,
