@@ -30,7 +30,7 @@ from services.comp_engine.recalc.wakeup import Wakeup, asyncpg_dsn
 from shared.db import create_engine
 from shared.events import validate_event
 from tests.support import infra
-from tests.support.events import CREATED, event
+from tests.support.events import CREATED, UPDATED, event
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
@@ -102,7 +102,7 @@ async def win(engine: AsyncEngine, rep: str, amount: str) -> str:
         time="2026-02-10T12:00:00Z",
     )
     async with engine.begin() as conn:
-        await handler.apply_deals(conn, [validate_event(raw, stored=True)])
+        await handler.apply_deals(conn, [validate_event(raw, stored=True)], names=NAMES)
     return deal
 
 
@@ -270,3 +270,34 @@ async def test_rounds_take_the_oldest_marks_in_chunks_sized_by_time(engine: Asyn
     assert await recalculator.round() == 0
     for rep in reps:
         assert await ledger(engine, rep)
+
+
+async def test_only_deals_ever_won_mark_their_reps(engine: AsyncEngine) -> None:
+    """Changes to a deal never won mark nobody (they have no booking); its first win marks
+    its reps, the rep it named while open included, and so does any change after."""
+    earlier, rep = await assigned_rep(engine), await assigned_rep(engine)
+    deal = f"d-{uuid.uuid4().hex[:8]}"
+
+    async def apply(type_: str, data: dict[str, object], minute: int) -> None:
+        raw = event(type_, {"deal_id": deal, **data}, time=f"2026-02-10T12:{minute:02d}:00Z")
+        async with engine.begin() as conn:
+            await handler.apply_deals(conn, [validate_event(raw, stored=True)], names=NAMES)
+
+    async def marked() -> set[str]:
+        async with engine.begin() as conn:
+            found = await conn.execute(
+                text("DELETE FROM comp.dirty_reps WHERE rep_id IN (:a, :b) RETURNING rep_id"),
+                {"a": earlier, "b": rep},
+            )
+            return set(found.scalars())
+
+    opened = {"owner_id": earlier, "amount": "5000", "currency": "USD", "stage": "qualified"}
+    await apply(CREATED, {**opened, "close_date": "2026-02-20"}, 1)
+    await apply(UPDATED, {"amount": "6000", "owner_id": rep}, 2)
+    assert await marked() == set()
+    await apply(UPDATED, {"stage": "ClosedWon"}, 3)
+    assert await marked() == {earlier, rep}
+    await apply(UPDATED, {"stage": "qualified"}, 4)
+    assert await marked() == {earlier, rep}
+    await apply(UPDATED, {"amount": "7000"}, 5)
+    assert await marked() == {earlier, rep}, "a deal once won marks on any change"

@@ -51,6 +51,19 @@ async def add_deal_reps(conn: AsyncConnection, *, pairs: Collection[tuple[str, s
         await conn.execute(insert(DEAL_REPS).values(rows).on_conflict_do_nothing())
 
 
+async def stage_changes(
+    conn: AsyncConnection, *, deal_ids: Collection[str]
+) -> list[tuple[str, dict[str, Any]]]:
+    """The stored changes of these deals that set a stage or a status (deal id, fields)."""
+    if not deal_ids:
+        return []
+    stmt = select(CHANGES.c.deal_id, CHANGES.c.fields).where(
+        CHANGES.c.deal_id.in_(sorted(deal_ids)),
+        or_(CHANGES.c.fields.has_key("stage"), CHANGES.c.fields.has_key("status")),
+    )
+    return [(r.deal_id, r.fields) for r in await conn.execute(stmt)]
+
+
 async def reps_of_deals(conn: AsyncConnection, *, deal_ids: Collection[str]) -> set[str]:
     if not deal_ids:
         return set()
