@@ -120,3 +120,10 @@ def reps_named(fields: dict[str, Any]) -> set[str]:
     reps = {fields["owner_id"]} if fields.get("owner_id") else set()
     reps |= {s["rep_id"] for s in fields.get("splits") or ()}
     return reps
+
+
+def wins(fields: dict[str, Any], names: StageNames) -> bool:
+    """Whether a change may leave its deal won (a status of won, or a won stage): the deals
+    with no such change have no booking, so no change to them can move a ledger."""
+    stage = fields.get("stage")
+    return fields.get("status") == "won" or (stage is not None and names.status_of(stage) == "won")

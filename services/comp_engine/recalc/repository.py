@@ -5,9 +5,21 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
 
-from sqlalchemy import Select, delete, func, select, tuple_
+from sqlalchemy import (
+    Select,
+    Text,
+    and_,
+    column,
+    delete,
+    func,
+    literal_column,
+    select,
+    tuple_,
+    values,
+)
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -53,23 +65,65 @@ LEDGER = table_of(LedgerLineRow)
 CLOSES = table_of(PeriodCloseRow)
 PLANS = table_of(PlanVersionRow)
 WAITING = table_of(WaitingRow)
+LOCK_SPACE = 0x636F6D70
+"""The first key of the advisory locks that hold a rep for a recalculation ('comp')."""
 KEY_COLUMNS = ("rep_id", "period", "kind", "rule", "deal_id", "booking", "role")
 
 
-async def claim_dirty(conn: AsyncConnection, *, limit: int) -> list[str]:
-    """Up to `limit` dirty reps, locked for this transaction; reps another recalculation
-    holds are skipped, so replicas share the work without waiting on each other."""
-    stmt = (
-        select(DIRTY.c.rep_id)
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """A dirty rep as this round read it: `version` is the mark's row version (`xmin`),
+    which every later mark changes, so clearing by it never clears a newer mark."""
+
+    rep_id: str
+    version: str
+
+
+async def claim_dirty(conn: AsyncConnection, *, limit: int) -> list[Claim]:
+    """Up to `limit` dirty reps, longest dirty first, that no other recalculation holds.
+
+    A rep is held by a transaction-scoped advisory lock, not a row lock: the consumer
+    marking the same rep meanwhile writes its row without waiting for this round, and
+    replicas skip reps another one holds. The locks are tried only on the `limit` rows
+    the subquery picked (PostgreSQL does not push a volatile filter under a LIMIT)."""
+    oldest = (
+        select(DIRTY.c.rep_id, DIRTY.c.since, literal_column("xmin::text").label("version"))
         .order_by(DIRTY.c.since, DIRTY.c.rep_id)
         .limit(limit)
-        .with_for_update(skip_locked=True)
+        .subquery()
     )
-    return list((await conn.execute(stmt)).scalars())
+    stmt = (
+        select(oldest.c.rep_id, oldest.c.version)
+        .where(func.pg_try_advisory_xact_lock(LOCK_SPACE, func.hashtext(oldest.c.rep_id)))
+        .order_by(oldest.c.since, oldest.c.rep_id)
+    )
+    return [Claim(r.rep_id, r.version) for r in await conn.execute(stmt)]
 
 
-async def clear_dirty(conn: AsyncConnection, *, rep_ids: Collection[str]) -> None:
-    await conn.execute(delete(DIRTY).where(DIRTY.c.rep_id.in_(sorted(rep_ids))))
+async def clear_dirty(conn: AsyncConnection, *, claims: Collection[Claim]) -> None:
+    """Clear the marks these claims read, unless marked again since (a new version) or
+    being marked right now (its row locked: that mark is about to commit a new version).
+    Either way the rep stays dirty and is done again, and nothing here waits."""
+    if not claims:
+        return
+    ordered = sorted(claims, key=lambda c: c.rep_id)
+    read = values(column("rep_id", Text), column("version", Text), name="claimed").data(
+        [(c.rep_id, c.version) for c in ordered]
+    )
+    unchanged = (
+        select(DIRTY.c.rep_id)
+        .join(
+            read,
+            and_(
+                read.c.rep_id == DIRTY.c.rep_id,
+                literal_column("dirty_reps.xmin::text") == read.c.version,
+            ),
+        )
+        .with_for_update(of=DIRTY, skip_locked=True)
+        .correlate(None)
+        .scalar_subquery()
+    )
+    await conn.execute(delete(DIRTY).where(DIRTY.c.rep_id.in_(unchanged)))
 
 
 async def load_inputs(
