@@ -75,8 +75,10 @@ def lines(rep_lines: Sequence[Line], rep_segments: Sequence[Segment], inputs: In
 
 def _carry_in(rep_id: str, period: Period, currency: str, source: dict[str, Any]) -> Line:
     key = LineKey(rep_id, period.label, Kind.PAYOUT_CAP_CARRY_IN, RULE, "", 0, "")
-    trace = {"payout_cap_carry": {**source, "into_period": period.label}}
-    trace["payout_currency"] = currency
+    trace = {
+        "payout_cap_carry": {**source, "into_period": period.label},
+        "payout_currency": currency,
+    }
     return Line(key, excess(source, currency), currency, trace)
 
 
