@@ -180,6 +180,8 @@ class Cash:
     ) -> dict[int, tuple[Decimal, Decimal]]:
         """Per segment, (withheld, released) in the plan's currency, unrounded: what the
         draw subtracts from and adds to the segment's earnings when it pays on cash."""
+        if not self.active:
+            return {}
         earned: dict[GroupKey, Decimal] = defaultdict(lambda: ZERO)
         where: dict[GroupKey, tuple[Credit, int]] = {}
         for raws in raws_by_segment.values():
@@ -204,6 +206,8 @@ class Cash:
 
     def lines(self, rep_lines: Sequence[Line]) -> list[Line]:
         """The deferral and release lines of the rep's on-cash earned lines."""
+        if not self.active:
+            return []
         earned: dict[tuple[GroupKey, str], list[Line]] = defaultdict(list)
         where: dict[GroupKey, tuple[Credit, int, str]] = {}
         for line in rep_lines:
