@@ -135,10 +135,7 @@ class Cash:
         ending = booking.ending
         by_period: dict[str, list[dict[str, str]]] = defaultdict(list)
         periods: dict[str, tuple[Period, int | None]] = {}
-        for payment in sorted(
-            (p for p in self.inputs.payments if p.deal_id == booking.deal_id),
-            key=lambda p: (p.paid_at, p.invoice_id),
-        ):
+        for payment in self.inputs.payments_of(booking.deal_id):
             if ending is not None and payment.paid_at > ending.at:
                 continue
             try:

@@ -125,6 +125,9 @@ class Inputs:
     closed_periods: Mapping[str, datetime] = field(default_factory=dict)
     """Period label -> when it was closed (and its payable paid out)."""
     _by_rep: dict[str, list[Assignment]] = field(init=False, repr=False, compare=False)
+    _payments_by_deal: dict[str, list[Payment]] | None = field(
+        init=False, default=None, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         by_rep: dict[str, list[Assignment]] = defaultdict(list)
@@ -139,6 +142,17 @@ class Inputs:
                 version = version_on(self.plans.get(assignment.plan_id, ()), day)
                 return (assignment, version) if version else None
         return None
+
+    def payments_of(self, deal_id: str) -> list[Payment]:
+        """The deal's payments, oldest first (indexed on first use: a recompute asks per
+        credit, and scanning every payment each time would be quadratic)."""
+        if self._payments_by_deal is None:
+            index: dict[str, list[Payment]] = defaultdict(list)
+            for payment in sorted(self.payments, key=lambda p: (p.paid_at, p.invoice_id)):
+                index[payment.deal_id].append(payment)
+            object.__setattr__(self, "_payments_by_deal", dict(index))
+        assert self._payments_by_deal is not None
+        return self._payments_by_deal.get(deal_id, [])
 
     def managers_of(self, rep_id: str, day: date, levels: int) -> list[str]:
         chain: list[str] = []
