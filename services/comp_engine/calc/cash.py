@@ -62,20 +62,22 @@ class Release:
     invoices: tuple[dict[str, str], ...]
     paid_before: Decimal
     """In the deal's currency, before this period."""
+    paid_in: Decimal
+    """In the deal's currency, by this period's invoices."""
     settled: bool = False
     """A clawback on the original rate settled the deal: the rest is released."""
 
     def shares(self, deal_amount: Decimal) -> tuple[Decimal, Decimal]:
-        return shares(deal_amount, self.paid_before, self.invoices, self.settled)
+        return shares(deal_amount, self.paid_before, self.paid_in, self.settled)
 
 
 def shares(
-    deal_amount: Decimal, paid_before: Decimal, invoices: Iterable[dict[str, str]], settled: bool
+    deal_amount: Decimal, paid_before: Decimal, paid_now: Decimal, settled: bool
 ) -> tuple[Decimal, Decimal]:
     """The paid share before and after a release, each within 0..1."""
     if deal_amount <= 0:
         return ZERO, ONE if settled else ZERO
-    paid = paid_before + paid_in(invoices)
+    paid = paid_before + paid_now
     before = min(max(paid_before / deal_amount, ZERO), ONE)
     after = ONE if settled else min(max(paid / deal_amount, ZERO), ONE)
     return before, after
@@ -158,12 +160,13 @@ class Cash:
         paid = ZERO
         for label, (period, at) in sorted(periods.items(), key=lambda p: p[1][0].start):
             invoices = tuple(by_period[label])
-            found.append(Release(period, at, invoices, paid))
-            paid += paid_in(invoices)
+            now = paid_in(invoices)
+            found.append(Release(period, at, invoices, paid, now))
+            paid += now
         policy = own.version.document.clawback
         if ending is not None and policy is not None and policy.base == "original_rate":
             period, at = self._period_of(max(ending.at.date(), booking.booked_on), kind)
-            found.append(Release(period, at, (), paid, settled=True))
+            found.append(Release(period, at, (), paid, ZERO, settled=True))
         return found
 
     def _period_of(self, day: date, kind: PeriodKind) -> tuple[Period, int | None]:
@@ -177,7 +180,7 @@ class Cash:
     ) -> dict[int, tuple[Decimal, Decimal]]:
         """Per segment, (withheld, released) in the plan's currency, unrounded: what the
         draw subtracts from and adds to the segment's earnings when it pays on cash."""
-        if not self.active:
+        if not self.active or all(s.version.document.draw is None for s in self.segments):
             return {}
         earned: dict[GroupKey, Decimal] = defaultdict(lambda: ZERO)
         where: dict[GroupKey, tuple[Credit, int]] = {}
@@ -258,7 +261,7 @@ class Cash:
             before, after = release.shares(deal_amount)
             amount = rounded(total * after, currency) - rounded(total * before, currency)
             cumulative += amount
-            in_period = paid_in(release.invoices)
+            in_period = release.paid_in
             trace = {
                 "cash_release": {
                     **about,
@@ -298,7 +301,7 @@ def recompute_release(trace: dict[str, Any]) -> Decimal:
     before, after = shares(
         Decimal(r["deal_amount"]),
         Decimal(r["paid_before"]),
-        r["invoices"],
+        paid_in(r["invoices"]),
         r["settled_by_clawback"],
     )
     withheld, currency = Decimal(r["withheld"]), trace["payout_currency"]
