@@ -96,7 +96,6 @@ class Cash:
     ) -> None:
         self.segments = rep_segments
         self.inputs = inputs
-        self.credits = {(c.booking.deal_id, c.booking.number, c.role): c for c in rep_credits}
         self.missing: list[tuple[str, str]] = []
         """(deal id, reason) of payments that cannot be converted yet: they release nothing."""
         self._releases: dict[tuple[str, int, str], list[Release]] = {}
@@ -104,6 +103,11 @@ class Cash:
             document.payment.timing == "on_cash"
             or any(c.payment_timing == "on_cash" for c in document.components)
             for document in (s.version.document for s in rep_segments)
+        )
+        self.credits = (
+            {(c.booking.deal_id, c.booking.number, c.role): c for c in rep_credits}
+            if self.active
+            else {}
         )
 
     def group(self, key: LineKey) -> tuple[GroupKey, Credit, int, str] | None:
