@@ -8,7 +8,8 @@ is why recomputing twice, or replaying the stream, adds nothing.
 
 The steps, one module each: bookings (`bookings.py`) -> credits (`credits.py`) -> segments
 (`segments.py`) -> per component the walk (`walk.py`) -> SPIFFs, bonuses, minimums
-(`extras.py`) -> clawbacks (`clawbacks.py`) -> draws (`draws.py`) -> lines (`series.py`).
+(`extras.py`) -> clawbacks (`clawbacks.py`) -> draws (`draws.py`) -> lines (`series.py`)
+-> pay on cash (`cash.py`) -> the payout cap (`payouts.py`).
 
 Deals whose currency cannot be converted, and attainment tables without a quota, are not
 guessed at: they come back in `waiting` with the reason, for the dead-letter place.
@@ -22,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
 
-from services.comp_engine.calc import clawbacks, draws, extras
+from services.comp_engine.calc import cash, clawbacks, draws, extras, payouts
 from services.comp_engine.calc.bookings import Booking, DealState, bookings
 from services.comp_engine.calc.credits import Credit, CreditId, credits
 from services.comp_engine.calc.filters import matches
@@ -161,10 +162,17 @@ def _rep(
         raws += extras.spiffs(segment, placed[index], inputs)
     for index, raw in clawbacks.lines(rep_credits, rep_segments, earned_by_credit, inputs):
         raws_by_segment[index].append(raw)
-    for index, raw in draws.lines(rep_segments, raws_by_segment, today, inputs):
+    on_cash = cash.Cash(rep_credits, rep_segments, inputs)
+    basis = on_cash.basis_for_draws(raws_by_segment)
+    for index, raw in draws.lines(rep_segments, raws_by_segment, today, inputs, basis):
         raws_by_segment[index].append(raw)
+    rep_lines: list[Line] = []
     for index, segment in enumerate(rep_segments):
-        result.lines += _series_lines(segment, raws_by_segment[index])
+        rep_lines += _series_lines(segment, raws_by_segment[index])
+    rep_lines += on_cash.lines(rep_lines)
+    rep_lines += payouts.lines(rep_lines, rep_segments, inputs)
+    result.lines += rep_lines
+    result.waiting += [Waiting(rep_id, deal, why) for deal, why in dict(on_cash.missing).items()]
 
 
 def _entry(credit: Credit, segment: Segment, inputs: Inputs, result: Result) -> Entry | None:

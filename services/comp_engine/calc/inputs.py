@@ -142,7 +142,9 @@ class Inputs:
         object.__setattr__(self, "_by_rep", _grouped(self.assignments, lambda a: a.rep_id))
         object.__setattr__(self, "_lines_by_rep", _grouped(self.reporting, lambda r: r.rep_id))
         object.__setattr__(self, "_quotas_by_rep", _grouped(self.quotas, lambda q: q.rep_id))
-        object.__setattr__(self, "_payments_by_deal", _grouped(self.payments, lambda p: p.deal_id))
+        # Payments oldest first: the cash releases walk them in time order.
+        by_time = sorted(self.payments, key=lambda p: (p.paid_at, p.invoice_id))
+        object.__setattr__(self, "_payments_by_deal", _grouped(by_time, lambda p: p.deal_id))
         object.__setattr__(self, "_plans_on", {})
 
     def plan_on(self, rep_id: str, day: date) -> tuple[Assignment, PlanVersion] | None:
