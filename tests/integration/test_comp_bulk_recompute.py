@@ -5,14 +5,19 @@ whose roll-up credit reads their reports' deals from other chunks."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 import random
+import sys
 import uuid
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.comp_engine.calc.engine import compute
 from services.comp_engine.calc.lines import Line
@@ -186,6 +191,63 @@ async def test_chunked_and_parallel_recompute_equal_one_whole_calculation(
     assert _shown(serial.lines, tag) == whole
     assert _shown(chunked.lines, tag) == whole
     assert _shown(parallel.lines, tag) == whole
+
+
+async def test_cli_recompute_posts_what_the_ledger_lacks_once(database_url: str) -> None:
+    """`salesops comp recompute --post` posts the calculation's lines for reps no round
+    touched (seeded without marks), and a second run posts none of theirs again."""
+    tag = f"bulk{uuid.uuid4().hex[:6]}"
+    await _seed(database_url, tag)
+    engine = create_engine(database_url, application_name="test-bulk")
+    async with engine.connect() as conn:
+        reps = sorted({a.rep_id for a in await repository.load_assignments(conn)})
+        histories, inputs = await repository.load_inputs(conn, rep_ids=reps, names=NAMES)
+    expected = _totals(compute(histories, inputs, today=date.today(), only=set(reps)).lines, tag)
+    assert expected
+
+    await _cli(database_url, "comp", "recompute", "--post")
+    first = await _ledger_of(engine, tag)
+    await _cli(database_url, "comp", "recompute", "--post")
+    second = await _ledger_of(engine, tag)
+    await engine.dispose()
+
+    assert {rep: total for rep, (total, _) in first.items()} == expected
+    assert second == first, "the second run posted lines again"
+
+
+def _totals(lines: list[Line], tag: str) -> dict[str, Decimal]:
+    found: dict[str, Decimal] = {}
+    for line in lines:
+        if line.key.rep_id.startswith(tag):
+            found[line.key.rep_id] = found.get(line.key.rep_id, Decimal(0)) + line.amount
+    return found
+
+
+async def _ledger_of(engine: AsyncEngine, tag: str) -> dict[str, tuple[Decimal, int]]:
+    """Per rep of the tag: the ledger's total and how many lines it has."""
+    async with engine.connect() as conn:
+        rows = await conn.execute(
+            text(
+                "SELECT rep_id, sum(amount) AS total, count(*) AS n FROM comp.ledger_lines"
+                " WHERE rep_id LIKE :tag GROUP BY rep_id"
+            ),
+            {"tag": f"{tag}%"},
+        )
+        return {r.rep_id: (r.total, r.n) for r in rows}
+
+
+async def _cli(database_url: str, *args: str) -> None:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "services.cli",
+        *args,
+        env={**os.environ, "SALESOPS_DATABASE_URL": database_url},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    output, _ = await process.communicate()
+    assert process.returncode == 0, output.decode(errors="replace")
 
 
 async def _weights(url: str) -> dict[str, int]:

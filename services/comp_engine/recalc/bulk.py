@@ -109,6 +109,7 @@ async def run_chunk(
     for line in result.lines:
         done.totals[line.currency] = done.totals.get(line.currency, Decimal(0)) + line.amount
     if post:
+        await repository.hold(conn, rep_ids=rep_ids)
         held = await repository.posted(conn, rep_ids=rep_ids)
         postings = differences(result.lines, held, closed=set(inputs.closed_periods))
         done.posted = len(await repository.post(conn, postings=postings, cause="recalculation"))

@@ -17,6 +17,7 @@ from sqlalchemy import (
     func,
     literal_column,
     select,
+    text,
     tuple_,
     values,
 )
@@ -98,6 +99,19 @@ async def claim_dirty(conn: AsyncConnection, *, limit: int) -> list[Claim]:
         .order_by(oldest.c.since, oldest.c.rep_id)
     )
     return [Claim(r.rep_id, r.version) for r in await conn.execute(stmt)]
+
+
+async def hold(conn: AsyncConnection, *, rep_ids: Collection[str]) -> None:
+    """Wait for and take the reps' recalculation locks until the transaction ends: a bulk
+    recompute posting beside the rounds, which would otherwise both post one difference.
+    Rounds only try these locks, so taking them in order here cannot deadlock."""
+    await conn.execute(
+        text(
+            "SELECT pg_advisory_xact_lock(:space, hashtext(r)) "
+            "FROM (SELECT unnest(CAST(:reps AS text[])) AS r ORDER BY 1) AS held"
+        ),
+        {"space": LOCK_SPACE, "reps": sorted(rep_ids)},
+    )
 
 
 async def clear_dirty(conn: AsyncConnection, *, claims: Collection[Claim]) -> None:
