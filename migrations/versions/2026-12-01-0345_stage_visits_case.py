@@ -1,7 +1,7 @@
 """stage visits case: the summary's stage visits with stage names compared without case
 
 Revision ID: 4e9a2c7b1d05
-Revises: 025b7b32c2a2
+Revises: 7c1e4a9d2b60
 Create Date: 2026-12-01 03:45:00
 
 The summariser now compares stage names without regard to case (where a visit starts,
@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = '4e9a2c7b1d05'
-down_revision: str | None = '025b7b32c2a2'
+down_revision: str | None = '7c1e4a9d2b60'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
