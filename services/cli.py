@@ -36,6 +36,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.api_client import DEFAULT_BASE_URL, ApiError, StackClient
 from services.comp_engine.app import SPEC as COMP_ENGINE
+from services.comp_engine.deals.history import StageNames
+from services.comp_engine.recalc import bulk
 from services.datasets.generator import synthetic_org
 from services.datasets.load import dataset_events
 from services.datasets.maven import DatasetError
@@ -311,6 +313,47 @@ async def _in_transaction(settings: Settings, work: Callable[[AsyncSession], Awa
             return await work(session)
     finally:
         await engine.dispose()
+
+
+comp_app = typer.Typer(help="The commission ledger.", no_args_is_help=True)
+app.add_typer(comp_app, name="comp")
+
+
+@comp_app.command("recompute")
+def comp_recompute(
+    post: Annotated[
+        bool, typer.Option("--post/--dry-run", help="Post the differences, or only count them")
+    ] = False,
+    processes: Annotated[
+        int, typer.Option(min=1, help="Worker processes the rep chunks fan out to")
+    ] = 1,
+) -> None:
+    """Recompute every assigned rep from scratch, chunk by chunk (before payroll, after a
+    plan change reaching far back): what the ledger lacks is posted as new lines, so a
+    second run posts nothing. The won-deal path does not wait for this: it runs beside."""
+    settings = Settings()
+    configure_logging(settings.log_level, json=False)
+    names = StageNames.of(settings.won_stages, settings.lost_stages)
+    started = datetime.now(UTC)
+
+    def report(done: bulk.ChunkDone) -> None:
+        console.print(f"{done.reps} reps: {done.computed} lines computed, {done.posted} posted")
+
+    total = asyncio.run(
+        bulk.recompute_all(
+            settings.require_database_url(),
+            names=names,
+            today=started.date(),
+            post=post,
+            processes=processes,
+            progress=report,
+        )
+    )
+    seconds = (datetime.now(UTC) - started).total_seconds()
+    console.print(
+        f"{total.reps} reps, {total.computed} lines computed, {total.posted} posted, "
+        f"{total.waiting} waiting, in {seconds:.1f} s"
+    )
 
 
 secrets_app = typer.Typer(help="Keys sealing CRM secrets at rest.", no_args_is_help=True)

@@ -136,6 +136,20 @@ class DealDeleted(_Strict):
     )
 
 
+class DealCancelled(_Strict):
+    """The contract of a won deal ended early (a churned or cancelled subscription). The deal
+    stays won, since the booking happened; commission reads it as a clawback trigger,
+    prorated to `contract_end` when the plan prorates. No CRM sends this natively: billing
+    or contract systems post it to `POST /v1/events`."""
+
+    deal_id: Id
+    cancelled_at: UtcDatetime = Field(description="When the contract was cancelled")
+    reason: str = Field(min_length=1, max_length=1000)
+    contract_end: date | None = Field(
+        None, description="Where the cancelled contract's term would have ended"
+    )
+
+
 class ActivityLogged(_Strict):
     activity_id: Id
     kind: ActivityKind
@@ -221,6 +235,9 @@ CANONICAL_TYPES: dict[str, EventKind] = {
     "com.salesops.deal.created.v1": EventKind(DealCreated, topics.DEAL, ("deal_id",), "deal_id"),
     "com.salesops.deal.updated.v1": EventKind(DealUpdated, topics.DEAL, ("deal_id",), "deal_id"),
     "com.salesops.deal.deleted.v1": EventKind(DealDeleted, topics.DEAL, ("deal_id",), "deal_id"),
+    "com.salesops.deal.cancelled.v1": EventKind(
+        DealCancelled, topics.DEAL, ("deal_id",), "deal_id"
+    ),
     "com.salesops.activity.logged.v1": EventKind(
         ActivityLogged, topics.ACTIVITY, ("deal_id", "account_id", "activity_id"), "activity_id"
     ),

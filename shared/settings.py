@@ -222,6 +222,20 @@ class Settings(BaseSettings):
         "are applied first",
     )
 
+    comp_recalc_poll_seconds: float = Field(
+        1.0,
+        gt=0,
+        description="How often the comp recalculation looks for dirty reps when no wake-up "
+        "came: a fallback, since the transaction that marks a rep notifies it on commit",
+    )
+    comp_recalc_round_seconds: float = Field(
+        0.5,
+        gt=0,
+        description="About the longest one recalculation round may work before it commits: "
+        "a cap on how many dirty reps a round takes at the last round's pace, so a won "
+        "deal never waits behind a long batch (a thin stream makes rounds of one rep)",
+    )
+
     won_stages: tuple[str, ...] = DEFAULT_WON_STAGES
     lost_stages: tuple[str, ...] = DEFAULT_LOST_STAGES
 

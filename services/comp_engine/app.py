@@ -10,14 +10,17 @@ from contextlib import asynccontextmanager, suppress
 from fastapi import FastAPI
 
 from services.comp_engine.accounting import routes as accounting
+from services.comp_engine.dead_letters import routes as dead_letters
 from services.comp_engine.deals.history import StageNames
 from services.comp_engine.deps import CompState
-from services.comp_engine.dispatch import SPEC as CONSUMER
+from services.comp_engine.dispatch import consumer_spec
 from services.comp_engine.disputes import routes as disputes
 from services.comp_engine.holds import routes as holds
+from services.comp_engine.intake.repository import RECALC_CHANNEL
 from services.comp_engine.ledger import routes as ledger
 from services.comp_engine.plans import routes as plans
 from services.comp_engine.recalc.recalculator import Recalculator
+from services.comp_engine.recalc.wakeup import Wakeup, asyncpg_dsn
 from services.comp_engine.simulate import routes as simulate
 from services.comp_engine.statements import routes as statements
 from shared.consumer import StoredOffsetConsumer
@@ -33,15 +36,20 @@ async def lifespan(settings: Settings) -> AsyncIterator[ServiceState]:
         application_name="salesops-comp-engine",
         pool_size=settings.db_pool_size,
     )
+    names = StageNames.of(settings.won_stages, settings.lost_stages)
     consumer = StoredOffsetConsumer(
         engine=engine,
         bootstrap=settings.require_kafka(),
-        spec=CONSUMER,
+        spec=consumer_spec(names),
         max_records=settings.consumer_max_records,
         check_seconds=settings.broker_check_seconds,
     )
     recalculator = Recalculator(
-        engine, names=StageNames.of(settings.won_stages, settings.lost_stages)
+        engine,
+        names=names,
+        poll_seconds=settings.comp_recalc_poll_seconds,
+        round_seconds=settings.comp_recalc_round_seconds,
+        wakeup=Wakeup(asyncpg_dsn(engine.url), RECALC_CHANNEL),
     )
     tasks = [
         asyncio.create_task(supervise("comp consumer", consumer.run), name="comp-consumer"),
@@ -77,6 +85,7 @@ SPEC = ServiceSpec(
     routers=[
         plans.router,
         ledger.router,
+        dead_letters.router,
         statements.router,
         holds.router,
         disputes.router,

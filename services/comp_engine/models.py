@@ -174,10 +174,12 @@ class WaitingRow(CompBase):
     """What a recalculation could not compute and why (a deal in a currency without an FX
     rate, an attainment table without a quota): the comp engine's dead-letter place for
     calculations. Each recalculation of a rep replaces that rep's rows, so a wait ends by
-    itself when what it waited for arrives (a new FX rate marks every rep dirty)."""
+    itself when what it waited for arrives (a new FX rate marks every rep dirty). `id` names
+    a row for the operators' dead-letter API and stays while the same wait goes on."""
 
     __tablename__ = "waiting"
 
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), unique=True)
     rep_id: Mapped[str] = mapped_column(Text, primary_key=True)
     subject: Mapped[str] = mapped_column(Text, primary_key=True)
     reason: Mapped[str] = mapped_column(Text)

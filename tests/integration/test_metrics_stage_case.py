@@ -1,11 +1,8 @@
 """Stage conversion counts a deal's stages whatever the letter case the CRM spelled them
 in, as the roll-up and the stage check match stage names without regard to case.
 
-Expected to fail today: `metrics/repository.py` `stage_totals` ranks a visit by
-`array_position(order, stage)` against the configured names as spelled, so a deal that
-went `qualify` -> `PROPOSE` -> `won` in a pipeline configured `Qualify`, `Propose`, `Won`
-enters no stage. Inspection's `stuck` rule reads the same medians by stage name. Remove
-the xfail mark with the fix.
+A deal that went `qualify` -> `PROPOSE` -> `won` in a pipeline configured `Qualify`,
+`Propose`, `Won` entered each of them.
 """
 
 from __future__ import annotations
@@ -23,7 +20,6 @@ from tests.support.waiting import eventually
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("restore_forecast_config")]
 
 
-@pytest.mark.xfail(strict=True, reason="metrics stage totals compare stage names by case")
 async def test_stage_conversion_ignores_the_letter_case_of_stage_names(
     client: httpx.AsyncClient,
 ) -> None:

@@ -95,28 +95,31 @@ def stage_figures(
 def stage_totals(
     paths: Iterable[Sequence[StageVisit]], order: Sequence[str]
 ) -> dict[str, StageTotals]:
-    """Per stage of `order`, from each deal's stage visits in time order (consecutive
-    visits to the same stage are one visit; stages not in `order` end the visit before
-    them but are not reported)."""
-    rank = {stage: i for i, stage in enumerate(order)}
+    """Per stage of `order`, from each deal's stage visits in time order (stage names
+    compared without regard to case; consecutive visits to the same stage are one visit;
+    stages not in `order` end the visit before them but are not reported)."""
+    rank: dict[str, int] = {}
+    for i, stage in enumerate(order):
+        rank.setdefault(stage.lower(), i)
     entered: dict[str, int] = defaultdict(int)
     advanced: dict[str, int] = defaultdict(int)
     durations: dict[str, list[float]] = defaultdict(list)
     for path in paths:
         visits = _merged(path)
-        seen = {v.stage for v in visits}
+        seen = {v.stage.lower() for v in visits}
         for stage in seen & rank.keys():
             entered[stage] += 1
-            first = next(i for i, v in enumerate(visits) if v.stage == stage)
-            later = {v.stage for v in visits[first + 1 :]}
+            first = next(i for i, v in enumerate(visits) if v.stage.lower() == stage)
+            later = {v.stage.lower() for v in visits[first + 1 :]}
             if any(rank.get(s, -1) > rank[stage] for s in later):
                 advanced[stage] += 1
         for visit, following in pairwise(visits):
-            if visit.stage in rank:
+            if visit.stage.lower() in rank:
                 seconds = (following.entered_at - visit.entered_at).total_seconds()
-                durations[visit.stage].append(seconds / 86400)
+                durations[visit.stage.lower()].append(seconds / 86400)
+    key = {stage: stage.lower() for stage in order}
     return {
-        stage: StageTotals(entered[stage], advanced[stage], middle(durations[stage]))
+        stage: StageTotals(entered[key[stage]], advanced[key[stage]], middle(durations[key[stage]]))
         for stage in order
     }
 
@@ -124,7 +127,7 @@ def stage_totals(
 def _merged(path: Sequence[StageVisit]) -> list[StageVisit]:
     out: list[StageVisit] = []
     for visit in path:
-        if not out or out[-1].stage != visit.stage:
+        if not out or out[-1].stage.lower() != visit.stage.lower():
             out.append(visit)
     return out
 
@@ -228,14 +231,15 @@ def stage_order(
     configured: Sequence[str], paths: Mapping[str, Sequence[tuple[str, datetime]]]
 ) -> list[str]:
     """The configured order of the default pipeline; without one, stages as first seen
-    (deal by deal, in id order, each path in time order)."""
+    (deal by deal, in id order, each path in time order), a stage spelled in several letter
+    cases once, as first spelled."""
     if configured:
         return list(configured)
-    seen: dict[str, None] = {}
+    seen: dict[str, str] = {}
     for deal_id in sorted(paths):
         for stage, _ in paths[deal_id]:
-            seen.setdefault(stage, None)
-    return list(seen)
+            seen.setdefault(stage.lower(), stage)
+    return list(seen.values())
 
 
 def metrics_rows(

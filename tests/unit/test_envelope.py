@@ -14,6 +14,7 @@ from shared.events import (
     MAX_FUTURE,
     ActivityDeleted,
     ActivityLogged,
+    DealCancelled,
     DealCreated,
     EventInFuture,
     EventRejected,
@@ -23,6 +24,7 @@ from shared.events import (
 CREATED = "com.salesops.deal.created.v1"
 UPDATED = "com.salesops.deal.updated.v1"
 DELETED = "com.salesops.deal.deleted.v1"
+CANCELLED = "com.salesops.deal.cancelled.v1"
 ACTIVITY = "com.salesops.activity.logged.v1"
 ACTIVITY_DELETED = "com.salesops.activity.deleted.v1"
 REP = "com.salesops.rep.upserted.v1"
@@ -50,6 +52,16 @@ VALID: dict[str, tuple[dict[str, Any], str, str]] = {
     ),
     UPDATED: ({"deal_id": "d-2", "stage": "Negotiation"}, "crm.deal.v1", "d-2"),
     DELETED: ({"deal_id": "d-3"}, "crm.deal.v1", "d-3"),
+    CANCELLED: (
+        {
+            "deal_id": "d-5",
+            "cancelled_at": "2024-01-01T09:00:00Z",
+            "reason": "churned",
+            "contract_end": "2024-12-31",
+        },
+        "crm.deal.v1",
+        "d-5",
+    ),
     ACTIVITY: (
         {
             "activity_id": "a-1",
@@ -98,6 +110,7 @@ SUBJECT_OF = {
     CREATED: "d-1",
     UPDATED: "d-2",
     DELETED: "d-3",
+    CANCELLED: "d-5",
     ACTIVITY: "a-1",
     ACTIVITY_DELETED: "a-2",
     REP: "rep-9",
@@ -172,6 +185,19 @@ def test_activity_partition_key_prefers_deal_then_account_then_activity(
     assert event.partition_key == key
     assert event.topic == "crm.activity.v1"
     assert event.subject == "a-7"
+
+
+def test_cancellation_needs_when_and_why_and_may_name_the_term_end() -> None:
+    event = validate_event(
+        raw_event(
+            CANCELLED, {"deal_id": "d-5", "cancelled_at": "2024-01-01T09:00:00Z", "reason": "x"}
+        )
+    )
+    assert isinstance(event.payload, DealCancelled)
+    assert event.payload.contract_end is None
+    reason = rejection(raw_event(CANCELLED, {"deal_id": "d-5", "reason": ""}))
+    assert "data.cancelled_at: Field required" in reason
+    assert "data.reason: String should have at least 1 character" in reason
 
 
 def test_activity_deleted_may_say_when_and_nothing_else() -> None:

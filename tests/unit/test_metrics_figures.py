@@ -87,3 +87,20 @@ def test_the_published_figures_of_the_real_dataset() -> None:
     assert out.avg_won_amount is not None
     assert round(out.avg_won_amount) == 2361
     assert out.cycle_days_median == D("45.00")
+
+
+def test_stage_names_are_compared_without_case() -> None:
+    # The same paths as above in other spellings: the same figures, under the order's names.
+    paths = [
+        visits(("Qualify", 0), ("PROPOSE", 4), ("Negotiate", 10), ("WON", 12)),
+        visits(("QUALIFY", 0), ("propose", 2), ("Lost", 3)),
+        visits(("qualify", 0), ("Qualify", 1), ("lost", 8)),  # one visit of 8 days
+        visits(("Qualify", 0), ("NEGOTIATE", 6)),
+        visits(("Propose", 0)),
+    ]
+    order = ("Qualify", "Propose", "Negotiate", "Won")
+    by_stage = {f.stage: f for f in stage_figures(paths, order)}
+    assert by_stage["Qualify"] == StageFigures("Qualify", 4, 3, D("0.7500"), D("5.00"))
+    assert by_stage["Propose"] == StageFigures("Propose", 3, 1, D("0.3333"), D("3.50"))
+    assert by_stage["Negotiate"] == StageFigures("Negotiate", 2, 1, D("0.5000"), D("2.00"))
+    assert by_stage["Won"] == StageFigures("Won", 1, 0, D("0.0000"), None)

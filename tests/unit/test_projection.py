@@ -11,7 +11,9 @@ from hypothesis import strategies as st
 
 from services.forecast_worker.config.schemas import ForecastConfig
 from services.forecast_worker.config.stages import StageTable
+from services.forecast_worker.deals.handler import to_change
 from services.forecast_worker.deals.projection import (
+    DEAL_CANCELLED,
     DEAL_CREATED,
     DEAL_DELETED,
     DEAL_UPDATED,
@@ -23,6 +25,7 @@ from services.forecast_worker.deals.projection import (
     extend_versions,
     fold,
 )
+from shared.events import validate_event
 from shared.ordering import OrderKey
 from shared.settings import DEFAULT_LOST_STAGES, DEFAULT_WON_STAGES
 
@@ -434,3 +437,30 @@ def test_a_merged_deletion_records_where_the_deal_went() -> None:
     assert state.deleted is True
     assert state.properties == {"a": 1, "merged_into": "d2"}
     assert state.values["name"] == "n"
+
+
+def test_a_cancellation_is_a_version_of_a_deal_that_stays_won() -> None:
+    """`deal.cancelled` as the handler turns it into a change: its data under the
+    `cancellation` property, the won deal's values untouched."""
+    event = validate_event(
+        {
+            "specversion": "1.0",
+            "id": "x1",
+            "source": "app://billing",
+            "type": DEAL_CANCELLED,
+            "time": at(10).isoformat(),
+            "data": {"deal_id": "deal-1", "cancelled_at": at(9).isoformat(), "reason": "churn"},
+        }
+    )
+    versions = build_versions(
+        [created(0, stage="Closed Won", amount="500"), to_change(event)], RULES
+    )
+    won, cancelled = (v.state for v in versions)
+    assert cancelled.values == won.values
+    assert cancelled.values["status"] == "won"
+    assert cancelled.properties["cancellation"] == {
+        "cancelled_at": "2024-01-01T00:09:00Z",
+        "reason": "churn",
+        "contract_end": None,
+    }
+    assert versions[1].valid_from == at(10)

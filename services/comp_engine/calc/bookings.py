@@ -36,6 +36,17 @@ class SplitShare:
 
 
 @dataclass(frozen=True, slots=True)
+class Cancellation:
+    """A `deal.cancelled` event: which one, when the contract ended, why, and where its
+    term would have ended (`None`: the deal's contract term decides)."""
+
+    event_id: str
+    cancelled_at: datetime
+    reason: str
+    contract_end: date | None
+
+
+@dataclass(frozen=True, slots=True)
 class DealState:
     """One state of a deal after a change, at the CRM time of that change."""
 
@@ -53,6 +64,8 @@ class DealState:
     properties: dict[str, Any]
     cancelled: bool = False
     """A cancellation event arrived: the contract ended after the deal was won."""
+    cancellation: Cancellation | None = None
+    """The `deal.cancelled` event that ended the won episode this state belongs to."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +73,7 @@ class Ending:
     at: datetime
     event_id: str
     trigger: ClawbackTrigger
+    cancellation: Cancellation | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +97,7 @@ def bookings(deal_id: str, history: Sequence[DealState], policy: Clawback | None
         standing = found[-1] if found and found[-1].ending is None else None
         if standing is not None:
             found[-1] = _follow(standing, state, policy)
-        elif state.status == "won" and state.amount is not None and state.currency is not None:
+        elif _bookable(state):
             found.append(
                 Booking(
                     deal_id=deal_id,
@@ -98,19 +112,35 @@ def bookings(deal_id: str, history: Sequence[DealState], policy: Clawback | None
     return found
 
 
+def _bookable(state: DealState) -> bool:
+    """Won with an amount, and not an episode a cancellation event ended: after one, the
+    deal stays won without being booked again until it is lost and won anew."""
+    return (
+        state.status == "won"
+        and state.amount is not None
+        and state.currency is not None
+        and state.cancellation is None
+    )
+
+
 def _within(booking: Booking, at: datetime, policy: Clawback | None) -> bool:
     return policy is not None and at - booking.won_at <= timedelta(days=policy.window_days)
 
 
 def _follow(booking: Booking, state: DealState, policy: Clawback | None) -> Booking:
-    """The booking after `state`: ended, amended, or as it was."""
-    if not _within(booking, state.at, policy):
+    """The booking after `state`: ended, amended, or as it was. A cancellation event counts
+    from its `cancelled_at` (not before the win), so one dated back ends the booking when the
+    contract did."""
+    cancellation = state.cancellation
+    at = state.at if cancellation is None else max(cancellation.cancelled_at, booking.won_at)
+    if not _within(booking, at, policy):
         return booking
     assert policy is not None
     trigger = _trigger(state)
     if trigger is not None:
         if trigger in policy.triggers:
-            return replace(booking, ending=Ending(state.at, state.event_id, trigger))
+            event_id = state.event_id if cancellation is None else cancellation.event_id
+            return replace(booking, ending=Ending(at, event_id, trigger, cancellation))
         return booking
     if state.status != "won" or state.amount is None or state.currency is None:
         return booking

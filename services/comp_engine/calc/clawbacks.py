@@ -10,9 +10,12 @@ Spiff does). Its size:
   already paid out when the booking ended: nothing before its period was closed, and with
   pay on cash only the share its invoices had paid;
 - extent `full`, `partial` (its percent), or `prorated`: the share of the contract term
-  still to run at the ending, in calendar months from the booking day (term from the
-  deal's `contract_months` property, else the policy's default), so a customer who stayed
-  six months of twelve costs half.
+  still to run at the ending, in calendar months from the booking day (term up to a
+  cancellation event's `contract_end`, else from the deal's `contract_months` property,
+  else the policy's default), so a customer who stayed six months of twelve costs half.
+
+A cancellation event's clawback says in its trace which event it was, when and why, and
+for a prorated one the term it was prorated over.
 
 `reduces_attainment` reverses the credit's quota credit in the ending's period (never in
 its own, which may be closed): later deals there earn at the lower attainment.
@@ -25,6 +28,7 @@ from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from decimal import Decimal
 
+from services.comp_engine.calc.bookings import Cancellation, Ending
 from services.comp_engine.calc.credits import Credit, CreditId
 from services.comp_engine.calc.inputs import Inputs
 from services.comp_engine.calc.keys import deal_key
@@ -89,7 +93,8 @@ def lines(
         paid = ONE
         if policy.base == "paid":
             paid = _paid(credit, rep_segments[own], inputs, ending.at)
-        factor = _extent(policy, credit, ending.at.date())
+        term = _term(policy, credit, ending)
+        factor = _extent(policy, term, ending.at.date())
         amount = -earned * paid * factor
         index = segment_at(rep_segments, ending.at.date())
         index = own if index is None else index
@@ -102,6 +107,8 @@ def lines(
                 "window_days": policy.window_days,
                 "base": policy.base,
                 "extent": policy.extent,
+                **_cancellation_trace(ending.cancellation),
+                **_term_trace(policy, term, ending.at.date()),
             },
             "deal_id": credit.booking.deal_id,
             "booking": credit.booking.number,
@@ -139,15 +146,55 @@ def _paid(credit: Credit, own: Segment, inputs: Inputs, at: datetime) -> Decimal
     return ONE
 
 
-def _extent(policy: Clawback, credit: Credit, day: date) -> Decimal:
+def _extent(policy: Clawback, term: tuple[date, Decimal], day: date) -> Decimal:
     if policy.extent == "full":
         return ONE
     if policy.extent == "partial":
         assert policy.partial_percent is not None
         return policy.partial_percent / HUNDRED
-    months = Decimal(_contract_months(credit, policy))
-    remaining = (months - elapsed_months(credit.booking.booked_on, day)) / months
+    start, months = term
+    if months <= 0:
+        return ZERO
+    remaining = (months - elapsed_months(start, day)) / months
     return min(max(remaining, ZERO), ONE)
+
+
+def _term(policy: Clawback, credit: Credit, ending: Ending) -> tuple[date, Decimal]:
+    """The contract term a prorated clawback runs over: its start (the booking day) and its
+    length in months, up to the cancellation's `contract_end` when it names one (an end on
+    or before the start leaves nothing to run)."""
+    start = credit.booking.booked_on
+    end = None if ending.cancellation is None else ending.cancellation.contract_end
+    if end is not None:
+        return start, elapsed_months(start, end)
+    return start, Decimal(_contract_months(credit, policy))
+
+
+def _cancellation_trace(cancellation: Cancellation | None) -> dict[str, object]:
+    if cancellation is None:
+        return {}
+    end = cancellation.contract_end
+    return {
+        "cancellation": {
+            "event_id": cancellation.event_id,
+            "cancelled_at": cancellation.cancelled_at.isoformat(),
+            "reason": cancellation.reason,
+            "contract_end": None if end is None else end.isoformat(),
+        }
+    }
+
+
+def _term_trace(policy: Clawback, term: tuple[date, Decimal], day: date) -> dict[str, object]:
+    if policy.extent != "prorated":
+        return {}
+    start, months = term
+    return {
+        "term": {
+            "start": start.isoformat(),
+            "months": str(months),
+            "elapsed_months": str(elapsed_months(start, day)),
+        }
+    }
 
 
 def elapsed_months(start: date, day: date) -> Decimal:

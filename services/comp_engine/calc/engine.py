@@ -8,7 +8,8 @@ is why recomputing twice, or replaying the stream, adds nothing.
 
 The steps, one module each: bookings (`bookings.py`) -> credits (`credits.py`) -> segments
 (`segments.py`) -> per component the walk (`walk.py`) -> SPIFFs, bonuses, minimums
-(`extras.py`) -> clawbacks (`clawbacks.py`) -> draws (`draws.py`) -> lines (`series.py`).
+(`extras.py`) -> clawbacks (`clawbacks.py`) -> draws (`draws.py`) -> lines (`series.py`)
+-> pay on cash (`cash.py`) -> the payout cap (`payouts.py`).
 
 Deals whose currency cannot be converted, and attainment tables without a quota, are not
 guessed at: they come back in `waiting` with the reason, for the dead-letter place.
@@ -22,8 +23,8 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
 
-from services.comp_engine.calc import clawbacks, draws, extras
-from services.comp_engine.calc.bookings import DealState, bookings
+from services.comp_engine.calc import cash, clawbacks, draws, extras, payouts
+from services.comp_engine.calc.bookings import Booking, DealState, bookings
 from services.comp_engine.calc.credits import Credit, CreditId, credits
 from services.comp_engine.calc.filters import matches
 from services.comp_engine.calc.inputs import Inputs, MissingRate
@@ -71,24 +72,44 @@ def compute(
         latest = max((c.booking.booked_on for c in rep_credits), default=today)
         until = max(today, latest) + timedelta(days=1)
         _rep(rep_id, rep_credits, segments(rep_id, inputs, until), inputs, today, result)
-    result.lines.sort(key=lambda line: line.key)
+    result.lines.sort(key=_line_order)
     return result
+
+
+def _line_order(line: Line) -> tuple[object, ...]:
+    """`LineKey` order as one tuple per line: sorting a million lines by the key's own
+    comparison built two tuples per comparison."""
+    k = line.key
+    return (k.rep_id, k.period, k.kind, k.rule, k.deal_id, k.booking, k.role)
 
 
 def _credits(histories: Mapping[str, Sequence[DealState]], inputs: Inputs) -> list[Credit]:
     """Credits of every deal, each from the bookings its rep's own clawback policy gives
     (a split between reps on different plans can settle differently for each)."""
     policies: dict[str, Clawback | None] = {}
+    key_of: dict[tuple[str, int], str] = {}
     for versions in inputs.plans.values():
         for version in versions:
             policy = version.document.clawback
+            key_of[(version.plan_id, version.version)] = _policy_key(policy)
             policies[_policy_key(policy)] = policy
     found: list[Credit] = []
     for deal_id in sorted(histories):
+        # Policies settle most deals alike (a deal that changed nothing after its win has
+        # the same bookings under every window): its credits are built once per distinct
+        # set of bookings, and each credit kept under the policy of its rep's plan.
+        settled: list[tuple[list[Booking], set[str]]] = []
         for key, policy in policies.items():
-            for credit in credits(bookings(deal_id, histories[deal_id], policy), inputs):
+            booked = bookings(deal_id, histories[deal_id], policy)
+            same = next((keys for b, keys in settled if b == booked), None)
+            if same is None:
+                settled.append((booked, {key}))
+            else:
+                same.add(key)
+        for booked, keys in settled:
+            for credit in credits(booked, inputs):
                 plan = inputs.plan_on(credit.rep_id, credit.booking.booked_on)
-                if plan is not None and _policy_key(plan[1].document.clawback) == key:
+                if plan is not None and key_of[(plan[1].plan_id, plan[1].version)] in keys:
                     found.append(credit)
     return found
 
@@ -141,10 +162,17 @@ def _rep(
         raws += extras.spiffs(segment, placed[index], inputs)
     for index, raw in clawbacks.lines(rep_credits, rep_segments, earned_by_credit, inputs):
         raws_by_segment[index].append(raw)
-    for index, raw in draws.lines(rep_segments, raws_by_segment, today, inputs):
+    on_cash = cash.Cash(rep_credits, rep_segments, inputs)
+    basis = on_cash.basis_for_draws(raws_by_segment)
+    for index, raw in draws.lines(rep_segments, raws_by_segment, today, inputs, basis):
         raws_by_segment[index].append(raw)
+    rep_lines: list[Line] = []
     for index, segment in enumerate(rep_segments):
-        result.lines += _series_lines(segment, raws_by_segment[index])
+        rep_lines += _series_lines(segment, raws_by_segment[index])
+    rep_lines += on_cash.lines(rep_lines)
+    rep_lines += payouts.lines(rep_lines, rep_segments, inputs)
+    result.lines += rep_lines
+    result.waiting += [Waiting(rep_id, deal, why) for deal, why in dict(on_cash.missing).items()]
 
 
 def _entry(credit: Credit, segment: Segment, inputs: Inputs, result: Result) -> Entry | None:

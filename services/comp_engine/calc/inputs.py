@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import bisect
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
+from typing import TypeVar
 
 from services.comp_engine.plans.document import PlanDocument
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,20 +128,50 @@ class Inputs:
     closed_periods: Mapping[str, datetime] = field(default_factory=dict)
     """Period label -> when it was closed (and its payable paid out)."""
     _by_rep: dict[str, list[Assignment]] = field(init=False, repr=False, compare=False)
+    _lines_by_rep: dict[str, list[ReportingLine]] = field(init=False, repr=False, compare=False)
+    _quotas_by_rep: dict[str, list[Quota]] = field(init=False, repr=False, compare=False)
+    _payments_by_deal: dict[str, list[Payment]] = field(init=False, repr=False, compare=False)
+    _plans_on: dict[tuple[str, date], tuple[Assignment, PlanVersion] | None] = field(
+        init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
-        by_rep: dict[str, list[Assignment]] = defaultdict(list)
-        for assignment in self.assignments:
-            by_rep[assignment.rep_id].append(assignment)
-        object.__setattr__(self, "_by_rep", dict(by_rep))
+        # Indexes by rep (and deal): a whole recompute asks these per credit, and scanning
+        # every assignment, reporting line or quota each time made it quadratic in reps.
+        # Each keeps the inputs' own order, so every lookup answers what a scan would.
+        object.__setattr__(self, "_by_rep", _grouped(self.assignments, lambda a: a.rep_id))
+        object.__setattr__(self, "_lines_by_rep", _grouped(self.reporting, lambda r: r.rep_id))
+        object.__setattr__(self, "_quotas_by_rep", _grouped(self.quotas, lambda q: q.rep_id))
+        # Payments oldest first: the cash releases walk them in time order.
+        by_time = sorted(self.payments, key=lambda p: (p.paid_at, p.invoice_id))
+        object.__setattr__(self, "_payments_by_deal", _grouped(by_time, lambda p: p.deal_id))
+        object.__setattr__(self, "_plans_on", {})
 
     def plan_on(self, rep_id: str, day: date) -> tuple[Assignment, PlanVersion] | None:
-        """The rep's assignment and the plan version in force on `day`."""
+        """The rep's assignment and the plan version in force on `day` (remembered: the
+        inputs never change, and every credit of a day asks again)."""
+        key = (rep_id, day)
+        try:
+            return self._plans_on[key]
+        except KeyError:
+            pass
+        found = None
         for assignment in self._by_rep.get(rep_id, ()):
             if assignment.covers(day):
                 version = version_on(self.plans.get(assignment.plan_id, ()), day)
-                return (assignment, version) if version else None
-        return None
+                found = (assignment, version) if version else None
+                break
+        self._plans_on[key] = found
+        return found
+
+    def assignments_of(self, rep_id: str) -> list[Assignment]:
+        return self._by_rep.get(rep_id, [])
+
+    def quotas_of(self, rep_id: str) -> list[Quota]:
+        return self._quotas_by_rep.get(rep_id, [])
+
+    def payments_of(self, deal_id: str) -> list[Payment]:
+        return self._payments_by_deal.get(deal_id, [])
 
     def managers_of(self, rep_id: str, day: date, levels: int) -> list[str]:
         chain: list[str] = []
@@ -147,10 +180,8 @@ class Inputs:
             manager = next(
                 (
                     line.manager_id
-                    for line in self.reporting
-                    if line.rep_id == current
-                    and line.start <= day
-                    and (line.end is None or day < line.end)
+                    for line in self._lines_by_rep.get(current, ())
+                    if line.start <= day and (line.end is None or day < line.end)
                 ),
                 None,
             )
@@ -159,6 +190,13 @@ class Inputs:
             chain.append(manager)
             current = manager
         return chain
+
+
+def _grouped(items: Iterable[T], key: Callable[[T], str]) -> dict[str, list[T]]:
+    found: dict[str, list[T]] = defaultdict(list)
+    for item in items:
+        found[key(item)].append(item)
+    return dict(found)
 
 
 def version_on(versions: Iterable[PlanVersion], day: date) -> PlanVersion | None:

@@ -36,6 +36,14 @@ class Kind(StrEnum):
     CLAWBACK = "clawback"
     ADJUSTMENT = "adjustment"
     PAYOUT = "payout"
+    PAYABLE_DEFERRAL = "payable_deferral"
+    """Pay on cash: a deal's earnings withheld at booking (negative payable)."""
+    PAYABLE_RELEASE = "payable_release"
+    """Pay on cash: the share of the withheld earnings the deal's paid invoices release."""
+    PAYOUT_CAP_EXCESS = "payout_cap_excess"
+    """Payout cap: what a period's payable exceeds the cap by, carried out of it."""
+    PAYOUT_CAP_CARRY_IN = "payout_cap_carry_in"
+    """Payout cap: the previous period's excess, carried into this period's payable."""
 
 
 def minor_unit(currency: str) -> Decimal:

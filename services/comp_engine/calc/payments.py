@@ -23,8 +23,8 @@ def paid_share(booking: Booking, inputs: Inputs, until: datetime) -> Decimal:
     if not state.amount or state.currency is None:
         return ZERO
     paid = ZERO
-    for payment in inputs.payments:
-        if payment.deal_id == booking.deal_id and payment.paid_at <= until:
+    for payment in inputs.payments_of(booking.deal_id):
+        if payment.paid_at <= until:
             paid += payment.amount * inputs.fx.rate(
                 payment.currency, state.currency, payment.paid_at.date()
             )

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
 
-from services.comp_engine.calc.inputs import Assignment, FxTable, Inputs, PlanVersion, Quota
+from services.comp_engine.calc.inputs import Assignment, FxTable, Inputs, PlanVersion
 from shared.periods import (
     Period,
     PeriodKind,
@@ -71,9 +71,7 @@ class Segment:
 def segments(rep_id: str, inputs: Inputs, until: date) -> list[Segment]:
     """Every segment of `rep_id` that starts before `until`, in time order."""
     found: list[Segment] = []
-    for assignment in sorted(
-        (a for a in inputs.assignments if a.rep_id == rep_id), key=lambda a: a.start
-    ):
+    for assignment in sorted(inputs.assignments_of(rep_id), key=lambda a: a.start):
         for version, v_start, v_end in _versions(inputs, assignment, assignment.end):
             kind = PeriodKind(version.document.period.value)
             first = period_containing(assignment.start, kind)
@@ -144,7 +142,7 @@ def period_quota(rep_id: str, inputs: Inputs, period: Period, currency: str) -> 
     quarter of it), converted at the period's first day (`MissingRate` if it cannot be).
     `None` when there is none."""
     total: Decimal | None = None
-    for quota in _quotas(inputs.quotas, rep_id):
+    for quota in inputs.quotas_of(rep_id):
         last = quota.end + timedelta(days=1)
         overlap = (min(last, period.end) - max(quota.start, period.start)).days
         if overlap <= 0:
@@ -153,10 +151,6 @@ def period_quota(rep_id: str, inputs: Inputs, period: Period, currency: str) -> 
         rate = inputs.fx.rate(quota.currency, currency, period.start)
         total = (total or ZERO) + quota.amount * share * rate
     return total
-
-
-def _quotas(quotas: Sequence[Quota], rep_id: str) -> list[Quota]:
-    return [q for q in quotas if q.rep_id == rep_id]
 
 
 def segment_at(rep_segments: Sequence[Segment], day: date) -> int | None:

@@ -34,10 +34,13 @@ class Raw:
 def to_lines(raws: Iterable[Raw], *, plan_currency: str, payout_currency: str) -> list[Line]:
     """Lines of one series, in order; zero lines are dropped (they would post nothing)."""
     total = ZERO
+    before = rounded(total, payout_currency)
     lines = []
     for raw in raws:
         converted = raw.amount * raw.fx_rate
-        amount = rounded(total + converted, payout_currency) - rounded(total, payout_currency)
+        after = rounded(total + converted, payout_currency)
+        amount = after - before
+        before = after
         trace = {
             **raw.trace,
             "raw_amount": str(raw.amount),

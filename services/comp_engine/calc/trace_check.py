@@ -12,7 +12,8 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from services.comp_engine.calc import rates
+from services.comp_engine.calc import cash, payouts, rates
+from services.comp_engine.calc.draws import recovery_of
 from services.comp_engine.calc.lines import rounded
 from services.comp_engine.calc.walk import capped
 
@@ -33,11 +34,23 @@ def recompute(trace: dict[str, Any]) -> Decimal:
         inner = {k: v for k, v in trace.items() if k != "posting"}
         want = ZERO if inner.get("no_longer_expected") else recompute(inner)
         return want - Decimal(trace["posting"]["posted_before"])
+    for part, redo in PAYABLE_PARTS.items():
+        if part in trace:
+            return redo(trace)
     raw = raw_amount(trace)
     total = Decimal(trace["series_total_before"])
     converted = raw * Decimal(trace["fx_rate_to_payout"])
     currency = trace["payout_currency"]
     return rounded(total + converted, currency) - rounded(total, currency)
+
+
+PAYABLE_PARTS = {
+    "cash_deferral": cash.recompute_deferral,
+    "cash_release": cash.recompute_release,
+    "payout_cap": payouts.recompute_excess,
+    "payout_cap_carry": payouts.recompute_carry_in,
+}
+"""Lines made from other lines' rounded amounts, already in the payout currency."""
 
 
 def raw_amount(trace: dict[str, Any]) -> Decimal:
@@ -147,7 +160,17 @@ def _bonus(trace: dict[str, Any]) -> Decimal:
 
 def _draw(trace: dict[str, Any]) -> Decimal:
     amount, earned = Decimal(trace["draw_amount"]), Decimal(trace["earned_in_segment"])
+    earned += Decimal(trace.get("released_by_cash", ZERO))
+    earned -= Decimal(trace.get("withheld_for_cash", ZERO))
     if earned < amount:
         return amount - earned
-    excess = (earned - amount) * Decimal(trace["recovery_percent"]) / HUNDRED
-    return -min(Decimal(trace["balance_before"]), excess)
+    per_period = trace.get("max_recovery_per_period")
+    percent = trace.get("max_recovery_percent_of_earnings")
+    return -recovery_of(
+        Decimal(trace["balance_before"]),
+        earned,
+        amount,
+        Decimal(trace["recovery_percent"]),
+        None if per_period is None else Decimal(per_period),
+        None if percent is None else Decimal(percent),
+    )

@@ -89,7 +89,8 @@ def walk(
         assert quota is not None  # table_for refused an attainment table without one
         scale = HUNDRED / quota
     state = _Running(scale)
-    return [state.step(component, table, entry) for entry in entries]
+    shown = table_trace(component, table)
+    return [state.step(component, table, entry, shown) for entry in entries]
 
 
 @dataclass
@@ -106,7 +107,15 @@ class _Running:
     def points(self, amount: Decimal) -> Decimal:
         return amount * self.scale
 
-    def step(self, component: Component, table: Table, entry: Entry) -> Earned:
+    def step(
+        self,
+        component: Component,
+        table: Table,
+        entry: Entry,
+        shown: dict[str, Any] | None = None,
+    ) -> Earned:
+        """One credit's earnings; `shown` is `table_trace(component, table)` when the
+        caller built it once for the whole walk (it is the same for every credit)."""
         p0, p1 = self.points(self.amount), self.points(self.amount + entry.quota_amount)
         y0, y1 = self.points(self.payout), self.points(self.payout + entry.payout_amount)
         s0, s1 = p0, p0 + (y1 - y0)
@@ -131,7 +140,7 @@ class _Running:
         self.paid_total += commission + accelerator
         walk_steps = _walk_steps(table, s0, s1, p1)
         trace = {
-            **table_trace(component, table),
+            **(shown if shown is not None else table_trace(component, table)),
             "position_per_unit": str(self.scale),
             "credit": credit_json(entry),
             "position_before": str(p0),
@@ -239,12 +248,13 @@ def _cut(commission: Decimal, accelerator: Decimal, limit: Decimal) -> tuple[Dec
 
 def _per_deal(component: Component, table: Table, entries: Sequence[Entry]) -> list[Earned]:
     found = []
+    shown = table_trace(component, table)
     for entry in entries:
         amount = entry.payout_amount
         earned, steps = rates.earned(table, amount)
         commission, accelerator, caps = apply_caps(component, earned, ZERO, paid_before=ZERO)
         trace = {
-            **table_trace(component, table),
+            **shown,
             "credit": credit_json(entry),
             "position": str(amount),
             "tier_walk": [s.as_json() for s in steps],

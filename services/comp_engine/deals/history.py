@@ -5,22 +5,26 @@ folds a deal's changes in `OrderKey` order, so duplicates and late arrivals chan
 once the stream is complete. A change sets the fields it carries; status is the event's own
 `status` when it has one, else it follows the stage (`Settings.won_stages` /
 `lost_stages`, as the forecast's fold without a configuration); a deletion ends the deal
-and a later creation brings it back. A deal is *cancelled* (a clawback trigger) when a
-change sets its `cancelled_at` property: the contract ended after the deal was won.
+and a later creation brings it back. A deal is *cancelled* (a clawback trigger) by a
+`deal.cancelled` event, or when a change sets its `cancelled_at` property: the contract
+ended after the deal was won. The event changes no field: the deal stays won, and the
+cancellation stays with its states until the deal leaves won (lost, reopened, deleted), so
+a later change to the cancelled deal does not book it again.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from services.comp_engine.calc.bookings import DealState, SplitShare
+from services.comp_engine.calc.bookings import Cancellation, DealState, SplitShare
 from shared.ordering import OrderKey
 
 DELETED = "com.salesops.deal.deleted.v1"
+CANCELLED = "com.salesops.deal.cancelled.v1"
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,23 +50,49 @@ class StageNames:
 
 def states(changes: Sequence[StoredChange], names: StageNames) -> list[DealState]:
     fields: dict[str, Any] = {}
+    cancellation: Cancellation | None = None
     found: list[DealState] = []
     for change in sorted(changes, key=lambda c: c.key):
         if change.event_type == DELETED:
-            found.append(_state(change, fields, names, deleted=True))
+            cancellation = None
+            found.append(_state(change, fields, names, deleted=True, cancellation=None))
             continue
-        fields = {**fields, **change.fields}
-        if "stage" in change.fields and "status" not in change.fields:
-            fields.pop("status", None)
-        found.append(_state(change, fields, names, deleted=False))
+        if change.event_type == CANCELLED:
+            cancellation = _cancellation(change)
+        else:
+            fields = {**fields, **change.fields}
+            if "stage" in change.fields and "status" not in change.fields:
+                fields.pop("status", None)
+        if _status(fields, names) != "won":
+            cancellation = None
+        found.append(_state(change, fields, names, deleted=False, cancellation=cancellation))
     return found
 
 
+def _status(fields: dict[str, Any], names: StageNames) -> str:
+    return fields.get("status") or names.status_of(fields.get("stage"))
+
+
+def _cancellation(change: StoredChange) -> Cancellation:
+    end = change.fields.get("contract_end")
+    return Cancellation(
+        event_id=change.key.event_id,
+        cancelled_at=datetime.fromisoformat(change.fields["cancelled_at"]),
+        reason=change.fields["reason"],
+        contract_end=None if end is None else date.fromisoformat(end),
+    )
+
+
 def _state(
-    change: StoredChange, fields: dict[str, Any], names: StageNames, *, deleted: bool
+    change: StoredChange,
+    fields: dict[str, Any],
+    names: StageNames,
+    *,
+    deleted: bool,
+    cancellation: Cancellation | None,
 ) -> DealState:
     properties = fields.get("properties") or {}
-    status = "deleted" if deleted else fields.get("status") or names.status_of(fields.get("stage"))
+    status = "deleted" if deleted else _status(fields, names)
     amount = fields.get("amount")
     close = fields.get("close_date")
     return DealState(
@@ -80,7 +110,8 @@ def _state(
         deal_type=fields.get("deal_type"),
         pipeline=fields.get("pipeline"),
         properties=properties,
-        cancelled=bool(properties.get("cancelled_at")),
+        cancelled=bool(properties.get("cancelled_at")) or cancellation is not None,
+        cancellation=cancellation,
     )
 
 
@@ -89,3 +120,10 @@ def reps_named(fields: dict[str, Any]) -> set[str]:
     reps = {fields["owner_id"]} if fields.get("owner_id") else set()
     reps |= {s["rep_id"] for s in fields.get("splits") or ()}
     return reps
+
+
+def wins(fields: dict[str, Any], names: StageNames) -> bool:
+    """Whether a change may leave its deal won (a status of won, or a won stage): the deals
+    with no such change have no booking, so no change to them can move a ledger."""
+    stage = fields.get("stage")
+    return fields.get("status") == "won" or (stage is not None and names.status_of(stage) == "won")

@@ -13,11 +13,12 @@ from typing import Any
 from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.comp_engine.deals.history import reps_named
+from services.comp_engine.deals.history import StageNames, reps_named, wins
 from services.comp_engine.intake import repository
 from shared.dispatch import Applied
 from shared.events import (
     CanonicalEvent,
+    DealCancelled,
     DealCreated,
     DealDeleted,
     DealUpdated,
@@ -31,6 +32,7 @@ DEAL_TYPES = (
     "com.salesops.deal.created.v1",
     "com.salesops.deal.updated.v1",
     "com.salesops.deal.deleted.v1",
+    "com.salesops.deal.cancelled.v1",
 )
 QUOTA_SET = "com.salesops.quota.set.v1"
 INVOICE_PAID = "com.salesops.invoice.paid.v1"
@@ -43,13 +45,16 @@ def _facts(event: CanonicalEvent) -> dict[str, Any]:
     return {"event_time": env.time, "event_source": env.source, "event_id": env.id}
 
 
-async def apply_deals(conn: AsyncConnection, events: Sequence[CanonicalEvent]) -> Applied:
+async def apply_deals(
+    conn: AsyncConnection, events: Sequence[CanonicalEvent], *, names: StageNames
+) -> Applied:
+    """Store the changes; mark the reps of the new ones' deals, if ever won (`won_deals`)."""
     rows = []
     pairs: set[tuple[str, str]] = set()
     for event in events:
         env, payload = event.envelope, event.payload
-        assert isinstance(payload, DealCreated | DealUpdated | DealDeleted)
-        fields = {} if isinstance(payload, DealDeleted) else payload.changed_fields()
+        assert isinstance(payload, DealCreated | DealUpdated | DealDeleted | DealCancelled)
+        fields = _fields(payload)
         rows.append(
             {
                 "source": env.source,
@@ -64,8 +69,29 @@ async def apply_deals(conn: AsyncConnection, events: Sequence[CanonicalEvent]) -
         pairs |= {(payload.deal_id, rep) for rep in reps_named(fields)}
     fresh = await repository.insert_changes(conn, rows=_unique(rows, ("source", "event_id")))
     await repository.add_deal_reps(conn, pairs=pairs)
-    await repository.mark_dirty(conn, rep_ids=await repository.reps_of_deals(conn, deal_ids=fresh))
+    counted = await won_deals(conn, deal_ids=set(fresh), names=names)
+    reps = await repository.reps_of_deals(conn, deal_ids=counted)
+    await repository.mark_dirty(conn, rep_ids=reps)
     return Applied(new=len(fresh), duplicates=len(events) - len(fresh))
+
+
+def _fields(payload: DealCreated | DealUpdated | DealDeleted | DealCancelled) -> dict[str, Any]:
+    """What a deal change stores: the fields it sets; a cancellation its own data, which
+    `deals/history.py` reads as a cancellation, not as fields of the deal."""
+    if isinstance(payload, DealDeleted):
+        return {}
+    if isinstance(payload, DealCancelled):
+        return payload.model_dump(mode="json", exclude={"deal_id"})
+    return payload.changed_fields()
+
+
+async def won_deals(conn: AsyncConnection, *, deal_ids: set[str], names: StageNames) -> set[str]:
+    """The deals, among these, that were ever won by a stored change (this batch's are
+    stored already): only those have bookings, so a change to a deal never won (an open
+    deal's amount or owner) posts nothing and marks nobody. Its first win marks its reps,
+    every rep it ever named included, and so does anything after."""
+    changes = await repository.stage_changes(conn, deal_ids=deal_ids)
+    return {deal_id for deal_id, fields in changes if wins(fields, names)}
 
 
 async def apply_quotas(conn: AsyncConnection, events: Sequence[CanonicalEvent]) -> Applied:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from typing import Any
 
-from sqlalchemy import Table, and_, literal_column, or_, select, tuple_
+from sqlalchemy import Table, and_, func, literal_column, or_, select, tuple_
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -28,6 +28,8 @@ REP_TEAMS = table_of(RepTeamRow)
 TEAM_MANAGERS = table_of(TeamManagerRow)
 QUOTAS = table_of(QuotaRow)
 PAYMENTS = table_of(PaymentRow)
+RECALC_CHANNEL = "salesops_comp_recalc"
+"""The notification channel a commit that marked reps dirty signals (`recalc/wakeup.py`)."""
 
 
 async def insert_changes(conn: AsyncConnection, *, rows: Sequence[dict[str, Any]]) -> list[str]:
@@ -49,6 +51,19 @@ async def add_deal_reps(conn: AsyncConnection, *, pairs: Collection[tuple[str, s
         await conn.execute(insert(DEAL_REPS).values(rows).on_conflict_do_nothing())
 
 
+async def stage_changes(
+    conn: AsyncConnection, *, deal_ids: Collection[str]
+) -> list[tuple[str, dict[str, Any]]]:
+    """The stored changes of these deals that set a stage or a status (deal id, fields)."""
+    if not deal_ids:
+        return []
+    stmt = select(CHANGES.c.deal_id, CHANGES.c.fields).where(
+        CHANGES.c.deal_id.in_(sorted(deal_ids)),
+        or_(CHANGES.c.fields.has_key("stage"), CHANGES.c.fields.has_key("status")),
+    )
+    return [(r.deal_id, r.fields) for r in await conn.execute(stmt)]
+
+
 async def reps_of_deals(conn: AsyncConnection, *, deal_ids: Collection[str]) -> set[str]:
     if not deal_ids:
         return set()
@@ -68,13 +83,16 @@ async def mark_dirty(conn: AsyncConnection, *, rep_ids: Collection[str]) -> None
     )
     everyone = set(rep_ids) | set((await conn.execute(managers)).scalars())
     rows = [{"rep_id": r} for r in sorted(everyone)]
-    # DO UPDATE, not DO NOTHING: it waits for a recalculation holding the row (which will
-    # delete it when it commits) and then marks the rep again, so a change that lands while
-    # its rep is being recalculated is never left unposted.
+    # DO UPDATE, not DO NOTHING: every mark writes a new row version (a new xmin), which is
+    # how a recalculation that read the rep before this mark knows not to clear it. The
+    # recalculation locks no dirty row while it works, so this never waits behind a round.
     stmt = insert(DIRTY).values(rows)
     await conn.execute(
         stmt.on_conflict_do_update(index_elements=["rep_id"], set_={"since": DIRTY.c.since})
     )
+    # Delivered when (and only if) this transaction commits: the recalculation wakes up
+    # as soon as the marks are visible instead of at its next poll.
+    await conn.execute(select(func.pg_notify(RECALC_CHANNEL, "")))
 
 
 async def upsert_newest(

@@ -150,6 +150,10 @@ class Component(_Doc):
     minimum_per_period: NonNegative | None = Field(
         default=None, description="Topped up at the period's end when earnings fall short."
     )
+    payment_timing: Literal["on_booking", "on_cash"] | None = Field(
+        default=None,
+        description="Overrides the plan's `payment.timing` for this component's lines.",
+    )
 
     @model_validator(mode="after")
     def _accelerators_need_attainment(self) -> Self:
@@ -257,13 +261,29 @@ class Draw(_Doc):
     recovery_percent: Percent = Field(
         default=Decimal(100), description="Share of earnings above the draw used to recover."
     )
+    max_recovery_per_period: NonNegative | None = Field(
+        default=None, description="At most this much is recovered in one period."
+    )
+    max_recovery_percent_of_earnings: Percent | None = Field(
+        default=None,
+        description="At most this percent of the period's earnings is recovered in it (on "
+        "a plan paid on cash, its cash-payable earnings).",
+    )
 
 
 class Payment(_Doc):
     timing: Literal["on_booking", "on_cash"] = Field(
         default="on_booking",
-        description="on_cash: a line becomes payable in proportion to `invoice.paid` "
-        "amounts received for its deal.",
+        description="on_cash: a deal's lines are earned at booking, withheld there by a "
+        "`payable_deferral` line and released by `payable_release` lines in proportion to "
+        "the `invoice.paid` amounts received for the deal, in the period each was paid. "
+        "A component's `payment_timing` overrides this for its own lines; SPIFFs follow it.",
+    )
+    max_payable_per_period: Annotated[DecimalAmount, Field(gt=Decimal(0))] | None = Field(
+        default=None,
+        description="Payout cap: at most this much (in the plan's currency) becomes payable "
+        "in one period; the excess is carried forward into the next period's payable "
+        "(`payout_cap_excess` out, `payout_cap_carry_in` in), never lost.",
     )
 
 

@@ -5,9 +5,22 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import (
+    Select,
+    Text,
+    and_,
+    column,
+    delete,
+    func,
+    literal_column,
+    select,
+    text,
+    tuple_,
+    values,
+)
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -53,23 +66,78 @@ LEDGER = table_of(LedgerLineRow)
 CLOSES = table_of(PeriodCloseRow)
 PLANS = table_of(PlanVersionRow)
 WAITING = table_of(WaitingRow)
+LOCK_SPACE = 0x636F6D70
+"""The first key of the advisory locks that hold a rep for a recalculation ('comp')."""
 KEY_COLUMNS = ("rep_id", "period", "kind", "rule", "deal_id", "booking", "role")
 
 
-async def claim_dirty(conn: AsyncConnection, *, limit: int) -> list[str]:
-    """Up to `limit` dirty reps, locked for this transaction; reps another recalculation
-    holds are skipped, so replicas share the work without waiting on each other."""
-    stmt = (
-        select(DIRTY.c.rep_id)
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """A dirty rep as this round read it: `version` is the mark's row version (`xmin`),
+    which every later mark changes, so clearing by it never clears a newer mark."""
+
+    rep_id: str
+    version: str
+
+
+async def claim_dirty(conn: AsyncConnection, *, limit: int) -> list[Claim]:
+    """Up to `limit` dirty reps, longest dirty first, that no other recalculation holds.
+
+    A rep is held by a transaction-scoped advisory lock, not a row lock: the consumer
+    marking the same rep meanwhile writes its row without waiting for this round, and
+    replicas skip reps another one holds. The locks are tried only on the `limit` rows
+    the subquery picked (PostgreSQL does not push a volatile filter under a LIMIT)."""
+    oldest = (
+        select(DIRTY.c.rep_id, DIRTY.c.since, literal_column("xmin::text").label("version"))
         .order_by(DIRTY.c.since, DIRTY.c.rep_id)
         .limit(limit)
-        .with_for_update(skip_locked=True)
+        .subquery()
     )
-    return list((await conn.execute(stmt)).scalars())
+    stmt = (
+        select(oldest.c.rep_id, oldest.c.version)
+        .where(func.pg_try_advisory_xact_lock(LOCK_SPACE, func.hashtext(oldest.c.rep_id)))
+        .order_by(oldest.c.since, oldest.c.rep_id)
+    )
+    return [Claim(r.rep_id, r.version) for r in await conn.execute(stmt)]
 
 
-async def clear_dirty(conn: AsyncConnection, *, rep_ids: Collection[str]) -> None:
-    await conn.execute(delete(DIRTY).where(DIRTY.c.rep_id.in_(sorted(rep_ids))))
+async def hold(conn: AsyncConnection, *, rep_ids: Collection[str]) -> None:
+    """Wait for and take the reps' recalculation locks until the transaction ends: a bulk
+    recompute posting beside the rounds, which would otherwise both post one difference.
+    Rounds only try these locks, so taking them in order here cannot deadlock."""
+    await conn.execute(
+        text(
+            "SELECT pg_advisory_xact_lock(:space, hashtext(r)) "
+            "FROM (SELECT unnest(CAST(:reps AS text[])) AS r ORDER BY 1) AS held"
+        ),
+        {"space": LOCK_SPACE, "reps": sorted(rep_ids)},
+    )
+
+
+async def clear_dirty(conn: AsyncConnection, *, claims: Collection[Claim]) -> None:
+    """Clear the marks these claims read, unless marked again since (a new version) or
+    being marked right now (its row locked: that mark is about to commit a new version).
+    Either way the rep stays dirty and is done again, and nothing here waits."""
+    if not claims:
+        return
+    ordered = sorted(claims, key=lambda c: c.rep_id)
+    read = values(column("rep_id", Text), column("version", Text), name="claimed").data(
+        [(c.rep_id, c.version) for c in ordered]
+    )
+    unchanged = (
+        select(DIRTY.c.rep_id)
+        .join(
+            read,
+            and_(
+                read.c.rep_id == DIRTY.c.rep_id,
+                literal_column("dirty_reps.xmin::text") == read.c.version,
+            ),
+        )
+        .with_for_update(of=DIRTY, skip_locked=True)
+        .correlate(None)
+        .scalar_subquery()
+    )
+    await conn.execute(delete(DIRTY).where(DIRTY.c.rep_id.in_(unchanged)))
 
 
 async def load_inputs(
@@ -77,8 +145,8 @@ async def load_inputs(
 ) -> tuple[dict[str, list[DealState]], Inputs]:
     """The deals of `rep_ids` (and of everyone who ever reported to them), and every plan,
     assignment, reporting line and FX rate: what `engine.compute` needs for these reps."""
-    reporting = await _reporting(conn)
-    reports = {line.rep_id for line in reporting if line.manager_id in rep_ids}
+    reporting = await load_reporting(conn)
+    reports = reports_under(reporting, rep_ids)
     deal_ids = select(DEAL_REPS.c.deal_id).where(
         DEAL_REPS.c.rep_id.in_(sorted(set(rep_ids) | reports))
     )
@@ -96,10 +164,26 @@ async def load_inputs(
         quotas=await _quotas(conn, rep_ids=rep_ids),
         reporting=reporting,
         fx=FxTable(await _fx(conn)),
-        payments=await _payments(conn, deal_ids=histories),
+        payments=await _payments(conn, deal_ids=deal_ids),
         closed_periods=await closed_periods(conn),
     )
     return histories, inputs
+
+
+def reports_under(reporting: Sequence[ReportingLine], rep_ids: Collection[str]) -> set[str]:
+    """Everyone who ever reported to one of `rep_ids`, directly or through other managers:
+    whose deals a roll-up of more than one level credits them for."""
+    under: dict[str, set[str]] = defaultdict(set)
+    for line in reporting:
+        under[line.manager_id].add(line.rep_id)
+    found: set[str] = set()
+    frontier = list(rep_ids)
+    while frontier:
+        for rep in under.get(frontier.pop(), ()):
+            if rep not in found:
+                found.add(rep)
+                frontier.append(rep)
+    return found
 
 
 async def _plans(conn: AsyncConnection) -> dict[str, list[PlanVersion]]:
@@ -122,7 +206,7 @@ async def _quotas(conn: AsyncConnection, *, rep_ids: Collection[str]) -> list[Qu
     return [Quota(r.rep_id, r.period_start, r.period_end, r.amount, r.currency) for r in rows]
 
 
-async def _reporting(conn: AsyncConnection) -> list[ReportingLine]:
+async def load_reporting(conn: AsyncConnection) -> list[ReportingLine]:
     """Rep -> manager lines from the rep's team changes and the team's manager changes."""
     teams = [(r.rep_id, r.effective_from, r.team_id) for r in await conn.execute(select(REP_TEAMS))]
     managers: dict[str, list[tuple[date, str | None]]] = defaultdict(list)
@@ -157,8 +241,12 @@ async def _fx(conn: AsyncConnection) -> list[FxRate]:
     return [FxRate(r.base, r.quote, r.day, r.rate) for r in await conn.execute(select(FX))]
 
 
-async def _payments(conn: AsyncConnection, *, deal_ids: Collection[str]) -> list[Payment]:
-    rows = await conn.execute(select(PAYMENTS).where(PAYMENTS.c.deal_id.in_(sorted(deal_ids))))
+async def _payments(conn: AsyncConnection, *, deal_ids: Select[tuple[str]]) -> list[Payment]:
+    """Payments of the deals `deal_ids` selects: a subquery, not a list of ids, since a
+    manager's reports can have more deals than a statement takes parameters (32,767)."""
+    rows = await conn.execute(
+        select(PAYMENTS).where(PAYMENTS.c.deal_id.in_(deal_ids.scalar_subquery()))
+    )
     return [Payment(r.deal_id, r.invoice_id, r.paid_at, r.amount, r.currency) for r in rows]
 
 
@@ -196,12 +284,21 @@ async def posted(conn: AsyncConnection, *, rep_ids: Collection[str]) -> list[Pos
 async def replace_waiting(
     conn: AsyncConnection, *, rep_ids: Collection[str], waiting: Sequence[Waiting]
 ) -> None:
-    await conn.execute(delete(WAITING).where(WAITING.c.rep_id.in_(sorted(rep_ids))))
+    """Make the waits of `rep_ids` those of `waiting`: the others end, and one that goes on
+    keeps its row (its id, which the dead-letter API names it by, and its `since`) with the
+    latest reason."""
     rows = {(w.rep_id, w.subject): w.reason for w in waiting if w.rep_id in rep_ids}
+    ended = delete(WAITING).where(WAITING.c.rep_id.in_(sorted(rep_ids)))
     if rows:
+        ended = ended.where(tuple_(WAITING.c.rep_id, WAITING.c.subject).not_in(sorted(rows)))
+    await conn.execute(ended)
+    if rows:
+        stmt = insert(WAITING).values(
+            [{"rep_id": r, "subject": s, "reason": why} for (r, s), why in sorted(rows.items())]
+        )
         await conn.execute(
-            insert(WAITING).values(
-                [{"rep_id": r, "subject": s, "reason": why} for (r, s), why in sorted(rows.items())]
+            stmt.on_conflict_do_update(
+                index_elements=["rep_id", "subject"], set_={"reason": stmt.excluded.reason}
             )
         )
 

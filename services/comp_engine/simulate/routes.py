@@ -17,6 +17,7 @@ from services.comp_engine.deps import CompAdmin, ReadSession, State
 from services.comp_engine.recalc import repository as recalc
 from services.comp_engine.simulate import run
 from services.comp_engine.simulate.schemas import SimulateIn, SimulateOut
+from services.comp_engine.simulate.stored import simulate_stored
 from shared.edge import GuardedRoute
 from shared.problems import Problem, problem_responses
 
@@ -41,7 +42,7 @@ async def simulate(body: SimulateIn, _: CompAdmin, db: ReadSession, state: State
             lines=[run.line_json(line) for line in result.lines],
             reps=run.rep_totals(run.totals(result.lines), None),
             attainment_distribution=run.attainment_bands(result.lines),
-            waiting=run.waiting_json(result),
+            waiting=run.waiting_json(result.waiting),
         )
     assert body.stored is not None
     stored = body.stored
@@ -56,13 +57,10 @@ async def simulate(body: SimulateIn, _: CompAdmin, db: ReadSession, state: State
             if stored.compare_to_plan is None or a.plan_id == stored.compare_to_plan
         }
     )
-    histories, inputs = await recalc.load_inputs(conn, rep_ids=reps, names=names)
-    current = await asyncio.to_thread(compute, histories, inputs, today=today, only=set(reps))
-    drafted = run.under_draft(inputs, version, reps)
-    simulated = await asyncio.to_thread(compute, histories, drafted, today=today, only=set(reps))
-    now_lines = run.in_range(current.lines, stored.from_, stored.to)
-    new_lines = run.in_range(simulated.lines, stored.from_, stored.to)
-    rows = run.rep_totals(run.totals(new_lines), run.totals(now_lines))
+    found = await simulate_stored(
+        conn, version, reps=reps, names=names, today=today, start=stored.from_, end=stored.to
+    )
+    rows = run.rep_totals(found.simulated, found.current)
     difference: dict[str, Decimal] = {}
     for row in rows:
         difference[row.currency] = difference.get(row.currency, Decimal(0)) + (
@@ -71,7 +69,7 @@ async def simulate(body: SimulateIn, _: CompAdmin, db: ReadSession, state: State
     return SimulateOut(
         lines=[],
         reps=rows,
-        attainment_distribution=run.attainment_bands(new_lines),
-        waiting=run.waiting_json(simulated),
+        attainment_distribution=dict(found.bands),
+        waiting=run.waiting_json(found.waiting),
         total_difference=difference,
     )

@@ -12,7 +12,7 @@ from datetime import date
 from decimal import Decimal
 
 from services.comp_engine.calc.bookings import DealState
-from services.comp_engine.calc.engine import Result
+from services.comp_engine.calc.engine import Waiting
 from services.comp_engine.calc.inputs import (
     Assignment,
     FxRate,
@@ -39,6 +39,7 @@ TYPES = {
     "created": "com.salesops.deal.created.v1",
     "updated": "com.salesops.deal.updated.v1",
     "deleted": "com.salesops.deal.deleted.v1",
+    "cancelled": "com.salesops.deal.cancelled.v1",
 }
 
 
@@ -55,7 +56,7 @@ def inline_inputs(
             StoredChange(
                 OrderKey(c.time, number, "simulate", f"{deal.deal_id}#{number}"),
                 TYPES[c.type],
-                c.fields.changed_fields(),
+                c.stored_fields(),
             )
             for number, c in enumerate(deal.changes)
         ]
@@ -136,8 +137,8 @@ def attainment_bands(lines: Iterable[Line]) -> dict[str, int]:
     return counts
 
 
-def waiting_json(result: Result) -> list[dict[str, str]]:
-    return [{"rep_id": w.rep_id, "subject": w.subject, "reason": w.reason} for w in result.waiting]
+def waiting_json(waiting: Iterable[Waiting]) -> list[dict[str, str]]:
+    return [{"rep_id": w.rep_id, "subject": w.subject, "reason": w.reason} for w in waiting]
 
 
 def line_json(line: Line) -> dict[str, object]:

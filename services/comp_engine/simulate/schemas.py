@@ -19,10 +19,33 @@ class _In(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class CancellationIn(_In):
+    """A `deal.cancelled` event's data (the deal is the change's)."""
+
+    cancelled_at: UtcDatetime
+    reason: str = Field(min_length=1, max_length=1000)
+    contract_end: date | None = None
+
+
 class ChangeIn(_In):
     time: UtcDatetime
-    type: Literal["created", "updated", "deleted"] = "updated"
+    type: Literal["created", "updated", "deleted", "cancelled"] = "updated"
     fields: DealFields = Field(default_factory=DealFields)
+    cancellation: CancellationIn | None = Field(
+        default=None, description="Given exactly when `type` is 'cancelled'."
+    )
+
+    @model_validator(mode="after")
+    def _cancellation_with_its_type(self) -> Self:
+        if (self.type == "cancelled") != (self.cancellation is not None):
+            raise ValueError("'cancellation' is given exactly when type is 'cancelled'")
+        return self
+
+    def stored_fields(self) -> dict[str, Any]:
+        """What the comp engine would store for this change (`intake/handler.py`)."""
+        if self.cancellation is not None:
+            return self.cancellation.model_dump(mode="json")
+        return self.fields.changed_fields()
 
 
 class DealIn(_In):

@@ -37,6 +37,30 @@ def _body(kind: str, trace: dict[str, Any], amount: Decimal, currency: str) -> s
         return f"Adjustment by {a['author']}: {a['reason']} ({money(amount, currency)})."
     if trace.get("no_longer_expected"):
         return "No longer earned (the deal or rule changed); reverses what was posted."
+    if "cash_deferral" in trace:
+        d = trace["cash_deferral"]
+        return (
+            f"Deal {d['deal_id']} is paid on cash ({d['rule']}, set by the {d['timing_set_by']}): "
+            f"the {money(d['withheld'], currency)} it earned in {d['earned_period']} is "
+            f"withheld until its invoices are paid ({money(amount, currency)})."
+        )
+    if "cash_release" in trace:
+        return _release(trace["cash_release"], amount, currency)
+    if "payout_cap" in trace:
+        c = trace["payout_cap"]
+        return (
+            f"Payout cap {money(c['max_payable_per_period'], c['plan_currency'])} a period: "
+            f"{money(c['lines_total'], currency)} of lines + {money(c['carried_in'], currency)} "
+            f"carried in exceeds it by {money(c['excess'], currency)}, carried into the next "
+            "period."
+        )
+    if "payout_cap_carry" in trace:
+        c = trace["payout_cap_carry"]
+        return (
+            f"Carried in from {c['period']}, where payable was above the "
+            f"{money(c['max_payable_per_period'], c['plan_currency'])} payout cap: "
+            f"{money(amount, currency)}."
+        )
     if "clawback" in trace:
         c = trace["clawback"]
         return (
@@ -112,15 +136,47 @@ def _step(trace: dict[str, Any], step: dict[str, str]) -> str:
     return f"{money(width)} at {rate}% (tier {tier})"
 
 
+def _release(r: dict[str, Any], amount: Decimal, currency: str) -> str:
+    if r["settled_by_clawback"]:
+        return (
+            f"Deal {r['deal_id']} was clawed back at the original rate: the rest of the "
+            f"{money(r['withheld'], currency)} withheld for cash is released against the "
+            f"clawback ({money(amount, currency)})."
+        )
+    invoices = ", ".join(
+        f"{i['invoice_id']} {money(i['amount'], i['currency'])} on {i['paid_at'][:10]}"
+        for i in r["invoices"]
+    )
+    return (
+        f"Deal {r['deal_id']} invoices paid ({invoices}): paid "
+        f"{money(r['paid_cumulative'], r['deal_currency'])} of "
+        f"{money(r['deal_amount'], r['deal_currency'])}, share {number(r['share_before'])} -> "
+        f"{number(r['share_after'])} of the {money(r['withheld'], currency)} withheld: "
+        f"{money(amount, currency)} released ({money(r['released_cumulative'], currency)} "
+        "so far)."
+    )
+
+
 def _draw(trace: dict[str, Any], amount: Decimal, currency: str) -> str:
+    cash = ""
+    if "withheld_for_cash" in trace:
+        cash = (
+            f" (on cash: {money(trace['withheld_for_cash'])} withheld, "
+            f"{money(trace['released_by_cash'])} released)"
+        )
     if "advance" in trace:
         return (
-            f"Draw: {money(trace['earned_in_segment'])} earned against a "
+            f"Draw: {money(trace['earned_in_segment'])} earned{cash} against a "
             f"{money(trace['draw_amount'])} draw, advanced {money(amount, currency)}; "
             f"balance {money(trace['balance_after'])}."
         )
+    limits = ""
+    if "max_recovery_per_period" in trace:
+        limits += f", at most {money(trace['max_recovery_per_period'])} a period"
+    if "max_recovery_percent_of_earnings" in trace:
+        limits += f", at most {number(trace['max_recovery_percent_of_earnings'])}% of earnings"
     return (
-        f"Draw recovery: {number(trace['recovery_percent'])}% of earnings above the "
-        f"{money(trace['draw_amount'])} draw, {money(amount, currency)}; balance "
+        f"Draw recovery: {number(trace['recovery_percent'])}% of earnings{cash} above the "
+        f"{money(trace['draw_amount'])} draw{limits}, {money(amount, currency)}; balance "
         f"{money(trace['balance_after'])}."
     )

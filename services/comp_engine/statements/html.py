@@ -7,6 +7,18 @@ from html import escape
 from services.comp_engine.statements.explain import money
 from services.comp_engine.statements.schemas import StatementOut
 
+COLUMNS = (
+    "earned",
+    "withheld_for_cash",
+    "released_by_cash",
+    "carried_out",
+    "carried_in",
+    "held",
+    "payable",
+    "paid",
+    "balance",
+)
+
 
 def page(s: StatementOut) -> str:
     rows = "".join(
@@ -18,13 +30,16 @@ def page(s: StatementOut) -> str:
     )
     totals = "".join(
         f"<tr><td>{escape(currency)}</td>"
-        + "".join(
-            f"<td class=n>{escape(money(getattr(t, k)))}</td>"
-            for k in ("earned", "held", "payable", "paid", "balance")
-        )
+        + "".join(f"<td class=n>{escape(money(getattr(t, k)))}</td>" for k in COLUMNS)
         + "</tr>"
         for currency, t in s.totals.items()
     )
+    words = "".join(
+        f"<li>{escape(currency)} {escape(name.replace('_', ' '))}: {escape(sentence)}</li>"
+        for currency, t in s.totals.items()
+        for name, sentence in t.explained.items()
+    )
+    heads = "".join(f"<th>{escape(k.replace('_', ' '))}</th>" for k in COLUMNS)
     attainment = ", ".join(f"{escape(k)} {escape(v)}%" for k, v in s.attainment.items())
     state = "closed (final)" if s.closed else "open (may still change)"
     return (
@@ -36,8 +51,7 @@ def page(s: StatementOut) -> str:
         f"<h1>Commission statement</h1><p>Rep <b>{escape(s.rep_id)}</b>, period "
         f"<b>{escape(s.period)}</b>, {state}.</p>"
         f"<p>Attainment: {attainment or 'n/a'}. Draw balance: {escape(s.draw_balance or '0')}.</p>"
-        "<table><tr><th>currency</th><th>earned</th><th>held</th><th>payable</th><th>paid</th>"
-        f"<th>balance</th></tr>{totals}</table><h2>Lines</h2>"
+        f"<table><tr><th>currency</th>{heads}</tr>{totals}</table><ul>{words}</ul><h2>Lines</h2>"
         "<table><tr><th>kind</th><th>deal</th><th>earned in</th><th>amount</th><th>currency</th>"
         f"<th></th><th>how</th></tr>{rows}</table></body></html>"
     )

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.comp_engine.calc.lines import Kind
 from services.comp_engine.calc.posting import first_open
 from services.comp_engine.models import HoldRow, LedgerLineRow, PeriodCloseRow
+from shared.periods import parse_period
 
 ZERO = Decimal(0)
 
@@ -53,18 +54,39 @@ async def request_close(db: AsyncSession, *, period: str, author: str) -> Period
 
 
 async def approve_close(db: AsyncSession, *, row: PeriodCloseRow, author: str) -> int:
-    """Close the period and post each rep's payable balance in it as a payout line (held
-    lines stay unpaid); returns how many payout lines were posted."""
+    """Close the period and post each rep's unpaid payable as a payout line; returns how
+    many payout lines were posted.
+
+    Unpaid payable is every line not on hold posted in this period or in an earlier closed
+    one, plus the payouts already posted there (negative): so a line that was held when its
+    period closed, and released since, is paid at this close, and nothing is paid twice.
+    Payout lines themselves are never held, and a hold put on a line already paid takes
+    nothing back (earlier periods count only when they still owe the rep). The payout's
+    trace says how much of it pays this period's lines and how much earlier periods'."""
     row.approved_by = author
     row.closed_at = datetime.now(UTC)
     period = row.period
-    stmt = select(LedgerLineRow).where(LedgerLineRow.posted_period == period)
+    start = parse_period(period).start
+    closed = await db.scalars(
+        select(PeriodCloseRow.period).where(
+            PeriodCloseRow.closed_at.is_not(None), PeriodCloseRow.period != period
+        )
+    )
+    earlier = {label for label in closed if parse_period(label).start < start}
+    stmt = select(LedgerLineRow).where(LedgerLineRow.posted_period.in_(earlier | {period}))
     everything = (await db.scalars(stmt)).all()
-    held = await held_ids(db, rows=everything)
-    balances: dict[tuple[str, str], Decimal] = defaultdict(lambda: ZERO)
+    earning = [line for line in everything if line.kind != Kind.PAYOUT.value]
+    held = await held_ids(db, rows=earning)
+    this_period: dict[tuple[str, str], Decimal] = defaultdict(lambda: ZERO)
+    earlier_periods: dict[tuple[str, str], Decimal] = defaultdict(lambda: ZERO)
     for line in everything:
         if line.id not in held:
-            balances[(line.rep_id, line.currency)] += line.amount
+            part = this_period if line.posted_period == period else earlier_periods
+            part[(line.rep_id, line.currency)] += line.amount
+    balances = {
+        key: this_period[key] + max(earlier_periods[key], ZERO)
+        for key in this_period.keys() | earlier_periods.keys()
+    }
     payouts = [
         LedgerLineRow(
             rep_id=rep_id,
@@ -77,7 +99,14 @@ async def approve_close(db: AsyncSession, *, row: PeriodCloseRow, author: str) -
             role="",
             amount=-balance,
             currency=currency,
-            trace={"payout": {"payable": str(balance), "approved_by": author}},
+            trace={
+                "payout": {
+                    "payable": str(balance),
+                    "this_period": str(this_period[(rep_id, currency)]),
+                    "earlier_periods": str(balance - this_period[(rep_id, currency)]),
+                    "approved_by": author,
+                }
+            },
             cause="admin",
             author=author,
         )

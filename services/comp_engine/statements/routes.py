@@ -14,6 +14,7 @@ from services.comp_engine.statements import html, repository
 from services.comp_engine.statements.report import statement
 from services.comp_engine.statements.schemas import (
     STATEMENT_CSV_COLUMNS,
+    STATEMENT_TOTALS_CSV_COLUMNS,
     AdjustmentIn,
     CloseOut,
     StatementLineOut,
@@ -50,6 +51,10 @@ async def get_statement(
     visible: Visible,
     db: ReadSession,
     format: Annotated[Literal["json", "csv", "html"] | None, Query()] = None,
+    part: Annotated[
+        Literal["lines", "totals"],
+        Query(description="With format=csv: the lines, or the totals in plain words."),
+    ] = "lines",
 ) -> StatementOut | Response:
     check_visible(visible, rep_id, "statement")
     label = _period(period, "path.period")
@@ -82,10 +87,17 @@ async def get_statement(
             )
             for line in s.lines
         ],
-        totals={c: TotalsOut(**t) for c, t in s.totals.items()},
+        totals={c: TotalsOut(**t, explained=s.totals_explained[c]) for c, t in s.totals.items()},
         attainment=s.attainment,
         draw_balance=s.draw_balance,
     )
+    if format == "csv" and part == "totals":
+        totals = (
+            {"currency": c, "total": name, "amount": str(getattr(t, name)), "explanation": words}
+            for c, t in out.totals.items()
+            for name, words in t.explained.items()
+        )
+        return csv_response(STATEMENT_TOTALS_CSV_COLUMNS, totals, None)
     if format == "csv":
         items = (line.model_dump(mode="json") for line in out.lines)
         return csv_response(STATEMENT_CSV_COLUMNS, items, None)

@@ -37,12 +37,26 @@ class StatementLineOut(BaseModel):
     trace: dict[str, Any]
 
 
+STATEMENT_TOTALS_CSV_COLUMNS = ("currency", "total", "amount", "explanation")
+
+
 class TotalsOut(BaseModel):
-    earned: DecimalAmount
+    earned: DecimalAmount = Field(description="Every earning line, held or not.")
+    withheld_for_cash: DecimalAmount = Field(description="Withheld on deals paid on cash.")
+    released_by_cash: DecimalAmount = Field(description="Released by invoices paid.")
+    carried_out: DecimalAmount = Field(description="Above the payout cap, carried forward.")
+    carried_in: DecimalAmount = Field(description="Carried in from the previous payout cap.")
     held: DecimalAmount
-    payable: DecimalAmount
+    payable: DecimalAmount = Field(
+        description="earned - withheld_for_cash + released_by_cash - carried_out + "
+        "carried_in - held."
+    )
     paid: DecimalAmount
-    balance: DecimalAmount
+    paid_for_earlier: DecimalAmount = Field(
+        description="Part of `paid` for earlier closed periods' lines released from hold."
+    )
+    balance: DecimalAmount = Field(description="payable - (paid - paid_for_earlier).")
+    explained: dict[str, str] = Field(description="Each total in plain words.")
 
 
 class StatementOut(BaseModel):

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from services.forecast_worker.config.current import CurrentStages
 from services.forecast_worker.deals import gate, repository
 from services.forecast_worker.deals.projection import (
+    DEAL_CANCELLED,
     DEAL_CREATED,
     DEAL_DELETED,
     DEAL_UPDATED,
@@ -27,19 +28,26 @@ from services.forecast_worker.deals.projection import (
 )
 from services.forecast_worker.deals.status import BatchRules
 from shared.dispatch import Applied, Refused
-from shared.events import CanonicalEvent, DealCreated, DealDeleted, DealUpdated
+from shared.events import CanonicalEvent, DealCancelled, DealCreated, DealDeleted, DealUpdated
 from shared.ordering import OrderKey, is_newer
 
-TYPES = (DEAL_CREATED, DEAL_UPDATED, DEAL_DELETED)
+TYPES = (DEAL_CREATED, DEAL_UPDATED, DEAL_DELETED, DEAL_CANCELLED)
+CANCELLATION = "cancellation"
+"""The property a `deal.cancelled` event sets: the forecast keeps the deal won (its bookings
+stand) and records the cancellation in its history, as a version of its own."""
 
 
 def to_change(event: CanonicalEvent) -> Change:
     env = event.envelope
     payload = event.payload
-    assert isinstance(payload, DealCreated | DealUpdated | DealDeleted)
+    assert isinstance(payload, DealCreated | DealUpdated | DealDeleted | DealCancelled)
     if isinstance(payload, DealDeleted):
         merged = payload.merged_into
         fields: dict[str, Any] = {"properties": {"merged_into": merged}} if merged else {}
+    elif isinstance(payload, DealCancelled):
+        fields = {
+            "properties": {CANCELLATION: payload.model_dump(mode="json", exclude={"deal_id"})}
+        }
     else:
         fields = payload.changed_fields()
     return Change(

@@ -20,6 +20,7 @@ from shared.ordering import OrderKey
 DEAL_CREATED = "com.salesops.deal.created.v1"
 DEAL_UPDATED = "com.salesops.deal.updated.v1"
 DEAL_DELETED = "com.salesops.deal.deleted.v1"
+DEAL_CANCELLED = "com.salesops.deal.cancelled.v1"
 
 FIELDS = FIELD_NAMES
 """The fields whose values the fold keeps; `properties` it merges apart."""

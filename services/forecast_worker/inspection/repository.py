@@ -3,10 +3,12 @@
 One query reads every open, not deleted deal with what the rules need from its history:
 when it entered its current stage (the `valid_from` of the first version of the latest run
 of versions in that stage, so a deal that left a stage and came back is timed from its
-return) and its close dates in version order. The medians per stage come from the same
-stage visits the metrics use (the summary's, `metrics.repository.visit_middles`, and
+return; stage names compared without regard to case, as the metrics compare them) and its
+close dates in version order. The medians per stage come from the same stage visits the
+metrics use (the summary's, `metrics.repository.visit_middles`, and
 `figures.stage_figures_from_totals`), so an inspection and `/v1/forecast/metrics/stages`
-agree on what "the median" is; the caller brings the summary up to date first."""
+agree on what "the median" is; they are keyed by the lower-case stage name, which the
+rules look a deal's stage up by. The caller brings the summary up to date first."""
 
 from __future__ import annotations
 
@@ -52,9 +54,8 @@ async def open_deals(session: AsyncSession, *, after: str | None, limit: int) ->
     if after is not None:
         chosen = chosen.where(_deal.deal_id > after)
     ids = chosen.subquery("chosen")
-    previous = func.lag(_version.stage).over(
-        partition_by=_version.deal_id, order_by=_version.version
-    )
+    stage = func.lower(_version.stage)
+    previous = func.lag(stage).over(partition_by=_version.deal_id, order_by=_version.version)
     first = func.row_number().over(partition_by=_version.deal_id, order_by=_version.version)
     history = (
         select(
@@ -62,7 +63,7 @@ async def open_deals(session: AsyncSession, *, after: str | None, limit: int) ->
             _version.version,
             _version.valid_from,
             _version.close_date,
-            or_(first == 1, previous.is_distinct_from(_version.stage)).label("starts_run"),
+            or_(first == 1, previous.is_distinct_from(stage)).label("starts_run"),
         )
         .select_from(DealVersion.__table__.join(ids, _version.deal_id == ids.c.deal_id))
         .subquery("history")
@@ -102,8 +103,8 @@ async def open_deals(session: AsyncSession, *, after: str | None, limit: int) ->
 
 
 async def median_days(session: AsyncSession, *, day: date) -> dict[str, Decimal]:
-    """{stage: median days in it} over the deals closed in the year up to `day`, for every
-    stage with a finished visit."""
+    """{stage in lower case: median days in it} over the deals closed in the year up to
+    `day`, for every stage with a finished visit, however its visits spelled it."""
     middles = await visit_middles(session, start=day - MEDIAN_WINDOW, end=day)
     totals = {stage: StageTotals(0, 0, middle) for stage, middle in middles.items()}
     return {

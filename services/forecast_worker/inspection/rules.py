@@ -56,9 +56,11 @@ def inspect(
     median_days: Mapping[str, Decimal],
     thresholds: Thresholds,
 ) -> list[Finding]:
+    """The rules `deal` breaks. `median_days` is keyed by lower-case stage name, so a deal
+    in `PROPOSE` is timed against the median of every spelling of `Propose`."""
     out: list[Finding] = []
     days = Decimal((now - deal.entered_stage_at).total_seconds()) / 86400
-    median = median_days.get(deal.stage or "")
+    median = median_days.get((deal.stage or "").lower())
     if median is not None and median > 0 and days > thresholds.stuck_factor * median:
         out.append(
             Finding(

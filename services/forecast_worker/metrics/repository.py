@@ -5,7 +5,9 @@ its close date for outcomes and stage paths, its creation date for created pipel
 today for the open count, so a rep who moved team does not restate past results.
 
 Outcomes and open counts are read from the deals; stage paths and created pipeline from
-the summary (`summary.models`), which the caller brings up to date first."""
+the summary (`summary.models`), which the caller brings up to date first. Stage names are
+compared without regard to case, as the roll-up and the stage check compare them: a deal
+in `PROPOSE` is in the configured `Propose`."""
 
 from __future__ import annotations
 
@@ -230,19 +232,24 @@ async def stage_totals(
     order: Sequence[str],
 ) -> dict[Key, dict[str, StageTotals]]:
     """`figures.stage_totals` per group and currency, from the summary's stage visits of
-    the deals closed in [start, end]: per stage of `order`, the deals whose first visit to
-    it is there (entered), those of them with a later visit to a stage after it in `order`
-    (advanced: the visit's `later_stages` overlap the stages after it), and the two middle
-    lengths of its ended visits (`_sorted`)."""
-    ordered = list(dict.fromkeys(order))
+    the deals closed in [start, end]: per stage of `order` (names compared without regard
+    to case), the deals whose first visit to it is there (entered), those of them with a
+    later visit to a stage after it in `order` (advanced: the visit's `later_stages`, in
+    lower case, overlap the stages after it), and the two middle lengths of its ended
+    visits (`_sorted`). Of stages of `order` that differ only by case, the first counts."""
+    firsts: dict[str, str] = {}
+    for stage in order:
+        firsts.setdefault(stage.lower(), stage)
+    ordered = list(firsts.values())
     if not ordered:
         return {}
+    keys = [stage.lower() for stage in ordered]
     places = values(
         column("stage", TextType),
         column("rank", Integer),
         column("after", ARRAY(TextType)),
         name="places",
-    ).data([(stage, rank, ordered[rank:]) for rank, stage in enumerate(ordered, 1)])
+    ).data([(key, rank, keys[rank:]) for rank, key in enumerate(keys, 1)])
     days, first = _visit.days, _visit.first_visit
     grouped = (
         _grouped(
@@ -258,7 +265,7 @@ async def stage_totals(
             group_by,
             _visit.owner_id,
             _visit.close_date,
-            StageVisit.__table__.join(places, places.c.stage == _visit.stage),
+            StageVisit.__table__.join(places, places.c.stage == func.lower(_visit.stage)),
         )
         .where(_visit.close_date.between(start, end))
         .group_by("group_key", _visit.currency, places.c.rank)
@@ -277,13 +284,14 @@ async def stage_totals(
 
 
 async def visit_middles(session: AsyncSession, *, start: date, end: date) -> dict[str, Middle]:
-    """{stage: the two middle lengths of its ended visits} over the deals closed in
-    [start, end], every stage together whatever the group: the inspection's medians."""
-    days = _visit.days
+    """{stage in lower case: the two middle lengths of its ended visits} over the deals
+    closed in [start, end], every stage together whatever the group and however it was
+    spelled: the inspection's medians."""
+    days, stage = _visit.days, func.lower(_visit.stage)
     grouped = (
-        select(_visit.stage, func.array_agg(days).label("lengths"))
+        select(stage.label("stage"), func.array_agg(days).label("lengths"))
         .where(_visit.close_date.between(start, end), days.is_not(None))
-        .group_by(_visit.stage)
+        .group_by(stage)
         .subquery("grouped")
     )
     lengths = _sorted(grouped.c.lengths, Double)
@@ -298,14 +306,17 @@ async def visit_middles(session: AsyncSession, *, start: date, end: date) -> dic
 async def first_seen_stages(session: AsyncSession, *, start: date, end: date) -> list[str]:
     """The stages of the closed deals' visits in the order first seen without a
     configuration: deal by deal in id order (compared as code points, as Python does),
-    each deal's visits in order."""
+    each deal's visits in order; a stage spelled in several letter cases once, as first
+    spelled."""
     place = (_visit.deal_id.collate("C"), _visit.visit)
     first = (
         select(
             _visit.stage,
             _visit.deal_id,
             _visit.visit,
-            func.row_number().over(partition_by=_visit.stage, order_by=place).label("nth"),
+            func.row_number()
+            .over(partition_by=func.lower(_visit.stage), order_by=place)
+            .label("nth"),
         )
         .where(_visit.close_date.between(start, end))
         .subquery("first")

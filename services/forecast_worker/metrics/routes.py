@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-from datetime import UTC, date, datetime
+from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
@@ -11,10 +10,8 @@ from fastapi.responses import Response
 
 from services.forecast_worker.config.schemas import ForecastConfig
 from services.forecast_worker.deps import CurrentConfig, ForecastReader, ReadSession, Sessions
-from services.forecast_worker.metrics import repository
-from services.forecast_worker.metrics.figures import StageTotals
-from services.forecast_worker.metrics.report import GroupTotals, rows_from_totals
-from services.forecast_worker.metrics.repository import GroupBy, Key
+from services.forecast_worker.metrics.reading import metrics_rows
+from services.forecast_worker.metrics.repository import GroupBy
 from services.forecast_worker.metrics.schemas import (
     METRICS_CSV_COLUMNS,
     STAGES_CSV_COLUMNS,
@@ -23,7 +20,6 @@ from services.forecast_worker.metrics.schemas import (
     StageRow,
     StagesOut,
 )
-from services.forecast_worker.summary.repository import catch_up
 from shared.edge import GuardedRoute
 from shared.problems import Problem, problem_responses
 from shared.query_params import Format
@@ -49,35 +45,16 @@ async def _rows(
     end: date,
     group_by: GroupBy | None,
 ) -> list[MetricsRow]:
-    """Totals per group from PostgreSQL (a year is ~300 k closed deals and ~1.5 M stage
-    visits, too many rows to ship), the figures from the totals in `figures`. The summary
-    is brought up to date first (and committed), so a deal change applied before the
-    request is in the answer. The stage totals, the longest statement, run on a second
-    connection while the others run on this one: each statement reads what is committed
-    when it starts, on one connection or two."""
     if start > end:
         raise Problem(422, f"from ({start}) is after to ({end}).")
-    await catch_up(db)
-    await db.commit()
-    order = _configured_stages(config) or await repository.first_seen_stages(
-        db, start=start, end=end
+    return await metrics_rows(
+        db,
+        sessions,
+        configured=_configured_stages(config),
+        start=start,
+        end=end,
+        group_by=group_by,
     )
-
-    async def stage_totals() -> dict[Key, dict[str, StageTotals]]:
-        async with sessions() as other:
-            return await repository.stage_totals(
-                other, start=start, end=end, group_by=group_by, order=order
-            )
-
-    async with asyncio.TaskGroup() as running:
-        stages = running.create_task(stage_totals())
-        outcomes = await repository.outcome_totals(db, start=start, end=end, group_by=group_by)
-        opened = await repository.open_counts(db, today=datetime.now(UTC).date(), group_by=group_by)
-        created = await repository.created_pipeline(db, start=start, end=end, group_by=group_by)
-    totals = {
-        key: GroupTotals(outcome, stages.result().get(key, {})) for key, outcome in outcomes.items()
-    }
-    return rows_from_totals(totals, order, opened, created)
 
 
 @router.get(

@@ -53,11 +53,12 @@ class StageVisit(ForecastBase):
     double, as `metrics.figures` measures it); null for the last visit, which has not
     ended."""
     first_visit: Mapped[bool] = mapped_column(Boolean)
-    """Whether this is the deal's first visit to this stage."""
+    """Whether this is the deal's first visit to this stage (its name in any letter case)."""
     later_stages: Mapped[list[str] | None] = mapped_column(ARRAY(Text))
-    """On a first visit, the stages of every visit after it (repeats kept): the deal
-    advanced from this stage when one of them comes later in the pipeline's order, which
-    is the configuration's and is only known when read."""
+    """On a first visit, the stages of every visit after it (repeats kept, in lower case, as
+    stage names are compared without regard to case): the deal advanced from this stage
+    when one of them comes later in the pipeline's order, which is the configuration's and
+    is only known when read."""
 
 
 class DealCreation(ForecastBase):

@@ -51,9 +51,11 @@ _CHANGED = text("SELECT deal_id FROM forecast.deals WHERE updated_at >= :through
 _IDS = "d.deal_id = ANY(CAST(:ids AS text[]))"
 _FORGET_VISITS = text("DELETE FROM forecast.stage_visits WHERE deal_id = ANY(CAST(:ids AS text[]))")
 # A visit starts at a version whose stage differs from the stage of the version before
-# (versions without a stage left out, as `metrics.figures` merges a path), ends where the
-# next visit starts, and its days are (seconds between the two) / 86400 in double
-# precision, as `figures.stage_totals` measures them.
+# (versions without a stage left out, as `metrics.figures` merges a path; names compared
+# without regard to case, as everywhere in the metrics), ends where the next visit starts,
+# and its days are (seconds between the two) / 86400 in double precision, as
+# `figures.stage_totals` measures them. `later_stages` holds lower-case names, which the
+# metrics match against the lower-case names of the configured stages.
 _VISITS = text(
     f"""
 INSERT INTO forecast.stage_visits
@@ -68,8 +70,9 @@ FROM (
     SELECT steps.*,
         row_number() OVER deal AS visit,
         lead(valid_from) OVER deal AS left_at,
-        row_number() OVER (PARTITION BY deal_id, stage ORDER BY version) = 1 AS first_visit,
-        array_agg(stage) OVER (deal ROWS BETWEEN 1 FOLLOWING AND UNBOUNDED FOLLOWING) AS later
+        row_number() OVER (PARTITION BY deal_id, lower(stage) ORDER BY version) = 1 AS first_visit,
+        array_agg(lower(stage)) OVER (deal ROWS BETWEEN 1 FOLLOWING AND UNBOUNDED FOLLOWING)
+            AS later
     FROM (
         SELECT v.deal_id, v.version, v.stage, v.valid_from, d.close_date, d.owner_id,
             d.currency,
@@ -79,7 +82,7 @@ FROM (
         WHERE {_IDS} AND d.deleted IS FALSE AND d.status IN ('won', 'lost')
             AND d.close_date IS NOT NULL AND v.stage IS NOT NULL
     ) AS steps
-    WHERE previous IS DISTINCT FROM stage
+    WHERE lower(previous) IS DISTINCT FROM lower(stage)
     WINDOW deal AS (PARTITION BY deal_id ORDER BY version)
 ) AS visits
 """

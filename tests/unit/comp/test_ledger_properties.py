@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import random
 from collections import defaultdict
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from services.comp_engine.calc.bookings import DealState
 from services.comp_engine.calc.engine import Result, compute
-from services.comp_engine.calc.inputs import Inputs, PlanVersion
+from services.comp_engine.calc.inputs import FxRate, FxTable, Inputs, Payment, PlanVersion
 from services.comp_engine.calc.lines import Kind, rounded
 from services.comp_engine.calc.posting import Posted, differences
 from services.comp_engine.calc.rates import Table, Tier, TierMode, earned
@@ -62,6 +62,8 @@ def plans(draw: st.DrawFn) -> PlanVersion:
         component["cap_per_period"] = draw(amounts)
     if draw(st.booleans()):
         component["minimum_per_period"] = draw(amounts)
+    if draw(st.booleans()):
+        component["payment_timing"] = draw(st.sampled_from(["on_booking", "on_cash"]))
     document: dict[str, Any] = {
         "period": draw(st.sampled_from(["month", "quarter"])),
         "quota": str(draw(st.integers(min_value=1, max_value=500)) * 1000),
@@ -82,12 +84,20 @@ def plans(draw: st.DrawFn) -> PlanVersion:
             "extent": "prorated" if draw(st.booleans()) else "full",
             "reduces_attainment": draw(st.booleans()),
         }
+    payment: dict[str, Any] = {"timing": draw(st.sampled_from(["on_booking", "on_cash"]))}
+    if draw(st.booleans()):
+        payment["max_payable_per_period"] = str(draw(st.integers(min_value=1, max_value=5000)))
+    document["payment"] = payment
     if draw(st.booleans()):
         document["draw"] = {
             "kind": draw(st.sampled_from(["recoverable", "non_recoverable"])),
             "amount_per_period": draw(amounts),
             "recovery_start_period": 2,
         }
+        if draw(st.booleans()):
+            document["draw"]["max_recovery_per_period"] = draw(amounts)
+        if draw(st.booleans()):
+            document["draw"]["max_recovery_percent_of_earnings"] = draw(rates_)
     if draw(st.booleans()):
         document["bonuses"] = [{"id": "b", "at_attainment": "80", "amount": "500"}]
     if draw(st.booleans()):
@@ -125,37 +135,76 @@ def histories(draw: st.DrawFn) -> dict[str, list[DealState]]:
     return found
 
 
-def inputs_for(version: PlanVersion) -> Inputs:
-    return Inputs(plans={"p": [version]}, assignments=[assign(r, start=START) for r in REPS])
+@st.composite
+def payments(draw: st.DrawFn) -> list[Payment]:
+    """`invoice.paid` events for the generated deals (some for deals never won, some
+    before the win, some over the deal's amount), in two currencies."""
+    found = []
+    for number in range(draw(st.integers(min_value=0, max_value=10))):
+        day = START + timedelta(days=draw(st.integers(min_value=0, max_value=420)))
+        found.append(
+            Payment(
+                deal_id=f"d{draw(st.integers(min_value=0, max_value=7))}",
+                invoice_id=f"inv-{number}",
+                paid_at=datetime.combine(day, time(9), tzinfo=UTC),
+                amount=Decimal(draw(amounts)),
+                currency=draw(st.sampled_from(["USD", "USD", "EUR"])),
+            )
+        )
+    return found
+
+
+FX = FxTable([FxRate("EUR", "USD", START, Decimal("1.1"))])
+
+
+def inputs_for(version: PlanVersion, paid: list[Payment] | None = None) -> Inputs:
+    return Inputs(
+        plans={"p": [version]},
+        assignments=[assign(r, start=START) for r in REPS],
+        payments=paid or [],
+        fx=FX,
+    )
 
 
 @settings(max_examples=150, deadline=None)
-@given(plans(), histories())
+@given(plans(), histories(), payments())
 def test_every_line_recomputes_from_its_trace(
-    version: PlanVersion, deals: dict[str, list[DealState]]
+    version: PlanVersion, deals: dict[str, list[DealState]], paid: list[Payment]
 ) -> None:
-    result = compute(deals, inputs_for(version), today=TODAY)
+    result = compute(deals, inputs_for(version, paid), today=TODAY)
     for line in result.lines:
         assert recompute(line.trace) == line.amount, (line.key, line.trace)
 
 
 @settings(max_examples=100, deadline=None)
-@given(plans(), histories(), st.randoms(use_true_random=False))
+@given(plans(), histories(), payments(), st.randoms(use_true_random=False))
 def test_the_answer_depends_on_the_stream_not_its_arrival(
-    version: PlanVersion, deals: dict[str, list[DealState]], rnd: random.Random
+    version: PlanVersion,
+    deals: dict[str, list[DealState]],
+    paid: list[Payment],
+    rnd: random.Random,
 ) -> None:
-    first = compute(deals, inputs_for(version), today=TODAY)
+    first = compute(deals, inputs_for(version, paid), today=TODAY)
     shuffled = dict(rnd.sample(sorted(deals.items()), len(deals)))
-    again = compute(shuffled, inputs_for(version), today=TODAY)
+    reordered = rnd.sample(paid, len(paid))
+    again = compute(shuffled, inputs_for(version, reordered), today=TODAY)
     assert _amounts(first) == _amounts(again)
 
 
 @settings(max_examples=100, deadline=None)
-@given(plans(), histories(), st.sets(st.sampled_from(["2027-01", "2027-02", "2027-Q1", "2027-Q2"])))
+@given(
+    plans(),
+    histories(),
+    payments(),
+    st.sets(st.sampled_from(["2027-01", "2027-02", "2027-Q1", "2027-Q2"])),
+)
 def test_posting_the_answer_twice_posts_nothing(
-    version: PlanVersion, deals: dict[str, list[DealState]], closed: set[str]
+    version: PlanVersion,
+    deals: dict[str, list[DealState]],
+    paid: list[Payment],
+    closed: set[str],
 ) -> None:
-    result = compute(deals, inputs_for(version), today=TODAY)
+    result = compute(deals, inputs_for(version, paid), today=TODAY)
     first = differences(result.lines, [], closed=closed)
     posted = [Posted(p.key, p.amount, p.currency) for p in first]
     assert differences(result.lines, posted, closed=closed) == []
@@ -163,12 +212,16 @@ def test_posting_the_answer_twice_posts_nothing(
 
 
 @settings(max_examples=100, deadline=None)
-@given(plans(), histories(), histories())
+@given(plans(), histories(), histories(), payments(), st.integers(min_value=0, max_value=10))
 def test_growing_history_posts_exactly_the_change(
-    version: PlanVersion, before: dict[str, list[DealState]], later: dict[str, list[DealState]]
+    version: PlanVersion,
+    before: dict[str, list[DealState]],
+    later: dict[str, list[DealState]],
+    paid: list[Payment],
+    known: int,
 ) -> None:
-    """Events that arrive later (new deals, and later changes of known ones) post
-    differences; what the ledger holds then equals a computation from scratch."""
+    """Events that arrive later (new deals, later changes of known ones, more invoices
+    paid) post differences; what the ledger holds then equals a computation from scratch."""
     grown = {k: list(v) for k, v in before.items()}
     for deal_id, states in later.items():
         grown.setdefault(deal_id, []).extend(
@@ -176,8 +229,8 @@ def test_growing_history_posts_exactly_the_change(
         )
     closed = {"2027-01", "2027-Q1"}
     ledger: list[Posted] = []
-    for deals in (before, grown):
-        result = compute(deals, inputs_for(version), today=TODAY)
+    for deals, payments_so_far in ((before, paid[:known]), (grown, paid)):
+        result = compute(deals, inputs_for(version, payments_so_far), today=TODAY)
         ledger += [
             Posted(p.key, p.amount, p.currency)
             for p in differences(result.lines, ledger, closed=closed)
@@ -185,7 +238,7 @@ def test_growing_history_posts_exactly_the_change(
     held: dict[Any, Decimal] = defaultdict(Decimal)
     for p in ledger:
         held[(p.key, p.currency)] += p.amount
-    final = compute(grown, inputs_for(version), today=TODAY)
+    final = compute(grown, inputs_for(version, paid), today=TODAY)
     assert {k: v for k, v in held.items() if v} == _amounts(final)
 
 

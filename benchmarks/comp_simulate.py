@@ -1,0 +1,164 @@
+"""Simulate benchmark: a plan change over a year of the stored deals (the stored mode of
+POST /v1/comp/simulate, minus HTTP), against the same ceiling as `benchmarks.comp_recompute`
+(one SQL read of the deals and their credits constructed), in the same run.
+
+    .venv/bin/python -m benchmarks.comp_simulate --db NAME [--credits 1000000] [--repeats 1]
+
+The draft is the sellers' plan (`ae`) with a steeper top: 14% above 100% and the
+accelerator from 110%, over 2026 for every rep on `ae` (99% of the reps), compared to
+their plans as they are. Each measurement runs in a child process (its peak RSS is its
+own). On a tree without `simulate.stored` (the A/B base) ours is what the route did
+there: `load_inputs` of the group and two whole computations.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import shlex
+import subprocess
+import sys
+import time
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
+
+from benchmarks.comp_recompute import TODAY, _load, _rss_mib, ceiling
+from benchmarks.comp_seed import plan_document, seed, sqlalchemy_url
+from benchmarks.intake import machine
+
+FROM, TO = date(2026, 1, 1), date(2027, 1, 1)
+
+
+def draft_document() -> dict[str, Any]:
+    document = plan_document(manager=False, top="14")
+    document["components"][0]["accelerators"] = [  # type: ignore[index]
+        {"threshold": "110", "multiplier": "1.5"}
+    ]
+    return document
+
+
+async def ours(name: str) -> dict[str, Any]:
+    from services.comp_engine.deals.history import StageNames
+    from services.comp_engine.plans.document import PlanDocument
+    from services.comp_engine.recalc import repository
+    from services.comp_engine.simulate import run
+    from services.comp_engine.simulate.schemas import SimulateIn
+    from shared.db import create_engine
+
+    names = StageNames.of(["won"], ["lost"])
+    body = SimulateIn.model_validate(
+        {
+            "plan": PlanDocument.model_validate(draft_document()).model_dump(mode="json"),
+            "effective_from": "2026-01-01",
+            "today": TODAY.isoformat(),
+            "stored": {"from": FROM.isoformat(), "to": TO.isoformat(), "compare_to_plan": "ae"},
+        }
+    )
+    version = run.draft(body)
+    engine = create_engine(sqlalchemy_url(name), application_name="bench-comp-sim", pool_size=1)
+    t0 = time.perf_counter()
+    try:
+        async with engine.connect() as conn:
+            reps = sorted(
+                {a.rep_id for a in await repository.load_assignments(conn) if a.plan_id == "ae"}
+            )
+            try:
+                from services.comp_engine.simulate.stored import simulate_stored
+            except ImportError:
+                simulated, current = await _whole(conn, version, reps, names)
+            else:
+                found = await simulate_stored(
+                    conn, version, reps=reps, names=names, today=TODAY, start=FROM, end=TO
+                )
+                simulated, current = found.simulated, found.current
+    finally:
+        await engine.dispose()
+    rows = run.rep_totals(simulated, current)
+    difference = sum((r.difference or Decimal(0) for r in rows), Decimal(0))
+    return {
+        "seconds": time.perf_counter() - t0,
+        "reps": len(reps),
+        "current": str(sum(current.values(), Decimal(0))),
+        "difference": str(difference),
+    }
+
+
+async def _whole(
+    conn: Any, version: Any, reps: list[str], names: Any
+) -> tuple[dict[tuple[str, str], Decimal], dict[tuple[str, str], Decimal]]:
+    from services.comp_engine.calc.engine import compute
+    from services.comp_engine.recalc import repository
+    from services.comp_engine.simulate import run
+
+    histories, inputs = await repository.load_inputs(conn, rep_ids=reps, names=names)
+    current = compute(histories, inputs, today=TODAY, only=set(reps))
+    drafted = run.under_draft(inputs, version, reps)
+    simulated = compute(histories, drafted, today=TODAY, only=set(reps))
+    return (
+        run.totals(run.in_range(simulated.lines, FROM, TO)),
+        run.totals(run.in_range(current.lines, FROM, TO)),
+    )
+
+
+def _spawn(kind: str, name: str) -> dict[str, Any]:
+    command = [sys.executable, "-m", "benchmarks.comp_simulate", "--db", name, "--child", kind]
+    out = subprocess.run(command, capture_output=True, text=True, check=False)
+    for line in out.stdout.splitlines():
+        if line.startswith("RESULT "):
+            result: dict[str, Any] = json.loads(line[len("RESULT ") :])
+            return result
+    raise SystemExit(f"{kind} failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--db", required=True)
+    p.add_argument("--credits", type=int, default=1_000_000)
+    p.add_argument("--reps", type=int, default=1000)
+    p.add_argument("--repeats", type=int, default=1)
+    p.add_argument("--child", choices=("ours", "ceiling"), help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.child:
+        found = asyncio.run(ours(args.db) if args.child == "ours" else ceiling(args.db))
+        own, children = _rss_mib()
+        print("RESULT " + json.dumps(found | {"rss_mib": own, "children_rss_mib": children}))
+        return 0
+    command = "python -m benchmarks.comp_simulate " + shlex.join(
+        sys.argv[1:] if argv is None else argv
+    )
+    seeded = asyncio.run(seed(args.db, credits=args.credits, reps=args.reps))
+    print()
+    print("== salesops commission simulate benchmark ==")
+    print(f"date:     {datetime.now(UTC).isoformat(timespec='seconds')}")
+    print(f"command:  {command}")
+    for k, v in machine().items():
+        print(f"{k + ':':<22}{v}")
+    print(f"{'data:':<22}{seeded}")
+    print()
+    print(
+        "| run | load before | ours s | ours peak RSS MiB | ceiling s | ratio ours/ceiling "
+        "| target < 15 s |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    for run in range(args.repeats):
+        load = _load()
+        mine = _spawn("ours", args.db)
+        ceil = _spawn("ceiling", args.db)
+        verdict = "PASS" if mine["seconds"] < 15 else "MISS"
+        print(
+            f"| {run + 1} | {load} | {mine['seconds']:.1f} | {mine['rss_mib']:.0f} "
+            f"| {ceil['seconds']:.1f} | {mine['seconds'] / ceil['seconds']:.1f} | {verdict} |",
+            flush=True,
+        )
+    print()
+    print(
+        f"ours: {mine['reps']} reps; paid now {mine['current']} USD, "
+        f"difference under the draft {mine['difference']} USD"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

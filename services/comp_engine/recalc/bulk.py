@@ -1,0 +1,183 @@
+"""Recomputing every rep at once (an admin's full recompute, a benchmark): the reps in
+chunks sized by the deals they read, each chunk loaded, computed and optionally posted on
+its own, so memory stays bounded by a chunk however large the ledger, and chunks can fan
+out to worker processes (`SALESOPS_COMP_RECALC_PROCESSES`).
+
+This is the bulk path only: a won deal's own recalculation stays in `recalculator.py`,
+one small round at a time. Each chunk computes the same `engine.compute` over the same
+inputs a round would load for those reps, so the lines (traces included) do not depend on
+how the reps were chunked or on how many processes ran them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+from multiprocessing import get_context
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from services.comp_engine.calc.engine import Result, compute
+from services.comp_engine.calc.lines import Line
+from services.comp_engine.calc.posting import differences
+from services.comp_engine.deals.history import StageNames
+from services.comp_engine.intake.repository import DEAL_REPS
+from services.comp_engine.recalc import repository
+from shared.db import create_engine
+
+DEALS_PER_CHUNK = 20_000
+"""About this many deals loaded per chunk: a few hundred MB of histories and lines."""
+
+
+@dataclass
+class ChunkDone:
+    """What one chunk did; `lines` only when the caller asked to keep them."""
+
+    reps: int = 0
+    computed: int = 0
+    posted: int = 0
+    waiting: int = 0
+    totals: dict[str, Decimal] = field(default_factory=dict)
+    lines: list[Line] = field(default_factory=list)
+
+    def add(self, other: ChunkDone) -> None:
+        self.reps += other.reps
+        self.computed += other.computed
+        self.posted += other.posted
+        self.waiting += other.waiting
+        for currency, amount in other.totals.items():
+            self.totals[currency] = self.totals.get(currency, Decimal(0)) + amount
+        self.lines += other.lines
+
+
+async def rep_weights(conn: AsyncConnection) -> dict[str, int]:
+    """Every assigned rep and the deals a recalculation of it reads: its own, and for a
+    manager those of everyone who ever reported to it."""
+    reps = {a.rep_id for a in await repository.load_assignments(conn)}
+    counts = {
+        row.rep_id: int(row.n)
+        for row in await conn.execute(
+            select(DEAL_REPS.c.rep_id, func.count().label("n")).group_by(DEAL_REPS.c.rep_id)
+        )
+    }
+    reporting = await repository.load_reporting(conn)
+    managers = {line.manager_id for line in reporting}
+    weights = {}
+    for rep in reps:
+        under = repository.reports_under(reporting, [rep]) if rep in managers else set()
+        weights[rep] = 1 + counts.get(rep, 0) + sum(counts.get(r, 0) for r in under - {rep})
+    return weights
+
+
+def chunks(weights: dict[str, int], *, limit: int = DEALS_PER_CHUNK) -> list[list[str]]:
+    """Reps in order, cut where the next rep would take a chunk's deals over `limit` (a
+    rep heavier than the limit is a chunk by itself)."""
+    found: list[list[str]] = []
+    current: list[str] = []
+    load = 0
+    for rep in sorted(weights):
+        if current and load + weights[rep] > limit:
+            found.append(current)
+            current, load = [], 0
+        current.append(rep)
+        load += weights[rep]
+    if current:
+        found.append(current)
+    return found
+
+
+async def run_chunk(
+    conn: AsyncConnection,
+    rep_ids: Sequence[str],
+    *,
+    names: StageNames,
+    today: date,
+    post: bool,
+    keep_lines: bool = False,
+) -> ChunkDone:
+    histories, inputs = await repository.load_inputs(conn, rep_ids=rep_ids, names=names)
+    result: Result = await asyncio.to_thread(
+        compute, histories, inputs, today=today, only=set(rep_ids)
+    )
+    del histories
+    done = ChunkDone(reps=len(rep_ids), computed=len(result.lines), waiting=len(result.waiting))
+    for line in result.lines:
+        done.totals[line.currency] = done.totals.get(line.currency, Decimal(0)) + line.amount
+    if post:
+        await repository.hold(conn, rep_ids=rep_ids)
+        held = await repository.posted(conn, rep_ids=rep_ids)
+        postings = differences(result.lines, held, closed=set(inputs.closed_periods))
+        done.posted = len(await repository.post(conn, postings=postings, cause="recalculation"))
+        await repository.replace_waiting(conn, rep_ids=rep_ids, waiting=result.waiting)
+    if keep_lines:
+        done.lines = result.lines
+    return done
+
+
+async def _chunk_in_process(
+    url: str, rep_ids: Sequence[str], names: StageNames, today: date, post: bool, keep: bool
+) -> ChunkDone:
+    engine = create_engine(url, application_name="salesops-comp-bulk", pool_size=1)
+    try:
+        async with engine.begin() as conn:
+            return await run_chunk(
+                conn, rep_ids, names=names, today=today, post=post, keep_lines=keep
+            )
+    finally:
+        await engine.dispose()
+
+
+def _worker(
+    url: str, rep_ids: list[str], names: StageNames, today: date, post: bool, keep: bool
+) -> ChunkDone:
+    """One chunk in a worker process: its own event loop, connection and transaction."""
+    return asyncio.run(_chunk_in_process(url, rep_ids, names, today, post, keep))
+
+
+async def recompute_all(
+    url: str,
+    *,
+    names: StageNames,
+    today: date,
+    post: bool = False,
+    processes: int = 1,
+    deals_per_chunk: int = DEALS_PER_CHUNK,
+    keep_lines: bool = False,
+    progress: Callable[[ChunkDone], None] | None = None,
+) -> ChunkDone:
+    """Every assigned rep, chunk by chunk, each chunk in a transaction of its own (posting
+    its differences when `post`); `processes` > 1 runs chunks in that many processes."""
+    engine = create_engine(url, application_name="salesops-comp-bulk", pool_size=1)
+    total = ChunkDone()
+    try:
+        async with engine.connect() as conn:
+            plan = chunks(await rep_weights(conn), limit=deals_per_chunk)
+        if processes <= 1:
+            for rep_ids in plan:
+                async with engine.begin() as conn:
+                    done = await run_chunk(
+                        conn, rep_ids, names=names, today=today, post=post, keep_lines=keep_lines
+                    )
+                total.add(done)
+                if progress:
+                    progress(done)
+            return total
+        loop = asyncio.get_running_loop()
+        with ProcessPoolExecutor(max_workers=processes, mp_context=get_context("spawn")) as pool:
+            futures = [
+                loop.run_in_executor(pool, _worker, url, r, names, today, post, keep_lines)
+                for r in plan
+            ]
+            for future in futures:
+                done = await future
+                total.add(done)
+                if progress:
+                    progress(done)
+        return total
+    finally:
+        await engine.dispose()
