@@ -33,14 +33,13 @@ import shlex
 import subprocess
 import sys
 import time
-from datetime import UTC, date, datetime
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
 import asyncpg
 
-from benchmarks.comp_seed import dsn_of, seed, sqlalchemy_url
-from benchmarks.intake import machine
+from benchmarks.comp_seed import dsn_of, header, seed, sqlalchemy_url
 
 TODAY = date(2027, 1, 1)
 """Every period of the seeded year has ended: minimums, draws and bonuses are all due."""
@@ -232,13 +231,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.argv[1:] if argv is None else argv
     )
     seeded = asyncio.run(seed(args.db, credits=args.credits, reps=args.reps))
-    print()
-    print("== salesops commission recompute benchmark ==")
-    print(f"date:     {datetime.now(UTC).isoformat(timespec='seconds')}")
-    print(f"command:  {command}")
-    for k, v in machine().items():
-        print(f"{k + ':':<22}{v}")
-    print(f"{'data:':<22}{seeded}")
+    header("recompute", command, seeded)
     if args.profile:
         found = _spawn("profile", args)
         print(f"profiled run: {found['seconds']:.1f}s, {found['lines']:,} lines")

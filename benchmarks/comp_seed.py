@@ -39,6 +39,8 @@ from decimal import Decimal
 import asyncpg
 from sqlalchemy.engine import make_url
 
+from benchmarks.intake import machine
+
 YEAR = 2026
 START = date(YEAR, 1, 1)
 DAYS = 365
@@ -321,6 +323,17 @@ async def seed(name: str, *, credits: int, reps: int, chunk: int = 50_000) -> di
         }
     finally:
         await conn.close()
+
+
+def header(what: str, command: str, seeded: dict[str, int]) -> None:
+    """The head every commission benchmark prints: what ran, where, on which data."""
+    print()
+    print(f"== salesops commission {what} benchmark ==")
+    print(f"date:     {datetime.now(UTC).isoformat(timespec='seconds')}")
+    print(f"command:  {command}")
+    for k, v in machine().items():
+        print(f"{k + ':':<22}{v}")
+    print(f"{'data:':<22}{seeded}")
 
 
 async def drop(name: str) -> None:

@@ -20,13 +20,12 @@ import shlex
 import subprocess
 import sys
 import time
-from datetime import UTC, date, datetime
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
 from benchmarks.comp_recompute import TODAY, _load, _rss_mib, ceiling
-from benchmarks.comp_seed import plan_document, seed, sqlalchemy_url
-from benchmarks.intake import machine
+from benchmarks.comp_seed import header, plan_document, seed, sqlalchemy_url
 
 FROM, TO = date(2026, 1, 1), date(2027, 1, 1)
 
@@ -129,13 +128,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.argv[1:] if argv is None else argv
     )
     seeded = asyncio.run(seed(args.db, credits=args.credits, reps=args.reps))
-    print()
-    print("== salesops commission simulate benchmark ==")
-    print(f"date:     {datetime.now(UTC).isoformat(timespec='seconds')}")
-    print(f"command:  {command}")
-    for k, v in machine().items():
-        print(f"{k + ':':<22}{v}")
-    print(f"{'data:':<22}{seeded}")
+    header("simulate", command, seeded)
     print()
     print(
         "| run | load before | ours s | ours peak RSS MiB | ceiling s | ratio ours/ceiling "

@@ -5,19 +5,11 @@ from __future__ import annotations
 from html import escape
 
 from services.comp_engine.statements.explain import money
+from services.comp_engine.statements.report import TOTALS
 from services.comp_engine.statements.schemas import StatementOut
 
-COLUMNS = (
-    "earned",
-    "withheld_for_cash",
-    "released_by_cash",
-    "carried_out",
-    "carried_in",
-    "held",
-    "payable",
-    "paid",
-    "balance",
-)
+COLUMNS = tuple(t for t in TOTALS if t != "paid_for_earlier")
+"""The page's columns: `paid` already shows what was paid for earlier periods."""
 
 
 def page(s: StatementOut) -> str:
