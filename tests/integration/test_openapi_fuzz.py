@@ -5,11 +5,11 @@ that break their documented schema.
 Key-protected operations run twice: with the admin key (the handlers' own answers) and
 without a key (the edge's 401s). The operations come from the served schema, so routes
 added later are fuzzed without touching this file. The admin run is dealt out into
-`ADMIN_PARTS` tests by operation (every `ADMIN_PARTS`-th of the sorted ids), so that each
-stays well inside the per-test timeout as routes are added: generating cases for the large
-request schemas (plans, simulations) is what costs, on the fuzzer's side. It runs as the
-session's last test (see conftest), because it writes random sources and events into the
-shared stack.
+`ADMIN_PARTS` parts by operation (every `ADMIN_PARTS`-th of the sorted ids), `AT_ONCE`
+parts to a test, so that each test stays well inside the per-test timeout as routes are
+added: generating cases for the large request schemas (plans, simulations) is what costs,
+on the fuzzer's side. It runs as the session's last test (see conftest), because it writes
+random sources and events into the shared stack.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.fuzz]
 SEED = 20261130
 MAX_EXAMPLES = 30
 ADMIN_PARTS = 10
+AT_ONCE = 2
 WITHOUT_A_KEY = ("--max-examples", "5", "--phases", "examples,fuzzing")
 """The edge answers 401 before reading a body, so a few requests per operation show it; the
 coverage phase's thousands of body variants would only test the fuzzer (later options win)."""
@@ -82,16 +83,35 @@ def _only(operations: list[str]) -> list[str]:
     return [arg for op in operations for arg in ("--include-operation-id", op)]
 
 
-@pytest.mark.parametrize("part", range(ADMIN_PARTS))
+@pytest.mark.parametrize("first", range(0, ADMIN_PARTS, AT_ONCE))
 async def test_every_operation_with_the_admin_key(
-    stack_url: str, tmp_path: Path, part: int
+    stack_url: str, tmp_path: Path, first: int
 ) -> None:
-    operations = (await _operations(stack_url, key_protected=False))[part::ADMIN_PARTS]
-    assert operations, f"part {part} has no operation: lower ADMIN_PARTS"
-    status, output = await _schemathesis(
-        stack_url, tmp_path, "--header", f"Authorization: Bearer {ADMIN_KEY}", *_only(operations)
+    """`AT_ONCE` parts side by side: the fuzzer's generation is the cost and runs in a
+    process of its own, so two keep both cores busy against the one stack."""
+    operations = await _operations(stack_url, key_protected=False)
+    parts = [operations[part::ADMIN_PARTS] for part in range(first, first + AT_ONCE)]
+    assert all(parts), "a part has no operation: lower ADMIN_PARTS"
+    runs = await asyncio.gather(
+        *(
+            _schemathesis(
+                stack_url,
+                _own(tmp_path, n),
+                "--header",
+                f"Authorization: Bearer {ADMIN_KEY}",
+                *_only(part),
+            )
+            for n, part in enumerate(parts)
+        )
     )
-    assert status == 0, output[-20000:]
+    for status, output in runs:
+        assert status == 0, output[-20000:]
+
+
+def _own(tmp_path: Path, n: int) -> Path:
+    workdir = tmp_path / str(n)
+    workdir.mkdir()
+    return workdir
 
 
 async def test_every_key_protected_operation_without_a_key(stack_url: str, tmp_path: Path) -> None:
