@@ -200,6 +200,12 @@ def _spawn(kind: str, args: argparse.Namespace) -> dict[str, Any]:
         command += ["--deals-per-chunk", str(args.deals_per_chunk)]
     if args.post:
         command.append("--post")
+    return child_result(kind, command)
+
+
+def child_result(kind: str, command: list[str]) -> dict[str, Any]:
+    """Run a measured child in a process of its own (its RSS is its own) and read back the
+    `RESULT {json}` line it prints."""
     out = subprocess.run(command, capture_output=True, text=True, check=False)
     for line in out.stdout.splitlines():
         if line.startswith("RESULT "):

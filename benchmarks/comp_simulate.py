@@ -17,14 +17,13 @@ import argparse
 import asyncio
 import json
 import shlex
-import subprocess
 import sys
 import time
 from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from benchmarks.comp_recompute import TODAY, _load, _rss_mib, ceiling
+from benchmarks.comp_recompute import TODAY, _load, _rss_mib, ceiling, child_result
 from benchmarks.comp_seed import header, plan_document, seed, sqlalchemy_url
 
 FROM, TO = date(2026, 1, 1), date(2027, 1, 1)
@@ -103,12 +102,7 @@ async def _whole(
 
 def _spawn(kind: str, name: str) -> dict[str, Any]:
     command = [sys.executable, "-m", "benchmarks.comp_simulate", "--db", name, "--child", kind]
-    out = subprocess.run(command, capture_output=True, text=True, check=False)
-    for line in out.stdout.splitlines():
-        if line.startswith("RESULT "):
-            result: dict[str, Any] = json.loads(line[len("RESULT ") :])
-            return result
-    raise SystemExit(f"{kind} failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}")
+    return child_result(kind, command)
 
 
 def main(argv: list[str] | None = None) -> int:
