@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from services.cli import compose_all, run_migrations
+from shared.embedded import scratch_database
 from shared.settings import Settings
 from tests.support.dataset import load_dataset
 from tests.support.infra import serve_in_loop, test_broker, test_database
@@ -74,6 +75,20 @@ def make_settings(database_url: str, kafka_bootstrap: str, **overrides: object) 
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+def quiet_database_url(database_url: str) -> Iterator[str]:
+    """A migrated database of one module's own on the session's server, where no stack
+    runs. For tests whose jobs the stack's own workers would take (a re-sync job), and for
+    sync tests that drive the services' code with `asyncio.run`: while one runs, the
+    session's event loop (and the stack served in it) stands still, so a transaction the
+    stack had open when the loop stopped keeps its locks (the summary's catch-up lock, a
+    deal's row) until the test ends, and a test that waits for one of them on the shared
+    database waits for ever."""
+    with scratch_database(database_url, prefix="salesops_quiet") as url:
+        run_migrations(url)
+        yield url
 
 
 @pytest.fixture(scope="session")

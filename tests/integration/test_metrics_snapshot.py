@@ -109,12 +109,12 @@ async def _read_while_a_deal_commits(
 
 
 def test_a_deal_committed_during_a_read_is_in_none_of_its_totals(
-    database_url: str, monkeypatch: pytest.MonkeyPatch
+    quiet_database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     run = uuid.uuid4().hex[:10]
     owner = f"rep-{run}"
     during, after = asyncio.run(
-        _read_while_a_deal_commits(database_url, owner, _won_deal(run, owner), monkeypatch)
+        _read_while_a_deal_commits(quiet_database_url, owner, _won_deal(run, owner), monkeypatch)
     )
     assert during is None, "the read began before the deal was committed"
     assert after is not None

@@ -146,7 +146,7 @@ async def _apply_and_compare(url: str, run: str, changes: list[Change], cut: int
 )
 @given(data=st.data())
 def test_sql_totals_give_the_rows_python_computes_from_every_deal(
-    database_url: str, data: st.DataObject
+    quiet_database_url: str, data: st.DataObject
 ) -> None:
     run = uuid.uuid4().hex[:10]
     deals = data.draw(st.integers(1, 6))
@@ -154,10 +154,10 @@ def test_sql_totals_give_the_rows_python_computes_from_every_deal(
         st.permutations([c for n in range(deals) for c in data.draw(history(run, n))])
     )
     cut = data.draw(st.integers(0, len(changes)))
-    asyncio.run(_apply_and_compare(database_url, run, changes, cut))
+    asyncio.run(_apply_and_compare(quiet_database_url, run, changes, cut))
 
 
-def test_a_stage_visited_again_without_moving_on_did_not_advance(database_url: str) -> None:
+def test_a_stage_visited_again_without_moving_on_did_not_advance(quiet_database_url: str) -> None:
     """Qualify, Prospect, Qualify again, then lost: the deal advanced from Prospect (Qualify
     comes after it) but not from Qualify, although a visit to Qualify follows its first."""
     run = uuid.uuid4().hex[:10]
@@ -178,10 +178,10 @@ def test_a_stage_visited_again_without_moving_on_did_not_advance(database_url: s
         )
         for n, stage in enumerate(path)
     ]
-    asyncio.run(_apply_and_compare(database_url, run, changes, len(changes)))
+    asyncio.run(_apply_and_compare(quiet_database_url, run, changes, len(changes)))
 
     async def stages() -> dict[str, StageTotals]:
-        engine = create_engine(database_url, application_name="test-metrics-revisit")
+        engine = create_engine(quiet_database_url, application_name="test-metrics-revisit")
         try:
             async with AsyncSession(engine) as session:
                 totals = await repository.stage_totals(

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Iterator
 from typing import TypeVar
 
 import httpx
@@ -25,7 +24,6 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
-from services.cli import run_migrations
 from services.pipeline_api.crm.changes import ActivityKind
 from services.pipeline_api.crm.outbound import OutboundPolicy
 from services.pipeline_api.events.event_log import EventLogWriter
@@ -36,7 +34,6 @@ from services.pipeline_api.sources.repository import upsert_source
 from services.pipeline_api.sources.schemas import SourceIn
 from shared.db import create_sessionmaker, driver_dsn
 from shared.events import MAX_FUTURE
-from tests.support import infra
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
@@ -50,13 +47,6 @@ INSERT = text(
 )
 
 W = TypeVar("W", bound=ResyncWorker)
-
-
-@pytest.fixture(scope="module")
-def own_database() -> Iterator[str]:
-    with infra.test_database() as url:
-        run_migrations(url)
-        yield url
 
 
 def make(
@@ -81,15 +71,17 @@ def make(
     )
 
 
-async def test_a_job_left_running_by_a_dead_worker_is_taken_up(own_database: str) -> None:
+async def test_a_job_left_running_by_a_dead_worker_is_taken_up(quiet_database_url: str) -> None:
     gone = f"gone-{uuid.uuid4().hex[:8]}"
-    engine = create_async_engine(own_database)
+    engine = create_async_engine(quiet_database_url)
     sessions = create_sessionmaker(engine)
     dead = {"source": gone, "owner": "dead", "lease": -1.0}
     async with engine.begin() as conn:
         stranded = (await conn.execute(INSERT, {**dead, "attempts": 1})).scalar_one()
         poison = (await conn.execute(INSERT, {**dead, "attempts": MAX_ATTEMPTS})).scalar_one()
-    writer = EventLogWriter(driver_dsn(own_database), on_commit=lambda: None, max_event_bytes=1024)
+    writer = EventLogWriter(
+        driver_dsn(quiet_database_url), on_commit=lambda: None, max_event_bytes=1024
+    )
     async with httpx.AsyncClient() as http:
         worker = make(ResyncWorker, sessions, writer, http, lease=1.0, sources=[gone])
         running = asyncio.create_task(worker.run())
@@ -132,10 +124,12 @@ class SlowWorker(ResyncWorker):
 LEASE = 0.6
 
 
-async def test_a_live_worker_keeps_its_job_past_the_lease(own_database: str) -> None:
-    engine = create_async_engine(own_database)
+async def test_a_live_worker_keeps_its_job_past_the_lease(quiet_database_url: str) -> None:
+    engine = create_async_engine(quiet_database_url)
     sessions = create_sessionmaker(engine)
-    writer = EventLogWriter(driver_dsn(own_database), on_commit=lambda: None, max_event_bytes=1024)
+    writer = EventLogWriter(
+        driver_dsn(quiet_database_url), on_commit=lambda: None, max_event_bytes=1024
+    )
     async with httpx.AsyncClient() as http:
         source = f"gone-{uuid.uuid4().hex[:8]}"
         slow = make(SlowWorker, sessions, writer, http, lease=LEASE, sources=[source])
@@ -182,11 +176,13 @@ async def progressing_job(sessions: async_sessionmaker[AsyncSession]) -> tuple[s
 
 
 async def test_a_worker_that_lost_its_lease_stops_and_a_stopped_one_hands_its_job_back(
-    own_database: str,
+    quiet_database_url: str,
 ) -> None:
-    engine = create_async_engine(own_database)
+    engine = create_async_engine(quiet_database_url)
     sessions = create_sessionmaker(engine)
-    writer = EventLogWriter(driver_dsn(own_database), on_commit=lambda: None, max_event_bytes=1024)
+    writer = EventLogWriter(
+        driver_dsn(quiet_database_url), on_commit=lambda: None, max_event_bytes=1024
+    )
     source, job_id = await progressing_job(sessions)
     async with httpx.AsyncClient() as http:
         worker = make(ProgressingWorker, sessions, writer, http, lease=LEASE, sources=[source])

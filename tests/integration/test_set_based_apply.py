@@ -126,7 +126,7 @@ async def _apply_and_read(
 )
 @given(data=st.data())
 def test_batches_in_any_order_give_the_versions_build_versions_gives(
-    database_url: str, data: st.DataObject
+    quiet_database_url: str, data: st.DataObject
 ) -> None:
     run = uuid.uuid4().hex[:10]
     changes = _changes(data, run)
@@ -139,7 +139,7 @@ def test_batches_in_any_order_give_the_versions_build_versions_gives(
     for change in changes:
         by_deal.setdefault(change.deal_id, []).append(change)
 
-    new, versions, current = asyncio.run(_apply_and_read(database_url, batches, set(by_deal)))
+    new, versions, current = asyncio.run(_apply_and_read(quiet_database_url, batches, set(by_deal)))
 
     expected = [
         _expected(v) for deal_id in sorted(by_deal) for v in build_versions(by_deal[deal_id], RULES)
