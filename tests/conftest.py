@@ -45,7 +45,9 @@ DATASET_DIR = SHARED_DIR / "datasets" / "crm_sales_opportunities"
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Fuzz tests last: the random sources and events they store must not meet the
-    assumptions of tests that share the stack."""
+    assumptions of tests that share the stack. Under pytest-xdist (`--dist loadfile`, as
+    `bin/test` runs it) each process has its own stack and takes whole files in this
+    order, so the fuzz file is the last its process runs."""
     items.sort(key=lambda item: item.get_closest_marker("fuzz") is not None)
 
 

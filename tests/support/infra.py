@@ -42,6 +42,11 @@ def test_database() -> Iterator[str]:
 @contextlib.contextmanager
 def test_broker() -> Iterator[str]:
     external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    if external and int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1:
+        raise RuntimeError(
+            "KAFKA_BOOTSTRAP_SERVERS names one broker, whose fixed topic names only one test "
+            "process's stack can use at a time: run pytest with -n 0 (bin/test does)"
+        )
     if external:
         yield external
         return
