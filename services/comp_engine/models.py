@@ -25,7 +25,7 @@ from sqlalchemy import (
     Text,
     func,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from shared.consumer_store import consumer_tables
@@ -241,6 +241,10 @@ class PeriodCloseRow(CompBase):
     requested_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     approved_by: Mapped[str | None] = mapped_column(Text)
     closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    held_line_ids: Mapped[list[int] | None] = mapped_column(ARRAY(BigInteger))
+    """The period's lines on hold when it closed (not paid by its close): its frozen
+    statements show these as held whatever happens to the holds later. NULL for periods
+    closed before it was recorded, whose statements read the holds as they are."""
 
 
 class HoldRow(CompBase):

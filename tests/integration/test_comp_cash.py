@@ -135,7 +135,9 @@ async def test_won_on_cash_then_paid_releases_and_statements_add_up(
     assert Decimal(closed["totals"]["USD"]["held"]) == Decimal("400.00")
     assert Decimal(closed["totals"]["USD"]["paid"]) == 0
     assert (await client.post(f"/v1/comp/holds/{hold_id}/release")).status_code == 200
+    assert await statement(client, rep, q2) == closed, "a closed period's statement is frozen"
     await close(client, q3)
+    assert await statement(client, rep, q2) == closed
     after = await statement(client, rep, q3)
     totals = after["totals"]["USD"]
     assert Decimal(totals["paid"]) == Decimal("400.00")

@@ -46,6 +46,16 @@ async def close_of(db: AsyncSession, *, period: str) -> PeriodCloseRow | None:
     return await db.get(PeriodCloseRow, period)
 
 
+async def held_in_statement(
+    db: AsyncSession, *, rows: Sequence[LedgerLineRow], close: PeriodCloseRow | None
+) -> set[int]:
+    """The lines a statement shows on hold: those its period's close found held once the
+    period is closed (a statement is frozen at its close), else those held now."""
+    if close is not None and close.closed_at is not None and close.held_line_ids is not None:
+        return set(close.held_line_ids)
+    return await held_ids(db, rows=rows)
+
+
 async def request_close(db: AsyncSession, *, period: str, author: str) -> PeriodCloseRow:
     row = PeriodCloseRow(period=period, requested_by=author, requested_at=datetime.now(UTC))
     db.add(row)
@@ -77,6 +87,9 @@ async def approve_close(db: AsyncSession, *, row: PeriodCloseRow, author: str) -
     everything = (await db.scalars(stmt)).all()
     earning = [line for line in everything if line.kind != Kind.PAYOUT.value]
     held = await held_ids(db, rows=earning)
+    row.held_line_ids = sorted(
+        line.id for line in earning if line.posted_period == period and line.id in held
+    )
     this_period: dict[tuple[str, str], Decimal] = defaultdict(lambda: ZERO)
     earlier_periods: dict[tuple[str, str], Decimal] = defaultdict(lambda: ZERO)
     for line in everything:

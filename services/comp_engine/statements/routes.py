@@ -64,7 +64,7 @@ async def get_statement(
         rep_id,
         label,
         rows,
-        held_ids=await repository.held_ids(db, rows=rows),
+        held_ids=await repository.held_in_statement(db, rows=rows, close=close),
         closed=close is not None and close.closed_at is not None,
     )
     out = StatementOut(
