@@ -3,14 +3,14 @@ period's close, and the payout lines a close posts."""
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Text, and_, cast, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import ColumnElement
 
 from services.comp_engine.calc.lines import Kind
 from services.comp_engine.calc.posting import first_open
@@ -29,17 +29,30 @@ async def lines(db: AsyncSession, *, rep_id: str, period: str) -> Sequence[Ledge
     return (await db.scalars(stmt)).all()
 
 
+def _held(line: type[LedgerLineRow]) -> ColumnElement[bool]:
+    """An unreleased hold covers the line: on the line itself, its deal, or its rep."""
+    return (
+        select(HoldRow.id)
+        .where(
+            HoldRow.released_at.is_(None),
+            or_(
+                and_(HoldRow.scope == "line", HoldRow.target == cast(line.id, Text)),
+                and_(HoldRow.scope == "deal", HoldRow.target == line.deal_id),
+                and_(HoldRow.scope == "rep", HoldRow.target == line.rep_id),
+            ),
+        )
+        .exists()
+    )
+
+
 async def held_ids(db: AsyncSession, *, rows: Sequence[LedgerLineRow]) -> set[int]:
-    """The lines an unreleased hold covers: on the line itself, its deal, or its rep."""
+    """The lines of `rows` an unreleased hold covers."""
     if not rows:
         return set()
-    holds = (await db.scalars(select(HoldRow).where(HoldRow.released_at.is_(None)))).all()
-    on = {(h.scope, h.target) for h in holds}
-    return {
-        r.id
-        for r in rows
-        if ("line", str(r.id)) in on or ("deal", r.deal_id) in on or ("rep", r.rep_id) in on
-    }
+    stmt = select(LedgerLineRow.id).where(
+        LedgerLineRow.id.in_(sorted(r.id for r in rows)), _held(LedgerLineRow)
+    )
+    return set(await db.scalars(stmt))
 
 
 async def close_of(db: AsyncSession, *, period: str) -> PeriodCloseRow | None:
@@ -83,23 +96,27 @@ async def approve_close(db: AsyncSession, *, row: PeriodCloseRow, author: str) -
         )
     )
     earlier = {label for label in closed if parse_period(label).start < start}
-    stmt = select(LedgerLineRow).where(LedgerLineRow.posted_period.in_(earlier | {period}))
-    everything = (await db.scalars(stmt)).all()
-    earning = [line for line in everything if line.kind != Kind.PAYOUT.value]
-    held = await held_ids(db, rows=earning)
-    row.held_line_ids = sorted(
-        line.id for line in earning if line.posted_period == period and line.id in held
+    line = LedgerLineRow
+    paying = or_(line.kind == Kind.PAYOUT.value, ~_held(line))
+    this = func.coalesce(func.sum(line.amount).filter(line.posted_period == period), ZERO)
+    before = func.coalesce(func.sum(line.amount).filter(line.posted_period != period), ZERO)
+    sums = await db.execute(
+        select(line.rep_id, line.currency, this, before)
+        .where(line.posted_period.in_(sorted(earlier | {period})), paying)
+        .group_by(line.rep_id, line.currency)
     )
-    this_period: dict[tuple[str, str], Decimal] = defaultdict(lambda: ZERO)
-    earlier_periods: dict[tuple[str, str], Decimal] = defaultdict(lambda: ZERO)
-    for line in everything:
-        if line.id not in held:
-            part = this_period if line.posted_period == period else earlier_periods
-            part[(line.rep_id, line.currency)] += line.amount
-    balances = {
-        key: this_period[key] + max(earlier_periods[key], ZERO)
-        for key in this_period.keys() | earlier_periods.keys()
-    }
+    this_period: dict[tuple[str, str], Decimal] = {}
+    balances: dict[tuple[str, str], Decimal] = {}
+    for rep_id, currency, in_period, in_earlier in sums:
+        this_period[(rep_id, currency)] = in_period
+        balances[(rep_id, currency)] = in_period + max(in_earlier, ZERO)
+    row.held_line_ids = list(
+        await db.scalars(
+            select(line.id)
+            .where(line.posted_period == period, line.kind != Kind.PAYOUT.value, _held(line))
+            .order_by(line.id)
+        )
+    )
     payouts = [
         LedgerLineRow(
             rep_id=rep_id,
