@@ -62,13 +62,7 @@ def _body(kind: str, trace: dict[str, Any], amount: Decimal, currency: str) -> s
             f"{money(amount, currency)}."
         )
     if "clawback" in trace:
-        c = trace["clawback"]
-        return (
-            f"Deal {trace['deal_id']} was {c['trigger']} on {c['at'][:10]}, within the "
-            f"{c['window_days']}-day clawback window: {money(trace['earned'])} it earned in "
-            f"{trace['original_period']} x paid share {number(trace['paid_share'])} x "
-            f"{c['extent']} extent {number(trace['extent_factor'])} = {money(amount, currency)}."
-        )
+        return _clawback(trace, amount, currency)
     if "line" in trace:
         return _component(trace, amount, currency)
     if "spiff" in trace:
@@ -179,4 +173,28 @@ def _draw(trace: dict[str, Any], amount: Decimal, currency: str) -> str:
         f"Draw recovery: {number(trace['recovery_percent'])}% of earnings{cash} above the "
         f"{money(trace['draw_amount'])} draw{limits}, {money(amount, currency)}; balance "
         f"{money(trace['balance_after'])}."
+    )
+
+
+def _clawback(trace: dict[str, Any], amount: Decimal, currency: str) -> str:
+    """Why the deal ended (a cancellation's reason and contract end, a prorated clawback's
+    share of the term still to run), then the figures."""
+    c = trace["clawback"]
+    why = ""
+    if cancellation := c.get("cancellation"):
+        why = f" ({cancellation['reason']}"
+        if cancellation["contract_end"]:
+            why += f"; contract ends {cancellation['contract_end'][:10]}"
+        why += ")"
+    extent = f"{c['extent']} extent {number(trace['extent_factor'])}"
+    if term := c.get("term"):
+        extent += (
+            f" ({number(term['elapsed_months'])} of the {number(term['months'])} contract "
+            f"months from {term['start']} elapsed)"
+        )
+    return (
+        f"Deal {trace['deal_id']} was {c['trigger']} on {c['at'][:10]}{why}, within the "
+        f"{c['window_days']}-day clawback window: {money(trace['earned'])} it earned in "
+        f"{trace['original_period']} x paid share {number(trace['paid_share'])} x "
+        f"{extent} = {money(amount, currency)}."
     )

@@ -18,6 +18,7 @@ from services.comp_engine.calc.lines import Kind, Line
 from services.comp_engine.deals.history import CANCELLED, StageNames, StoredChange, states
 from services.comp_engine.simulate.run import draft, inline_inputs
 from services.comp_engine.simulate.schemas import ChangeIn, SimulateIn
+from services.comp_engine.statements.explain import explain
 from shared.ordering import OrderKey
 from tests.support.comp import flat_component, plan, tiers
 from tests.unit.comp.test_engine_examples import run, total
@@ -126,6 +127,12 @@ def test_prorated_by_the_term_elapsed_up_to_the_contract_end() -> None:
         "elapsed_months": "3",
     }
     assert line.trace["clawback"]["cancellation"]["contract_end"] == "2028-01-15"
+    assert explain(line.key.kind.value, line.trace, line.amount, line.currency) == (
+        "Deal d1 was cancelled on 2027-04-15 (customer churned; contract ends 2028-01-15), "
+        "within the 90-day clawback window: 1,200.00 it earned in 2027-Q1 x paid share 1 x "
+        "prorated extent 0.75 (3 of the 12 contract months from 2027-01-15 elapsed) "
+        "= -900.00 USD."
+    )
 
 
 def test_the_cancellations_contract_end_outranks_the_deals_term() -> None:
