@@ -114,6 +114,32 @@ def test_no_key_writes_a_crm_qualified_id(
     assert refused.value.reason.startswith(f"data.{field}: {data[field]!r} is a CRM's id")
 
 
+@pytest.mark.parametrize(
+    ("type_", "data"),
+    [
+        (
+            "deal.cancelled",
+            {"deal_id": "hubspot:48975575:123", "cancelled_at": NOW.isoformat(), "reason": "churn"},
+        ),
+        (
+            "invoice.paid",
+            {
+                "invoice_id": "inv-1",
+                "deal_id": "salesforce:00D:006",
+                "amount": "100",
+                "currency": "USD",
+                "paid_at": NOW.isoformat(),
+            },
+        ),
+    ],
+)
+def test_a_billing_system_may_name_a_crm_deal_it_cancels_or_was_paid_for(
+    type_: str, data: dict[str, Any]
+) -> None:
+    admitted = admit(crm_event(type_, data), principal("bound"), max_future=timedelta(0), now=NOW)
+    assert vars(admitted.payload)["deal_id"] == data["deal_id"]
+
+
 def test_ids_that_merely_contain_a_crm_name_are_admitted() -> None:
     data = {"deal_id": "deal:hubspot:1", "account_id": "hubspot-import"}
     admitted = admit(

@@ -20,6 +20,10 @@ from shared.auth import Principal, in_webhook_namespace, unprintable
 from shared.events import CanonicalEvent, EventRejected, validate_event
 from shared.problems import Problem
 
+ABOUT_A_DEAL = frozenset({"com.salesops.deal.cancelled.v1", "com.salesops.invoice.paid.v1"})
+"""Events a billing or contract system sends about a deal, which change none of its CRM's
+fields: their `deal_id` may name a CRM's deal (a contract cancelled, an invoice paid for a
+deal won in HubSpot), as the clawbacks and pay on cash of such deals need."""
 NDJSON = "application/x-ndjson"
 JSON_TYPES = (
     "application/json",
@@ -100,8 +104,11 @@ def admit(
     if not principal.may_write_source(source):
         raise EventRejected(f"source: this API key may not write source {source!r}")
     fields = vars(event.payload)  # getattr on a field the type lacks costs a raised error
+    about = event.envelope.type in ABOUT_A_DEAL
     for field in QUALIFIED_FIELDS:
         value = fields.get(field)
+        if about and field == "deal_id":
+            continue
         if isinstance(value, str) and in_crm_namespace(value):
             raise EventRejected(
                 f"data.{field}: {value!r} is a CRM's id, which only that CRM's webhooks and "
