@@ -91,6 +91,7 @@ class Deal(DealColumns, ForecastBase):
             postgresql_include=[*ROLLUP_COLUMNS, "deal_id", "created_at"],
         ),
         Index("ix_deals_updated_at", "updated_at", "deal_id"),
+        # The open deals now, by owner: what the metrics' open counts read, from this alone.
         Index(
             "ix_deals_open",
             "owner_id",

@@ -45,9 +45,9 @@ async def export_snapshot(session: AsyncSession) -> str:
     `_WORK_MEM`."""
     await session.connection(execution_options=_REPEATABLE)
     snapshot = (await session.execute(text("SELECT pg_export_snapshot()"))).scalar_one()
-    await session.execute(_WORK_MEM)
     if not _SNAPSHOT_ID.fullmatch(snapshot):
         raise RuntimeError(f"unexpected snapshot id {snapshot!r}")
+    await session.execute(_WORK_MEM)
     return str(snapshot)
 
 
