@@ -14,6 +14,7 @@ from sqlalchemy import (
     Numeric,
     Text,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -90,6 +91,13 @@ class Deal(DealColumns, ForecastBase):
             postgresql_include=[*ROLLUP_COLUMNS, "deal_id", "created_at"],
         ),
         Index("ix_deals_updated_at", "updated_at", "deal_id"),
+        # The open deals now, by owner: what the metrics' open counts read, from this alone.
+        Index(
+            "ix_deals_open",
+            "owner_id",
+            postgresql_include=["currency", "amount"],
+            postgresql_where=text("status = 'open' AND deleted IS FALSE"),
+        ),
     )
 
     deal_id: Mapped[str] = mapped_column(Text, primary_key=True)

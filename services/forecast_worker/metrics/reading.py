@@ -31,24 +31,34 @@ _SNAPSHOT_ID = re.compile(r"[0-9A-F]+-[0-9A-F]+(-[0-9]+)?")
 """What `pg_export_snapshot` returns, checked before it is written into a statement
 (`SET TRANSACTION SNAPSHOT` takes no parameter)."""
 _REPEATABLE = {"isolation_level": "REPEATABLE READ"}
+_WORK_MEM = text("SET LOCAL work_mem = '64MB'")
+"""For the rest of a metrics read's transaction: the stage totals hash a year's ~1.5 M
+visits into their groups, each with an array of its lengths (~13 MB for a year by team),
+which the default 4 MB spills to disk in batches (by rep, 0.2-0.4 s of a 1.5-2 s
+statement at 1 M deals: benchmarks/RESULTS.md, "Issue 8 metrics for a year, third
+pass"). Per sort or hash of the read, in each of its processes."""
 
 
 async def export_snapshot(session: AsyncSession) -> str:
     """Begin a REPEATABLE READ transaction on `session` (which must have none open) and
-    export its snapshot, valid while that transaction lasts."""
+    export its snapshot, valid while that transaction lasts; its sorts and hashes get
+    `_WORK_MEM`."""
     await session.connection(execution_options=_REPEATABLE)
     snapshot = (await session.execute(text("SELECT pg_export_snapshot()"))).scalar_one()
     if not _SNAPSHOT_ID.fullmatch(snapshot):
         raise RuntimeError(f"unexpected snapshot id {snapshot!r}")
+    await session.execute(_WORK_MEM)
     return str(snapshot)
 
 
 async def adopt_snapshot(session: AsyncSession, snapshot: str) -> None:
-    """Begin a REPEATABLE READ transaction on `session` that sees what `snapshot` saw."""
+    """Begin a REPEATABLE READ transaction on `session` that sees what `snapshot` saw, its
+    sorts and hashes with `_WORK_MEM`."""
     if not _SNAPSHOT_ID.fullmatch(snapshot):
         raise ValueError(f"not a snapshot id: {snapshot!r}")
     connection = await session.connection(execution_options=_REPEATABLE)
     await connection.exec_driver_sql(f"SET TRANSACTION SNAPSHOT '{snapshot}'")
+    await session.execute(_WORK_MEM)
 
 
 async def metrics_rows(

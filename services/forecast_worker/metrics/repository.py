@@ -28,19 +28,19 @@ from sqlalchemy import (
     Select,
     and_,
     cast,
-    column,
     func,
     literal,
+    literal_column,
     null,
     select,
     true,
     type_coerce,
-    values,
 )
 from sqlalchemy import Text as TextType
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
+from sqlalchemy.sql.expression import Grouping
 from sqlalchemy.sql.selectable import LateralFromClause
 from sqlalchemy.types import TypeEngine
 
@@ -81,17 +81,25 @@ def _grouped(
     everything is one group, the owner for `rep`, else the owner's team, manager or region
     on `day`, joined as `assignment_rows(day)` would give them (one rep row valid that day,
     its team's row valid that day) but as plain outer joins: a lateral subquery per row
-    costs a lookup per deal, hundreds of thousands of them for a year."""
+    costs a lookup per deal, hundreds of thousands of them for a year. By team, the team's
+    own row is not joined: the rep's row names the team, and joining the team's row (at most
+    one a day, as intervals follow one another) would only cost a hash probe per row."""
     if group_by is None:
         return select(null().label("group_key"), *columns).select_from(source)
     if group_by == "rep":
         return select(owner.label("group_key"), *columns).select_from(source)
     rep, team = aliased(RepAssignment), aliased(Team)
-    group = rep.team_id if group_by == "team" else getattr(team, _GROUP_COLUMNS[group_by])
+    on_day = and_(rep.rep_id == owner, valid_on(rep, day))
+    if group_by == "team":
+        return (
+            select(rep.team_id.label("group_key"), *columns)
+            .select_from(source)
+            .outerjoin(rep, on_day)
+        )
     return (
-        select(group.label("group_key"), *columns)
+        select(getattr(team, _GROUP_COLUMNS[group_by]).label("group_key"), *columns)
         .select_from(source)
-        .outerjoin(rep, and_(rep.rep_id == owner, valid_on(rep, day)))
+        .outerjoin(rep, on_day)
         .outerjoin(team, and_(team.team_id == rep.team_id, valid_on(team, day)))
     )
 
@@ -107,7 +115,9 @@ def _closed_filter(start: date, end: date) -> ColumnElement[bool]:
 async def open_counts(
     session: AsyncSession, *, today: date, group_by: GroupBy | None
 ) -> list[GroupCount]:
-    """Open deals now, per group and currency, grouped by the hierarchy of today."""
+    """Open deals now, per group and currency, grouped by the hierarchy of today: the
+    partial index `ix_deals_open` alone, whose predicate the planner matches only against
+    the status written into the statement (a bound one may get a generic plan)."""
     query = _grouped(
         [_deal.currency, func.count().label("n"), func.coalesce(func.sum(_deal.amount), 0)],
         group_by,
@@ -116,7 +126,7 @@ async def open_counts(
         Deal.__table__,
     )
     rows = await session.execute(
-        query.where(_deal.deleted.is_(False), _deal.status == "open").group_by(
+        query.where(_deal.deleted.is_(False), _deal.status == literal_column("'open'")).group_by(
             "group_key", _deal.currency
         )
     )
@@ -236,39 +246,41 @@ async def stage_totals(
     to case), the deals whose first visit to it is there (entered), those of them with a
     later visit to a stage after it in `order` (advanced: the visit's `later_stages`, in
     lower case, overlap the stages after it), and the two middle lengths of its ended
-    visits (`_sorted`). Of stages of `order` that differ only by case, the first counts."""
+    visits (`_sorted`). Of stages of `order` that differ only by case, the first counts.
+
+    A visit's place in the order is `array_position` of its lower-case stage in the
+    lower-case order (null: not a stage of the order) and the stages after it a slice of
+    that array (parenthesised: a bound array is subscripted only so), rather than a join
+    with a list of the stages: the planner estimates that join's rows from no statistics
+    (1 % of the year's ~1.5 M visits), sorts them to group them and spills the sort to
+    disk; with the expression it hashes them into their groups (benchmarks/RESULTS.md,
+    "Issue 8 metrics for a year, third pass")."""
     firsts: dict[str, str] = {}
     for stage in order:
         firsts.setdefault(stage.lower(), stage)
     ordered = list(firsts.values())
     if not ordered:
         return {}
-    keys = [stage.lower() for stage in ordered]
-    places = values(
-        column("stage", TextType),
-        column("rank", Integer),
-        column("after", ARRAY(TextType)),
-        name="places",
-    ).data([(key, rank, keys[rank:]) for rank, key in enumerate(keys, 1)])
+    keys = literal([stage.lower() for stage in ordered], ARRAY(TextType))
+    rank = func.array_position(keys, func.lower(_visit.stage), type_=Integer)
+    after = Grouping(keys)[rank + 1 : len(ordered)]
     days, first = _visit.days, _visit.first_visit
     grouped = (
         _grouped(
             [
                 _visit.currency,
-                places.c.rank,
+                rank.label("rank"),
                 func.count().filter(first).label("entered"),
-                func.count()
-                .filter(first, _visit.later_stages.overlap(places.c.after))
-                .label("advanced"),
+                func.count().filter(first, _visit.later_stages.overlap(after)).label("advanced"),
                 func.array_agg(days).filter(days.is_not(None)).label("lengths"),
             ],
             group_by,
             _visit.owner_id,
             _visit.close_date,
-            StageVisit.__table__.join(places, places.c.stage == func.lower(_visit.stage)),
+            StageVisit.__table__,
         )
-        .where(_visit.close_date.between(start, end))
-        .group_by("group_key", _visit.currency, places.c.rank)
+        .where(_visit.close_date.between(start, end), rank.is_not(None))
+        .group_by("group_key", _visit.currency, "rank")
         .subquery("grouped")
     )
     g, lengths = grouped.c, _sorted(grouped.c.lengths, Double)

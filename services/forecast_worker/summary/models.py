@@ -64,10 +64,17 @@ class StageVisit(ForecastBase):
 class DealCreation(ForecastBase):
     """When a deal (not deleted, with a creation time) was created and its owner, currency
     and amount at creation (its first version): the created pipeline of a range is one
-    creation-day range of this table rather than a first-version lookup per deal."""
+    creation-day range of this table's index (which carries the rest) rather than a
+    first-version lookup per deal."""
 
     __tablename__ = "deal_creations"
-    __table_args__ = (Index("ix_deal_creations_created_on", "created_on"),)
+    __table_args__ = (
+        Index(
+            "ix_deal_creations_created_on",
+            "created_on",
+            postgresql_include=["owner_id", "currency", "amount"],
+        ),
+    )
 
     deal_id: Mapped[str] = mapped_column(Text, primary_key=True)
     created_on: Mapped[date] = mapped_column(Date)
