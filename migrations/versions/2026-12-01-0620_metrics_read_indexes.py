@@ -1,7 +1,7 @@
 """metrics read indexes: open deals and a year's creations read from an index alone
 
 Revision ID: 9d4b6e1f3a27
-Revises: 4e9a2c7b1d05
+Revises: 5b8d3e1f6a27
 Create Date: 2026-12-01 06:10:00
 
 A metrics read runs its open counts and created pipeline beside the stage totals on a
@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = '9d4b6e1f3a27'
-down_revision: str | None = '4e9a2c7b1d05'
+down_revision: str | None = '5b8d3e1f6a27'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
