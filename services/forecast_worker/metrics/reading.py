@@ -1,14 +1,21 @@
-"""Reading the metrics of a range: the summary caught up, then every total read from one
-snapshot of the database, on two connections at once.
+"""Reading the metrics of a range: every total read from one snapshot of the database in
+which the summary is caught up, on two connections at once.
 
-The totals come from several statements (outcomes, open counts and created pipeline on the
-request's connection, the stage totals, the longest, on a second one). Each statement on
-its own would read what is committed when it starts, so a deal committed between two of
-them would be counted by one and not the other (won once, entered in no stage). The first
-connection's transaction therefore runs at REPEATABLE READ and exports its snapshot
-(`pg_export_snapshot`), taken after the catch-up is committed, and the second connection's
-transaction adopts it (`SET TRANSACTION SNAPSHOT`): both see the same committed data,
-including the summary the catch-up brought up to date."""
+The totals come from several statements: the outcomes and open counts read the deals, the
+stage totals (the longest) and the created pipeline read the summary. Each statement on its
+own would read what is committed when it starts, so a deal committed between two of them
+would be counted by one and not the other (won once, entered in no stage). So the request's
+connection begins a REPEATABLE READ transaction, exports its snapshot
+(`pg_export_snapshot`) and catches the summary up inside it, then reads the summary's
+totals; a second connection adopts the snapshot (`SET TRANSACTION SNAPSHOT`) and reads the
+deals' totals meanwhile. Both see the same deals, and the summary is the summary of those
+deals: the catch-up ran on them. Catching up before the snapshot instead, and committing,
+would leave a window in which a deal committed after the catch-up is in the snapshot's
+deals but not in its summary.
+
+Catch-ups take turns under an advisory lock; this one takes it after its snapshot, so a
+catch-up that commits in between makes this one's writes conflict (SQLSTATE 40001), and
+the read starts again with a new snapshot, a few times at most."""
 
 from __future__ import annotations
 
@@ -18,19 +25,28 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime
 
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.forecast_worker.metrics import repository
-from services.forecast_worker.metrics.figures import StageTotals
+from services.forecast_worker.metrics.figures import OutcomeTotals
 from services.forecast_worker.metrics.report import GroupTotals, rows_from_totals
-from services.forecast_worker.metrics.repository import GroupBy, Key
+from services.forecast_worker.metrics.repository import GroupBy, GroupCount, Key
 from services.forecast_worker.metrics.schemas import MetricsRow
-from services.forecast_worker.summary.repository import catch_up
+from services.forecast_worker.summary import repository as summary
+from shared.db_errors import sqlstate
 
 _SNAPSHOT_ID = re.compile(r"[0-9A-F]+-[0-9A-F]+(-[0-9]+)?")
 """What `pg_export_snapshot` returns, checked before it is written into a statement
 (`SET TRANSACTION SNAPSHOT` takes no parameter)."""
 _REPEATABLE = {"isolation_level": "REPEATABLE READ"}
+_TRY_LOCK = text("SELECT pg_try_advisory_xact_lock(:key)")
+_WAIT_LOCK = text("SELECT pg_advisory_xact_lock(:key)")
+_CONCURRENT_UPDATE = "40001"
+_ATTEMPTS = 5
+"""Snapshots tried, each lost only to a catch-up that committed in the moment between the
+snapshot and the lock. The last waits for the lock inside its transaction; should it lose
+too, its serialization failure reaches the API, which answers 503 (transient)."""
 _WORK_MEM = text("SET LOCAL work_mem = '64MB'")
 """For the rest of a metrics read's transaction: the stage totals hash a year's ~1.5 M
 visits into their groups, each with an array of its lengths (~13 MB for a year by team),
@@ -61,6 +77,34 @@ async def adopt_snapshot(session: AsyncSession, snapshot: str) -> None:
     await session.execute(_WORK_MEM)
 
 
+async def caught_up_snapshot(db: AsyncSession) -> str:
+    """Begin `db`'s REPEATABLE READ transaction, with the summary caught up inside it, and
+    export its snapshot. The transactions in progress are listed before the snapshot is
+    taken (`summary.repository.catch_up` explains why the mark needs that order)."""
+    attempt = 0
+    while True:
+        attempt += 1
+        last = attempt >= _ATTEMPTS
+        listed = await summary.running(db)
+        await db.commit()
+        snapshot = await export_snapshot(db)
+        if last:
+            await db.execute(_WAIT_LOCK, {"key": summary.LOCK})
+        elif not (await db.execute(_TRY_LOCK, {"key": summary.LOCK})).scalar_one():
+            await db.rollback()
+            await db.execute(_WAIT_LOCK, {"key": summary.LOCK})
+            await db.commit()
+            continue
+        try:
+            await summary.catch_up(db, listed=listed)
+        except DBAPIError as exc:
+            if last or sqlstate(exc) != _CONCURRENT_UPDATE:
+                raise
+            await db.rollback()
+            continue
+        return snapshot
+
+
 async def metrics_rows(
     db: AsyncSession,
     sessions: async_sessionmaker[AsyncSession],
@@ -71,28 +115,29 @@ async def metrics_rows(
     group_by: GroupBy | None,
 ) -> list[MetricsRow]:
     """Totals per group from PostgreSQL (a year is ~300 k closed deals, too many rows to
-    ship), the figures from the totals in `figures`. The summary is brought up to date
-    first (and committed), so a deal change applied before the request is in the answer;
-    then every total is read from one snapshot taken after it. `configured` is the stage
-    order of the default pipeline; empty, the stages as first seen."""
-    await catch_up(db)
-    await db.commit()
-    snapshot = await export_snapshot(db)
-    order = list(configured) or await repository.first_seen_stages(db, start=start, end=end)
+    ship), the figures from the totals in `figures`, all read from one snapshot in which
+    the summary is caught up (so a deal change applied before the request is in the
+    answer). `configured` is the stage order of the default pipeline; empty, the stages as
+    first seen."""
+    snapshot = await caught_up_snapshot(db)
 
-    async def stage_totals() -> dict[Key, dict[str, StageTotals]]:
+    async def deal_totals() -> tuple[dict[Key, OutcomeTotals], list[GroupCount]]:
         async with sessions() as other:
             await adopt_snapshot(other, snapshot)
-            return await repository.stage_totals(
-                other, start=start, end=end, group_by=group_by, order=order
+            outcomes = await repository.outcome_totals(
+                other, start=start, end=end, group_by=group_by
             )
+            today = datetime.now(UTC).date()
+            return outcomes, await repository.open_counts(other, today=today, group_by=group_by)
 
     async with asyncio.TaskGroup() as running:
-        stages = running.create_task(stage_totals())
-        outcomes = await repository.outcome_totals(db, start=start, end=end, group_by=group_by)
-        opened = await repository.open_counts(db, today=datetime.now(UTC).date(), group_by=group_by)
+        deals = running.create_task(deal_totals())
+        order = list(configured) or await repository.first_seen_stages(db, start=start, end=end)
+        stages = await repository.stage_totals(
+            db, start=start, end=end, group_by=group_by, order=order
+        )
         created = await repository.created_pipeline(db, start=start, end=end, group_by=group_by)
-    totals = {
-        key: GroupTotals(outcome, stages.result().get(key, {})) for key, outcome in outcomes.items()
-    }
+    await db.commit()
+    outcomes, opened = deals.result()
+    totals = {key: GroupTotals(outcome, stages.get(key, {})) for key, outcome in outcomes.items()}
     return rows_from_totals(totals, order, opened, created)

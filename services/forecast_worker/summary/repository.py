@@ -17,6 +17,7 @@ one before it aggregates answers from everything committed before it."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import text
@@ -114,25 +115,47 @@ WHERE (c.created_on, c.owner_id, c.currency, CAST(c.amount AS text))
 )
 
 
-async def catch_up(session: AsyncSession) -> int:
-    """Summarise again every deal changed since the mark, then move the mark; the number of
-    deals summarised. Waits for a catch-up running elsewhere to end first."""
+@dataclass(frozen=True, slots=True)
+class Running:
+    """When the transactions in progress were listed (`checked_at`) and the earliest start
+    among them (`oldest`): the mark may move up to the earlier of `oldest` and
+    `checked_at - MARGIN`, provided the deals are read no earlier than the listing."""
+
+    checked_at: datetime
+    oldest: datetime | None
+
+
+async def running(session: AsyncSession) -> Running:
+    row = (await session.execute(_RUNNING)).one()
+    return Running(row.checked_at, row.oldest)
+
+
+async def catch_up(session: AsyncSession, *, listed: Running | None = None) -> int:
+    """Summarise again every deal changed since the mark, and move the mark; the number of
+    deals summarised. Waits for a catch-up running elsewhere to end first.
+
+    `listed`, when given, is a listing of the transactions in progress taken before this
+    transaction's snapshot: what a REPEATABLE READ transaction passes, whose deals are read
+    as of its first statement, not as of this catch-up's (`metrics.reading`). The mark is
+    written before the deals are summarised: in such a transaction, a catch-up committed
+    since its snapshot then fails this one at once with a serialization failure (the mark
+    row changed), rather than at a visit it wrote too (a duplicate key)."""
     await session.execute(_LOCK, {"key": LOCK})
-    running = (await session.execute(_RUNNING)).one()
+    now = listed or await running(session)
     mark = (await session.execute(_MARK, {"name": MARK})).one_or_none()
+    await session.execute(
+        _SET_MARK,
+        {
+            "name": MARK,
+            "through": _earliest(now.oldest, now.checked_at - MARGIN),
+            "checked_at": now.checked_at,
+        },
+    )
     through = None if mark is None else mark.through
     changed = _EVERY_DEAL if through is None else _CHANGED.bindparams(through=through)
     deal_ids = list((await session.execute(changed)).scalars())
     for start in range(0, len(deal_ids), CHUNK):
         await summarise(session, deal_ids=deal_ids[start : start + CHUNK])
-    await session.execute(
-        _SET_MARK,
-        {
-            "name": MARK,
-            "through": _earliest(running.oldest, running.checked_at - MARGIN),
-            "checked_at": running.checked_at,
-        },
-    )
     return len(deal_ids)
 
 
