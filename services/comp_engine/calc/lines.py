@@ -46,12 +46,17 @@ class Kind(StrEnum):
     """Payout cap: the previous period's excess, carried into this period's payable."""
 
 
+ONE = Decimal(1)
+THOUSANDTH = Decimal("0.001")
+CENT = Decimal("0.01")
+
+
 def minor_unit(currency: str) -> Decimal:
     if currency in ZERO_DECIMAL_CURRENCIES:
-        return Decimal(1)
+        return ONE
     if currency in THREE_DECIMAL_CURRENCIES:
-        return Decimal("0.001")
-    return Decimal("0.01")
+        return THOUSANDTH
+    return CENT
 
 
 def rounded(amount: Decimal, currency: str) -> Decimal:

@@ -29,6 +29,7 @@ from services.comp_engine.deals.history import StageNames
 from services.comp_engine.intake.repository import DEAL_REPS
 from services.comp_engine.recalc import repository
 from shared.db import create_engine
+from shared.gc_pause import gc_paused
 
 DEALS_PER_CHUNK = 20_000
 """About this many deals loaded per chunk: a few hundred MB of histories and lines."""
@@ -100,11 +101,12 @@ async def run_chunk(
     post: bool,
     keep_lines: bool = False,
 ) -> ChunkDone:
-    histories, inputs = await repository.load_inputs(conn, rep_ids=rep_ids, names=names)
-    result: Result = await asyncio.to_thread(
-        compute, histories, inputs, today=today, only=set(rep_ids)
-    )
-    del histories
+    with gc_paused():
+        histories, inputs = await repository.load_inputs(conn, rep_ids=rep_ids, names=names)
+        result: Result = await asyncio.to_thread(
+            compute, histories, inputs, today=today, only=set(rep_ids)
+        )
+        del histories
     done = ChunkDone(reps=len(rep_ids), computed=len(result.lines), waiting=len(result.waiting))
     for line in result.lines:
         done.totals[line.currency] = done.totals.get(line.currency, Decimal(0)) + line.amount

@@ -23,6 +23,7 @@ from services.comp_engine.calc.inputs import PlanVersion
 from services.comp_engine.deals.history import StageNames
 from services.comp_engine.recalc import bulk, repository
 from services.comp_engine.simulate import run
+from shared.gc_pause import gc_paused
 
 
 @dataclass
@@ -50,13 +51,14 @@ async def simulate_stored(
     weights = {rep: w for rep, w in (await bulk.rep_weights(conn)).items() if rep in chosen}
     found = Stored()
     for rep_ids in bulk.chunks(weights, limit=deals_per_chunk):
-        histories, inputs = await repository.load_inputs(conn, rep_ids=rep_ids, names=names)
-        only = set(rep_ids)
-        current = await asyncio.to_thread(compute, histories, inputs, today=today, only=only)
-        found.current.update(run.totals(run.in_range(current.lines, start, end)))
-        del current
-        drafted = run.under_draft(inputs, version, rep_ids)
-        simulated = await asyncio.to_thread(compute, histories, drafted, today=today, only=only)
+        with gc_paused():
+            histories, inputs = await repository.load_inputs(conn, rep_ids=rep_ids, names=names)
+            only = set(rep_ids)
+            current = await asyncio.to_thread(compute, histories, inputs, today=today, only=only)
+            found.current.update(run.totals(run.in_range(current.lines, start, end)))
+            del current
+            drafted = run.under_draft(inputs, version, rep_ids)
+            simulated = await asyncio.to_thread(compute, histories, drafted, today=today, only=only)
         new_lines = run.in_range(simulated.lines, start, end)
         found.simulated.update(run.totals(new_lines))
         found.bands.update(run.attainment_bands(new_lines))
