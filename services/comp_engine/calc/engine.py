@@ -72,11 +72,11 @@ def compute(
         latest = max((c.booking.booked_on for c in rep_credits), default=today)
         until = max(today, latest) + timedelta(days=1)
         _rep(rep_id, rep_credits, segments(rep_id, inputs, until), inputs, today, result)
-    result.lines.sort(key=_line_order)
+    result.lines.sort(key=line_order)
     return result
 
 
-def _line_order(line: Line) -> tuple[object, ...]:
+def line_order(line: Line) -> tuple[object, ...]:
     """`LineKey` order as one tuple per line: sorting a million lines by the key's own
     comparison built two tuples per comparison."""
     k = line.key

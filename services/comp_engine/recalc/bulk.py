@@ -12,7 +12,7 @@ how the reps were chunked or on how many processes ran them.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
@@ -22,7 +22,7 @@ from multiprocessing import get_context
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.comp_engine.calc.engine import Result, compute
+from services.comp_engine.calc.engine import Result, compute, line_order
 from services.comp_engine.calc.lines import Line
 from services.comp_engine.calc.posting import differences
 from services.comp_engine.deals.history import StageNames
@@ -59,6 +59,22 @@ class ChunkDone:
 async def rep_weights(conn: AsyncConnection) -> dict[str, int]:
     """Every assigned rep and the deals a recalculation of it reads: its own, and for a
     manager those of everyone who ever reported to it."""
+    return (await _weights_and_teams(conn))[0]
+
+
+async def plan_chunks(
+    conn: AsyncConnection, *, limit: int = DEALS_PER_CHUNK, only: Collection[str] | None = None
+) -> list[list[str]]:
+    """The chunks of every assigned rep (or of those in `only`), teams kept together as
+    `chunks` says."""
+    weights, teams = await _weights_and_teams(conn)
+    if only is not None:
+        weights = {rep: w for rep, w in weights.items() if rep in only}
+    return chunks(weights, limit=limit, teams=teams)
+
+
+async def _weights_and_teams(conn: AsyncConnection) -> tuple[dict[str, int], dict[str, set[str]]]:
+    """`rep_weights`, and per manager everyone who ever reported to it."""
     reps = {a.rep_id for a in await repository.load_assignments(conn)}
     counts = {
         row.rep_id: int(row.n)
@@ -69,19 +85,43 @@ async def rep_weights(conn: AsyncConnection) -> dict[str, int]:
     reporting = await repository.load_reporting(conn)
     managers = {line.manager_id for line in reporting}
     weights = {}
+    teams = {}
     for rep in reps:
-        under = repository.reports_under(reporting, [rep]) if rep in managers else set()
-        weights[rep] = 1 + counts.get(rep, 0) + sum(counts.get(r, 0) for r in under - {rep})
-    return weights
+        under = repository.reports_under(reporting, [rep]) - {rep} if rep in managers else set()
+        weights[rep] = 1 + counts.get(rep, 0) + sum(counts.get(r, 0) for r in under)
+        if under:
+            teams[rep] = under
+    return weights, teams
 
 
-def chunks(weights: dict[str, int], *, limit: int = DEALS_PER_CHUNK) -> list[list[str]]:
+def chunks(
+    weights: dict[str, int],
+    *,
+    limit: int = DEALS_PER_CHUNK,
+    teams: Mapping[str, Collection[str]] | None = None,
+) -> list[list[str]]:
     """Reps in order, cut where the next rep would take a chunk's deals over `limit` (a
-    rep heavier than the limit is a chunk by itself)."""
+    rep heavier than the limit is a chunk by itself).
+
+    A manager heavier than the limit reads every deal of its reports anyway, so its chunk
+    takes those reports too (the ones no lighter manager took first) rather than another
+    chunk reading and crediting the same deals again: the lowest managers claim their
+    teams first, so a director over them keeps a chunk of its own, not the whole company."""
     found: list[list[str]] = []
+    taken: set[str] = set()
+    heavy = sorted((weights[m], m) for m in (teams or {}) if m in weights and weights[m] > limit)
+    for _, manager in heavy:
+        if manager in taken:
+            continue
+        assert teams is not None
+        team = sorted(r for r in teams[manager] if r in weights and r not in taken)
+        found.append([manager, *team])
+        taken.update(found[-1])
     current: list[str] = []
     load = 0
     for rep in sorted(weights):
+        if rep in taken:
+            continue
         if current and load + weights[rep] > limit:
             found.append(current)
             current, load = [], 0
@@ -158,7 +198,7 @@ async def recompute_all(
     total = ChunkDone()
     try:
         async with engine.connect() as conn:
-            plan = chunks(await rep_weights(conn), limit=deals_per_chunk)
+            plan = await plan_chunks(conn, limit=deals_per_chunk)
         if processes <= 1:
             for rep_ids in plan:
                 async with engine.begin() as conn:
@@ -168,7 +208,7 @@ async def recompute_all(
                 total.add(done)
                 if progress:
                     progress(done)
-            return total
+            return _in_order(total)
         loop = asyncio.get_running_loop()
         with ProcessPoolExecutor(max_workers=processes, mp_context=get_context("spawn")) as pool:
             futures = [
@@ -180,6 +220,13 @@ async def recompute_all(
                 total.add(done)
                 if progress:
                     progress(done)
-        return total
+        return _in_order(total)
     finally:
         await engine.dispose()
+
+
+def _in_order(total: ChunkDone) -> ChunkDone:
+    """Kept lines in the order one whole calculation gives them: a team's chunk holds reps
+    that are not neighbours in rep order, so the chunks' lines, each in order, are not."""
+    total.lines.sort(key=line_order)
+    return total

@@ -47,10 +47,8 @@ async def simulate_stored(
     end: date,
     deals_per_chunk: int = bulk.DEALS_PER_CHUNK,
 ) -> Stored:
-    chosen = set(reps)
-    weights = {rep: w for rep, w in (await bulk.rep_weights(conn)).items() if rep in chosen}
     found = Stored()
-    for rep_ids in bulk.chunks(weights, limit=deals_per_chunk):
+    for rep_ids in await bulk.plan_chunks(conn, limit=deals_per_chunk, only=set(reps)):
         with gc_paused():
             histories, inputs = await repository.load_inputs(conn, rep_ids=rep_ids, names=names)
             only = set(rep_ids)
