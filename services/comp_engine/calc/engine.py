@@ -62,11 +62,12 @@ def compute(
     """Every line of every assigned rep, or of the reps in `only` (whose deals, and for
     managers their reports' deals, `histories` must hold)."""
     result = Result()
-    all_credits = _credits(histories, inputs)
+    wanted = None if only is None else set(only)
+    all_credits = _credits(histories, inputs, wanted)
     by_rep: dict[str, list[Credit]] = defaultdict(list)
     for credit in all_credits:
         by_rep[credit.rep_id].append(credit)
-    reps = sorted({a.rep_id for a in inputs.assignments if only is None or a.rep_id in only})
+    reps = sorted({a.rep_id for a in inputs.assignments if wanted is None or a.rep_id in wanted})
     for rep_id in reps:
         rep_credits = sorted(by_rep.get(rep_id, []), key=lambda c: c.order)
         latest = max((c.booking.booked_on for c in rep_credits), default=today)
@@ -83,9 +84,14 @@ def line_order(line: Line) -> tuple[object, ...]:
     return (k.rep_id, k.period, k.kind, k.rule, k.deal_id, k.booking, k.role)
 
 
-def _credits(histories: Mapping[str, Sequence[DealState]], inputs: Inputs) -> list[Credit]:
-    """Credits of every deal, each from the bookings its rep's own clawback policy gives
-    (a split between reps on different plans can settle differently for each)."""
+def _credits(
+    histories: Mapping[str, Sequence[DealState]],
+    inputs: Inputs,
+    only: Collection[str] | None,
+) -> list[Credit]:
+    """Credits of every deal (of the reps in `only`, when given), each from the bookings
+    its rep's own clawback policy gives (a split between reps on different plans can
+    settle differently for each)."""
     policies: dict[str, Clawback | None] = {}
     key_of: dict[tuple[str, int], str] = {}
     for versions in inputs.plans.values():
@@ -107,7 +113,7 @@ def _credits(histories: Mapping[str, Sequence[DealState]], inputs: Inputs) -> li
             else:
                 same.add(key)
         for booked, keys in settled:
-            for credit in credits(booked, inputs):
+            for credit in credits(booked, inputs, only):
                 plan = inputs.plan_on(credit.rep_id, credit.booking.booked_on)
                 if plan is not None and key_of[(plan[1].plan_id, plan[1].version)] in keys:
                     found.append(credit)
