@@ -1,7 +1,8 @@
 """Recomputing every rep at once (an admin's full recompute, a benchmark): the reps in
-chunks sized by the deals they read, each chunk loaded, computed and optionally posted on
-its own, so memory stays bounded by a chunk however large the ledger, and chunks can fan
-out to worker processes (`SALESOPS_COMP_RECALC_PROCESSES`).
+chunks sized by the deals they read (a heavy manager's chunk holding its team, whose deals
+it reads anyway), each chunk loaded, computed and optionally posted on its own, so memory
+stays bounded by a chunk however large the ledger, and chunks can fan out to worker
+processes (`salesops comp recompute --processes N`).
 
 This is the bulk path only: a won deal's own recalculation stays in `recalculator.py`,
 one small round at a time. Each chunk computes the same `engine.compute` over the same
