@@ -22,6 +22,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
+from functools import partial
 
 from services.comp_engine.calc import cash, clawbacks, draws, extras, payouts
 from services.comp_engine.calc.bookings import Booking, DealState, bookings
@@ -32,6 +33,7 @@ from services.comp_engine.calc.keys import deal_key
 from services.comp_engine.calc.lines import Kind, Line
 from services.comp_engine.calc.segments import Segment, segment_at, segments
 from services.comp_engine.calc.series import Raw, to_lines
+from services.comp_engine.calc.traces import Trace
 from services.comp_engine.calc.walk import Earned, Entry, NoQuota, walk
 from services.comp_engine.plans.document import Clawback
 
@@ -218,8 +220,12 @@ def _component_raws(
         ):
             if amount or kind is Kind.COMMISSION:
                 key = deal_key(segment, kind, component_id, credit)
-                raws.append(Raw(key, amount, fx, {**item.trace, "line": kind.value}))
+                raws.append(Raw(key, amount, fx, partial(_raw_trace, item, kind.value)))
     return raws
+
+
+def _raw_trace(item: Earned, line: str) -> Trace:
+    return {**item.trace, "line": line}
 
 
 def _series_lines(segment: Segment, raws: Sequence[Raw]) -> list[Line]:

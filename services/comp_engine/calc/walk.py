@@ -21,11 +21,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 from services.comp_engine.calc import rates
 from services.comp_engine.calc.credits import Credit
 from services.comp_engine.calc.rates import Table, Tier
+from services.comp_engine.calc.traces import Trace, TraceSource
 from services.comp_engine.plans.document import Component, RateUnit, TierBasis
 
 ZERO = Decimal(0)
@@ -53,7 +55,16 @@ class Earned:
     entry: Entry
     commission: Decimal
     accelerator: Decimal
-    trace: dict[str, Any]
+    source: TraceSource
+    """The step's trace, or what builds it on first read (`traces.py`)."""
+
+    @property
+    def trace(self) -> Trace:
+        source = self.source
+        if callable(source):
+            source = source()
+            object.__setattr__(self, "source", source)
+        return source
 
 
 class NoQuota(ValueError):
@@ -106,16 +117,12 @@ class _Running:
 
     known: dict[int, tuple[Decimal, Decimal]] = field(default_factory=dict)
     """Marginal: what a fixed position (an accelerator's threshold) earns, by identity."""
-    carried: tuple[Decimal, str, Decimal, str] = field(init=False)
-    """The position and payout points the walk stands at, with their trace text: the
-    previous step's "after" figures, which are this step's "before" ones (`points` of the
-    same sum), computed and printed once."""
-    scale_text: str = field(init=False)
+    carried: tuple[Decimal, Decimal] = field(init=False)
+    """The position and payout points the walk stands at: the previous step's "after"
+    figures, which are this step's "before" ones (`points` of the same sum)."""
 
     def __post_init__(self) -> None:
-        p, y = self.points(self.amount), self.points(self.payout)
-        self.carried = (p, str(p), y, str(y))
-        self.scale_text = str(self.scale)
+        self.carried = (self.points(self.amount), self.points(self.payout))
 
     def points(self, amount: Decimal) -> Decimal:
         return amount * self.scale
@@ -129,7 +136,7 @@ class _Running:
     ) -> Earned:
         """One credit's earnings; `shown` is `table_trace(component, table)` when the
         caller built it once for the whole walk (it is the same for every credit)."""
-        p0, p0_text, y0, y0_text = self.carried
+        p0, y0 = self.carried
         p1 = self.points(self.amount + entry.quota_amount)
         y1 = self.points(self.payout + entry.payout_amount)
         s0, s1 = p0, p0 + (y1 - y0)
@@ -158,32 +165,20 @@ class _Running:
         self.payout += entry.payout_amount
         self.base_total = base_after
         self.paid_total += commission + accelerator
-        p1_text, y1_text = str(p1), str(y1)
-        self.carried = (p1, p1_text, y1, y1_text)
-        trace = {
-            **(shown if shown is not None else table_trace(component, table)),
-            "position_per_unit": self.scale_text,
-            "credit": credit_json(entry),
-            "position_before": p0_text,
-            "position_after": p1_text,
-            "payout_points_before": y0_text,
-            "payout_points_after": y1_text,
-            "tier_walk": [s.as_json() for s in walk_steps],
-            "base_before": str(base_before),
-            "base_after": str(base_after),
-            "decelerator": _decel_json(component, f0, f1),
-            "accelerators": [
-                {
-                    "threshold": str(a.threshold),
-                    "multiplier": str(a.multiplier),
-                    "extra": str(x),
-                }
-                for a, x in extras
-            ],
-            "caps": caps,
-            "commission": str(commission),
-            "accelerator": str(accelerator),
-        }
+        self.carried = (p1, y1)
+        trace = partial(
+            _step_trace,
+            shown if shown is not None else table_trace(component, table),
+            self.scale,
+            entry,
+            (p0, p1, y0, y1),
+            walk_steps,
+            (base_before, base_after),
+            _decel_json(component, f0, f1),
+            extras,
+            caps,
+            (commission, accelerator),
+        )
         return Earned(entry, commission, accelerator, trace)
 
     def _marginal_extras(
@@ -218,6 +213,46 @@ class _Running:
         found = rates.value(table, position)
         self.known[id(position)] = (position, found)
         return found
+
+
+def _step_trace(
+    shown: Trace,
+    scale: Decimal,
+    entry: Entry,
+    points: tuple[Decimal, Decimal, Decimal, Decimal],
+    walk_steps: Sequence[rates.Step],
+    base: tuple[Decimal, Decimal],
+    decelerator: dict[str, str] | None,
+    extras: Sequence[tuple[Any, Decimal]],
+    caps: dict[str, Any],
+    earned: tuple[Decimal, Decimal],
+) -> Trace:
+    """A step's trace, from the figures the step computed."""
+    p0, p1, y0, y1 = points
+    return {
+        **shown,
+        "position_per_unit": str(scale),
+        "credit": credit_json(entry),
+        "position_before": str(p0),
+        "position_after": str(p1),
+        "payout_points_before": str(y0),
+        "payout_points_after": str(y1),
+        "tier_walk": [s.as_json() for s in walk_steps],
+        "base_before": str(base[0]),
+        "base_after": str(base[1]),
+        "decelerator": decelerator,
+        "accelerators": [
+            {
+                "threshold": str(a.threshold),
+                "multiplier": str(a.multiplier),
+                "extra": str(x),
+            }
+            for a, x in extras
+        ],
+        "caps": caps,
+        "commission": str(earned[0]),
+        "accelerator": str(earned[1]),
+    }
 
 
 def slice_earnings(table: Table, start: Decimal, end: Decimal) -> Decimal:
