@@ -3,6 +3,7 @@ POST /v1/comp/simulate, minus HTTP), against the same ceiling as `benchmarks.com
 (one SQL read of the deals and their credits constructed), in the same run.
 
     .venv/bin/python -m benchmarks.comp_simulate --db NAME [--credits 1000000] [--repeats 1]
+        [--processes 1]
 
 The draft is the sellers' plan (`ae`) with a steeper top: 14% above 100% and the
 accelerator from 110%, over 2026 for every rep on `ae` (99% of the reps), compared to
@@ -37,7 +38,7 @@ def draft_document() -> dict[str, Any]:
     return document
 
 
-async def ours(name: str) -> dict[str, Any]:
+async def ours(name: str, processes: int = 1) -> dict[str, Any]:
     from services.comp_engine.deals.history import StageNames
     from services.comp_engine.plans.document import PlanDocument
     from services.comp_engine.recalc import repository
@@ -67,8 +68,18 @@ async def ours(name: str) -> dict[str, Any]:
             except ImportError:
                 simulated, current = await _whole(conn, version, reps, names)
             else:
+                kwargs: dict[str, Any] = {}
+                if processes > 1:
+                    kwargs = {"processes": processes, "url": sqlalchemy_url(name)}
                 found = await simulate_stored(
-                    conn, version, reps=reps, names=names, today=TODAY, start=FROM, end=TO
+                    conn,
+                    version,
+                    reps=reps,
+                    names=names,
+                    today=TODAY,
+                    start=FROM,
+                    end=TO,
+                    **kwargs,
                 )
                 simulated, current = found.simulated, found.current
     finally:
@@ -100,9 +111,9 @@ async def _whole(
     )
 
 
-def _spawn(kind: str, name: str) -> dict[str, Any]:
+def _spawn(kind: str, name: str, processes: int) -> dict[str, Any]:
     command = [sys.executable, "-m", "benchmarks.comp_simulate", "--db", name, "--child", kind]
-    return child_result(kind, command)
+    return child_result(kind, [*command, "--processes", str(processes)])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -111,10 +122,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--credits", type=int, default=1_000_000)
     p.add_argument("--reps", type=int, default=1000)
     p.add_argument("--repeats", type=int, default=1)
+    p.add_argument("--processes", type=int, default=1, help="worker processes (stored mode)")
     p.add_argument("--child", choices=("ours", "ceiling"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.child:
-        found = asyncio.run(ours(args.db) if args.child == "ours" else ceiling(args.db))
+        found = asyncio.run(
+            ours(args.db, args.processes) if args.child == "ours" else ceiling(args.db)
+        )
         own, children = _rss_mib()
         print("RESULT " + json.dumps(found | {"rss_mib": own, "children_rss_mib": children}))
         return 0
@@ -131,11 +145,12 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|---|---|---|---|---|---|")
     for run in range(args.repeats):
         load = _load()
-        mine = _spawn("ours", args.db)
-        ceil = _spawn("ceiling", args.db)
+        mine = _spawn("ours", args.db, args.processes)
+        ceil = _spawn("ceiling", args.db, args.processes)
         verdict = "PASS" if mine["seconds"] < 15 else "MISS"
+        rss = mine["rss_mib"] + mine["children_rss_mib"]
         print(
-            f"| {run + 1} | {load} | {mine['seconds']:.1f} | {mine['rss_mib']:.0f} "
+            f"| {run + 1} | {load} | {mine['seconds']:.1f} | {rss:.0f} "
             f"| {ceil['seconds']:.1f} | {mine['seconds'] / ceil['seconds']:.1f} | {verdict} |",
             flush=True,
         )

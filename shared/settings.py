@@ -235,6 +235,12 @@ class Settings(BaseSettings):
         "a cap on how many dirty reps a round takes at the last round's pace, so a won "
         "deal never waits behind a long batch (a thin stream makes rounds of one rep)",
     )
+    comp_simulate_processes: int = Field(
+        1,
+        ge=1,
+        description="Worker processes a stored-deals simulation fans its rep chunks out to "
+        "(each reads its chunk on a connection of its own); 1 runs them in the API process",
+    )
 
     won_stages: tuple[str, ...] = DEFAULT_WON_STAGES
     lost_stages: tuple[str, ...] = DEFAULT_LOST_STAGES

@@ -6,6 +6,7 @@ whose roll-up credit reads their reports' deals from other chunks."""
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import os
 import random
@@ -20,9 +21,13 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.comp_engine.calc.engine import compute
+from services.comp_engine.calc.inputs import PlanVersion
 from services.comp_engine.calc.lines import Line
 from services.comp_engine.deals.history import StageNames
+from services.comp_engine.plans.document import PlanDocument
 from services.comp_engine.recalc import bulk, repository
+from services.comp_engine.simulate.run import SIMULATED
+from services.comp_engine.simulate.stored import simulate_stored
 from shared.db import create_engine
 
 pytestmark = pytest.mark.integration
@@ -191,6 +196,44 @@ async def test_chunked_and_parallel_recompute_equal_one_whole_calculation(
     assert _shown(serial.lines, tag) == whole
     assert _shown(chunked.lines, tag) == whole
     assert _shown(parallel.lines, tag) == whole
+
+
+async def test_a_stored_simulation_in_processes_equals_one_in_the_caller(
+    database_url: str,
+) -> None:
+    """`simulate_stored` fanned out to worker processes, in small chunks, reduces to the
+    same totals, attainment bands and waits as one run on the caller's connection."""
+    tag = f"bulk{uuid.uuid4().hex[:6]}"
+    await _seed(database_url, tag)
+    document = copy.deepcopy(_plan(False))
+    document["components"][0]["rate_table"]["tiers"][-1]["rate"] = "14"
+    version = PlanVersion(SIMULATED, 1, date(2026, 1, 1), PlanDocument.model_validate(document))
+    engine = create_engine(database_url, application_name="test-bulk")
+    async with engine.connect() as conn:
+        assigned = {a.rep_id for a in await repository.load_assignments(conn)}
+        reps = sorted(rep for rep in assigned if rep.startswith(tag))
+        start, end = date(2026, 1, 1), date(2027, 1, 1)
+        whole = await simulate_stored(
+            conn, version, reps=reps, names=NAMES, today=TODAY, start=start, end=end
+        )
+        parallel = await simulate_stored(
+            conn,
+            version,
+            reps=reps,
+            names=NAMES,
+            today=TODAY,
+            start=start,
+            end=end,
+            deals_per_chunk=40,
+            processes=2,
+            url=database_url,
+        )
+    await engine.dispose()
+    assert whole.simulated != whole.current, "the draft pays differently"
+    assert parallel.simulated == whole.simulated
+    assert parallel.current == whole.current
+    assert parallel.bands == whole.bands
+    assert sorted(parallel.waiting, key=str) == sorted(whole.waiting, key=str)
 
 
 async def test_cli_recompute_posts_what_the_ledger_lacks_once(database_url: str) -> None:

@@ -13,7 +13,7 @@ not the rep below is on a plan.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -63,17 +63,24 @@ class Credit:
         return (b.booked_on, b.won_at, b.deal_id, b.number, self.role)
 
 
-def credits(bookings: Iterable[Booking], inputs: Inputs) -> list[Credit]:
+def credits(
+    bookings: Iterable[Booking], inputs: Inputs, only: Collection[str] | None = None
+) -> list[Credit]:
+    """Every credit of the bookings, or only those of the reps in `only` (a chunk of a
+    recompute reads deals its reps share with reps of other chunks: their credits would be
+    built only to be dropped)."""
     found: list[Credit] = []
     for booking in bookings:
         day = booking.booked_on
         for rep_id, role, share in _shares(booking):
-            rule = _share_rule(inputs, rep_id, role, day)
+            rule = _share_rule(inputs, rep_id, role, day) if _wanted(rep_id, only) else None
             if rule is not None:
                 found.append(Credit(rep_id, role, share, booking, rule.quota, rule.payout))
             if role not in REVENUE_SPLIT_ROLES:
                 continue
             for level, manager in enumerate(inputs.managers_of(rep_id, day, 10), start=1):
+                if not _wanted(manager, only):
+                    continue
                 rollup = _rollup(inputs, manager, day)
                 if rollup is None or level > rollup.levels:
                     continue
@@ -81,6 +88,10 @@ def credits(bookings: Iterable[Booking], inputs: Inputs) -> list[Credit]:
                     Credit(manager, f"manager:{level}", share, booking, rollup.quota, rollup.payout)
                 )
     return found
+
+
+def _wanted(rep_id: str, only: Collection[str] | None) -> bool:
+    return only is None or rep_id in only
 
 
 def _shares(booking: Booking) -> list[tuple[str, str, Decimal]]:

@@ -22,6 +22,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
+from functools import partial
 
 from services.comp_engine.calc import cash, clawbacks, draws, extras, payouts
 from services.comp_engine.calc.bookings import Booking, DealState, bookings
@@ -32,6 +33,7 @@ from services.comp_engine.calc.keys import deal_key
 from services.comp_engine.calc.lines import Kind, Line
 from services.comp_engine.calc.segments import Segment, segment_at, segments
 from services.comp_engine.calc.series import Raw, to_lines
+from services.comp_engine.calc.traces import Trace
 from services.comp_engine.calc.walk import Earned, Entry, NoQuota, walk
 from services.comp_engine.plans.document import Clawback
 
@@ -62,30 +64,36 @@ def compute(
     """Every line of every assigned rep, or of the reps in `only` (whose deals, and for
     managers their reports' deals, `histories` must hold)."""
     result = Result()
-    all_credits = _credits(histories, inputs)
+    wanted = None if only is None else set(only)
+    all_credits = _credits(histories, inputs, wanted)
     by_rep: dict[str, list[Credit]] = defaultdict(list)
     for credit in all_credits:
         by_rep[credit.rep_id].append(credit)
-    reps = sorted({a.rep_id for a in inputs.assignments if only is None or a.rep_id in only})
+    reps = sorted({a.rep_id for a in inputs.assignments if wanted is None or a.rep_id in wanted})
     for rep_id in reps:
         rep_credits = sorted(by_rep.get(rep_id, []), key=lambda c: c.order)
         latest = max((c.booking.booked_on for c in rep_credits), default=today)
         until = max(today, latest) + timedelta(days=1)
         _rep(rep_id, rep_credits, segments(rep_id, inputs, until), inputs, today, result)
-    result.lines.sort(key=_line_order)
+    result.lines.sort(key=line_order)
     return result
 
 
-def _line_order(line: Line) -> tuple[object, ...]:
+def line_order(line: Line) -> tuple[object, ...]:
     """`LineKey` order as one tuple per line: sorting a million lines by the key's own
     comparison built two tuples per comparison."""
     k = line.key
     return (k.rep_id, k.period, k.kind, k.rule, k.deal_id, k.booking, k.role)
 
 
-def _credits(histories: Mapping[str, Sequence[DealState]], inputs: Inputs) -> list[Credit]:
-    """Credits of every deal, each from the bookings its rep's own clawback policy gives
-    (a split between reps on different plans can settle differently for each)."""
+def _credits(
+    histories: Mapping[str, Sequence[DealState]],
+    inputs: Inputs,
+    only: Collection[str] | None,
+) -> list[Credit]:
+    """Credits of every deal (of the reps in `only`, when given), each from the bookings
+    its rep's own clawback policy gives (a split between reps on different plans can
+    settle differently for each)."""
     policies: dict[str, Clawback | None] = {}
     key_of: dict[tuple[str, int], str] = {}
     for versions in inputs.plans.values():
@@ -107,7 +115,7 @@ def _credits(histories: Mapping[str, Sequence[DealState]], inputs: Inputs) -> li
             else:
                 same.add(key)
         for booked, keys in settled:
-            for credit in credits(booked, inputs):
+            for credit in credits(booked, inputs, only):
                 plan = inputs.plan_on(credit.rep_id, credit.booking.booked_on)
                 if plan is not None and key_of[(plan[1].plan_id, plan[1].version)] in keys:
                     found.append(credit)
@@ -212,8 +220,12 @@ def _component_raws(
         ):
             if amount or kind is Kind.COMMISSION:
                 key = deal_key(segment, kind, component_id, credit)
-                raws.append(Raw(key, amount, fx, {**item.trace, "line": kind.value}))
+                raws.append(Raw(key, amount, fx, partial(_raw_trace, item, kind.value)))
     return raws
+
+
+def _raw_trace(item: Earned, line: str) -> Trace:
+    return {**item.trace, "line": line}
 
 
 def _series_lines(segment: Segment, raws: Sequence[Raw]) -> list[Line]:

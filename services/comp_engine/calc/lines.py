@@ -18,7 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
-from typing import Any
+
+from services.comp_engine.calc.traces import Trace, TraceSource
 
 ZERO = Decimal(0)
 
@@ -46,12 +47,17 @@ class Kind(StrEnum):
     """Payout cap: the previous period's excess, carried into this period's payable."""
 
 
+ONE = Decimal(1)
+THOUSANDTH = Decimal("0.001")
+CENT = Decimal("0.01")
+
+
 def minor_unit(currency: str) -> Decimal:
     if currency in ZERO_DECIMAL_CURRENCIES:
-        return Decimal(1)
+        return ONE
     if currency in THREE_DECIMAL_CURRENCIES:
-        return Decimal("0.001")
-    return Decimal("0.01")
+        return THOUSANDTH
+    return CENT
 
 
 def rounded(amount: Decimal, currency: str) -> Decimal:
@@ -82,5 +88,20 @@ class Line:
     amount: Decimal
     """In `currency`, already rounded."""
     currency: str
-    trace: dict[str, Any] = field(compare=False)
-    """Everything needed to redo the amount by hand: `trace_check.recompute` does it."""
+    source: TraceSource = field(compare=False, repr=False)
+    """The trace, or what builds it on first read (`traces.py`)."""
+
+    @property
+    def trace(self) -> Trace:
+        """Everything needed to redo the amount by hand: `trace_check.recompute` does it.
+        Built once, on first read, and kept."""
+        source = self.source
+        if callable(source):
+            source = source()
+            object.__setattr__(self, "source", source)
+        return source
+
+    def __reduce__(self) -> tuple[type[Line], tuple[LineKey, Decimal, str, Trace]]:
+        """Pickled (to or from a worker process) with its trace built: a builder is a
+        closure over the calculation's objects."""
+        return (Line, (self.key, self.amount, self.currency, self.trace))

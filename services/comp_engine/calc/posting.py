@@ -51,10 +51,10 @@ def differences(
     expected: Sequence[Line], posted: Iterable[Posted], *, closed: Collection[str]
 ) -> list[Posting]:
     want: dict[tuple[LineKey, str], Decimal] = defaultdict(lambda: ZERO)
-    traces: dict[tuple[LineKey, str], dict[str, Any]] = {}
+    last: dict[tuple[LineKey, str], Line] = {}
     for line in expected:
         want[(line.key, line.currency)] += line.amount
-        traces[(line.key, line.currency)] = line.trace
+        last[(line.key, line.currency)] = line
     have: dict[tuple[LineKey, str], Decimal] = defaultdict(lambda: ZERO)
     for p in posted:
         have[(p.key, p.currency)] += p.amount
@@ -63,8 +63,11 @@ def differences(
         difference = want[(key, currency)] - have[(key, currency)]
         if not difference:
             continue
+        # Only a difference reads its line's trace: the lines a recompute leaves as they
+        # are never build theirs (`traces.py`).
+        wanted = last.get((key, currency))
         trace: dict[str, Any] = {
-            **traces.get((key, currency), {"no_longer_expected": True}),
+            **(wanted.trace if wanted is not None else {"no_longer_expected": True}),
             "posting": {
                 "expected": str(want[(key, currency)]),
                 "posted_before": str(have[(key, currency)]),

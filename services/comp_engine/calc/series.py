@@ -12,9 +12,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from functools import partial
 
 from services.comp_engine.calc.lines import Line, LineKey, rounded
+from services.comp_engine.calc.traces import Trace, TraceSource, built
 
 ZERO = Decimal(0)
 
@@ -28,7 +29,7 @@ class Raw:
     """In the plan's currency, unrounded."""
     fx_rate: Decimal
     """Plan currency -> payout currency."""
-    trace: dict[str, Any]
+    trace: TraceSource
 
 
 def to_lines(raws: Iterable[Raw], *, plan_currency: str, payout_currency: str) -> list[Line]:
@@ -41,16 +42,20 @@ def to_lines(raws: Iterable[Raw], *, plan_currency: str, payout_currency: str) -
         after = rounded(total + converted, payout_currency)
         amount = after - before
         before = after
-        trace = {
-            **raw.trace,
-            "raw_amount": str(raw.amount),
-            "plan_currency": plan_currency,
-            "payout_currency": payout_currency,
-            "fx_rate_to_payout": str(raw.fx_rate),
-            "series_total_before": str(total),
-            "rounding": "half-up to the payout currency's minor unit, as a running series",
-        }
-        total += converted
         if amount:
+            trace = partial(_trace, raw, total, plan_currency, payout_currency)
             lines.append(Line(raw.key, amount, payout_currency, trace))
+        total += converted
     return lines
+
+
+def _trace(raw: Raw, total_before: Decimal, plan_currency: str, payout_currency: str) -> Trace:
+    return {
+        **built(raw.trace),
+        "raw_amount": str(raw.amount),
+        "plan_currency": plan_currency,
+        "payout_currency": payout_currency,
+        "fx_rate_to_payout": str(raw.fx_rate),
+        "series_total_before": str(total_before),
+        "rounding": "half-up to the payout currency's minor unit, as a running series",
+    }

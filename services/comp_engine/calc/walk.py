@@ -19,13 +19,15 @@ Order of operations per credit, all unrounded (rounding is `series.py`'s):
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 from services.comp_engine.calc import rates
 from services.comp_engine.calc.credits import Credit
 from services.comp_engine.calc.rates import Table, Tier
+from services.comp_engine.calc.traces import Trace, TraceSource
 from services.comp_engine.plans.document import Component, RateUnit, TierBasis
 
 ZERO = Decimal(0)
@@ -53,7 +55,16 @@ class Earned:
     entry: Entry
     commission: Decimal
     accelerator: Decimal
-    trace: dict[str, Any]
+    source: TraceSource
+    """The step's trace, or what builds it on first read (`traces.py`)."""
+
+    @property
+    def trace(self) -> Trace:
+        source = self.source
+        if callable(source):
+            source = source()
+            object.__setattr__(self, "source", source)
+        return source
 
 
 class NoQuota(ValueError):
@@ -104,6 +115,15 @@ class _Running:
     paid_total: Decimal = ZERO
     """After caps: what the period has earned so far on this component."""
 
+    known: dict[int, tuple[Decimal, Decimal]] = field(default_factory=dict)
+    """Marginal: what a fixed position (an accelerator's threshold) earns, by identity."""
+    carried: tuple[Decimal, Decimal] = field(init=False)
+    """The position and payout points the walk stands at: the previous step's "after"
+    figures, which are this step's "before" ones (`points` of the same sum)."""
+
+    def __post_init__(self) -> None:
+        self.carried = (self.points(self.amount), self.points(self.payout))
+
     def points(self, amount: Decimal) -> Decimal:
         return amount * self.scale
 
@@ -116,20 +136,27 @@ class _Running:
     ) -> Earned:
         """One credit's earnings; `shown` is `table_trace(component, table)` when the
         caller built it once for the whole walk (it is the same for every credit)."""
-        p0, p1 = self.points(self.amount), self.points(self.amount + entry.quota_amount)
-        y0, y1 = self.points(self.payout), self.points(self.payout + entry.payout_amount)
+        p0, y0 = self.carried
+        p1 = self.points(self.amount + entry.quota_amount)
+        y1 = self.points(self.payout + entry.payout_amount)
         s0, s1 = p0, p0 + (y1 - y0)
-        marginal = table.mode is rates.TierMode.MARGINAL
-        if marginal:
+        if table.mode is rates.TierMode.MARGINAL:
+            # Each position the step visits is walked once: its value, its tier walk and
+            # the accelerators' slices (a threshold or the slice's own ends) all read it.
+            v0, steps0 = rates.marginal_walk(table, s0)
+            v1, steps1 = rates.marginal_walk(table, s1)
             base_before = self.base_total
-            base_after = base_before + slice_earnings(table, s0, s1)
+            base_after = base_before + (v1 - v0)
+            extras = self._marginal_extras(component, table, s0, v0, s1, v1)
+            walk_steps = _slice_steps(steps0, steps1)
         else:
             base_before = flat_total(table, p0, y0)
             base_after = flat_total(table, p1, y1)
+            extras = accelerator_extras(component, table, s0, s1, p1)
+            walk_steps = _walk_steps(table, s0, s1, p1)
         f0 = decel_factor(component, p0)
         f1 = decel_factor(component, p1)
         commission = f1 * base_after - f0 * base_before
-        extras = accelerator_extras(component, table, s0, s1, p1)
         accelerator = sum((x for _, x in extras), ZERO)
         commission, accelerator, caps = apply_caps(
             component, commission, accelerator, paid_before=self.paid_total
@@ -138,32 +165,94 @@ class _Running:
         self.payout += entry.payout_amount
         self.base_total = base_after
         self.paid_total += commission + accelerator
-        walk_steps = _walk_steps(table, s0, s1, p1)
-        trace = {
-            **(shown if shown is not None else table_trace(component, table)),
-            "position_per_unit": str(self.scale),
-            "credit": credit_json(entry),
-            "position_before": str(p0),
-            "position_after": str(p1),
-            "payout_points_before": str(y0),
-            "payout_points_after": str(y1),
-            "tier_walk": [s.as_json() for s in walk_steps],
-            "base_before": str(base_before),
-            "base_after": str(base_after),
-            "decelerator": _decel_json(component, f0, f1),
-            "accelerators": [
-                {
-                    "threshold": str(a.threshold),
-                    "multiplier": str(a.multiplier),
-                    "extra": str(x),
-                }
-                for a, x in extras
-            ],
-            "caps": caps,
-            "commission": str(commission),
-            "accelerator": str(accelerator),
-        }
+        self.carried = (p1, y1)
+        trace = partial(
+            _step_trace,
+            shown if shown is not None else table_trace(component, table),
+            self.scale,
+            entry,
+            (p0, p1, y0, y1),
+            walk_steps,
+            (base_before, base_after),
+            _decel_json(component, f0, f1),
+            extras,
+            caps,
+            (commission, accelerator),
+        )
         return Earned(entry, commission, accelerator, trace)
+
+    def _marginal_extras(
+        self,
+        component: Component,
+        table: Table,
+        s0: Decimal,
+        v0: Decimal,
+        s1: Decimal,
+        v1: Decimal,
+    ) -> list[tuple[Any, Decimal]]:
+        """`accelerator_extras` of a marginal table, reading the values the step already
+        has: each slice end is the step's own start or end or the threshold itself (`max`
+        returns one of its arguments), so no tier is walked again."""
+        found = []
+        previous = Decimal(1)
+        for accelerator in component.accelerators:
+            t = accelerator.threshold
+            low, high = max(s0, t), max(s1, t)
+            v_low = v0 if low is s0 else self._fixed(table, low)
+            v_high = v1 if high is s1 else self._fixed(table, high)
+            found.append((accelerator, (v_high - v_low) * (accelerator.multiplier - previous)))
+            previous = accelerator.multiplier
+        return found
+
+    def _fixed(self, table: Table, position: Decimal) -> Decimal:
+        """`rates.value` of a position that stays the same object through the walk (the
+        cache holds it, so its id is not reused)."""
+        cached = self.known.get(id(position))
+        if cached is not None and cached[0] is position:
+            return cached[1]
+        found = rates.value(table, position)
+        self.known[id(position)] = (position, found)
+        return found
+
+
+def _step_trace(
+    shown: Trace,
+    scale: Decimal,
+    entry: Entry,
+    points: tuple[Decimal, Decimal, Decimal, Decimal],
+    walk_steps: Sequence[rates.Step],
+    base: tuple[Decimal, Decimal],
+    decelerator: dict[str, str] | None,
+    extras: Sequence[tuple[Any, Decimal]],
+    caps: dict[str, Any],
+    earned: tuple[Decimal, Decimal],
+) -> Trace:
+    """A step's trace, from the figures the step computed."""
+    p0, p1, y0, y1 = points
+    return {
+        **shown,
+        "position_per_unit": str(scale),
+        "credit": credit_json(entry),
+        "position_before": str(p0),
+        "position_after": str(p1),
+        "payout_points_before": str(y0),
+        "payout_points_after": str(y1),
+        "tier_walk": [s.as_json() for s in walk_steps],
+        "base_before": str(base[0]),
+        "base_after": str(base[1]),
+        "decelerator": decelerator,
+        "accelerators": [
+            {
+                "threshold": str(a.threshold),
+                "multiplier": str(a.multiplier),
+                "extra": str(x),
+            }
+            for a, x in extras
+        ],
+        "caps": caps,
+        "commission": str(earned[0]),
+        "accelerator": str(earned[1]),
+    }
 
 
 def slice_earnings(table: Table, start: Decimal, end: Decimal) -> Decimal:
@@ -287,24 +376,30 @@ def credit_json(entry: Entry) -> dict[str, Any]:
 
 def _walk_steps(table: Table, start: Decimal, end: Decimal, reached: Decimal) -> list[rates.Step]:
     if table.mode is rates.TierMode.MARGINAL:
-        before = {s.tier: s for s in rates.earned(table, start)[1]}
-        steps = []
-        for s in rates.earned(table, end)[1]:
-            low = before[s.tier].end if s.tier in before else s.start
-            if s.end != low:
-                steps.append(
-                    rates.Step(
-                        s.tier,
-                        low,
-                        s.end,
-                        s.rate,
-                        s.earned - (before[s.tier].earned if s.tier in before else ZERO),
-                    )
-                )
-        return steps
+        return _slice_steps(rates.earned(table, start)[1], rates.earned(table, end)[1])
     index = rates.tier_at(table.tiers, reached, table.boundary)
     rate = rates.rate_at(table, index, reached)
     return [rates.Step(index, start, end, rate, rate * (end - start) * table.unit_value)]
+
+
+def _slice_steps(start: Sequence[rates.Step], end: Sequence[rates.Step]) -> list[rates.Step]:
+    """The tier walk of a marginal slice: per tier, the walk to its end less the walk to
+    its start."""
+    before = {s.tier: s for s in start}
+    steps = []
+    for s in end:
+        low = before[s.tier].end if s.tier in before else s.start
+        if s.end != low:
+            steps.append(
+                rates.Step(
+                    s.tier,
+                    low,
+                    s.end,
+                    s.rate,
+                    s.earned - (before[s.tier].earned if s.tier in before else ZERO),
+                )
+            )
+    return steps
 
 
 def table_trace(component: Component, table: Table) -> dict[str, Any]:

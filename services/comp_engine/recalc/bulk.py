@@ -1,7 +1,8 @@
 """Recomputing every rep at once (an admin's full recompute, a benchmark): the reps in
-chunks sized by the deals they read, each chunk loaded, computed and optionally posted on
-its own, so memory stays bounded by a chunk however large the ledger, and chunks can fan
-out to worker processes (`SALESOPS_COMP_RECALC_PROCESSES`).
+chunks sized by the deals they read (a heavy manager's chunk holding its team, whose deals
+it reads anyway), each chunk loaded, computed and optionally posted on its own, so memory
+stays bounded by a chunk however large the ledger, and chunks can fan out to worker
+processes (`salesops comp recompute --processes N`).
 
 This is the bulk path only: a won deal's own recalculation stays in `recalculator.py`,
 one small round at a time. Each chunk computes the same `engine.compute` over the same
@@ -12,7 +13,7 @@ how the reps were chunked or on how many processes ran them.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
@@ -22,13 +23,14 @@ from multiprocessing import get_context
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.comp_engine.calc.engine import Result, compute
+from services.comp_engine.calc.engine import Result, compute, line_order
 from services.comp_engine.calc.lines import Line
 from services.comp_engine.calc.posting import differences
 from services.comp_engine.deals.history import StageNames
 from services.comp_engine.intake.repository import DEAL_REPS
 from services.comp_engine.recalc import repository
 from shared.db import create_engine
+from shared.gc_pause import gc_paused
 
 DEALS_PER_CHUNK = 20_000
 """About this many deals loaded per chunk: a few hundred MB of histories and lines."""
@@ -58,6 +60,22 @@ class ChunkDone:
 async def rep_weights(conn: AsyncConnection) -> dict[str, int]:
     """Every assigned rep and the deals a recalculation of it reads: its own, and for a
     manager those of everyone who ever reported to it."""
+    return (await _weights_and_teams(conn))[0]
+
+
+async def plan_chunks(
+    conn: AsyncConnection, *, limit: int = DEALS_PER_CHUNK, only: Collection[str] | None = None
+) -> list[list[str]]:
+    """The chunks of every assigned rep (or of those in `only`), teams kept together as
+    `chunks` says."""
+    weights, teams = await _weights_and_teams(conn)
+    if only is not None:
+        weights = {rep: w for rep, w in weights.items() if rep in only}
+    return chunks(weights, limit=limit, teams=teams)
+
+
+async def _weights_and_teams(conn: AsyncConnection) -> tuple[dict[str, int], dict[str, set[str]]]:
+    """`rep_weights`, and per manager everyone who ever reported to it."""
     reps = {a.rep_id for a in await repository.load_assignments(conn)}
     counts = {
         row.rep_id: int(row.n)
@@ -68,19 +86,43 @@ async def rep_weights(conn: AsyncConnection) -> dict[str, int]:
     reporting = await repository.load_reporting(conn)
     managers = {line.manager_id for line in reporting}
     weights = {}
+    teams = {}
     for rep in reps:
-        under = repository.reports_under(reporting, [rep]) if rep in managers else set()
-        weights[rep] = 1 + counts.get(rep, 0) + sum(counts.get(r, 0) for r in under - {rep})
-    return weights
+        under = repository.reports_under(reporting, [rep]) - {rep} if rep in managers else set()
+        weights[rep] = 1 + counts.get(rep, 0) + sum(counts.get(r, 0) for r in under)
+        if under:
+            teams[rep] = under
+    return weights, teams
 
 
-def chunks(weights: dict[str, int], *, limit: int = DEALS_PER_CHUNK) -> list[list[str]]:
+def chunks(
+    weights: dict[str, int],
+    *,
+    limit: int = DEALS_PER_CHUNK,
+    teams: Mapping[str, Collection[str]] | None = None,
+) -> list[list[str]]:
     """Reps in order, cut where the next rep would take a chunk's deals over `limit` (a
-    rep heavier than the limit is a chunk by itself)."""
+    rep heavier than the limit is a chunk by itself).
+
+    A manager heavier than the limit reads every deal of its reports anyway, so its chunk
+    takes those reports too (the ones no lighter manager took first) rather than another
+    chunk reading and crediting the same deals again: the lowest managers claim their
+    teams first, so a director over them keeps a chunk of its own, not the whole company."""
     found: list[list[str]] = []
+    taken: set[str] = set()
+    heavy = sorted((weights[m], m) for m in (teams or {}) if m in weights and weights[m] > limit)
+    for _, manager in heavy:
+        if manager in taken:
+            continue
+        assert teams is not None
+        team = sorted(r for r in teams[manager] if r in weights and r not in taken)
+        found.append([manager, *team])
+        taken.update(found[-1])
     current: list[str] = []
     load = 0
     for rep in sorted(weights):
+        if rep in taken:
+            continue
         if current and load + weights[rep] > limit:
             found.append(current)
             current, load = [], 0
@@ -100,11 +142,12 @@ async def run_chunk(
     post: bool,
     keep_lines: bool = False,
 ) -> ChunkDone:
-    histories, inputs = await repository.load_inputs(conn, rep_ids=rep_ids, names=names)
-    result: Result = await asyncio.to_thread(
-        compute, histories, inputs, today=today, only=set(rep_ids)
-    )
-    del histories
+    with gc_paused():
+        histories, inputs = await repository.load_inputs(conn, rep_ids=rep_ids, names=names)
+        result: Result = await asyncio.to_thread(
+            compute, histories, inputs, today=today, only=set(rep_ids)
+        )
+        del histories
     done = ChunkDone(reps=len(rep_ids), computed=len(result.lines), waiting=len(result.waiting))
     for line in result.lines:
         done.totals[line.currency] = done.totals.get(line.currency, Decimal(0)) + line.amount
@@ -156,7 +199,7 @@ async def recompute_all(
     total = ChunkDone()
     try:
         async with engine.connect() as conn:
-            plan = chunks(await rep_weights(conn), limit=deals_per_chunk)
+            plan = await plan_chunks(conn, limit=deals_per_chunk)
         if processes <= 1:
             for rep_ids in plan:
                 async with engine.begin() as conn:
@@ -166,7 +209,7 @@ async def recompute_all(
                 total.add(done)
                 if progress:
                     progress(done)
-            return total
+            return _in_order(total)
         loop = asyncio.get_running_loop()
         with ProcessPoolExecutor(max_workers=processes, mp_context=get_context("spawn")) as pool:
             futures = [
@@ -178,6 +221,13 @@ async def recompute_all(
                 total.add(done)
                 if progress:
                     progress(done)
-        return total
+        return _in_order(total)
     finally:
         await engine.dispose()
+
+
+def _in_order(total: ChunkDone) -> ChunkDone:
+    """Kept lines in the order one whole calculation gives them: a team's chunk holds reps
+    that are not neighbours in rep order, so the chunks' lines, each in order, are not."""
+    total.lines.sort(key=line_order)
+    return total

@@ -58,7 +58,15 @@ async def simulate(body: SimulateIn, _: CompAdmin, db: ReadSession, state: State
         }
     )
     found = await simulate_stored(
-        conn, version, reps=reps, names=names, today=today, start=stored.from_, end=stored.to
+        conn,
+        version,
+        reps=reps,
+        names=names,
+        today=today,
+        start=stored.from_,
+        end=stored.to,
+        processes=settings.comp_simulate_processes,
+        url=settings.database_url,
     )
     rows = run.rep_totals(found.simulated, found.current)
     difference: dict[str, Decimal] = {}
