@@ -16,7 +16,7 @@ and no cent drifts however many deals there are.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Context, Decimal
 from enum import StrEnum
 
 from services.comp_engine.calc.traces import Trace, TraceSource
@@ -60,8 +60,19 @@ def minor_unit(currency: str) -> Decimal:
     return CENT
 
 
+WORKING_PLACES = Decimal("1e-15")
+"""Where an amount is settled before it is rounded to the minor unit. Decimal keeps 28
+significant digits, so a non-terminating step (a position of 36.5 / 3.1 of a unit) leaves
+noise in the last places: 36.5 at 10% comes out 3.6499999999999999999999999 by the tier
+walk and 3.65 by the trace's own arithmetic, and half-up rounding of an amount exactly at
+half a minor unit would then depend on the route. Settled at 15 places first (noise is
+~1e-20 at the largest amounts; inputs carry far fewer places), both routes round alike."""
+_WIDE = Context(prec=60)
+
+
 def rounded(amount: Decimal, currency: str) -> Decimal:
-    return amount.quantize(minor_unit(currency), rounding=ROUND_HALF_UP)
+    settled = amount.quantize(WORKING_PLACES, rounding=ROUND_HALF_EVEN, context=_WIDE)
+    return settled.quantize(minor_unit(currency), rounding=ROUND_HALF_UP, context=_WIDE)
 
 
 @dataclass(frozen=True, slots=True, order=True)

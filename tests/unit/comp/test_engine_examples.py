@@ -469,6 +469,24 @@ def test_rounding_never_drifts_across_many_deals() -> None:
     assert total(result) == Decimal("0.10")
 
 
+@pytest.mark.parametrize(
+    ("amount", "commission"), [("0.65", "0.07"), ("3.25", "0.33"), ("3.45", "0.35")]
+)
+def test_half_a_cent_rounds_up_whatever_route_the_amount_took(amount: str, commission: str) -> None:
+    """10% of 0.65 is 0.065, half-up 0.07. On a quota of 310 the attainment position is
+    0.65 / 3.1 (non-terminating), and the walk's 28-digit arithmetic gave
+    0.0649999999999999999999999999, which rounded down to 0.06 until amounts were settled
+    at 15 places before rounding (`lines.rounded`); the trace must redo the same cent."""
+    component = {
+        "id": "c",
+        "rate_table": {"basis": "attainment", "tiers": [{"from": "0", "rate": "10"}]},
+    }
+    result = run({"d": won(date(2027, 1, 5), amount)}, [plan(quota="310", components=[component])])
+    (line,) = result.lines
+    assert line.amount == Decimal(commission)
+    assert recompute(line.trace) == line.amount
+
+
 def test_a_period_under_way_keeps_its_whole_quota() -> None:
     component = {
         "id": "c",
