@@ -220,7 +220,9 @@ def _component_raws(
         ):
             if amount or kind is Kind.COMMISSION:
                 key = deal_key(segment, kind, component_id, credit)
-                raws.append(Raw(key, amount, fx, partial(_raw_trace, item, kind.value)))
+                trace = partial(_raw_trace, item, kind.value)
+                attainment = item.attainment if kind is Kind.COMMISSION else None
+                raws.append(Raw(key, amount, fx, trace, attainment))
     return raws
 
 

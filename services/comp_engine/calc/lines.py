@@ -101,6 +101,9 @@ class Line:
     currency: str
     source: TraceSource = field(compare=False, repr=False)
     """The trace, or what builds it on first read (`traces.py`)."""
+    attainment: Decimal | None = field(default=None, compare=False, repr=False)
+    """A commission line of an attainment-tiered component: its trace's `position_after`
+    (the rep's attainment after the credit) as a number; None on every other line."""
 
     @property
     def trace(self) -> Trace:
@@ -112,7 +115,9 @@ class Line:
             object.__setattr__(self, "source", source)
         return source
 
-    def __reduce__(self) -> tuple[type[Line], tuple[LineKey, Decimal, str, Trace]]:
+    def __reduce__(
+        self,
+    ) -> tuple[type[Line], tuple[LineKey, Decimal, str, Trace, Decimal | None]]:
         """Pickled (to or from a worker process) with its trace built: a builder is a
         closure over the calculation's objects."""
-        return (Line, (self.key, self.amount, self.currency, self.trace))
+        return (Line, (self.key, self.amount, self.currency, self.trace, self.attainment))

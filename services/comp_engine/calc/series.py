@@ -30,6 +30,8 @@ class Raw:
     fx_rate: Decimal
     """Plan currency -> payout currency."""
     trace: TraceSource
+    attainment: Decimal | None = None
+    """Carried to the line (`Line.attainment`)."""
 
 
 def to_lines(raws: Iterable[Raw], *, plan_currency: str, payout_currency: str) -> list[Line]:
@@ -44,7 +46,7 @@ def to_lines(raws: Iterable[Raw], *, plan_currency: str, payout_currency: str) -
         before = after
         if amount:
             trace = partial(_trace, raw, total, plan_currency, payout_currency)
-            lines.append(Line(raw.key, amount, payout_currency, trace))
+            lines.append(Line(raw.key, amount, payout_currency, trace, raw.attainment))
         total += converted
     return lines
 

@@ -57,6 +57,10 @@ class Earned:
     accelerator: Decimal
     source: TraceSource
     """The step's trace, or what builds it on first read (`traces.py`)."""
+    attainment: Decimal | None = None
+    """On an attainment table, the rep's attainment (percent of quota) after the step: the
+    trace's `position_after`, kept as a number so a reader of attainment alone (the
+    simulation's bands) builds no trace."""
 
     @property
     def trace(self) -> Trace:
@@ -179,7 +183,8 @@ class _Running:
             caps,
             (commission, accelerator),
         )
-        return Earned(entry, commission, accelerator, trace)
+        attainment = p1 if component.rate_table.basis is TierBasis.ATTAINMENT else None
+        return Earned(entry, commission, accelerator, trace, attainment)
 
     def _marginal_extras(
         self,

@@ -88,11 +88,19 @@ def under_draft(inputs: Inputs, version: PlanVersion, reps: Iterable[str]) -> In
 
 
 def in_range(lines: Sequence[Line], start: date, end: date) -> list[Line]:
-    return [
-        line
-        for line in lines
-        if parse_period(line.key.period).start < end and parse_period(line.key.period).end > start
-    ]
+    """The lines of periods overlapping [start, end); each period label is parsed once (a
+    year of a large team has a million lines over a few labels)."""
+    overlaps: dict[str, bool] = {}
+    found = []
+    for line in lines:
+        label = line.key.period
+        inside = overlaps.get(label)
+        if inside is None:
+            period = parse_period(label)
+            inside = overlaps[label] = period.start < end and period.end > start
+        if inside:
+            found.append(line)
+    return found
 
 
 def totals(lines: Iterable[Line]) -> dict[tuple[str, str], Decimal]:
@@ -122,14 +130,13 @@ def rep_totals(
 
 
 def attainment_bands(lines: Iterable[Line]) -> dict[str, int]:
-    """Each rep-period's final attainment on attainment tables, counted by band."""
+    """Each rep-period's final attainment on attainment tables, counted by band: the last
+    commission line's attainment per rep, period and component (the line's rule), read
+    from the line rather than its trace so no trace is built."""
     final: dict[tuple[str, str, str], Decimal] = {}
     for line in lines:
-        trace = line.trace
-        if line.key.kind is Kind.COMMISSION and trace.get("basis") == "attainment":
-            final[(line.key.rep_id, line.key.period, trace["component"])] = Decimal(
-                trace["position_after"]
-            )
+        if line.key.kind is Kind.COMMISSION and line.attainment is not None:
+            final[(line.key.rep_id, line.key.period, line.key.rule)] = line.attainment
     counts = {label: 0 for _, label in BANDS} | {"120+": 0}
     for value in final.values():
         label = next((lbl for top, lbl in BANDS if value < top), "120+")

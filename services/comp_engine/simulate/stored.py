@@ -90,7 +90,12 @@ async def simulate_stored(
 
 
 async def _chunk(conn: AsyncConnection, rep_ids: Sequence[str], job: _Job) -> Stored:
-    """One chunk read once and computed as it is and under the draft, reduced."""
+    """One chunk read once and computed as it is and under the draft, reduced.
+
+    Everything happens with the collector paused, and the chunk's objects are dropped
+    before it resumes: resumed over them, its first collection walks the millions of
+    containers the chunk allocated (a tenth of the chunk's time, measured) only to find
+    them still live."""
     found = Stored()
     with gc_paused():
         histories, inputs = await repository.load_inputs(conn, rep_ids=rep_ids, names=job.names)
@@ -100,10 +105,12 @@ async def _chunk(conn: AsyncConnection, rep_ids: Sequence[str], job: _Job) -> St
         del current
         drafted = run.under_draft(inputs, job.version, rep_ids)
         simulated = await asyncio.to_thread(compute, histories, drafted, today=job.today, only=only)
-    new_lines = run.in_range(simulated.lines, job.start, job.end)
-    found.simulated.update(run.totals(new_lines))
-    found.bands.update(run.attainment_bands(new_lines))
-    found.waiting += simulated.waiting
+        del histories, inputs, drafted
+        new_lines = run.in_range(simulated.lines, job.start, job.end)
+        found.simulated.update(run.totals(new_lines))
+        found.bands.update(run.attainment_bands(new_lines))
+        found.waiting += simulated.waiting
+        del simulated, new_lines
     return found
 
 

@@ -5,6 +5,7 @@ to the table's value at the period's total."""
 
 from __future__ import annotations
 
+import pickle
 import random
 from collections import defaultdict
 from datetime import UTC, date, datetime, time, timedelta
@@ -174,6 +175,28 @@ def test_every_line_recomputes_from_its_trace(
     result = compute(deals, inputs_for(version, paid), today=TODAY)
     for line in result.lines:
         assert recompute(line.trace) == line.amount, (line.key, line.trace)
+
+
+@settings(max_examples=100, deadline=None)
+@given(plans(), histories(), payments())
+def test_a_lines_attainment_is_its_traces_position_after(
+    version: PlanVersion, deals: dict[str, list[DealState]], paid: list[Payment]
+) -> None:
+    """The simulation's bands read `Line.attainment` and the key's rule instead of building
+    traces: they must be the trace's figures exactly where the trace has them, kept through
+    a worker's pickle."""
+    result = compute(deals, inputs_for(version, paid), today=TODAY)
+    for line in result.lines:
+        trace = line.trace
+        expected = (
+            Decimal(trace["position_after"])
+            if line.key.kind is Kind.COMMISSION and trace.get("basis") == "attainment"
+            else None
+        )
+        assert line.attainment == expected, (line.key, trace)
+        if expected is not None:
+            assert line.key.rule == trace["component"]
+        assert pickle.loads(pickle.dumps(line)).attainment == expected
 
 
 @settings(max_examples=100, deadline=None)
