@@ -620,6 +620,7 @@ class Args:
     long: bool
     summariser: bool
     workers: int
+    partitions: int
 
 
 def parse_args(argv: list[str] | None = None) -> Args:
@@ -668,8 +669,15 @@ def parse_args(argv: list[str] | None = None) -> Args:
         help="worker processes in one consumer group sharing the deal topic's partitions "
         "(and as many raw consumers for the ceiling); 1 runs the worker in this process",
     )
+    p.add_argument(
+        "--partitions",
+        type=int,
+        default=3,
+        help="partitions of each data topic (the relay's SALESOPS_TOPIC_PARTITIONS, default 3): "
+        "the worker processes of a group can split no finer",
+    )
     a = p.parse_args(argv)
-    if min(a.events, a.max_records, a.rss_every, a.chunk, a.workers) < 1:
+    if min(a.events, a.max_records, a.rss_every, a.chunk, a.workers, a.partitions) < 1:
         p.error("--events, --max-records, --rss-every, --chunk and --workers must be positive")
     if a.workers > 1 and (a.long or a.profile_out or a.summariser):
         p.error("--workers > 1 does not combine with --long, --profile-out or --summariser")
@@ -685,6 +693,7 @@ def parse_args(argv: list[str] | None = None) -> Args:
         a.long,
         a.summariser,
         a.workers,
+        a.partitions,
     )
 
 
@@ -716,8 +725,8 @@ def report(
     print(f"{'background load:':<22}{load[0]:.0f}% of one core before the run ({load[1]})")
     print(
         f"workload: {args.events:,} deal events over {res['deals']:,} deals "
-        f"({res['duplicates']:,} exact redeliveries), produced in {res['produce_s']:.1f}s; "
-        f"batches of <= {args.max_records}"
+        f"({res['duplicates']:,} exact redeliveries), produced in {res['produce_s']:.1f}s "
+        f"onto {args.partitions} partitions; batches of <= {args.max_records}"
     )
     print()
     total = sum(work.latencies)
@@ -819,7 +828,7 @@ async def measure(args: Args, url: str, bootstrap: str, roots: dict[int, str]) -
     admin = make_admin(bootstrap, client_id="bench-worker-admin")
     await admin.start()
     try:
-        await ensure_topics(admin, topics.all_topics(3))
+        await ensure_topics(admin, topics.all_topics(args.partitions))
     finally:
         await admin.close()
     # In a child process, so that this process's RSS is the worker's own.
