@@ -802,11 +802,8 @@ def report(
         print(f"{kind} processes (one consumer group; RSS summed above for the workers):")
         for m in members:
             parts = ", ".join(f"p{p}:{n:,}" for p, n in sorted(m.phase.partitions.items()))
-            rss = (
-                f"; RSS MiB {m.rss[0].worker_mib:.0f} -> {m.rss[-1].worker_mib:.0f}"
-                if m.rss
-                else ""
-            )
+            samples = " ".join(f"{r.events // 1000}k:{r.worker_mib:.0f}" for r in m.rss)
+            rss = f"; RSS MiB {samples}" if m.rss else ""
             print(
                 f"  pid {m.pid}: {m.phase.events:,} records ({parts}) in "
                 f"{m.phase.seconds:.2f}s = {m.phase.rate:,.0f}/s{rss}"
