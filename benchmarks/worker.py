@@ -2,6 +2,7 @@
 
     .venv/bin/python -m benchmarks.worker [--events N] [--wait-quiet S]
     .venv/bin/python -m benchmarks.worker --long --events 3000000 --max-seconds 3600
+    .venv/bin/python -m benchmarks.worker --workers 2 --partitions 4 --max-records 2000
 
 What it does, in one run:
 
@@ -22,6 +23,10 @@ What it does, in one run:
    inside `AsyncConnection.execute`), handler work outside SQL (changes, fold, rows) and the
    rest (transaction begin/commit, offsets bookkeeping outside `execute`). The process's RSS
    is sampled at the start, every `--rss-every` events and at the end.
+
+`--workers N` runs steps 3 and 4 as N processes of one consumer group each (N raw consumers,
+N real workers), splitting the deal topic's `--partitions` as N service replicas would; the
+rate is every record over the span from the group's first batch to its last.
 
 `--long` is for RSS over millions of events: no ceiling, and the events are generated and
 produced `--chunk` at a time (each chunk its own deals) while the worker consumes, so
