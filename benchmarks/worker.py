@@ -2,6 +2,7 @@
 
     .venv/bin/python -m benchmarks.worker [--events N] [--wait-quiet S]
     .venv/bin/python -m benchmarks.worker --long --events 3000000 --max-seconds 3600
+    .venv/bin/python -m benchmarks.worker --workers 2 --partitions 4 --max-records 2000
 
 What it does, in one run:
 
@@ -22,6 +23,10 @@ What it does, in one run:
    inside `AsyncConnection.execute`), handler work outside SQL (changes, fold, rows) and the
    rest (transaction begin/commit, offsets bookkeeping outside `execute`). The process's RSS
    is sampled at the start, every `--rss-every` events and at the end.
+
+`--workers N` runs steps 3 and 4 as N processes of one consumer group each (N raw consumers,
+N real workers), splitting the deal topic's `--partitions` as N service replicas would; the
+rate is every record over the span from the group's first batch to its last.
 
 `--long` is for RSS over millions of events: no ceiling, and the events are generated and
 produced `--chunk` at a time (each chunk its own deals) while the worker consumes, so
@@ -205,6 +210,12 @@ class Phase:
     seconds: float = 0.0
     latencies: list[float] = field(default_factory=list)
     cpu: dict[str, float] = field(default_factory=dict)
+    started: float = 0.0
+    """`time.perf_counter()` at the first batch (CLOCK_MONOTONIC: comparable across
+    processes), so that the phases of several processes combine into one span."""
+    ended: float = 0.0
+    partitions: dict[int, int] = field(default_factory=dict)
+    """Records read from each partition."""
 
     @property
     def rate(self) -> float:
@@ -246,6 +257,35 @@ class RssSample:
         return cls(events, rss_mib(), rss_mib(broker_pid) if broker_pid else float("nan"))
 
 
+@dataclass
+class Progress:
+    """What the processes of one group share: the records they have handled together, and
+    a barrier they pass before joining the group, so that none reads the whole topic alone
+    while the others are still importing."""
+
+    counter: Any
+    """A `multiprocessing.Value("q")`."""
+    barrier: Any
+    """A `multiprocessing.Barrier` of the group's size."""
+
+    def add(self, records: int) -> int:
+        with self.counter.get_lock():
+            self.counter.value += records
+            return int(self.counter.value)
+
+    def ready(self) -> None:
+        self.barrier.wait(timeout=120)
+
+
+async def _others_done(progress: Progress, count: int, done: asyncio.Event) -> None:
+    """Set `done` once the group has processed `count` records, when the rest of them were
+    on another process's partitions."""
+    while progress.add(0) < count and not done.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(done.wait(), 0.05)
+    done.set()
+
+
 async def ceiling(
     bootstrap: str,
     dsn: str,
@@ -255,12 +295,15 @@ async def ceiling(
     max_records: int,
     limit_s: float,
     roots: dict[int, str],
+    progress: Progress | None = None,
 ) -> Phase:
     """Raw consume of `count` records and a COPY of each batch's rows, one transaction each.
-    CPU is read from the first batch to the last, while the backend still lives."""
+    CPU is read from the first batch to the last, while the backend still lives. With
+    `progress`, `count` is what all the group's processes have read together."""
     conn = await asyncpg.connect(dsn)
     await conn.execute(
-        "CREATE TABLE bench_ceiling (topic text, part int, off bigint, key text, value jsonb)"
+        "CREATE TABLE IF NOT EXISTS bench_ceiling "
+        "(topic text, part int, off bigint, key text, value jsonb)"
     )
     consumer = AIOKafkaConsumer(
         topic,
@@ -274,7 +317,10 @@ async def ceiling(
     started: float | None = None
     deadline = time.monotonic() + limit_s
     try:
-        while phase.events < count and time.monotonic() < deadline:
+        if progress is not None:
+            progress.ready()
+        total = 0
+        while total < count and time.monotonic() < deadline:
             batch = await consumer.getmany(timeout_ms=500, max_records=max_records)
             rows = [
                 (r.topic, r.partition, r.offset, (r.key or b"").decode(), (r.value or b"").decode())
@@ -282,15 +328,21 @@ async def ceiling(
                 for r in rs
             ]
             if not rows:
+                total = progress.add(0) if progress is not None else phase.events
                 continue
             t0 = time.perf_counter()
             if started is None:
                 started, before = t0, cpu_snapshot()
             async with conn.transaction():
                 await conn.copy_records_to_table("bench_ceiling", records=rows)
-            phase.latencies.append(time.perf_counter() - t0)
+            phase.ended = time.perf_counter()
+            phase.latencies.append(phase.ended - t0)
             phase.events += len(rows)
-        phase.seconds = time.perf_counter() - (started or time.perf_counter())
+            for row in rows:
+                phase.partitions[row[1]] = phase.partitions.get(row[1], 0) + 1
+            total = progress.add(len(rows)) if progress is not None else phase.events
+        phase.started = started or phase.ended
+        phase.seconds = phase.ended - phase.started
         if started is not None:
             phase.cpu = cpu_delta(before, cpu_snapshot(), roots)
     finally:
@@ -368,11 +420,13 @@ async def worker(
     limit_s: float,
     roots: dict[int, str],
     summariser: bool = False,
+    progress: Progress | None = None,
 ) -> tuple[Phase, Split, list[RssSample], dict[str, int]]:
     """The forecast worker's consumer until it has processed `count` records. CPU is read
     from its first batch to its last, while its database backends still live. With
     `summariser`, the worker's metrics summariser runs beside it, as in the service, and
-    the catch-up left when the consumer is done is timed."""
+    the catch-up left when the consumer is done is timed. With `progress`, `count` is what
+    all the group's worker processes have processed together."""
     from sqlalchemy.ext.asyncio import AsyncConnection
 
     import shared.consumer as consumer_module
@@ -405,15 +459,19 @@ async def worker(
                 state["started"] = t0
                 snapshots.append(cpu_snapshot())
             await super().process(records, *decoded)
-            phase.latencies.append(time.perf_counter() - t0)
+            state["last"] = time.perf_counter()
+            phase.latencies.append(state["last"] - t0)
             before = phase.events
             phase.events += len(records)
+            for record in records:
+                phase.partitions[record.partition] = phase.partitions.get(record.partition, 0) + 1
+            total = progress.add(len(records)) if progress is not None else phase.events
             if phase.events // rss_every > before // rss_every:
                 rss.append(RssSample.now(phase.events, broker_pid))
                 if available_gib() < MIN_AVAILABLE_GIB:
                     state["low_memory"] = 1.0
-            if (phase.events >= count or "low_memory" in state) and not done.is_set():
-                state["ended"] = time.perf_counter()
+            if (total >= count or "low_memory" in state) and not done.is_set():
+                state["ended"] = state["last"]
                 phase.cpu = cpu_delta(snapshots[0], cpu_snapshot(), roots)
                 done.set()
 
@@ -437,14 +495,17 @@ async def worker(
     for owner, name, around in patched:
         setattr(owner, name, around(getattr(owner, name)))
     freeze_startup_objects()  # as every service does once it has started
+    if progress is not None:
+        progress.ready()
     task = asyncio.create_task(consumer.run())
+    others = asyncio.create_task(_others_done(progress, count, done)) if progress else None
     summaries = create_sessionmaker(engine)
     beside = asyncio.create_task(summary.run(summaries, settings)) if summariser else None
     try:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(done.wait(), limit_s)
     finally:
-        for running in (task, beside):
+        for running in (task, beside, others):
             if running is not None:
                 running.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -460,8 +521,9 @@ async def worker(
             f"{time.perf_counter() - t0:.2f}s",
             flush=True,
         )
-    end = state.get("ended", time.perf_counter())
-    phase.seconds = end - state.get("started", end)
+    end = state.get("ended", state.get("last", time.perf_counter()))
+    phase.started, phase.ended = state.get("started", end), end
+    phase.seconds = end - phase.started
     rss.append(RssSample.now(phase.events, broker_pid))
     if "low_memory" in state:
         print(f"stopped at {phase.events:,} events: under {MIN_AVAILABLE_GIB} GiB available")
@@ -472,6 +534,79 @@ async def worker(
         }
     await engine.dispose()
     return phase, split, rss, counts
+
+
+# --------------------------------------------------------------------------- processes
+
+
+@dataclass(frozen=True)
+class Member:
+    """One process of a group: its phase, and for a worker its split, RSS and row counts."""
+
+    pid: int
+    phase: Phase
+    split: Split | None = None
+    rss: tuple[RssSample, ...] = ()
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+def _member(kind: str, progress: Progress, out: Any, kwargs: dict[str, Any]) -> None:
+    """A child process: the ceiling's raw consumer or a forecast worker, in the group."""
+    if kind == "ceiling":
+        phase = _run(ceiling(**kwargs, progress=progress))
+        out.put(Member(os.getpid(), phase))
+        return
+    phase, split, rss, counts = _run(worker(**kwargs, progress=progress))
+    out.put(Member(os.getpid(), phase, split, tuple(rss), counts))
+
+
+async def group(kind: str, processes: int, count: int, kwargs: dict[str, Any]) -> list[Member]:
+    """`processes` real processes of one consumer group sharing the topic's partitions (as
+    several replicas of the service would), until they have handled `count` records."""
+    ctx = multiprocessing.get_context("spawn")
+    progress = Progress(ctx.Value("q", 0), ctx.Barrier(processes))
+    out = ctx.Queue()
+    children = [
+        ctx.Process(target=_member, args=(kind, progress, out, {**kwargs, "count": count}))
+        for _ in range(processes)
+    ]
+    for child in children:
+        child.start()
+    try:
+        members = [
+            await asyncio.to_thread(out.get, True, kwargs["limit_s"] + 180) for _ in children
+        ]
+    finally:
+        for child in children:
+            await asyncio.to_thread(child.join, 30)
+    return sorted(members, key=lambda m: min(m.phase.partitions, default=0))
+
+
+def combined(members: Sequence[Member]) -> Phase:
+    """One phase for the group: every record, from the first batch any process started to
+    the last batch any process ended."""
+    busy = [m.phase for m in members if m.phase.events]
+    phase = Phase(events=sum(p.events for p in busy))
+    if busy:
+        phase.started = min(p.started for p in busy)
+        phase.ended = max(p.ended for p in busy)
+        phase.seconds = phase.ended - phase.started
+        phase.latencies = [x for p in busy for x in p.latencies]
+        phase.cpu = max((p.cpu for p in busy), key=lambda c: sum(c.values()))
+    return phase
+
+
+def merged(splits: Sequence[Split]) -> Split:
+    total = Split()
+    for s in splits:
+        total.decode += s.decode
+        total.handler += s.handler
+        total.sql += s.sql
+        total.sql_statements += s.sql_statements
+        total.sql_in_handler += s.sql_in_handler
+        for words, spent in s.statements.items():
+            total.statements.setdefault(words, []).extend(spent)
+    return total
 
 
 # --------------------------------------------------------------------------- report
@@ -489,6 +624,8 @@ class Args:
     chunk: int
     long: bool
     summariser: bool
+    workers: int
+    partitions: int
 
 
 def parse_args(argv: list[str] | None = None) -> Args:
@@ -530,9 +667,25 @@ def parse_args(argv: list[str] | None = None) -> Args:
         action="store_true",
         help="run the worker's metrics summariser beside the consumer, as the service does",
     )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="worker processes in one consumer group sharing the deal topic's partitions "
+        "(and as many raw consumers for the ceiling); 1 runs the worker in this process",
+    )
+    p.add_argument(
+        "--partitions",
+        type=int,
+        default=3,
+        help="partitions of each data topic (the relay's SALESOPS_TOPIC_PARTITIONS, default 3): "
+        "the worker processes of a group can split no finer",
+    )
     a = p.parse_args(argv)
-    if a.events < 1 or a.max_records < 1 or a.rss_every < 1 or a.chunk < 1:
-        p.error("--events, --max-records, --rss-every and --chunk must be positive")
+    if min(a.events, a.max_records, a.rss_every, a.chunk, a.workers, a.partitions) < 1:
+        p.error("--events, --max-records, --rss-every, --chunk and --workers must be positive")
+    if a.workers > 1 and (a.long or a.profile_out or a.summariser):
+        p.error("--workers > 1 does not combine with --long, --profile-out or --summariser")
     return Args(
         a.events,
         a.max_records,
@@ -544,6 +697,8 @@ def parse_args(argv: list[str] | None = None) -> Args:
         a.chunk,
         a.long,
         a.summariser,
+        a.workers,
+        a.partitions,
     )
 
 
@@ -575,8 +730,8 @@ def report(
     print(f"{'background load:':<22}{load[0]:.0f}% of one core before the run ({load[1]})")
     print(
         f"workload: {args.events:,} deal events over {res['deals']:,} deals "
-        f"({res['duplicates']:,} exact redeliveries), produced in {res['produce_s']:.1f}s; "
-        f"batches of <= {args.max_records}"
+        f"({res['duplicates']:,} exact redeliveries), produced in {res['produce_s']:.1f}s "
+        f"onto {args.partitions} partitions; batches of <= {args.max_records}"
     )
     print()
     total = sum(work.latencies)
@@ -648,6 +803,16 @@ def report(
         )
     print(f"cpu during ceiling: {fmt_cpu(raw.cpu, raw.seconds)}")
     print(f"cpu during worker:  {fmt_cpu(work.cpu, work.seconds)}")
+    for kind, members in res.get("members", {}).items():
+        print(f"{kind} processes (one consumer group; RSS summed above for the workers):")
+        for m in members:
+            parts = ", ".join(f"p{p}:{n:,}" for p, n in sorted(m.phase.partitions.items()))
+            samples = " ".join(f"{r.events // 1000}k:{r.worker_mib:.0f}" for r in m.rss)
+            rss = f"; RSS MiB {samples}" if m.rss else ""
+            print(
+                f"  pid {m.pid}: {m.phase.events:,} records ({parts}) in "
+                f"{m.phase.seconds:.2f}s = {m.phase.rate:,.0f}/s{rss}"
+            )
 
 
 def _pcts(phase: Phase) -> str:
@@ -665,7 +830,7 @@ async def measure(args: Args, url: str, bootstrap: str, roots: dict[int, str]) -
     admin = make_admin(bootstrap, client_id="bench-worker-admin")
     await admin.start()
     try:
-        await ensure_topics(admin, topics.all_topics(3))
+        await ensure_topics(admin, topics.all_topics(args.partitions))
     finally:
         await admin.close()
     # In a child process, so that this process's RSS is the worker's own.
@@ -678,6 +843,11 @@ async def measure(args: Args, url: str, bootstrap: str, roots: dict[int, str]) -
     pg = await postmaster_pid(dsn)
     if pg:
         roots[pg] = "postgres"
+    if args.workers > 1:
+        res["deals"], res["duplicates"], res["produce_s"] = await produced
+        pool.shutdown()
+        res.update(await measure_group(args, url, dsn, bootstrap, roots))
+        return res
     if not args.long:
         res["deals"], res["duplicates"], res["produce_s"] = await produced
         res["ceiling"] = await ceiling(
@@ -713,6 +883,50 @@ async def measure(args: Args, url: str, bootstrap: str, roots: dict[int, str]) -
     return res
 
 
+async def measure_group(
+    args: Args, url: str, dsn: str, bootstrap: str, roots: dict[int, str]
+) -> dict[str, Any]:
+    """Ceiling and worker each as `args.workers` processes of one consumer group."""
+    from shared import topics
+
+    conn = await asyncpg.connect(dsn)  # created once: concurrent CREATEs of it can collide
+    await conn.execute(
+        "CREATE TABLE bench_ceiling (topic text, part int, off bigint, key text, value jsonb)"
+    )
+    await conn.close()
+    common = {"count": args.events, "limit_s": args.max_seconds, "roots": roots}
+    raw = await group(
+        "ceiling",
+        args.workers,
+        args.events,
+        {**common, "bootstrap": bootstrap, "dsn": dsn, "topic": topics.DEAL}
+        | {"max_records": args.max_records},
+    )
+    work = await group(
+        "worker",
+        args.workers,
+        args.events,
+        {**common, "url": url, "bootstrap": bootstrap}
+        | {"max_records": args.max_records, "rss_every": args.rss_every},
+    )
+    rss = [RssSample(0, sum(m.rss[0].worker_mib for m in work), work[0].rss[0].broker_mib)]
+    rss.append(
+        RssSample(
+            sum(m.phase.events for m in work),
+            sum(m.rss[-1].worker_mib for m in work),
+            max(m.rss[-1].broker_mib for m in work),
+        )
+    )
+    return {
+        "ceiling": combined(raw),
+        "worker": combined(work),
+        "split": merged([m.split for m in work if m.split is not None]),
+        "rss": rss,
+        "counts": max((m.counts for m in work), key=lambda c: sum(c.values())),
+        "members": {"ceiling": raw, "worker": work},
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     command = "python -m benchmarks.worker " + shlex.join(sys.argv[1:] if argv is None else argv)
@@ -728,7 +942,12 @@ def main(argv: list[str] | None = None) -> int:
         infra = [
             f"{'database:':<22}{db_desc}",
             f"{'broker:':<22}{broker_desc} at {bootstrap}",
-            f"{'worker:':<22}in this process (pid {os.getpid()}), uvloop",
+            f"{'worker:':<22}"
+            + (
+                f"{args.workers} processes in one consumer group, uvloop"
+                if args.workers > 1
+                else f"in this process (pid {os.getpid()}), uvloop"
+            ),
         ]
         roots = {os.getpid(): "worker+bench"}
         if broker_pid:
