@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Context, Decimal
 from enum import StrEnum
 
-from services.comp_engine.calc.traces import Trace, TraceSource
+from services.comp_engine.calc.traces import Trace, TraceSource, kept
 
 ZERO = Decimal(0)
 
@@ -109,11 +109,7 @@ class Line:
     def trace(self) -> Trace:
         """Everything needed to redo the amount by hand: `trace_check.recompute` does it.
         Built once, on first read, and kept."""
-        source = self.source
-        if callable(source):
-            source = source()
-            object.__setattr__(self, "source", source)
-        return source
+        return kept(self)
 
     def __reduce__(
         self,

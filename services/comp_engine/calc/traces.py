@@ -10,7 +10,7 @@ trace is the same dict either way, built by the same code from the same values.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 Trace = dict[str, Any]
 TraceSource = Trace | Callable[[], Trace]
@@ -19,3 +19,18 @@ TraceSource = Trace | Callable[[], Trace]
 
 def built(source: TraceSource) -> Trace:
     return source() if callable(source) else source
+
+
+class _Traced(Protocol):
+    @property
+    def source(self) -> TraceSource: ...
+
+
+def kept(owner: _Traced) -> Trace:
+    """`owner`'s trace, built from its `source` on first read and kept in its place (set
+    past a frozen dataclass's guard: the trace is what the source stood for)."""
+    source = owner.source
+    if callable(source):
+        source = source()
+        object.__setattr__(owner, "source", source)
+    return source

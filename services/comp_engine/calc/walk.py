@@ -27,7 +27,7 @@ from typing import Any
 from services.comp_engine.calc import rates
 from services.comp_engine.calc.credits import Credit
 from services.comp_engine.calc.rates import Table, Tier
-from services.comp_engine.calc.traces import Trace, TraceSource
+from services.comp_engine.calc.traces import Trace, TraceSource, kept
 from services.comp_engine.plans.document import Component, RateUnit, TierBasis
 
 ZERO = Decimal(0)
@@ -64,11 +64,7 @@ class Earned:
 
     @property
     def trace(self) -> Trace:
-        source = self.source
-        if callable(source):
-            source = source()
-            object.__setattr__(self, "source", source)
-        return source
+        return kept(self)
 
 
 class NoQuota(ValueError):
@@ -156,7 +152,7 @@ class _Running:
         else:
             base_before = flat_total(table, p0, y0)
             base_after = flat_total(table, p1, y1)
-            extras = accelerator_extras(component, table, s0, s1, p1)
+            extras = flat_accelerator_extras(component, table, s0, s1, p1)
             walk_steps = _walk_steps(table, s0, s1, p1)
         f0 = decel_factor(component, p0)
         f1 = decel_factor(component, p1)
@@ -195,7 +191,8 @@ class _Running:
         s1: Decimal,
         v1: Decimal,
     ) -> list[tuple[Any, Decimal]]:
-        """`accelerator_extras` of a marginal table, reading the values the step already
+        """The accelerators' extras of a marginal table (the base rate on the slice above
+        each threshold, times the multiplier's step), reading the values the step already
         has: each slice end is the step's own start or end or the threshold itself (`max`
         returns one of its arguments), so no tier is walked again."""
         found = []
@@ -260,10 +257,6 @@ def _step_trace(
     }
 
 
-def slice_earnings(table: Table, start: Decimal, end: Decimal) -> Decimal:
-    return rates.value(table, end) - rates.value(table, start)
-
-
 def flat_total(table: Table, position: Decimal, payout_points: Decimal) -> Decimal:
     """Retroactive and interpolated: the rate the position reached, on the whole payout base."""
     index = rates.tier_at(table.tiers, position, table.boundary)
@@ -276,21 +269,22 @@ def decel_factor(component: Component, position: Decimal) -> Decimal:
     return d.multiplier if d is not None and position < d.threshold else Decimal(1)
 
 
-def accelerator_extras(
+def flat_accelerator_extras(
     component: Component, table: Table, start: Decimal, end: Decimal, reached: Decimal
 ) -> list[tuple[Any, Decimal]]:
-    """Per accelerator, the extra on the part of the slice above its threshold: the base
-    rate there (marginal) or the rate reached (otherwise), times the multiplier's step."""
+    """Retroactive and interpolated: per accelerator, the extra on the part of the slice
+    above its threshold at the rate reached, times the multiplier's step (a marginal table's
+    are `_Running._marginal_extras`)."""
+    if not component.accelerators:
+        return []
+    index = rates.tier_at(table.tiers, reached, table.boundary)
+    rate = rates.rate_at(table, index, reached)
     found = []
     previous = Decimal(1)
     for accelerator in component.accelerators:
         t = accelerator.threshold
         low, high = max(start, t), max(end, t)
-        if table.mode is rates.TierMode.MARGINAL:
-            above = slice_earnings(table, low, high)
-        else:
-            index = rates.tier_at(table.tiers, reached, table.boundary)
-            above = rates.rate_at(table, index, reached) * (high - low) * table.unit_value
+        above = rate * (high - low) * table.unit_value
         found.append((accelerator, above * (accelerator.multiplier - previous)))
         previous = accelerator.multiplier
     return found

@@ -45,16 +45,6 @@ def _held(line: type[LedgerLineRow]) -> ColumnElement[bool]:
     )
 
 
-async def held_ids(db: AsyncSession, *, rows: Sequence[LedgerLineRow]) -> set[int]:
-    """The lines of `rows` an unreleased hold covers."""
-    if not rows:
-        return set()
-    stmt = select(LedgerLineRow.id).where(
-        LedgerLineRow.id.in_(sorted(r.id for r in rows)), _held(LedgerLineRow)
-    )
-    return set(await db.scalars(stmt))
-
-
 async def close_of(db: AsyncSession, *, period: str) -> PeriodCloseRow | None:
     return await db.get(PeriodCloseRow, period)
 
@@ -66,7 +56,12 @@ async def held_in_statement(
     period is closed (a statement is frozen at its close), else those held now."""
     if close is not None and close.closed_at is not None and close.held_line_ids is not None:
         return set(close.held_line_ids)
-    return await held_ids(db, rows=rows)
+    if not rows:
+        return set()
+    stmt = select(LedgerLineRow.id).where(
+        LedgerLineRow.id.in_(sorted(r.id for r in rows)), _held(LedgerLineRow)
+    )
+    return set(await db.scalars(stmt))
 
 
 async def request_close(db: AsyncSession, *, period: str, author: str) -> PeriodCloseRow:
