@@ -3,13 +3,21 @@ POST /v1/comp/simulate, minus HTTP), against the same ceiling as `benchmarks.com
 (one SQL read of the deals and their credits constructed), in the same run.
 
     .venv/bin/python -m benchmarks.comp_simulate --db NAME [--credits 1000000] [--repeats 1]
-        [--processes 1]
+        [--processes 1] [--cold]
 
 The draft is the sellers' plan (`ae`) with a steeper top: 14% above 100% and the
 accelerator from 110%, over 2026 for every rep on `ae` (99% of the reps), compared to
 their plans as they are. Each measurement runs in a child process (its peak RSS is its
-own). On a tree without `simulate.stored` (the A/B base) ours is what the route did
-there: `load_inputs` of the group and two whole computations.
+own).
+
+The service's steady state is a current ledger, so before measuring, the seeded database's
+ledger is posted for the benchmark's day (`bulk.recompute_all`, once: the day each rep was
+computed for is kept, and a later run finds it done). "ledger" runs then read the plans as
+they are from it (`simulate/posted.py`); `--cold` also measures each repeat with both
+sides computed (`use_ledger=False`, as before there was a ledger to read).
+
+On a tree without `simulate.stored` (the A/B base) ours is what the route did there:
+`load_inputs` of the group and two whole computations.
 """
 
 from __future__ import annotations
@@ -24,8 +32,10 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
+import asyncpg
+
 from benchmarks.comp_recompute import TODAY, _load, _rss_mib, ceiling, child_result
-from benchmarks.comp_seed import header, plan_document, seed, sqlalchemy_url
+from benchmarks.comp_seed import dsn_of, header, plan_document, seed, sqlalchemy_url
 
 FROM, TO = date(2026, 1, 1), date(2027, 1, 1)
 
@@ -38,7 +48,7 @@ def draft_document() -> dict[str, Any]:
     return document
 
 
-async def ours(name: str, processes: int = 1) -> dict[str, Any]:
+async def ours(name: str, processes: int = 1, cold: bool = False) -> dict[str, Any]:
     from services.comp_engine.deals.history import StageNames
     from services.comp_engine.plans.document import PlanDocument
     from services.comp_engine.recalc import repository
@@ -57,6 +67,7 @@ async def ours(name: str, processes: int = 1) -> dict[str, Any]:
     )
     version = run.draft(body)
     engine = create_engine(sqlalchemy_url(name), application_name="bench-comp-sim", pool_size=1)
+    from_ledger = 0
     t0 = time.perf_counter()
     try:
         async with engine.connect() as conn:
@@ -68,7 +79,7 @@ async def ours(name: str, processes: int = 1) -> dict[str, Any]:
             except ImportError:
                 simulated, current = await _whole(conn, version, reps, names)
             else:
-                kwargs: dict[str, Any] = {}
+                kwargs: dict[str, Any] = {"use_ledger": False} if cold else {}
                 if processes > 1:
                     kwargs = {"processes": processes, "url": sqlalchemy_url(name)}
                 found = await simulate_stored(
@@ -82,6 +93,7 @@ async def ours(name: str, processes: int = 1) -> dict[str, Any]:
                     **kwargs,
                 )
                 simulated, current = found.simulated, found.current
+                from_ledger = found.from_ledger
     finally:
         await engine.dispose()
     rows = run.rep_totals(simulated, current)
@@ -91,7 +103,37 @@ async def ours(name: str, processes: int = 1) -> dict[str, Any]:
         "reps": len(reps),
         "current": str(sum(current.values(), Decimal(0))),
         "difference": str(difference),
+        "from_ledger": from_ledger,
     }
+
+
+async def post_ledger(name: str, processes: int) -> float | None:
+    """Post the ledger for `TODAY` unless every assigned rep's was already computed for it;
+    the seconds it took, or None when it was done already."""
+    from services.comp_engine.deals.history import StageNames
+    from services.comp_engine.recalc import bulk
+
+    conn = await asyncpg.connect(dsn_of(name))
+    try:
+        missing = await conn.fetchval(
+            "SELECT count(*) FROM (SELECT DISTINCT rep_id FROM comp.assignments) a"
+            " LEFT JOIN comp.computed_reps c USING (rep_id)"
+            " WHERE c.computed_for IS DISTINCT FROM $1",
+            TODAY,
+        )
+    finally:
+        await conn.close()
+    if not missing:
+        return None
+    t0 = time.perf_counter()
+    await bulk.recompute_all(
+        sqlalchemy_url(name),
+        names=StageNames.of(["won"], ["lost"]),
+        today=TODAY,
+        post=True,
+        processes=processes,
+    )
+    return time.perf_counter() - t0
 
 
 async def _whole(
@@ -116,6 +158,15 @@ def _spawn(kind: str, name: str, processes: int) -> dict[str, Any]:
     return child_result(kind, [*command, "--processes", str(processes)])
 
 
+def _row(label: str, load: str, mine: dict[str, Any], ceil: dict[str, Any]) -> str:
+    verdict = "PASS" if mine["seconds"] < 15 else "MISS"
+    rss = mine["rss_mib"] + mine["children_rss_mib"]
+    return (
+        f"| {label} | {load} | {mine['from_ledger']} | {mine['seconds']:.1f} | {rss:.0f} "
+        f"| {ceil['seconds']:.1f} | {mine['seconds'] / ceil['seconds']:.1f} | {verdict} |"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--db", required=True)
@@ -123,11 +174,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--reps", type=int, default=1000)
     p.add_argument("--repeats", type=int, default=1)
     p.add_argument("--processes", type=int, default=1, help="worker processes (stored mode)")
-    p.add_argument("--child", choices=("ours", "ceiling"), help=argparse.SUPPRESS)
+    p.add_argument("--cold", action="store_true", help="also measure without the ledger")
+    p.add_argument("--child", choices=("ours", "cold", "ceiling"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.child:
         found = asyncio.run(
-            ours(args.db, args.processes) if args.child == "ours" else ceiling(args.db)
+            ceiling(args.db)
+            if args.child == "ceiling"
+            else ours(args.db, args.processes, cold=args.child == "cold")
         )
         own, children = _rss_mib()
         print("RESULT " + json.dumps(found | {"rss_mib": own, "children_rss_mib": children}))
@@ -137,23 +191,26 @@ def main(argv: list[str] | None = None) -> int:
     )
     seeded = asyncio.run(seed(args.db, credits=args.credits, reps=args.reps))
     header("simulate", command, seeded)
+    posting = asyncio.run(post_ledger(args.db, max(args.processes, 2)))
+    print(
+        "ledger already posted for the benchmark's day"
+        if posting is None
+        else f"ledger posted for the benchmark's day in {posting:.1f} s (bulk recompute)"
+    )
     print()
     print(
-        "| run | load before | ours s | ours peak RSS MiB | ceiling s | ratio ours/ceiling "
-        "| target < 15 s |"
+        "| run | load before | reps read from the ledger | ours s | ours peak RSS MiB "
+        "| ceiling s | ratio ours/ceiling | target < 15 s |"
     )
-    print("|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|")
     for run in range(args.repeats):
-        load = _load()
-        mine = _spawn("ours", args.db, args.processes)
-        ceil = _spawn("ceiling", args.db, args.processes)
-        verdict = "PASS" if mine["seconds"] < 15 else "MISS"
-        rss = mine["rss_mib"] + mine["children_rss_mib"]
-        print(
-            f"| {run + 1} | {load} | {mine['seconds']:.1f} | {rss:.0f} "
-            f"| {ceil['seconds']:.1f} | {mine['seconds'] / ceil['seconds']:.1f} | {verdict} |",
-            flush=True,
-        )
+        kinds = ("ours", "cold") if args.cold else ("ours",)
+        for kind in kinds:
+            load = _load()
+            mine = _spawn(kind, args.db, args.processes)
+            ceil = _spawn("ceiling", args.db, args.processes)
+            label = f"{run + 1} {'ledger' if kind == 'ours' else 'cold'}"
+            print(_row(label, load, mine, ceil), flush=True)
     print()
     print(
         f"ours: {mine['reps']} reps; paid now {mine['current']} USD, "

@@ -170,6 +170,22 @@ class DirtyRepRow(CompBase):
     since: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
+class ComputedRepRow(CompBase):
+    """The day each rep's ledger was last computed for, written in the transaction that
+    posted it: while the rep is not dirty, its ledger holds what `engine.compute` gives for
+    that day (and for any day `segments.same_lines_on` finds equivalent), so a stored
+    simulation reads the plan-as-it-is side from the ledger instead of computing it again.
+    A recalculation that fails drops the row: the ledger no longer follows the inputs."""
+
+    __tablename__ = "computed_reps"
+
+    rep_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    computed_for: Mapped[date] = mapped_column(Date)
+    computed_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+
+
 class WaitingRow(CompBase):
     """What a recalculation could not compute and why (a deal in a currency without an FX
     rate, an attainment table without a quota): the comp engine's dead-letter place for

@@ -89,6 +89,24 @@ def segments(rep_id: str, inputs: Inputs, until: date) -> list[Segment]:
     return found
 
 
+def same_lines_on(rep_id: str, inputs: Inputs, day: date, other: date) -> bool:
+    """Whether the rep's lines computed for `day` are the lines for `other`, as a reader of
+    lines computed earlier (the ledger) must know.
+
+    `today` reaches the calculation in two places only: which segments exist (those that
+    start before `max(today, latest booking) + 1`, `engine.compute`) and which have ended
+    (`Segment.ended`, read by minimums and draws). Both turn only where a segment starts
+    or ends, so two days with none of the rep's segment boundaries in (earlier, later]
+    compute the same lines; `test_same_lines_on` holds `compute` to this."""
+    low, high = min(day, other), max(day, other)
+    if low == high:
+        return True
+    return not any(
+        low < s.start <= high or low < s.end <= high
+        for s in segments(rep_id, inputs, high + timedelta(days=1))
+    )
+
+
 def _versions(
     inputs: Inputs, assignment: Assignment, stop: date | None
 ) -> list[tuple[PlanVersion, date, date | None]]:

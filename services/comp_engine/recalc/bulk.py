@@ -157,6 +157,7 @@ async def run_chunk(
         postings = differences(result.lines, held, closed=set(inputs.closed_periods))
         done.posted = len(await repository.post(conn, postings=postings, cause="recalculation"))
         await repository.replace_waiting(conn, rep_ids=rep_ids, waiting=result.waiting)
+        await repository.record_computed(conn, rep_ids=rep_ids, today=today)
     if keep_lines:
         done.lines = result.lines
     return done

@@ -42,6 +42,7 @@ async def recalculate(
     postings = differences(result.lines, held, closed=set(inputs.closed_periods))
     ids = await repository.post(conn, postings=postings, cause="recalculation")
     await repository.replace_waiting(conn, rep_ids=rep_ids, waiting=result.waiting)
+    await repository.record_computed(conn, rep_ids=rep_ids, today=today)
     return len(ids), result
 
 
@@ -144,6 +145,7 @@ class Recalculator:
                 return sum([await self.recalculate_reps(conn, [r], today=today) for r in rep_ids])
             log.exception("commission recalculation of rep %s failed", rep_ids[0])
             reason = f"recalculation failed: {type(exc).__name__}: {exc}"[:1000]
+            await repository.forget_computed(conn, rep_ids=rep_ids)
             await repository.replace_waiting(
                 conn, rep_ids=rep_ids, waiting=[Waiting(rep_ids[0], "recalculation", reason)]
             )

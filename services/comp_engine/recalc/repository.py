@@ -50,6 +50,7 @@ from services.comp_engine.intake.repository import (
 )
 from services.comp_engine.models import (
     AssignmentRow,
+    ComputedRepRow,
     FxRateRow,
     LedgerLineRow,
     PeriodCloseRow,
@@ -64,6 +65,7 @@ ASSIGNMENTS = table_of(AssignmentRow)
 FX = table_of(FxRateRow)
 LEDGER = table_of(LedgerLineRow)
 CLOSES = table_of(PeriodCloseRow)
+COMPUTED = table_of(ComputedRepRow)
 PLANS = table_of(PlanVersionRow)
 WAITING = table_of(WaitingRow)
 LOCK_SPACE = 0x636F6D70
@@ -301,6 +303,25 @@ async def replace_waiting(
                 index_elements=["rep_id", "subject"], set_={"reason": stmt.excluded.reason}
             )
         )
+
+
+async def record_computed(conn: AsyncConnection, *, rep_ids: Collection[str], today: date) -> None:
+    """In the posting transaction: the reps' ledgers now hold what `today`'s computation
+    gives (`ComputedRepRow`)."""
+    if not rep_ids:
+        return
+    stmt = insert(COMPUTED).values([{"rep_id": r, "computed_for": today} for r in sorted(rep_ids)])
+    await conn.execute(
+        stmt.on_conflict_do_update(
+            index_elements=["rep_id"],
+            set_={"computed_for": stmt.excluded.computed_for, "computed_at": func.now()},
+        )
+    )
+
+
+async def forget_computed(conn: AsyncConnection, *, rep_ids: Collection[str]) -> None:
+    """The reps' ledgers no longer follow their inputs (a recalculation failed)."""
+    await conn.execute(delete(COMPUTED).where(COMPUTED.c.rep_id.in_(sorted(rep_ids))))
 
 
 async def post(conn: AsyncConnection, *, postings: Sequence[Posting], cause: str) -> list[int]:

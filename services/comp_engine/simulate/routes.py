@@ -48,7 +48,9 @@ async def simulate(body: SimulateIn, _: CompAdmin, db: ReadSession, state: State
     stored = body.stored
     if stored.to <= stored.from_:
         raise Problem(422, "body.stored.to must be after body.stored.from")
-    conn = await db.connection()
+    # One snapshot for the whole simulation: each rep's ledger, dirty mark and deals are
+    # read as of the same moment (`posted.py`).
+    conn = await db.connection(execution_options={"isolation_level": "REPEATABLE READ"})
     assignments = await recalc.load_assignments(conn)
     reps = sorted(
         {
@@ -80,4 +82,5 @@ async def simulate(body: SimulateIn, _: CompAdmin, db: ReadSession, state: State
         attainment_distribution=dict(found.bands),
         waiting=run.waiting_json(found.waiting),
         total_difference=difference,
+        current_from_ledger=found.from_ledger,
     )

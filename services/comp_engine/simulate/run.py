@@ -88,19 +88,23 @@ def under_draft(inputs: Inputs, version: PlanVersion, reps: Iterable[str]) -> In
 
 
 def in_range(lines: Sequence[Line], start: date, end: date) -> list[Line]:
-    """The lines of periods overlapping [start, end); each period label is parsed once (a
+    """The lines of periods overlapping [start, end); each period label is judged once (a
     year of a large team has a million lines over a few labels)."""
-    overlaps: dict[str, bool] = {}
+    inside: dict[str, bool] = {}
     found = []
     for line in lines:
         label = line.key.period
-        inside = overlaps.get(label)
-        if inside is None:
-            period = parse_period(label)
-            inside = overlaps[label] = period.start < end and period.end > start
-        if inside:
+        if label not in inside:
+            inside[label] = overlaps(label, start, end)
+        if inside[label]:
             found.append(line)
     return found
+
+
+def overlaps(label: str, start: date, end: date) -> bool:
+    """Whether the period `label` overlaps [start, end)."""
+    period = parse_period(label)
+    return period.start < end and period.end > start
 
 
 def totals(lines: Iterable[Line]) -> dict[tuple[str, str], Decimal]:

@@ -131,3 +131,9 @@ class SimulateOut(BaseModel):
     )
     waiting: list[dict[str, str]]
     total_difference: dict[str, Decimal] = Field(default_factory=dict)
+    current_from_ledger: int | None = Field(
+        default=None,
+        description="Stored mode: of the reps compared, how many had their current plans' "
+        "side read from their ledger (current, and computed for an equivalent day) rather "
+        "than computed again.",
+    )

@@ -1,12 +1,14 @@
 """Simulating a plan change over the stored deals: the group's reps in chunks (as the bulk
-recompute cuts them), each chunk's inputs read once and computed twice, as they are and
-under the draft, and reduced to per-rep totals and attainment bands before the next chunk.
+recompute cuts them), each chunk's inputs read once and computed under the draft, and the
+plans as they are read from the ledger where it is current (`posted.py`) or else computed
+too, all reduced to per-rep totals and attainment bands before the next chunk.
 
 Only the reduced figures outlive a chunk, so a year of a large team's deals needs the
 memory of one chunk, and the indexes `Inputs` builds serve both computations of it (the
 draft shares every table but the assignments and plans). With `processes` > 1 the chunks
 fan out to worker processes, each reading its chunk on a connection of its own (so from a
-snapshot of its own, not the caller's), and only the reduced figures come back.
+snapshot of its own, not the caller's, in one snapshot per chunk), and only the reduced
+figures come back.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from services.comp_engine.calc.engine import Waiting, compute
 from services.comp_engine.calc.inputs import PlanVersion
 from services.comp_engine.deals.history import StageNames
 from services.comp_engine.recalc import bulk, repository
-from services.comp_engine.simulate import run
+from services.comp_engine.simulate import posted, run
 from shared.db import create_engine
 from shared.gc_pause import gc_paused
 
@@ -39,6 +41,8 @@ class Stored:
     current: dict[tuple[str, str], Decimal] = field(default_factory=dict)
     bands: Counter[str] = field(default_factory=lambda: Counter(run.attainment_bands([])))
     waiting: list[Waiting] = field(default_factory=list)
+    from_ledger: int = 0
+    """Reps whose plans-as-they-are side was read from the ledger rather than computed."""
 
     def add(self, other: Stored) -> None:
         """A chunk's figures: its reps are no other chunk's, so per-rep totals only join."""
@@ -46,6 +50,7 @@ class Stored:
         self.current.update(other.current)
         self.bands.update(other.bands)
         self.waiting += other.waiting
+        self.from_ledger += other.from_ledger
 
 
 @dataclass(frozen=True)
@@ -57,6 +62,7 @@ class _Job:
     today: date
     start: date
     end: date
+    use_ledger: bool
 
 
 async def simulate_stored(
@@ -71,10 +77,12 @@ async def simulate_stored(
     deals_per_chunk: int = bulk.DEALS_PER_CHUNK,
     processes: int = 1,
     url: str | None = None,
+    use_ledger: bool = True,
 ) -> Stored:
     """The group's simulation; `processes` > 1 (with the database `url` the workers
-    connect to) runs its chunks in that many processes."""
-    job = _Job(version, names, today, start, end)
+    connect to) runs its chunks in that many processes. `use_ledger=False` computes the
+    plans as they are for every rep (a benchmark's cold case)."""
+    job = _Job(version, names, today, start, end, use_ledger)
     plan = await bulk.plan_chunks(conn, limit=deals_per_chunk, only=set(reps))
     found = Stored()
     if processes <= 1 or url is None or len(plan) <= 1:
@@ -90,7 +98,8 @@ async def simulate_stored(
 
 
 async def _chunk(conn: AsyncConnection, rep_ids: Sequence[str], job: _Job) -> Stored:
-    """One chunk read once and computed as it is and under the draft, reduced.
+    """One chunk read once, computed under the draft and, for the reps whose ledger does
+    not stand in for it, as it is; reduced.
 
     Everything happens with the collector paused, and the chunk's objects are dropped
     before it resumes: resumed over them, its first collection walks the millions of
@@ -99,10 +108,17 @@ async def _chunk(conn: AsyncConnection, rep_ids: Sequence[str], job: _Job) -> St
     found = Stored()
     with gc_paused():
         histories, inputs = await repository.load_inputs(conn, rep_ids=rep_ids, names=job.names)
+        ledger = await posted.read(conn, rep_ids=rep_ids) if job.use_ledger else posted.Ledger()
+        read = ledger.usable(inputs, job.today)
+        found.current.update(ledger.totals(read, job.start, job.end))
+        found.from_ledger = len(read)
+        if rest := set(rep_ids) - read:
+            current = await asyncio.to_thread(
+                compute, histories, inputs, today=job.today, only=rest
+            )
+            found.current.update(run.totals(run.in_range(current.lines, job.start, job.end)))
+            del current
         only = set(rep_ids)
-        current = await asyncio.to_thread(compute, histories, inputs, today=job.today, only=only)
-        found.current.update(run.totals(run.in_range(current.lines, job.start, job.end)))
-        del current
         drafted = run.under_draft(inputs, job.version, rep_ids)
         simulated = await asyncio.to_thread(compute, histories, drafted, today=job.today, only=only)
         del histories, inputs, drafted
@@ -118,6 +134,7 @@ async def _chunk_in_process(url: str, rep_ids: Sequence[str], job: _Job) -> Stor
     engine = create_engine(url, application_name="salesops-comp-simulate", pool_size=1)
     try:
         async with engine.connect() as conn:
+            await conn.execution_options(isolation_level="REPEATABLE READ")
             return await _chunk(conn, rep_ids, job)
     finally:
         await engine.dispose()

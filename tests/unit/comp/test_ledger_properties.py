@@ -5,6 +5,7 @@ to the table's value at the period's total."""
 
 from __future__ import annotations
 
+import json
 import pickle
 import random
 from collections import defaultdict
@@ -21,6 +22,7 @@ from services.comp_engine.calc.inputs import FxRate, FxTable, Inputs, Payment, P
 from services.comp_engine.calc.lines import Kind, rounded
 from services.comp_engine.calc.posting import Posted, differences
 from services.comp_engine.calc.rates import Table, Tier, TierMode, earned
+from services.comp_engine.calc.segments import same_lines_on
 from services.comp_engine.calc.trace_check import recompute
 from tests.support.comp import assign, plan, state
 
@@ -309,3 +311,61 @@ def _amounts(result: Result) -> dict[Any, Decimal]:
     for line in result.lines:
         totals[(line.key, line.currency)] += line.amount
     return {k: v for k, v in totals.items() if v}
+
+
+days = st.integers(min_value=0, max_value=540).map(lambda n: START + timedelta(days=n))
+
+
+@settings(max_examples=150, deadline=None)
+@given(plans(), histories(), payments(), days, days)
+def test_days_same_lines_on_calls_equivalent_compute_alike(
+    version: PlanVersion,
+    deals: dict[str, list[DealState]],
+    paid: list[Payment],
+    day: date,
+    other: date,
+) -> None:
+    """A stored simulation reads a rep's ledger computed for one day as the computation for
+    another when `same_lines_on` says so: every line (traces included) must then be equal."""
+    inputs = inputs_for(version, paid)
+    first = compute(deals, inputs, today=day)
+    second = compute(deals, inputs, today=other)
+    for rep in REPS:
+        if same_lines_on(rep, inputs, day, other):
+            assert _rep_lines(first, rep) == _rep_lines(second, rep), (rep, day, other)
+
+
+def test_same_lines_on_turns_at_a_period_end() -> None:
+    """A minimum is topped up once its period has ended: the days either side of a quarter's
+    end compute different lines, and `same_lines_on` says so; two days inside one quarter
+    compute the same lines."""
+    version = plan(
+        period="quarter",
+        quota="1000",
+        components=[
+            {
+                "id": "c",
+                "minimum_per_period": "100",
+                "rate_table": {"basis": "period_amount", "tiers": [{"from": "0", "rate": "1"}]},
+            }
+        ],
+    )
+    inputs = inputs_for(version)
+    deals = {"d": [state(date(2027, 2, 1), "won", "1000", owner="r1")]}
+    inside, end, after = date(2027, 2, 10), date(2027, 3, 31), date(2027, 4, 1)
+    assert same_lines_on("r1", inputs, inside, end)
+    assert _rep_lines(compute(deals, inputs, today=inside), "r1") == _rep_lines(
+        compute(deals, inputs, today=end), "r1"
+    )
+    assert not same_lines_on("r1", inputs, end, after)
+    assert _rep_lines(compute(deals, inputs, today=end), "r1") != _rep_lines(
+        compute(deals, inputs, today=after), "r1"
+    )
+
+
+def _rep_lines(result: Result, rep: str) -> list[tuple[Any, ...]]:
+    return [
+        (line.key, line.amount, line.currency, json.dumps(line.trace, sort_keys=True))
+        for line in result.lines
+        if line.key.rep_id == rep
+    ]
