@@ -38,17 +38,18 @@ async def insert_changes(conn: AsyncConnection, *, rows: Sequence[dict[str, Any]
         return []
     stmt = (
         insert(CHANGES)
-        .values(list(rows))
         .on_conflict_do_nothing(index_elements=["source", "event_id"])
         .returning(CHANGES.c.deal_id)
     )
-    return list((await conn.execute(stmt)).scalars())
+    # Rows as parameter sets, which SQLAlchemy pages: one VALUES list of a large batch
+    # (SALESOPS_CONSUMER_MAX_RECORDS) would pass the 32,767 bind parameters a statement takes.
+    return list((await conn.execute(stmt, list(rows))).scalars())
 
 
 async def add_deal_reps(conn: AsyncConnection, *, pairs: Collection[tuple[str, str]]) -> None:
     if pairs:
         rows = [{"deal_id": d, "rep_id": r} for d, r in sorted(pairs)]
-        await conn.execute(insert(DEAL_REPS).values(rows).on_conflict_do_nothing())
+        await conn.execute(insert(DEAL_REPS).on_conflict_do_nothing(), rows)
 
 
 async def stage_changes(
@@ -86,9 +87,10 @@ async def mark_dirty(conn: AsyncConnection, *, rep_ids: Collection[str]) -> None
     # DO UPDATE, not DO NOTHING: every mark writes a new row version (a new xmin), which is
     # how a recalculation that read the rep before this mark knows not to clear it. The
     # recalculation locks no dirty row while it works, so this never waits behind a round.
-    stmt = insert(DIRTY).values(rows)
+    stmt = insert(DIRTY)
     await conn.execute(
-        stmt.on_conflict_do_update(index_elements=["rep_id"], set_={"since": DIRTY.c.since})
+        stmt.on_conflict_do_update(index_elements=["rep_id"], set_={"since": DIRTY.c.since}),
+        rows,
     )
     # Delivered when (and only if) this transaction commits: the recalculation wakes up
     # as soon as the marks are visible instead of at its next poll.
@@ -102,7 +104,7 @@ async def upsert_newest(
     a late or repeated reference event changes nothing. Returns how many rows changed."""
     if not rows:
         return 0
-    stmt = insert(table).values(list(rows))
+    stmt = insert(table)
     excluded = stmt.excluded
     newer = or_(
         excluded.event_time > table.c.event_time,
@@ -114,4 +116,4 @@ async def upsert_newest(
     )
     columns = {c.name: excluded[c.name] for c in table.c if c.name not in keys}
     stmt = stmt.on_conflict_do_update(index_elements=list(keys), set_=columns, where=newer)
-    return len((await conn.execute(stmt.returning(literal_column("1")))).all())
+    return len((await conn.execute(stmt.returning(literal_column("1")), list(rows))).all())

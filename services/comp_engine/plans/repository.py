@@ -78,11 +78,13 @@ async def assignments(db: AsyncSession, *, rep_id: str | None) -> Sequence[Assig
 
 
 async def put_rates(db: AsyncSession, *, rates: Sequence[dict[str, Any]]) -> int:
-    stmt = insert(FX).values(list(rates))
+    stmt = insert(FX)
     stmt = stmt.on_conflict_do_update(
         index_elements=["base", "quote", "day"], set_={"rate": stmt.excluded.rate}
     )
-    await db.execute(stmt)
+    # Parameter sets, which SQLAlchemy pages: the 10,000 rates a body may hold as one VALUES
+    # list would pass the 32,767 bind parameters a statement takes.
+    await db.execute(stmt, list(rates))
     reps = await db.scalars(select(ASSIGNMENTS.c.rep_id).distinct())
     await mark_dirty(await db.connection(), rep_ids=set(reps))
     return len(rates)

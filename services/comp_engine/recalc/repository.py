@@ -12,6 +12,7 @@ from sqlalchemy import (
     Select,
     Text,
     and_,
+    bindparam,
     column,
     delete,
     func,
@@ -21,7 +22,7 @@ from sqlalchemy import (
     tuple_,
     values,
 )
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.comp_engine.calc.bookings import DealState
@@ -292,16 +293,29 @@ async def replace_waiting(
     rows = {(w.rep_id, w.subject): w.reason for w in waiting if w.rep_id in rep_ids}
     ended = delete(WAITING).where(WAITING.c.rep_id.in_(sorted(rep_ids)))
     if rows:
-        ended = ended.where(tuple_(WAITING.c.rep_id, WAITING.c.subject).not_in(sorted(rows)))
+        # The waits that go on as two arrays, not a bind parameter per value: a chunk of a
+        # bulk recompute can wait on more deals than a statement takes parameters.
+        going_on = (
+            func.unnest(
+                bindparam("going_on_reps", [r for r, _ in rows], type_=ARRAY(Text)),
+                bindparam("going_on_subjects", [s for _, s in rows], type_=ARRAY(Text)),
+            )
+            .table_valued("rep_id", "subject")
+            .render_derived()
+        )
+        ended = ended.where(
+            tuple_(WAITING.c.rep_id, WAITING.c.subject).not_in(
+                select(going_on.c.rep_id, going_on.c.subject)
+            )
+        )
     await conn.execute(ended)
     if rows:
-        stmt = insert(WAITING).values(
-            [{"rep_id": r, "subject": s, "reason": why} for (r, s), why in sorted(rows.items())]
-        )
+        stmt = insert(WAITING)
         await conn.execute(
             stmt.on_conflict_do_update(
                 index_elements=["rep_id", "subject"], set_={"reason": stmt.excluded.reason}
-            )
+            ),
+            [{"rep_id": r, "subject": s, "reason": why} for (r, s), why in sorted(rows.items())],
         )
 
 
@@ -310,12 +324,13 @@ async def record_computed(conn: AsyncConnection, *, rep_ids: Collection[str], to
     gives (`ComputedRepRow`)."""
     if not rep_ids:
         return
-    stmt = insert(COMPUTED).values([{"rep_id": r, "computed_for": today} for r in sorted(rep_ids)])
+    stmt = insert(COMPUTED)
     await conn.execute(
         stmt.on_conflict_do_update(
             index_elements=["rep_id"],
             set_={"computed_for": stmt.excluded.computed_for, "computed_at": func.now()},
-        )
+        ),
+        [{"rep_id": r, "computed_for": today} for r in sorted(rep_ids)],
     )
 
 
@@ -339,5 +354,10 @@ async def post(conn: AsyncConnection, *, postings: Sequence[Posting], cause: str
         }
         for p in postings
     ]
-    result = await conn.execute(insert(LEDGER).values(rows).returning(LEDGER.c.id))
+    # Many rows as parameter sets, not one VALUES list: SQLAlchemy sends them in pages
+    # ("insertmanyvalues"), where one statement of a rep's thousands of lines would pass
+    # PostgreSQL's limit of 32,767 bind parameters and fail the whole recalculation.
+    result = await conn.execute(
+        insert(LEDGER).returning(LEDGER.c.id, sort_by_parameter_order=True), rows
+    )
     return list(result.scalars())
