@@ -15,9 +15,6 @@ ledger is posted for the benchmark's day (`bulk.recompute_all`, once: the day ea
 computed for is kept, and a later run finds it done). "ledger" runs then read the plans as
 they are from it (`simulate/posted.py`); `--cold` also measures each repeat with both
 sides computed (`use_ledger=False`, as before there was a ledger to read).
-
-On a tree without `simulate.stored` (the A/B base) ours is what the route did there:
-`load_inputs` of the group and two whole computations.
 """
 
 from __future__ import annotations
@@ -54,6 +51,8 @@ async def ours(name: str, processes: int = 1, cold: bool = False) -> dict[str, A
     from services.comp_engine.recalc import repository
     from services.comp_engine.simulate import run
     from services.comp_engine.simulate.schemas import SimulateIn
+    from services.comp_engine.simulate.stored import simulate_stored
+    from services.comp_engine.simulate.workers import Workers
     from shared.db import create_engine
 
     names = StageNames.of(["won"], ["lost"])
@@ -66,36 +65,36 @@ async def ours(name: str, processes: int = 1, cold: bool = False) -> dict[str, A
         }
     )
     version = run.draft(body)
+    # The service starts its workers with itself (`simulate/workers.py`): so does this,
+    # before the clock starts.
+    workers = Workers(processes) if processes > 1 else None
+    if workers is not None:
+        await asyncio.to_thread(workers.wait_ready)
     engine = create_engine(sqlalchemy_url(name), application_name="bench-comp-sim", pool_size=1)
-    from_ledger = 0
     t0 = time.perf_counter()
     try:
         async with engine.connect() as conn:
+            await conn.execution_options(isolation_level="REPEATABLE READ")
             reps = sorted(
                 {a.rep_id for a in await repository.load_assignments(conn) if a.plan_id == "ae"}
             )
-            try:
-                from services.comp_engine.simulate.stored import simulate_stored
-            except ImportError:
-                simulated, current = await _whole(conn, version, reps, names)
-            else:
-                kwargs: dict[str, Any] = {"use_ledger": False} if cold else {}
-                if processes > 1:
-                    kwargs = {"processes": processes, "url": sqlalchemy_url(name)}
-                found = await simulate_stored(
-                    conn,
-                    version,
-                    reps=reps,
-                    names=names,
-                    today=TODAY,
-                    start=FROM,
-                    end=TO,
-                    **kwargs,
-                )
-                simulated, current = found.simulated, found.current
-                from_ledger = found.from_ledger
+            found = await simulate_stored(
+                conn,
+                version,
+                reps=reps,
+                names=names,
+                today=TODAY,
+                start=FROM,
+                end=TO,
+                workers=workers,
+                url=sqlalchemy_url(name),
+                use_ledger=not cold,
+            )
+            simulated, current = found.simulated, found.current
     finally:
         await engine.dispose()
+        if workers is not None:
+            workers.close()
     rows = run.rep_totals(simulated, current)
     difference = sum((r.difference or Decimal(0) for r in rows), Decimal(0))
     return {
@@ -103,7 +102,7 @@ async def ours(name: str, processes: int = 1, cold: bool = False) -> dict[str, A
         "reps": len(reps),
         "current": str(sum(current.values(), Decimal(0))),
         "difference": str(difference),
-        "from_ledger": from_ledger,
+        "from_ledger": found.from_ledger,
     }
 
 
@@ -134,23 +133,6 @@ async def post_ledger(name: str, processes: int) -> float | None:
         processes=processes,
     )
     return time.perf_counter() - t0
-
-
-async def _whole(
-    conn: Any, version: Any, reps: list[str], names: Any
-) -> tuple[dict[tuple[str, str], Decimal], dict[tuple[str, str], Decimal]]:
-    from services.comp_engine.calc.engine import compute
-    from services.comp_engine.recalc import repository
-    from services.comp_engine.simulate import run
-
-    histories, inputs = await repository.load_inputs(conn, rep_ids=reps, names=names)
-    current = compute(histories, inputs, today=TODAY, only=set(reps))
-    drafted = run.under_draft(inputs, version, reps)
-    simulated = compute(histories, drafted, today=TODAY, only=set(reps))
-    return (
-        run.totals(run.in_range(simulated.lines, FROM, TO)),
-        run.totals(run.in_range(current.lines, FROM, TO)),
-    )
 
 
 def _spawn(kind: str, name: str, processes: int) -> dict[str, Any]:

@@ -239,7 +239,8 @@ class Settings(BaseSettings):
         1,
         ge=1,
         description="Worker processes a stored-deals simulation fans its rep chunks out to "
-        "(each reads its chunk on a connection of its own); 1 runs them in the API process",
+        "(each reads its chunk on a connection of its own), started with the service; 1 runs "
+        "them in the API process",
     )
 
     won_stages: tuple[str, ...] = DEFAULT_WON_STAGES

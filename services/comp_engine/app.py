@@ -22,6 +22,7 @@ from services.comp_engine.plans import routes as plans
 from services.comp_engine.recalc.recalculator import Recalculator
 from services.comp_engine.recalc.wakeup import Wakeup, asyncpg_dsn
 from services.comp_engine.simulate import routes as simulate
+from services.comp_engine.simulate.workers import Workers
 from services.comp_engine.statements import routes as statements
 from shared.consumer import StoredOffsetConsumer
 from shared.db import create_engine, create_sessionmaker, ping
@@ -51,6 +52,8 @@ async def lifespan(settings: Settings) -> AsyncIterator[ServiceState]:
         round_seconds=settings.comp_recalc_round_seconds,
         wakeup=Wakeup(asyncpg_dsn(engine.url), RECALC_CHANNEL),
     )
+    processes = settings.comp_simulate_processes
+    workers = Workers(processes) if processes > 1 else None
     tasks = [
         asyncio.create_task(supervise("comp consumer", consumer.run), name="comp-consumer"),
         asyncio.create_task(
@@ -67,7 +70,11 @@ async def lifespan(settings: Settings) -> AsyncIterator[ServiceState]:
 
     try:
         yield ServiceState(
-            state=CompState(settings=settings, sessions=create_sessionmaker(engine)),
+            state=CompState(
+                settings=settings,
+                sessions=create_sessionmaker(engine),
+                simulate_workers=workers,
+            ),
             readiness={"comp_database": database_ready, "comp_consumer": consumer_ready},
         )
     finally:
@@ -77,6 +84,8 @@ async def lifespan(settings: Settings) -> AsyncIterator[ServiceState]:
                 await task
         await consumer.close()
         await engine.dispose()
+        if workers is not None:
+            await asyncio.to_thread(workers.close)
 
 
 SPEC = ServiceSpec(

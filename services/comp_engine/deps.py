@@ -11,6 +11,7 @@ from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.comp_engine.access import visible_reps
+from services.comp_engine.simulate.workers import Workers
 from shared import auth
 from shared.service import state_of
 from shared.settings import Settings
@@ -20,6 +21,8 @@ from shared.settings import Settings
 class CompState:
     settings: Settings
     sessions: async_sessionmaker[AsyncSession]
+    simulate_workers: Workers | None = None
+    """Stored simulations' worker processes (`SALESOPS_COMP_SIMULATE_PROCESSES` > 1)."""
 
 
 async def _state(request: Request) -> CompState:

@@ -28,6 +28,7 @@ from services.comp_engine.plans.document import PlanDocument
 from services.comp_engine.recalc import bulk, repository
 from services.comp_engine.simulate.run import SIMULATED
 from services.comp_engine.simulate.stored import simulate_stored
+from services.comp_engine.simulate.workers import Workers
 from shared.db import create_engine
 
 pytestmark = pytest.mark.integration
@@ -216,24 +217,70 @@ async def test_a_stored_simulation_in_processes_equals_one_in_the_caller(
         whole = await simulate_stored(
             conn, version, reps=reps, names=NAMES, today=TODAY, start=start, end=end
         )
-        parallel = await simulate_stored(
-            conn,
-            version,
-            reps=reps,
-            names=NAMES,
-            today=TODAY,
-            start=start,
-            end=end,
-            deals_per_chunk=40,
-            processes=2,
-            url=database_url,
-        )
+        workers = Workers(2)
+        try:
+            parallel = await simulate_stored(
+                conn,
+                version,
+                reps=reps,
+                names=NAMES,
+                today=TODAY,
+                start=start,
+                end=end,
+                deals_per_chunk=40,
+                workers=workers,
+                url=database_url,
+            )
+        finally:
+            workers.close()
     await engine.dispose()
     assert whole.simulated != whole.current, "the draft pays differently"
     assert parallel.simulated == whole.simulated
     assert parallel.current == whole.current
     assert parallel.bands == whole.bands
     assert sorted(parallel.waiting, key=str) == sorted(whole.waiting, key=str)
+
+
+async def test_a_stored_simulation_reading_the_ledger_equals_one_computing_it(
+    database_url: str,
+) -> None:
+    """Once the reps' ledgers are posted for the simulation's day, the plans-as-they-are
+    side is read from them (every rep), and the answer is the one that computes it."""
+    tag = f"bulk{uuid.uuid4().hex[:6]}"
+    await _seed(database_url, tag)
+    document = copy.deepcopy(_plan(False))
+    document["components"][0]["rate_table"]["tiers"][-1]["rate"] = "14"
+    version = PlanVersion(SIMULATED, 1, date(2026, 1, 1), PlanDocument.model_validate(document))
+    engine = create_engine(database_url, application_name="test-bulk")
+    start, end = date(2026, 1, 1), date(2027, 1, 1)
+    try:
+        async with engine.connect() as conn:
+            assigned = {a.rep_id for a in await repository.load_assignments(conn)}
+        reps = sorted(rep for rep in assigned if rep.startswith(tag))
+        async with engine.begin() as conn:
+            await bulk.run_chunk(conn, reps, names=NAMES, today=TODAY, post=True)
+        async with engine.connect() as conn:
+            found = {
+                use: await simulate_stored(
+                    conn,
+                    version,
+                    reps=reps,
+                    names=NAMES,
+                    today=TODAY,
+                    start=start,
+                    end=end,
+                    use_ledger=use,
+                )
+                for use in (True, False)
+            }
+    finally:
+        await engine.dispose()
+    read, computed = found[True], found[False]
+    assert (read.from_ledger, computed.from_ledger) == (len(reps), 0)
+    assert computed.current, "the reps are paid under their plans"
+    assert read.current == computed.current
+    assert read.simulated == computed.simulated
+    assert read.bands == computed.bands
 
 
 async def test_cli_recompute_posts_what_the_ledger_lacks_once(database_url: str) -> None:

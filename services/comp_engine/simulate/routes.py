@@ -67,7 +67,7 @@ async def simulate(body: SimulateIn, _: CompAdmin, db: ReadSession, state: State
         today=today,
         start=stored.from_,
         end=stored.to,
-        processes=settings.comp_simulate_processes,
+        workers=state.simulate_workers,
         url=settings.database_url,
     )
     rows = run.rep_totals(found.simulated, found.current)

@@ -5,10 +5,10 @@ too, all reduced to per-rep totals and attainment bands before the next chunk.
 
 Only the reduced figures outlive a chunk, so a year of a large team's deals needs the
 memory of one chunk, and the indexes `Inputs` builds serve both computations of it (the
-draft shares every table but the assignments and plans). With `processes` > 1 the chunks
-fan out to worker processes, each reading its chunk on a connection of its own (so from a
-snapshot of its own, not the caller's, in one snapshot per chunk), and only the reduced
-figures come back.
+draft shares every table but the assignments and plans). With `workers` (`workers.py`) the
+chunks fan out to worker processes, each reading its chunk on a connection of its own (so
+from a snapshot of its own, not the caller's, in one snapshot per chunk), and only the
+reduced figures come back.
 """
 
 from __future__ import annotations
@@ -16,11 +16,9 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
-from multiprocessing import get_context
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -29,6 +27,7 @@ from services.comp_engine.calc.inputs import PlanVersion
 from services.comp_engine.deals.history import StageNames
 from services.comp_engine.recalc import bulk, repository
 from services.comp_engine.simulate import posted, run
+from services.comp_engine.simulate.workers import Workers
 from shared.db import create_engine
 from shared.gc_pause import gc_paused
 
@@ -75,25 +74,26 @@ async def simulate_stored(
     start: date,
     end: date,
     deals_per_chunk: int = bulk.DEALS_PER_CHUNK,
-    processes: int = 1,
+    workers: Workers | None = None,
     url: str | None = None,
     use_ledger: bool = True,
 ) -> Stored:
-    """The group's simulation; `processes` > 1 (with the database `url` the workers
-    connect to) runs its chunks in that many processes. `use_ledger=False` computes the
-    plans as they are for every rep (a benchmark's cold case)."""
+    """The group's simulation; with `workers` (and the database `url` they connect to)
+    its chunks run in those processes. `use_ledger=False` computes the plans as they are
+    for every rep (a benchmark's cold case)."""
     job = _Job(version, names, today, start, end, use_ledger)
     plan = await bulk.plan_chunks(conn, limit=deals_per_chunk, only=set(reps))
     found = Stored()
-    if processes <= 1 or url is None or len(plan) <= 1:
+    if workers is None or url is None or len(plan) <= 1:
         for rep_ids in plan:
             found.add(await _chunk(conn, rep_ids, job))
         return found
     loop = asyncio.get_running_loop()
-    with ProcessPoolExecutor(max_workers=processes, mp_context=get_context("spawn")) as pool:
-        futures = [loop.run_in_executor(pool, _worker, url, rep_ids, job) for rep_ids in plan]
-        for future in futures:
-            found.add(await future)
+    futures = [
+        loop.run_in_executor(workers.executor, _worker, url, rep_ids, job) for rep_ids in plan
+    ]
+    for future in futures:
+        found.add(await future)
     return found
 
 
