@@ -75,8 +75,12 @@ async def read(conn: AsyncConnection, *, rep_ids: Collection[str]) -> Ledger:
             LEDGER.c.currency,
             func.sum(LEDGER.c.amount).label("amount"),
         )
-        .join(current, current.c.rep_id == LEDGER.c.rep_id)
-        .where(LEDGER.c.cause.is_distinct_from(ADMIN_CAUSE))
+        # By the reps' own list, not a join to `current`: the rep index then finds the
+        # chunk's lines, where a join was planned as a scan of the whole ledger.
+        .where(
+            LEDGER.c.rep_id.in_(sorted(rep_ids)),
+            LEDGER.c.cause.is_distinct_from(ADMIN_CAUSE),
+        )
         .group_by(*keys, LEDGER.c.currency)
         .having(func.sum(LEDGER.c.amount) != 0)
         .subquery("keyed")
