@@ -25,7 +25,12 @@ from decimal import Decimal
 from functools import partial
 
 from services.comp_engine.calc import cash, clawbacks, draws, extras, payouts
-from services.comp_engine.calc.bookings import Booking, DealState, bookings
+from services.comp_engine.calc.bookings import (
+    Booking,
+    DealState,
+    alike_under_any_policy,
+    bookings,
+)
 from services.comp_engine.calc.credits import Credit, CreditId, credits
 from services.comp_engine.calc.filters import matches
 from services.comp_engine.calc.inputs import Inputs, MissingRate
@@ -103,12 +108,18 @@ def _credits(
             policies[_policy_key(policy)] = policy
     found: list[Credit] = []
     for deal_id in sorted(histories):
-        # Policies settle most deals alike (a deal that changed nothing after its win has
-        # the same bookings under every window): its credits are built once per distinct
-        # set of bookings, and each credit kept under the policy of its rep's plan.
+        history = histories[deal_id]
+        if alike_under_any_policy(history):
+            # Settled once, and every credit kept: `credits` builds one only for a rep
+            # with a plan on the day, and every plan's policy gives these bookings.
+            found += credits(bookings(deal_id, history, None), inputs, only)
+            continue
+        # Policies settle other deals alike too (a change after the window): their credits
+        # are built once per distinct set of bookings, and each credit kept under the
+        # policy of its rep's plan.
         settled: list[tuple[list[Booking], set[str]]] = []
         for key, policy in policies.items():
-            booked = bookings(deal_id, histories[deal_id], policy)
+            booked = bookings(deal_id, history, policy)
             same = next((keys for b, keys in settled if b == booked), None)
             if same is None:
                 settled.append((booked, {key}))

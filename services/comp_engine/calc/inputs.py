@@ -134,6 +134,9 @@ class Inputs:
     _plans_on: dict[tuple[str, date], tuple[Assignment, PlanVersion] | None] = field(
         init=False, repr=False, compare=False
     )
+    _managers: dict[tuple[str, date, int], tuple[str, ...]] = field(
+        init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         # Indexes by rep (and deal): a whole recompute asks these per credit, and scanning
@@ -146,6 +149,7 @@ class Inputs:
         by_time = sorted(self.payments, key=lambda p: (p.paid_at, p.invoice_id))
         object.__setattr__(self, "_payments_by_deal", _grouped(by_time, lambda p: p.deal_id))
         object.__setattr__(self, "_plans_on", {})
+        object.__setattr__(self, "_managers", {})
 
     def plan_on(self, rep_id: str, day: date) -> tuple[Assignment, PlanVersion] | None:
         """The rep's assignment and the plan version in force on `day` (remembered: the
@@ -173,7 +177,14 @@ class Inputs:
     def payments_of(self, deal_id: str) -> list[Payment]:
         return self._payments_by_deal.get(deal_id, [])
 
-    def managers_of(self, rep_id: str, day: date, levels: int) -> list[str]:
+    def managers_of(self, rep_id: str, day: date, levels: int) -> tuple[str, ...]:
+        """The rep's managers on `day`, nearest first, up to `levels` (remembered, as
+        `plan_on` is: every credit of the rep's day asks again)."""
+        key = (rep_id, day, levels)
+        try:
+            return self._managers[key]
+        except KeyError:
+            pass
         chain: list[str] = []
         current = rep_id
         for _ in range(levels):
@@ -189,7 +200,8 @@ class Inputs:
                 break
             chain.append(manager)
             current = manager
-        return chain
+        found = self._managers[key] = tuple(chain)
+        return found
 
 
 def _grouped(items: Iterable[T], key: Callable[[T], str]) -> dict[str, list[T]]:
