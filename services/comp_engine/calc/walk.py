@@ -21,7 +21,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from functools import partial
 from typing import Any
 
 from services.comp_engine.calc import rates
@@ -132,32 +131,30 @@ class _Running:
         component: Component,
         table: Table,
         entry: Entry,
-        shown: dict[str, Any] | None = None,
+        shown: dict[str, Any],
     ) -> Earned:
-        """One credit's earnings; `shown` is `table_trace(component, table)` when the
-        caller built it once for the whole walk (it is the same for every credit)."""
+        """One credit's earnings; `shown` is `table_trace(component, table)`, built once
+        for the whole walk (it is the same for every credit)."""
         p0, y0 = self.carried
         p1 = self.points(self.amount + entry.quota_amount)
         y1 = self.points(self.payout + entry.payout_amount)
         s0, s1 = p0, p0 + (y1 - y0)
         if table.mode is rates.TierMode.MARGINAL:
-            # Each position the step visits is walked once: its value, its tier walk and
-            # the accelerators' slices (a threshold or the slice's own ends) all read it.
-            v0, steps0 = rates.marginal_walk(table, s0)
-            v1, steps1 = rates.marginal_walk(table, s1)
+            # Each position the step visits is valued once: its value and the
+            # accelerators' slices (a threshold or the slice's own ends) all read it.
+            v0 = rates.value(table, s0)
+            v1 = rates.value(table, s1)
             base_before = self.base_total
             base_after = base_before + (v1 - v0)
             extras = self._marginal_extras(component, table, s0, v0, s1, v1)
-            walk_steps = _slice_steps(steps0, steps1)
         else:
             base_before = flat_total(table, p0, y0)
             base_after = flat_total(table, p1, y1)
             extras = flat_accelerator_extras(component, table, s0, s1, p1)
-            walk_steps = _walk_steps(table, s0, s1, p1)
         f0 = decel_factor(component, p0)
         f1 = decel_factor(component, p1)
         commission = f1 * base_after - f0 * base_before
-        accelerator = sum((x for _, x in extras), ZERO)
+        accelerator = sum([x for _, x in extras], ZERO)
         commission, accelerator, caps = apply_caps(
             component, commission, accelerator, paid_before=self.paid_total
         )
@@ -166,15 +163,14 @@ class _Running:
         self.base_total = base_after
         self.paid_total += commission + accelerator
         self.carried = (p1, y1)
-        trace = partial(
-            _step_trace,
-            shown if shown is not None else table_trace(component, table),
+        trace = _StepTrace(
+            shown,
+            component,
+            table,
             self.scale,
             entry,
-            (p0, p1, y0, y1),
-            walk_steps,
-            (base_before, base_after),
-            _decel_json(component, f0, f1),
+            (p0, p1, y0, y1, s1),
+            (base_before, base_after, f0, f1),
             extras,
             caps,
             (commission, accelerator),
@@ -217,44 +213,52 @@ class _Running:
         return found
 
 
-def _step_trace(
-    shown: Trace,
-    scale: Decimal,
-    entry: Entry,
-    points: tuple[Decimal, Decimal, Decimal, Decimal],
-    walk_steps: Sequence[rates.Step],
-    base: tuple[Decimal, Decimal],
-    decelerator: dict[str, str] | None,
-    extras: Sequence[tuple[Any, Decimal]],
-    caps: dict[str, Any],
-    earned: tuple[Decimal, Decimal],
-) -> Trace:
-    """A step's trace, from the figures the step computed."""
-    p0, p1, y0, y1 = points
-    return {
-        **shown,
-        "position_per_unit": str(scale),
-        "credit": credit_json(entry),
-        "position_before": str(p0),
-        "position_after": str(p1),
-        "payout_points_before": str(y0),
-        "payout_points_after": str(y1),
-        "tier_walk": [s.as_json() for s in walk_steps],
-        "base_before": str(base[0]),
-        "base_after": str(base[1]),
-        "decelerator": decelerator,
-        "accelerators": [
-            {
-                "threshold": str(a.threshold),
-                "multiplier": str(a.multiplier),
-                "extra": str(x),
-            }
-            for a, x in extras
-        ],
-        "caps": caps,
-        "commission": str(earned[0]),
-        "accelerator": str(earned[1]),
-    }
+@dataclass(frozen=True, slots=True)
+class _StepTrace:
+    """What a step's trace is made of; called, it builds the trace. The tier walk and the
+    decelerator's figures are worked out only then: most traces are never read."""
+
+    shown: Trace
+    component: Component
+    table: Table
+    scale: Decimal
+    entry: Entry
+    points: tuple[Decimal, Decimal, Decimal, Decimal, Decimal]
+    """Position and payout points before and after, and the slice's end."""
+    base: tuple[Decimal, Decimal, Decimal, Decimal]
+    """Base earnings before and after, and the decelerator's factors before and after."""
+    extras: Sequence[tuple[Any, Decimal]]
+    caps: dict[str, Any]
+    earned: tuple[Decimal, Decimal]
+
+    def __call__(self) -> Trace:
+        p0, p1, y0, y1, s1 = self.points
+        base_before, base_after, f0, f1 = self.base
+        walk_steps = _walk_steps(self.table, p0, s1, p1)
+        return {
+            **self.shown,
+            "position_per_unit": str(self.scale),
+            "credit": credit_json(self.entry),
+            "position_before": str(p0),
+            "position_after": str(p1),
+            "payout_points_before": str(y0),
+            "payout_points_after": str(y1),
+            "tier_walk": [s.as_json() for s in walk_steps],
+            "base_before": str(base_before),
+            "base_after": str(base_after),
+            "decelerator": _decel_json(self.component, f0, f1),
+            "accelerators": [
+                {
+                    "threshold": str(a.threshold),
+                    "multiplier": str(a.multiplier),
+                    "extra": str(x),
+                }
+                for a, x in self.extras
+            ],
+            "caps": self.caps,
+            "commission": str(self.earned[0]),
+            "accelerator": str(self.earned[1]),
+        }
 
 
 def flat_total(table: Table, position: Decimal, payout_points: Decimal) -> Decimal:
