@@ -22,7 +22,6 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
-from functools import partial
 
 from services.comp_engine.calc import cash, clawbacks, draws, extras, payouts
 from services.comp_engine.calc.bookings import (
@@ -222,23 +221,32 @@ def _component_raws(
     segment: Segment, component_id: str, earned: Sequence[Earned], inputs: Inputs
 ) -> list[Raw]:
     raws = []
+    # A segment's deals fall on a few dozen days: each day's payout rate is looked up once.
+    payout_rates: dict[date, Decimal] = {}
     for item in earned:
         credit = item.entry.credit
-        fx = segment.payout_rate(inputs.fx, credit.booking.booked_on)
-        for kind, amount in (
-            (Kind.COMMISSION, item.commission),
-            (Kind.ACCELERATOR, item.accelerator),
-        ):
-            if amount or kind is Kind.COMMISSION:
-                key = deal_key(segment, kind, component_id, credit)
-                trace = partial(_raw_trace, item, kind.value)
-                attainment = item.attainment if kind is Kind.COMMISSION else None
-                raws.append(Raw(key, amount, fx, trace, attainment))
+        day = credit.booking.booked_on
+        fx = payout_rates.get(day)
+        if fx is None:
+            fx = payout_rates[day] = segment.payout_rate(inputs.fx, day)
+        key = deal_key(segment, Kind.COMMISSION, component_id, credit)
+        raws.append(Raw(key, item.commission, fx, _RawTrace(item, "commission"), item.attainment))
+        if item.accelerator:
+            key = deal_key(segment, Kind.ACCELERATOR, component_id, credit)
+            raws.append(Raw(key, item.accelerator, fx, _RawTrace(item, "accelerator")))
     return raws
 
 
-def _raw_trace(item: Earned, line: str) -> Trace:
-    return {**item.trace, "line": line}
+@dataclass(frozen=True, slots=True)
+class _RawTrace:
+    """A component line's trace: its step's, and which of the step's lines it is. One
+    object per line (not a closure and its arguments): a chunk keeps tens of thousands."""
+
+    item: Earned
+    line: str
+
+    def __call__(self) -> Trace:
+        return {**self.item.trace, "line": self.line}
 
 
 def _series_lines(segment: Segment, raws: Sequence[Raw]) -> list[Line]:

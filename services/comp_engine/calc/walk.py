@@ -154,9 +154,14 @@ class _Running:
         f0 = decel_factor(component, p0)
         f1 = decel_factor(component, p1)
         commission = f1 * base_after - f0 * base_before
-        accelerator = sum([x for _, x in extras], ZERO)
-        commission, accelerator, caps = apply_caps(
-            component, commission, accelerator, paid_before=self.paid_total
+        accelerator = sum(extras, ZERO)
+        paid_before = self.paid_total
+        commission, accelerator, applied = cut_to_caps(
+            commission,
+            accelerator,
+            per_deal=component.cap_per_deal,
+            per_period=component.cap_per_period,
+            paid_before=paid_before,
         )
         self.amount += entry.quota_amount
         self.payout += entry.payout_amount
@@ -172,7 +177,7 @@ class _Running:
             (p0, p1, y0, y1, s1),
             (base_before, base_after, f0, f1),
             extras,
-            caps,
+            (paid_before, applied),
             (commission, accelerator),
         )
         attainment = p1 if component.rate_table.basis is TierBasis.ATTAINMENT else None
@@ -186,7 +191,7 @@ class _Running:
         v0: Decimal,
         s1: Decimal,
         v1: Decimal,
-    ) -> list[tuple[Any, Decimal]]:
+    ) -> tuple[Decimal, ...]:
         """The accelerators' extras of a marginal table (the base rate on the slice above
         each threshold, times the multiplier's step), reading the values the step already
         has: each slice end is the step's own start or end or the threshold itself (`max`
@@ -198,9 +203,9 @@ class _Running:
             low, high = max(s0, t), max(s1, t)
             v_low = v0 if low is s0 else self._fixed(table, low)
             v_high = v1 if high is s1 else self._fixed(table, high)
-            found.append((accelerator, (v_high - v_low) * (accelerator.multiplier - previous)))
+            found.append((v_high - v_low) * (accelerator.multiplier - previous))
             previous = accelerator.multiplier
-        return found
+        return tuple(found)
 
     def _fixed(self, table: Table, position: Decimal) -> Decimal:
         """`rates.value` of a position that stays the same object through the walk (the
@@ -227,8 +232,10 @@ class _StepTrace:
     """Position and payout points before and after, and the slice's end."""
     base: tuple[Decimal, Decimal, Decimal, Decimal]
     """Base earnings before and after, and the decelerator's factors before and after."""
-    extras: Sequence[tuple[Any, Decimal]]
-    caps: dict[str, Any]
+    extras: tuple[Decimal, ...]
+    """Per accelerator of the component, in its order."""
+    caps: tuple[Decimal, tuple[str, ...]]
+    """What the period had earned before the step, and the caps that applied."""
     earned: tuple[Decimal, Decimal]
 
     def __call__(self) -> Trace:
@@ -253,9 +260,11 @@ class _StepTrace:
                     "multiplier": str(a.multiplier),
                     "extra": str(x),
                 }
-                for a, x in self.extras
+                for a, x in zip(self.component.accelerators, self.extras, strict=True)
             ],
-            "caps": self.caps,
+            "caps": caps_trace(
+                self.component.cap_per_deal, self.component.cap_per_period, *self.caps
+            ),
             "commission": str(self.earned[0]),
             "accelerator": str(self.earned[1]),
         }
@@ -275,12 +284,12 @@ def decel_factor(component: Component, position: Decimal) -> Decimal:
 
 def flat_accelerator_extras(
     component: Component, table: Table, start: Decimal, end: Decimal, reached: Decimal
-) -> list[tuple[Any, Decimal]]:
+) -> tuple[Decimal, ...]:
     """Retroactive and interpolated: per accelerator, the extra on the part of the slice
     above its threshold at the rate reached, times the multiplier's step (a marginal table's
     are `_Running._marginal_extras`)."""
     if not component.accelerators:
-        return []
+        return ()
     index = rates.tier_at(table.tiers, reached, table.boundary)
     rate = rates.rate_at(table, index, reached)
     found = []
@@ -289,9 +298,9 @@ def flat_accelerator_extras(
         t = accelerator.threshold
         low, high = max(start, t), max(end, t)
         above = rate * (high - low) * table.unit_value
-        found.append((accelerator, above * (accelerator.multiplier - previous)))
+        found.append(above * (accelerator.multiplier - previous))
         previous = accelerator.multiplier
-    return found
+    return tuple(found)
 
 
 def apply_caps(
@@ -315,20 +324,44 @@ def capped(
     paid_before: Decimal,
 ) -> tuple[Decimal, Decimal, dict[str, Any]]:
     """Commission and accelerator after the caps, and the trace of what was applied."""
-    applied = []
+    commission, accelerator, applied = cut_to_caps(
+        commission, accelerator, per_deal=per_deal, per_period=per_period, paid_before=paid_before
+    )
+    return commission, accelerator, caps_trace(per_deal, per_period, paid_before, applied)
+
+
+def cut_to_caps(
+    commission: Decimal,
+    accelerator: Decimal,
+    *,
+    per_deal: Decimal | None,
+    per_period: Decimal | None,
+    paid_before: Decimal,
+) -> tuple[Decimal, Decimal, tuple[str, ...]]:
+    """`capped` without its trace: the caps that applied, by name, for `caps_trace` (the
+    walk builds that dict only when its trace is read)."""
+    applied: tuple[str, ...] = ()
     if per_deal is not None and commission + accelerator > per_deal:
         commission, accelerator = _cut(commission, accelerator, per_deal)
-        applied.append("per_deal")
+        applied += ("per_deal",)
     if per_period is not None and commission + accelerator > per_period - paid_before:
         commission, accelerator = _cut(commission, accelerator, max(per_period - paid_before, ZERO))
-        applied.append("per_period")
-    trace = {
+        applied += ("per_period",)
+    return commission, accelerator, applied
+
+
+def caps_trace(
+    per_deal: Decimal | None,
+    per_period: Decimal | None,
+    paid_before: Decimal,
+    applied: tuple[str, ...],
+) -> dict[str, Any]:
+    return {
         "cap_per_deal": None if per_deal is None else str(per_deal),
         "cap_per_period": None if per_period is None else str(per_period),
         "period_paid_before": str(paid_before),
-        "applied": applied,
+        "applied": list(applied),
     }
-    return commission, accelerator, trace
 
 
 def _cut(commission: Decimal, accelerator: Decimal, limit: Decimal) -> tuple[Decimal, Decimal]:
