@@ -181,21 +181,17 @@ class Inputs:
         """The rep's managers on `day`, nearest first, up to `levels` (remembered, as
         `plan_on` is: every credit of the rep's day asks again)."""
         key = (rep_id, day, levels)
-        try:
-            return self._managers[key]
-        except KeyError:
-            pass
+        found = self._managers.get(key)
+        if found is not None:
+            return found
         chain: list[str] = []
         current = rep_id
         for _ in range(levels):
-            manager = next(
-                (
-                    line.manager_id
-                    for line in self._lines_by_rep.get(current, ())
-                    if line.start <= day and (line.end is None or day < line.end)
-                ),
-                None,
-            )
+            manager = None
+            for line in self._lines_by_rep.get(current, ()):
+                if line.start <= day and (line.end is None or day < line.end):
+                    manager = line.manager_id
+                    break
             if manager is None or manager in chain or manager == rep_id:
                 break
             chain.append(manager)

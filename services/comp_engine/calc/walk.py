@@ -30,6 +30,7 @@ from services.comp_engine.calc.traces import Trace, TraceSource, kept
 from services.comp_engine.plans.document import Component, RateUnit, TierBasis
 
 ZERO = Decimal(0)
+ONE = Decimal(1)
 HUNDRED = Decimal(100)
 TEN_THOUSAND = Decimal(10_000)
 
@@ -116,6 +117,8 @@ class _Running:
 
     known: dict[int, tuple[Decimal, Decimal]] = field(default_factory=dict)
     """Marginal: what a fixed position (an accelerator's threshold) earns, by identity."""
+    ended_at: tuple[Decimal, Decimal] | None = None
+    """Marginal: the previous step's slice end and its value."""
     carried: tuple[Decimal, Decimal] = field(init=False)
     """The position and payout points the walk stands at: the previous step's "after"
     figures, which are this step's "before" ones (`points` of the same sum)."""
@@ -142,8 +145,9 @@ class _Running:
         if table.mode is rates.TierMode.MARGINAL:
             # Each position the step visits is valued once: its value and the
             # accelerators' slices (a threshold or the slice's own ends) all read it.
-            v0 = rates.value(table, s0)
+            v0 = self._value_at_start(table, s0)
             v1 = rates.value(table, s1)
+            self.ended_at = (s1, v1)
             base_before = self.base_total
             base_after = base_before + (v1 - v0)
             extras = self._marginal_extras(component, table, s0, v0, s1, v1)
@@ -183,6 +187,14 @@ class _Running:
         attainment = p1 if component.rate_table.basis is TierBasis.ATTAINMENT else None
         return Earned(entry, commission, accelerator, trace, attainment)
 
+    def _value_at_start(self, table: Table, s0: Decimal) -> Decimal:
+        """`rates.value` of the step's start, which is mostly the very number the previous
+        step's slice ended at (the same digits and exponent, as `compare_total` tells), so
+        that value is not worked out twice."""
+        if self.ended_at is not None and s0.compare_total(self.ended_at[0]) == 0:
+            return self.ended_at[1]
+        return rates.value(table, s0)
+
     def _marginal_extras(
         self,
         component: Component,
@@ -197,7 +209,7 @@ class _Running:
         has: each slice end is the step's own start or end or the threshold itself (`max`
         returns one of its arguments), so no tier is walked again."""
         found = []
-        previous = Decimal(1)
+        previous = ONE
         for accelerator in component.accelerators:
             t = accelerator.threshold
             low, high = max(s0, t), max(s1, t)
@@ -279,7 +291,7 @@ def flat_total(table: Table, position: Decimal, payout_points: Decimal) -> Decim
 
 def decel_factor(component: Component, position: Decimal) -> Decimal:
     d = component.decelerator
-    return d.multiplier if d is not None and position < d.threshold else Decimal(1)
+    return d.multiplier if d is not None and position < d.threshold else ONE
 
 
 def flat_accelerator_extras(
@@ -293,7 +305,7 @@ def flat_accelerator_extras(
     index = rates.tier_at(table.tiers, reached, table.boundary)
     rate = rates.rate_at(table, index, reached)
     found = []
-    previous = Decimal(1)
+    previous = ONE
     for accelerator in component.accelerators:
         t = accelerator.threshold
         low, high = max(start, t), max(end, t)
