@@ -145,6 +145,8 @@ def _rep(
     result: Result,
 ) -> None:
     raws_by_segment: dict[int, list[Raw]] = defaultdict(list)
+    # What each ended booking's credits earned, which is all a clawback reads (a list per
+    # credit of every booking would be thousands of lists kept for nothing).
     earned_by_credit: dict[CreditId, list[Earned]] = defaultdict(list)
     placed: dict[int, list[Entry]] = defaultdict(list)
     for credit in rep_credits:
@@ -168,7 +170,8 @@ def _rep(
                     target_variable=segment.target_variable,
                 )
                 for item in earned:
-                    earned_by_credit[item.entry.credit.id].append(item)
+                    if item.entry.credit.booking.ending is not None:
+                        earned_by_credit[item.entry.credit.id].append(item)
                 raws += _component_raws(segment, component.id, earned, inputs)
                 raws += extras.minimum(segment, component, earned, today, inputs)
             raws += extras.bonuses(segment, entries, inputs)
@@ -237,10 +240,11 @@ def _component_raws(
     return raws
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _RawTrace:
     """A component line's trace: its step's, and which of the step's lines it is. One
-    object per line (not a closure and its arguments): a chunk keeps tens of thousands."""
+    object per line (not a closure and its arguments): a chunk keeps tens of thousands.
+    Not frozen, as no builder of a trace is (`traces.py`)."""
 
     item: Earned
     line: str

@@ -50,10 +50,11 @@ def to_lines(raws: Iterable[Raw], *, plan_currency: str, payout_currency: str) -
     return lines
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _LineTrace:
     """A line's trace: its raw amount's, and how it was converted and rounded. One object
-    per line (not a closure and its arguments): a chunk keeps tens of thousands."""
+    per line (not a closure and its arguments): a chunk keeps tens of thousands. Not
+    frozen, as no builder of a trace is (`traces.py`)."""
 
     raw: Raw
     total_before: Decimal

@@ -230,10 +230,11 @@ class _Running:
         return found
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _StepTrace:
     """What a step's trace is made of; called, it builds the trace. The tier walk and the
-    decelerator's figures are worked out only then: most traces are never read."""
+    decelerator's figures are worked out only then: most traces are never read. Not
+    frozen, as no builder of a trace is (`traces.py`)."""
 
     shown: Trace
     component: Component
