@@ -112,6 +112,17 @@ def bookings(deal_id: str, history: Sequence[DealState], policy: Clawback | None
     return found
 
 
+def alike_under_any_policy(history: Sequence[DealState]) -> bool:
+    """Whether every clawback policy, and none, gives `history` the same bookings: only
+    `_follow` reads the policy, and only for states after a booking starts, so a history
+    whose first bookable state is its last (most deals: won once, never changed after)
+    never reads it."""
+    for number, state in enumerate(history):
+        if _bookable(state):
+            return number == len(history) - 1
+    return True
+
+
 def _bookable(state: DealState) -> bool:
     """Won with an amount, and not an episode a cancellation event ended: after one, the
     deal stays won without being booked again until it is lost and won anew."""

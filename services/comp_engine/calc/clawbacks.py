@@ -54,9 +54,11 @@ def reversals(
     found: dict[int, list[Entry]] = {}
     for credit in rep_credits:
         ending = credit.booking.ending
+        if ending is None:
+            continue
         original = originals.get(credit.id)
         policy = _policy(rep_segments, credit)
-        if ending is None or original is None or policy is None or not policy.reduces_attainment:
+        if original is None or policy is None or not policy.reduces_attainment:
             continue
         index = segment_at(rep_segments, ending.at.date())
         if index is None or not original.quota_amount:
@@ -82,9 +84,11 @@ def lines(
     found = []
     for credit in rep_credits:
         ending = credit.booking.ending
-        policy = _policy(rep_segments, credit)
+        if ending is None:
+            continue
         own = segment_at(rep_segments, credit.booking.booked_on)
-        if ending is None or policy is None or own is None:
+        policy = None if own is None else rep_segments[own].version.document.clawback
+        if own is None or policy is None:
             continue
         earned_items = [e for e in earned_by_credit.get(credit.id, ()) if not e.entry.reversal]
         earned = sum((e.commission + e.accelerator for e in earned_items), ZERO)

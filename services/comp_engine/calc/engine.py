@@ -22,10 +22,14 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
-from functools import partial
 
 from services.comp_engine.calc import cash, clawbacks, draws, extras, payouts
-from services.comp_engine.calc.bookings import Booking, DealState, bookings
+from services.comp_engine.calc.bookings import (
+    Booking,
+    DealState,
+    alike_under_any_policy,
+    bookings,
+)
 from services.comp_engine.calc.credits import Credit, CreditId, credits
 from services.comp_engine.calc.filters import matches
 from services.comp_engine.calc.inputs import Inputs, MissingRate
@@ -103,12 +107,18 @@ def _credits(
             policies[_policy_key(policy)] = policy
     found: list[Credit] = []
     for deal_id in sorted(histories):
-        # Policies settle most deals alike (a deal that changed nothing after its win has
-        # the same bookings under every window): its credits are built once per distinct
-        # set of bookings, and each credit kept under the policy of its rep's plan.
+        history = histories[deal_id]
+        if alike_under_any_policy(history):
+            # Settled once, and every credit kept: `credits` builds one only for a rep
+            # with a plan on the day, and every plan's policy gives these bookings.
+            found += credits(bookings(deal_id, history, None), inputs, only)
+            continue
+        # Policies settle other deals alike too (a change after the window): their credits
+        # are built once per distinct set of bookings, and each credit kept under the
+        # policy of its rep's plan.
         settled: list[tuple[list[Booking], set[str]]] = []
         for key, policy in policies.items():
-            booked = bookings(deal_id, histories[deal_id], policy)
+            booked = bookings(deal_id, history, policy)
             same = next((keys for b, keys in settled if b == booked), None)
             if same is None:
                 settled.append((booked, {key}))
@@ -135,6 +145,8 @@ def _rep(
     result: Result,
 ) -> None:
     raws_by_segment: dict[int, list[Raw]] = defaultdict(list)
+    # What each ended booking's credits earned, which is all a clawback reads (a list per
+    # credit of every booking would be thousands of lists kept for nothing).
     earned_by_credit: dict[CreditId, list[Earned]] = defaultdict(list)
     placed: dict[int, list[Entry]] = defaultdict(list)
     for credit in rep_credits:
@@ -158,7 +170,8 @@ def _rep(
                     target_variable=segment.target_variable,
                 )
                 for item in earned:
-                    earned_by_credit[item.entry.credit.id].append(item)
+                    if item.entry.credit.booking.ending is not None:
+                        earned_by_credit[item.entry.credit.id].append(item)
                 raws += _component_raws(segment, component.id, earned, inputs)
                 raws += extras.minimum(segment, component, earned, today, inputs)
             raws += extras.bonuses(segment, entries, inputs)
@@ -211,23 +224,33 @@ def _component_raws(
     segment: Segment, component_id: str, earned: Sequence[Earned], inputs: Inputs
 ) -> list[Raw]:
     raws = []
+    # A segment's deals fall on a few dozen days: each day's payout rate is looked up once.
+    payout_rates: dict[date, Decimal] = {}
     for item in earned:
         credit = item.entry.credit
-        fx = segment.payout_rate(inputs.fx, credit.booking.booked_on)
-        for kind, amount in (
-            (Kind.COMMISSION, item.commission),
-            (Kind.ACCELERATOR, item.accelerator),
-        ):
-            if amount or kind is Kind.COMMISSION:
-                key = deal_key(segment, kind, component_id, credit)
-                trace = partial(_raw_trace, item, kind.value)
-                attainment = item.attainment if kind is Kind.COMMISSION else None
-                raws.append(Raw(key, amount, fx, trace, attainment))
+        day = credit.booking.booked_on
+        fx = payout_rates.get(day)
+        if fx is None:
+            fx = payout_rates[day] = segment.payout_rate(inputs.fx, day)
+        key = deal_key(segment, Kind.COMMISSION, component_id, credit)
+        raws.append(Raw(key, item.commission, fx, _RawTrace(item, "commission"), item.attainment))
+        if item.accelerator:
+            key = deal_key(segment, Kind.ACCELERATOR, component_id, credit)
+            raws.append(Raw(key, item.accelerator, fx, _RawTrace(item, "accelerator")))
     return raws
 
 
-def _raw_trace(item: Earned, line: str) -> Trace:
-    return {**item.trace, "line": line}
+@dataclass(slots=True)
+class _RawTrace:
+    """A component line's trace: its step's, and which of the step's lines it is. One
+    object per line (not a closure and its arguments): a chunk keeps tens of thousands.
+    Not frozen, as no builder of a trace is (`traces.py`)."""
+
+    item: Earned
+    line: str
+
+    def __call__(self) -> Trace:
+        return {**self.item.trace, "line": self.line}
 
 
 def _series_lines(segment: Segment, raws: Sequence[Raw]) -> list[Line]:

@@ -134,6 +134,12 @@ class Inputs:
     _plans_on: dict[tuple[str, date], tuple[Assignment, PlanVersion] | None] = field(
         init=False, repr=False, compare=False
     )
+    _managers: dict[tuple[str, date, int], tuple[str, ...]] = field(
+        init=False, repr=False, compare=False
+    )
+    _versions_on: dict[tuple[str, date], PlanVersion | None] = field(
+        init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         # Indexes by rep (and deal): a whole recompute asks these per credit, and scanning
@@ -146,23 +152,32 @@ class Inputs:
         by_time = sorted(self.payments, key=lambda p: (p.paid_at, p.invoice_id))
         object.__setattr__(self, "_payments_by_deal", _grouped(by_time, lambda p: p.deal_id))
         object.__setattr__(self, "_plans_on", {})
+        object.__setattr__(self, "_managers", {})
+        object.__setattr__(self, "_versions_on", {})
 
     def plan_on(self, rep_id: str, day: date) -> tuple[Assignment, PlanVersion] | None:
         """The rep's assignment and the plan version in force on `day` (remembered: the
         inputs never change, and every credit of a day asks again)."""
         key = (rep_id, day)
-        try:
+        if key in self._plans_on:
             return self._plans_on[key]
-        except KeyError:
-            pass
         found = None
         for assignment in self._by_rep.get(rep_id, ()):
             if assignment.covers(day):
-                version = version_on(self.plans.get(assignment.plan_id, ()), day)
+                version = self._version_on(assignment.plan_id, day)
                 found = (assignment, version) if version else None
                 break
         self._plans_on[key] = found
         return found
+
+    def _version_on(self, plan_id: str, day: date) -> PlanVersion | None:
+        """`version_on` of the plan, remembered too: a chunk's credits fall on tens of
+        thousands of rep-days, but its reps share a few plans, so most rep-days new to
+        `plan_on` ask for a plan's day already answered."""
+        key = (plan_id, day)
+        if key not in self._versions_on:
+            self._versions_on[key] = version_on(self.plans.get(plan_id, ()), day)
+        return self._versions_on[key]
 
     def assignments_of(self, rep_id: str) -> list[Assignment]:
         return self._by_rep.get(rep_id, [])
@@ -173,23 +188,27 @@ class Inputs:
     def payments_of(self, deal_id: str) -> list[Payment]:
         return self._payments_by_deal.get(deal_id, [])
 
-    def managers_of(self, rep_id: str, day: date, levels: int) -> list[str]:
+    def managers_of(self, rep_id: str, day: date, levels: int) -> tuple[str, ...]:
+        """The rep's managers on `day`, nearest first, up to `levels` (remembered, as
+        `plan_on` is: every credit of the rep's day asks again)."""
+        key = (rep_id, day, levels)
+        found = self._managers.get(key)
+        if found is not None:
+            return found
         chain: list[str] = []
         current = rep_id
         for _ in range(levels):
-            manager = next(
-                (
-                    line.manager_id
-                    for line in self._lines_by_rep.get(current, ())
-                    if line.start <= day and (line.end is None or day < line.end)
-                ),
-                None,
-            )
+            manager = None
+            for line in self._lines_by_rep.get(current, ()):
+                if line.start <= day and (line.end is None or day < line.end):
+                    manager = line.manager_id
+                    break
             if manager is None or manager in chain or manager == rep_id:
                 break
             chain.append(manager)
             current = manager
-        return chain
+        found = self._managers[key] = tuple(chain)
+        return found
 
 
 def _grouped(items: Iterable[T], key: Callable[[T], str]) -> dict[str, list[T]]:

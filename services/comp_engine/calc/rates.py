@@ -145,27 +145,6 @@ def _marginal(table: Table, position: Decimal) -> tuple[Decimal, tuple[Step, ...
     return total, tuple(steps)
 
 
-def marginal_walk(table: Table, position: Decimal) -> tuple[Decimal, tuple[Step, ...]]:
-    """`value` and `earned`'s walk of a marginal table in one pass over its tiers, each
-    figure computed by the same operations as those two, so it is the very same Decimal:
-    the walk needs both at every position it visits."""
-    first = table.tiers[0]
-    unit_value = table.unit_value
-    if position < first.start:
-        amount = first.rate * (position - first.start) * unit_value
-        return amount, (Step(0, first.start, position, first.rate, amount),)
-    total = ZERO
-    steps: list[Step] = []
-    for index, tier in enumerate(table.tiers):
-        if position <= tier.start and index > 0:
-            break
-        top = position if tier.end is None else min(position, tier.end)
-        part = tier.rate * (top - tier.start)
-        total += part
-        steps.append(Step(index, tier.start, top, tier.rate, part * unit_value))
-    return total * unit_value, tuple(steps)
-
-
 def rate_at(table: Table, index: int, position: Decimal) -> Decimal:
     """The rate the whole position earns (retroactive and interpolated modes)."""
     tier = table.tiers[index]

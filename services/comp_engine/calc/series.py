@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
-from functools import partial
 
 from services.comp_engine.calc.lines import Line, LineKey, rounded
 from services.comp_engine.calc.traces import Trace, TraceSource, built
@@ -45,19 +44,30 @@ def to_lines(raws: Iterable[Raw], *, plan_currency: str, payout_currency: str) -
         amount = after - before
         before = after
         if amount:
-            trace = partial(_trace, raw, total, plan_currency, payout_currency)
+            trace = _LineTrace(raw, total, plan_currency, payout_currency)
             lines.append(Line(raw.key, amount, payout_currency, trace, raw.attainment))
         total += converted
     return lines
 
 
-def _trace(raw: Raw, total_before: Decimal, plan_currency: str, payout_currency: str) -> Trace:
-    return {
-        **built(raw.trace),
-        "raw_amount": str(raw.amount),
-        "plan_currency": plan_currency,
-        "payout_currency": payout_currency,
-        "fx_rate_to_payout": str(raw.fx_rate),
-        "series_total_before": str(total_before),
-        "rounding": "half-up to the payout currency's minor unit, as a running series",
-    }
+@dataclass(slots=True)
+class _LineTrace:
+    """A line's trace: its raw amount's, and how it was converted and rounded. One object
+    per line (not a closure and its arguments): a chunk keeps tens of thousands. Not
+    frozen, as no builder of a trace is (`traces.py`)."""
+
+    raw: Raw
+    total_before: Decimal
+    plan_currency: str
+    payout_currency: str
+
+    def __call__(self) -> Trace:
+        return {
+            **built(self.raw.trace),
+            "raw_amount": str(self.raw.amount),
+            "plan_currency": self.plan_currency,
+            "payout_currency": self.payout_currency,
+            "fx_rate_to_payout": str(self.raw.fx_rate),
+            "series_total_before": str(self.total_before),
+            "rounding": "half-up to the payout currency's minor unit, as a running series",
+        }

@@ -21,7 +21,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from functools import partial
 from typing import Any
 
 from services.comp_engine.calc import rates
@@ -31,6 +30,7 @@ from services.comp_engine.calc.traces import Trace, TraceSource, kept
 from services.comp_engine.plans.document import Component, RateUnit, TierBasis
 
 ZERO = Decimal(0)
+ONE = Decimal(1)
 HUNDRED = Decimal(100)
 TEN_THOUSAND = Decimal(10_000)
 
@@ -117,6 +117,8 @@ class _Running:
 
     known: dict[int, tuple[Decimal, Decimal]] = field(default_factory=dict)
     """Marginal: what a fixed position (an accelerator's threshold) earns, by identity."""
+    ended_at: tuple[Decimal, Decimal] | None = None
+    """Marginal: the previous step's slice end and its value."""
     carried: tuple[Decimal, Decimal] = field(init=False)
     """The position and payout points the walk stands at: the previous step's "after"
     figures, which are this step's "before" ones (`points` of the same sum)."""
@@ -132,55 +134,66 @@ class _Running:
         component: Component,
         table: Table,
         entry: Entry,
-        shown: dict[str, Any] | None = None,
+        shown: dict[str, Any],
     ) -> Earned:
-        """One credit's earnings; `shown` is `table_trace(component, table)` when the
-        caller built it once for the whole walk (it is the same for every credit)."""
+        """One credit's earnings; `shown` is `table_trace(component, table)`, built once
+        for the whole walk (it is the same for every credit)."""
         p0, y0 = self.carried
         p1 = self.points(self.amount + entry.quota_amount)
         y1 = self.points(self.payout + entry.payout_amount)
         s0, s1 = p0, p0 + (y1 - y0)
         if table.mode is rates.TierMode.MARGINAL:
-            # Each position the step visits is walked once: its value, its tier walk and
-            # the accelerators' slices (a threshold or the slice's own ends) all read it.
-            v0, steps0 = rates.marginal_walk(table, s0)
-            v1, steps1 = rates.marginal_walk(table, s1)
+            # Each position the step visits is valued once: its value and the
+            # accelerators' slices (a threshold or the slice's own ends) all read it.
+            v0 = self._value_at_start(table, s0)
+            v1 = rates.value(table, s1)
+            self.ended_at = (s1, v1)
             base_before = self.base_total
             base_after = base_before + (v1 - v0)
             extras = self._marginal_extras(component, table, s0, v0, s1, v1)
-            walk_steps = _slice_steps(steps0, steps1)
         else:
             base_before = flat_total(table, p0, y0)
             base_after = flat_total(table, p1, y1)
             extras = flat_accelerator_extras(component, table, s0, s1, p1)
-            walk_steps = _walk_steps(table, s0, s1, p1)
         f0 = decel_factor(component, p0)
         f1 = decel_factor(component, p1)
         commission = f1 * base_after - f0 * base_before
-        accelerator = sum((x for _, x in extras), ZERO)
-        commission, accelerator, caps = apply_caps(
-            component, commission, accelerator, paid_before=self.paid_total
+        accelerator = sum(extras, ZERO)
+        paid_before = self.paid_total
+        commission, accelerator, applied = cut_to_caps(
+            commission,
+            accelerator,
+            per_deal=component.cap_per_deal,
+            per_period=component.cap_per_period,
+            paid_before=paid_before,
         )
         self.amount += entry.quota_amount
         self.payout += entry.payout_amount
         self.base_total = base_after
         self.paid_total += commission + accelerator
         self.carried = (p1, y1)
-        trace = partial(
-            _step_trace,
-            shown if shown is not None else table_trace(component, table),
+        trace = _StepTrace(
+            shown,
+            component,
+            table,
             self.scale,
             entry,
-            (p0, p1, y0, y1),
-            walk_steps,
-            (base_before, base_after),
-            _decel_json(component, f0, f1),
+            (p0, p1, y0, y1, s1),
+            (base_before, base_after, f0, f1),
             extras,
-            caps,
+            (paid_before, applied),
             (commission, accelerator),
         )
         attainment = p1 if component.rate_table.basis is TierBasis.ATTAINMENT else None
         return Earned(entry, commission, accelerator, trace, attainment)
+
+    def _value_at_start(self, table: Table, s0: Decimal) -> Decimal:
+        """`rates.value` of the step's start, which is mostly the very number the previous
+        step's slice ended at (the same digits and exponent, as `compare_total` tells), so
+        that value is not worked out twice."""
+        if self.ended_at is not None and s0.compare_total(self.ended_at[0]) == 0:
+            return self.ended_at[1]
+        return rates.value(table, s0)
 
     def _marginal_extras(
         self,
@@ -190,21 +203,21 @@ class _Running:
         v0: Decimal,
         s1: Decimal,
         v1: Decimal,
-    ) -> list[tuple[Any, Decimal]]:
+    ) -> tuple[Decimal, ...]:
         """The accelerators' extras of a marginal table (the base rate on the slice above
         each threshold, times the multiplier's step), reading the values the step already
         has: each slice end is the step's own start or end or the threshold itself (`max`
         returns one of its arguments), so no tier is walked again."""
         found = []
-        previous = Decimal(1)
+        previous = ONE
         for accelerator in component.accelerators:
             t = accelerator.threshold
             low, high = max(s0, t), max(s1, t)
             v_low = v0 if low is s0 else self._fixed(table, low)
             v_high = v1 if high is s1 else self._fixed(table, high)
-            found.append((accelerator, (v_high - v_low) * (accelerator.multiplier - previous)))
+            found.append((v_high - v_low) * (accelerator.multiplier - previous))
             previous = accelerator.multiplier
-        return found
+        return tuple(found)
 
     def _fixed(self, table: Table, position: Decimal) -> Decimal:
         """`rates.value` of a position that stays the same object through the walk (the
@@ -217,44 +230,57 @@ class _Running:
         return found
 
 
-def _step_trace(
-    shown: Trace,
-    scale: Decimal,
-    entry: Entry,
-    points: tuple[Decimal, Decimal, Decimal, Decimal],
-    walk_steps: Sequence[rates.Step],
-    base: tuple[Decimal, Decimal],
-    decelerator: dict[str, str] | None,
-    extras: Sequence[tuple[Any, Decimal]],
-    caps: dict[str, Any],
-    earned: tuple[Decimal, Decimal],
-) -> Trace:
-    """A step's trace, from the figures the step computed."""
-    p0, p1, y0, y1 = points
-    return {
-        **shown,
-        "position_per_unit": str(scale),
-        "credit": credit_json(entry),
-        "position_before": str(p0),
-        "position_after": str(p1),
-        "payout_points_before": str(y0),
-        "payout_points_after": str(y1),
-        "tier_walk": [s.as_json() for s in walk_steps],
-        "base_before": str(base[0]),
-        "base_after": str(base[1]),
-        "decelerator": decelerator,
-        "accelerators": [
-            {
-                "threshold": str(a.threshold),
-                "multiplier": str(a.multiplier),
-                "extra": str(x),
-            }
-            for a, x in extras
-        ],
-        "caps": caps,
-        "commission": str(earned[0]),
-        "accelerator": str(earned[1]),
-    }
+@dataclass(slots=True)
+class _StepTrace:
+    """What a step's trace is made of; called, it builds the trace. The tier walk and the
+    decelerator's figures are worked out only then: most traces are never read. Not
+    frozen, as no builder of a trace is (`traces.py`)."""
+
+    shown: Trace
+    component: Component
+    table: Table
+    scale: Decimal
+    entry: Entry
+    points: tuple[Decimal, Decimal, Decimal, Decimal, Decimal]
+    """Position and payout points before and after, and the slice's end."""
+    base: tuple[Decimal, Decimal, Decimal, Decimal]
+    """Base earnings before and after, and the decelerator's factors before and after."""
+    extras: tuple[Decimal, ...]
+    """Per accelerator of the component, in its order."""
+    caps: tuple[Decimal, tuple[str, ...]]
+    """What the period had earned before the step, and the caps that applied."""
+    earned: tuple[Decimal, Decimal]
+
+    def __call__(self) -> Trace:
+        p0, p1, y0, y1, s1 = self.points
+        base_before, base_after, f0, f1 = self.base
+        walk_steps = _walk_steps(self.table, p0, s1, p1)
+        return {
+            **self.shown,
+            "position_per_unit": str(self.scale),
+            "credit": credit_json(self.entry),
+            "position_before": str(p0),
+            "position_after": str(p1),
+            "payout_points_before": str(y0),
+            "payout_points_after": str(y1),
+            "tier_walk": [s.as_json() for s in walk_steps],
+            "base_before": str(base_before),
+            "base_after": str(base_after),
+            "decelerator": _decel_json(self.component, f0, f1),
+            "accelerators": [
+                {
+                    "threshold": str(a.threshold),
+                    "multiplier": str(a.multiplier),
+                    "extra": str(x),
+                }
+                for a, x in zip(self.component.accelerators, self.extras, strict=True)
+            ],
+            "caps": caps_trace(
+                self.component.cap_per_deal, self.component.cap_per_period, *self.caps
+            ),
+            "commission": str(self.earned[0]),
+            "accelerator": str(self.earned[1]),
+        }
 
 
 def flat_total(table: Table, position: Decimal, payout_points: Decimal) -> Decimal:
@@ -266,28 +292,28 @@ def flat_total(table: Table, position: Decimal, payout_points: Decimal) -> Decim
 
 def decel_factor(component: Component, position: Decimal) -> Decimal:
     d = component.decelerator
-    return d.multiplier if d is not None and position < d.threshold else Decimal(1)
+    return d.multiplier if d is not None and position < d.threshold else ONE
 
 
 def flat_accelerator_extras(
     component: Component, table: Table, start: Decimal, end: Decimal, reached: Decimal
-) -> list[tuple[Any, Decimal]]:
+) -> tuple[Decimal, ...]:
     """Retroactive and interpolated: per accelerator, the extra on the part of the slice
     above its threshold at the rate reached, times the multiplier's step (a marginal table's
     are `_Running._marginal_extras`)."""
     if not component.accelerators:
-        return []
+        return ()
     index = rates.tier_at(table.tiers, reached, table.boundary)
     rate = rates.rate_at(table, index, reached)
     found = []
-    previous = Decimal(1)
+    previous = ONE
     for accelerator in component.accelerators:
         t = accelerator.threshold
         low, high = max(start, t), max(end, t)
         above = rate * (high - low) * table.unit_value
-        found.append((accelerator, above * (accelerator.multiplier - previous)))
+        found.append(above * (accelerator.multiplier - previous))
         previous = accelerator.multiplier
-    return found
+    return tuple(found)
 
 
 def apply_caps(
@@ -311,20 +337,44 @@ def capped(
     paid_before: Decimal,
 ) -> tuple[Decimal, Decimal, dict[str, Any]]:
     """Commission and accelerator after the caps, and the trace of what was applied."""
-    applied = []
+    commission, accelerator, applied = cut_to_caps(
+        commission, accelerator, per_deal=per_deal, per_period=per_period, paid_before=paid_before
+    )
+    return commission, accelerator, caps_trace(per_deal, per_period, paid_before, applied)
+
+
+def cut_to_caps(
+    commission: Decimal,
+    accelerator: Decimal,
+    *,
+    per_deal: Decimal | None,
+    per_period: Decimal | None,
+    paid_before: Decimal,
+) -> tuple[Decimal, Decimal, tuple[str, ...]]:
+    """`capped` without its trace: the caps that applied, by name, for `caps_trace` (the
+    walk builds that dict only when its trace is read)."""
+    applied: tuple[str, ...] = ()
     if per_deal is not None and commission + accelerator > per_deal:
         commission, accelerator = _cut(commission, accelerator, per_deal)
-        applied.append("per_deal")
+        applied += ("per_deal",)
     if per_period is not None and commission + accelerator > per_period - paid_before:
         commission, accelerator = _cut(commission, accelerator, max(per_period - paid_before, ZERO))
-        applied.append("per_period")
-    trace = {
+        applied += ("per_period",)
+    return commission, accelerator, applied
+
+
+def caps_trace(
+    per_deal: Decimal | None,
+    per_period: Decimal | None,
+    paid_before: Decimal,
+    applied: tuple[str, ...],
+) -> dict[str, Any]:
+    return {
         "cap_per_deal": None if per_deal is None else str(per_deal),
         "cap_per_period": None if per_period is None else str(per_period),
         "period_paid_before": str(paid_before),
-        "applied": applied,
+        "applied": list(applied),
     }
-    return commission, accelerator, trace
 
 
 def _cut(commission: Decimal, accelerator: Decimal, limit: Decimal) -> tuple[Decimal, Decimal]:
