@@ -78,8 +78,9 @@ async def simulate_stored(
     plan = await bulk.plan_chunks(conn, limit=deals_per_chunk, only=set(reps))
     found = Stored()
     if processes <= 1 or url is None or len(plan) <= 1:
+        shared = await repository.load_shared(conn)
         for rep_ids in plan:
-            found.add(await _chunk(conn, rep_ids, job))
+            found.add(await _chunk(conn, rep_ids, job, shared))
         return found
     loop = asyncio.get_running_loop()
     with ProcessPoolExecutor(max_workers=processes, mp_context=get_context("spawn")) as pool:
@@ -89,7 +90,12 @@ async def simulate_stored(
     return found
 
 
-async def _chunk(conn: AsyncConnection, rep_ids: Sequence[str], job: _Job) -> Stored:
+async def _chunk(
+    conn: AsyncConnection,
+    rep_ids: Sequence[str],
+    job: _Job,
+    shared: repository.Shared | None = None,
+) -> Stored:
     """One chunk read once and computed as it is and under the draft, reduced.
 
     Everything happens with the collector paused, and the chunk's objects are dropped
@@ -98,7 +104,9 @@ async def _chunk(conn: AsyncConnection, rep_ids: Sequence[str], job: _Job) -> St
     them still live."""
     found = Stored()
     with gc_paused():
-        histories, inputs = await repository.load_inputs(conn, rep_ids=rep_ids, names=job.names)
+        histories, inputs = await repository.load_inputs(
+            conn, rep_ids=rep_ids, names=job.names, shared=shared
+        )
         only = set(rep_ids)
         current = await asyncio.to_thread(compute, histories, inputs, today=job.today, only=only)
         found.current.update(run.totals(run.in_range(current.lines, job.start, job.end)))
