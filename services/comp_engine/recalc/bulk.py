@@ -141,9 +141,12 @@ async def run_chunk(
     today: date,
     post: bool,
     keep_lines: bool = False,
+    shared: repository.Shared | None = None,
 ) -> ChunkDone:
     with gc_paused():
-        histories, inputs = await repository.load_inputs(conn, rep_ids=rep_ids, names=names)
+        histories, inputs = await repository.load_inputs(
+            conn, rep_ids=rep_ids, names=names, shared=shared
+        )
         result: Result = await asyncio.to_thread(
             compute, histories, inputs, today=today, only=set(rep_ids)
         )
@@ -201,11 +204,18 @@ async def recompute_all(
     try:
         async with engine.connect() as conn:
             plan = await plan_chunks(conn, limit=deals_per_chunk)
+            shared = await repository.load_shared(conn) if processes <= 1 else None
         if processes <= 1:
             for rep_ids in plan:
                 async with engine.begin() as conn:
                     done = await run_chunk(
-                        conn, rep_ids, names=names, today=today, post=post, keep_lines=keep_lines
+                        conn,
+                        rep_ids,
+                        names=names,
+                        today=today,
+                        post=post,
+                        keep_lines=keep_lines,
+                        shared=shared,
                     )
                 total.add(done)
                 if progress:

@@ -39,6 +39,7 @@ from services.comp_engine.calc.inputs import (
 )
 from services.comp_engine.calc.lines import Kind, LineKey
 from services.comp_engine.calc.posting import Posted, Posting
+from services.comp_engine.deals.fields_json import decode_all
 from services.comp_engine.deals.history import StageNames, StoredChange, states
 from services.comp_engine.intake.repository import (
     CHANGES,
@@ -143,34 +144,78 @@ async def clear_dirty(conn: AsyncConnection, *, claims: Collection[Claim]) -> No
     await conn.execute(delete(DIRTY).where(DIRTY.c.rep_id.in_(unchanged)))
 
 
-async def load_inputs(
-    conn: AsyncConnection, *, rep_ids: Collection[str], names: StageNames
-) -> tuple[dict[str, list[DealState]], Inputs]:
-    """The deals of `rep_ids` (and of everyone who ever reported to them), and every plan,
-    assignment, reporting line and FX rate: what `engine.compute` needs for these reps."""
-    reporting = await load_reporting(conn)
-    reports = reports_under(reporting, rep_ids)
-    deal_ids = select(DEAL_REPS.c.deal_id).where(
-        DEAL_REPS.c.rep_id.in_(sorted(set(rep_ids) | reports))
-    )
-    rows = await conn.execute(
-        select(CHANGES).where(CHANGES.c.deal_id.in_(deal_ids.scalar_subquery()))
-    )
-    changes: dict[str, list[StoredChange]] = defaultdict(list)
-    for row in rows:
-        key = OrderKey(row.event_time, int(row.sequence), row.source, row.event_id)
-        changes[row.deal_id].append(StoredChange(key, row.event_type, row.fields))
-    histories = {deal_id: states(found, names) for deal_id, found in changes.items()}
-    inputs = Inputs(
+@dataclass(frozen=True, slots=True)
+class Shared:
+    """The inputs every chunk of a bulk run reads whole: read once for all its chunks rather
+    than once a chunk (the plans validated each time). A change to them during the run marks
+    its reps dirty, so the rounds redo what an earlier read missed; closing a period marks
+    nobody, so the closed periods are not among them: a chunk that posts reads them itself."""
+
+    plans: dict[str, list[PlanVersion]]
+    assignments: list[Assignment]
+    reporting: list[ReportingLine]
+    fx: FxTable
+
+
+async def load_shared(conn: AsyncConnection) -> Shared:
+    return Shared(
         plans=await _plans(conn),
         assignments=await load_assignments(conn),
-        quotas=await _quotas(conn, rep_ids=rep_ids),
-        reporting=reporting,
+        reporting=await load_reporting(conn),
         fx=FxTable(await _fx(conn)),
+    )
+
+
+async def load_inputs(
+    conn: AsyncConnection,
+    *,
+    rep_ids: Collection[str],
+    names: StageNames,
+    shared: Shared | None = None,
+) -> tuple[dict[str, list[DealState]], Inputs]:
+    """The deals of `rep_ids` (and of everyone who ever reported to them), and every plan,
+    assignment, reporting line and FX rate (`shared`, read here unless given): what
+    `engine.compute` needs for these reps."""
+    if shared is None:
+        shared = await load_shared(conn)
+    owners = sorted(set(rep_ids) | reports_under(shared.reporting, rep_ids))
+    deal_ids = select(DEAL_REPS.c.deal_id).where(DEAL_REPS.c.rep_id.in_(owners))
+    inputs = Inputs(
+        plans=shared.plans,
+        assignments=shared.assignments,
+        quotas=await _quotas(conn, rep_ids=rep_ids),
+        reporting=shared.reporting,
+        fx=shared.fx,
         payments=await _payments(conn, deal_ids=deal_ids),
         closed_periods=await closed_periods(conn),
     )
-    return histories, inputs
+    return await _histories(conn, owners=owners, names=names), inputs
+
+
+_CHANGES_OF = (
+    "SELECT deal_id, event_time, sequence, source, event_id, event_type, fields::text"
+    f" FROM {CHANGES.fullname} WHERE deal_id IN"
+    f" (SELECT deal_id FROM {DEAL_REPS.fullname} WHERE rep_id = ANY($1::text[]))"
+)
+
+
+async def _histories(
+    conn: AsyncConnection, *, owners: Sequence[str], names: StageNames
+) -> dict[str, list[DealState]]:
+    """The states of every deal of `owners`, read through the driver itself: a chunk is
+    ~20k changes, and SQLAlchemy's rows and its JSON codec took half of reading them.
+    Called after a SQLAlchemy statement of the transaction, which begins the driver's
+    transaction (the adapter begins it lazily), so this read is inside it."""
+    driver = (await conn.get_raw_connection()).driver_connection
+    assert driver is not None
+    rows = await driver.fetch(_CHANGES_OF, owners)
+    changes: dict[str, list[StoredChange]] = defaultdict(list)
+    for (deal_id, at, sequence, source, event_id, event_type, _), fields in zip(
+        rows, decode_all([row[6] for row in rows]), strict=True
+    ):
+        key = OrderKey(at, int(sequence), source, event_id)
+        changes[deal_id].append(StoredChange(key, event_type, fields))
+    return {deal_id: states(found, names) for deal_id, found in changes.items()}
 
 
 def reports_under(reporting: Sequence[ReportingLine], rep_ids: Collection[str]) -> set[str]:

@@ -85,8 +85,9 @@ async def simulate_stored(
     plan = await bulk.plan_chunks(conn, limit=deals_per_chunk, only=set(reps))
     found = Stored()
     if workers is None or url is None or len(plan) <= 1:
+        shared = await repository.load_shared(conn)
         for rep_ids in plan:
-            found.add(await _chunk(conn, rep_ids, job))
+            found.add(await _chunk(conn, rep_ids, job, shared))
         return found
     loop = asyncio.get_running_loop()
     futures = [
@@ -97,7 +98,12 @@ async def simulate_stored(
     return found
 
 
-async def _chunk(conn: AsyncConnection, rep_ids: Sequence[str], job: _Job) -> Stored:
+async def _chunk(
+    conn: AsyncConnection,
+    rep_ids: Sequence[str],
+    job: _Job,
+    shared: repository.Shared | None = None,
+) -> Stored:
     """One chunk read once, computed under the draft and, for the reps whose ledger does
     not stand in for it, as it is; reduced.
 
@@ -107,7 +113,9 @@ async def _chunk(conn: AsyncConnection, rep_ids: Sequence[str], job: _Job) -> St
     them still live."""
     found = Stored()
     with gc_paused():
-        histories, inputs = await repository.load_inputs(conn, rep_ids=rep_ids, names=job.names)
+        histories, inputs = await repository.load_inputs(
+            conn, rep_ids=rep_ids, names=job.names, shared=shared
+        )
         ledger = await posted.read(conn, rep_ids=rep_ids) if job.use_ledger else posted.Ledger()
         read = ledger.usable(inputs, job.today)
         found.current.update(ledger.totals(read, job.start, job.end))
