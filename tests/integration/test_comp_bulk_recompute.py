@@ -206,9 +206,7 @@ async def test_a_stored_simulation_in_processes_equals_one_in_the_caller(
     same totals, attainment bands and waits as one run on the caller's connection."""
     tag = f"bulk{uuid.uuid4().hex[:6]}"
     await _seed(database_url, tag)
-    document = copy.deepcopy(_plan(False))
-    document["components"][0]["rate_table"]["tiers"][-1]["rate"] = "14"
-    version = PlanVersion(SIMULATED, 1, date(2026, 1, 1), PlanDocument.model_validate(document))
+    version = _steeper_draft()
     engine = create_engine(database_url, application_name="test-bulk")
     async with engine.connect() as conn:
         assigned = {a.rep_id for a in await repository.load_assignments(conn)}
@@ -248,9 +246,7 @@ async def test_a_stored_simulation_reading_the_ledger_equals_one_computing_it(
     side is read from them (every rep), and the answer is the one that computes it."""
     tag = f"bulk{uuid.uuid4().hex[:6]}"
     await _seed(database_url, tag)
-    document = copy.deepcopy(_plan(False))
-    document["components"][0]["rate_table"]["tiers"][-1]["rate"] = "14"
-    version = PlanVersion(SIMULATED, 1, date(2026, 1, 1), PlanDocument.model_validate(document))
+    version = _steeper_draft()
     engine = create_engine(database_url, application_name="test-bulk")
     start, end = date(2026, 1, 1), date(2027, 1, 1)
     try:
@@ -281,6 +277,13 @@ async def test_a_stored_simulation_reading_the_ledger_equals_one_computing_it(
     assert read.current == computed.current
     assert read.simulated == computed.simulated
     assert read.bands == computed.bands
+
+
+def _steeper_draft() -> PlanVersion:
+    """The sellers' plan with a steeper top tier, as a simulation's draft."""
+    document = copy.deepcopy(_plan(False))
+    document["components"][0]["rate_table"]["tiers"][-1]["rate"] = "14"
+    return PlanVersion(SIMULATED, 1, date(2026, 1, 1), PlanDocument.model_validate(document))
 
 
 async def test_cli_recompute_posts_what_the_ledger_lacks_once(database_url: str) -> None:
