@@ -36,6 +36,19 @@ class StoredChange:
     fields: dict[str, Any]
 
 
+def stored(
+    at: datetime, sequence: int, source: str, event_id: str, event_type: str, fields: dict[str, Any]
+) -> StoredChange:
+    """`StoredChange(OrderKey(at, sequence, source, event_id), event_type, fields)` at a
+    third of the cost (set through the slots as `_state` does): a bulk load reads ~20k a
+    chunk. `OrderKey` is a named tuple, whose own `__new__` only passes its fields on."""
+    change = _new(StoredChange)
+    _key(change, _tuple(OrderKey, (at, sequence, source, event_id)))
+    _event_type(change, event_type)
+    _fields(change, fields)
+    return change
+
+
 @dataclass(frozen=True, slots=True)
 class StageNames:
     won: frozenset[str]
@@ -139,6 +152,10 @@ _new = object.__new__
     _cancelled,
     _cancellation_of,
 ) = (vars(DealState)[f.name].__set__ for f in dataclasses.fields(DealState))
+_key, _event_type, _fields = (
+    vars(StoredChange)[f.name].__set__ for f in dataclasses.fields(StoredChange)
+)
+_tuple = tuple.__new__
 _rep_id, _percent, _role = (
     vars(SplitShare)[f.name].__set__ for f in dataclasses.fields(SplitShare)
 )

@@ -10,7 +10,13 @@ from decimal import Decimal
 import pytest
 
 from services.comp_engine.calc.bookings import Cancellation, DealState, SplitShare
-from services.comp_engine.deals.history import CANCELLED, StageNames, StoredChange, states
+from services.comp_engine.deals.history import (
+    CANCELLED,
+    StageNames,
+    StoredChange,
+    states,
+    stored,
+)
 from shared.ordering import OrderKey
 
 NAMES = StageNames.of(["won"], ["lost"])
@@ -65,3 +71,14 @@ def test_a_folded_state_is_the_one_the_constructors_build() -> None:
         found[0].amount = Decimal(1)  # type: ignore[misc]
     with pytest.raises(dataclasses.FrozenInstanceError):
         found[0].splits[0].percent = Decimal(1)  # type: ignore[misc]
+
+
+def test_a_stored_change_is_the_one_the_constructors_build() -> None:
+    built = stored(WON_AT, 3, "t", "e1", "com.salesops.deal.created.v1", FIELDS)
+    expected = StoredChange(OrderKey(WON_AT, 3, "t", "e1"), "com.salesops.deal.created.v1", FIELDS)
+    assert built == expected
+    assert repr(built) == repr(expected)
+    assert type(built.key) is OrderKey
+    assert built.key.sequence == 3
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        built.event_type = "x"  # type: ignore[misc]
