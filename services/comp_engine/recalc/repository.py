@@ -193,9 +193,14 @@ async def load_inputs(
 
 _CHANGES_OF = (
     "SELECT deal_id, event_time, sequence::text, source, event_id, event_type, fields::text"
-    f" FROM {CHANGES.fullname} WHERE deal_id IN"
-    f" (SELECT deal_id FROM {DEAL_REPS.fullname} WHERE rep_id = ANY($1::text[]))"
+    f" FROM {CHANGES.fullname} WHERE deal_id = ANY(ARRAY("
+    f"SELECT deal_id FROM {DEAL_REPS.fullname} WHERE rep_id = ANY($1::text[])))"
 )
+"""The deals as an array, not a semi-join (`deal_id IN (SELECT ...)`): the planner hashes
+a semi-join's deals and scans every change of every deal, while an array's ids are looked
+up in the deal_id index one by one. A chunk of ~18k deals of 396k changes (bench_sim_1m)
+took 0.15-0.27 s of server CPU, spread on parallel workers, that way, and 0.12-0.14 s this
+way (a manager's chunk of ~48k deals: 0.27-0.35 s against 0.25 s)."""
 
 
 async def _histories(
