@@ -14,6 +14,7 @@ a later change to the cancelled deal does not book it again.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -33,6 +34,19 @@ class StoredChange:
     key: OrderKey
     event_type: str
     fields: dict[str, Any]
+
+
+def stored(
+    at: datetime, sequence: int, source: str, event_id: str, event_type: str, fields: dict[str, Any]
+) -> StoredChange:
+    """`StoredChange(OrderKey(at, sequence, source, event_id), event_type, fields)` at a
+    third of the cost (set through the slots as `_state` does): a bulk load reads ~20k a
+    chunk. `OrderKey` is a named tuple, whose own `__new__` only passes its fields on."""
+    change = _new(StoredChange)
+    _key(change, _tuple(OrderKey, (at, sequence, source, event_id)))
+    _event_type(change, event_type)
+    _fields(change, fields)
+    return change
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,25 +107,58 @@ def _state(
     amount = get("amount")
     close = get("close_date")
     splits = get("splits")
-    return DealState(
-        at=change.key.time,
-        event_id=change.key.event_id,
-        status=status,
-        amount=None if amount is None else Decimal(amount),
-        currency=get("currency"),
-        owner_id=get("owner_id"),
-        splits=tuple(
-            SplitShare(s["rep_id"], Decimal(s["percent"]), s.get("role") or "owner") for s in splits
-        )
-        if splits
-        else (),
-        close_date=None if close is None else date.fromisoformat(close),
-        deal_type=get("deal_type"),
-        pipeline=get("pipeline"),
-        properties=properties,
-        cancelled=bool(properties.get("cancelled_at")) or cancellation is not None,
-        cancellation=cancellation,
-    )
+    state = _new(DealState)
+    _at(state, change.key.time)
+    _event_id(state, change.key.event_id)
+    _status(state, status)
+    _amount(state, None if amount is None else Decimal(amount))
+    _currency(state, get("currency"))
+    _owner_id(state, get("owner_id"))
+    _splits(state, tuple(_share(s) for s in splits) if splits else ())
+    _close_date(state, None if close is None else date.fromisoformat(close))
+    _deal_type(state, get("deal_type"))
+    _pipeline(state, get("pipeline"))
+    _properties(state, properties)
+    _cancelled(state, bool(properties.get("cancelled_at")) or cancellation is not None)
+    _cancellation_of(state, cancellation)
+    return state
+
+
+def _share(split: dict[str, Any]) -> SplitShare:
+    share = _new(SplitShare)
+    _rep_id(share, split["rep_id"])
+    _percent(share, Decimal(split["percent"]))
+    _role(share, split.get("role") or "owner")
+    return share
+
+
+# A bulk load builds ~20k states a chunk: set through the classes' slots, a state takes half
+# the time of the frozen dataclass's `__init__` (an `object.__setattr__` looked up per field).
+# Every field is set, so a state equals one the constructor builds; unpacking all the fields
+# fails at import if one is added, and a class without slots has no descriptors to unpack.
+_new = object.__new__
+(
+    _at,
+    _event_id,
+    _status,
+    _amount,
+    _currency,
+    _owner_id,
+    _splits,
+    _close_date,
+    _deal_type,
+    _pipeline,
+    _properties,
+    _cancelled,
+    _cancellation_of,
+) = (vars(DealState)[f.name].__set__ for f in dataclasses.fields(DealState))
+_key, _event_type, _fields = (
+    vars(StoredChange)[f.name].__set__ for f in dataclasses.fields(StoredChange)
+)
+_tuple = tuple.__new__
+_rep_id, _percent, _role = (
+    vars(SplitShare)[f.name].__set__ for f in dataclasses.fields(SplitShare)
+)
 
 
 def reps_named(fields: dict[str, Any]) -> set[str]:
