@@ -65,29 +65,60 @@ def credits(
     """Every credit of the bookings, or only those of the reps in `only` (a chunk of a
     recompute reads deals its reps share with reps of other chunks: their credits would be
     built only to be dropped)."""
-    found: list[Credit] = []
-    for booking in bookings:
-        day = booking.booked_on
-        for rep_id, role, share in _shares(booking):
-            rule = _share_rule(inputs, rep_id, role, day) if _wanted(rep_id, only) else None
-            if rule is not None:
-                found.append(Credit(rep_id, role, share, booking, rule.quota, rule.payout))
-            if role not in REVENUE_SPLIT_ROLES:
-                continue
-            for level, manager in enumerate(inputs.managers_of(rep_id, day, 10), start=1):
-                if not _wanted(manager, only):
-                    continue
-                rollup = _rollup(inputs, manager, day)
-                if rollup is None or level > rollup.levels:
-                    continue
-                found.append(
-                    Credit(manager, f"manager:{level}", share, booking, rollup.quota, rollup.payout)
-                )
-    return found
+    return Crediting(inputs, only).credits(bookings)
 
 
-def _wanted(rep_id: str, only: Collection[str] | None) -> bool:
-    return only is None or rep_id in only
+class Crediting:
+    """`credits` of one calculation's many deals: what a rep's plan says of a role on a
+    day, and whether any wanted rep can get roll-up credit at all, are the same for every
+    deal, so they are worked out once rather than per credit."""
+
+    def __init__(self, inputs: Inputs, only: Collection[str] | None = None) -> None:
+        self.inputs = inputs
+        self.only = only
+        # Roll-up credit goes only to managers: a chunk of reps none of whom manages anyone
+        # (a chunk of sellers) would climb the hierarchy of every split to keep nothing.
+        self.rollup = only is None or not inputs.manager_ids.isdisjoint(only)
+        self._rules: dict[tuple[str, str, date], CreditShare | None] = {}
+
+    def credits(self, bookings: Iterable[Booking]) -> list[Credit]:
+        inputs, only = self.inputs, self.only
+        found: list[Credit] = []
+        for booking in bookings:
+            day = booking.booked_on
+            for rep_id, role, share in _shares(booking):
+                if only is None or rep_id in only:
+                    rule = self._share_rule(rep_id, role, day)
+                    if rule is not None:
+                        found.append(Credit(rep_id, role, share, booking, rule.quota, rule.payout))
+                if not self.rollup or role not in REVENUE_SPLIT_ROLES:
+                    continue
+                for level, manager in enumerate(inputs.managers_of(rep_id, day, 10), start=1):
+                    if only is not None and manager not in only:
+                        continue
+                    rollup = _rollup(inputs, manager, day)
+                    if rollup is None or level > rollup.levels:
+                        continue
+                    found.append(
+                        Credit(
+                            manager, f"manager:{level}", share, booking, rollup.quota, rollup.payout
+                        )
+                    )
+        return found
+
+    def _share_rule(self, rep_id: str, role: str, day: date) -> CreditShare | None:
+        """The rule of the rep's plan on `day` for the role, remembered: a rep's credits
+        fall on a few hundred days, and each day's deals ask again."""
+        key = (rep_id, role, day)
+        if key in self._rules:
+            return self._rules[key]
+        found = self.inputs.plan_on(rep_id, day)
+        rule = None
+        if found is not None:
+            rules = found[1].document.credit_rules
+            rule = rules.roles.get(role, rules.owner)
+        self._rules[key] = rule
+        return rule
 
 
 def _shares(booking: Booking) -> list[tuple[str, str, Decimal]]:
@@ -97,14 +128,6 @@ def _shares(booking: Booking) -> list[tuple[str, str, Decimal]]:
     if state.owner_id is None:
         return []
     return [(state.owner_id, "owner", Decimal(1))]
-
-
-def _share_rule(inputs: Inputs, rep_id: str, role: str, day: date) -> CreditShare | None:
-    found = inputs.plan_on(rep_id, day)
-    if found is None:
-        return None
-    rules = found[1].document.credit_rules
-    return rules.roles.get(role, rules.owner)
 
 
 def _rollup(inputs: Inputs, manager_id: str, day: date) -> ManagerRollup | None:

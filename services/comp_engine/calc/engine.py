@@ -30,7 +30,7 @@ from services.comp_engine.calc.bookings import (
     alike_under_any_policy,
     bookings,
 )
-from services.comp_engine.calc.credits import Credit, CreditId, credits
+from services.comp_engine.calc.credits import Credit, CreditId, Crediting
 from services.comp_engine.calc.filters import matches
 from services.comp_engine.calc.inputs import Inputs, MissingRate
 from services.comp_engine.calc.keys import deal_key
@@ -105,13 +105,14 @@ def _credits(
             policy = version.document.clawback
             key_of[(version.plan_id, version.version)] = _policy_key(policy)
             policies[_policy_key(policy)] = policy
+    crediting = Crediting(inputs, only)
     found: list[Credit] = []
     for deal_id in sorted(histories):
         history = histories[deal_id]
         if alike_under_any_policy(history):
             # Settled once, and every credit kept: `credits` builds one only for a rep
             # with a plan on the day, and every plan's policy gives these bookings.
-            found += credits(bookings(deal_id, history, None), inputs, only)
+            found += crediting.credits(bookings(deal_id, history, None))
             continue
         # Policies settle other deals alike too (a change after the window): their credits
         # are built once per distinct set of bookings, and each credit kept under the
@@ -125,7 +126,7 @@ def _credits(
             else:
                 same.add(key)
         for booked, keys in settled:
-            for credit in credits(booked, inputs, only):
+            for credit in crediting.credits(booked):
                 plan = inputs.plan_on(credit.rep_id, credit.booking.booked_on)
                 if plan is not None and key_of[(plan[1].plan_id, plan[1].version)] in keys:
                     found.append(credit)

@@ -140,6 +140,8 @@ class Inputs:
     _versions_on: dict[tuple[str, date], PlanVersion | None] = field(
         init=False, repr=False, compare=False
     )
+    manager_ids: frozenset[str] = field(init=False, repr=False, compare=False)
+    """Every rep who is someone's manager on some day: only they get roll-up credit."""
 
     def __post_init__(self) -> None:
         # Indexes by rep (and deal): a whole recompute asks these per credit, and scanning
@@ -147,6 +149,7 @@ class Inputs:
         # Each keeps the inputs' own order, so every lookup answers what a scan would.
         object.__setattr__(self, "_by_rep", _grouped(self.assignments, lambda a: a.rep_id))
         object.__setattr__(self, "_lines_by_rep", _grouped(self.reporting, lambda r: r.rep_id))
+        object.__setattr__(self, "manager_ids", frozenset(r.manager_id for r in self.reporting))
         object.__setattr__(self, "_quotas_by_rep", _grouped(self.quotas, lambda q: q.rep_id))
         # Payments oldest first: the cash releases walk them in time order.
         by_time = sorted(self.payments, key=lambda p: (p.paid_at, p.invoice_id))
