@@ -30,8 +30,12 @@ CreditId = tuple[str, int, str]
 """(deal id, booking number, role): a credit's identity within one rep."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Credit:
+    """Not frozen, though nothing changes a credit once built: a chunk builds tens of
+    thousands, and a frozen class sets each of its ten fields through `object.__setattr__`,
+    which cost twice the rest of building one. Not hashable either, as nothing needs it."""
+
     rep_id: str
     role: str
     """'owner', a split role, or 'manager:<level>'."""
@@ -53,10 +57,10 @@ class Credit:
         b = self.booking
         assert b.state.amount is not None
         assert b.state.currency is not None
-        object.__setattr__(self, "amount", b.state.amount * self.share)
-        object.__setattr__(self, "currency", b.state.currency)
-        object.__setattr__(self, "id", (b.deal_id, b.number, self.role))
-        object.__setattr__(self, "order", (b.booked_on, b.won_at, b.deal_id, b.number, self.role))
+        self.amount = b.state.amount * self.share
+        self.currency = b.state.currency
+        self.id = (b.deal_id, b.number, self.role)
+        self.order = (b.booked_on, b.won_at, b.deal_id, b.number, self.role)
 
 
 def credits(

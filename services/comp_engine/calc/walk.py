@@ -121,13 +121,10 @@ class _Running:
     """Marginal: the previous step's slice end and its value."""
     carried: tuple[Decimal, Decimal] = field(init=False)
     """The position and payout points the walk stands at: the previous step's "after"
-    figures, which are this step's "before" ones (`points` of the same sum)."""
+    figures, which are this step's "before" ones (the same sums times `scale`)."""
 
     def __post_init__(self) -> None:
-        self.carried = (self.points(self.amount), self.points(self.payout))
-
-    def points(self, amount: Decimal) -> Decimal:
-        return amount * self.scale
+        self.carried = (self.amount * self.scale, self.payout * self.scale)
 
     def step(
         self,
@@ -139,8 +136,9 @@ class _Running:
         """One credit's earnings; `shown` is `table_trace(component, table)`, built once
         for the whole walk (it is the same for every credit)."""
         p0, y0 = self.carried
-        p1 = self.points(self.amount + entry.quota_amount)
-        y1 = self.points(self.payout + entry.payout_amount)
+        scale = self.scale
+        p1 = (self.amount + entry.quota_amount) * scale
+        y1 = (self.payout + entry.payout_amount) * scale
         s0, s1 = p0, p0 + (y1 - y0)
         if table.mode is rates.TierMode.MARGINAL:
             # Each position the step visits is valued once: its value and the
@@ -155,18 +153,26 @@ class _Running:
             base_before = flat_total(table, p0, y0)
             base_after = flat_total(table, p1, y1)
             extras = flat_accelerator_extras(component, table, s0, s1, p1)
-        f0 = decel_factor(component, p0)
-        f1 = decel_factor(component, p1)
-        commission = f1 * base_after - f0 * base_before
+        if component.decelerator is None:
+            # Both factors are 1, and a product by 1 keeps every digit (the bases are
+            # results of arithmetic, so within the context's precision already).
+            f0 = f1 = ONE
+            commission = base_after - base_before
+        else:
+            f0 = decel_factor(component, p0)
+            f1 = decel_factor(component, p1)
+            commission = f1 * base_after - f0 * base_before
         accelerator = sum(extras, ZERO)
         paid_before = self.paid_total
-        commission, accelerator, applied = cut_to_caps(
-            commission,
-            accelerator,
-            per_deal=component.cap_per_deal,
-            per_period=component.cap_per_period,
-            paid_before=paid_before,
-        )
+        applied: tuple[str, ...] = ()
+        if component.cap_per_deal is not None or component.cap_per_period is not None:
+            commission, accelerator, applied = cut_to_caps(
+                commission,
+                accelerator,
+                per_deal=component.cap_per_deal,
+                per_period=component.cap_per_period,
+                paid_before=paid_before,
+            )
         self.amount += entry.quota_amount
         self.payout += entry.payout_amount
         self.base_total = base_after
