@@ -73,9 +73,8 @@ def credits(
 
 
 class Crediting:
-    """`credits` of one calculation's many deals: what a rep's plan says of a role on a
-    day, and whether any wanted rep can get roll-up credit at all, are the same for every
-    deal, so they are worked out once rather than per credit."""
+    """`credits` of one calculation's many deals: whether any wanted rep can get roll-up
+    credit at all is the same for every deal, so it is worked out once."""
 
     def __init__(self, inputs: Inputs, only: Collection[str] | None = None) -> None:
         self.inputs = inputs
@@ -83,7 +82,6 @@ class Crediting:
         # Roll-up credit goes only to managers: a chunk of reps none of whom manages anyone
         # (a chunk of sellers) would climb the hierarchy of every split to keep nothing.
         self.rollup = only is None or not inputs.manager_ids.isdisjoint(only)
-        self._rules: dict[tuple[str, str, date], CreditShare | None] = {}
 
     def credits(self, bookings: Iterable[Booking]) -> list[Credit]:
         inputs, only = self.inputs, self.only
@@ -92,7 +90,7 @@ class Crediting:
             day = booking.booked_on
             for rep_id, role, share in _shares(booking):
                 if only is None or rep_id in only:
-                    rule = self._share_rule(rep_id, role, day)
+                    rule = _share_rule(inputs, rep_id, role, day)
                     if rule is not None:
                         found.append(Credit(rep_id, role, share, booking, rule.quota, rule.payout))
                 if not self.rollup or role not in REVENUE_SPLIT_ROLES:
@@ -110,20 +108,6 @@ class Crediting:
                     )
         return found
 
-    def _share_rule(self, rep_id: str, role: str, day: date) -> CreditShare | None:
-        """The rule of the rep's plan on `day` for the role, remembered: a rep's credits
-        fall on a few hundred days, and each day's deals ask again."""
-        key = (rep_id, role, day)
-        if key in self._rules:
-            return self._rules[key]
-        found = self.inputs.plan_on(rep_id, day)
-        rule = None
-        if found is not None:
-            rules = found[1].document.credit_rules
-            rule = rules.roles.get(role, rules.owner)
-        self._rules[key] = rule
-        return rule
-
 
 def _shares(booking: Booking) -> list[tuple[str, str, Decimal]]:
     state = booking.state
@@ -132,6 +116,14 @@ def _shares(booking: Booking) -> list[tuple[str, str, Decimal]]:
     if state.owner_id is None:
         return []
     return [(state.owner_id, "owner", Decimal(1))]
+
+
+def _share_rule(inputs: Inputs, rep_id: str, role: str, day: date) -> CreditShare | None:
+    found = inputs.plan_on(rep_id, day)
+    if found is None:
+        return None
+    rules = found[1].document.credit_rules
+    return rules.roles.get(role, rules.owner)
 
 
 def _rollup(inputs: Inputs, manager_id: str, day: date) -> ManagerRollup | None:
