@@ -35,9 +35,12 @@ HUNDRED = Decimal(100)
 TEN_THOUSAND = Decimal(10_000)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Entry:
-    """A credit as the walk sees it: amounts already in the plan's currency."""
+    """A credit as the walk sees it: amounts already in the plan's currency. Not frozen,
+    though nothing changes one once made (as `Earned` and `series.Raw`): one is made per
+    credit, and a frozen class sets each field through `object.__setattr__`, which tripled
+    the cost of making one (`traces.py`)."""
 
     credit: Credit
     fx_rate: Decimal
@@ -50,8 +53,10 @@ class Entry:
     reversal: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Earned:
+    """What a credit earned on a component. Not frozen, as `Entry` is not."""
+
     entry: Entry
     commission: Decimal
     accelerator: Decimal
