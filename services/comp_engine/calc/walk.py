@@ -104,7 +104,7 @@ def walk(
     if component.rate_table.basis is TierBasis.ATTAINMENT:
         assert quota is not None  # table_for refused an attainment table without one
         scale = HUNDRED / quota
-    state = _Running(scale)
+    state = _Running(scale, ladder=accelerator_steps(component))
     shown = table_trace(component, table)
     return [state.step(component, table, entry, shown) for entry in entries]
 
@@ -124,6 +124,8 @@ class _Running:
     """Marginal: what a fixed position (an accelerator's threshold) earns, by identity."""
     ended_at: tuple[Decimal, Decimal] | None = None
     """Marginal: the previous step's slice end and its value."""
+    ladder: tuple[tuple[Decimal, Decimal], ...] = ()
+    """Marginal: `accelerator_steps` of the component, worked out once per walk."""
     carried: tuple[Decimal, Decimal] = field(init=False)
     """The position and payout points the walk stands at: the previous step's "after"
     figures, which are this step's "before" ones (the same sums times `scale`)."""
@@ -153,7 +155,7 @@ class _Running:
             self.ended_at = (s1, v1)
             base_before = self.base_total
             base_after = base_before + (v1 - v0)
-            extras = self._marginal_extras(component, table, s0, v0, s1, v1)
+            extras = self._marginal_extras(table, s0, v0, s1, v1)
         else:
             base_before = flat_total(table, p0, y0)
             base_after = flat_total(table, p1, y1)
@@ -208,7 +210,6 @@ class _Running:
 
     def _marginal_extras(
         self,
-        component: Component,
         table: Table,
         s0: Decimal,
         v0: Decimal,
@@ -220,14 +221,16 @@ class _Running:
         has: each slice end is the step's own start or end or the threshold itself (`max`
         returns one of its arguments), so no tier is walked again."""
         found = []
-        previous = ONE
-        for accelerator in component.accelerators:
-            t = accelerator.threshold
+        for t, step in self.ladder:
             low, high = max(s0, t), max(s1, t)
             v_low = v0 if low is s0 else self._fixed(table, low)
-            v_high = v1 if high is s1 else self._fixed(table, high)
-            found.append((v_high - v_low) * (accelerator.multiplier - previous))
-            previous = accelerator.multiplier
+            if high is s1:
+                v_high = v1
+            elif high is low:
+                v_high = v_low  # both ends on the threshold: the slice lies under it
+            else:
+                v_high = self._fixed(table, high)
+            found.append((v_high - v_low) * step)
         return tuple(found)
 
     def _fixed(self, table: Table, position: Decimal) -> Decimal:
@@ -292,6 +295,17 @@ class _StepTrace:
             "commission": str(self.earned[0]),
             "accelerator": str(self.earned[1]),
         }
+
+
+def accelerator_steps(component: Component) -> tuple[tuple[Decimal, Decimal], ...]:
+    """Per accelerator, its threshold and its multiplier's step over the one before (what
+    the slice above the threshold earns on top of the base rate, per unit of it)."""
+    found = []
+    previous = ONE
+    for accelerator in component.accelerators:
+        found.append((accelerator.threshold, accelerator.multiplier - previous))
+        previous = accelerator.multiplier
+    return tuple(found)
 
 
 def flat_total(table: Table, position: Decimal, payout_points: Decimal) -> Decimal:
