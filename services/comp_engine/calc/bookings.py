@@ -76,8 +76,13 @@ class Ending:
     cancellation: Cancellation | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Booking:
+    """Not frozen, though nothing changes one once made (`replace` makes the next): one is
+    made per deal, and a frozen class sets each field through `object.__setattr__`, which
+    more than doubled the cost of making one. Not hashable either, as its state is not
+    (its properties are a dict)."""
+
     deal_id: str
     number: int
     """1 for the deal's first booking, 2 after a clawback and a new win, ..."""

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import calendar
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 
@@ -36,6 +37,7 @@ from services.comp_engine.calc.lines import Kind
 from services.comp_engine.calc.payments import paid_share
 from services.comp_engine.calc.segments import Segment, segment_at
 from services.comp_engine.calc.series import Raw
+from services.comp_engine.calc.traces import Trace
 from services.comp_engine.calc.walk import Earned, Entry
 from services.comp_engine.plans.document import Clawback
 
@@ -103,7 +105,34 @@ def lines(
         index = segment_at(rep_segments, ending.at.date())
         index = own if index is None else index
         segment = rep_segments[index]
-        trace = {
+        label = rep_segments[own].period.label
+        trace = _ClawbackTrace(
+            policy, ending, term, credit, label, earned_items, (earned, paid, factor)
+        )
+        key = deal_key(segment, Kind.CLAWBACK, "clawback", credit)
+        fx = segment.payout_rate(inputs.fx, ending.at.date())
+        found.append((index, Raw(key, amount, fx, trace)))
+    return found
+
+
+@dataclass(slots=True)
+class _ClawbackTrace:
+    """A clawback line's trace, built on first read (`traces.py`): it names the component
+    of each line the booking earned, which would build every one of their traces."""
+
+    policy: Clawback
+    ending: Ending
+    term: tuple[date, Decimal]
+    credit: Credit
+    original_period: str
+    earned_items: list[Earned]
+    figures: tuple[Decimal, Decimal, Decimal]
+    """What the booking earned, the paid share and the extent factor."""
+
+    def __call__(self) -> Trace:
+        policy, ending, credit = self.policy, self.ending, self.credit
+        earned, paid, factor = self.figures
+        return {
             "clawback": {
                 "trigger": ending.trigger.value,
                 "event_id": ending.event_id,
@@ -112,12 +141,12 @@ def lines(
                 "base": policy.base,
                 "extent": policy.extent,
                 **_cancellation_trace(ending.cancellation),
-                **_term_trace(policy, term, ending.at.date()),
+                **_term_trace(policy, self.term, ending.at.date()),
             },
             "deal_id": credit.booking.deal_id,
             "booking": credit.booking.number,
             "role": credit.role,
-            "original_period": rep_segments[own].period.label,
+            "original_period": self.original_period,
             "earned": str(earned),
             "paid_share": str(paid),
             "extent_factor": str(factor),
@@ -127,13 +156,9 @@ def lines(
                     "commission": str(e.commission),
                     "accelerator": str(e.accelerator),
                 }
-                for e in earned_items
+                for e in self.earned_items
             ],
         }
-        key = deal_key(segment, Kind.CLAWBACK, "clawback", credit)
-        fx = segment.payout_rate(inputs.fx, ending.at.date())
-        found.append((index, Raw(key, amount, fx, trace)))
-    return found
 
 
 def _policy(rep_segments: Sequence[Segment], credit: Credit) -> Clawback | None:

@@ -30,8 +30,12 @@ CreditId = tuple[str, int, str]
 """(deal id, booking number, role): a credit's identity within one rep."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Credit:
+    """Not frozen, though nothing changes a credit once built: a chunk builds tens of
+    thousands, and a frozen class sets each of its ten fields through `object.__setattr__`,
+    which cost twice the rest of building one. Not hashable either, as nothing needs it."""
+
     rep_id: str
     role: str
     """'owner', a split role, or 'manager:<level>'."""
@@ -53,10 +57,10 @@ class Credit:
         b = self.booking
         assert b.state.amount is not None
         assert b.state.currency is not None
-        object.__setattr__(self, "amount", b.state.amount * self.share)
-        object.__setattr__(self, "currency", b.state.currency)
-        object.__setattr__(self, "id", (b.deal_id, b.number, self.role))
-        object.__setattr__(self, "order", (b.booked_on, b.won_at, b.deal_id, b.number, self.role))
+        self.amount = b.state.amount * self.share
+        self.currency = b.state.currency
+        self.id = (b.deal_id, b.number, self.role)
+        self.order = (b.booked_on, b.won_at, b.deal_id, b.number, self.role)
 
 
 def credits(
@@ -65,29 +69,44 @@ def credits(
     """Every credit of the bookings, or only those of the reps in `only` (a chunk of a
     recompute reads deals its reps share with reps of other chunks: their credits would be
     built only to be dropped)."""
-    found: list[Credit] = []
-    for booking in bookings:
-        day = booking.booked_on
-        for rep_id, role, share in _shares(booking):
-            rule = _share_rule(inputs, rep_id, role, day) if _wanted(rep_id, only) else None
-            if rule is not None:
-                found.append(Credit(rep_id, role, share, booking, rule.quota, rule.payout))
-            if role not in REVENUE_SPLIT_ROLES:
-                continue
-            for level, manager in enumerate(inputs.managers_of(rep_id, day, 10), start=1):
-                if not _wanted(manager, only):
-                    continue
-                rollup = _rollup(inputs, manager, day)
-                if rollup is None or level > rollup.levels:
-                    continue
-                found.append(
-                    Credit(manager, f"manager:{level}", share, booking, rollup.quota, rollup.payout)
-                )
-    return found
+    return Crediting(inputs, only).credits(bookings)
 
 
-def _wanted(rep_id: str, only: Collection[str] | None) -> bool:
-    return only is None or rep_id in only
+class Crediting:
+    """`credits` of one calculation's many deals: whether any wanted rep can get roll-up
+    credit at all is the same for every deal, so it is worked out once."""
+
+    def __init__(self, inputs: Inputs, only: Collection[str] | None = None) -> None:
+        self.inputs = inputs
+        self.only = only
+        # Roll-up credit goes only to managers: a chunk of reps none of whom manages anyone
+        # (a chunk of sellers) would climb the hierarchy of every split to keep nothing.
+        self.rollup = only is None or not inputs.manager_ids.isdisjoint(only)
+
+    def credits(self, bookings: Iterable[Booking]) -> list[Credit]:
+        inputs, only = self.inputs, self.only
+        found: list[Credit] = []
+        for booking in bookings:
+            day = booking.booked_on
+            for rep_id, role, share in _shares(booking):
+                if only is None or rep_id in only:
+                    rule = _share_rule(inputs, rep_id, role, day)
+                    if rule is not None:
+                        found.append(Credit(rep_id, role, share, booking, rule.quota, rule.payout))
+                if not self.rollup or role not in REVENUE_SPLIT_ROLES:
+                    continue
+                for level, manager in enumerate(inputs.managers_of(rep_id, day, 10), start=1):
+                    if only is not None and manager not in only:
+                        continue
+                    rollup = _rollup(inputs, manager, day)
+                    if rollup is None or level > rollup.levels:
+                        continue
+                    found.append(
+                        Credit(
+                            manager, f"manager:{level}", share, booking, rollup.quota, rollup.payout
+                        )
+                    )
+        return found
 
 
 def _shares(booking: Booking) -> list[tuple[str, str, Decimal]]:

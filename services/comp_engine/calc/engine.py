@@ -17,6 +17,7 @@ guessed at: they come back in `waiting` with the reason, for the dead-letter pla
 
 from __future__ import annotations
 
+import bisect
 from collections import defaultdict
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -30,8 +31,8 @@ from services.comp_engine.calc.bookings import (
     alike_under_any_policy,
     bookings,
 )
-from services.comp_engine.calc.credits import Credit, CreditId, credits
-from services.comp_engine.calc.filters import matches
+from services.comp_engine.calc.credits import Credit, CreditId, Crediting
+from services.comp_engine.calc.filters import matches, takes_all
 from services.comp_engine.calc.inputs import Inputs, MissingRate
 from services.comp_engine.calc.keys import deal_key
 from services.comp_engine.calc.lines import Kind, Line
@@ -42,6 +43,7 @@ from services.comp_engine.calc.walk import Earned, Entry, NoQuota, walk
 from services.comp_engine.plans.document import Clawback
 
 ZERO = Decimal(0)
+ONE = Decimal(1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,13 +107,14 @@ def _credits(
             policy = version.document.clawback
             key_of[(version.plan_id, version.version)] = _policy_key(policy)
             policies[_policy_key(policy)] = policy
+    crediting = Crediting(inputs, only)
     found: list[Credit] = []
     for deal_id in sorted(histories):
         history = histories[deal_id]
         if alike_under_any_policy(history):
             # Settled once, and every credit kept: `credits` builds one only for a rep
             # with a plan on the day, and every plan's policy gives these bookings.
-            found += credits(bookings(deal_id, history, None), inputs, only)
+            found += crediting.credits(bookings(deal_id, history, None))
             continue
         # Policies settle other deals alike too (a change after the window): their credits
         # are built once per distinct set of bookings, and each credit kept under the
@@ -125,7 +128,7 @@ def _credits(
             else:
                 same.add(key)
         for booked, keys in settled:
-            for credit in credits(booked, inputs, only):
+            for credit in crediting.credits(booked):
                 plan = inputs.plan_on(credit.rep_id, credit.booking.booked_on)
                 if plan is not None and key_of[(plan[1].plan_id, plan[1].version)] in keys:
                     found.append(credit)
@@ -158,11 +161,22 @@ def _rep(
             placed[index].append(entry)
     reversals = clawbacks.reversals(rep_credits, rep_segments, placed)
     for index, segment in enumerate(rep_segments):
-        entries = sorted(placed[index] + reversals.get(index, []), key=_entry_order)
+        # Placed in the credits' order, which `_entry_order` keeps (each credit's order
+        # starts with its booking day): the few reversals are inserted where a stable sort
+        # of both would put them (after equal keys), not every entry sorted again.
+        entries = placed[index]
+        if index in reversals:
+            entries = list(entries)
+            for reversal in reversals[index]:
+                bisect.insort_right(entries, reversal, key=_entry_order)
         raws = raws_by_segment[index]
         try:
             for component in segment.version.document.components:
-                matching = [e for e in entries if matches(component.filter, e.credit)]
+                matching = (
+                    entries
+                    if takes_all(component.filter)
+                    else [e for e in entries if matches(component.filter, e.credit)]
+                )
                 earned = walk(
                     component,
                     matching,
@@ -224,12 +238,14 @@ def _component_raws(
     segment: Segment, component_id: str, earned: Sequence[Earned], inputs: Inputs
 ) -> list[Raw]:
     raws = []
-    # A segment's deals fall on a few dozen days: each day's payout rate is looked up once.
+    # A segment's deals fall on a few dozen days: each day's payout rate is looked up once,
+    # and none when the plan pays in its own currency (`FxTable.rate` is then 1).
     payout_rates: dict[date, Decimal] = {}
+    own_currency = segment.currency == segment.payout_currency
     for item in earned:
         credit = item.entry.credit
         day = credit.booking.booked_on
-        fx = payout_rates.get(day)
+        fx = ONE if own_currency else payout_rates.get(day)
         if fx is None:
             fx = payout_rates[day] = segment.payout_rate(inputs.fx, day)
         key = deal_key(segment, Kind.COMMISSION, component_id, credit)

@@ -18,3 +18,14 @@ def matches(rule: Filter, credit: Credit) -> bool:
     return rule.properties is None or all(
         str(properties.get(k)) == v for k, v in rule.properties.items()
     )
+
+
+def takes_all(rule: Filter) -> bool:
+    """Whether `rule` matches every credit (it gives no field): most components count all
+    of a segment's credits, and are then spared a test per credit."""
+    return (
+        rule.deal_types is None
+        and rule.products is None
+        and rule.pipelines is None
+        and not rule.properties
+    )

@@ -131,15 +131,14 @@ class Inputs:
     _lines_by_rep: dict[str, list[ReportingLine]] = field(init=False, repr=False, compare=False)
     _quotas_by_rep: dict[str, list[Quota]] = field(init=False, repr=False, compare=False)
     _payments_by_deal: dict[str, list[Payment]] = field(init=False, repr=False, compare=False)
-    _plans_on: dict[tuple[str, date], tuple[Assignment, PlanVersion] | None] = field(
+    _stretches: dict[str, tuple[list[date], list[tuple[Assignment, PlanVersion] | None]]] = field(
         init=False, repr=False, compare=False
     )
     _managers: dict[tuple[str, date, int], tuple[str, ...]] = field(
         init=False, repr=False, compare=False
     )
-    _versions_on: dict[tuple[str, date], PlanVersion | None] = field(
-        init=False, repr=False, compare=False
-    )
+    manager_ids: frozenset[str] = field(init=False, repr=False, compare=False)
+    """Every rep who is someone's manager on some day: only they get roll-up credit."""
 
     def __post_init__(self) -> None:
         # Indexes by rep (and deal): a whole recompute asks these per credit, and scanning
@@ -147,37 +146,46 @@ class Inputs:
         # Each keeps the inputs' own order, so every lookup answers what a scan would.
         object.__setattr__(self, "_by_rep", _grouped(self.assignments, lambda a: a.rep_id))
         object.__setattr__(self, "_lines_by_rep", _grouped(self.reporting, lambda r: r.rep_id))
+        object.__setattr__(self, "manager_ids", frozenset(r.manager_id for r in self.reporting))
         object.__setattr__(self, "_quotas_by_rep", _grouped(self.quotas, lambda q: q.rep_id))
         # Payments oldest first: the cash releases walk them in time order.
         by_time = sorted(self.payments, key=lambda p: (p.paid_at, p.invoice_id))
         object.__setattr__(self, "_payments_by_deal", _grouped(by_time, lambda p: p.deal_id))
-        object.__setattr__(self, "_plans_on", {})
+        object.__setattr__(self, "_stretches", {})
         object.__setattr__(self, "_managers", {})
-        object.__setattr__(self, "_versions_on", {})
 
     def plan_on(self, rep_id: str, day: date) -> tuple[Assignment, PlanVersion] | None:
-        """The rep's assignment and the plan version in force on `day` (remembered: the
-        inputs never change, and every credit of a day asks again)."""
-        key = (rep_id, day)
-        if key in self._plans_on:
-            return self._plans_on[key]
-        found = None
+        """The rep's assignment and the plan version in force on `day`. Every credit asks,
+        on tens of thousands of rep-days a chunk, but the answer only turns where one of the
+        rep's assignments starts or ends or a version of its plans takes effect: it is
+        worked out once per stretch between those days, and each day finds its stretch."""
+        stretches = self._stretches.get(rep_id)
+        if stretches is None:
+            stretches = self._stretches[rep_id] = self._plan_stretches(rep_id)
+        days, found = stretches
+        return found[bisect.bisect_right(days, day)]
+
+    def _plan_stretches(
+        self, rep_id: str
+    ) -> tuple[list[date], list[tuple[Assignment, PlanVersion] | None]]:
+        """The days the rep's plan can turn on, and the answer from each (the first before
+        them all: no assignment has started). Every test `_scan_plan_on` makes of a day
+        compares it with one of these days, so a stretch's first day answers for it all."""
+        turns: set[date] = set()
+        for assignment in self._by_rep.get(rep_id, ()):
+            turns.add(assignment.start)
+            if assignment.end is not None:
+                turns.add(assignment.end)
+            turns.update(v.effective_from for v in self.plans.get(assignment.plan_id, ()))
+        days = sorted(turns)
+        return days, [None] + [self._scan_plan_on(rep_id, day) for day in days]
+
+    def _scan_plan_on(self, rep_id: str, day: date) -> tuple[Assignment, PlanVersion] | None:
         for assignment in self._by_rep.get(rep_id, ()):
             if assignment.covers(day):
-                version = self._version_on(assignment.plan_id, day)
-                found = (assignment, version) if version else None
-                break
-        self._plans_on[key] = found
-        return found
-
-    def _version_on(self, plan_id: str, day: date) -> PlanVersion | None:
-        """`version_on` of the plan, remembered too: a chunk's credits fall on tens of
-        thousands of rep-days, but its reps share a few plans, so most rep-days new to
-        `plan_on` ask for a plan's day already answered."""
-        key = (plan_id, day)
-        if key not in self._versions_on:
-            self._versions_on[key] = version_on(self.plans.get(plan_id, ()), day)
-        return self._versions_on[key]
+                version = version_on(self.plans.get(assignment.plan_id, ()), day)
+                return (assignment, version) if version else None
+        return None
 
     def assignments_of(self, rep_id: str) -> list[Assignment]:
         return self._by_rep.get(rep_id, [])
@@ -189,8 +197,8 @@ class Inputs:
         return self._payments_by_deal.get(deal_id, [])
 
     def managers_of(self, rep_id: str, day: date, levels: int) -> tuple[str, ...]:
-        """The rep's managers on `day`, nearest first, up to `levels` (remembered, as
-        `plan_on` is: every credit of the rep's day asks again)."""
+        """The rep's managers on `day`, nearest first, up to `levels` (remembered: every
+        credit of the rep's day asks again)."""
         key = (rep_id, day, levels)
         found = self._managers.get(key)
         if found is not None:

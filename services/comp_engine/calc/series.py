@@ -19,9 +19,10 @@ from services.comp_engine.calc.traces import Trace, TraceSource, built
 ZERO = Decimal(0)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Raw:
-    """One amount before conversion and rounding, with the key and trace it will carry."""
+    """One amount before conversion and rounding, with the key and trace it will carry.
+    Not frozen, as `walk.Entry` is not: one is made per line."""
 
     key: LineKey
     amount: Decimal

@@ -35,9 +35,12 @@ HUNDRED = Decimal(100)
 TEN_THOUSAND = Decimal(10_000)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Entry:
-    """A credit as the walk sees it: amounts already in the plan's currency."""
+    """A credit as the walk sees it: amounts already in the plan's currency. Not frozen,
+    though nothing changes one once made (as `Earned` and `series.Raw`): one is made per
+    credit, and a frozen class sets each field through `object.__setattr__`, which tripled
+    the cost of making one (`traces.py`)."""
 
     credit: Credit
     fx_rate: Decimal
@@ -50,8 +53,10 @@ class Entry:
     reversal: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Earned:
+    """What a credit earned on a component. Not frozen, as `Entry` is not."""
+
     entry: Entry
     commission: Decimal
     accelerator: Decimal
@@ -99,7 +104,7 @@ def walk(
     if component.rate_table.basis is TierBasis.ATTAINMENT:
         assert quota is not None  # table_for refused an attainment table without one
         scale = HUNDRED / quota
-    state = _Running(scale)
+    state = _Running(scale, ladder=accelerator_steps(component))
     shown = table_trace(component, table)
     return [state.step(component, table, entry, shown) for entry in entries]
 
@@ -119,15 +124,14 @@ class _Running:
     """Marginal: what a fixed position (an accelerator's threshold) earns, by identity."""
     ended_at: tuple[Decimal, Decimal] | None = None
     """Marginal: the previous step's slice end and its value."""
+    ladder: tuple[tuple[Decimal, Decimal], ...] = ()
+    """Marginal: `accelerator_steps` of the component, worked out once per walk."""
     carried: tuple[Decimal, Decimal] = field(init=False)
     """The position and payout points the walk stands at: the previous step's "after"
-    figures, which are this step's "before" ones (`points` of the same sum)."""
+    figures, which are this step's "before" ones (the same sums times `scale`)."""
 
     def __post_init__(self) -> None:
-        self.carried = (self.points(self.amount), self.points(self.payout))
-
-    def points(self, amount: Decimal) -> Decimal:
-        return amount * self.scale
+        self.carried = (self.amount * self.scale, self.payout * self.scale)
 
     def step(
         self,
@@ -139,8 +143,9 @@ class _Running:
         """One credit's earnings; `shown` is `table_trace(component, table)`, built once
         for the whole walk (it is the same for every credit)."""
         p0, y0 = self.carried
-        p1 = self.points(self.amount + entry.quota_amount)
-        y1 = self.points(self.payout + entry.payout_amount)
+        scale = self.scale
+        p1 = (self.amount + entry.quota_amount) * scale
+        y1 = (self.payout + entry.payout_amount) * scale
         s0, s1 = p0, p0 + (y1 - y0)
         if table.mode is rates.TierMode.MARGINAL:
             # Each position the step visits is valued once: its value and the
@@ -150,23 +155,31 @@ class _Running:
             self.ended_at = (s1, v1)
             base_before = self.base_total
             base_after = base_before + (v1 - v0)
-            extras = self._marginal_extras(component, table, s0, v0, s1, v1)
+            extras = self._marginal_extras(table, s0, v0, s1, v1)
         else:
             base_before = flat_total(table, p0, y0)
             base_after = flat_total(table, p1, y1)
             extras = flat_accelerator_extras(component, table, s0, s1, p1)
-        f0 = decel_factor(component, p0)
-        f1 = decel_factor(component, p1)
-        commission = f1 * base_after - f0 * base_before
+        if component.decelerator is None:
+            # Both factors are 1, and a product by 1 keeps every digit (the bases are
+            # results of arithmetic, so within the context's precision already).
+            f0 = f1 = ONE
+            commission = base_after - base_before
+        else:
+            f0 = decel_factor(component, p0)
+            f1 = decel_factor(component, p1)
+            commission = f1 * base_after - f0 * base_before
         accelerator = sum(extras, ZERO)
         paid_before = self.paid_total
-        commission, accelerator, applied = cut_to_caps(
-            commission,
-            accelerator,
-            per_deal=component.cap_per_deal,
-            per_period=component.cap_per_period,
-            paid_before=paid_before,
-        )
+        applied: tuple[str, ...] = ()
+        if component.cap_per_deal is not None or component.cap_per_period is not None:
+            commission, accelerator, applied = cut_to_caps(
+                commission,
+                accelerator,
+                per_deal=component.cap_per_deal,
+                per_period=component.cap_per_period,
+                paid_before=paid_before,
+            )
         self.amount += entry.quota_amount
         self.payout += entry.payout_amount
         self.base_total = base_after
@@ -197,7 +210,6 @@ class _Running:
 
     def _marginal_extras(
         self,
-        component: Component,
         table: Table,
         s0: Decimal,
         v0: Decimal,
@@ -209,14 +221,16 @@ class _Running:
         has: each slice end is the step's own start or end or the threshold itself (`max`
         returns one of its arguments), so no tier is walked again."""
         found = []
-        previous = ONE
-        for accelerator in component.accelerators:
-            t = accelerator.threshold
+        for t, step in self.ladder:
             low, high = max(s0, t), max(s1, t)
             v_low = v0 if low is s0 else self._fixed(table, low)
-            v_high = v1 if high is s1 else self._fixed(table, high)
-            found.append((v_high - v_low) * (accelerator.multiplier - previous))
-            previous = accelerator.multiplier
+            if high is s1:
+                v_high = v1
+            elif high is low:
+                v_high = v_low  # both ends on the threshold: the slice lies under it
+            else:
+                v_high = self._fixed(table, high)
+            found.append((v_high - v_low) * step)
         return tuple(found)
 
     def _fixed(self, table: Table, position: Decimal) -> Decimal:
@@ -281,6 +295,17 @@ class _StepTrace:
             "commission": str(self.earned[0]),
             "accelerator": str(self.earned[1]),
         }
+
+
+def accelerator_steps(component: Component) -> tuple[tuple[Decimal, Decimal], ...]:
+    """Per accelerator, its threshold and its multiplier's step over the one before (what
+    the slice above the threshold earns on top of the base rate, per unit of it)."""
+    found = []
+    previous = ONE
+    for accelerator in component.accelerators:
+        found.append((accelerator.threshold, accelerator.multiplier - previous))
+        previous = accelerator.multiplier
+    return tuple(found)
 
 
 def flat_total(table: Table, position: Decimal, payout_points: Decimal) -> Decimal:
