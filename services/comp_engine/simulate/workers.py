@@ -13,15 +13,27 @@ from __future__ import annotations
 import os
 from concurrent.futures import ProcessPoolExecutor, wait
 from multiprocessing import get_context
+from multiprocessing.synchronize import Barrier
+
+WARM_UP_SECONDS = 300.0
+"""How long a worker waits at start-up for the others: a worker that never starts breaks
+the pool (its simulations fail) rather than holding the others for ever."""
 
 
 class Workers:
     def __init__(self, processes: int) -> None:
         self.processes = processes
-        self.executor = ProcessPoolExecutor(max_workers=processes, mp_context=get_context("spawn"))
-        # Workers spawn on demand, one per task submitted while none is idle: as many
-        # warm-up tasks as workers starts them all now, each importing what a chunk needs.
-        self._warming = [self.executor.submit(_ready) for _ in range(processes)]
+        context = get_context("spawn")
+        self.executor = ProcessPoolExecutor(
+            max_workers=processes,
+            mp_context=context,
+            initializer=_warm,
+            initargs=(context.Barrier(processes),),
+        )
+        # Workers spawn on demand, one per task submitted while none is idle: as many tasks
+        # as workers starts them all now. Each imports, then waits for the others, so no
+        # worker takes a second task before every one of them is warm.
+        self._warming = [self.executor.submit(os.getpid) for _ in range(processes)]
 
     def wait_ready(self) -> None:
         """Block until every worker has started and imported (a benchmark's start-up)."""
@@ -31,7 +43,7 @@ class Workers:
         self.executor.shutdown(wait=True, cancel_futures=True)
 
 
-def _ready() -> int:
+def _warm(started: Barrier) -> None:
     import services.comp_engine.simulate.stored  # noqa: F401  (the import is the warm-up)
 
-    return os.getpid()
+    started.wait(WARM_UP_SECONDS)
