@@ -383,13 +383,14 @@ async def record_computed(conn: AsyncConnection, *, rep_ids: Collection[str], to
     )
 
 
-async def analyze_ledger(conn: AsyncConnection) -> None:
-    await conn.execute(text("ANALYZE comp.ledger_lines"))
-
-
 async def forget_computed(conn: AsyncConnection, *, rep_ids: Collection[str]) -> None:
     """The reps' ledgers no longer follow their inputs (a recalculation failed)."""
     await conn.execute(delete(COMPUTED).where(COMPUTED.c.rep_id.in_(sorted(rep_ids))))
+
+
+async def analyze_ledger(conn: AsyncConnection) -> None:
+    """Refresh the ledger's planner statistics after a bulk post (`bulk._finished`)."""
+    await conn.execute(text("ANALYZE comp.ledger_lines"))
 
 
 async def post(conn: AsyncConnection, *, postings: Sequence[Posting], cause: str) -> list[int]:

@@ -120,13 +120,13 @@ async def _chunk(
         read = ledger.usable(inputs, job.today)
         found.current.update(ledger.totals(read, job.start, job.end))
         found.from_ledger = len(read)
-        if rest := set(rep_ids) - read:
+        only = set(rep_ids)
+        if rest := only - read:
             current = await asyncio.to_thread(
                 compute, histories, inputs, today=job.today, only=rest
             )
             found.current.update(run.totals(run.in_range(current.lines, job.start, job.end)))
             del current
-        only = set(rep_ids)
         drafted = run.under_draft(inputs, job.version, rep_ids)
         simulated = await asyncio.to_thread(compute, histories, drafted, today=job.today, only=only)
         del histories, inputs, drafted

@@ -22,7 +22,6 @@ the pool (its simulations fail) rather than holding the others for ever."""
 
 class Workers:
     def __init__(self, processes: int) -> None:
-        self.processes = processes
         context = get_context("spawn")
         self.executor = ProcessPoolExecutor(
             max_workers=processes,
