@@ -71,7 +71,7 @@ def states(changes: Sequence[StoredChange], names: StageNames) -> list[DealState
     for change in changes if len(changes) < 2 else sorted(changes, key=_order):
         if change.event_type == DELETED:
             cancellation = None
-            found.append(_state(change, fields, "deleted", None))
+            found.append(_state(change.key.time, change.key.event_id, fields, "deleted", None))
             continue
         if change.event_type == CANCELLED:
             cancellation = _cancellation(change)
@@ -82,8 +82,28 @@ def states(changes: Sequence[StoredChange], names: StageNames) -> list[DealState
         status = fields.get("status") or names.status_of(fields.get("stage"))
         if status != "won":
             cancellation = None
-        found.append(_state(change, fields, status, cancellation))
+        found.append(_state(change.key.time, change.key.event_id, fields, status, cancellation))
     return found
+
+
+def history_of_one(
+    at: datetime,
+    sequence: str,
+    source: str,
+    event_id: str,
+    event_type: str,
+    fields: dict[str, Any],
+    names: StageNames,
+) -> list[DealState]:
+    """`states` of a deal's only change, given as its stored columns: most deals of a bulk
+    load have one change (~18k of ~18.5k a chunk), whose creation or update state needs no
+    `StoredChange`, no merged copy of its fields (nothing earlier to merge into, and the
+    copy is never written: a stage without a status leaves no status to drop) and no
+    `int` of its sequence (nothing to order). A deletion or cancellation folds as usual."""
+    if event_type in (DELETED, CANCELLED):
+        return states([stored(at, int(sequence), source, event_id, event_type, fields)], names)
+    status = fields.get("status") or names.status_of(fields.get("stage"))
+    return [_state(at, event_id, fields, status, None)]
 
 
 _order = attrgetter("key")
@@ -100,7 +120,11 @@ def _cancellation(change: StoredChange) -> Cancellation:
 
 
 def _state(
-    change: StoredChange, fields: dict[str, Any], status: str, cancellation: Cancellation | None
+    at: datetime,
+    event_id: str,
+    fields: dict[str, Any],
+    status: str,
+    cancellation: Cancellation | None,
 ) -> DealState:
     get = fields.get
     properties = get("properties") or {}
@@ -108,8 +132,8 @@ def _state(
     close = get("close_date")
     splits = get("splits")
     state = _new(DealState)
-    _at(state, change.key.time)
-    _event_id(state, change.key.event_id)
+    _at(state, at)
+    _event_id(state, event_id)
     _status(state, status)
     _amount(state, None if amount is None else Decimal(amount))
     _currency(state, get("currency"))

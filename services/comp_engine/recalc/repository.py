@@ -3,7 +3,7 @@ holds, the lines it posts, and the dirty marks it claims and clears."""
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -40,7 +40,13 @@ from services.comp_engine.calc.inputs import (
 from services.comp_engine.calc.lines import Kind, LineKey
 from services.comp_engine.calc.posting import Posted, Posting
 from services.comp_engine.deals.fields_json import decode_all
-from services.comp_engine.deals.history import StageNames, StoredChange, states, stored
+from services.comp_engine.deals.history import (
+    StageNames,
+    StoredChange,
+    history_of_one,
+    states,
+    stored,
+)
 from services.comp_engine.intake.repository import (
     CHANGES,
     DEAL_REPS,
@@ -210,16 +216,30 @@ async def _histories(
     ~20k changes, and SQLAlchemy's rows and its JSON codec took half of reading them.
     Called after a SQLAlchemy statement of the transaction, which begins the driver's
     transaction (the adapter begins it lazily), so this read is inside it. The sequence
-    comes as text: `int` of it costs less than the driver's `Decimal` of a numeric."""
+    comes as text: `int` of it costs less than the driver's `Decimal` of a numeric.
+
+    A deal of one change (most of them) is folded from its row as it comes; the others
+    keep their place in the result, in the order their deals first come, while their
+    changes are gathered."""
     driver = (await conn.get_raw_connection()).driver_connection
     assert driver is not None
     rows = await driver.fetch(_CHANGES_OF, owners)
-    changes: dict[str, list[StoredChange]] = defaultdict(list)
+    count = Counter(row[0] for row in rows)
+    found: dict[str, list[DealState]] = {}
+    several: dict[str, list[StoredChange]] = defaultdict(list)
     for (deal_id, at, sequence, source, event_id, event_type, _), fields in zip(
         rows, decode_all([row[6] for row in rows]), strict=True
     ):
-        changes[deal_id].append(stored(at, int(sequence), source, event_id, event_type, fields))
-    return {deal_id: states(found, names) for deal_id, found in changes.items()}
+        if count[deal_id] == 1:
+            found[deal_id] = history_of_one(
+                at, sequence, source, event_id, event_type, fields, names
+            )
+        else:
+            found[deal_id] = []
+            several[deal_id].append(stored(at, int(sequence), source, event_id, event_type, fields))
+    for deal_id, changes in several.items():
+        found[deal_id] = states(changes, names)
+    return found
 
 
 def reports_under(reporting: Sequence[ReportingLine], rep_ids: Collection[str]) -> set[str]:

@@ -12,8 +12,10 @@ import pytest
 from services.comp_engine.calc.bookings import Cancellation, DealState, SplitShare
 from services.comp_engine.deals.history import (
     CANCELLED,
+    DELETED,
     StageNames,
     StoredChange,
+    history_of_one,
     states,
     stored,
 )
@@ -82,3 +84,24 @@ def test_a_stored_change_is_the_one_the_constructors_build() -> None:
     assert built.key.sequence == 3
     with pytest.raises(dataclasses.FrozenInstanceError):
         built.event_type = "x"  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("event_type", "fields"),
+    [
+        ("com.salesops.deal.created.v1", FIELDS),
+        ("com.salesops.deal.updated.v1", {"stage": "lost"}),
+        ("com.salesops.deal.updated.v1", {"stage": "won", "status": "open"}),
+        ("com.salesops.deal.updated.v1", {"properties": {"cancelled_at": "2027-02-01"}}),
+        ("com.salesops.deal.updated.v1", {}),
+        (DELETED, {}),
+        (CANCELLED, {"cancelled_at": CANCELLED_AT.isoformat(), "reason": "churn"}),
+    ],
+)
+def test_a_deal_of_one_change_folds_as_the_general_fold_does(
+    event_type: str, fields: dict[str, object]
+) -> None:
+    found = history_of_one(WON_AT, "7", "t", "e1", event_type, fields, NAMES)
+    expected = states([stored(WON_AT, 7, "t", "e1", event_type, fields)], NAMES)
+    assert found == expected
+    assert [repr(s) for s in found] == [repr(s) for s in expected]
