@@ -143,6 +143,7 @@ async def _chunk_in_process(url: str, rep_ids: Sequence[str], job: _Job) -> Stor
     try:
         async with engine.connect() as conn:
             await conn.execution_options(isolation_level="REPEATABLE READ")
+            await repository.without_parallel_plans(conn)
             return await _chunk(conn, rep_ids, job)
     finally:
         await engine.dispose()
