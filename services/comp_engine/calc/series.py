@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 
-from services.comp_engine.calc.lines import Line, LineKey, rounded
+from services.comp_engine.calc.lines import Line, LineKey, new_line, rounded
 from services.comp_engine.calc.traces import Trace, TraceSource, built
 
 ZERO = Decimal(0)
@@ -46,7 +46,7 @@ def to_lines(raws: Iterable[Raw], *, plan_currency: str, payout_currency: str) -
         before = after
         if amount:
             trace = _LineTrace(raw, total, plan_currency, payout_currency)
-            lines.append(Line(raw.key, amount, payout_currency, trace, raw.attainment))
+            lines.append(new_line(raw.key, amount, payout_currency, trace, raw.attainment))
         total += converted
     return lines
 
