@@ -24,6 +24,7 @@ from services.comp_engine.plans.document import CreditShare, ManagerRollup
 from shared.events import REVENUE_SPLIT_ROLES
 
 HUNDRED = Decimal(100)
+ONE = Decimal(1)
 
 
 CreditId = tuple[str, int, str]
@@ -115,7 +116,7 @@ def _shares(booking: Booking) -> list[tuple[str, str, Decimal]]:
         return [(s.rep_id, s.role, s.percent / HUNDRED) for s in state.splits]
     if state.owner_id is None:
         return []
-    return [(state.owner_id, "owner", Decimal(1))]
+    return [(state.owner_id, "owner", ONE)]
 
 
 def _share_rule(inputs: Inputs, rep_id: str, role: str, day: date) -> CreditShare | None:

@@ -111,10 +111,11 @@ def _credits(
     found: list[Credit] = []
     for deal_id in sorted(histories):
         history = histories[deal_id]
-        if alike_under_any_policy(history):
+        alike = alike_under_any_policy(deal_id, history)
+        if alike is not None:
             # Settled once, and every credit kept: `credits` builds one only for a rep
             # with a plan on the day, and every plan's policy gives these bookings.
-            found += crediting.credits(bookings(deal_id, history, None))
+            found += crediting.credits(alike)
             continue
         # Policies settle other deals alike too (a change after the window): their credits
         # are built once per distinct set of bookings, and each credit kept under the
