@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 
-from services.comp_engine.calc.lines import Line, LineKey, new_line, rounded
+from services.comp_engine.calc.lines import Line, LineKey, minor_unit, new_line, rounded_to
 from services.comp_engine.calc.traces import Trace, TraceSource, built
 
 ZERO = Decimal(0)
@@ -37,11 +37,12 @@ class Raw:
 def to_lines(raws: Iterable[Raw], *, plan_currency: str, payout_currency: str) -> list[Line]:
     """Lines of one series, in order; zero lines are dropped (they would post nothing)."""
     total = ZERO
-    before = rounded(total, payout_currency)
+    unit = minor_unit(payout_currency)
+    before = rounded_to(total, unit)
     lines = []
     for raw in raws:
         converted = raw.amount * raw.fx_rate
-        after = rounded(total + converted, payout_currency)
+        after = rounded_to(total + converted, unit)
         amount = after - before
         before = after
         if amount:
