@@ -81,7 +81,6 @@ def compute(
         latest = max((c.booking.booked_on for c in rep_credits), default=today)
         until = max(today, latest) + timedelta(days=1)
         _rep(rep_id, rep_credits, segments(rep_id, inputs, until), inputs, today, result)
-    result.lines.sort(key=line_order)
     return result
 
 
@@ -207,6 +206,9 @@ def _rep(
         rep_lines += _series_lines(segment, raws_by_segment[index])
     rep_lines += on_cash.lines(rep_lines)
     rep_lines += payouts.lines(rep_lines, rep_segments, inputs)
+    # Sorted a rep at a time: every line of a rep is keyed to it and `compute` takes the
+    # reps in order, so the whole result is in key order without a sort of all of it.
+    rep_lines.sort(key=line_order)
     result.lines += rep_lines
     result.waiting += [Waiting(rep_id, deal, why) for deal, why in dict(on_cash.missing).items()]
 
