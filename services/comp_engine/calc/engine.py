@@ -152,8 +152,14 @@ def _rep(
     # credit of every booking would be thousands of lists kept for nothing).
     earned_by_credit: dict[CreditId, list[Earned]] = defaultdict(list)
     placed: dict[int, list[Entry]] = defaultdict(list)
+    # A rep's credits fall on a few hundred days: each day's segment is searched for once.
+    segment_on: dict[date, int | None] = {}
     for credit in rep_credits:
-        index = segment_at(rep_segments, credit.booking.booked_on)
+        day = credit.booking.booked_on
+        if day in segment_on:
+            index = segment_on[day]
+        else:
+            index = segment_on[day] = segment_at(rep_segments, day)
         if index is None:
             continue
         entry = _entry(credit, rep_segments[index], inputs, result)
