@@ -78,7 +78,8 @@ def compute(
     reps = sorted({a.rep_id for a in inputs.assignments if wanted is None or a.rep_id in wanted})
     for rep_id in reps:
         rep_credits = sorted(by_rep.get(rep_id, []), key=lambda c: c.order)
-        latest = max((c.booking.booked_on for c in rep_credits), default=today)
+        # A credit's order starts with its booking day, so the last one's is the latest.
+        latest = rep_credits[-1].booking.booked_on if rep_credits else today
         until = max(today, latest) + timedelta(days=1)
         _rep(rep_id, rep_credits, segments(rep_id, inputs, until), inputs, today, result)
     return result
