@@ -107,7 +107,7 @@ def bookings(deal_id: str, history: Sequence[DealState], policy: Clawback | None
     return found
 
 
-def alike_under_any_policy(deal_id: str, history: Sequence[DealState]) -> list[Booking] | None:
+def bookings_if_alike(deal_id: str, history: Sequence[DealState]) -> list[Booking] | None:
     """`bookings` of `history` if every clawback policy, and none, gives the same, else
     `None`: only `_follow` reads the policy, and only for states after a booking starts,
     so a history whose first bookable state is its last (most deals: won once, never

@@ -28,8 +28,8 @@ from services.comp_engine.calc import cash, clawbacks, draws, extras, payouts
 from services.comp_engine.calc.bookings import (
     Booking,
     DealState,
-    alike_under_any_policy,
     bookings,
+    bookings_if_alike,
 )
 from services.comp_engine.calc.credits import Credit, CreditId, Crediting
 from services.comp_engine.calc.filters import matches, takes_all
@@ -111,7 +111,7 @@ def _credits(
     found: list[Credit] = []
     for deal_id in sorted(histories):
         history = histories[deal_id]
-        alike = alike_under_any_policy(deal_id, history)
+        alike = bookings_if_alike(deal_id, history)
         if alike is not None:
             # Settled once, and every credit kept: `credits` builds one only for a rep
             # with a plan on the day, and every plan's policy gives these bookings.
