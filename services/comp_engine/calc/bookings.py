@@ -103,29 +103,27 @@ def bookings(deal_id: str, history: Sequence[DealState], policy: Clawback | None
         if standing is not None:
             found[-1] = _follow(standing, state, policy)
         elif _bookable(state):
-            found.append(
-                Booking(
-                    deal_id=deal_id,
-                    number=len(found) + 1,
-                    booked_on=state.close_date or state.at.date(),
-                    won_at=state.at,
-                    won_event_id=state.event_id,
-                    state=state,
-                    ending=None,
-                )
-            )
+            found.append(_booked(deal_id, len(found) + 1, state))
     return found
 
 
-def alike_under_any_policy(history: Sequence[DealState]) -> bool:
-    """Whether every clawback policy, and none, gives `history` the same bookings: only
-    `_follow` reads the policy, and only for states after a booking starts, so a history
-    whose first bookable state is its last (most deals: won once, never changed after)
-    never reads it."""
+def bookings_if_alike(deal_id: str, history: Sequence[DealState]) -> list[Booking] | None:
+    """`bookings` of `history` if every clawback policy, and none, gives the same, else
+    `None`: only `_follow` reads the policy, and only for states after a booking starts,
+    so a history whose first bookable state is its last (most deals: won once, never
+    changed after) never reads it. Its bookings are then known from that one pass."""
     for number, state in enumerate(history):
         if _bookable(state):
-            return number == len(history) - 1
-    return True
+            return [_booked(deal_id, 1, state)] if number == len(history) - 1 else None
+    return []
+
+
+def _booked(deal_id: str, number: int, state: DealState) -> Booking:
+    """A booking won in `state`: its fields by position, as keywords cost more than half
+    again as much per booking (one a deal)."""
+    return Booking(
+        deal_id, number, state.close_date or state.at.date(), state.at, state.event_id, state, None
+    )
 
 
 def _bookable(state: DealState) -> bool:

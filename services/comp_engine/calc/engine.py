@@ -28,8 +28,8 @@ from services.comp_engine.calc import cash, clawbacks, draws, extras, payouts
 from services.comp_engine.calc.bookings import (
     Booking,
     DealState,
-    alike_under_any_policy,
     bookings,
+    bookings_if_alike,
 )
 from services.comp_engine.calc.credits import Credit, CreditId, Crediting
 from services.comp_engine.calc.filters import matches, takes_all
@@ -78,10 +78,10 @@ def compute(
     reps = sorted({a.rep_id for a in inputs.assignments if wanted is None or a.rep_id in wanted})
     for rep_id in reps:
         rep_credits = sorted(by_rep.get(rep_id, []), key=lambda c: c.order)
-        latest = max((c.booking.booked_on for c in rep_credits), default=today)
+        # A credit's order starts with its booking day, so the last one's is the latest.
+        latest = rep_credits[-1].booking.booked_on if rep_credits else today
         until = max(today, latest) + timedelta(days=1)
         _rep(rep_id, rep_credits, segments(rep_id, inputs, until), inputs, today, result)
-    result.lines.sort(key=line_order)
     return result
 
 
@@ -111,10 +111,11 @@ def _credits(
     found: list[Credit] = []
     for deal_id in sorted(histories):
         history = histories[deal_id]
-        if alike_under_any_policy(history):
+        alike = bookings_if_alike(deal_id, history)
+        if alike is not None:
             # Settled once, and every credit kept: `credits` builds one only for a rep
             # with a plan on the day, and every plan's policy gives these bookings.
-            found += crediting.credits(bookings(deal_id, history, None))
+            found += crediting.credits(alike)
             continue
         # Policies settle other deals alike too (a change after the window): their credits
         # are built once per distinct set of bookings, and each credit kept under the
@@ -152,8 +153,14 @@ def _rep(
     # credit of every booking would be thousands of lists kept for nothing).
     earned_by_credit: dict[CreditId, list[Earned]] = defaultdict(list)
     placed: dict[int, list[Entry]] = defaultdict(list)
+    # A rep's credits fall on a few hundred days: each day's segment is searched for once.
+    segment_on: dict[date, int | None] = {}
     for credit in rep_credits:
-        index = segment_at(rep_segments, credit.booking.booked_on)
+        day = credit.booking.booked_on
+        if day in segment_on:
+            index = segment_on[day]
+        else:
+            index = segment_on[day] = segment_at(rep_segments, day)
         if index is None:
             continue
         entry = _entry(credit, rep_segments[index], inputs, result)
@@ -206,6 +213,9 @@ def _rep(
         rep_lines += _series_lines(segment, raws_by_segment[index])
     rep_lines += on_cash.lines(rep_lines)
     rep_lines += payouts.lines(rep_lines, rep_segments, inputs)
+    # Sorted a rep at a time: every line of a rep is keyed to it and `compute` takes the
+    # reps in order, so the whole result is in key order without a sort of all of it.
+    rep_lines.sort(key=line_order)
     result.lines += rep_lines
     result.waiting += [Waiting(rep_id, deal, why) for deal, why in dict(on_cash.missing).items()]
 
@@ -217,12 +227,8 @@ def _entry(credit: Credit, segment: Segment, inputs: Inputs, result: Result) -> 
         result.waiting.append(Waiting(credit.rep_id, credit.booking.deal_id, str(exc)))
         return None
     amount = credit.amount * rate
-    return Entry(
-        credit=credit,
-        fx_rate=rate,
-        quota_amount=amount if credit.quota else ZERO,
-        payout_amount=amount if credit.payout else ZERO,
-    )
+    # By position: keywords cost a third more, once a credit.
+    return Entry(credit, rate, amount if credit.quota else ZERO, amount if credit.payout else ZERO)
 
 
 def _entry_order(entry: Entry) -> tuple[object, ...]:

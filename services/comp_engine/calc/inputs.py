@@ -20,6 +20,8 @@ from services.comp_engine.plans.document import PlanDocument
 
 T = TypeVar("T")
 
+ONE = Decimal(1)
+
 
 @dataclass(frozen=True, slots=True)
 class PlanVersion:
@@ -108,7 +110,7 @@ class FxTable:
 
     def rate(self, base: str, quote: str, day: date) -> Decimal:
         if base == quote:
-            return Decimal(1)
+            return ONE
         days, values = self._by_pair.get((base, quote), ([], []))
         index = bisect.bisect_right(days, day) - 1
         if index < 0:

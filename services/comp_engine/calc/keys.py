@@ -4,13 +4,13 @@ they are."""
 from __future__ import annotations
 
 from services.comp_engine.calc.credits import Credit
-from services.comp_engine.calc.lines import Kind, LineKey
+from services.comp_engine.calc.lines import Kind, LineKey, new_key
 from services.comp_engine.calc.segments import Segment
 
 
 def deal_key(segment: Segment, kind: Kind, rule: str, credit: Credit) -> LineKey:
     b = credit.booking
-    return LineKey(
+    return new_key(
         segment.rep_id, segment.period.label, kind, rule, b.deal_id, b.number, credit.role
     )
 

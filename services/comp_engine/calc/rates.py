@@ -23,8 +23,9 @@ there, so it only changes the retroactive rate and which tier a trace names.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
 
@@ -67,6 +68,23 @@ class Table:
     mode: TierMode
     boundary: Boundary
     unit_value: Decimal
+    starts: tuple[Decimal, ...] = field(init=False, repr=False, compare=False)
+    """Each tier's start, for finding the tier a position reaches by bisection."""
+    filled: tuple[Decimal, ...] = field(init=False, repr=False, compare=False)
+    """Marginal: per tier, the sum `value` adds up over the tiers before it (each whole),
+    in the same order from the same zero, so a position's value adds only its own tier's
+    slice to it: the same operations on the same numbers, done once per table rather than
+    per position."""
+
+    def __post_init__(self) -> None:
+        filled = []
+        total = ZERO
+        for tier in self.tiers:
+            filled.append(total)
+            if tier.end is not None:
+                total += tier.rate * (tier.end - tier.start)
+        object.__setattr__(self, "starts", tuple(t.start for t in self.tiers))
+        object.__setattr__(self, "filled", tuple(filled))
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,13 +125,12 @@ def value(table: Table, position: Decimal) -> Decimal:
     first = table.tiers[0]
     if position < first.start:
         return first.rate * (position - first.start) * table.unit_value
-    total = ZERO
-    for index, tier in enumerate(table.tiers):
-        if position <= tier.start and index > 0:
-            break
-        top = position if tier.end is None else min(position, tier.end)
-        total += tier.rate * (top - tier.start)
-    return total * table.unit_value
+    # The tiers `_marginal` walks are the first and those starting below the position;
+    # every one but the last is whole (the tiers are contiguous), so the last reached adds
+    # its slice up to the position to what the whole ones add up to.
+    index = bisect.bisect_left(table.starts, position, 1) - 1
+    tier = table.tiers[index]
+    return (table.filled[index] + tier.rate * (position - tier.start)) * table.unit_value
 
 
 def earned(table: Table, position: Decimal) -> tuple[Decimal, tuple[Step, ...]]:

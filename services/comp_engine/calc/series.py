@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 
-from services.comp_engine.calc.lines import Line, LineKey, rounded
+from services.comp_engine.calc.lines import Line, LineKey, minor_unit, new_line, rounded_to
 from services.comp_engine.calc.traces import Trace, TraceSource, built
 
 ZERO = Decimal(0)
@@ -37,16 +37,17 @@ class Raw:
 def to_lines(raws: Iterable[Raw], *, plan_currency: str, payout_currency: str) -> list[Line]:
     """Lines of one series, in order; zero lines are dropped (they would post nothing)."""
     total = ZERO
-    before = rounded(total, payout_currency)
+    unit = minor_unit(payout_currency)
+    before = rounded_to(total, unit)
     lines = []
     for raw in raws:
         converted = raw.amount * raw.fx_rate
-        after = rounded(total + converted, payout_currency)
+        after = rounded_to(total + converted, unit)
         amount = after - before
         before = after
         if amount:
             trace = _LineTrace(raw, total, plan_currency, payout_currency)
-            lines.append(Line(raw.key, amount, payout_currency, trace, raw.attainment))
+            lines.append(new_line(raw.key, amount, payout_currency, trace, raw.attainment))
         total += converted
     return lines
 
