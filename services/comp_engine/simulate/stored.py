@@ -15,15 +15,16 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from services.comp_engine.calc.bookings import DealState
 from services.comp_engine.calc.engine import Waiting, compute
-from services.comp_engine.calc.inputs import PlanVersion
+from services.comp_engine.calc.inputs import Inputs, PlanVersion
 from services.comp_engine.deals.history import StageNames
 from services.comp_engine.recalc import bulk, repository
 from services.comp_engine.simulate import posted, run
@@ -110,7 +111,9 @@ async def _chunk(
     Everything happens with the collector paused, and the chunk's objects are dropped
     before it resumes: resumed over them, its first collection walks the millions of
     containers the chunk allocated (a tenth of the chunk's time, measured) only to find
-    them still live."""
+    them still live. So each computation is reduced in the thread that runs it
+    (`_reduced`): a computation returned to the loop stays referenced by its future until
+    the loop's step that resumed this coroutine ends, past the pause."""
     found = Stored()
     with gc_paused():
         histories, inputs = await repository.load_inputs(
@@ -122,20 +125,29 @@ async def _chunk(
         found.from_ledger = len(read)
         only = set(rep_ids)
         if rest := only - read:
-            current = await asyncio.to_thread(
-                compute, histories, inputs, today=job.today, only=rest
-            )
-            found.current.update(run.totals(run.in_range(current.lines, job.start, job.end)))
-            del current
+            current = await asyncio.to_thread(_reduced, histories, inputs, job, rest)
+            found.current.update(current.simulated)
         drafted = run.under_draft(inputs, job.version, rep_ids)
-        simulated = await asyncio.to_thread(compute, histories, drafted, today=job.today, only=only)
-        del histories, inputs, drafted
-        new_lines = run.in_range(simulated.lines, job.start, job.end)
-        found.simulated.update(run.totals(new_lines))
-        found.bands.update(run.attainment_bands(new_lines))
+        simulated = await asyncio.to_thread(_reduced, histories, drafted, job, only)
+        found.simulated.update(simulated.simulated)
+        found.bands.update(simulated.bands)
         found.waiting += simulated.waiting
-        del simulated, new_lines
+        del histories, inputs, drafted
     return found
+
+
+def _reduced(
+    histories: Mapping[str, Sequence[DealState]], inputs: Inputs, job: _Job, reps: set[str]
+) -> Stored:
+    """The reps' computation reduced to their totals (as `simulated`), attainment bands and
+    waiting deals; the lines are freed here, as the computation returns."""
+    result = compute(histories, inputs, today=job.today, only=reps)
+    lines = run.in_range(result.lines, job.start, job.end)
+    return Stored(
+        simulated=dict(run.totals(lines)),
+        bands=Counter(run.attainment_bands(lines)),
+        waiting=result.waiting,
+    )
 
 
 async def _chunk_in_process(url: str, rep_ids: Sequence[str], job: _Job) -> Stored:
