@@ -52,7 +52,14 @@ def reversals(
     placed: Mapping[int, Sequence[Entry]],
 ) -> dict[int, list[Entry]]:
     """Per segment, the negative quota credits of clawed-back bookings that reduce attainment."""
-    originals = {e.credit.id: e for entries in placed.values() for e in entries}
+    # Only an ended booking's credits are looked up: only theirs are keyed (`Credit.id` is
+    # built when read, and most of a chunk's entries never end).
+    originals = {
+        e.credit.id: e
+        for entries in placed.values()
+        for e in entries
+        if e.credit.booking.ending is not None
+    }
     found: dict[int, list[Entry]] = {}
     for credit in rep_credits:
         ending = credit.booking.ending

@@ -109,13 +109,19 @@ def _credits(
             policies[_policy_key(policy)] = policy
     crediting = Crediting(inputs, only)
     found: list[Credit] = []
+    # Bookings every policy settles alike, credited together after the loop: `credits`
+    # called once per deal cost more in the call than in crediting its one booking. Their
+    # credits then precede the others in `found`, which only the per-rep sort by
+    # `Credit.order` reads: credits of different deals never tie there, and each deal's
+    # own keep their order.
+    alike_bookings: list[Booking] = []
     for deal_id in sorted(histories):
         history = histories[deal_id]
         alike = bookings_if_alike(deal_id, history)
         if alike is not None:
             # Settled once, and every credit kept: `credits` builds one only for a rep
             # with a plan on the day, and every plan's policy gives these bookings.
-            found += crediting.credits(alike)
+            alike_bookings += alike
             continue
         # Policies settle other deals alike too (a change after the window): their credits
         # are built once per distinct set of bookings, and each credit kept under the
@@ -133,7 +139,7 @@ def _credits(
                 plan = inputs.plan_on(credit.rep_id, credit.booking.booked_on)
                 if plan is not None and key_of[(plan[1].plan_id, plan[1].version)] in keys:
                     found.append(credit)
-    return found
+    return crediting.credits(alike_bookings) + found
 
 
 def _policy_key(policy: Clawback | None) -> str:
