@@ -10,7 +10,7 @@ besides the raw amount to redo the rounding.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 
 from services.comp_engine.calc.lines import Line, LineKey, minor_unit, new_line, rounded_to
@@ -21,8 +21,11 @@ ZERO = Decimal(0)
 
 @dataclass(slots=True)
 class Raw:
-    """One amount before conversion and rounding, with the key and trace it will carry.
-    Not frozen, as `walk.Entry` is not: one is made per line."""
+    """One amount before conversion and rounding, with the key and trace it will carry;
+    once `to_lines` has placed it in its series, also the builder of its line's trace (one
+    object per line less than a builder of its own: a chunk makes ~20k lines, and keeps
+    and frees every object of each). Not frozen, as `walk.Entry` is not: one is made per
+    line."""
 
     key: LineKey
     amount: Decimal
@@ -32,6 +35,24 @@ class Raw:
     trace: TraceSource
     attainment: Decimal | None = None
     """Carried to the line (`Line.attainment`)."""
+    total_before: Decimal = field(init=False, repr=False, compare=False)
+    """The series' unrounded total before this amount, set by `to_lines` (as are the two
+    currencies): what the line's trace needs to redo the rounding."""
+    plan_currency: str = field(init=False, repr=False, compare=False)
+    payout_currency: str = field(init=False, repr=False, compare=False)
+
+    def __call__(self) -> Trace:
+        """The trace of this amount's line: its own trace, and how it was converted and
+        rounded."""
+        return {
+            **built(self.trace),
+            "raw_amount": str(self.amount),
+            "plan_currency": self.plan_currency,
+            "payout_currency": self.payout_currency,
+            "fx_rate_to_payout": str(self.fx_rate),
+            "series_total_before": str(self.total_before),
+            "rounding": "half-up to the payout currency's minor unit, as a running series",
+        }
 
 
 def to_lines(raws: Iterable[Raw], *, plan_currency: str, payout_currency: str) -> list[Line]:
@@ -46,30 +67,9 @@ def to_lines(raws: Iterable[Raw], *, plan_currency: str, payout_currency: str) -
         amount = after - before
         before = after
         if amount:
-            trace = _LineTrace(raw, total, plan_currency, payout_currency)
-            lines.append(new_line(raw.key, amount, payout_currency, trace, raw.attainment))
+            raw.total_before = total
+            raw.plan_currency = plan_currency
+            raw.payout_currency = payout_currency
+            lines.append(new_line(raw.key, amount, payout_currency, raw, raw.attainment))
         total += converted
     return lines
-
-
-@dataclass(slots=True)
-class _LineTrace:
-    """A line's trace: its raw amount's, and how it was converted and rounded. One object
-    per line (not a closure and its arguments): a chunk keeps tens of thousands. Not
-    frozen, as no builder of a trace is (`traces.py`)."""
-
-    raw: Raw
-    total_before: Decimal
-    plan_currency: str
-    payout_currency: str
-
-    def __call__(self) -> Trace:
-        return {
-            **built(self.raw.trace),
-            "raw_amount": str(self.raw.amount),
-            "plan_currency": self.plan_currency,
-            "payout_currency": self.payout_currency,
-            "fx_rate_to_payout": str(self.raw.fx_rate),
-            "series_total_before": str(self.total_before),
-            "rounding": "half-up to the payout currency's minor unit, as a running series",
-        }
