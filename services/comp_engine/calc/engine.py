@@ -23,6 +23,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
+from typing import ClassVar
 
 from services.comp_engine.calc import cash, clawbacks, draws, extras, payouts
 from services.comp_engine.calc.bookings import (
@@ -34,11 +35,10 @@ from services.comp_engine.calc.bookings import (
 from services.comp_engine.calc.credits import Credit, CreditId, Crediting
 from services.comp_engine.calc.filters import matches, takes_all
 from services.comp_engine.calc.inputs import Inputs, MissingRate
-from services.comp_engine.calc.keys import deal_key
-from services.comp_engine.calc.lines import Kind, Line
+from services.comp_engine.calc.lines import Kind, Line, new_key
 from services.comp_engine.calc.segments import Segment, segment_at, segments
 from services.comp_engine.calc.series import Raw, to_lines
-from services.comp_engine.calc.traces import Trace
+from services.comp_engine.calc.traces import Trace, built
 from services.comp_engine.calc.walk import Earned, Entry, NoQuota, walk
 from services.comp_engine.plans.document import Clawback
 
@@ -249,36 +249,65 @@ def _entry_order(entry: Entry) -> tuple[object, ...]:
 def _component_raws(
     segment: Segment, component_id: str, earned: Sequence[Earned], inputs: Inputs
 ) -> list[Raw]:
-    raws = []
+    raws: list[Raw] = []
     # A segment's deals fall on a few dozen days: each day's payout rate is looked up once,
     # and none when the plan pays in its own currency (`FxTable.rate` is then 1).
     payout_rates: dict[date, Decimal] = {}
     own_currency = segment.currency == segment.payout_currency
+    # `keys.deal_key` written out, with the segment's part of every key read once: a call
+    # less per line.
+    rep_id, period = segment.rep_id, segment.period.label
     for item in earned:
         credit = item.entry.credit
-        day = credit.booking.booked_on
+        booking = credit.booking
+        day = booking.booked_on
         fx = ONE if own_currency else payout_rates.get(day)
         if fx is None:
             fx = payout_rates[day] = segment.payout_rate(inputs.fx, day)
-        key = deal_key(segment, Kind.COMMISSION, component_id, credit)
-        raws.append(Raw(key, item.commission, fx, _RawTrace(item, "commission"), item.attainment))
+        key = new_key(
+            rep_id,
+            period,
+            Kind.COMMISSION,
+            component_id,
+            booking.deal_id,
+            booking.number,
+            credit.role,
+        )
+        raws.append(_CommissionRaw(key, item.commission, fx, item, item.attainment))
         if item.accelerator:
-            key = deal_key(segment, Kind.ACCELERATOR, component_id, credit)
-            raws.append(Raw(key, item.accelerator, fx, _RawTrace(item, "accelerator")))
+            key = new_key(
+                rep_id,
+                period,
+                Kind.ACCELERATOR,
+                component_id,
+                booking.deal_id,
+                booking.number,
+                credit.role,
+            )
+            raws.append(_AcceleratorRaw(key, item.accelerator, fx, item))
     return raws
 
 
 @dataclass(slots=True)
-class _RawTrace:
-    """A component line's trace: its step's, and which of the step's lines it is. One
-    object per line (not a closure and its arguments): a chunk keeps tens of thousands.
-    Not frozen, as no builder of a trace is (`traces.py`)."""
+class _StepRaw(Raw):
+    """A component line's raw amount, whose `trace` is its step (an `Earned`): its own
+    trace is the step's and which of the step's lines it is, known by its class. Not a
+    trace builder object per line, which a chunk made and freed ~20k of."""
 
-    item: Earned
-    line: str
+    line: ClassVar[str]
 
-    def __call__(self) -> Trace:
-        return {**self.item.trace, "line": self.line}
+    def raw_trace(self) -> Trace:
+        return {**built(self.trace), "line": self.line}
+
+
+@dataclass(slots=True)
+class _CommissionRaw(_StepRaw):
+    line: ClassVar[str] = "commission"
+
+
+@dataclass(slots=True)
+class _AcceleratorRaw(_StepRaw):
+    line: ClassVar[str] = "accelerator"
 
 
 def _series_lines(segment: Segment, raws: Sequence[Raw]) -> list[Line]:

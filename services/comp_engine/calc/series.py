@@ -41,11 +41,15 @@ class Raw:
     plan_currency: str = field(init=False, repr=False, compare=False)
     payout_currency: str = field(init=False, repr=False, compare=False)
 
+    def raw_trace(self) -> Trace:
+        """The amount's own trace (`engine._StepRaw` adds which of its step's lines it is)."""
+        return built(self.trace)
+
     def __call__(self) -> Trace:
         """The trace of this amount's line: its own trace, and how it was converted and
         rounded."""
         return {
-            **built(self.trace),
+            **self.raw_trace(),
             "raw_amount": str(self.amount),
             "plan_currency": self.plan_currency,
             "payout_currency": self.payout_currency,

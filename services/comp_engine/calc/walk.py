@@ -71,6 +71,11 @@ class Earned:
     def trace(self) -> Trace:
         return kept(self)
 
+    def __call__(self) -> Trace:
+        """Its trace, so that an `Earned` is the trace source of its component lines' raw
+        amounts (`engine._StepRaw`) without a builder object of their own."""
+        return kept(self)
+
 
 class NoQuota(ValueError):
     """An attainment table needs the rep's quota for the period, and there is none."""
