@@ -1,17 +1,22 @@
 """A stored simulation's workers read in the caller's snapshot (`simulate/stored.py`): a
-change committed after it is not seen, and a worker reads the shared inputs once a
-simulation."""
+change committed after it is not seen, a worker reads the shared inputs once a simulation,
+and its chunks share its event loop and connection."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from datetime import date
 
 import pytest
 from sqlalchemy import text
 
+from services.comp_engine.deals.history import StageNames
 from services.comp_engine.recalc import repository
 from services.comp_engine.simulate import stored
+from services.comp_engine.simulate.workers import Workers
 from shared.db import create_engine
+from tests.support.comp import plan
 
 pytestmark = pytest.mark.integration
 
@@ -53,3 +58,31 @@ async def test_a_worker_reads_the_callers_snapshot_and_its_shared_inputs_once(
 async def test_a_snapshot_id_is_checked() -> None:
     with pytest.raises(ValueError, match="not a snapshot id"):
         await repository.use_snapshot(None, "1'; DROP TABLE x; --")  # type: ignore[arg-type]
+
+
+async def test_a_workers_chunks_share_its_loop_and_connection(database_url: str) -> None:
+    job = stored._Job(
+        plan("draft"),
+        StageNames.of(["won"], ["lost"]),
+        date(2027, 1, 1),
+        date(2026, 1, 1),
+        date(2027, 1, 1),
+        True,
+    )
+    workers = Workers(1)
+    engine = create_engine(database_url, application_name="salesops-comp-test")
+    try:
+        async with engine.connect() as caller:
+            await caller.execution_options(isolation_level="REPEATABLE READ")
+            snapshot = stored._Snapshot(await repository.export_snapshot(caller), "run")
+            loop = asyncio.get_running_loop()
+            found = [
+                await loop.run_in_executor(
+                    workers.executor, stored._worker, database_url, ["nobody"], job, snapshot
+                )
+                for _ in range(3)
+            ]
+    finally:
+        await engine.dispose()
+        workers.close()
+    assert found == [stored.Stored()] * 3
