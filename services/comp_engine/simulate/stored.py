@@ -6,8 +6,8 @@ too, all reduced to per-rep totals and attainment bands before the next chunk.
 Only the reduced figures outlive a chunk, so a year of a large team's deals needs the
 memory of one chunk, and the indexes `Inputs` builds serve both computations of it (the
 draft shares every table but the assignments and plans). With `workers` (`workers.py`) the
-chunks fan out to worker processes, each reading its chunk on a connection of its own, and
-only the reduced figures come back.
+chunks fan out to worker processes, each reading its chunks on a connection of its own (kept
+from chunk to chunk, `_worker`), and only the reduced figures come back.
 
 Every chunk is read in the caller's snapshot, the workers' too (`_Snapshot`): the whole
 simulation reads one moment of the database, as it does without workers. So the inputs
