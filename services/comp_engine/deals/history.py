@@ -138,7 +138,9 @@ def _state(
     _amount(state, None if amount is None else Decimal(amount))
     _currency(state, get("currency"))
     _owner_id(state, get("owner_id"))
-    _splits(state, tuple(_share(s) for s in splits) if splits else ())
+    # `map` rather than a generator: no frame resumed per share, ~3 of ~19 ms a chunk (the
+    # ~6.4k deals with splits of bench_main_1m's chunk 5).
+    _splits(state, tuple(map(_share, splits)) if splits else ())
     _close_date(state, None if close is None else date.fromisoformat(close))
     _deal_type(state, get("deal_type"))
     _pipeline(state, get("pipeline"))
