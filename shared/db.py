@@ -7,11 +7,13 @@ migrations can refer to.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from sqlalchemy import MetaData, Table, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -67,3 +69,25 @@ async def ping(engine: AsyncEngine) -> None:
     """Raise unless the database answers a statement: a readiness check."""
     async with engine.connect() as conn:
         await conn.execute(text("SELECT 1"))
+
+
+_SNAPSHOT_ID = re.compile(r"[0-9A-F]+-[0-9A-F]+(-[0-9]+)?")
+"""What `pg_export_snapshot` returns, checked before it is written into a statement
+(`SET TRANSACTION SNAPSHOT` takes no parameter)."""
+
+
+async def export_snapshot(conn: AsyncConnection) -> str:
+    """The id of `conn`'s transaction snapshot, for other sessions to read in
+    (`use_snapshot`) while that transaction stays open."""
+    snapshot = str((await conn.exec_driver_sql("SELECT pg_export_snapshot()")).scalar_one())
+    if not _SNAPSHOT_ID.fullmatch(snapshot):
+        raise RuntimeError(f"unexpected snapshot id {snapshot!r}")
+    return snapshot
+
+
+async def use_snapshot(conn: AsyncConnection, snapshot: str) -> None:
+    """Read the rest of `conn`'s REPEATABLE READ transaction in `snapshot`: the first
+    statement of that transaction."""
+    if not _SNAPSHOT_ID.fullmatch(snapshot):
+        raise ValueError(f"not a snapshot id: {snapshot!r}")
+    await conn.exec_driver_sql(f"SET TRANSACTION SNAPSHOT '{snapshot}'")

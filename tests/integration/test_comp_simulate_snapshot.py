@@ -12,10 +12,9 @@ import pytest
 from sqlalchemy import text
 
 from services.comp_engine.deals.history import StageNames
-from services.comp_engine.recalc import repository
 from services.comp_engine.simulate import stored
 from services.comp_engine.simulate.workers import Workers
-from shared.db import create_engine
+from shared.db import create_engine, export_snapshot, use_snapshot
 from tests.support.comp import plan
 
 pytestmark = pytest.mark.integration
@@ -33,12 +32,12 @@ async def test_a_worker_reads_the_callers_snapshot_and_its_shared_inputs_once(
         async with engine.connect() as caller:
             await caller.execution_options(isolation_level="REPEATABLE READ")
             assert await caller.scalar(MARKED, {"rep": rep}) == 0
-            snapshot = stored._Snapshot(await repository.export_snapshot(caller), "run-1")
+            snapshot = stored._Snapshot(await export_snapshot(caller), "run-1")
             async with engine.begin() as other:
                 await other.execute(DIRTY, {"rep": rep})
             async with engine.connect() as worker:
                 await worker.execution_options(isolation_level="REPEATABLE READ")
-                await repository.use_snapshot(worker, snapshot.id)
+                await use_snapshot(worker, snapshot.id)
                 assert await worker.scalar(MARKED, {"rep": rep}) == 0
                 first = await stored._shared_of(worker, snapshot)
                 assert await stored._shared_of(worker, snapshot) is first
@@ -57,10 +56,18 @@ async def test_a_worker_reads_the_callers_snapshot_and_its_shared_inputs_once(
 
 async def test_a_snapshot_id_is_checked() -> None:
     with pytest.raises(ValueError, match="not a snapshot id"):
-        await repository.use_snapshot(None, "1'; DROP TABLE x; --")  # type: ignore[arg-type]
+        await use_snapshot(None, "1'; DROP TABLE x; --")  # type: ignore[arg-type]
 
 
-async def test_a_workers_chunks_share_its_loop_and_connection(database_url: str) -> None:
+WORKER_BACKENDS = text(
+    "SELECT pid FROM pg_stat_activity"
+    " WHERE application_name = 'salesops-comp-simulate' AND datname = current_database()"
+)
+
+
+async def test_a_workers_chunks_share_its_connection(
+    database_url: str,
+) -> None:
     job = stored._Job(
         plan("draft"),
         StageNames.of(["won"], ["lost"]),
@@ -71,18 +78,27 @@ async def test_a_workers_chunks_share_its_loop_and_connection(database_url: str)
     )
     workers = Workers(1)
     engine = create_engine(database_url, application_name="salesops-comp-test")
+
+    async def backends() -> set[int]:
+        async with engine.connect() as conn:
+            return set((await conn.execute(WORKER_BACKENDS)).scalars())
+
     try:
         async with engine.connect() as caller:
             await caller.execution_options(isolation_level="REPEATABLE READ")
-            snapshot = stored._Snapshot(await repository.export_snapshot(caller), "run")
+            snapshot = stored._Snapshot(await export_snapshot(caller), "run")
             loop = asyncio.get_running_loop()
-            found = [
-                await loop.run_in_executor(
-                    workers.executor, stored._worker, database_url, ["nobody"], job, snapshot
+            found, seen = [], []
+            for _ in range(3):
+                found.append(
+                    await loop.run_in_executor(
+                        workers.executor, stored._worker, database_url, ["nobody"], job, snapshot
+                    )
                 )
-                for _ in range(3)
-            ]
+                seen.append(await backends())
+        assert found == [stored.Stored()] * 3
+        assert len(seen[0]) == 1
+        assert seen == [seen[0]] * 3
     finally:
-        await engine.dispose()
         workers.close()
-    assert found == [stored.Stored()] * 3
+        await engine.dispose()

@@ -34,7 +34,7 @@ CreditId = tuple[str, int, str]
 @dataclass(slots=True, init=False)
 class Credit:
     """Not frozen, though nothing changes a credit once built: a chunk builds tens of
-    thousands, and a frozen class sets each of its ten fields through `object.__setattr__`,
+    thousands, and a frozen class sets each of its fields through `object.__setattr__`,
     which cost twice the rest of building one. Not hashable either, as nothing needs it."""
 
     rep_id: str

@@ -264,26 +264,11 @@ def _component_raws(
         fx = ONE if own_currency else payout_rates.get(day)
         if fx is None:
             fx = payout_rates[day] = segment.payout_rate(inputs.fx, day)
-        key = new_key(
-            rep_id,
-            period,
-            Kind.COMMISSION,
-            component_id,
-            booking.deal_id,
-            booking.number,
-            credit.role,
-        )
+        deal_id, number, role = booking.deal_id, booking.number, credit.role
+        key = new_key(rep_id, period, Kind.COMMISSION, component_id, deal_id, number, role)
         raws.append(_CommissionRaw(key, item.commission, fx, item, item.attainment))
         if item.accelerator:
-            key = new_key(
-                rep_id,
-                period,
-                Kind.ACCELERATOR,
-                component_id,
-                booking.deal_id,
-                booking.number,
-                credit.role,
-            )
+            key = new_key(rep_id, period, Kind.ACCELERATOR, component_id, deal_id, number, role)
             raws.append(_AcceleratorRaw(key, item.accelerator, fx, item))
     return raws
 

@@ -15,11 +15,11 @@ and no cent drifts however many deals there are.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Context, Decimal
 from enum import StrEnum
 
+from services.comp_engine.calc.slots import setters
 from services.comp_engine.calc.traces import Trace, TraceSource, kept
 
 ZERO = Decimal(0)
@@ -155,10 +155,8 @@ def new_line(
     return line
 
 
-# A chunk makes ~20k keys and lines: set through the classes' slots, one takes two thirds
-# of the time of the frozen dataclass's `__init__` (an `object.__setattr__` looked up per
-# field), as `deals/history.py` builds states. Every field is set, so each equals what the
-# constructor builds; unpacking all the fields fails at import if one is added.
+# A chunk makes ~20k keys and lines (`slots.py`). Every field is set, so each equals what
+# the constructor builds.
 _new = object.__new__
 (
     _key_rep_id,
@@ -168,7 +166,7 @@ _new = object.__new__
     _key_deal_id,
     _key_booking,
     _key_role,
-) = (vars(LineKey)[f.name].__set__ for f in dataclasses.fields(LineKey))
-_line_key, _line_amount, _line_currency, _line_source, _line_attainment = (
-    vars(Line)[f.name].__set__ for f in dataclasses.fields(Line)
+) = setters(LineKey, "rep_id", "period", "kind", "rule", "deal_id", "booking", "role")
+_line_key, _line_amount, _line_currency, _line_source, _line_attainment = setters(
+    Line, "key", "amount", "currency", "source", "attainment"
 )

@@ -3,7 +3,6 @@ holds, the lines it posts, and the dirty marks it claims and clears."""
 
 from __future__ import annotations
 
-import re
 from collections import Counter, defaultdict
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
@@ -186,24 +185,6 @@ async def without_parallel_plans(conn: AsyncConnection) -> None:
             " set_config('max_parallel_workers_per_gather', '0', true)"
         )
     )
-
-
-async def export_snapshot(conn: AsyncConnection) -> str:
-    """The id of the transaction's snapshot, for other sessions to read in
-    (`use_snapshot`) while this transaction stays open."""
-    return str(await conn.scalar(text("SELECT pg_export_snapshot()")))
-
-
-_SNAPSHOT_ID = re.compile(r"[0-9A-F]+-[0-9A-F]+-[0-9]+")
-
-
-async def use_snapshot(conn: AsyncConnection, snapshot: str) -> None:
-    """Read the rest of this REPEATABLE READ transaction in `snapshot` (`export_snapshot`):
-    the first statement of the transaction. The id is checked, not bound: PostgreSQL takes
-    no parameter in a SET."""
-    if not _SNAPSHOT_ID.fullmatch(snapshot):
-        raise ValueError(f"not a snapshot id: {snapshot!r}")
-    await conn.execute(text(f"SET TRANSACTION SNAPSHOT '{snapshot}'"))
 
 
 async def load_inputs(

@@ -86,7 +86,12 @@ async def read(conn: AsyncConnection, *, rep_ids: Collection[str]) -> Ledger:
         .subquery("keyed")
     )
     by_period = (
-        select(keyed.c.rep_id, keyed.c.period, keyed.c.currency, func.sum(keyed.c.amount))
+        select(
+            keyed.c.rep_id,
+            keyed.c.period,
+            keyed.c.currency,
+            func.sum(keyed.c.amount).label("amount"),
+        )
         .group_by(keyed.c.rep_id, keyed.c.period, keyed.c.currency)
         .subquery("by_period")
     )
@@ -99,7 +104,7 @@ async def read(conn: AsyncConnection, *, rep_ids: Collection[str]) -> Ledger:
         current.c.computed_for,
         by_period.c.period,
         by_period.c.currency,
-        by_period.c.sum,
+        by_period.c.amount,
     ).join(by_period, by_period.c.rep_id == current.c.rep_id, isouter=True)
     found = Ledger()
     for rep_id, day, period, currency, amount in await conn.execute(stmt):

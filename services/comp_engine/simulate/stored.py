@@ -20,13 +20,16 @@ decision (`posted.py`) rests on one snapshot as before.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import uuid
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from concurrent.futures import wait
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 from functools import cache
+from typing import NamedTuple
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -37,7 +40,7 @@ from services.comp_engine.deals.history import StageNames
 from services.comp_engine.recalc import bulk, repository
 from services.comp_engine.simulate import posted, run
 from services.comp_engine.simulate.workers import Workers
-from shared.db import create_engine
+from shared.db import create_engine, export_snapshot, use_snapshot
 from shared.gc_pause import gc_paused
 
 
@@ -98,14 +101,19 @@ async def simulate_stored(
         for rep_ids in plan:
             found.add(await _chunk(conn, rep_ids, job, shared))
         return found
-    snapshot = _Snapshot(await repository.export_snapshot(conn), uuid.uuid4().hex)
-    loop = asyncio.get_running_loop()
-    futures = [
-        loop.run_in_executor(workers.executor, _worker, url, rep_ids, job, snapshot)
-        for rep_ids in plan
-    ]
-    for future in futures:
-        found.add(await future)
+    snapshot = _Snapshot(await export_snapshot(conn), uuid.uuid4().hex)
+    submitted = [workers.executor.submit(_worker, url, rep_ids, job, snapshot) for rep_ids in plan]
+    try:
+        for future in submitted:
+            found.add(await asyncio.wrap_future(future))
+    except BaseException:
+        # The caller's transaction, and with it the snapshot, ends with this failure: the
+        # chunks not started are dropped, and the ones running are waited for, so none
+        # reads a snapshot that is gone or holds a worker for an answer nobody awaits.
+        for future in submitted:
+            future.cancel()
+        await asyncio.to_thread(wait, submitted)
+        raise
     return found
 
 
@@ -135,34 +143,42 @@ async def _chunk(
         found.from_ledger = len(read)
         only = set(rep_ids)
         if rest := only - read:
-            current = await asyncio.to_thread(_reduced, histories, inputs, job, rest)
-            found.current.update(current.simulated)
+            current = await asyncio.to_thread(_reduced, histories, inputs, job, rest, bands=False)
+            found.current.update(current.totals)
         drafted = run.under_draft(inputs, job.version, rep_ids)
-        simulated = await asyncio.to_thread(_reduced, histories, drafted, job, only)
-        found.simulated.update(simulated.simulated)
+        simulated = await asyncio.to_thread(_reduced, histories, drafted, job, only, bands=True)
+        found.simulated.update(simulated.totals)
         found.bands.update(simulated.bands)
         found.waiting += simulated.waiting
         del histories, inputs, drafted
     return found
 
 
+class _Reduced(NamedTuple):
+    totals: dict[tuple[str, str], Decimal]
+    bands: dict[str, int]
+    waiting: list[Waiting]
+
+
 def _reduced(
-    histories: Mapping[str, Sequence[DealState]], inputs: Inputs, job: _Job, reps: set[str]
-) -> Stored:
-    """The reps' computation reduced to their totals (as `simulated`), attainment bands and
-    waiting deals; the lines are freed here, as the computation returns."""
+    histories: Mapping[str, Sequence[DealState]],
+    inputs: Inputs,
+    job: _Job,
+    reps: set[str],
+    *,
+    bands: bool,
+) -> _Reduced:
+    """The reps' computation reduced to their totals in range, attainment bands (if
+    `bands`) and waiting deals; the lines are freed here, as the computation returns."""
     result = compute(histories, inputs, today=job.today, only=reps)
     lines = run.in_range(result.lines, job.start, job.end)
-    return Stored(
-        simulated=dict(run.totals(lines)),
-        bands=Counter(run.attainment_bands(lines)),
-        waiting=result.waiting,
-    )
+    counted = run.attainment_bands(lines) if bands else {}
+    return _Reduced(dict(run.totals(lines)), counted, result.waiting)
 
 
 @dataclass(frozen=True)
 class _Snapshot:
-    """The caller's snapshot (`repository.export_snapshot`), valid while its transaction
+    """The caller's snapshot (`shared.db.export_snapshot`), valid while its transaction
     stays open: `simulate_stored` awaits every chunk in it. `run` names the simulation,
     which a worker keeps the shared inputs it read for (`_SHARED`): a snapshot's id is not
     unique over time."""
@@ -174,8 +190,8 @@ class _Snapshot:
 _SHARED: dict[str, repository.Shared] = {}
 """A worker's shared inputs of its latest simulation, by `_Snapshot.run`: read by its first
 chunk of a simulation, in the simulation's one snapshot, and the same for every later one.
-A chunk of another simulation replaces them. Reading them took ~20 ms of the worker's CPU
-a chunk (the plans validated, the reporting lines built) and the server's."""
+A chunk of another simulation replaces them. Reading them took ~33-36 ms of the worker's
+CPU a chunk (the plans validated, the reporting lines built) and the server's."""
 
 
 async def _shared_of(conn: AsyncConnection, snapshot: _Snapshot) -> repository.Shared:
@@ -192,7 +208,7 @@ async def _chunk_in_process(
 ) -> Stored:
     async with _engine(url).connect() as conn:
         await conn.execution_options(isolation_level="REPEATABLE READ")
-        await repository.use_snapshot(conn, snapshot.id)
+        await use_snapshot(conn, snapshot.id)
         await repository.without_parallel_plans(conn)
         return await _chunk(conn, rep_ids, job, await _shared_of(conn, snapshot))
 
@@ -209,10 +225,19 @@ def _worker(url: str, rep_ids: list[str], job: _Job, snapshot: _Snapshot) -> Sto
 
 @cache
 def _runner() -> asyncio.Runner:
-    """The worker process's event loop: the connection `_engine` keeps is bound to it."""
-    return asyncio.Runner()
+    """The worker process's event loop: the connection `_engine` keeps is bound to it.
+    Closed as the process exits (a spawned worker exits through `sys.exit`, so `atexit`
+    runs), after the engine: handlers run in the reverse of their registration."""
+    runner = asyncio.Runner()
+    atexit.register(runner.close)
+    return runner
 
 
 @cache
 def _engine(url: str) -> AsyncEngine:
-    return create_engine(url, application_name="salesops-comp-simulate", pool_size=1)
+    """The worker's engine, its one connection kept between simulations (a backend slot
+    per worker for the service's life) and closed as the process exits, rather than
+    dropped under the server."""
+    engine = create_engine(url, application_name="salesops-comp-simulate", pool_size=1)
+    atexit.register(lambda: _runner().run(engine.dispose()))
+    return engine

@@ -25,7 +25,6 @@ lift that, and is not done."""
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
 
@@ -39,11 +38,10 @@ from services.forecast_worker.metrics.report import GroupTotals, rows_from_total
 from services.forecast_worker.metrics.repository import GroupBy, GroupCount, Key
 from services.forecast_worker.metrics.schemas import MetricsRow
 from services.forecast_worker.summary import repository as summary
+from shared.db import export_snapshot as export
+from shared.db import use_snapshot
 from shared.db_errors import sqlstate
 
-_SNAPSHOT_ID = re.compile(r"[0-9A-F]+-[0-9A-F]+(-[0-9]+)?")
-"""What `pg_export_snapshot` returns, checked before it is written into a statement
-(`SET TRANSACTION SNAPSHOT` takes no parameter)."""
 _REPEATABLE = {"isolation_level": "REPEATABLE READ"}
 _TRY_LOCK = text("SELECT pg_try_advisory_xact_lock(:key)")
 _WAIT_LOCK = text("SELECT pg_advisory_xact_lock(:key)")
@@ -64,21 +62,15 @@ async def export_snapshot(session: AsyncSession) -> str:
     """Begin a REPEATABLE READ transaction on `session` (which must have none open) and
     export its snapshot, valid while that transaction lasts; its sorts and hashes get
     `_WORK_MEM`."""
-    await session.connection(execution_options=_REPEATABLE)
-    snapshot = (await session.execute(text("SELECT pg_export_snapshot()"))).scalar_one()
-    if not _SNAPSHOT_ID.fullmatch(snapshot):
-        raise RuntimeError(f"unexpected snapshot id {snapshot!r}")
+    snapshot = await export(await session.connection(execution_options=_REPEATABLE))
     await session.execute(_WORK_MEM)
-    return str(snapshot)
+    return snapshot
 
 
 async def adopt_snapshot(session: AsyncSession, snapshot: str) -> None:
     """Begin a REPEATABLE READ transaction on `session` that sees what `snapshot` saw, its
     sorts and hashes with `_WORK_MEM`."""
-    if not _SNAPSHOT_ID.fullmatch(snapshot):
-        raise ValueError(f"not a snapshot id: {snapshot!r}")
-    connection = await session.connection(execution_options=_REPEATABLE)
-    await connection.exec_driver_sql(f"SET TRANSACTION SNAPSHOT '{snapshot}'")
+    await use_snapshot(await session.connection(execution_options=_REPEATABLE), snapshot)
     await session.execute(_WORK_MEM)
 
 
