@@ -87,17 +87,8 @@ class Credit:
         return (b.deal_id, b.number, self.role)
 
 
-def credits(
-    bookings: Iterable[Booking], inputs: Inputs, only: Collection[str] | None = None
-) -> list[Credit]:
-    """Every credit of the bookings, or only those of the reps in `only` (a chunk of a
-    recompute reads deals its reps share with reps of other chunks: their credits would be
-    built only to be dropped)."""
-    return Crediting(inputs, only).credits(bookings)
-
-
 class Crediting:
-    """`credits` of one calculation's many deals: whether any wanted rep can get roll-up
+    """Credits of one calculation's many deals: whether any wanted rep can get roll-up
     credit at all is the same for every deal, so it is worked out once."""
 
     def __init__(self, inputs: Inputs, only: Collection[str] | None = None) -> None:
@@ -108,6 +99,9 @@ class Crediting:
         self.rollup = only is None or not inputs.manager_ids.isdisjoint(only)
 
     def credits(self, bookings: Iterable[Booking]) -> list[Credit]:
+        """Every credit of the bookings, or only those of the reps in `only` (a chunk of a
+        recompute reads deals its reps share with reps of other chunks: their credits would
+        be built only to be dropped)."""
         inputs, only = self.inputs, self.only
         found: list[Credit] = []
         for booking in bookings:

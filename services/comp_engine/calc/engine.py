@@ -35,7 +35,8 @@ from services.comp_engine.calc.bookings import (
 from services.comp_engine.calc.credits import Credit, CreditId, Crediting
 from services.comp_engine.calc.filters import matches, takes_all
 from services.comp_engine.calc.inputs import Inputs, MissingRate
-from services.comp_engine.calc.lines import Kind, Line, new_key
+from services.comp_engine.calc.keys import deal_key
+from services.comp_engine.calc.lines import Kind, Line
 from services.comp_engine.calc.segments import Segment, segment_at, segments
 from services.comp_engine.calc.series import Raw, to_lines
 from services.comp_engine.calc.traces import Trace, built
@@ -254,21 +255,16 @@ def _component_raws(
     # and none when the plan pays in its own currency (`FxTable.rate` is then 1).
     payout_rates: dict[date, Decimal] = {}
     own_currency = segment.currency == segment.payout_currency
-    # `keys.deal_key` written out, with the segment's part of every key read once: a call
-    # less per line.
-    rep_id, period = segment.rep_id, segment.period.label
     for item in earned:
         credit = item.entry.credit
-        booking = credit.booking
-        day = booking.booked_on
+        day = credit.booking.booked_on
         fx = ONE if own_currency else payout_rates.get(day)
         if fx is None:
             fx = payout_rates[day] = segment.payout_rate(inputs.fx, day)
-        deal_id, number, role = booking.deal_id, booking.number, credit.role
-        key = new_key(rep_id, period, Kind.COMMISSION, component_id, deal_id, number, role)
+        key = deal_key(segment, Kind.COMMISSION, component_id, credit)
         raws.append(_CommissionRaw(key, item.commission, fx, item, item.attainment))
         if item.accelerator:
-            key = new_key(rep_id, period, Kind.ACCELERATOR, component_id, deal_id, number, role)
+            key = deal_key(segment, Kind.ACCELERATOR, component_id, credit)
             raws.append(_AcceleratorRaw(key, item.accelerator, fx, item))
     return raws
 
