@@ -20,7 +20,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 from services.comp_engine.calc.bookings import bookings
-from services.comp_engine.calc.credits import credits
+from services.comp_engine.calc.credits import Crediting
 from services.comp_engine.calc.engine import compute
 from services.comp_engine.calc.inputs import Inputs, Payment
 from tests.support.comp import assign, flat_component, plan, state
@@ -79,8 +79,9 @@ def main() -> None:
     policy = inputs.plans["p"][0].document.clawback
 
     def ceiling() -> None:
+        crediting = Crediting(inputs)
         for deal_id, history in histories.items():
-            credits(bookings(deal_id, history, policy), inputs)
+            crediting.credits(bookings(deal_id, history, policy))
 
     lines = len(compute(histories, inputs, today=TODAY).lines)
     floor = best(ceiling)
