@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.comp_engine.access import check_visible, visible_reps
 from services.comp_engine.deps import CompReader, ReadSession, Visible, WriteSession
 from services.comp_engine.disputes.workflow import FINAL, Status, StepRefused, check_step
+from services.comp_engine.ledger import turn
 from services.comp_engine.models import DisputeRow, DisputeStepRow, LedgerLineRow
 from services.comp_engine.statements import repository as statements
 from shared import auth
@@ -169,6 +170,7 @@ async def add_step(
         raise Problem(refused.status, f"Dispute {dispute_id}: {refused}.") from None
     adjustment_id = None
     if body.adjustment is not None:
+        await turn.take(db)  # the first open period found below stays open until commit
         line = await db.get(LedgerLineRow, row.line_id)
         assert line is not None
         period = await statements.first_open_after(db, period=line.posted_period)

@@ -1,5 +1,6 @@
 """Reading the ledger: in line-id order, so a BI tool pulls it incrementally by the last id
-it has (lines are never changed, so a line once read stays read)."""
+it has (lines are never changed, so a line once read stays read, and writers take turns,
+`turn.py`, so a line committed later always has a higher id than any already seen)."""
 
 from __future__ import annotations
 

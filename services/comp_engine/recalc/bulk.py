@@ -151,16 +151,30 @@ async def run_chunk(
             compute, histories, inputs, today=today, only=set(rep_ids)
         )
         del histories
-    done = ChunkDone(reps=len(rep_ids), computed=len(result.lines), waiting=len(result.waiting))
-    for line in result.lines:
-        done.totals[line.currency] = done.totals.get(line.currency, Decimal(0)) + line.amount
+    posted = 0
     if post:
         await repository.hold(conn, rep_ids=rep_ids)
         held = await repository.posted(conn, rep_ids=rep_ids)
-        postings = differences(result.lines, held, closed=set(inputs.closed_periods))
-        done.posted = len(await repository.post(conn, postings=postings, cause="recalculation"))
+        closed = await repository.closes_in_turn(conn)
+        if closed != inputs.closed_periods:
+            # A close approved while this computed (`recalculator.recalculate`); the
+            # histories are gone, so the chunk is read again, seeing that close.
+            histories, inputs = await repository.load_inputs(
+                conn, rep_ids=rep_ids, names=names, shared=shared
+            )
+            result = await asyncio.to_thread(
+                compute, histories, inputs, today=today, only=set(rep_ids)
+            )
+            del histories
+        postings = differences(result.lines, held, closed=set(closed))
+        posted = len(await repository.post(conn, postings=postings, cause="recalculation"))
         await repository.replace_waiting(conn, rep_ids=rep_ids, waiting=result.waiting)
         await repository.record_computed(conn, rep_ids=rep_ids, today=today)
+    done = ChunkDone(
+        reps=len(rep_ids), computed=len(result.lines), posted=posted, waiting=len(result.waiting)
+    )
+    for line in result.lines:
+        done.totals[line.currency] = done.totals.get(line.currency, Decimal(0)) + line.amount
     if keep_lines:
         done.lines = result.lines
     return done

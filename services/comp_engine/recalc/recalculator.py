@@ -18,6 +18,7 @@ import math
 import time
 from collections.abc import Callable
 from contextlib import suppress
+from dataclasses import replace
 from datetime import UTC, date, datetime
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -39,7 +40,12 @@ async def recalculate(
     # Pure and CPU-bound: off the event loop, so the service's API keeps answering.
     result = await asyncio.to_thread(compute, histories, inputs, today=today, only=set(rep_ids))
     held = await repository.posted(conn, rep_ids=rep_ids)
-    postings = differences(result.lines, held, closed=set(inputs.closed_periods))
+    closed = await repository.closes_in_turn(conn)
+    if closed != inputs.closed_periods:
+        # A close approved while this computed: clawbacks read the closes, so compute again.
+        inputs = replace(inputs, closed_periods=closed)
+        result = await asyncio.to_thread(compute, histories, inputs, today=today, only=set(rep_ids))
+    postings = differences(result.lines, held, closed=set(closed))
     ids = await repository.post(conn, postings=postings, cause="recalculation")
     await repository.replace_waiting(conn, rep_ids=rep_ids, waiting=result.waiting)
     await repository.record_computed(conn, rep_ids=rep_ids, today=today)

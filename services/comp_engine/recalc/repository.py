@@ -56,6 +56,7 @@ from services.comp_engine.intake.repository import (
     REP_TEAMS,
     TEAM_MANAGERS,
 )
+from services.comp_engine.ledger import turn
 from services.comp_engine.models import (
     AssignmentRow,
     ComputedRepRow,
@@ -343,6 +344,14 @@ async def closed_periods(conn: AsyncConnection) -> dict[str, datetime]:
     return {r.period: r.closed_at for r in rows}
 
 
+async def closes_in_turn(conn: AsyncConnection) -> dict[str, datetime]:
+    """Take the ledger's turn (`ledger/turn.py`) and read the closed periods in it: a close
+    approved since the inputs were read is seen, and none can be approved before this
+    transaction's lines are committed."""
+    await turn.take(conn)
+    return await closed_periods(conn)
+
+
 ADMIN_CAUSE = "admin"
 """The cause of a comp admin's adjustment: a line the calculation neither expects nor
 reverses, so recalculation leaves it out of what it compares."""
@@ -430,8 +439,11 @@ async def analyze_ledger(conn: AsyncConnection) -> None:
 
 
 async def post(conn: AsyncConnection, *, postings: Sequence[Posting], cause: str) -> list[int]:
+    """Insert the postings in the ledger's turn (taken here too, so no caller can insert
+    outside it; a transaction holding it already just holds it on)."""
     if not postings:
         return []
+    await turn.take(conn)
     rows = [
         {
             **{name: getattr(p.key, name) for name in KEY_COLUMNS},

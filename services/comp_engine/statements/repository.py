@@ -14,6 +14,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from services.comp_engine.calc.lines import Kind
 from services.comp_engine.calc.posting import first_open
+from services.comp_engine.ledger import turn
 from services.comp_engine.models import HoldRow, LedgerLineRow, PeriodCloseRow
 from shared.periods import parse_period
 
@@ -80,7 +81,11 @@ async def approve_close(db: AsyncSession, *, row: PeriodCloseRow, author: str) -
     period closed, and released since, is paid at this close, and nothing is paid twice.
     Payout lines themselves are never held, and a hold put on a line already paid takes
     nothing back (earlier periods count only when they still owe the rep). The payout's
-    trace says how much of it pays this period's lines and how much earlier periods'."""
+    trace says how much of it pays this period's lines and how much earlier periods'.
+
+    In the ledger's turn (`ledger/turn.py`): the sums see every line posted before, and
+    a recalculation posting after sees the close."""
+    await turn.take(db)
     row.approved_by = author
     row.closed_at = datetime.now(UTC)
     period = row.period
@@ -144,6 +149,9 @@ async def approve_close(db: AsyncSession, *, row: PeriodCloseRow, author: str) -
 
 
 async def add_adjustment(db: AsyncSession, *, values: dict[str, Any], author: str) -> LedgerLineRow:
+    """The adjustment line, inserted in the ledger's turn (held on if the caller took it to
+    check the period's close)."""
+    await turn.take(db)
     row = LedgerLineRow(
         rep_id=values["rep_id"],
         period=values["period"],

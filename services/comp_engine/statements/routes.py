@@ -9,6 +9,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from services.comp_engine.access import check_visible
 from services.comp_engine.deps import CompAdmin, ReadSession, Visible, WriteSession
+from services.comp_engine.ledger import turn
 from services.comp_engine.ledger.schemas import LineOut
 from services.comp_engine.statements import html, repository
 from services.comp_engine.statements.report import statement
@@ -129,6 +130,9 @@ async def request_close(period: PeriodPath, principal: CompAdmin, db: WriteSessi
 )
 async def approve_close(period: PeriodPath, principal: CompAdmin, db: WriteSession) -> CloseOut:
     label = _period(period, "path.period")
+    # In the ledger's turn before anything is read: a second approval of the same close
+    # waits for the first and then finds it closed, and no posting is half-way in.
+    await turn.take(db)
     row = await repository.close_of(db, period=label)
     if row is None or row.closed_at is not None:
         state = "is already closed" if row else "has no close requested"
@@ -148,6 +152,7 @@ async def approve_close(period: PeriodPath, principal: CompAdmin, db: WriteSessi
 )
 async def add_adjustment(body: AdjustmentIn, principal: CompAdmin, db: WriteSession) -> LineOut:
     label = _period(body.period, "body.period")
+    await turn.take(db)  # the close checked below cannot be approved before this commits
     close = await repository.close_of(db, period=label)
     if close is not None and close.closed_at is not None:
         target = await repository.first_open_after(db, period=label)
