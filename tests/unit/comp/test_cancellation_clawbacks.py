@@ -1,7 +1,8 @@
 """Clawbacks on a `deal.cancelled` event, through the comp engine's own fold of stored
 changes (`deals/history.py`) and the whole calculation. Every expected figure is worked by
-hand in the test's docstring; the plan pays a flat 10% per quarter unless a test says
-otherwise."""
+hand in the test's docstring, which names its source ([Vn.m] keys, addresses in
+tests/unit/comp/WORKED_EXAMPLES.md) or the plan rule it is derived from; the plan pays a
+flat 10% per quarter unless a test says otherwise."""
 
 from __future__ import annotations
 
@@ -75,8 +76,11 @@ def claw(result: Any) -> Line:
 
 
 def test_full_clawback_names_the_cancellation_and_leaves_the_deal_won() -> None:
-    """10,000 won on 5 January earns 10% = 1,000; cancelled on 10 February, 36 days later,
-    inside the 90-day window: the full 1,000 comes back, -1,000, in 2027-Q1."""
+    """[V15.1] Xactly: a clawback reverses the commission at the original rate. [V15.2]
+    Spiff: a cancelled deal's commission comes back as a negative entry referring to the
+    deal. The figures are ours: 10,000 won on 5 January earns 10% = 1,000; cancelled on 10
+    February, 36 days later, inside the 90-day window: the full 1,000 comes back, -1,000,
+    in 2027-Q1."""
     p = plan(components=[flat_component("10")], clawback=policy())
     deal = history(won(date(2027, 1, 5), "10000"), cancelled(date(2027, 2, 10)))
     assert deal[-1].status == "won"
@@ -98,7 +102,9 @@ def test_full_clawback_names_the_cancellation_and_leaves_the_deal_won() -> None:
 
 
 def test_partial_clawback_takes_its_percent() -> None:
-    """1,000 earned on 10,000, a 25% partial clawback: -250."""
+    """[V15.4] Core8, "Clawbacks and early exit": a partial clawback takes its percent of
+    the commission (their 10,000 at 50% is -5,000, reproduced in test_engine_examples).
+    Ours: 1,000 earned on 10,000, a 25% partial clawback: -250."""
     p = plan(
         components=[flat_component("10")],
         clawback=policy(extent="partial", partial_percent="25"),
@@ -110,7 +116,9 @@ def test_partial_clawback_takes_its_percent() -> None:
 
 
 def test_prorated_by_the_term_elapsed_up_to_the_contract_end() -> None:
-    """12,000 won on 15 January earns 1,200; the contract would have ended on 15 January
+    """[V15.5] Zepys (not a vendor): prorate the clawback by the contract term left (their
+    12-month contract cancelled after 6 months claws back 50%). Ours: 12,000 won on 15
+    January earns 1,200; the contract would have ended on 15 January
     2028, a 12-month term; cancelled on 15 April after 3 whole months, 9 of 12 months were
     still to run: 1,200 x 9/12 = -900."""
     p = plan(components=[flat_component("10")], clawback=policy(extent="prorated"))
@@ -136,7 +144,9 @@ def test_prorated_by_the_term_elapsed_up_to_the_contract_end() -> None:
 
 
 def test_the_cancellations_contract_end_outranks_the_deals_term() -> None:
-    """The deal says 24 months, but the cancellation says the contract ends on 15 July, 6
+    """Derived from the plan's definition ("prorated by elapsed contract term", issue 9;
+    the `deal.cancelled` event's `contract_end`); no vendor example. The deal says 24
+    months, but the cancellation says the contract ends on 15 July, 6
     months after the 15 January booking; cancelled on 15 April, 3 months in: 3 of 6 left,
     1,200 x 1/2 = -600. Without a `contract_end` the deal's 24 months hold: 21 of 24 left,
     1,200 x 7/8 = -1,050."""
@@ -153,7 +163,9 @@ def test_the_cancellations_contract_end_outranks_the_deals_term() -> None:
 
 
 def test_a_contract_already_over_claws_back_nothing() -> None:
-    """A contract_end on the booking day leaves no term to run: 0 of 0 months, nothing."""
+    """Derived from the plan's definition ("prorated by elapsed contract term"); no vendor
+    example. A contract_end on the booking day leaves no term to run: 0 of 0 months,
+    nothing."""
     p = plan(components=[flat_component("10")], clawback=policy(extent="prorated"))
     deal = history(
         won(date(2027, 1, 15), "12000"),
@@ -165,7 +177,9 @@ def test_a_contract_already_over_claws_back_nothing() -> None:
 
 
 def test_outside_the_window_nothing_and_no_second_booking() -> None:
-    """Window 30 days: won 5 January, cancelled 1 March (55 days): the 1,000 stands. A
+    """Derived from the plan's definition ("window after close", issue 9; `window_days`);
+    no vendor example with figures. Window 30 days: won 5 January, cancelled 1 March (55
+    days): the 1,000 stands. A
     later change to the cancelled, still won deal does not pay it a second time."""
     p = plan(components=[flat_component("10")], clawback=policy(window_days=30))
     renamed = change(date(2027, 3, 20), UPDATED, {"name": "renamed"}, "rename")
@@ -177,7 +191,9 @@ def test_outside_the_window_nothing_and_no_second_booking() -> None:
 
 
 def test_the_window_counts_from_cancelled_at_not_from_when_it_was_posted() -> None:
-    """Posted on 20 April (105 days after the 5 January win, outside 90 days) but effective
+    """Derived from the plan's definition (the window runs from close to the cancellation's
+    `cancelled_at`); no vendor example. Posted on 20 April (105 days after the 5 January
+    win, outside 90 days) but effective
     1 March (55 days, inside): -1,000, in the period of 1 March (2027-Q1). Posted within the
     window but effective after it (won 5 January, posted 1 March, effective 10 April, 95
     days): nothing."""
@@ -194,7 +210,9 @@ def test_the_window_counts_from_cancelled_at_not_from_when_it_was_posted() -> No
 
 
 def test_cancellation_then_loss_and_new_win_books_again() -> None:
-    """After the cancellation clawed back booking 1 (+1,000 -1,000), the deal is lost and
+    """Derived from the plan's definition (each win is a new booking; a trigger claws back
+    only the booking it hit); no vendor example. After the cancellation clawed back booking
+    1 (+1,000 -1,000), the deal is lost and
     won again at 5,000: booking 2 earns 500. Total 500."""
     p = plan(components=[flat_component("10")], clawback=policy(triggers=["cancelled"]))
     lost = change(date(2027, 2, 20), UPDATED, {"stage": "lost"}, "lost")
@@ -206,7 +224,9 @@ def test_cancellation_then_loss_and_new_win_books_again() -> None:
 
 
 def test_cancelling_an_open_deal_changes_nothing() -> None:
-    """A cancellation of a deal not won is ignored: its later win books 1,000 and stands."""
+    """Derived from the plan's definition (a clawback needs a booking to reverse); no
+    vendor example. A cancellation of a deal not won is ignored: its later win books 1,000
+    and stands."""
     p = plan(components=[flat_component("10")], clawback=policy())
     opened = change(
         date(2027, 1, 2),
@@ -232,7 +252,10 @@ def _attainment_plan(reduces: bool) -> Any:
 
 
 def test_attainment_reduced_or_not() -> None:
-    """Quota 10,000 a quarter; 10% up to 100% attainment, 20% above. Deal A, 10,000 on 5
+    """[V15.2] Spiff: a clawback does not deduct the deal from quota attainment (the
+    `reduces_attainment: false` case); issue 9's "whether attainment is reduced" gives the
+    other. The figures are ours. Quota 10,000 a quarter; 10% up to 100% attainment, 20%
+    above. Deal A, 10,000 on 5
     January, reaches 100% and earns 1,000; it is cancelled on 10 February (-1,000). Deal B,
     5,000 on 1 March:
     - attainment reduced: A's 10,000 of quota credit is reversed in February, so B starts
@@ -250,7 +273,8 @@ def test_attainment_reduced_or_not() -> None:
 
 
 def test_simulate_takes_an_inline_cancellation() -> None:
-    """The prorated example above, given to `POST /v1/comp/simulate` inline: the same -900.
+    """[V15.5] as in the prorated test above, given to `POST /v1/comp/simulate` inline: the
+    same -900.
     A change of type 'cancelled' without its cancellation (or the other way round) is bad
     input."""
     document = {

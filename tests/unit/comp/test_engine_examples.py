@@ -96,6 +96,37 @@ def test_walked_accelerators_pay_each_band_its_multiplier() -> None:
     assert total(result) == Decimal("21500.00")
 
 
+def test_ramp_schedule_scales_the_quota_the_accelerators_read() -> None:
+    """[V7.2] Commish, "Accelerators & Ramp Schedules": ramp 50% of quota in months 1-2, 75%
+    in months 3-4, 100% from month 5, at the full rate; accelerators 1.5x from 100% and 2.0x
+    from 150% on a 10% base. Commish gives no quota or deals, so ours: 20,000 a month and
+    16,000 closed in months 1, 3 and 5. Month 1 (quota 10,000, 160%): 10,000 x 10% +
+    5,000 x 15% + 1,000 x 20% = 1,950. Month 3 (15,000, 106.67%): 1,500 + 1,000 x 15% =
+    1,650. Month 5 (20,000, 80%): 1,600."""
+    component = {
+        "id": "c",
+        "rate_table": {"basis": "attainment", "tiers": [{"from": "0", "rate": "10"}]},
+        "accelerators": [
+            {"threshold": "100", "multiplier": "1.5"},
+            {"threshold": "150", "multiplier": "2"},
+        ],
+    }
+    p = plan(
+        period="month",
+        quota="20000",
+        ramp=["0.5", "0.5", "0.75", "0.75"],
+        components=[component],
+    )
+    deals = {f"m{m}": won(date(2027, m, 10), "16000") for m in (1, 3, 5)}
+    result = run(deals, [p], assignments=[assign("r1", start=date(2027, 1, 1))])
+    assert [total(result, period=f"2027-0{m}") for m in (1, 3, 5)] == [
+        Decimal("1950.00"),
+        Decimal("1650.00"),
+        Decimal("1600.00"),
+    ]
+    assert total(result, period="2027-05", kind=Kind.ACCELERATOR) == 0
+
+
 @pytest.mark.parametrize(("closed", "expected"), [("200000", "20000.00"), ("300000", "60000.00")])
 def test_decelerator_below_half_of_quota(closed: str, expected: str) -> None:
     """[V8.2] RevOps Masters: 40% attainment on a 100,000 target variable at 0.5x earns
@@ -115,7 +146,40 @@ def test_decelerator_below_half_of_quota(closed: str, expected: str) -> None:
     assert total(result) == Decimal(expected)
 
 
+def test_quotapath_half_rate_below_half_then_retroactive_base_then_marginal_accelerator() -> None:
+    """[V2.2] QuotaPath, "Account Executive: Accelerators & Decelerators", sample plan:
+    monthly quota 33,000; 5% below 50% of quota; 10% from 50%, "retroactively applied to
+    previous deals"; 20% above 100%, on new deals only, not previous tiers. QuotaPath
+    publishes the plan, not a payout, so the deals are ours: 9,900 (30%) earns 495; 9,900
+    more (60%) lifts the month to 10% of 19,800 = 1,980, this deal 1,485; 19,800 more
+    (120%) earns 13,200 x 10% + 6,600 x 20% = 2,640. The month: 4,620."""
+    component = {
+        "id": "c",
+        "rate_table": {"basis": "attainment", "tiers": [{"from": "0", "rate": "10"}]},
+        "decelerator": {"threshold": "50", "multiplier": "0.5"},
+        "accelerators": [{"threshold": "100", "multiplier": "2"}],
+    }
+    p = plan(period="month", quota="33000", components=[component])
+    deals = {
+        "a": won(date(2027, 3, 2), "9900"),
+        "b": won(date(2027, 3, 9), "9900"),
+        "c": won(date(2027, 3, 16), "19800"),
+    }
+    result = run(deals, [p], assignments=[assign("r1", start=date(2027, 1, 1))])
+    assert [total(result, deal_id=d) for d in ("a", "b", "c")] == [
+        Decimal("495.00"),
+        Decimal("1485.00"),
+        Decimal("2640.00"),
+    ]
+    assert total(result, period="2027-03") == Decimal("4620.00")
+    assert total(result, deal_id="c", kind=Kind.ACCELERATOR) == Decimal("660.00")
+
+
 def test_the_deal_that_crosses_the_decelerator_carries_the_uplift() -> None:
+    """Derived from the plan's rule (the decelerator is retroactive: crossing its threshold pays
+    the difference on the period so far, `Decelerator` in plans/document.py; QuotaPath's
+    plan [V2.2] works the same way). Quota 1,000 at 10% x 0.5 below 50%: 400 earns 20;
+    200 more (60%) lifts the period to 60, so that deal carries 40."""
     component = {
         "id": "c",
         "rate_table": {"basis": "attainment", "tiers": [{"from": "0", "rate": "10"}]},
@@ -138,6 +202,10 @@ def test_cap_per_deal_withholds_the_excess() -> None:
 
 
 def test_cap_per_period_stops_the_running_total() -> None:
+    """Derived from the plan's definition, not a vendor's numbers: issue 9's "caps per deal
+    and per period", the component's `cap_per_period` (plans/document.py). Xactly documents
+    plan payment caps (X11 on the reference sheet) without a worked example; none with
+    figures was found. 10% of 1,000 + 1,000 against a 150 cap: 100, then the 50 left."""
     p = plan(components=[flat_component("10", cap_per_period="150")])
     result = run({"a": won(date(2027, 1, 5), "1000"), "b": won(date(2027, 1, 6), "1000")}, [p])
     assert [line.amount for line in result.lines] == [Decimal("100.00"), Decimal("50.00")]
@@ -174,6 +242,10 @@ def test_revenue_splits_and_an_overlay_over_one_hundred_percent() -> None:
 
 
 def test_overlay_without_quota_credit_earns_without_moving_attainment() -> None:
+    """Derived from the plan's credit rules (quota credit and payout credit kept apart, issue
+    9; `credit_rules.roles`); Spiff's overlay splits [V13.1] give the roles, not these
+    figures. 900 on a 1,000 quota: the owner reaches 90% at 5% = 45; the overlay earns 45
+    too and moves no attainment."""
     rules = {"roles": {"overlay": {"quota": False, "payout": True}}}
     component = {
         "id": "c",
@@ -290,6 +362,9 @@ def test_clawback_prorated_by_the_contract_term_left() -> None:
 
 
 def test_no_clawback_outside_the_window_and_no_second_payment_on_rewin() -> None:
+    """Derived from the plan's rule ("window after close", issue 9; `clawback.window_days`); no
+    vendor example with figures. Lost 55 days after the win, outside 30 days: the 100
+    stands, and winning it again books nothing new."""
     p = plan(components=[flat_component("10")], clawback=clawback(window_days=30))
     history = [
         *won(date(2027, 1, 5), "1000"),
@@ -302,6 +377,8 @@ def test_no_clawback_outside_the_window_and_no_second_payment_on_rewin() -> None
 
 
 def test_won_lost_won_inside_the_window_books_twice_and_claws_back_once() -> None:
+    """Derived from the plan's rules (trigger won -> lost inside the window, issue 9; each win a
+    new booking); no vendor example. +100 -100 +100 = 100 over bookings 1 and 2."""
     p = plan(components=[flat_component("10")], clawback=clawback())
     history = [
         *won(date(2027, 1, 5), "1000"),
@@ -315,6 +392,9 @@ def test_won_lost_won_inside_the_window_books_twice_and_claws_back_once() -> Non
 
 
 def test_amount_reduced_recalculates_at_the_original_rate() -> None:
+    """Derived from the plan's rule (trigger "amount reduced", base "recomputed at the
+    original rate", issue 9); Xactly's original-rate clawback [V15.1] is the same base.
+    1,000 cut to 600 at 10%: 60 with the trigger, the 100 stands without it."""
     p = plan(components=[flat_component("10")], clawback=clawback(triggers=["amount_reduced"]))
     reduced = [*won(date(2027, 1, 5), "1000"), state(date(2027, 1, 25), "won", "600")]
     assert total(run({"d": reduced}, [p])) == Decimal("60.00")
@@ -349,6 +429,10 @@ def test_recoverable_draw_advanced_then_recovered() -> None:
 
 
 def test_non_recoverable_draw_is_never_repaid() -> None:
+    """[V16.3] Xactly, "Plan Design > Draws": a non-recoverable guarantee pays the difference
+    between the earned and the guaranteed amount and is never recovered. Xactly gives no
+    figures; ours: 1,000 guaranteed a month, 500 earned in January tops up 500, 3,000
+    earned in February recovers nothing."""
     p = plan(
         period="month",
         components=[flat_component("10")],
@@ -360,6 +444,31 @@ def test_non_recoverable_draw_is_never_repaid() -> None:
     )
     assert total(result, kind=Kind.DRAW_ADVANCE) == Decimal("500.00")
     assert total(result, kind=Kind.DRAW_RECOVERY) == 0
+
+
+@pytest.mark.parametrize(
+    ("kind", "recovered"), [("recoverable", "-1700.00"), ("non_recoverable", "0")]
+)
+def test_draw_tops_up_to_the_guaranteed_minimum(kind: str, recovered: str) -> None:
+    """[V16.2] Oracle Sales Compensation, "Draw Compensation Example": a 2,000 draw a month;
+    1,500 earned in January pays a 500 draw, 800 in February a 1,200 draw, 1,700 in all to
+    recover, recovered "in a subsequent period, when the commission ... is greater than"
+    the draw. Oracle gives no such period, so ours: 5,000 earned in March recovers the
+    1,700 from its 3,000 above the draw. [V16.3] Xactly: a non-recoverable guarantee tops
+    up the same but is never recovered."""
+    draw = {"kind": kind, "amount_per_period": "2000"}
+    p = plan(period="month", components=[flat_component("10")], draw=draw)
+    earned = {1: "15000", 2: "8000", 3: "50000"}
+    histories = {f"d{m}": won(date(2027, m, 10), amount) for m, amount in earned.items()}
+    result = run(
+        histories, [p], today=date(2027, 4, 1), assignments=[assign("r1", start=date(2027, 1, 1))]
+    )
+    advances = [total(result, period=f"2027-0{m}", kind=Kind.DRAW_ADVANCE) for m in (1, 2, 3)]
+    assert advances == [Decimal("500.00"), Decimal("1200.00"), 0]
+    assert total(result, period="2027-03", kind=Kind.DRAW_RECOVERY) == Decimal(recovered)
+    if kind == "recoverable":
+        (recovery,) = [line for line in result.lines if line.key.kind is Kind.DRAW_RECOVERY]
+        assert Decimal(recovery.trace["balance_before"]) == 1700
 
 
 def test_mid_month_start_prorates_quota_and_target() -> None:
@@ -385,6 +494,9 @@ def test_mid_month_start_prorates_quota_and_target() -> None:
 
 
 def test_mid_period_plan_change_splits_the_period() -> None:
+    """Derived from the plan's definition ("versioned and effective-dated ... a mid-period
+    change prorates correctly", issue 9); Spiff splits a period at a mid-period change
+    (S5 on the reference sheet) without figures. 10% before 15 February, 20% after."""
     first = plan(components=[flat_component("10")])
     second = plan(
         version=2,
@@ -422,6 +534,19 @@ def test_pay_on_cash_share_follows_invoices() -> None:
     assert paid_share(b, inputs, datetime(2027, 1, 31, tzinfo=UTC)) == 0
 
 
+def test_pay_on_cash_eligible_share_of_the_invoice_received() -> None:
+    """[V18.3] QuotaPath, "Payouts Eligibility": with eligibility by invoice, "if the total
+    invoice received amount is $5,000 and the total deal value is $10,000, 50% of the
+    earnings will be eligible". At 10%: 1,000 earned, 500 payable."""
+    p = plan(components=[flat_component("10")], payment={"timing": "on_cash"})
+    received = Payment("d", "inv-1", datetime(2027, 2, 1, 9, tzinfo=UTC), Decimal("5000"), "USD")
+    result = run({"d": won(date(2027, 1, 5), "10000")}, [p], payments=[received])
+    assert total(result, kind=Kind.COMMISSION) == Decimal("1000.00")
+    assert total(result, kind=Kind.PAYABLE_DEFERRAL) == Decimal("-1000.00")
+    assert total(result, kind=Kind.PAYABLE_RELEASE) == Decimal("500.00")
+    assert total(result) == Decimal("500.00")
+
+
 def test_lines_in_the_payout_currency_at_the_booking_day_rate() -> None:
     """[V20.1] A commission of GBP 100 paid in USD at 1.22 is USD 122."""
     p = plan(currency="GBP", components=[flat_component("10")])
@@ -438,6 +563,8 @@ def test_lines_in_the_payout_currency_at_the_booking_day_rate() -> None:
 
 
 def test_a_deal_without_a_rate_waits_with_the_reason() -> None:
+    """Derived from issue 9's rule: "a deal in a currency without a rate waits in the DLQ with
+    the reason until the rate arrives"; no vendor example."""
     p = plan(components=[flat_component("10")])
     result = run(
         {
@@ -452,6 +579,8 @@ def test_a_deal_without_a_rate_waits_with_the_reason() -> None:
 
 
 def test_attainment_table_without_a_quota_waits() -> None:
+    """Derived from the plan's definition (tiers on attainment need a quota per period, issue
+    9); no vendor example: without one the period waits with the reason."""
     component = {
         "id": "c",
         "rate_table": {"basis": "attainment", "tiers": [{"from": "0", "rate": "1"}]},
@@ -463,6 +592,9 @@ def test_attainment_table_without_a_quota_waits() -> None:
 
 
 def test_rounding_never_drifts_across_many_deals() -> None:
+    """Derived from the ledger's rule (amounts in Decimal with documented rounding, issue 9;
+    `series` rounds a running total); no vendor example. 30 x 3.333% of 0.10 = 0.09999,
+    0.10 in all, not 30 x 0.00."""
     p = plan(components=[flat_component("3.333")])
     histories = {f"d{i:02d}": won(date(2027, 1, 5), "0.10") for i in range(30)}
     result = run(histories, [p])
@@ -473,10 +605,12 @@ def test_rounding_never_drifts_across_many_deals() -> None:
     ("amount", "commission"), [("0.65", "0.07"), ("3.25", "0.33"), ("3.45", "0.35")]
 )
 def test_half_a_cent_rounds_up_whatever_route_the_amount_took(amount: str, commission: str) -> None:
-    """10% of 0.65 is 0.065, half-up 0.07. On a quota of 310 the attainment position is
-    0.65 / 3.1 (non-terminating), and the walk's 28-digit arithmetic gave
-    0.0649999999999999999999999999, which rounded down to 0.06 until amounts were settled
-    at 15 places before rounding (`lines.rounded`); the trace must redo the same cent."""
+    """Derived from the ledger's rounding rule (half-up to the cent, issue 9's "documented
+    rounding"); no vendor example. 10% of 0.65 is 0.065, half-up 0.07. On a quota of 310
+    the attainment position is 0.65 / 3.1 (non-terminating), and the walk's 28-digit
+    arithmetic gave 0.0649999999999999999999999999, which rounded down to 0.06 until
+    amounts were settled at 15 places before rounding (`lines.rounded`); the trace must
+    redo the same cent."""
     component = {
         "id": "c",
         "rate_table": {"basis": "attainment", "tiers": [{"from": "0", "rate": "10"}]},
@@ -488,6 +622,9 @@ def test_half_a_cent_rounds_up_whatever_route_the_amount_took(amount: str, commi
 
 
 def test_a_period_under_way_keeps_its_whole_quota() -> None:
+    """Derived from the plan's definition (quota per period; proration only for a mid-period
+    start or change, issue 9); no vendor example. 60,000 on a 250,000 quarter is 24%, at
+    8% = 4,800, whatever day the run is."""
     component = {
         "id": "c",
         "rate_table": {"basis": "attainment", "tiers": [{"from": "0", "rate": "8"}]},

@@ -183,6 +183,10 @@ def test_decreasing_rates_are_walked_as_given() -> None:
 
 
 def test_below_the_first_tier_the_first_rate_continues() -> None:
+    """Derived from the engine's rule, not a vendor's numbers: below a table's first tier
+    (a clawback that lowers attainment past its start) the first rate continues, so the
+    walk stays continuous (`rates._marginal`, `rates.tier_at`); no vendor publishes this
+    case. 5 on a table starting at 10 at 2%: (5 - 10) x 2% = -0.10, in tier 0."""
     t = table([("10", "20", "2"), ("20", None, "4")])
     assert earned(t, Decimal("5"))[0] == Decimal("-0.10")
     assert tier_at(t.tiers, Decimal("5"), Boundary.UPPER) == 0
