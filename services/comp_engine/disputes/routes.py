@@ -171,10 +171,13 @@ async def add_step(
     visible = await visible_reps(db, principal)
     if row is None or (visible is not None and row.rep_id not in visible):
         raise Problem(404, f"No dispute {dispute_id}.")
-    admin = principal.allows(auth.COMP_ADMIN)
     try:
         check_step(
-            Status(row.status), body.status, admin=admin, adjusts=body.adjustment is not None
+            Status(row.status),
+            body.status,
+            admin=principal.allows(auth.COMP_ADMIN),
+            disputant=principal.rep_id == row.rep_id or principal.key_id == row.opened_by,
+            adjusts=body.adjustment is not None,
         )
     except StepRefused as refused:
         raise Problem(refused.status, f"Dispute {dispute_id}: {refused}.") from None
