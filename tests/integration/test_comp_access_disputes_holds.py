@@ -3,6 +3,10 @@ real stack."""
 
 from __future__ import annotations
 
+import csv
+import functools
+import io
+import json
 import uuid
 from decimal import Decimal
 from typing import Any
@@ -11,6 +15,7 @@ import httpx
 import pytest
 
 from tests.conftest import KEY_MANAGER, KEY_REP, MANAGER_KEY, REP_KEY
+from tests.support.comp_stack import on_plan, won_deal
 from tests.support.events import CREATED, event
 from tests.support.waiting import eventually
 
@@ -31,10 +36,13 @@ REP = {"Authorization": f"Bearer {REP_KEY}"}
 MANAGER = {"Authorization": f"Bearer {MANAGER_KEY}"}
 
 
-async def test_keys_disputes_and_holds(client: httpx.AsyncClient) -> None:
-    tag = uuid.uuid4().hex[:8]
+async def keyholders_won(
+    client: httpx.AsyncClient, tag: str, deals: dict[str, str]
+) -> dict[str, dict[str, Any]]:
+    """The rep and manager keys' holders set up: KEY_REP on the flat plan (as is `other-{tag}`),
+    in a team KEY_MANAGER manages; then each deal of `deals` (deal -> owner) won in May 2025.
+    The ledger line of each deal."""
     other, team, plan_id = f"other-{tag}", f"team-{tag}", f"flat-{tag}"
-    mine, theirs = f"mine-{tag}", f"theirs-{tag}"
     r = await client.post(
         f"/v1/comp/plans/{plan_id}/versions",
         json={"effective_from": "2025-01-01", "document": PLAN},
@@ -57,7 +65,7 @@ async def test_keys_disputes_and_holds(client: httpx.AsyncClient) -> None:
             time="2025-01-01T00:00:00Z",
         ),
     ]
-    for deal, owner in ((mine, KEY_REP), (theirs, other)):
+    for deal, owner in deals.items():
         events.append(
             event(
                 CREATED,
@@ -78,10 +86,14 @@ async def test_keys_disputes_and_holds(client: httpx.AsyncClient) -> None:
         items = (await client.get("/v1/comp/ledger", params={"limit": 10000})).json()["items"]
         return next((i for i in items if i["deal_id"] == deal), None)
 
-    my_line, their_line = (
-        await eventually(lambda: line_of(mine)),
-        await eventually(lambda: line_of(theirs)),
-    )
+    return {deal: await eventually(functools.partial(line_of, deal)) for deal in deals}
+
+
+async def test_keys_disputes_and_holds(client: httpx.AsyncClient) -> None:
+    tag = uuid.uuid4().hex[:8]
+    other, mine, theirs = f"other-{tag}", f"mine-{tag}", f"theirs-{tag}"
+    lines = await keyholders_won(client, tag, {mine: KEY_REP, theirs: other})
+    my_line, their_line = lines[mine], lines[theirs]
 
     seen = (await client.get("/v1/comp/ledger", headers=REP)).json()["items"]
     assert {i["rep_id"] for i in seen} == {KEY_REP}
@@ -157,3 +169,191 @@ async def test_keys_disputes_and_holds(client: httpx.AsyncClient) -> None:
     assert r.status_code == 200
     released = (await client.get(f"/v1/comp/statements/{KEY_REP}/2025-Q2")).json()
     assert Decimal(released["totals"]["USD"]["payable"]) == before
+
+
+def csv_rows(r: httpx.Response) -> list[dict[str, str]]:
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"].startswith("text/csv")
+    return list(csv.DictReader(io.StringIO(r.text)))
+
+
+async def test_disputes_rejected_and_withdrawn(client: httpx.AsyncClient) -> None:
+    """An admin rejects one dispute (no adjustment), the rep withdraws another; only the
+    disputant withdraws (not an admin, not the rep's manager, unless it opened the dispute);
+    a final dispute takes no more steps, and its line may be disputed afresh."""
+    tag = uuid.uuid4().hex[:8]
+    first, second = f"first-{tag}", f"second-{tag}"
+    lines = await keyholders_won(client, tag, {first: KEY_REP, second: KEY_REP})
+
+    async def dispute(line: dict[str, Any], headers: dict[str, str]) -> dict[str, Any]:
+        r = await client.post(
+            "/v1/comp/disputes",
+            headers=headers,
+            json={"line_id": line["id"], "comment": "rate looks wrong"},
+        )
+        assert r.status_code == 201, r.text
+        return dict(r.json())
+
+    async def step(
+        dispute_id: int, status: str, headers: dict[str, str] | None = None
+    ) -> httpx.Response:
+        return await client.post(
+            f"/v1/comp/disputes/{dispute_id}/steps",
+            headers=headers or {},
+            json={"status": status, "comment": f"{status} by test"},
+        )
+
+    rejected, withdrawn = await dispute(lines[first], REP), await dispute(lines[second], REP)
+    for dispute_id in (rejected["id"], withdrawn["id"]):
+        assert (await step(dispute_id, "withdrawn")).status_code == 403
+        assert (await step(dispute_id, "withdrawn", MANAGER)).status_code == 403
+        assert (await step(dispute_id, "rejected", REP)).status_code == 403
+
+    r = await step(rejected["id"], "info_requested")
+    assert r.status_code == 200, r.text
+    r = await step(rejected["id"], "rejected")
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["status"] == "rejected"
+    assert [s["status"] for s in body["steps"]] == ["open", "info_requested", "rejected"]
+    assert body["steps"][-1]["comment"] == "rejected by test"
+    assert body["steps"][-1]["adjustment_line_id"] is None
+    assert body["steps"][-1]["author"] != rejected["opened_by"]
+    assert (await step(rejected["id"], "withdrawn", REP)).status_code == 409
+
+    r = await step(withdrawn["id"], "withdrawn", REP)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["status"] == "withdrawn"
+    assert [s["status"] for s in body["steps"]] == ["open", "withdrawn"]
+    assert body["steps"][-1]["author"] == withdrawn["opened_by"]
+    assert body["steps"][-1]["adjustment_line_id"] is None
+    assert (await step(withdrawn["id"], "rejected")).status_code == 409
+
+    # Neither decision posted anything: the rep's ledger holds the two commissions only.
+    items = (await client.get("/v1/comp/ledger", params={"rep_id": KEY_REP})).json()["items"]
+    assert {i["id"] for i in items if i["deal_id"] in (first, second)} == {
+        lines[first]["id"],
+        lines[second]["id"],
+    }
+    assert not [i for i in items if f"dispute {rejected['id']} " in (i["reason"] or "")]
+
+    # A manager who disputes a line for their rep may withdraw what it opened.
+    again = await dispute(lines[second], MANAGER)
+    assert again["id"] != withdrawn["id"]
+    r = await step(again["id"], "withdrawn", MANAGER)
+    assert r.status_code == 200, r.text
+
+    table = csv_rows(await client.get("/v1/comp/disputes", headers={**REP, "Accept": "text/csv"}))
+    assert set(table[0]) == {
+        "id",
+        "line_id",
+        "rep_id",
+        "status",
+        "opened_by",
+        "opened_at",
+        "steps",
+    }
+    by_id = {int(row["id"]): row for row in table}
+    assert by_id[rejected["id"]]["status"] == "rejected"
+    assert by_id[withdrawn["id"]]["status"] == "withdrawn"
+    assert by_id[withdrawn["id"]]["line_id"] == str(lines[second]["id"])
+    assert {row["rep_id"] for row in table} == {KEY_REP}
+    steps = json.loads(by_id[rejected["id"]]["steps"])
+    assert [s["status"] for s in steps] == ["open", "info_requested", "rejected"]
+
+
+async def usd_totals(client: httpx.AsyncClient, rep: str) -> tuple[Decimal, Decimal, Decimal]:
+    """The rep's 2025-Q2 statement in USD: (earned, held, payable)."""
+    r = await client.get(f"/v1/comp/statements/{rep}/2025-Q2")
+    assert r.status_code == 200, r.text
+    totals = r.json()["totals"]["USD"]
+    return Decimal(totals["earned"]), Decimal(totals["held"]), Decimal(totals["payable"])
+
+
+async def hold(client: httpx.AsyncClient, scope: str, target: str) -> int:
+    r = await client.post(
+        "/v1/comp/holds", json={"scope": scope, "target": target, "reason": f"{scope} on hold"}
+    )
+    assert r.status_code == 201, r.text
+    return int(r.json()["id"])
+
+
+async def release(client: httpx.AsyncClient, hold_id: int) -> None:
+    r = await client.post(f"/v1/comp/holds/{hold_id}/release")
+    assert r.status_code == 200, r.text
+
+
+async def two_won_deals(client: httpx.AsyncClient) -> tuple[str, dict[str, dict[str, Any]]]:
+    """A rep of its own on the flat plan who won 1,000 and 3,000 in May 2025 (commissions
+    100 and 300): the rep and the ledger line of each deal."""
+    tag = uuid.uuid4().hex[:8]
+    rep, small, large = f"rep-{tag}", f"small-{tag}", f"large-{tag}"
+    await on_plan(client, rep=rep, plan_id=f"flat-{tag}", document=PLAN, start="2025-01-01")
+    events = [
+        won_deal(small, rep, "1000", "USD", "2025-05-05"),
+        won_deal(large, rep, "3000", "USD", "2025-05-06"),
+    ]
+    assert (await client.post("/v1/events", json=events)).status_code == 202
+
+    async def both() -> dict[str, dict[str, Any]] | None:
+        r = await client.get("/v1/comp/ledger", params={"rep_id": rep})
+        found = {i["deal_id"]: i for i in r.json()["items"]}
+        return {"small": found[small], "large": found[large]} if len(found) == 2 else None
+
+    lines = await eventually(both)
+    assert (Decimal(lines["small"]["amount"]), Decimal(lines["large"]["amount"])) == (
+        Decimal("100.00"),
+        Decimal("300.00"),
+    )
+    return rep, lines
+
+
+async def test_hold_on_a_line(client: httpx.AsyncClient) -> None:
+    """A held line is earned but not payable until released; the rep's other line stays
+    payable throughout."""
+    rep, lines = await two_won_deals(client)
+    assert await usd_totals(client, rep) == (Decimal("400.00"), Decimal(0), Decimal("400.00"))
+
+    hold_id = await hold(client, "line", str(lines["large"]["id"]))
+    assert await usd_totals(client, rep) == (
+        Decimal("400.00"),
+        Decimal("300.00"),
+        Decimal("100.00"),
+    )
+    r = await client.get(f"/v1/comp/statements/{rep}/2025-Q2")
+    held = {line["line_id"]: line["held"] for line in r.json()["lines"]}
+    assert held == {lines["large"]["id"]: True, lines["small"]["id"]: False}
+    table = csv_rows(await client.get("/v1/comp/holds", params={"format": "csv"}))
+    (row,) = [row for row in table if row["id"] == str(hold_id)]
+    assert (row["scope"], row["target"], row["released_at"]) == (
+        "line",
+        str(lines["large"]["id"]),
+        "",
+    )
+
+    await release(client, hold_id)
+    assert await usd_totals(client, rep) == (Decimal("400.00"), Decimal(0), Decimal("400.00"))
+    table = csv_rows(await client.get("/v1/comp/holds", params={"format": "csv"}))
+    assert str(hold_id) not in {row["id"] for row in table}
+
+
+async def test_hold_on_a_rep(client: httpx.AsyncClient) -> None:
+    """A hold on a rep holds every line of theirs, and only theirs; released, all is
+    payable again."""
+    rep, _ = await two_won_deals(client)
+    bystander, _ = await two_won_deals(client)
+    hold_id = await hold(client, "rep", rep)
+    assert await usd_totals(client, rep) == (Decimal("400.00"), Decimal("400.00"), Decimal(0))
+    assert await usd_totals(client, bystander) == (Decimal("400.00"), Decimal(0), Decimal("400.00"))
+    await release(client, hold_id)
+    assert await usd_totals(client, rep) == (Decimal("400.00"), Decimal(0), Decimal("400.00"))
+
+    table = csv_rows(
+        await client.get(
+            "/v1/comp/assignments", params={"rep_id": rep}, headers={"Accept": "text/csv"}
+        )
+    )
+    (row,) = table
+    assert (row["rep_id"], row["start"], row["end"]) == (rep, "2025-01-01", "")
+    assert row["plan_id"].startswith("flat-")

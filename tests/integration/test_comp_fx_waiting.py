@@ -53,6 +53,11 @@ async def test_deal_without_a_rate_waits_then_posts(client: httpx.AsyncClient) -
     wait = await eventually(waits)
     assert wait["rep_id"] == rep
     assert f"{currency}->USD" in wait["reason"]
+    r = await client.get("/v1/comp/waiting", headers={"Accept": "text/csv"})
+    assert r.headers["content-type"].startswith("text/csv")
+    header, *rows = r.text.strip().split("\r\n")
+    assert header == "rep_id,subject,reason,since"
+    assert any(row.startswith(f"{rep},{deal},") for row in rows)
     assert (await client.get("/v1/comp/ledger", params={"rep_id": rep})).json()["items"] == []
 
     rate = {"base": currency, "quote": "USD", "day": "2025-01-01", "rate": "1.25"}

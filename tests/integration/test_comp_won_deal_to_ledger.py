@@ -180,7 +180,7 @@ async def test_plan_schema_is_published(client: httpx.AsyncClient) -> None:
 
 async def test_multi_year_contract_is_amortised(client: httpx.AsyncClient) -> None:
     """ASC 340-40: a 2,400 commission on a 24-month contract booked in February is expensed
-    100 a month: 200 in the first quarter, 2,200 left."""
+    100 a month: 200 in the first quarter, 2,200 left; the same row as CSV for finance."""
     tag = uuid.uuid4().hex[:8]
     rep, plan_id, deal = f"rep-{tag}", f"flat-{tag}", f"d-{tag}"
     flat = {
@@ -223,6 +223,28 @@ async def test_multi_year_contract_is_amortised(client: httpx.AsyncClient) -> No
         Decimal("2200.00"),
     )
     assert r.json()["expense"] == {"USD": "200.00"}
+
+    query = {"period": "2026-Q1", "rep_id": rep}
+    as_csv = await client.get("/v1/comp/amortization", params={**query, "format": "csv"})
+    assert as_csv.headers["content-type"].startswith("text/csv")
+    accepted = await client.get(
+        "/v1/comp/amortization", params=query, headers={"Accept": "text/csv"}
+    )
+    assert accepted.text == as_csv.text
+    (csv_row,) = list(csv.DictReader(io.StringIO(as_csv.text)))
+    assert csv_row == {
+        "line_id": str(row["line_id"]),
+        "rep_id": rep,
+        "deal_id": deal,
+        "kind": row["kind"],
+        "currency": "USD",
+        "capitalised": "2400.00",
+        "first_month": row["first_month"],
+        "term_months": "24",
+        "expense": "200.00",
+        "amortised_to_date": "200.00",
+        "balance": "2200.00",
+    }
 
 
 async def lines_or_none(client: httpx.AsyncClient, rep: str) -> list[dict[str, Any]] | None:

@@ -7,7 +7,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Path, Request
+from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -22,9 +23,13 @@ from shared import auth
 from shared.edge import GuardedRoute
 from shared.money import CurrencyCode, DecimalAmount
 from shared.problems import Problem, problem_responses
+from shared.query_params import TABLE_RESPONSES, Format
+from shared.tables import csv_response, wants_csv
 
 router = APIRouter(tags=["comp"], route_class=GuardedRoute)
 DisputeId = Annotated[int, Path(ge=1, le=2**63 - 1)]
+DISPUTE_CSV_COLUMNS = ("id", "line_id", "rep_id", "status", "opened_by", "opened_at", "steps")
+"""`steps` is one JSON cell: a dispute's steps, oldest first."""
 
 
 class DisputeIn(BaseModel):
@@ -140,12 +145,18 @@ async def get_dispute(dispute_id: DisputeId, visible: Visible, db: ReadSession) 
     "/v1/comp/disputes",
     response_model=list[DisputeOut],
     summary="Disputes the key may see, newest first",
+    responses=TABLE_RESPONSES,
 )
-async def list_disputes(visible: Visible, db: ReadSession) -> list[DisputeOut]:
+async def list_disputes(
+    request: Request, visible: Visible, db: ReadSession, format: Format = None
+) -> list[DisputeOut] | Response:
     stmt = select(DisputeRow).order_by(DisputeRow.id.desc()).limit(1000)
     if visible is not None:
         stmt = stmt.where(DisputeRow.rep_id.in_(sorted(visible)))
-    return [await _out(db, r) for r in await db.scalars(stmt)]
+    items = [await _out(db, r) for r in await db.scalars(stmt)]
+    if wants_csv(request, format):
+        return csv_response(DISPUTE_CSV_COLUMNS, (i.model_dump(mode="json") for i in items), None)
+    return items
 
 
 @router.post(
@@ -161,10 +172,13 @@ async def add_step(
     visible = await visible_reps(db, principal)
     if row is None or (visible is not None and row.rep_id not in visible):
         raise Problem(404, f"No dispute {dispute_id}.")
-    admin = principal.allows(auth.COMP_ADMIN)
     try:
         check_step(
-            Status(row.status), body.status, admin=admin, adjusts=body.adjustment is not None
+            Status(row.status),
+            body.status,
+            admin=principal.allows(auth.COMP_ADMIN),
+            disputant=principal.rep_id == row.rep_id or principal.key_id == row.opened_by,
+            adjusts=body.adjustment is not None,
         )
     except StepRefused as refused:
         raise Problem(refused.status, f"Dispute {dispute_id}: {refused}.") from None

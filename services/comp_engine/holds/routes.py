@@ -7,7 +7,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Path, Request
+from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
@@ -15,8 +16,20 @@ from services.comp_engine.deps import CompAdmin, ReadSession, WriteSession
 from services.comp_engine.models import HoldRow
 from shared.edge import GuardedRoute
 from shared.problems import Problem, problem_responses
+from shared.query_params import TABLE_RESPONSES, Format
+from shared.tables import csv_response, wants_csv
 
 router = APIRouter(tags=["comp"], route_class=GuardedRoute)
+HOLD_CSV_COLUMNS = (
+    "id",
+    "scope",
+    "target",
+    "reason",
+    "created_by",
+    "created_at",
+    "released_by",
+    "released_at",
+)
 
 
 class HoldIn(BaseModel):
@@ -70,7 +83,17 @@ async def release_hold(
     return HoldOut.model_validate(row)
 
 
-@router.get("/v1/comp/holds", response_model=list[HoldOut], summary="Holds not yet released")
-async def list_holds(_: CompAdmin, db: ReadSession) -> list[HoldOut]:
+@router.get(
+    "/v1/comp/holds",
+    response_model=list[HoldOut],
+    summary="Holds not yet released",
+    responses=TABLE_RESPONSES,
+)
+async def list_holds(
+    request: Request, _: CompAdmin, db: ReadSession, format: Format = None
+) -> list[HoldOut] | Response:
     stmt = select(HoldRow).where(HoldRow.released_at.is_(None)).order_by(HoldRow.id)
-    return [HoldOut.model_validate(r) for r in await db.scalars(stmt)]
+    items = [HoldOut.model_validate(r) for r in await db.scalars(stmt)]
+    if wants_csv(request, format):
+        return csv_response(HOLD_CSV_COLUMNS, (i.model_dump(mode="json") for i in items), None)
+    return items

@@ -12,7 +12,13 @@ from pydantic import BaseModel
 from services.comp_engine.access import check_visible
 from services.comp_engine.deps import ReadSession, Visible
 from services.comp_engine.ledger import repository
-from services.comp_engine.ledger.schemas import LINE_CSV_COLUMNS, LineOut, LinePage, WaitingOut
+from services.comp_engine.ledger.schemas import (
+    LINE_CSV_COLUMNS,
+    WAITING_CSV_COLUMNS,
+    LineOut,
+    LinePage,
+    WaitingOut,
+)
 from shared.edge import GuardedRoute
 from shared.query_params import TABLE_RESPONSES, Format, OptionalPeriodQuery
 from shared.tables import MAX_ID, csv_response, decode_id_cursor, encode_cursor, wants_csv
@@ -58,6 +64,12 @@ async def ledger(
     response_model=list[WaitingOut],
     summary="What commission cannot compute yet, and why (e.g. a deal's currency has no FX "
     "rate): cleared by itself once the missing data arrives",
+    responses=TABLE_RESPONSES,
 )
-async def waiting(visible: Visible, db: ReadSession) -> list[WaitingOut]:
-    return [WaitingOut.model_validate(r) for r in await repository.waiting(db, rep_ids=visible)]
+async def waiting(
+    request: Request, visible: Visible, db: ReadSession, format: Format = None
+) -> list[WaitingOut] | Response:
+    items = [WaitingOut.model_validate(r) for r in await repository.waiting(db, rep_ids=visible)]
+    if wants_csv(request, format):
+        return csv_response(WAITING_CSV_COLUMNS, (i.model_dump(mode="json") for i in items), None)
+    return items

@@ -28,6 +28,8 @@ LINE_CSV_COLUMNS = (
     "trace",
 )
 
+WAITING_CSV_COLUMNS = ("rep_id", "subject", "reason", "since")
+
 
 class LineOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Request
+from fastapi.responses import Response
 
 from services.comp_engine.deps import CompAdmin, CompReader, ReadSession, WriteSession
 from services.comp_engine.plans import repository
 from services.comp_engine.plans.document import PlanDocument
 from services.comp_engine.plans.schemas import (
+    ASSIGNMENT_CSV_COLUMNS,
     AssignmentIn,
     AssignmentOut,
     FxRatesIn,
@@ -19,6 +21,8 @@ from services.comp_engine.plans.schemas import (
 )
 from shared.edge import GuardedRoute
 from shared.problems import Problem, problem_responses
+from shared.query_params import TABLE_RESPONSES, Format
+from shared.tables import csv_response, wants_csv
 
 router = APIRouter(tags=["comp"], route_class=GuardedRoute)
 
@@ -92,13 +96,22 @@ async def add_assignment(
     "/v1/comp/assignments",
     response_model=list[AssignmentOut],
     summary="Assignments, by rep then start",
+    responses=TABLE_RESPONSES,
 )
 async def list_assignments(
-    _: CompReader, db: ReadSession, rep_id: Annotated[str | None, Query(max_length=256)] = None
-) -> list[AssignmentOut]:
-    return [
-        AssignmentOut.model_validate(r) for r in await repository.assignments(db, rep_id=rep_id)
-    ]
+    request: Request,
+    _: CompReader,
+    db: ReadSession,
+    rep_id: Annotated[str | None, Query(max_length=256)] = None,
+    format: Format = None,
+) -> list[AssignmentOut] | Response:
+    rows = await repository.assignments(db, rep_id=rep_id)
+    items = [AssignmentOut.model_validate(r) for r in rows]
+    if wants_csv(request, format):
+        return csv_response(
+            ASSIGNMENT_CSV_COLUMNS, (i.model_dump(mode="json") for i in items), None
+        )
+    return items
 
 
 @router.put(

@@ -56,6 +56,18 @@ class AssignmentIn(BaseModel):
         return self
 
 
+ASSIGNMENT_CSV_COLUMNS = (
+    "id",
+    "rep_id",
+    "plan_id",
+    "start",
+    "end",
+    "payout_currency",
+    "created_by",
+    "created_at",
+)
+
+
 class AssignmentOut(AssignmentIn):
     model_config = ConfigDict(from_attributes=True, extra="forbid")
 
