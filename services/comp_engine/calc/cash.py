@@ -245,6 +245,7 @@ class Cash:
             "role": role,
             "earned_period": period,
             "timing_set_by": source,
+            "plan": self.segments[index].version.ref(),
         }
         deferral = {
             "cash_deferral": {

@@ -297,7 +297,5 @@ def _series_lines(segment: Segment, raws: Sequence[Raw]) -> list[Line]:
         series[(raw.key.kind, raw.key.rule)].append(raw)
     lines = []
     for group in series.values():
-        lines += to_lines(
-            group, plan_currency=segment.currency, payout_currency=segment.payout_currency
-        )
+        lines += to_lines(group, plan=segment.version, payout_currency=segment.payout_currency)
     return lines

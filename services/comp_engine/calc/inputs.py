@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from services.comp_engine.plans.document import PlanDocument
 
@@ -29,6 +29,11 @@ class PlanVersion:
     version: int
     effective_from: date
     document: PlanDocument
+
+    def ref(self) -> dict[str, Any]:
+        """The plan version as a line's trace names it: part of every computed line's
+        cause, so a disputed line says which version of which plan made it."""
+        return {"id": self.plan_id, "version": self.version}
 
 
 @dataclass(frozen=True, slots=True)

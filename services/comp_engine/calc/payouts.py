@@ -56,6 +56,7 @@ def lines(rep_lines: Sequence[Line], rep_segments: Sequence[Segment], inputs: In
             fx = segment.payout_rate(inputs.fx, segment.last_day)
             source = {
                 "period": period.label,
+                "plan": segment.version.ref(),
                 "max_payable_per_period": str(cap),
                 "plan_currency": segment.currency,
                 "fx_rate_to_payout": str(fx),

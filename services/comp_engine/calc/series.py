@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from services.comp_engine.calc.inputs import PlanVersion
 from services.comp_engine.calc.lines import Line, LineKey, minor_unit, new_line, rounded_to
 from services.comp_engine.calc.traces import Trace, TraceSource, built
 
@@ -37,8 +38,8 @@ class Raw:
     """Carried to the line (`Line.attainment`)."""
     total_before: Decimal = field(init=False, repr=False, compare=False)
     """The series' unrounded total before this amount, set by `to_lines` (as are the two
-    currencies): what the line's trace needs to redo the rounding."""
-    plan_currency: str = field(init=False, repr=False, compare=False)
+    currencies and the plan version): what the line's trace needs to redo the rounding."""
+    plan: PlanVersion = field(init=False, repr=False, compare=False)
     payout_currency: str = field(init=False, repr=False, compare=False)
 
     def raw_trace(self) -> Trace:
@@ -50,8 +51,9 @@ class Raw:
         rounded."""
         return {
             **self.raw_trace(),
+            "plan": self.plan.ref(),
             "raw_amount": str(self.amount),
-            "plan_currency": self.plan_currency,
+            "plan_currency": self.plan.document.currency,
             "payout_currency": self.payout_currency,
             "fx_rate_to_payout": str(self.fx_rate),
             "series_total_before": str(self.total_before),
@@ -59,8 +61,9 @@ class Raw:
         }
 
 
-def to_lines(raws: Iterable[Raw], *, plan_currency: str, payout_currency: str) -> list[Line]:
-    """Lines of one series, in order; zero lines are dropped (they would post nothing)."""
+def to_lines(raws: Iterable[Raw], *, plan: PlanVersion, payout_currency: str) -> list[Line]:
+    """Lines of one series under `plan` (whose currency the raw amounts are in), in order;
+    zero lines are dropped (they would post nothing)."""
     total = ZERO
     unit = minor_unit(payout_currency)
     before = rounded_to(total, unit)
@@ -72,7 +75,7 @@ def to_lines(raws: Iterable[Raw], *, plan_currency: str, payout_currency: str) -
         before = after
         if amount:
             raw.total_before = total
-            raw.plan_currency = plan_currency
+            raw.plan = plan
             raw.payout_currency = payout_currency
             lines.append(new_line(raw.key, amount, payout_currency, raw, raw.attainment))
         total += converted

@@ -21,6 +21,9 @@ def number(value: str | Decimal) -> str:
 
 def explain(kind: str, trace: dict[str, Any], amount: Decimal, currency: str) -> str:
     sentence = _body(kind, trace, amount, currency)
+    plan = _plan_of(trace)
+    if plan:
+        sentence += f" Plan {plan['id']}, version {plan['version']}."
     posting = trace.get("posting")
     if posting and Decimal(posting["posted_before"]):
         sentence += (
@@ -198,3 +201,13 @@ def _clawback(trace: dict[str, Any], amount: Decimal, currency: str) -> str:
         f"{trace['original_period']} x paid share {number(trace['paid_share'])} x "
         f"{extent} = {money(amount, currency)}."
     )
+
+
+def _plan_of(trace: dict[str, Any]) -> dict[str, Any] | None:
+    """The plan version that made the line: at the trace's top for a commission, SPIFF,
+    bonus, minimum, draw or clawback line, inside the pay-on-cash and payout-cap parts."""
+    for part in ("cash_deferral", "cash_release", "payout_cap", "payout_cap_carry"):
+        if part in trace:
+            plan: dict[str, Any] | None = trace[part].get("plan")
+            return plan
+    return trace.get("plan")

@@ -139,7 +139,7 @@ def test_prorated_by_the_term_elapsed_up_to_the_contract_end() -> None:
         "Deal d1 was cancelled on 2027-04-15 (customer churned; contract ends 2028-01-15), "
         "within the 90-day clawback window: 1,200.00 it earned in 2027-Q1 x paid share 1 x "
         "prorated extent 0.75 (3 of the 12 contract months from 2027-01-15 elapsed) "
-        "= -900.00 USD."
+        "= -900.00 USD. Plan p, version 1."
     )
 
 
