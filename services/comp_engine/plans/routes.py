@@ -19,6 +19,7 @@ from services.comp_engine.plans.schemas import (
 )
 from shared.edge import GuardedRoute
 from shared.problems import Problem, problem_responses
+from shared.yaml_bodies import yaml_request_body
 
 router = APIRouter(tags=["comp"], route_class=GuardedRoute)
 
@@ -35,7 +36,10 @@ async def plan_schema(_: CompReader) -> dict[str, Any]:
     status_code=201,
     response_model=PlanVersionOut,
     summary="Add a plan version, effective from its date (a new plan is its version 1)",
+    description="The body is JSON, or the same document in YAML (`Content-Type: "
+    "application/yaml`, `application/x-yaml` or `text/yaml`).",
     responses=problem_responses(422),
+    openapi_extra=yaml_request_body(),
 )
 async def add_version(
     plan_id: PlanId, body: PlanVersionIn, principal: CompAdmin, db: WriteSession
