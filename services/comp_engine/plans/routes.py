@@ -6,7 +6,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
 
-from services.comp_engine.deps import CompAdmin, CompReader, ReadSession, WriteSession
+from services.comp_engine.access import check_visible
+from services.comp_engine.deps import CompAdmin, CompReader, ReadSession, Visible, WriteSession
 from services.comp_engine.plans import repository
 from services.comp_engine.plans.document import PlanDocument
 from services.comp_engine.plans.schemas import (
@@ -98,10 +99,13 @@ async def add_assignment(
     summary="Assignments, by rep then start",
 )
 async def list_assignments(
-    _: CompReader, db: ReadSession, rep_id: Annotated[str | None, Query(max_length=256)] = None
+    visible: Visible, db: ReadSession, rep_id: Annotated[str | None, Query(max_length=256)] = None
 ) -> list[AssignmentOut]:
+    if rep_id is not None:
+        check_visible(visible, rep_id, "assignments")
     return [
-        AssignmentOut.model_validate(r) for r in await repository.assignments(db, rep_id=rep_id)
+        AssignmentOut.model_validate(r)
+        for r in await repository.assignments(db, rep_id=rep_id, rep_ids=visible)
     ]
 
 
