@@ -14,6 +14,10 @@ scopes (CRM webhooks, health) keeps FastAPI's handler untouched and costs nothin
 A route that reads its body itself under its own limit (the event intake) says so with
 `OWN_BODY_LIMIT` in its `openapi_extra`; the guard then leaves its body alone. The cap of
 the others comes from request state (`MAX_BODY_STATE`), as routes are built at import.
+
+A route that documents a YAML request body (`yaml_bodies.yaml_request_body`) takes one: once
+the key is checked and within the cap, a YAML body is read into the same document in JSON
+and handed on, so FastAPI validates it, and names each error, as it would the JSON.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from starlette.types import Message, Receive, Scope
 from shared.auth import PRINCIPAL_STATE, SCOPE_OF, ApiKeys, authorize, bearer_token
 from shared.problems import PROBLEM_SCHEMA, Problem, problem_responses
 from shared.values import json_has_nul
+from shared.yaml_bodies import YAML_MEDIA_TYPE, as_json_request, is_yaml, yaml_body_declared
 
 OWN_BODY_LIMIT = "x-body-limit-setting"
 """`openapi_extra` key of a route that enforces its own body limit; the value names the
@@ -70,6 +75,7 @@ class GuardedRoute(APIRoute):
         if not scopes:
             return handler
         own_limit = OWN_BODY_LIMIT in (self.openapi_extra or {})
+        takes_yaml = yaml_body_declared(self.openapi_extra)
 
         async def guarded(request: Request) -> Response:
             scope = request.scope
@@ -77,6 +83,8 @@ class GuardedRoute(APIRoute):
             receive = _admit(scope, request.receive, scopes, limit)
             if receive is not request.receive:
                 request = Request(scope, receive)
+            if takes_yaml and is_yaml(request.headers.get("content-type")):
+                request = await as_json_request(request)
             return await handler(request)
 
         return guarded
@@ -174,13 +182,22 @@ def edge_statuses(operation: dict[str, Any]) -> set[int]:
     return statuses
 
 
+def _yaml_schema(operation: dict[str, Any]) -> None:
+    """Give a YAML request body the JSON body's schema: it is the same document."""
+    content = operation.get("requestBody", {}).get("content", {})
+    if YAML_MEDIA_TYPE in content and "application/json" in content:
+        schema = content["application/json"].get("schema", {})
+        content[YAML_MEDIA_TYPE] = {"schema": schema, **content[YAML_MEDIA_TYPE]}
+
+
 def document_statuses(spec: dict[str, Any]) -> dict[str, Any]:
     """Add the derived problem statuses to every operation of an OpenAPI document, point
     every 4xx at the Problem schema (FastAPI documents its 422 with its own shape, which
-    our handlers never send), and add that schema."""
+    our handlers never send), give YAML bodies their JSON schema, and add that schema."""
     problem = problem_responses(*range(400, 500), 503)
     for path, methods in spec.get("paths", {}).items():
         for operation in methods.values():
+            _yaml_schema(operation)
             responses = operation.setdefault("responses", {})
             statuses = edge_statuses(operation)
             if path.startswith("/v1/"):

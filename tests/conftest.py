@@ -22,6 +22,7 @@ READER_KEY = "test-reader-key"
 BOUND_KEY = "test-bound-key"
 FORECASTER_KEY = "test-forecaster-key"
 COMP_ADMIN_KEY = "test-comp-admin-key"
+COMP_READER_KEY = "test-comp-reader-key"
 REP_KEY = "test-rep-key"
 MANAGER_KEY = "test-manager-key"
 KEY_REP = "rep-keyholder"
@@ -32,6 +33,7 @@ API_KEYS: dict[str, object] = {
     READER_KEY: ["forecast:read", "events:read"],
     FORECASTER_KEY: ["forecast:write", "forecast:read"],
     COMP_ADMIN_KEY: ["comp:admin", "comp:read"],
+    COMP_READER_KEY: ["comp:read"],
     REP_KEY: {"scopes": ["comp:read"], "rep_id": KEY_REP},
     MANAGER_KEY: {"scopes": ["comp:read"], "manager_id": KEY_MANAGER},
     BOUND_KEY: {"scopes": ["events:write", "events:read"], "sources": ["app://bound/*"]},

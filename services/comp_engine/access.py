@@ -1,7 +1,12 @@
-"""Who may see whose commission: a rep's key its own lines, statements and disputes; a
-manager's key its own and those of every rep who ever reported to it (through the teams it
-managed); an unbound reader and comp admins everything. Another rep's data answers 404, as
-if it did not exist, so a key learns nothing about reps it may not see."""
+"""Who may see whose commission: a rep's key its own lines, statements, disputes and
+assignments; a manager's key its own and those of every rep who ever reported to it (through
+the teams it managed); comp admins everything. Another rep's data answers 404, as if it did
+not exist, so a key learns nothing about reps it may not see.
+
+A `comp:read` key bound to neither a rep nor a manager is on purpose an organisation-wide
+read key: it sees every rep, which is how BI and finance tools read the whole ledger. Only a
+binding scopes a reader. Like every reader it manages nothing (plans, adjustments, holds and
+closes take `comp:admin`), but it may open and step disputes on the lines it sees."""
 
 from __future__ import annotations
 
@@ -15,7 +20,8 @@ from shared.problems import Problem
 
 
 async def visible_reps(db: AsyncSession, principal: Principal) -> frozenset[str] | None:
-    """The reps `principal` may see; `None` for every rep."""
+    """The reps `principal` may see; `None` for every rep (a comp admin, or an unbound
+    reader: the organisation-wide read key of BI and finance)."""
     if principal.allows(auth.COMP_ADMIN):
         return None
     if principal.rep_id is not None:

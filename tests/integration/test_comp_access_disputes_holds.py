@@ -14,7 +14,14 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import KEY_MANAGER, KEY_REP, MANAGER_KEY, REP_KEY
+from tests.conftest import (
+    COMP_ADMIN_KEY,
+    COMP_READER_KEY,
+    KEY_MANAGER,
+    KEY_REP,
+    MANAGER_KEY,
+    REP_KEY,
+)
 from tests.support.comp_stack import on_plan, won_deal
 from tests.support.events import CREATED, event
 from tests.support.waiting import eventually
@@ -34,6 +41,8 @@ PLAN = {
 }
 REP = {"Authorization": f"Bearer {REP_KEY}"}
 MANAGER = {"Authorization": f"Bearer {MANAGER_KEY}"}
+COMP_ADMIN = {"Authorization": f"Bearer {COMP_ADMIN_KEY}"}
+BI_READER = {"Authorization": f"Bearer {COMP_READER_KEY}"}
 
 
 async def keyholders_won(
@@ -357,3 +366,66 @@ async def test_hold_on_a_rep(client: httpx.AsyncClient) -> None:
     (row,) = table
     assert (row["rep_id"], row["start"], row["end"]) == (rep, "2025-01-01", "")
     assert row["plan_id"].startswith("flat-")
+
+
+async def test_assignments_by_key(client: httpx.AsyncClient) -> None:
+    """A rep's key lists its own assignments, a manager's its team's, a comp admin's and an
+    unbound reader's (BI, finance) every rep's; the unbound reader still manages nothing."""
+    tag = uuid.uuid4().hex[:8]
+    teammate, outsider, team, plan_id = f"mate-{tag}", f"out-{tag}", f"team-{tag}", f"p-{tag}"
+    r = await client.post(
+        f"/v1/comp/plans/{plan_id}/versions",
+        json={"effective_from": "2025-01-01", "document": PLAN},
+    )
+    assert r.status_code == 201, r.text
+    for rep in (KEY_REP, teammate, outsider):
+        r = await client.post(
+            "/v1/comp/assignments", json={"rep_id": rep, "plan_id": plan_id, "start": "2025-01-01"}
+        )
+        assert r.status_code in (201, 409), r.text
+    events = [
+        event(
+            "com.salesops.team.upserted.v1",
+            {"team_id": team, "name": team, "manager_id": KEY_MANAGER},
+            time="2025-01-01T00:00:00Z",
+        ),
+        event(
+            "com.salesops.rep.upserted.v1",
+            {"rep_id": teammate, "name": "Mate", "team_id": team, "effective_from": "2025-01-01"},
+            time="2025-01-01T00:00:00Z",
+        ),
+    ]
+    assert (await client.post("/v1/events", json=events)).status_code == 202
+
+    async def reps_seen(headers: dict[str, str]) -> set[str]:
+        r = await client.get("/v1/comp/assignments", headers=headers)
+        assert r.status_code == 200, r.text
+        return {a["rep_id"] for a in r.json()}
+
+    assert await reps_seen(REP) == {KEY_REP}
+    r = await client.get("/v1/comp/assignments", params={"rep_id": outsider}, headers=REP)
+    assert r.status_code == 404
+    r = await client.get("/v1/comp/assignments", params={"rep_id": KEY_REP}, headers=REP)
+    assert [a["rep_id"] for a in r.json()] == [KEY_REP]
+
+    async def team_seen() -> set[str] | None:
+        seen = await reps_seen(MANAGER)
+        return seen if teammate in seen else None
+
+    managed = await eventually(team_seen)
+    assert outsider not in managed
+    r = await client.get("/v1/comp/assignments", params={"rep_id": outsider}, headers=MANAGER)
+    assert r.status_code == 404
+
+    for headers in (COMP_ADMIN, BI_READER):
+        assert {KEY_REP, teammate, outsider} <= await reps_seen(headers)
+        r = await client.get("/v1/comp/assignments", params={"rep_id": outsider}, headers=headers)
+        assert [a["rep_id"] for a in r.json()] == [outsider]
+        r = await client.get("/v1/comp/ledger", params={"rep_id": outsider}, headers=headers)
+        assert r.status_code == 200, r.text
+    r = await client.post(
+        "/v1/comp/assignments",
+        headers=BI_READER,
+        json={"rep_id": f"new-{tag}", "plan_id": plan_id, "start": "2025-01-01"},
+    )
+    assert r.status_code == 403

@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
 
 from services.comp_engine.calc.trace_check import recompute
 from tests.support.events import CREATED, event
@@ -78,6 +79,13 @@ async def test_inline_worked_example(client: httpx.AsyncClient) -> None:
     for line in out["lines"]:
         assert recompute(line["trace"]) == Decimal(line["amount"])
     assert (await client.get("/v1/comp/ledger", params={"rep_id": "r1"})).json()["items"] == []
+    as_yaml = await client.post(
+        "/v1/comp/simulate",
+        content=yaml.safe_dump(body),
+        headers={"Content-Type": "application/x-yaml"},
+    )
+    assert as_yaml.status_code == 200, as_yaml.text
+    assert as_yaml.json() == out
 
 
 async def test_stored_deals_under_a_draft_plan(client: httpx.AsyncClient) -> None:

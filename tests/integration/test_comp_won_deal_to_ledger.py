@@ -131,6 +131,7 @@ async def test_won_deal_posts_commission_then_a_clawback(client: httpx.AsyncClie
 async def test_plan_that_does_not_validate_names_each_error(client: httpx.AsyncClient) -> None:
     bad = {
         **PLAN,
+        "period": "fortnight",
         "components": [
             {
                 "id": "c",
@@ -141,12 +142,94 @@ async def test_plan_that_does_not_validate_names_each_error(client: httpx.AsyncC
         ],
     }
     r = await client.post(
-        "/v1/comp/plans/bad/versions", json={"effective_from": "2026-01-01", "document": bad}
+        "/v1/comp/plans/bad/versions", json={"effective_from": "0001-01-01", "document": bad}
     )
     assert r.status_code == 422
-    body = r.json()
-    assert "contiguous" in r.text
-    assert any("components" in str(e.get("loc", e)) for e in body.get("errors", [body]))
+    errors = {e["location"]: e["message"] for e in r.json()["errors"]}
+    assert set(errors) == {
+        "body.effective_from",
+        "body.document.period",
+        "body.document.components.0.rate_table",
+    }
+    assert "contiguous" in errors["body.document.components.0.rate_table"]
+
+
+PLAN_YAML = """\
+effective_from: 2026-01-01
+document:
+  name: AE flat
+  currency: USD
+  period: quarter
+  target_variable: 10000
+  components:
+    - id: new-business
+      rate_table:
+        basis: period_amount
+        mode: marginal
+        tiers:
+          - {from: 0, to: 50000, rate: 10}
+          - {from: 50000, rate: 15}
+  clawback:
+    window_days: 90
+    triggers: [lost]
+"""
+YAML = {"Content-Type": "application/yaml"}
+
+
+async def test_a_yaml_plan_is_the_same_plan_as_its_json(client: httpx.AsyncClient) -> None:
+    tag = uuid.uuid4().hex[:8]
+    from_yaml, from_json = f"yaml-{tag}", f"json-{tag}"
+    r = await client.post(f"/v1/comp/plans/{from_yaml}/versions", content=PLAN_YAML, headers=YAML)
+    assert r.status_code == 201, r.text
+    assert r.json()["version"] == 1
+    r = await client.post(
+        f"/v1/comp/plans/{from_json}/versions",
+        json={"effective_from": "2026-01-01", "document": PLAN},
+    )
+    assert r.status_code == 201, r.text
+
+    def stored(plan: dict[str, Any]) -> tuple[Any, ...]:
+        (version,) = plan["versions"]
+        return version["version"], version["effective_from"], version["document"]
+
+    yaml_plan = (await client.get(f"/v1/comp/plans/{from_yaml}")).json()
+    json_plan = (await client.get(f"/v1/comp/plans/{from_json}")).json()
+    assert stored(yaml_plan) == stored(json_plan)
+
+
+async def test_a_yaml_plan_that_does_not_validate_names_each_error(
+    client: httpx.AsyncClient,
+) -> None:
+    bad = (
+        PLAN_YAML.replace("effective_from: 2026-01-01", "effective_from: 2026-13-01")
+        .replace("period: quarter", "period: fortnight")
+        .replace("{from: 50000, rate: 15}", "{from: 60000, rate: 15}")
+    )
+    r = await client.post("/v1/comp/plans/bad-yaml/versions", content=bad, headers=YAML)
+    assert r.status_code == 422, r.text
+    assert r.headers["content-type"].startswith("application/problem+json")
+    errors = {e["location"]: e["message"] for e in r.json()["errors"]}
+    assert set(errors) == {
+        "body.effective_from",
+        "body.document.period",
+        "body.document.components.0.rate_table",
+    }
+    assert "contiguous" in errors["body.document.components.0.rate_table"]
+    assert (await client.get("/v1/comp/plans/bad-yaml")).status_code == 404
+
+
+async def test_yaml_that_does_not_parse_answers_where(client: httpx.AsyncClient) -> None:
+    broken = PLAN_YAML.replace("currency: USD", "currency: [USD")
+    r = await client.post(
+        "/v1/comp/plans/broken-yaml/versions",
+        content=broken,
+        headers={"Content-Type": "text/yaml; charset=utf-8"},
+    )
+    assert r.status_code == 422, r.text
+    assert r.headers["content-type"].startswith("application/problem+json")
+    where = "expected ',' or ']', but got ':' at line 5, column 9"
+    assert r.json()["errors"] == [{"location": "body", "message": where}]
+    assert where in r.json()["detail"]
 
 
 async def test_overlapping_assignment_is_a_conflict(client: httpx.AsyncClient) -> None:

@@ -3,13 +3,14 @@ detection, bounded types, and the statuses derived for the OpenAPI document."""
 
 from __future__ import annotations
 
+import json
 import re
-from datetime import UTC, datetime
-from typing import Annotated
+from datetime import UTC, date, datetime
+from typing import Annotated, Any
 
 import pytest
 from fastapi import APIRouter, Depends, FastAPI
-from pydantic import TypeAdapter, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message
 
@@ -25,6 +26,7 @@ from shared.edge import (
 from shared.problems import Problem, install_problem_handlers
 from shared.settings import Settings
 from shared.values import Id64, Int64, UtcDatetime, json_has_nul
+from shared.yaml_bodies import yaml_request_body
 
 
 def _router() -> APIRouter:
@@ -151,6 +153,124 @@ def test_a_key_protected_route_without_its_guard_is_refused_at_build() -> None:
 
     with pytest.raises(TypeError, match="unguarded"):
         _app(router)
+
+
+class _Plan(BaseModel):
+    name: str
+    start: date
+    tiers: list[int]
+
+
+def _yaml_app() -> FastAPI:
+    router = APIRouter(route_class=GuardedRoute)
+
+    @router.post("/plans", openapi_extra=yaml_request_body())
+    async def add_plan(body: _Plan, _: auth.Admin) -> _Plan:
+        return body
+
+    @router.post("/json-only")
+    async def json_only(body: _Plan, _: auth.Admin) -> _Plan:
+        return body
+
+    return _app(router)
+
+
+async def _post(
+    app: ASGIApp, path: str, content_type: bytes, body: bytes, headers: list[tuple[bytes, bytes]]
+) -> tuple[int, Any, int]:
+    """Status and JSON answer of a POST to `app`, and how many body chunks anything read."""
+    chunks = [body[i : i + 600] for i in range(0, len(body), 600)] or [b""]
+    read: list[bool] = []
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        read.append(True)
+        chunk = chunks[len(read) - 1]
+        return {"type": "http.request", "body": chunk, "more_body": len(read) < len(chunks)}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "server": ("test", 80),
+        "path": path,
+        "raw_path": path.encode(),
+        "root_path": "",
+        "query_string": b"",
+        "headers": [(b"content-type", content_type), *headers],
+        "state": {"api_keys": auth.ApiKeys({"k": [auth.ADMIN]}), MAX_BODY_STATE: 1000},
+    }
+    await app(scope, receive, send)
+    answer = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    return sent[0]["status"], json.loads(answer), len(read)
+
+
+PLAN_YAML = b"name: AE\nstart: 2026-01-01\ntiers: [1, 2]\n"
+PLAN_JSON = b'{"name": "AE", "start": "2026-01-01", "tiers": [1, 2]}'
+
+
+@pytest.mark.parametrize("media_type", [b"application/yaml", b"application/x-yaml", b"text/yaml"])
+async def test_a_route_that_documents_yaml_takes_the_same_document_in_yaml(
+    media_type: bytes,
+) -> None:
+    app = _yaml_app()
+    as_json = await _post(app, "/plans", b"application/json", PLAN_JSON, ADMIN_HEADER)
+    as_yaml = await _post(app, "/plans", media_type, PLAN_YAML, ADMIN_HEADER)
+    assert as_yaml == as_json
+    assert as_yaml[:2] == (200, {"name": "AE", "start": "2026-01-01", "tiers": [1, 2]})
+
+
+async def test_a_yaml_body_is_read_only_after_the_key_and_within_the_cap() -> None:
+    app = _yaml_app()
+    yaml = b"application/yaml"
+    status, answer, read = await _post(app, "/plans", yaml, PLAN_YAML, [])
+    assert (status, answer["status"], read) == (401, 401, 0)
+    large = [*ADMIN_HEADER, (b"content-length", b"1001")]
+    status, _, read = await _post(app, "/plans", yaml, b"a: b\n" * 300, large)
+    assert (status, read) == (413, 0)
+    # Undeclared length: refused while it streams in, at the chunk that passes the cap.
+    status, answer, read = await _post(app, "/plans", yaml, b"a: b\n" * 300, ADMIN_HEADER)
+    assert (status, answer["title"], read) == (413, "Payload too large", 2)
+
+
+async def test_a_yaml_body_that_does_not_validate_names_each_error_as_json_would() -> None:
+    app = _yaml_app()
+    bad_yaml = b"name: AE\nstart: 2026-13-01\ntiers: [1, x]\n"
+    bad_json = b'{"name": "AE", "start": "2026-13-01", "tiers": [1, "x"]}'
+    status, answer, _ = await _post(app, "/plans", b"application/yaml", bad_yaml, ADMIN_HEADER)
+    assert status == 422
+    assert [e["location"] for e in answer["errors"]] == ["body.start", "body.tiers.1"]
+    assert (await _post(app, "/plans", b"application/json", bad_json, ADMIN_HEADER))[1] == answer
+
+
+async def test_a_yaml_body_that_does_not_parse_answers_where() -> None:
+    app = _yaml_app()
+    body = b"name: AE\ntiers: [1, 2\nstart: 2026-01-01\n"
+    status, answer, _ = await _post(app, "/plans", b"application/yaml", body, ADMIN_HEADER)
+    assert status == 422
+    assert answer["errors"] == [
+        {"location": "body", "message": "expected ',' or ']', but got ':' at line 3, column 6"}
+    ]
+
+
+async def test_a_route_that_does_not_document_yaml_does_not_read_it() -> None:
+    app = _yaml_app()
+    status, answer, _ = await _post(app, "/json-only", b"application/yaml", PLAN_YAML, ADMIN_HEADER)
+    assert status == 422
+    assert [e["location"] for e in answer["errors"]] == ["body"]
+
+
+def test_a_yaml_body_is_documented_with_the_json_body_s_schema() -> None:
+    content = _yaml_app().openapi()["paths"]["/plans"]["post"]["requestBody"]["content"]
+    assert set(content) == {"application/json", "application/yaml"}
+    assert content["application/yaml"]["schema"] == content["application/json"]["schema"]
+    assert content["application/yaml"]["schema"] == {"$ref": "#/components/schemas/_Plan"}
+    only_json = _yaml_app().openapi()["paths"]["/json-only"]["post"]["requestBody"]["content"]
+    assert set(only_json) == {"application/json"}
 
 
 @pytest.mark.parametrize(

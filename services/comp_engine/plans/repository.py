@@ -3,7 +3,7 @@ move dirty, so the recalculation posts what the change means for their ledgers."
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import date
 from typing import Any
 
@@ -70,8 +70,13 @@ async def add_assignment(db: AsyncSession, *, values: dict[str, Any], author: st
     return row
 
 
-async def assignments(db: AsyncSession, *, rep_id: str | None) -> Sequence[AssignmentRow]:
+async def assignments(
+    db: AsyncSession, *, rep_id: str | None, rep_ids: Collection[str] | None
+) -> Sequence[AssignmentRow]:
+    """Assignments of `rep_id`, within `rep_ids` (the reps a key may see; `None` for all)."""
     stmt = select(AssignmentRow).order_by(AssignmentRow.rep_id, AssignmentRow.start)
+    if rep_ids is not None:
+        stmt = stmt.where(AssignmentRow.rep_id.in_(sorted(rep_ids)))
     if rep_id is not None:
         stmt = stmt.where(AssignmentRow.rep_id == rep_id)
     return (await db.scalars(stmt)).all()

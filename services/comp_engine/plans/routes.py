@@ -7,7 +7,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
 
-from services.comp_engine.deps import CompAdmin, CompReader, ReadSession, WriteSession
+from services.comp_engine.access import check_visible
+from services.comp_engine.deps import CompAdmin, CompReader, ReadSession, Visible, WriteSession
 from services.comp_engine.plans import repository
 from services.comp_engine.plans.document import PlanDocument
 from services.comp_engine.plans.schemas import (
@@ -23,6 +24,7 @@ from shared.edge import GuardedRoute
 from shared.problems import Problem, problem_responses
 from shared.query_params import TABLE_RESPONSES, Format
 from shared.tables import csv_response, wants_csv
+from shared.yaml_bodies import yaml_request_body
 
 router = APIRouter(tags=["comp"], route_class=GuardedRoute)
 
@@ -39,7 +41,10 @@ async def plan_schema(_: CompReader) -> dict[str, Any]:
     status_code=201,
     response_model=PlanVersionOut,
     summary="Add a plan version, effective from its date (a new plan is its version 1)",
+    description="The body is JSON, or the same document in YAML (`Content-Type: "
+    "application/yaml`, `application/x-yaml` or `text/yaml`).",
     responses=problem_responses(422),
+    openapi_extra=yaml_request_body(),
 )
 async def add_version(
     plan_id: PlanId, body: PlanVersionIn, principal: CompAdmin, db: WriteSession
@@ -100,12 +105,14 @@ async def add_assignment(
 )
 async def list_assignments(
     request: Request,
-    _: CompReader,
+    visible: Visible,
     db: ReadSession,
     rep_id: Annotated[str | None, Query(max_length=256)] = None,
     format: Format = None,
 ) -> list[AssignmentOut] | Response:
-    rows = await repository.assignments(db, rep_id=rep_id)
+    if rep_id is not None:
+        check_visible(visible, rep_id, "assignments")
+    rows = await repository.assignments(db, rep_id=rep_id, rep_ids=visible)
     items = [AssignmentOut.model_validate(r) for r in rows]
     if wants_csv(request, format):
         return csv_response(

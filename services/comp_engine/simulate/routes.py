@@ -1,7 +1,8 @@
 """POST /v1/comp/simulate: a draft plan (or a change to a live one) run without writing
 anything, over deals given inline (any worked example, checkable by hand) or over the
 stored deals of a date range against the reps' current plans. A body over the API's cap
-(SALESOPS_API_MAX_BODY_BYTES) is refused with 413 while it streams in, before any work."""
+(SALESOPS_API_MAX_BODY_BYTES) is refused with 413 while it streams in, before any work;
+a YAML body is held to the same cap before it is parsed (`shared/yaml_bodies.py`)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from services.comp_engine.simulate.schemas import SimulateIn, SimulateOut
 from services.comp_engine.simulate.stored import simulate_stored
 from shared.edge import GuardedRoute
 from shared.problems import Problem, problem_responses
+from shared.yaml_bodies import yaml_request_body
 
 router = APIRouter(tags=["comp"], route_class=GuardedRoute)
 
@@ -28,7 +30,10 @@ router = APIRouter(tags=["comp"], route_class=GuardedRoute)
     "/v1/comp/simulate",
     response_model=SimulateOut,
     summary="Run a plan document over inline or stored deals; nothing is written",
+    description="The body is JSON, or the same document in YAML (`Content-Type: "
+    "application/yaml`, `application/x-yaml` or `text/yaml`).",
     responses=problem_responses(413, 422),
+    openapi_extra=yaml_request_body(),
 )
 async def simulate(body: SimulateIn, _: CompAdmin, db: ReadSession, state: State) -> SimulateOut:
     settings = state.settings
