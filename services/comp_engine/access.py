@@ -6,7 +6,8 @@ not exist, so a key learns nothing about reps it may not see.
 A `comp:read` key bound to neither a rep nor a manager is on purpose an organisation-wide
 read key: it sees every rep, which is how BI and finance tools read the whole ledger. Only a
 binding scopes a reader. Like every reader it manages nothing (plans, adjustments, holds and
-closes take `comp:admin`), but it may open and step disputes on the lines it sees."""
+closes take `comp:admin`), and it cannot dispute (`check_may_dispute`): a dispute is the
+rep's, raised by the rep, its manager or a comp admin, and answered by a comp admin."""
 
 from __future__ import annotations
 
@@ -39,3 +40,16 @@ async def visible_reps(db: AsyncSession, principal: Principal) -> frozenset[str]
 def check_visible(visible: frozenset[str] | None, rep_id: str, what: str) -> None:
     if visible is not None and rep_id not in visible:
         raise Problem(404, f"No {what} for rep {rep_id!r}.")
+
+
+def check_may_dispute(principal: Principal) -> None:
+    """A dispute speaks for a rep: the rep's key, its manager's or a comp admin's opens and
+    moves it, never the organisation-wide read key of a BI or finance tool."""
+    if principal.allows(auth.COMP_ADMIN):
+        return
+    if principal.rep_id is None and principal.manager_id is None:
+        raise Problem(
+            403,
+            "Disputes are opened and answered with a rep's, a manager's or a comp admin's "
+            "key; this key is an organisation-wide read key bound to no rep or manager.",
+        )

@@ -130,6 +130,14 @@ async def test_keys_disputes_and_holds(client: httpx.AsyncClient) -> None:
     assert r.status_code == 201, r.text
     dispute = r.json()["id"]
     steps = f"/v1/comp/disputes/{dispute}/steps"
+    # The organisation-wide read key (BI, finance) sees the line but speaks for no rep.
+    r = await client.post(
+        "/v1/comp/disputes", headers=BI_READER, json={"line_id": their_line["id"], "comment": "?"}
+    )
+    assert r.status_code == 403, r.text
+    assert "organisation-wide read key" in r.json()["detail"]
+    r = await client.post(steps, headers=BI_READER, json={"status": "withdrawn", "comment": "x"})
+    assert r.status_code == 403, r.text
     r = await client.post(
         steps,
         headers=REP,

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.comp_engine.access import check_visible, visible_reps
+from services.comp_engine.access import check_may_dispute, check_visible, visible_reps
 from services.comp_engine.deps import CompReader, ReadSession, Visible, WriteSession
 from services.comp_engine.disputes.workflow import FINAL, Status, StepRefused, check_step
 from services.comp_engine.ledger import turn
@@ -93,9 +93,10 @@ async def _out(db: AsyncSession, row: DisputeRow) -> DisputeOut:
     status_code=201,
     response_model=DisputeOut,
     summary="Dispute a ledger line",
-    responses=problem_responses(404, 409, 422),
+    responses=problem_responses(403, 404, 409, 422),
 )
 async def open_dispute(body: DisputeIn, principal: CompReader, db: WriteSession) -> DisputeOut:
+    check_may_dispute(principal)
     line = await db.get(LedgerLineRow, body.line_id)
     visible = await visible_reps(db, principal)
     if line is None or (visible is not None and line.rep_id not in visible):
@@ -168,6 +169,7 @@ async def list_disputes(
 async def add_step(
     dispute_id: DisputeId, body: StepIn, principal: CompReader, db: WriteSession
 ) -> DisputeOut:
+    check_may_dispute(principal)
     row = await db.get(DisputeRow, dispute_id, with_for_update=True)
     visible = await visible_reps(db, principal)
     if row is None or (visible is not None and row.rep_id not in visible):
