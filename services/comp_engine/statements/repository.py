@@ -15,8 +15,15 @@ from sqlalchemy.sql.elements import ColumnElement
 from services.comp_engine.calc.lines import Kind
 from services.comp_engine.calc.posting import first_open
 from services.comp_engine.ledger import turn
-from services.comp_engine.models import HoldRow, LedgerLineRow, PeriodCloseRow
-from shared.periods import parse_period
+from services.comp_engine.models import (
+    AssignmentRow,
+    HoldRow,
+    LedgerLineRow,
+    PeriodCloseRow,
+    PlanVersionRow,
+)
+from services.comp_engine.plans.document import PlanDocument
+from shared.periods import Period, parse_period
 
 ZERO = Decimal(0)
 
@@ -184,3 +191,27 @@ async def first_open_after(db: AsyncSession, *, period: str) -> str:
         select(PeriodCloseRow.period).where(PeriodCloseRow.closed_at.is_not(None))
     )
     return first_open(period, set(closed))
+
+
+async def plan_lengths_over(db: AsyncSession, *, period: Period) -> set[str]:
+    """The period lengths of the plan versions in force over `period` for any rep assigned
+    during it: each version from its `effective_from` until the plan's next version."""
+    assigned = select(AssignmentRow.plan_id).where(
+        AssignmentRow.start < period.end,
+        or_(AssignmentRow.end.is_(None), AssignmentRow.end > period.start),
+    )
+    rows = await db.scalars(
+        select(PlanVersionRow)
+        .where(PlanVersionRow.plan_id.in_(assigned), PlanVersionRow.effective_from < period.end)
+        .order_by(PlanVersionRow.plan_id, PlanVersionRow.effective_from.desc())
+    )
+    lengths: set[str] = set()
+    superseded: dict[str, bool] = {}
+    for row in rows:
+        if superseded.get(row.plan_id):
+            continue
+        lengths.add(PlanDocument.model_validate(row.document).period.value)
+        # Versions come latest first: one in force from the period's start on hides the
+        # older ones.
+        superseded[row.plan_id] = row.effective_from <= period.start
+    return lengths

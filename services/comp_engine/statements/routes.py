@@ -6,12 +6,15 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import HTMLResponse, Response
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.comp_engine.access import check_visible
 from services.comp_engine.deps import CompAdmin, ReadSession, Visible, WriteSession
 from services.comp_engine.ledger import turn
 from services.comp_engine.ledger.schemas import LineOut
+from services.comp_engine.models import PeriodCloseRow
 from services.comp_engine.statements import html, repository
+from services.comp_engine.statements.coverage import not_covered
 from services.comp_engine.statements.report import statement
 from services.comp_engine.statements.schemas import (
     STATEMENT_CSV_COLUMNS,
@@ -119,7 +122,7 @@ async def request_close(period: PeriodPath, principal: CompAdmin, db: WriteSessi
     if await repository.close_of(db, period=label) is not None:
         raise Problem(409, f"Period {label} already has a close requested or done.")
     row = await repository.request_close(db, period=label, author=principal.key_id)
-    return CloseOut.model_validate(row)
+    return await _close_out(db, row)
 
 
 @router.post(
@@ -140,7 +143,15 @@ async def approve_close(period: PeriodPath, principal: CompAdmin, db: WriteSessi
     if row.requested_by == principal.key_id:
         raise Problem(403, "The close must be approved with another comp admin's key.")
     payouts = await repository.approve_close(db, row=row, author=principal.key_id)
-    return CloseOut.model_validate(row).model_copy(update={"payout_lines": payouts})
+    return (await _close_out(db, row)).model_copy(update={"payout_lines": payouts})
+
+
+async def _close_out(db: AsyncSession, row: PeriodCloseRow) -> CloseOut:
+    period = parse_period(row.period)
+    lengths = await repository.plan_lengths_over(db, period=period)
+    return CloseOut.model_validate(row).model_copy(
+        update={"not_covered": not_covered(period, lengths)}
+    )
 
 
 @router.post(

@@ -78,6 +78,12 @@ class CloseOut(BaseModel):
     approved_by: str | None
     closed_at: datetime | None
     payout_lines: int | None = None
+    not_covered: list[str] = Field(
+        default_factory=list,
+        description="Periods of other lengths that plans in force over this period pay by "
+        "(a monthly plan's months inside a quarter, say): this close does not lock them; "
+        "each is closed on its own.",
+    )
 
 
 class AdjustmentIn(BaseModel):
