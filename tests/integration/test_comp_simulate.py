@@ -155,7 +155,25 @@ async def test_stored_deals_under_a_draft_plan(client: httpx.AsyncClient) -> Non
             Decimal("1200.00"),
         )
         assert Decimal(r.json()["total_difference"]["USD"]) == Decimal("200.00")
+        assert r.json()["lines"] == []
     assert len((await posted()) or []) == 1
+
+    # One rep's simulated lines, with the traces the ledger would hold.
+    shown = {**body, "stored": {**body["stored"], "lines_for_rep": rep}}
+    r = await client.post("/v1/comp/simulate", json=shown)
+    assert r.status_code == 200, r.text
+    (line,) = r.json()["lines"]
+    assert (line["rep_id"], line["kind"], Decimal(line["amount"])) == (
+        rep,
+        "commission",
+        Decimal("1200.00"),
+    )
+    assert line["trace"]["plan"] == {"id": "simulated", "version": 1}
+    assert line["trace"]["credit"]["deal_id"] == f"d-{tag}"
+    outsider = {**body, "stored": {**body["stored"], "lines_for_rep": f"nobody-{tag}"}}
+    r = await client.post("/v1/comp/simulate", json=outsider)
+    assert r.status_code == 422, r.text
+    assert r.json()["errors"][0]["location"] == "body.stored.lines_for_rep"
 
 
 async def test_a_body_over_the_cap_is_refused(client: httpx.AsyncClient) -> None:

@@ -64,6 +64,13 @@ async def simulate(body: SimulateIn, _: CompAdmin, db: ReadSession, state: State
             if stored.compare_to_plan is None or a.plan_id == stored.compare_to_plan
         }
     )
+    if stored.lines_for_rep is not None and stored.lines_for_rep not in reps:
+        raise Problem(
+            422,
+            f"Rep {stored.lines_for_rep!r} is not among the reps simulated"
+            + (f" (those on plan {stored.compare_to_plan!r})." if stored.compare_to_plan else "."),
+            errors=[{"location": "body.stored.lines_for_rep", "message": "not simulated"}],
+        )
     found = await simulate_stored(
         conn,
         version,
@@ -74,6 +81,7 @@ async def simulate(body: SimulateIn, _: CompAdmin, db: ReadSession, state: State
         end=stored.to,
         workers=state.simulate_workers,
         url=settings.database_url,
+        lines_for=stored.lines_for_rep,
     )
     rows = run.rep_totals(found.simulated, found.current)
     difference: dict[str, Decimal] = {}
@@ -82,7 +90,7 @@ async def simulate(body: SimulateIn, _: CompAdmin, db: ReadSession, state: State
             row.difference or Decimal(0)
         )
     return SimulateOut(
-        lines=[],
+        lines=found.lines,
         reps=rows,
         attainment_distribution=dict(found.bands),
         waiting=run.waiting_json(found.waiting),

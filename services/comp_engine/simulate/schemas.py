@@ -95,6 +95,12 @@ class StoredIn(_In):
     compare_to_plan: str | None = Field(
         default=None, description="Only the reps on this plan; all assigned reps if absent."
     )
+    lines_for_rep: str | None = Field(
+        default=None,
+        max_length=256,
+        description="Also return this rep's simulated lines in the range, with their traces "
+        "(a year of every rep's lines is far too many to return; totals cover them all).",
+    )
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
@@ -124,7 +130,10 @@ class RepTotal(BaseModel):
 
 
 class SimulateOut(BaseModel):
-    lines: list[dict[str, Any]] = Field(description="As the ledger would hold them, with traces.")
+    lines: list[dict[str, Any]] = Field(
+        description="As the ledger would hold them, with traces: every line of an inline "
+        "simulation; in stored mode, those of `stored.lines_for_rep` in the range."
+    )
     reps: list[RepTotal]
     attainment_distribution: dict[str, int] = Field(
         description="Rep-periods by their final attainment band (attainment tables only)."

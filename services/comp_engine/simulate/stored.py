@@ -54,6 +54,8 @@ class Stored:
     waiting: list[Waiting] = field(default_factory=list)
     from_ledger: int = 0
     """Reps whose plans-as-they-are side was read from the ledger rather than computed."""
+    lines: list[dict[str, object]] = field(default_factory=list)
+    """The simulated lines of the rep asked for (`_Job.lines_for`), as `run.line_json`."""
 
     def add(self, other: Stored) -> None:
         """A chunk's figures: its reps are no other chunk's, so per-rep totals only join."""
@@ -62,6 +64,7 @@ class Stored:
         self.bands.update(other.bands)
         self.waiting += other.waiting
         self.from_ledger += other.from_ledger
+        self.lines += other.lines
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,7 @@ class _Job:
     start: date
     end: date
     use_ledger: bool
+    lines_for: str | None = None
 
 
 async def simulate_stored(
@@ -89,11 +93,13 @@ async def simulate_stored(
     workers: Workers | None = None,
     url: str | None = None,
     use_ledger: bool = True,
+    lines_for: str | None = None,
 ) -> Stored:
     """The group's simulation; with `workers` (and the database `url` they connect to)
     its chunks run in those processes. `use_ledger=False` computes the plans as they are
-    for every rep (a benchmark's cold case)."""
-    job = _Job(version, names, today, start, end, use_ledger)
+    for every rep (a benchmark's cold case); `lines_for` names a rep whose simulated lines
+    (with traces) come back too."""
+    job = _Job(version, names, today, start, end, use_ledger, lines_for)
     plan = await bulk.plan_chunks(conn, limit=deals_per_chunk, only=set(reps))
     found = Stored()
     if workers is None or url is None or len(plan) <= 1:
@@ -150,6 +156,7 @@ async def _chunk(
         found.simulated.update(simulated.totals)
         found.bands.update(simulated.bands)
         found.waiting += simulated.waiting
+        found.lines += simulated.lines
         del histories, inputs, drafted
     return found
 
@@ -158,6 +165,7 @@ class _Reduced(NamedTuple):
     totals: dict[tuple[str, str], Decimal]
     bands: dict[str, int]
     waiting: list[Waiting]
+    lines: list[dict[str, object]]
 
 
 def _reduced(
@@ -168,12 +176,18 @@ def _reduced(
     *,
     bands: bool,
 ) -> _Reduced:
-    """The reps' computation reduced to their totals in range, attainment bands (if
-    `bands`) and waiting deals; the lines are freed here, as the computation returns."""
+    """The reps' computation reduced to their totals in range, attainment bands and the
+    lines of `job.lines_for` (if `bands`: the draft's side) and waiting deals; the other
+    lines are freed here, as the computation returns."""
     result = compute(histories, inputs, today=job.today, only=reps)
     lines = run.in_range(result.lines, job.start, job.end)
     counted = run.attainment_bands(lines) if bands else {}
-    return _Reduced(dict(run.totals(lines)), counted, result.waiting)
+    shown = (
+        [run.line_json(line) for line in lines if line.key.rep_id == job.lines_for]
+        if bands and job.lines_for in reps
+        else []
+    )
+    return _Reduced(dict(run.totals(lines)), counted, result.waiting, shown)
 
 
 @dataclass(frozen=True)
