@@ -10,7 +10,7 @@ periods whose holds were released after they closed. `totals_explained` says eac
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -60,6 +60,8 @@ class Statement:
     attainment: dict[str, str]
     """Per component tiered on attainment: where the period ended, in percent."""
     draw_balance: str | None
+    draw_currency: str | None = None
+    """The currency of the draw line that left `draw_balance`."""
 
 
 def statement(
@@ -89,6 +91,7 @@ def statement(
     totals: dict[str, dict[str, Decimal]] = defaultdict(lambda: dict.fromkeys(TOTALS, ZERO))
     attainment: dict[str, str] = {}
     balance: str | None = None
+    balance_currency: str | None = None
     for line in lines:
         t = totals[line.currency]
         if line.kind == Kind.PAYOUT:
@@ -105,11 +108,21 @@ def statement(
         if trace.get("basis") == "attainment" and "position_after" in trace:
             attainment[trace["component"]] = trace["position_after"]
         if "balance_after" in trace:
-            balance = trace["balance_after"]
+            balance, balance_currency = trace["balance_after"], line.currency
     for t in totals.values():
         t["balance"] = t["payable"] - (t["paid"] - t["paid_for_earlier"])
     explained = {c: explain_totals(t, c) for c, t in totals.items()}
-    return Statement(rep_id, period, closed, lines, dict(totals), explained, attainment, balance)
+    return Statement(
+        rep_id,
+        period,
+        closed,
+        lines,
+        dict(totals),
+        explained,
+        attainment,
+        draw_balance=balance,
+        draw_currency=balance_currency,
+    )
 
 
 TOTALS = (
@@ -157,3 +170,30 @@ def explain_totals(t: dict[str, Decimal], currency: str) -> dict[str, str]:
         "released from hold.",
         "balance": f"{m('balance')} payable in this period and not paid yet.",
     }
+
+
+def totals_rows(s: Statement) -> Iterator[dict[str, str]]:
+    """The totals in plain words, then where attainment and the draw stood at the end: the
+    figures a rep checks, all in the one CSV a spreadsheet opens."""
+    for currency, named in s.totals_explained.items():
+        for name, words in named.items():
+            yield {
+                "currency": currency,
+                "total": name,
+                "amount": str(s.totals[currency][name]),
+                "explanation": words,
+            }
+    for component, percent in sorted(s.attainment.items()):
+        yield {
+            "currency": "",
+            "total": f"attainment:{component}",
+            "amount": percent,
+            "explanation": f"Attainment on {component} at the period's end, in % of quota.",
+        }
+    if s.draw_balance is not None:
+        yield {
+            "currency": s.draw_currency or "",
+            "total": "draw_balance",
+            "amount": s.draw_balance,
+            "explanation": "Recoverable draw still to be recovered from later earnings.",
+        }

@@ -15,7 +15,7 @@ from services.comp_engine.ledger.schemas import LineOut
 from services.comp_engine.models import PeriodCloseRow
 from services.comp_engine.statements import html, repository
 from services.comp_engine.statements.coverage import not_covered
-from services.comp_engine.statements.report import statement
+from services.comp_engine.statements.report import statement, totals_rows
 from services.comp_engine.statements.schemas import (
     STATEMENT_CSV_COLUMNS,
     STATEMENT_TOTALS_CSV_COLUMNS,
@@ -96,12 +96,7 @@ async def get_statement(
         draw_balance=s.draw_balance,
     )
     if format == "csv" and part == "totals":
-        totals = (
-            {"currency": c, "total": name, "amount": str(getattr(t, name)), "explanation": words}
-            for c, t in out.totals.items()
-            for name, words in t.explained.items()
-        )
-        return csv_response(STATEMENT_TOTALS_CSV_COLUMNS, totals, None)
+        return csv_response(STATEMENT_TOTALS_CSV_COLUMNS, totals_rows(s), None)
     if format == "csv":
         items = (line.model_dump(mode="json") for line in out.lines)
         return csv_response(STATEMENT_CSV_COLUMNS, items, None)

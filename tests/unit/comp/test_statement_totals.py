@@ -10,7 +10,7 @@ from types import SimpleNamespace
 from services.comp_engine.calc.engine import compute
 from services.comp_engine.calc.inputs import Inputs, Payment
 from services.comp_engine.calc.lines import Line
-from services.comp_engine.statements.report import statement
+from services.comp_engine.statements.report import statement, totals_rows
 from tests.support.comp import assign, flat_component, plan, won
 
 
@@ -96,3 +96,38 @@ def test_held_release_is_not_payable_and_a_payout_for_earlier_periods_is_shown()
     assert q2.totals["USD"]["paid"] == Decimal("150.00")
     assert q2.totals["USD"]["paid_for_earlier"] == Decimal("50")
     assert q2.totals["USD"]["balance"] == Decimal("-100.00")
+
+
+def test_the_totals_csv_rows_end_with_attainment_and_the_draw_balance() -> None:
+    """[V16.1]'s draw (1,000 a month, recovered from the fourth month) on an attainment
+    table: March's statement ends with the component's attainment and the 1,400 still to
+    recover, in the draw's currency."""
+    version = plan(
+        period="month",
+        quota="100000",
+        components=[
+            {
+                "id": "nb",
+                "rate_table": {"basis": "attainment", "tiers": [{"from": "0", "rate": "10"}]},
+            }
+        ],
+        draw={
+            "kind": "recoverable",
+            "amount_per_period": "1000",
+            "recovery_start_period": 4,
+            "recovery_percent": "100",
+        },
+    )
+    earnings = {1: "5000", 2: "7000", 3: "4000"}
+    histories = {f"d{m}": won(date(2027, m, 10), amount) for m, amount in earnings.items()}
+    inputs = Inputs(plans={"p": [version]}, assignments=[assign("r1", start=date(2027, 1, 1))])
+    lines = compute(histories, inputs, today=date(2027, 4, 1)).lines
+    s = statement("r1", "2027-03", rows(lines, "2027-03"), held_ids=set(), closed=False)
+    table = list(totals_rows(s))
+    by_total = {row["total"]: row for row in table}
+    assert by_total["payable"]["amount"] == "1000.00"
+    assert by_total["attainment:nb"]["amount"] == s.attainment["nb"]
+    assert Decimal(s.attainment["nb"]) == Decimal("4")
+    draw = by_total["draw_balance"]
+    assert (draw["currency"], Decimal(draw["amount"])) == ("USD", Decimal(1400))
+    assert [row["total"] for row in table][-2:] == ["attainment:nb", "draw_balance"]
