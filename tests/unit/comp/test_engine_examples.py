@@ -79,17 +79,22 @@ def test_ramp_quota_with_an_accelerator_above_it() -> None:
     assert {line.key.kind for line in second} == {Kind.COMMISSION, Kind.ACCELERATOR}
 
 
+COMMISH_ACCELERATED = {
+    "id": "c",
+    "rate_table": {"basis": "attainment", "tiers": [{"from": "0", "rate": "10"}]},
+    "accelerators": [
+        {"threshold": "100", "multiplier": "1.5"},
+        {"threshold": "150", "multiplier": "2"},
+    ],
+}
+"""[V7.2] Commish's accelerator schedule on a 10% base: 1.0x to 100%, 1.5x to 150%, 2.0x
+above."""
+
+
 def test_walked_accelerators_pay_each_band_its_multiplier() -> None:
     """[V7.2] Commish, "Accelerators & Ramp Schedules" (1.0x to 100%, 1.5x to 150%, 2.0x
     above), marginal reading: quota 100,000, 170,000 closed pays 21,500 (not 24,000)."""
-    component = {
-        "id": "c",
-        "rate_table": {"basis": "attainment", "tiers": [{"from": "0", "rate": "10"}]},
-        "accelerators": [
-            {"threshold": "100", "multiplier": "1.5"},
-            {"threshold": "150", "multiplier": "2"},
-        ],
-    }
+    component = COMMISH_ACCELERATED
     result = run(
         {"d1": won(date(2027, 2, 1), "170000")}, [plan(quota="100000", components=[component])]
     )
@@ -103,14 +108,7 @@ def test_ramp_schedule_scales_the_quota_the_accelerators_read() -> None:
     16,000 closed in months 1, 3 and 5. Month 1 (quota 10,000, 160%): 10,000 x 10% +
     5,000 x 15% + 1,000 x 20% = 1,950. Month 3 (15,000, 106.67%): 1,500 + 1,000 x 15% =
     1,650. Month 5 (20,000, 80%): 1,600."""
-    component = {
-        "id": "c",
-        "rate_table": {"basis": "attainment", "tiers": [{"from": "0", "rate": "10"}]},
-        "accelerators": [
-            {"threshold": "100", "multiplier": "1.5"},
-            {"threshold": "150", "multiplier": "2"},
-        ],
-    }
+    component = COMMISH_ACCELERATED
     p = plan(
         period="month",
         quota="20000",
