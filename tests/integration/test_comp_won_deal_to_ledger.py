@@ -1,6 +1,7 @@
 """A won deal becomes ledger lines through the real stack: plan and assignment through the
 comp API, deal events through POST /v1/events, lines read back from GET /v1/comp/ledger.
-Redelivered events post nothing; an un-win inside the clawback window posts a clawback."""
+Redelivered events post nothing; an un-win inside the clawback window posts a clawback, and
+ends a capitalised multi-year contract (written off in the month of the end)."""
 
 from __future__ import annotations
 
@@ -264,39 +265,7 @@ async def test_plan_schema_is_published(client: httpx.AsyncClient) -> None:
 async def test_multi_year_contract_is_amortised(client: httpx.AsyncClient) -> None:
     """ASC 340-40: a 2,400 commission on a 24-month contract booked in February is expensed
     100 a month: 200 in the first quarter, 2,200 left; the same row as CSV for finance."""
-    tag = uuid.uuid4().hex[:8]
-    rep, plan_id, deal = f"rep-{tag}", f"flat-{tag}", f"d-{tag}"
-    flat = {
-        **PLAN,
-        "components": [
-            {
-                "id": "c",
-                "rate_table": {"basis": "deal_amount", "tiers": [{"from": "0", "rate": "10"}]},
-            }
-        ],
-    }
-    await client.post(
-        f"/v1/comp/plans/{plan_id}/versions",
-        json={"effective_from": "2026-01-01", "document": flat},
-    )
-    await client.post(
-        "/v1/comp/assignments", json={"rep_id": rep, "plan_id": plan_id, "start": "2026-01-01"}
-    )
-    created = event(
-        CREATED,
-        {
-            "deal_id": deal,
-            "owner_id": rep,
-            "amount": "24000",
-            "currency": "USD",
-            "stage": "closedwon",
-            "close_date": "2026-02-10",
-            "properties": {"contract_months": 24},
-        },
-        time="2026-02-10T12:00:00Z",
-    )
-    assert (await client.post("/v1/events", json=[created])).status_code == 202
-    await eventually(lambda: lines_or_none(client, rep))
+    rep, deal = await won_on_a_two_year_contract(client)
     r = await client.get("/v1/comp/amortization", params={"period": "2026-Q1", "rep_id": rep})
     assert r.status_code == 200, r.text
     (row,) = r.json()["rows"]
@@ -327,7 +296,135 @@ async def test_multi_year_contract_is_amortised(client: httpx.AsyncClient) -> No
         "expense": "200.00",
         "amortised_to_date": "200.00",
         "balance": "2200.00",
+        "ended_on": "",
+        "written_off": "0.00",
     }
+
+
+async def test_a_multi_year_contract_lost_inside_the_window_is_written_off(
+    client: httpx.AsyncClient,
+) -> None:
+    """ASC 340-40-35-3: the deal lost on 15 April ends its contract, so the asset is
+    impaired to nil in April: 100 amortised plus the 2,100 left written off, nothing in May.
+    The clawback line itself is expensed when posted, as before."""
+    rep, deal = await won_on_a_two_year_contract(client)
+    lost = event(UPDATED, {"deal_id": deal, "stage": "closedlost"}, time="2026-04-15T12:00:00Z")
+    assert (await client.post("/v1/events", json=[lost])).status_code == 202
+
+    async def clawed() -> list[dict[str, Any]] | None:
+        found = await lines(client, rep)
+        return found if any(line["kind"] == "clawback" for line in found) else None
+
+    (claw,) = [line for line in await eventually(clawed) if line["kind"] == "clawback"]
+    assert Decimal(claw["amount"]) == Decimal("-2400.00")
+
+    query = {"period": "2026-04", "rep_id": rep}
+    r = await client.get("/v1/comp/amortization", params=query)
+    assert r.status_code == 200, r.text
+    (row,) = r.json()["rows"]
+    assert row["deal_id"] == deal
+    assert row["ended_on"] == "2026-04-15"
+    assert tuple(Decimal(row[k]) for k in ("expense", "written_off", "balance")) == (
+        Decimal("2200.00"),
+        Decimal("2100.00"),
+        Decimal("0.00"),
+    )
+    assert r.json()["expense"] == {"USD": "2200.00"}
+    as_csv = await client.get("/v1/comp/amortization", params={**query, "format": "csv"})
+    (csv_row,) = list(csv.DictReader(io.StringIO(as_csv.text)))
+    assert (csv_row["ended_on"], csv_row["written_off"]) == ("2026-04-15", "2100.00")
+
+    march = await client.get("/v1/comp/amortization", params={"period": "2026-03", "rep_id": rep})
+    (before,) = march.json()["rows"]
+    assert (Decimal(before["expense"]), Decimal(before["written_off"])) == (
+        Decimal("100.00"),
+        Decimal(0),
+    )
+    may = await client.get("/v1/comp/amortization", params={"period": "2026-05", "rep_id": rep})
+    assert may.status_code == 200, may.text
+    assert may.json()["rows"] == []
+
+
+async def test_a_reversed_clawback_leaves_the_contract_running(
+    client: httpx.AsyncClient,
+) -> None:
+    """The plan's window shortened to 30 days after the loss on 15 April (64 days after the
+    win): the clawback is reversed, its lines net to nil, so the contract has not ended and
+    April and May each expense their 100."""
+    rep, deal = await won_on_a_two_year_contract(client)
+    lost = event(UPDATED, {"deal_id": deal, "stage": "closedlost"}, time="2026-04-15T12:00:00Z")
+    assert (await client.post("/v1/events", json=[lost])).status_code == 202
+
+    async def clawbacks(count: int) -> list[dict[str, Any]] | None:
+        found = [line for line in await lines(client, rep) if line["kind"] == "clawback"]
+        return found if len(found) == count else None
+
+    await eventually(lambda: clawbacks(1))
+    ended = await client.get("/v1/comp/amortization", params={"period": "2026-04", "rep_id": rep})
+    assert ended.json()["rows"][0]["ended_on"] == "2026-04-15"
+
+    shorter = {**flat_plan(), "clawback": {"window_days": 30, "triggers": ["lost"]}}
+    r = await client.post(
+        f"/v1/comp/plans/flat-{rep}/versions",
+        json={"effective_from": "2026-01-01", "document": shorter},
+    )
+    assert r.status_code == 201, r.text
+    both = await eventually(lambda: clawbacks(2))
+    assert sum(Decimal(line["amount"]) for line in both) == 0
+
+    for period in ("2026-04", "2026-05"):
+        r = await client.get("/v1/comp/amortization", params={"period": period, "rep_id": rep})
+        (row,) = r.json()["rows"]
+        assert row["ended_on"] is None
+        assert (Decimal(row["expense"]), Decimal(row["written_off"])) == (
+            Decimal("100.00"),
+            Decimal(0),
+        )
+
+
+def flat_plan() -> dict[str, Any]:
+    """10% of each deal's amount, clawed back when lost inside 90 days."""
+    return {
+        **PLAN,
+        "components": [
+            {
+                "id": "c",
+                "rate_table": {"basis": "deal_amount", "tiers": [{"from": "0", "rate": "10"}]},
+            }
+        ],
+    }
+
+
+async def won_on_a_two_year_contract(client: httpx.AsyncClient) -> tuple[str, str]:
+    """A rep on a flat 10% plan (clawback window 90 days on loss) and a 24,000 deal won on
+    10 February on a 24-month contract: a 2,400 commission, capitalised. Returns rep and
+    deal; the plan is `flat-<rep>`."""
+    tag = uuid.uuid4().hex[:8]
+    rep, deal = f"rep-{tag}", f"d-{tag}"
+    plan_id = f"flat-{rep}"
+    await client.post(
+        f"/v1/comp/plans/{plan_id}/versions",
+        json={"effective_from": "2026-01-01", "document": flat_plan()},
+    )
+    await client.post(
+        "/v1/comp/assignments", json={"rep_id": rep, "plan_id": plan_id, "start": "2026-01-01"}
+    )
+    created = event(
+        CREATED,
+        {
+            "deal_id": deal,
+            "owner_id": rep,
+            "amount": "24000",
+            "currency": "USD",
+            "stage": "closedwon",
+            "close_date": "2026-02-10",
+            "properties": {"contract_months": 24},
+        },
+        time="2026-02-10T12:00:00Z",
+    )
+    assert (await client.post("/v1/events", json=[created])).status_code == 202
+    await eventually(lambda: lines_or_none(client, rep))
+    return rep, deal
 
 
 async def lines_or_none(client: httpx.AsyncClient, rep: str) -> list[dict[str, Any]] | None:

@@ -1,19 +1,31 @@
 """GET /v1/comp/amortization: the period's expense of capitalised commissions (ASC 340-40),
-per line, with what is amortised and what remains; JSON or CSV for finance."""
+per line, with what is amortised and what remains; JSON or CSV for finance. A line whose
+booking was clawed back (and not reversed since) ends at the clawback: the ledger's
+clawback lines are read once, grouped per booking, for the lines in view."""
 
 from __future__ import annotations
 
-from datetime import date
+from collections.abc import Collection
+from dataclasses import replace
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
-from pydantic import BaseModel
-from sqlalchemy import select
+from pydantic import BaseModel, Field
+from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import aggregate_order_by
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.comp_engine.access import check_visible
-from services.comp_engine.calc.amortization import CAPITALISED_KINDS, capitalised, in_period
+from services.comp_engine.calc.amortization import (
+    CAPITALISED_KINDS,
+    Capitalised,
+    capitalised,
+    in_period,
+)
+from services.comp_engine.calc.lines import Kind
 from services.comp_engine.deps import ReadSession, Visible
 from services.comp_engine.models import LedgerLineRow
 from shared.edge import GuardedRoute
@@ -37,7 +49,12 @@ CSV_COLUMNS = (
     "expense",
     "amortised_to_date",
     "balance",
+    "ended_on",
+    "written_off",
 )
+
+Booking = tuple[str, str, int, str]
+"""rep_id, deal_id, booking, role: what a clawback line shares with the lines it claws."""
 
 
 class AmortizationRow(BaseModel):
@@ -52,6 +69,14 @@ class AmortizationRow(BaseModel):
     expense: DecimalAmount
     amortised_to_date: DecimalAmount
     balance: DecimalAmount
+    ended_on: date | None = Field(
+        description="The day the contract ended: the booking's clawback (lost, deleted or "
+        "cancelled inside the window), when it stands; null while the contract runs"
+    )
+    written_off: DecimalAmount = Field(
+        description="The part of `expense` that writes the asset off in the period of "
+        "`ended_on` (ASC 340-40-35-3: nothing is left to recover it); 0 otherwise"
+    )
 
 
 class Amortization(BaseModel):
@@ -89,8 +114,7 @@ async def amortization(
         stmt = stmt.where(LedgerLineRow.rep_id == rep_id)
     elif visible is not None:
         stmt = stmt.where(LedgerLineRow.rep_id.in_(sorted(visible)))
-    rows: list[AmortizationRow] = []
-    totals: dict[str, Decimal] = {}
+    candidates: list[tuple[Booking, Capitalised]] = []
     for line in await db.scalars(stmt.order_by(LedgerLineRow.id)):
         credit = line.trace.get("credit") or {}
         item = capitalised(
@@ -103,7 +127,16 @@ async def amortization(
             booked_on=date.fromisoformat(credit["booked_on"]) if "booked_on" in credit else None,
             contract_months=credit.get("contract_months"),
         )
-        if item is None or (found := in_period(item, wanted)) is None:
+        # Without its end an item runs longest, so this keeps every line an end could show.
+        if item is not None and in_period(item, wanted) is not None:
+            key = (line.rep_id, line.deal_id, line.booking, line.role)
+            candidates.append((key, item))
+    ends = await _ends(db, {key for key, _ in candidates})
+    rows: list[AmortizationRow] = []
+    totals: dict[str, Decimal] = {}
+    for key, unended in candidates:
+        item = replace(unended, ended=ends.get(key))
+        if (found := in_period(item, wanted)) is None:
             continue
         rows.append(
             AmortizationRow(
@@ -118,9 +151,47 @@ async def amortization(
                 expense=found.expense,
                 amortised_to_date=found.amortised_to_date,
                 balance=found.balance,
+                ended_on=item.ended,
+                written_off=found.written_off,
             )
         )
         totals[item.currency] = totals.get(item.currency, Decimal(0)) + found.expense
     if wants_csv(request, format):
         return csv_response(CSV_COLUMNS, (r.model_dump(mode="json") for r in rows), None)
     return Amortization(period=wanted.label, rows=rows, expense=totals)
+
+
+async def _ends(db: AsyncSession, bookings: Collection[Booking]) -> dict[Booking, date]:
+    """The day each booking's contract ended: its clawback's `at`, when the clawback lines of
+    the booking do not net to nil (a reversed clawback leaves the contract running). One
+    grouped query over the bookings' deals; the latest clawback names the day."""
+    if not bookings:
+        return {}
+    at = LedgerLineRow.trace["clawback"]["at"].astext
+    latest = func.array_agg(aggregate_order_by(at, LedgerLineRow.id.desc())).filter(
+        at.is_not(None)
+    )[1]
+    stmt = (
+        select(
+            LedgerLineRow.rep_id,
+            LedgerLineRow.deal_id,
+            LedgerLineRow.booking,
+            LedgerLineRow.role,
+            latest,
+        )
+        .where(
+            LedgerLineRow.kind == Kind.CLAWBACK,
+            LedgerLineRow.rep_id.in_(sorted({key[0] for key in bookings})),
+            LedgerLineRow.deal_id.in_(sorted({key[1] for key in bookings})),
+        )
+        .group_by(
+            LedgerLineRow.rep_id, LedgerLineRow.deal_id, LedgerLineRow.booking, LedgerLineRow.role
+        )
+        .having(func.sum(LedgerLineRow.amount) != 0)
+    )
+    ends: dict[Booking, date] = {}
+    for rep_id, deal_id, booking, role, day in await db.execute(stmt):
+        key = (rep_id, deal_id, booking, role)
+        if key in bookings and day is not None:
+            ends[key] = datetime.fromisoformat(day).date()
+    return ends

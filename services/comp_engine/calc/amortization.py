@@ -6,6 +6,12 @@ than the practical expedient (12 months: shorter ones may be expensed when incur
 asset amortised monthly from the month of the booking over the contract's months (the
 deal's `contract_months`). Months are rounded as a running series, so the schedule always
 adds up to the line exactly. Clawbacks and adjustments are expensed when posted.
+
+A clawed-back deal's contract has ended (lost, deleted or cancelled inside the window), so
+no consideration is left for the asset to recover: ASC 340-40-35-3 impairs it to nil. The
+schedule runs as usual through the month of the end and writes the rest off in that month,
+so the asset never amortises past a contract that no longer exists. The write-off is the
+line less the running series at that month's end, so the periods still add up exactly.
 """
 
 from __future__ import annotations
@@ -33,6 +39,15 @@ class Capitalised:
     currency: str
     first_month: date
     months: int
+    ended: date | None = None
+    """The clawback's day: the contract ended then, and the rest is written off."""
+
+    @property
+    def scheduled(self) -> int:
+        """The months the schedule runs: the term, or through the month of the end."""
+        if self.ended is None:
+            return self.months
+        return min(max(_months_between(self.first_month, self.ended) + 1, 1), self.months)
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +56,8 @@ class Row:
     expense: Decimal
     amortised_to_date: Decimal
     balance: Decimal
+    written_off: Decimal
+    """The part of `expense` that writes the asset off at the contract's end."""
 
 
 def capitalised(
@@ -53,6 +70,7 @@ def capitalised(
     currency: str,
     booked_on: date | None,
     contract_months: object,
+    ended: date | None = None,
 ) -> Capitalised | None:
     """The line as an asset, or `None` when it is expensed as incurred."""
     try:
@@ -64,22 +82,36 @@ def capitalised(
     if not EXPEDIENT_MONTHS < months <= 600:
         return None
     first = booked_on.replace(day=1)
-    return Capitalised(line_id, rep_id, deal_id, kind, amount, currency, first, months)
+    return Capitalised(line_id, rep_id, deal_id, kind, amount, currency, first, months, ended)
+
+
+def _months_between(first: date, day: date) -> int:
+    return (day.year - first.year) * 12 + day.month - first.month
 
 
 def amortised_through(item: Capitalised, month_end: date) -> Decimal:
-    """What has been expensed by `month_end` (exclusive): whole months since the first."""
-    done = (month_end.year - item.first_month.year) * 12 + month_end.month - item.first_month.month
-    done = min(max(done, 0), item.months)
+    """What has been expensed by `month_end` (exclusive): whole months since the first,
+    and the whole line once the schedule is over (at its term, or written off at its end)."""
+    done = max(_months_between(item.first_month, month_end), 0)
+    if done >= item.scheduled:
+        return item.amount
     return rounded(item.amount * done / item.months, item.currency)
+
+
+def written_off(item: Capitalised) -> Decimal:
+    """What the month of the end writes off: the line less its running series then."""
+    amortised = rounded(item.amount * item.scheduled / item.months, item.currency)
+    return item.amount - amortised
 
 
 def in_period(item: Capitalised, period: Period) -> Row | None:
     """The item's expense in `period`, with what is amortised and left at its end; `None`
     when the schedule does not reach into the period."""
-    last = add_months(item.first_month, item.months)
+    last = add_months(item.first_month, item.scheduled)
     if last <= period.start or item.first_month >= period.end:
         return None
     before = amortised_through(item, period.start)
     after = amortised_through(item, period.end)
-    return Row(item, after - before, after, item.amount - after)
+    ends_here = item.ended is not None and last <= period.end
+    lost = written_off(item) if ends_here else rounded(ZERO, item.currency)
+    return Row(item, after - before, after, item.amount - after, lost)
