@@ -15,7 +15,7 @@ import csv
 import io
 import re
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 import orjson
@@ -82,6 +82,23 @@ def decode_instant_id_cursor(cursor: str | None) -> tuple[datetime, int] | None:
     if at.tzinfo is None or not 0 <= value <= MAX_ID:
         raise _invalid_cursor()
     return at, value
+
+
+def decode_text_date_id_cursor(cursor: str | None) -> tuple[str, date, int] | None:
+    """The `(text, day, BIGINT id)` after which a page ordered by a text column, a date, then
+    id starts (as `encode_cursor([text, day.isoformat(), id])` wrote it); 400 for a forged
+    cursor."""
+    if cursor is None:
+        return None
+    text, day, value = decode_cursor(cursor, 3)
+    if not isinstance(text, str) or "\x00" in text or not isinstance(day, str):
+        raise _invalid_cursor()
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_ID:
+        raise _invalid_cursor()
+    try:
+        return text, date.fromisoformat(day), value
+    except ValueError as exc:
+        raise _invalid_cursor() from exc
 
 
 def _invalid_cursor() -> Problem:

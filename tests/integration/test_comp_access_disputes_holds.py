@@ -341,7 +341,7 @@ async def test_hold_on_a_line(client: httpx.AsyncClient) -> None:
     r = await client.get(f"/v1/comp/statements/{rep}/2025-Q2")
     held = {line["line_id"]: line["held"] for line in r.json()["lines"]}
     assert held == {lines["large"]["id"]: True, lines["small"]["id"]: False}
-    table = csv_rows(await client.get("/v1/comp/holds", params={"format": "csv"}))
+    table = csv_rows(await client.get("/v1/comp/holds", params={"format": "csv", "limit": 1000}))
     (row,) = [row for row in table if row["id"] == str(hold_id)]
     assert (row["scope"], row["target"], row["released_at"]) == (
         "line",
@@ -406,15 +406,21 @@ async def test_assignments_by_key(client: httpx.AsyncClient) -> None:
     assert (await client.post("/v1/events", json=events)).status_code == 202
 
     async def reps_seen(headers: dict[str, str]) -> set[str]:
-        r = await client.get("/v1/comp/assignments", headers=headers)
-        assert r.status_code == 200, r.text
-        return {a["rep_id"] for a in r.json()}
+        seen: set[str] = set()
+        params: dict[str, Any] = {"limit": 1000}
+        while True:
+            r = await client.get("/v1/comp/assignments", params=params, headers=headers)
+            assert r.status_code == 200, r.text
+            seen |= {a["rep_id"] for a in r.json()["items"]}
+            if r.json()["next_cursor"] is None:
+                return seen
+            params["cursor"] = r.json()["next_cursor"]
 
     assert await reps_seen(REP) == {KEY_REP}
     r = await client.get("/v1/comp/assignments", params={"rep_id": outsider}, headers=REP)
     assert r.status_code == 404
     r = await client.get("/v1/comp/assignments", params={"rep_id": KEY_REP}, headers=REP)
-    assert [a["rep_id"] for a in r.json()] == [KEY_REP]
+    assert [a["rep_id"] for a in r.json()["items"]] == [KEY_REP]
 
     async def team_seen() -> set[str] | None:
         seen = await reps_seen(MANAGER)
@@ -428,7 +434,7 @@ async def test_assignments_by_key(client: httpx.AsyncClient) -> None:
     for headers in (COMP_ADMIN, BI_READER):
         assert {KEY_REP, teammate, outsider} <= await reps_seen(headers)
         r = await client.get("/v1/comp/assignments", params={"rep_id": outsider}, headers=headers)
-        assert [a["rep_id"] for a in r.json()] == [outsider]
+        assert [a["rep_id"] for a in r.json()["items"]] == [outsider]
         r = await client.get("/v1/comp/ledger", params={"rep_id": outsider}, headers=headers)
         assert r.status_code == 200, r.text
     r = await client.post(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import csv
 import io
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -19,6 +19,7 @@ from shared.tables import (
     csv_response,
     decode_cursor,
     decode_instant_id_cursor,
+    decode_text_date_id_cursor,
     encode_cursor,
     wants_csv,
 )
@@ -86,6 +87,32 @@ def test_instant_id_cursor_round_trip() -> None:
 def test_forged_instant_id_cursor_is_400(values: list[Any]) -> None:
     with pytest.raises(Problem) as info:
         decode_instant_id_cursor(encode_cursor(values))
+    assert info.value.status == 400
+
+
+def test_text_date_id_cursor_round_trip() -> None:
+    cursor = encode_cursor(["rep-1", date(2025, 7, 1).isoformat(), 42])
+    assert decode_text_date_id_cursor(cursor) == ("rep-1", date(2025, 7, 1), 42)
+    assert decode_text_date_id_cursor(None) is None
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        [1, "2025-07-01", 1],
+        ["rep\x00", "2025-07-01", 1],
+        ["rep", "July", 1],
+        ["rep", 20250701, 1],
+        ["rep", "2025-07-01", "1"],
+        ["rep", "2025-07-01", False],
+        ["rep", "2025-07-01", -1],
+        ["rep", "2025-07-01", MAX_ID + 1],
+        ["rep", "2025-07-01"],
+    ],
+)
+def test_forged_text_date_id_cursor_is_400(values: list[Any]) -> None:
+    with pytest.raises(Problem) as info:
+        decode_text_date_id_cursor(encode_cursor(values))
     assert info.value.status == 400
 
 

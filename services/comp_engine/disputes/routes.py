@@ -4,10 +4,11 @@ statement."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
@@ -15,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.comp_engine.access import check_may_dispute, check_visible, visible_reps
 from services.comp_engine.deps import CompReader, ReadSession, Visible, WriteSession
+from services.comp_engine.disputes import repository
 from services.comp_engine.disputes.workflow import FINAL, Status, StepRefused, check_step
 from services.comp_engine.ledger import turn
 from services.comp_engine.models import DisputeRow, DisputeStepRow, LedgerLineRow
@@ -23,8 +25,8 @@ from shared import auth
 from shared.edge import GuardedRoute
 from shared.money import CurrencyCode, DecimalAmount
 from shared.problems import Problem, problem_responses
-from shared.query_params import TABLE_RESPONSES, Format
-from shared.tables import csv_response, wants_csv
+from shared.query_params import TABLE_RESPONSES, CursorQuery, Format, PageLimit
+from shared.tables import csv_response, decode_id_cursor, next_cursor, wants_csv
 
 router = APIRouter(tags=["comp"], route_class=GuardedRoute)
 DisputeId = Annotated[int, Path(ge=1, le=2**63 - 1)]
@@ -74,18 +76,30 @@ class DisputeOut(BaseModel):
     steps: list[StepOut]
 
 
+class DisputePage(BaseModel):
+    items: list[DisputeOut]
+    next_cursor: str | None
+
+
+async def _outs(db: AsyncSession, rows: Sequence[DisputeRow]) -> list[DisputeOut]:
+    steps = await repository.steps_of(db, dispute_ids={r.id for r in rows})
+    return [
+        DisputeOut(
+            id=row.id,
+            line_id=row.line_id,
+            rep_id=row.rep_id,
+            status=row.status,
+            opened_by=row.opened_by,
+            opened_at=row.opened_at,
+            steps=[StepOut.model_validate(s) for s in steps.get(row.id, [])],
+        )
+        for row in rows
+    ]
+
+
 async def _out(db: AsyncSession, row: DisputeRow) -> DisputeOut:
-    stmt = select(DisputeStepRow).where(DisputeStepRow.dispute_id == row.id)
-    steps = (await db.scalars(stmt.order_by(DisputeStepRow.id))).all()
-    return DisputeOut(
-        id=row.id,
-        line_id=row.line_id,
-        rep_id=row.rep_id,
-        status=row.status,
-        opened_by=row.opened_by,
-        opened_at=row.opened_at,
-        steps=[StepOut.model_validate(s) for s in steps],
-    )
+    (out,) = await _outs(db, [row])
+    return out
 
 
 @router.post(
@@ -144,20 +158,37 @@ async def get_dispute(dispute_id: DisputeId, visible: Visible, db: ReadSession) 
 
 @router.get(
     "/v1/comp/disputes",
-    response_model=list[DisputeOut],
-    summary="Disputes the key may see, newest first",
+    response_model=DisputePage,
+    summary="Disputes the key may see, newest first (by id), with their steps",
     responses=TABLE_RESPONSES,
 )
 async def list_disputes(
-    request: Request, visible: Visible, db: ReadSession, format: Format = None
-) -> list[DisputeOut] | Response:
-    stmt = select(DisputeRow).order_by(DisputeRow.id.desc()).limit(1000)
-    if visible is not None:
-        stmt = stmt.where(DisputeRow.rep_id.in_(sorted(visible)))
-    items = [await _out(db, r) for r in await db.scalars(stmt)]
+    request: Request,
+    visible: Visible,
+    db: ReadSession,
+    rep_id: Annotated[str | None, Query(max_length=256)] = None,
+    status: Annotated[Status | None, Query(description="Disputes in this state now")] = None,
+    limit: PageLimit = 100,
+    cursor: CursorQuery = None,
+    format: Format = None,
+) -> BaseModel | Response:
+    if rep_id is not None:
+        check_visible(visible, rep_id, "disputes")
+    rows = await repository.disputes(
+        db,
+        rep_ids=visible,
+        rep_id=rep_id,
+        status=None if status is None else status.value,
+        before=decode_id_cursor(cursor),
+        limit=limit,
+    )
+    items = await _outs(db, rows)
+    following = next_cursor(rows, limit, "id")
     if wants_csv(request, format):
-        return csv_response(DISPUTE_CSV_COLUMNS, (i.model_dump(mode="json") for i in items), None)
-    return items
+        return csv_response(
+            DISPUTE_CSV_COLUMNS, (i.model_dump(mode="json") for i in items), following
+        )
+    return DisputePage(items=items, next_cursor=following)
 
 
 @router.post(

@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
@@ -16,8 +16,8 @@ from services.comp_engine.deps import CompAdmin, ReadSession, WriteSession
 from services.comp_engine.models import HoldRow
 from shared.edge import GuardedRoute
 from shared.problems import Problem, problem_responses
-from shared.query_params import TABLE_RESPONSES, Format
-from shared.tables import csv_response, wants_csv
+from shared.query_params import TABLE_RESPONSES, CursorQuery, Format, PageLimit
+from shared.tables import csv_response, decode_id_cursor, next_cursor, wants_csv
 
 router = APIRouter(tags=["comp"], route_class=GuardedRoute)
 HOLD_CSV_COLUMNS = (
@@ -48,6 +48,11 @@ class HoldOut(HoldIn):
     created_at: datetime
     released_by: str | None
     released_at: datetime | None
+
+
+class HoldPage(BaseModel):
+    items: list[HoldOut]
+    next_cursor: str | None
 
 
 @router.post(
@@ -85,15 +90,28 @@ async def release_hold(
 
 @router.get(
     "/v1/comp/holds",
-    response_model=list[HoldOut],
-    summary="Holds not yet released",
+    response_model=HoldPage,
+    summary="Holds in id order: those not yet released, or (active=false) the released ones",
     responses=TABLE_RESPONSES,
 )
 async def list_holds(
-    request: Request, _: CompAdmin, db: ReadSession, format: Format = None
-) -> list[HoldOut] | Response:
-    stmt = select(HoldRow).where(HoldRow.released_at.is_(None)).order_by(HoldRow.id)
-    items = [HoldOut.model_validate(r) for r in await db.scalars(stmt)]
+    request: Request,
+    _: CompAdmin,
+    db: ReadSession,
+    active: Annotated[
+        bool, Query(description="true: holds not yet released; false: released holds")
+    ] = True,
+    limit: PageLimit = 100,
+    cursor: CursorQuery = None,
+    format: Format = None,
+) -> BaseModel | Response:
+    wanted = HoldRow.released_at.is_(None) if active else HoldRow.released_at.is_not(None)
+    stmt = select(HoldRow).where(wanted).order_by(HoldRow.id).limit(limit)
+    if (after := decode_id_cursor(cursor)) is not None:
+        stmt = stmt.where(HoldRow.id > after)
+    rows = (await db.scalars(stmt)).all()
+    items = [HoldOut.model_validate(r) for r in rows]
+    following = next_cursor(rows, limit, "id")
     if wants_csv(request, format):
-        return csv_response(HOLD_CSV_COLUMNS, (i.model_dump(mode="json") for i in items), None)
-    return items
+        return csv_response(HOLD_CSV_COLUMNS, (i.model_dump(mode="json") for i in items), following)
+    return HoldPage(items=items, next_cursor=following)

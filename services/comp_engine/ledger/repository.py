@@ -5,8 +5,9 @@ it has (lines are never changed, so a line once read stays read, and writers tak
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
+from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.comp_engine.models import LedgerLineRow, WaitingRow
@@ -33,8 +34,19 @@ async def lines(
     return (await db.scalars(stmt)).all()
 
 
-async def waiting(db: AsyncSession, *, rep_ids: Collection[str] | None) -> Sequence[WaitingRow]:
-    stmt = select(WaitingRow).order_by(WaitingRow.since, WaitingRow.rep_id, WaitingRow.subject)
+async def waiting(
+    db: AsyncSession,
+    *,
+    rep_ids: Collection[str] | None,
+    after: tuple[datetime, int] | None,
+    limit: int,
+) -> Sequence[WaitingRow]:
+    """Waits oldest first, then by id: a wait that goes on keeps its `since` and id, and a
+    new one starts now, so a page once read is not read again nor skipped."""
+    order = (WaitingRow.since, WaitingRow.id)
+    stmt = select(WaitingRow).order_by(*order).limit(limit)
     if rep_ids is not None:
         stmt = stmt.where(WaitingRow.rep_id.in_(sorted(rep_ids)))
+    if after is not None:
+        stmt = stmt.where(tuple_(*order) > tuple_(*after))
     return (await db.scalars(stmt)).all()

@@ -1,5 +1,6 @@
 """GET /v1/comp/ledger: the lines, JSON or CSV, filtered by rep and posted period, paged
-by line id (`after_id` or the cursor) for incremental pulls."""
+by line id (`after_id` or the cursor) for incremental pulls; GET /v1/comp/waiting: what
+cannot be computed yet, paged the same way."""
 
 from __future__ import annotations
 
@@ -18,10 +19,24 @@ from services.comp_engine.ledger.schemas import (
     LineOut,
     LinePage,
     WaitingOut,
+    WaitingPage,
 )
 from shared.edge import GuardedRoute
-from shared.query_params import TABLE_RESPONSES, Format, OptionalPeriodQuery
-from shared.tables import MAX_ID, csv_response, decode_id_cursor, encode_cursor, wants_csv
+from shared.query_params import (
+    TABLE_RESPONSES,
+    CursorQuery,
+    Format,
+    OptionalPeriodQuery,
+    PageLimit,
+)
+from shared.tables import (
+    MAX_ID,
+    csv_response,
+    decode_id_cursor,
+    decode_instant_id_cursor,
+    encode_cursor,
+    wants_csv,
+)
 
 router = APIRouter(tags=["comp"], route_class=GuardedRoute)
 
@@ -61,15 +76,27 @@ async def ledger(
 
 @router.get(
     "/v1/comp/waiting",
-    response_model=list[WaitingOut],
+    response_model=WaitingPage,
     summary="What commission cannot compute yet, and why (e.g. a deal's currency has no FX "
-    "rate): cleared by itself once the missing data arrives",
+    "rate), oldest first: cleared by itself once the missing data arrives",
     responses=TABLE_RESPONSES,
 )
 async def waiting(
-    request: Request, visible: Visible, db: ReadSession, format: Format = None
-) -> list[WaitingOut] | Response:
-    items = [WaitingOut.model_validate(r) for r in await repository.waiting(db, rep_ids=visible)]
+    request: Request,
+    visible: Visible,
+    db: ReadSession,
+    limit: PageLimit = 100,
+    cursor: CursorQuery = None,
+    format: Format = None,
+) -> BaseModel | Response:
+    rows = await repository.waiting(
+        db, rep_ids=visible, after=decode_instant_id_cursor(cursor), limit=limit
+    )
+    items = [WaitingOut.model_validate(r) for r in rows]
+    last = rows[-1] if len(rows) == limit else None
+    following = None if last is None else encode_cursor([last.since.isoformat(), last.id])
     if wants_csv(request, format):
-        return csv_response(WAITING_CSV_COLUMNS, (i.model_dump(mode="json") for i in items), None)
-    return items
+        return csv_response(
+            WAITING_CSV_COLUMNS, (i.model_dump(mode="json") for i in items), following
+        )
+    return WaitingPage(items=items, next_cursor=following)

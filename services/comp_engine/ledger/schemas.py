@@ -64,3 +64,8 @@ class WaitingOut(BaseModel):
     subject: str
     reason: str
     since: datetime
+
+
+class WaitingPage(BaseModel):
+    items: list[WaitingOut]
+    next_cursor: str | None

@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
+from pydantic import BaseModel
 
 from services.comp_engine.access import check_visible
 from services.comp_engine.deps import CompAdmin, CompReader, ReadSession, Visible, WriteSession
@@ -15,6 +16,7 @@ from services.comp_engine.plans.schemas import (
     ASSIGNMENT_CSV_COLUMNS,
     AssignmentIn,
     AssignmentOut,
+    AssignmentPage,
     FxRatesIn,
     PlanOut,
     PlanVersionIn,
@@ -22,8 +24,8 @@ from services.comp_engine.plans.schemas import (
 )
 from shared.edge import GuardedRoute
 from shared.problems import Problem, problem_responses
-from shared.query_params import TABLE_RESPONSES, Format
-from shared.tables import csv_response, wants_csv
+from shared.query_params import TABLE_RESPONSES, CursorQuery, Format, PageLimit
+from shared.tables import csv_response, decode_text_date_id_cursor, encode_cursor, wants_csv
 from shared.yaml_bodies import yaml_request_body
 
 router = APIRouter(tags=["comp"], route_class=GuardedRoute)
@@ -99,7 +101,7 @@ async def add_assignment(
 
 @router.get(
     "/v1/comp/assignments",
-    response_model=list[AssignmentOut],
+    response_model=AssignmentPage,
     summary="Assignments, by rep then start",
     responses=TABLE_RESPONSES,
 )
@@ -108,17 +110,29 @@ async def list_assignments(
     visible: Visible,
     db: ReadSession,
     rep_id: Annotated[str | None, Query(max_length=256)] = None,
+    limit: PageLimit = 100,
+    cursor: CursorQuery = None,
     format: Format = None,
-) -> list[AssignmentOut] | Response:
+) -> BaseModel | Response:
     if rep_id is not None:
         check_visible(visible, rep_id, "assignments")
-    rows = await repository.assignments(db, rep_id=rep_id, rep_ids=visible)
+    rows = await repository.assignments(
+        db,
+        rep_id=rep_id,
+        rep_ids=visible,
+        after=decode_text_date_id_cursor(cursor),
+        limit=limit,
+    )
     items = [AssignmentOut.model_validate(r) for r in rows]
+    last = rows[-1] if len(rows) == limit else None
+    following = (
+        None if last is None else encode_cursor([last.rep_id, last.start.isoformat(), last.id])
+    )
     if wants_csv(request, format):
         return csv_response(
-            ASSIGNMENT_CSV_COLUMNS, (i.model_dump(mode="json") for i in items), None
+            ASSIGNMENT_CSV_COLUMNS, (i.model_dump(mode="json") for i in items), following
         )
-    return items
+    return AssignmentPage(items=items, next_cursor=following)
 
 
 @router.put(

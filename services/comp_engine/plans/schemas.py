@@ -76,6 +76,11 @@ class AssignmentOut(AssignmentIn):
     created_at: datetime
 
 
+class AssignmentPage(BaseModel):
+    items: list[AssignmentOut]
+    next_cursor: str | None
+
+
 class FxRateIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
