@@ -136,10 +136,8 @@ async def test_stored_deals_under_a_draft_plan(client: httpx.AsyncClient) -> Non
             }
         ],
     }
-    body = {
-        "plan": draft,
-        "stored": {"from": "2024-01-01", "to": "2025-01-01", "compare_to_plan": plan_id},
-    }
+    stored = {"from": "2024-01-01", "to": "2025-01-01", "compare_to_plan": plan_id}
+    body = {"plan": draft, "stored": stored}
     # Today the rep's ledger is current and was computed today: the plans-as-they-are
     # side is read from it. Half a year on (past a quarter's start, where the lines of a
     # plan with draws or minimums can change) it is computed again: the same figures.
@@ -159,7 +157,7 @@ async def test_stored_deals_under_a_draft_plan(client: httpx.AsyncClient) -> Non
     assert len((await posted()) or []) == 1
 
     # One rep's simulated lines, with the traces the ledger would hold.
-    shown = {**body, "stored": {**body["stored"], "lines_for_rep": rep}}
+    shown = {**body, "stored": {**stored, "lines_for_rep": rep}}
     r = await client.post("/v1/comp/simulate", json=shown)
     assert r.status_code == 200, r.text
     (line,) = r.json()["lines"]
@@ -170,7 +168,7 @@ async def test_stored_deals_under_a_draft_plan(client: httpx.AsyncClient) -> Non
     )
     assert line["trace"]["plan"] == {"id": "simulated", "version": 1}
     assert line["trace"]["credit"]["deal_id"] == f"d-{tag}"
-    outsider = {**body, "stored": {**body["stored"], "lines_for_rep": f"nobody-{tag}"}}
+    outsider = {**body, "stored": {**stored, "lines_for_rep": f"nobody-{tag}"}}
     r = await client.post("/v1/comp/simulate", json=outsider)
     assert r.status_code == 422, r.text
     assert r.json()["errors"][0]["location"] == "body.stored.lines_for_rep"
