@@ -31,7 +31,9 @@ from services.comp_engine.deals.history import (
     StageNames,
     StoredChange,
     history_of_one,
+    reps_named,
     states,
+    wins,
 )
 from services.comp_engine.intake.handler import _fields
 from shared.events import DealCancelled, DealCreated, DealDeleted, DealUpdated
@@ -225,3 +227,48 @@ def test_a_ledger_posted_event_by_event_is_the_one_computed_from_scratch(
     store(held, in_order)
     replayed = compute(histories(held.values()), inputs, today=TODAY)
     assert differences(replayed.lines, ledger, closed=CLOSED) == []
+
+
+@settings(max_examples=120, deadline=None)
+@given(
+    plans(min_tier_bounds=1, with_clawback=True, with_split_roles=True),
+    streams(),
+    payments(),
+)
+def test_the_reps_the_intake_marks_are_every_rep_an_event_moves(
+    version: PlanVersion, stream: tuple[list[Delivery], list[Delivery]], paid: list[Payment]
+) -> None:
+    """The recalculation computes only the reps the intake marked dirty (`apply_deals`: a
+    new change names its owner's and splits' reps for the deal; if a stored change of the
+    deal ever won it, every rep the deal ever named is marked), starting from ledgers
+    posted when the reps were assigned (draws owe without deals). Once every event has
+    arrived the ledger equals a computation from scratch: no event moved a rep it did not
+    mark."""
+    in_order, arrived = stream
+    inputs = inputs_for(version, paid)
+    ledger = [
+        Posted(p.key, p.amount, p.currency)
+        for p in differences(compute({}, inputs, today=TODAY).lines, [], closed=CLOSED)
+    ]
+    held: dict[tuple[str, str], Delivery] = {}
+    named: dict[str, set[str]] = defaultdict(set)
+    for delivery in arrived:
+        identity = (delivery.change.key.source, delivery.change.key.event_id)
+        if identity in held:
+            continue
+        store(held, [delivery])
+        named[delivery.deal_id] |= reps_named(delivery.change.fields)
+        stored = by_deal(held.values())[delivery.deal_id]
+        if not any(wins(c.fields, NAMES) for c in stored):
+            continue
+        dirty = named[delivery.deal_id]
+        result = compute(histories(held.values()), inputs, today=TODAY, only=dirty)
+        theirs = [p for p in ledger if p.key.rep_id in dirty]
+        ledger += [
+            Posted(p.key, p.amount, p.currency)
+            for p in differences(result.lines, theirs, closed=CLOSED)
+        ]
+    scratch = compute(
+        {d: states(c, NAMES) for d, c in by_deal(in_order).items()}, inputs, today=TODAY
+    )
+    assert totals(ledger) == totals(scratch.lines)
