@@ -8,8 +8,7 @@ from __future__ import annotations
 import json
 import pickle
 import random
-from collections import defaultdict
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -18,96 +17,24 @@ from hypothesis import strategies as st
 
 from services.comp_engine.calc.bookings import DealState
 from services.comp_engine.calc.engine import Result, compute
-from services.comp_engine.calc.inputs import FxRate, FxTable, Inputs, Payment, PlanVersion
+from services.comp_engine.calc.inputs import Inputs, Payment, PlanVersion
 from services.comp_engine.calc.lines import Kind, rounded
 from services.comp_engine.calc.posting import Posted, differences
 from services.comp_engine.calc.rates import Table, Tier, TierMode, earned
 from services.comp_engine.calc.segments import same_lines_on
 from services.comp_engine.calc.trace_check import recompute
 from tests.support.comp import assign, plan, state
-
-REPS = ("r1", "r2", "r3")
-TODAY = date(2028, 1, 15)
-START = date(2027, 1, 1)
-
-amounts = st.integers(min_value=0, max_value=200_000).map(lambda n: str(Decimal(n) / 4))
-rates_ = st.sampled_from(["0", "2.5", "5", "7.25", "10", "12"])
-
-
-@st.composite
-def plans(draw: st.DrawFn) -> PlanVersion:
-    basis = draw(st.sampled_from(["attainment", "period_amount", "deal_amount"]))
-    mode = draw(st.sampled_from(["marginal", "retroactive", "interpolated"]))
-    bounds = sorted(draw(st.sets(st.integers(min_value=1, max_value=150), max_size=3)))
-    scale = 1 if basis == "attainment" else 1000
-    starts = [0, *(b * scale for b in bounds)]
-    rows = []
-    for i, s in enumerate(starts):
-        end = starts[i + 1] if i + 1 < len(starts) else None
-        rows.append({"from": str(s), "to": None if end is None else str(end), "rate": draw(rates_)})
-    component: dict[str, Any] = {
-        "id": "c",
-        "rate_table": {
-            "basis": basis,
-            "mode": mode,
-            "tiers": rows,
-            "boundary": draw(st.sampled_from(["upper", "lower"])),
-        },
-    }
-    if basis != "deal_amount":
-        if draw(st.booleans()):
-            component["accelerators"] = [{"threshold": str(100 * scale), "multiplier": "1.5"}]
-        if draw(st.booleans()):
-            component["decelerator"] = {"threshold": str(50 * scale), "multiplier": "0.5"}
-    if draw(st.booleans()):
-        component["cap_per_deal"] = draw(amounts)
-    if draw(st.booleans()):
-        component["cap_per_period"] = draw(amounts)
-    if draw(st.booleans()):
-        component["minimum_per_period"] = draw(amounts)
-    if draw(st.booleans()):
-        component["payment_timing"] = draw(st.sampled_from(["on_booking", "on_cash"]))
-    document: dict[str, Any] = {
-        "period": draw(st.sampled_from(["month", "quarter"])),
-        "quota": str(draw(st.integers(min_value=1, max_value=500)) * 1000),
-        "target_variable": draw(amounts),
-        "components": [component],
-    }
-    if draw(st.booleans()):
-        document["clawback"] = {
-            "window_days": draw(st.integers(min_value=0, max_value=200)),
-            "triggers": draw(
-                st.lists(
-                    st.sampled_from(["lost", "deleted", "cancelled", "amount_reduced"]),
-                    min_size=1,
-                    unique=True,
-                )
-            ),
-            "base": draw(st.sampled_from(["paid", "original_rate"])),
-            "extent": "prorated" if draw(st.booleans()) else "full",
-            "reduces_attainment": draw(st.booleans()),
-        }
-    payment: dict[str, Any] = {"timing": draw(st.sampled_from(["on_booking", "on_cash"]))}
-    if draw(st.booleans()):
-        payment["max_payable_per_period"] = str(draw(st.integers(min_value=1, max_value=5000)))
-    document["payment"] = payment
-    if draw(st.booleans()):
-        document["draw"] = {
-            "kind": draw(st.sampled_from(["recoverable", "non_recoverable"])),
-            "amount_per_period": draw(amounts),
-            "recovery_start_period": 2,
-        }
-        if draw(st.booleans()):
-            document["draw"]["max_recovery_per_period"] = draw(amounts)
-        if draw(st.booleans()):
-            document["draw"]["max_recovery_percent_of_earnings"] = draw(rates_)
-    if draw(st.booleans()):
-        document["bonuses"] = [{"id": "b", "at_attainment": "80", "amount": "500"}]
-    if draw(st.booleans()):
-        document["spiffs"] = [
-            {"id": "s", "window_from": "2027-03-01", "window_to": "2027-06-30", "rate": "1"}
-        ]
-    return plan(**document)
+from tests.support.comp_strategies import (
+    REPS,
+    START,
+    TODAY,
+    amounts,
+    inputs_for,
+    payments,
+    plans,
+    rates_,
+    totals,
+)
 
 
 @st.composite
@@ -136,37 +63,6 @@ def histories(draw: st.DrawFn) -> dict[str, list[DealState]]:
             )
         found[f"d{number}"] = states
     return found
-
-
-@st.composite
-def payments(draw: st.DrawFn) -> list[Payment]:
-    """`invoice.paid` events for the generated deals (some for deals never won, some
-    before the win, some over the deal's amount), in two currencies."""
-    found = []
-    for number in range(draw(st.integers(min_value=0, max_value=10))):
-        day = START + timedelta(days=draw(st.integers(min_value=0, max_value=420)))
-        found.append(
-            Payment(
-                deal_id=f"d{draw(st.integers(min_value=0, max_value=7))}",
-                invoice_id=f"inv-{number}",
-                paid_at=datetime.combine(day, time(9), tzinfo=UTC),
-                amount=Decimal(draw(amounts)),
-                currency=draw(st.sampled_from(["USD", "USD", "EUR"])),
-            )
-        )
-    return found
-
-
-FX = FxTable([FxRate("EUR", "USD", START, Decimal("1.1"))])
-
-
-def inputs_for(version: PlanVersion, paid: list[Payment] | None = None) -> Inputs:
-    return Inputs(
-        plans={"p": [version]},
-        assignments=[assign(r, start=START) for r in REPS],
-        payments=paid or [],
-        fx=FX,
-    )
 
 
 @settings(max_examples=150, deadline=None)
@@ -213,7 +109,7 @@ def test_the_answer_depends_on_the_stream_not_its_arrival(
     shuffled = dict(rnd.sample(sorted(deals.items()), len(deals)))
     reordered = rnd.sample(paid, len(paid))
     again = compute(shuffled, inputs_for(version, reordered), today=TODAY)
-    assert _amounts(first) == _amounts(again)
+    assert totals(first.lines) == totals(again.lines)
 
 
 @settings(max_examples=100, deadline=None)
@@ -260,11 +156,8 @@ def test_growing_history_posts_exactly_the_change(
             Posted(p.key, p.amount, p.currency)
             for p in differences(result.lines, ledger, closed=closed)
         ]
-    held: dict[Any, Decimal] = defaultdict(Decimal)
-    for p in ledger:
-        held[(p.key, p.currency)] += p.amount
     final = compute(grown, inputs_for(version, paid), today=TODAY)
-    assert {k: v for k, v in held.items() if v} == _amounts(final)
+    assert totals(ledger) == totals(final.lines)
 
 
 @settings(max_examples=100, deadline=None)
@@ -304,13 +197,6 @@ def test_marginal_lines_add_up_to_the_table_at_the_total(
     )
     lines = [line.amount for line in result.lines if line.key.kind is Kind.COMMISSION]
     assert sum(lines, Decimal(0)) == rounded(earned(table, Decimal(sum(deals)))[0], "USD")
-
-
-def _amounts(result: Result) -> dict[Any, Decimal]:
-    totals: dict[Any, Decimal] = defaultdict(Decimal)
-    for line in result.lines:
-        totals[(line.key, line.currency)] += line.amount
-    return {k: v for k, v in totals.items() if v}
 
 
 days = st.integers(min_value=0, max_value=540).map(lambda n: START + timedelta(days=n))

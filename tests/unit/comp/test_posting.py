@@ -5,13 +5,15 @@ from __future__ import annotations
 from datetime import date
 from decimal import Decimal
 
+import pytest
+
 from services.comp_engine.calc.bookings import DealState
 from services.comp_engine.calc.engine import compute
 from services.comp_engine.calc.inputs import Inputs
 from services.comp_engine.calc.lines import LineKey
 from services.comp_engine.calc.posting import Posted, Posting, differences, first_open
 from services.comp_engine.calc.trace_check import recompute
-from tests.support.comp import assign, flat_component, plan, state, won
+from tests.support.comp import assign, flat_component, plan, state, tiers, won
 
 TODAY = date(2027, 6, 1)
 
@@ -53,6 +55,49 @@ def test_a_line_no_longer_expected_is_reversed() -> None:
     assert reversal.amount == Decimal("-40.00")
     assert reversal.trace["no_longer_expected"]
     assert recompute(reversal.trace) == reversal.amount
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="a key of two lines (a booking's commission and, in the same period, its "
+    "reduces_attainment reversal's) posts the sum with the last line's trace only, which "
+    "recomputes that line's amount, not the posting's",
+)
+def test_a_key_of_several_lines_posts_a_trace_that_recomputes_the_posting() -> None:
+    """Found by tests/unit/comp/test_event_fold_properties.py. d2 (200) lifts attainment
+    past 50% (retroactive: +40.00); lost four days later, its reversal takes attainment
+    back under (-30.00, on d2's own commission key): the key should hold 10.00, and does,
+    but its posting's trace recomputes to -30.00."""
+    version = plan(
+        period="month",
+        quota="1000",
+        components=[
+            {
+                "id": "c",
+                "rate_table": {
+                    "basis": "attainment",
+                    "mode": "retroactive",
+                    "tiers": tiers(("0", "50", "5"), ("50", None, "10")),
+                },
+            }
+        ],
+        clawback={"window_days": 30, "triggers": ["lost"], "reduces_attainment": True},
+    )
+    history = {
+        "d1": won(date(2027, 1, 5), "400"),
+        "d2": [state(date(2027, 1, 6), "won", "200"), state(date(2027, 1, 10), "lost", "200")],
+    }
+    result = compute(
+        history, Inputs(plans={"p": [version]}, assignments=[assign("r1")]), today=TODAY
+    )
+    d2 = [
+        line.amount
+        for line in result.lines
+        if line.key.kind == "commission" and line.key.deal_id == "d2"
+    ]
+    assert d2 == [Decimal("40.00"), Decimal("-30.00")]
+    for posting in differences(result.lines, [], closed=set()):
+        assert recompute(posting.trace) == posting.amount, posting.key
 
 
 def test_first_open_period_skips_every_closed_one() -> None:
