@@ -52,9 +52,13 @@ def differences(
 ) -> list[Posting]:
     want: dict[tuple[LineKey, str], Decimal] = defaultdict(lambda: ZERO)
     last: dict[tuple[LineKey, str], Line] = {}
+    several: dict[tuple[LineKey, str], list[Line]] = {}
     for line in expected:
-        want[(line.key, line.currency)] += line.amount
-        last[(line.key, line.currency)] = line
+        k = (line.key, line.currency)
+        want[k] += line.amount
+        if k in last:
+            several.setdefault(k, [last[k]]).append(line)
+        last[k] = line
     have: dict[tuple[LineKey, str], Decimal] = defaultdict(lambda: ZERO)
     for p in posted:
         have[(p.key, p.currency)] += p.amount
@@ -68,6 +72,7 @@ def differences(
         wanted = last.get((key, currency))
         trace: dict[str, Any] = {
             **(wanted.trace if wanted is not None else {"no_longer_expected": True}),
+            **_parts(several.get((key, currency))),
             "posting": {
                 "expected": str(want[(key, currency)]),
                 "posted_before": str(have[(key, currency)]),
@@ -77,6 +82,14 @@ def differences(
         period = first_open(key.period, closed)
         postings.append(Posting(key, difference, currency, period, trace))
     return postings
+
+
+def _parts(lines: Sequence[Line] | None) -> dict[str, Any]:
+    """A key the calculation gives several lines (a booking's commission and, in the same
+    period, the reversal of a clawback that reduces attainment): the posting carries each
+    line's trace under `parts`, which add up to what the key expects; the trace's other
+    members stay the last line's, which the statement reads (attainment after it)."""
+    return {} if lines is None else {"parts": [line.trace for line in lines]}
 
 
 def first_open(label: str, closed: Collection[str]) -> str:

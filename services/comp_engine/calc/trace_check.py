@@ -34,6 +34,8 @@ def recompute(trace: dict[str, Any]) -> Decimal:
         inner = {k: v for k, v in trace.items() if k != "posting"}
         want = ZERO if inner.get("no_longer_expected") else recompute(inner)
         return want - Decimal(trace["posting"]["posted_before"])
+    if "parts" in trace:
+        return sum((recompute(part) for part in trace["parts"]), ZERO)
     for part, redo in PAYABLE_PARTS.items():
         if part in trace:
             return redo(trace)

@@ -9,6 +9,8 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+from services.comp_engine.calc.trace_check import recompute
+
 
 def money(value: str | Decimal, currency: str = "") -> str:
     text = f"{Decimal(value):,.2f}"
@@ -20,7 +22,12 @@ def number(value: str | Decimal) -> str:
 
 
 def explain(kind: str, trace: dict[str, Any], amount: Decimal, currency: str) -> str:
-    sentence = _body(kind, trace, amount, currency)
+    if parts := trace.get("parts"):
+        sentence = f"{len(parts)} lines of this deal and rule in the period, together: " + " ".join(
+            _body(kind, part, recompute(part), currency) for part in parts
+        )
+    else:
+        sentence = _body(kind, trace, amount, currency)
     plan = _plan_of(trace)
     if plan:
         sentence += f" Plan {plan['id']}, version {plan['version']}."

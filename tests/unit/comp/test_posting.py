@@ -5,14 +5,13 @@ from __future__ import annotations
 from datetime import date
 from decimal import Decimal
 
-import pytest
-
 from services.comp_engine.calc.bookings import DealState
 from services.comp_engine.calc.engine import compute
 from services.comp_engine.calc.inputs import Inputs
 from services.comp_engine.calc.lines import LineKey
 from services.comp_engine.calc.posting import Posted, Posting, differences, first_open
 from services.comp_engine.calc.trace_check import recompute
+from services.comp_engine.statements.explain import explain
 from tests.support.comp import assign, flat_component, plan, state, tiers, won
 
 TODAY = date(2027, 6, 1)
@@ -57,17 +56,12 @@ def test_a_line_no_longer_expected_is_reversed() -> None:
     assert recompute(reversal.trace) == reversal.amount
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a key of two lines (a booking's commission and, in the same period, its "
-    "reduces_attainment reversal's) posts the sum with the last line's trace only, which "
-    "recomputes that line's amount, not the posting's",
-)
 def test_a_key_of_several_lines_posts_a_trace_that_recomputes_the_posting() -> None:
     """Found by tests/unit/comp/test_event_fold_properties.py. d2 (200) lifts attainment
     past 50% (retroactive: +40.00); lost four days later, its reversal takes attainment
-    back under (-30.00, on d2's own commission key): the key should hold 10.00, and does,
-    but its posting's trace recomputes to -30.00."""
+    back under (-30.00, on d2's own commission key): the key holds 10.00, and its
+    posting's trace carries both lines as `parts`, which recompute to 10.00 (the last
+    line's trace alone recomputed to -30.00)."""
     version = plan(
         period="month",
         quota="1000",
@@ -96,8 +90,16 @@ def test_a_key_of_several_lines_posts_a_trace_that_recomputes_the_posting() -> N
         if line.key.kind == "commission" and line.key.deal_id == "d2"
     ]
     assert d2 == [Decimal("40.00"), Decimal("-30.00")]
-    for posting in differences(result.lines, [], closed=set()):
+    postings = differences(result.lines, [], closed=set())
+    for posting in postings:
         assert recompute(posting.trace) == posting.amount, posting.key
+    (both,) = [p for p in postings if p.key.deal_id == "d2" and p.key.kind == "commission"]
+    assert both.amount == Decimal("10.00")
+    assert [recompute(part) for part in both.trace["parts"]] == d2
+    words = explain(both.key.kind.value, both.trace, both.amount, both.currency)
+    assert words.startswith("2 lines of this deal and rule in the period, together: Deal d2")
+    assert "= 40.00 USD." in words
+    assert "= -30.00 USD." in words
 
 
 def test_first_open_period_skips_every_closed_one() -> None:
