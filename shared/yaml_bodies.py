@@ -5,7 +5,8 @@ error at the same path as for JSON.
 PyYAML's safe loader, kept to what JSON can say: a date or timestamp stays its text (a
 model reads it as it reads JSON's string; PyYAML's own `2026-13-01` raises a ValueError
 outside its errors, with no position), so does a number with a point (amounts are decimal
-strings: the text is exact, a float has already lost cents and is refused); aliases are
+strings: the text is exact, a float has already lost cents and is refused), and so does
+an integer or boolean JSON would not write (YAML 1.1's `030`, `0x1F`, `yes`, `NO`); aliases are
 refused (JSON has none, and a few hundred bytes of nested aliases expand to gigabytes), and
 so are the tags JSON has no form for (binary, set, ordered map, pairs), where they stand.
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from typing import Any
 
 import yaml
@@ -49,12 +51,40 @@ def _as_text(loader: _Loader, node: Node) -> Any:
     return loader.construct_yaml_str(node)
 
 
+_JSON_INT = re.compile(r"-?(0|[1-9][0-9]*)")
+_JSON_BOOL = {
+    "true": True,
+    "True": True,
+    "TRUE": True,
+    "false": False,
+    "False": False,
+    "FALSE": False,
+}
+
+
+def _json_int(loader: _Loader, node: Node) -> Any:
+    """An integer only as JSON writes one: YAML 1.1 reads `030` as 24, `0x1F` as 31 and
+    `1:30` as 90, which a hand-written `window_days: 030` would silently become. Any
+    other form stays text, for the models to read or refuse."""
+    text = loader.construct_yaml_str(node)
+    return int(text) if _JSON_INT.fullmatch(text) else text
+
+
+def _json_bool(loader: _Loader, node: Node) -> Any:
+    """`true` / `false` only (YAML 1.2): YAML 1.1 also reads `yes`, `no`, `on`, `off`
+    (and a country code `NO`) as booleans; those stay text."""
+    text = loader.construct_yaml_str(node)
+    return _JSON_BOOL.get(text, text)
+
+
 def _no_json_form(loader: _Loader, node: Node) -> Any:
     raise ConstructorError(None, None, f"{node.tag} has no JSON form", node.start_mark)
 
 
 for _tag in ("timestamp", "float"):
     _Loader.add_constructor(f"tag:yaml.org,2002:{_tag}", _as_text)
+_Loader.add_constructor("tag:yaml.org,2002:int", _json_int)
+_Loader.add_constructor("tag:yaml.org,2002:bool", _json_bool)
 for _tag in ("binary", "set", "omap", "pairs"):
     _Loader.add_constructor(f"tag:yaml.org,2002:{_tag}", _no_json_form)
 

@@ -42,6 +42,24 @@ def test_dates_stay_text_so_a_bad_one_is_the_model_s_error() -> None:
     }
 
 
+def test_numbers_and_booleans_only_as_json_writes_them() -> None:
+    """YAML 1.1 would read `030` as 24, `0x1F` as 31, `1:30` as 90 and `NO` or `yes` as
+    booleans: a hand-written plan would change silently. Those stay text for the models."""
+    body = b"a: 030\nb: 0x1F\nc: 1:30\nd: NO\ne: yes\nf: 1_000\ng: 12\nh: -3\ni: true\nj: False"
+    assert json.loads(yaml_to_json(body)) == {
+        "a": "030",
+        "b": "0x1F",
+        "c": "1:30",
+        "d": "NO",
+        "e": "yes",
+        "f": "1_000",
+        "g": 12,
+        "h": -3,
+        "i": True,
+        "j": False,
+    }
+
+
 @pytest.mark.parametrize(
     ("body", "where"),
     [
