@@ -45,7 +45,10 @@ async def _waiting_for_turn(engine: AsyncEngine, app: str) -> bool:
         return bool(await conn.scalar(WAITING_FOR_TURN, {"app": app}))
 
 
-async def test_a_second_writer_waits_so_line_ids_commit_in_order(database_url: str) -> None:
+async def test_a_second_writer_waits_so_line_ids_commit_in_order(
+    quiet_database_url: str,
+) -> None:
+    database_url = quiet_database_url
     rep = f"turn-{uuid.uuid4().hex[:8]}"
     app = f"turn-second-{rep}"
     first_engine = create_engine(database_url, application_name=f"turn-first-{rep}")
@@ -121,11 +124,13 @@ async def _seed_won_deal(engine: AsyncEngine, rep: str) -> None:
 
 
 async def test_a_close_approved_while_a_recalculation_computed_is_not_posted_into(
-    database_url: str,
+    quiet_database_url: str,
 ) -> None:
     """The recalculation reads the closes (none) and computes, then waits for the turn a
     close holds; the close commits; the recalculation reads the closes again and posts
-    the March commission into April, leaving March's frozen statement as it was."""
+    the March commission into April, leaving March's frozen statement as it was. On a
+    database of its own: the close is every rep's, and no stack's rounds take the rep."""
+    database_url = quiet_database_url
     rep = f"turn-{uuid.uuid4().hex[:8]}"
     app = f"turn-recalc-{rep}"
     closer_engine = create_engine(database_url, application_name=f"turn-close-{rep}")

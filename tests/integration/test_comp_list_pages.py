@@ -172,8 +172,8 @@ async def test_holds_csv_carries_the_next_cursor(client: httpx.AsyncClient) -> N
 
     for hold_id in made:
         assert (await client.post(f"/v1/comp/holds/{hold_id}/release")).status_code == 200
-    active = await client.get("/v1/comp/holds", params={"limit": 1000})
-    assert not set(made) & {h["id"] for h in active.json()["items"]}
+    active = await every_page(client, "/v1/comp/holds", {"limit": 1000})
+    assert not set(made) & {h["id"] for p in active for h in p}
     released = [
         h
         for p in await every_page(client, "/v1/comp/holds", {"active": "false", "limit": 2})

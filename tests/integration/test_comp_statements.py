@@ -143,23 +143,28 @@ async def test_statement_close_and_prior_period_adjustment(client: httpx.AsyncCl
 async def test_a_close_names_the_periods_of_other_lengths_it_does_not_lock(
     client: httpx.AsyncClient,
 ) -> None:
-    """A monthly plan in force over 2033-Q1: closing the quarter does not lock its months,
-    and the close says so (periods of plans other tests assign over it may be listed too)."""
+    """A monthly plan in force over a quarter: closing the quarter does not lock its
+    months, and the close says so (periods of plans other tests assign over it may be
+    listed too). A year of its own far out, since a close is every rep's and stays
+    requested."""
     tag = uuid.uuid4().hex[:8]
+    year = 2100 + int(tag, 16) % 100
     plan_id, rep = f"monthly-{tag}", f"rep-{tag}"
     r = await client.post(
         f"/v1/comp/plans/{plan_id}/versions",
-        json={"effective_from": "2033-01-01", "document": {**PLAN, "period": "month"}},
+        json={"effective_from": f"{year}-01-01", "document": {**PLAN, "period": "month"}},
     )
     assert r.status_code == 201, r.text
     r = await client.post(
-        "/v1/comp/assignments", json={"rep_id": rep, "plan_id": plan_id, "start": "2033-01-01"}
+        "/v1/comp/assignments",
+        json={"rep_id": rep, "plan_id": plan_id, "start": f"{year}-01-01"},
     )
     assert r.status_code == 201, r.text
-    r = await client.post("/v1/comp/periods/2033-Q1/close")
+    r = await client.post(f"/v1/comp/periods/{year}-Q1/close")
     assert r.status_code == 202, r.text
-    assert {"2033-01", "2033-02", "2033-03"} <= set(r.json()["not_covered"])
-    r = await client.post("/v1/comp/periods/2033-02/close")
+    assert {f"{year}-01", f"{year}-02", f"{year}-03"} <= set(r.json()["not_covered"])
+    r = await client.post(f"/v1/comp/periods/{year}-02/close")
     assert r.status_code == 202, r.text
-    assert "2033-01" not in r.json()["not_covered"]
-    assert "2033-02" not in r.json()["not_covered"]
+    assert f"{year}-01" not in r.json()["not_covered"]
+    assert f"{year}-02" not in r.json()["not_covered"]
+    assert f"{year}-Q1" in r.json()["not_covered"]

@@ -9,14 +9,15 @@ from collections.abc import Collection
 from dataclasses import replace
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
-from sqlalchemy import func, select
-from sqlalchemy.dialects.postgresql import aggregate_order_by
+from sqlalchemy import Text, any_, bindparam, func, select
+from sqlalchemy.dialects.postgresql import ARRAY, aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import BindParameter
 
 from services.comp_engine.access import check_visible
 from services.comp_engine.calc.amortization import (
@@ -181,8 +182,10 @@ async def _ends(db: AsyncSession, bookings: Collection[Booking]) -> dict[Booking
         )
         .where(
             LedgerLineRow.kind == Kind.CLAWBACK,
-            LedgerLineRow.rep_id.in_(sorted({key[0] for key in bookings})),
-            LedgerLineRow.deal_id.in_(sorted({key[1] for key in bookings})),
+            # As arrays, not a bind parameter per value: an admin's view can hold more
+            # deals than a statement takes parameters (32,767).
+            LedgerLineRow.rep_id == any_(_texts("end_reps", {key[0] for key in bookings})),
+            LedgerLineRow.deal_id == any_(_texts("end_deals", {key[1] for key in bookings})),
         )
         .group_by(
             LedgerLineRow.rep_id, LedgerLineRow.deal_id, LedgerLineRow.booking, LedgerLineRow.role
@@ -195,3 +198,8 @@ async def _ends(db: AsyncSession, bookings: Collection[Booking]) -> dict[Booking
         if key in bookings and day is not None:
             ends[key] = datetime.fromisoformat(day).date()
     return ends
+
+
+def _texts(name: str, values: Collection[str]) -> BindParameter[Any]:
+    texts: Any = sorted(values)
+    return bindparam(name, texts, type_=ARRAY(Text))

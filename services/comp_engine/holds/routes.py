@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
 from services.comp_engine.deps import CompAdmin, ReadSession, WriteSession
+from services.comp_engine.ledger import turn
 from services.comp_engine.models import HoldRow
 from shared.edge import GuardedRoute
 from shared.problems import Problem, problem_responses
@@ -63,6 +64,9 @@ class HoldPage(BaseModel):
     responses=problem_responses(422),
 )
 async def add_hold(body: HoldIn, principal: CompAdmin, db: WriteSession) -> HoldOut:
+    # In the ledger's turn: a close reads what is held twice (its payout, then the lines
+    # its statement shows held), and a hold placed between would leave them disagreeing.
+    await turn.take(db)
     row = HoldRow(**body.model_dump(), created_by=principal.key_id)
     db.add(row)
     await db.flush()
@@ -78,6 +82,7 @@ async def add_hold(body: HoldIn, principal: CompAdmin, db: WriteSession) -> Hold
 async def release_hold(
     hold_id: Annotated[int, Path(ge=1, le=2**63 - 1)], principal: CompAdmin, db: WriteSession
 ) -> HoldOut:
+    await turn.take(db)  # as `add_hold`; and two releases of one hold take turns
     row = await db.get(HoldRow, hold_id)
     if row is None:
         raise Problem(404, f"No hold {hold_id}.")

@@ -12,9 +12,14 @@ Why one at a time:
   either before a close (which then pays its lines) or after it (into the first open
   period), never into a period that closed while it computed.
 
+A hold placed or released takes it too: a close reads what is held twice (its payout,
+then the lines its frozen statement shows held), which must agree.
+
 The turn is a transaction-scoped advisory lock, held until commit or rollback. Writers
-take it last, after any rep lock, and take no lock after it, so it cannot deadlock with
-them; only the posting and the statements after it wait, not the computation before.
+take it after any rep lock, and nothing they lock after it (their own reps' rows, the
+close row) is held by anyone waiting for the turn, so it cannot deadlock; a recalculation
+waits for it only once computed (computing again inside it only when a close was
+approved meanwhile, which is rare).
 """
 
 from __future__ import annotations

@@ -143,6 +143,11 @@ async def run_chunk(
     keep_lines: bool = False,
     shared: repository.Shared | None = None,
 ) -> ChunkDone:
+    if post:
+        # The reps held before their inputs are read: a round that posted a rep's change
+        # after this chunk read it would otherwise have its posting undone by this one,
+        # computed from the older inputs, and its dirty mark already cleared.
+        await repository.hold(conn, rep_ids=rep_ids)
     with gc_paused():
         histories, inputs = await repository.load_inputs(
             conn, rep_ids=rep_ids, names=names, shared=shared
@@ -153,7 +158,6 @@ async def run_chunk(
         del histories
     posted = 0
     if post:
-        await repository.hold(conn, rep_ids=rep_ids)
         held = await repository.posted(conn, rep_ids=rep_ids)
         closed = await repository.closes_in_turn(conn)
         if closed != inputs.closed_periods:

@@ -23,9 +23,9 @@ def number(value: str | Decimal) -> str:
 
 def explain(kind: str, trace: dict[str, Any], amount: Decimal, currency: str) -> str:
     if parts := trace.get("parts"):
-        sentence = f"{len(parts)} lines of this deal and rule in the period, together: " + " ".join(
-            _body(kind, part, recompute(part), currency) for part in parts
-        )
+        each = " ".join(_body(kind, part, recompute(part), currency) for part in parts)
+        key = "one key (rep, period, kind, rule, deal)"
+        sentence = f"{len(parts)} lines of {key}, together: {each}"
     else:
         sentence = _body(kind, trace, amount, currency)
     plan = _plan_of(trace)

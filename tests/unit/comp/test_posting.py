@@ -97,7 +97,7 @@ def test_a_key_of_several_lines_posts_a_trace_that_recomputes_the_posting() -> N
     assert both.amount == Decimal("10.00")
     assert [recompute(part) for part in both.trace["parts"]] == d2
     words = explain(both.key.kind.value, both.trace, both.amount, both.currency)
-    assert words.startswith("2 lines of this deal and rule in the period, together: Deal d2")
+    assert words.startswith("2 lines of one key (rep, period, kind, rule, deal), together: Deal d2")
     assert "= 40.00 USD." in words
     assert "= -30.00 USD." in words
 
