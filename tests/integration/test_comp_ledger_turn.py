@@ -54,20 +54,25 @@ async def test_a_second_writer_waits_so_line_ids_commit_in_order(
     first_engine = create_engine(database_url, application_name=f"turn-first-{rep}")
     second_engine = create_engine(database_url, application_name=app)
 
-    async def second_writer() -> list[int]:
+    async def second_writer() -> int:
         async with second_engine.begin() as conn:
             return await repository.post(conn, postings=[_posting(rep, "b")], cause="test")
 
     try:
         async with first_engine.connect() as first:
             await first.begin()
-            first_ids = await repository.post(first, postings=[_posting(rep, "a")], cause="test")
+            assert await repository.post(first, postings=[_posting(rep, "a")], cause="test") == 1
             second = asyncio.create_task(second_writer())
             await eventually(lambda: _waiting_for_turn(first_engine, app))
             assert not second.done()
             await first.commit()
-        second_ids = await second
-        assert min(second_ids) > max(first_ids)
+        assert await second == 1
+        async with first_engine.connect() as conn:
+            by_id = await conn.execute(
+                text("SELECT deal_id FROM comp.ledger_lines WHERE rep_id = :r ORDER BY id"),
+                {"r": rep},
+            )
+            assert [row.deal_id for row in by_id] == ["a", "b"]
     finally:
         await first_engine.dispose()
         await second_engine.dispose()

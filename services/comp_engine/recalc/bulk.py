@@ -171,7 +171,7 @@ async def run_chunk(
             )
             del histories
         postings = differences(result.lines, held, closed=set(closed))
-        posted = len(await repository.post(conn, postings=postings, cause="recalculation"))
+        posted = await repository.post(conn, postings=postings, cause="recalculation")
         await repository.replace_waiting(conn, rep_ids=rep_ids, waiting=result.waiting)
         await repository.record_computed(conn, rep_ids=rep_ids, today=today)
     done = ChunkDone(

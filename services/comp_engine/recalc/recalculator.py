@@ -46,10 +46,10 @@ async def recalculate(
         inputs = replace(inputs, closed_periods=closed)
         result = await asyncio.to_thread(compute, histories, inputs, today=today, only=set(rep_ids))
     postings = differences(result.lines, held, closed=set(closed))
-    ids = await repository.post(conn, postings=postings, cause="recalculation")
+    count = await repository.post(conn, postings=postings, cause="recalculation")
     await repository.replace_waiting(conn, rep_ids=rep_ids, waiting=result.waiting)
     await repository.record_computed(conn, rep_ids=rep_ids, today=today)
-    return len(ids), result
+    return count, result
 
 
 class Recalculator:

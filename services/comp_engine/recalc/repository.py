@@ -3,6 +3,7 @@ holds, the lines it posts, and the dirty marks it claims and clears."""
 
 from __future__ import annotations
 
+import json
 from collections import Counter, defaultdict
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
@@ -438,28 +439,42 @@ async def analyze_ledger(conn: AsyncConnection) -> None:
     await conn.execute(text("ANALYZE comp.ledger_lines"))
 
 
-async def post(conn: AsyncConnection, *, postings: Sequence[Posting], cause: str) -> list[int]:
-    """Insert the postings in the ledger's turn (taken here too, so no caller can insert
-    outside it; a transaction holding it already just holds it on)."""
+_POSTED_COLUMNS = (*KEY_COLUMNS, "posted_period", "amount", "currency", "trace", "cause")
+
+
+async def post(conn: AsyncConnection, *, postings: Sequence[Posting], cause: str) -> int:
+    """Append the postings, in their order, in the ledger's turn (taken here too, so no
+    caller can insert outside it; a transaction holding it already just holds it on);
+    how many lines were posted.
+
+    By `COPY`, through the driver: a first recompute posts ~900k lines, and while one
+    chunk posts the others wait for the turn. Posting a 1M-credit seed with two processes
+    took 210 s as parameter sets ("insertmanyvalues"), 179 s this way (124 s before there
+    was a turn, when chunks inserted side by side). The rows, their traces serialised, are
+    made before the turn is taken."""
     if not postings:
-        return []
-    await turn.take(conn)
-    rows = [
-        {
-            **{name: getattr(p.key, name) for name in KEY_COLUMNS},
-            "kind": p.key.kind.value,
-            "posted_period": p.posted_period,
-            "amount": p.amount,
-            "currency": p.currency,
-            "trace": p.trace,
-            "cause": cause,
-        }
+        return 0
+    records = [
+        (
+            p.key.rep_id,
+            p.key.period,
+            p.key.kind.value,
+            p.key.rule,
+            p.key.deal_id,
+            p.key.booking,
+            p.key.role,
+            p.posted_period,
+            p.amount,
+            p.currency,
+            json.dumps(p.trace),
+            cause,
+        )
         for p in postings
     ]
-    # Many rows as parameter sets, not one VALUES list: SQLAlchemy sends them in pages
-    # ("insertmanyvalues"), where one statement of a rep's thousands of lines would pass
-    # PostgreSQL's limit of 32,767 bind parameters and fail the whole recalculation.
-    result = await conn.execute(
-        insert(LEDGER).returning(LEDGER.c.id, sort_by_parameter_order=True), rows
+    await turn.take(conn)
+    driver = (await conn.get_raw_connection()).driver_connection
+    assert driver is not None
+    await driver.copy_records_to_table(
+        LEDGER.name, schema_name=LEDGER.schema, columns=_POSTED_COLUMNS, records=records
     )
-    return list(result.scalars())
+    return len(records)
