@@ -22,27 +22,46 @@ from tests.conftest import (
     MANAGER_KEY,
     REP_KEY,
 )
-from tests.support.comp_stack import on_plan, won_deal
+from tests.support.comp_stack import FLAT_PLAN, on_plan, won_deal
 from tests.support.events import CREATED, event
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
-PLAN = {
-    "name": "flat",
-    "currency": "USD",
-    "target_variable": "0",
-    "components": [
-        {
-            "id": "c",
-            "rate_table": {"basis": "period_amount", "tiers": [{"from": "0", "rate": "10"}]},
-        }
-    ],
-}
+PLAN = FLAT_PLAN
 REP = {"Authorization": f"Bearer {REP_KEY}"}
 MANAGER = {"Authorization": f"Bearer {MANAGER_KEY}"}
 COMP_ADMIN = {"Authorization": f"Bearer {COMP_ADMIN_KEY}"}
 BI_READER = {"Authorization": f"Bearer {COMP_READER_KEY}"}
+
+
+async def team_on_plan(
+    client: httpx.AsyncClient, plan_id: str, team: str, *, reps: tuple[str, ...], member: str
+) -> list[dict[str, Any]]:
+    """`reps` on the flat plan `plan_id` from 2025 (a keyholder may be on it from an earlier
+    test: 409), and the events putting `member` in `team`, managed by the manager's key."""
+    r = await client.post(
+        f"/v1/comp/plans/{plan_id}/versions",
+        json={"effective_from": "2025-01-01", "document": PLAN},
+    )
+    assert r.status_code == 201, r.text
+    for rep in reps:
+        r = await client.post(
+            "/v1/comp/assignments", json={"rep_id": rep, "plan_id": plan_id, "start": "2025-01-01"}
+        )
+        assert r.status_code in (201, 409), r.text
+    return [
+        event(
+            "com.salesops.team.upserted.v1",
+            {"team_id": team, "name": team, "manager_id": KEY_MANAGER},
+            time="2025-01-01T00:00:00Z",
+        ),
+        event(
+            "com.salesops.rep.upserted.v1",
+            {"rep_id": member, "name": member, "team_id": team, "effective_from": "2025-01-01"},
+            time="2025-01-01T00:00:00Z",
+        ),
+    ]
 
 
 async def keyholders_won(
@@ -52,28 +71,7 @@ async def keyholders_won(
     in a team KEY_MANAGER manages; then each deal of `deals` (deal -> owner) won in May 2025.
     The ledger line of each deal."""
     other, team, plan_id = f"other-{tag}", f"team-{tag}", f"flat-{tag}"
-    r = await client.post(
-        f"/v1/comp/plans/{plan_id}/versions",
-        json={"effective_from": "2025-01-01", "document": PLAN},
-    )
-    assert r.status_code == 201, r.text
-    for rep in (KEY_REP, other):
-        r = await client.post(
-            "/v1/comp/assignments", json={"rep_id": rep, "plan_id": plan_id, "start": "2025-01-01"}
-        )
-        assert r.status_code in (201, 409), r.text
-    events = [
-        event(
-            "com.salesops.team.upserted.v1",
-            {"team_id": team, "name": team, "manager_id": KEY_MANAGER},
-            time="2025-01-01T00:00:00Z",
-        ),
-        event(
-            "com.salesops.rep.upserted.v1",
-            {"rep_id": KEY_REP, "name": "Rep", "team_id": team, "effective_from": "2025-01-01"},
-            time="2025-01-01T00:00:00Z",
-        ),
-    ]
+    events = await team_on_plan(client, plan_id, team, reps=(KEY_REP, other), member=KEY_REP)
     for deal, owner in deals.items():
         events.append(
             event(
@@ -381,28 +379,9 @@ async def test_assignments_by_key(client: httpx.AsyncClient) -> None:
     unbound reader's (BI, finance) every rep's; the unbound reader still manages nothing."""
     tag = uuid.uuid4().hex[:8]
     teammate, outsider, team, plan_id = f"mate-{tag}", f"out-{tag}", f"team-{tag}", f"p-{tag}"
-    r = await client.post(
-        f"/v1/comp/plans/{plan_id}/versions",
-        json={"effective_from": "2025-01-01", "document": PLAN},
+    events = await team_on_plan(
+        client, plan_id, team, reps=(KEY_REP, teammate, outsider), member=teammate
     )
-    assert r.status_code == 201, r.text
-    for rep in (KEY_REP, teammate, outsider):
-        r = await client.post(
-            "/v1/comp/assignments", json={"rep_id": rep, "plan_id": plan_id, "start": "2025-01-01"}
-        )
-        assert r.status_code in (201, 409), r.text
-    events = [
-        event(
-            "com.salesops.team.upserted.v1",
-            {"team_id": team, "name": team, "manager_id": KEY_MANAGER},
-            time="2025-01-01T00:00:00Z",
-        ),
-        event(
-            "com.salesops.rep.upserted.v1",
-            {"rep_id": teammate, "name": "Mate", "team_id": team, "effective_from": "2025-01-01"},
-            time="2025-01-01T00:00:00Z",
-        ),
-    ]
     assert (await client.post("/v1/events", json=events)).status_code == 202
 
     async def reps_seen(headers: dict[str, str]) -> set[str]:

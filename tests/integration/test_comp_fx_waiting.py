@@ -12,22 +12,12 @@ import httpx
 import pytest
 
 from tests.conftest import REP_KEY
-from tests.support.comp_stack import on_plan, won_deal
+from tests.support.comp_stack import FLAT_PLAN, on_plan, won_deal
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
-PLAN = {
-    "name": "flat",
-    "currency": "USD",
-    "target_variable": "0",
-    "components": [
-        {
-            "id": "c",
-            "rate_table": {"basis": "period_amount", "tiers": [{"from": "0", "rate": "10"}]},
-        }
-    ],
-}
+PLAN = FLAT_PLAN
 
 
 async def waiting_deal(client: httpx.AsyncClient, letter: str) -> tuple[str, str, str]:

@@ -13,22 +13,12 @@ import httpx
 import pytest
 
 from tests.conftest import REP_KEY
-from tests.support.comp_stack import on_plan, won_deal
+from tests.support.comp_stack import FLAT_PLAN, on_plan, won_deal
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
-PLAN = {
-    "name": "flat",
-    "currency": "USD",
-    "target_variable": "0",
-    "components": [
-        {
-            "id": "c",
-            "rate_table": {"basis": "period_amount", "tiers": [{"from": "0", "rate": "10"}]},
-        }
-    ],
-}
+PLAN = FLAT_PLAN
 
 RANGES = (("2025-01-01", None), ("2024-01-01", "2024-07-01"), ("2024-07-01", "2025-01-01"))
 """One rep's assignments, made out of start order."""

@@ -9,6 +9,19 @@ import httpx
 
 from tests.support.events import CREATED, event
 
+FLAT_PLAN: dict[str, Any] = {
+    "name": "flat",
+    "currency": "USD",
+    "target_variable": "0",
+    "components": [
+        {
+            "id": "c",
+            "rate_table": {"basis": "period_amount", "tiers": [{"from": "0", "rate": "10"}]},
+        }
+    ],
+}
+"""10% of every won deal, by the quarter: the plan whose arithmetic a test need not read."""
+
 
 async def on_plan(
     client: httpx.AsyncClient, *, rep: str, plan_id: str, document: dict[str, Any], start: str
