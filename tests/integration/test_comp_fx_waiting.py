@@ -37,13 +37,13 @@ async def test_deal_without_a_rate_waits_then_posts(client: httpx.AsyncClient) -
     rep, deal, currency = await waiting_deal(client, "X")
 
     async def waits() -> dict[str, Any] | None:
-        rows = (await client.get("/v1/comp/waiting", params={"limit": 1000})).json()["items"]
+        rows = (await client.get("/v1/comp/waiting", params={"rep_id": rep})).json()["items"]
         return next((w for w in rows if w["subject"] == deal), None)
 
     wait = await eventually(waits)
     assert wait["rep_id"] == rep
     assert f"{currency}->USD" in wait["reason"]
-    r = await client.get("/v1/comp/waiting", params={"limit": 1000}, headers={"Accept": "text/csv"})
+    r = await client.get("/v1/comp/waiting", params={"rep_id": rep}, headers={"Accept": "text/csv"})
     assert r.headers["content-type"].startswith("text/csv")
     header, *rows = r.text.strip().split("\r\n")
     assert header == "rep_id,subject,reason,since"

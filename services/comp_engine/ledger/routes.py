@@ -85,12 +85,18 @@ async def waiting(
     request: Request,
     visible: Visible,
     db: ReadSession,
+    rep_id: Annotated[str | None, Query(max_length=256)] = None,
     limit: PageLimit = 100,
     cursor: CursorQuery = None,
     format: Format = None,
 ) -> BaseModel | Response:
+    if rep_id is not None:
+        check_visible(visible, rep_id, "waits")
     rows = await repository.waiting(
-        db, rep_ids=visible, after=decode_instant_id_cursor(cursor), limit=limit
+        db,
+        rep_ids=visible if rep_id is None else {rep_id},
+        after=decode_instant_id_cursor(cursor),
+        limit=limit,
     )
     items = [WaitingOut.model_validate(r) for r in rows]
     last = rows[-1] if len(rows) == limit else None
