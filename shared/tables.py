@@ -86,8 +86,7 @@ def decode_instant_id_cursor(cursor: str | None) -> tuple[datetime, int] | None:
 
 def decode_text_date_id_cursor(cursor: str | None) -> tuple[str, date, int] | None:
     """The `(text, day, BIGINT id)` after which a page ordered by a text column, a date, then
-    id starts (as `encode_cursor([text, day.isoformat(), id])` wrote it); 400 for a forged
-    cursor."""
+    id starts (as `next_cursor` wrote it); 400 for a forged cursor."""
     if cursor is None:
         return None
     text, day, value = decode_cursor(cursor, 3)
@@ -105,9 +104,12 @@ def _invalid_cursor() -> Problem:
     return Problem(400, "The cursor is not valid; use next_cursor from a previous page.")
 
 
-def next_cursor(rows: Sequence[Any], limit: int, key: str) -> str | None:
-    """The cursor after a full page (keyed by the sort column `key`); None on the last page."""
-    return encode_cursor([getattr(rows[-1], key)]) if rows and len(rows) == limit else None
+def next_cursor(rows: Sequence[Any], limit: int, *keys: str) -> str | None:
+    """The cursor after a full page (keyed by the sort columns `keys`, dates and instants
+    as ISO text); None on the last page."""
+    if not rows or len(rows) < limit:
+        return None
+    return encode_cursor([getattr(rows[-1], key) for key in keys])
 
 
 def wants_csv(request: Request, format: str | None) -> bool:

@@ -11,6 +11,8 @@ rep's, raised by the rep, its manager or a comp admin, and answered by a comp ad
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -40,6 +42,17 @@ async def visible_reps(db: AsyncSession, principal: Principal) -> frozenset[str]
 def check_visible(visible: frozenset[str] | None, rep_id: str, what: str) -> None:
     if visible is not None and rep_id not in visible:
         raise Problem(404, f"No {what} for rep {rep_id!r}.")
+
+
+def reps_asked(
+    visible: frozenset[str] | None, rep_id: str | None, what: str
+) -> Collection[str] | None:
+    """The reps a list filtered by `rep_id` reads: that rep (404 unless the key sees it),
+    else every rep the key sees (`None` for all)."""
+    if rep_id is None:
+        return visible
+    check_visible(visible, rep_id, what)
+    return {rep_id}
 
 
 def check_may_dispute(principal: Principal) -> None:

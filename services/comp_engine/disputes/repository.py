@@ -17,18 +17,14 @@ async def disputes(
     db: AsyncSession,
     *,
     rep_ids: Collection[str] | None,
-    rep_id: str | None,
     status: str | None,
     before: int | None,
     limit: int,
 ) -> Sequence[DisputeRow]:
-    """Disputes of `rep_id` within `rep_ids` (the reps a key may see; `None` for all), with
-    ids below `before`."""
+    """Disputes of `rep_ids` (`None` for every rep's), with ids below `before`."""
     stmt = select(DisputeRow).order_by(DisputeRow.id.desc()).limit(limit)
     if rep_ids is not None:
         stmt = stmt.where(DisputeRow.rep_id.in_(sorted(rep_ids)))
-    if rep_id is not None:
-        stmt = stmt.where(DisputeRow.rep_id == rep_id)
     if status is not None:
         stmt = stmt.where(DisputeRow.status == status)
     if before is not None:

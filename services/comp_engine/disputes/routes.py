@@ -14,7 +14,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.comp_engine.access import check_may_dispute, check_visible, visible_reps
+from services.comp_engine.access import (
+    check_may_dispute,
+    check_visible,
+    reps_asked,
+    visible_reps,
+)
 from services.comp_engine.deps import CompReader, ReadSession, Visible, WriteSession
 from services.comp_engine.disputes import repository
 from services.comp_engine.disputes.workflow import FINAL, Status, StepRefused, check_step
@@ -172,12 +177,9 @@ async def list_disputes(
     cursor: CursorQuery = None,
     format: Format = None,
 ) -> BaseModel | Response:
-    if rep_id is not None:
-        check_visible(visible, rep_id, "disputes")
     rows = await repository.disputes(
         db,
-        rep_ids=visible,
-        rep_id=rep_id,
+        rep_ids=reps_asked(visible, rep_id, "disputes"),
         status=None if status is None else status.value,
         before=decode_id_cursor(cursor),
         limit=limit,

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel
 
-from services.comp_engine.access import check_visible
+from services.comp_engine.access import check_visible, reps_asked
 from services.comp_engine.deps import ReadSession, Visible
 from services.comp_engine.ledger import repository
 from services.comp_engine.ledger.schemas import (
@@ -34,7 +34,7 @@ from shared.tables import (
     csv_response,
     decode_id_cursor,
     decode_instant_id_cursor,
-    encode_cursor,
+    next_cursor,
     wants_csv,
 )
 
@@ -66,12 +66,10 @@ async def ledger(
         db, rep_ids=visible, rep_id=rep_id, period=period, after=after, limit=limit
     )
     items = [LineOut.model_validate(r) for r in rows]
-    next_cursor = encode_cursor([rows[-1].id]) if rows and len(rows) == limit else None
+    following = next_cursor(rows, limit, "id")
     if wants_csv(request, format):
-        return csv_response(
-            LINE_CSV_COLUMNS, (i.model_dump(mode="json") for i in items), next_cursor
-        )
-    return LinePage(items=items, next_cursor=next_cursor)
+        return csv_response(LINE_CSV_COLUMNS, (i.model_dump(mode="json") for i in items), following)
+    return LinePage(items=items, next_cursor=following)
 
 
 @router.get(
@@ -90,17 +88,14 @@ async def waiting(
     cursor: CursorQuery = None,
     format: Format = None,
 ) -> BaseModel | Response:
-    if rep_id is not None:
-        check_visible(visible, rep_id, "waits")
     rows = await repository.waiting(
         db,
-        rep_ids=visible if rep_id is None else {rep_id},
+        rep_ids=reps_asked(visible, rep_id, "waits"),
         after=decode_instant_id_cursor(cursor),
         limit=limit,
     )
     items = [WaitingOut.model_validate(r) for r in rows]
-    last = rows[-1] if len(rows) == limit else None
-    following = None if last is None else encode_cursor([last.since.isoformat(), last.id])
+    following = next_cursor(rows, limit, "since", "id")
     if wants_csv(request, format):
         return csv_response(
             WAITING_CSV_COLUMNS, (i.model_dump(mode="json") for i in items), following

@@ -73,19 +73,16 @@ async def add_assignment(db: AsyncSession, *, values: dict[str, Any], author: st
 async def assignments(
     db: AsyncSession,
     *,
-    rep_id: str | None,
     rep_ids: Collection[str] | None,
     after: tuple[str, date, int] | None,
     limit: int,
 ) -> Sequence[AssignmentRow]:
-    """Assignments of `rep_id`, within `rep_ids` (the reps a key may see; `None` for all),
-    by rep, start, then id (unique, so a page ends between two rows, never inside a tie)."""
+    """Assignments of `rep_ids` (`None` for every rep's), by rep, start, then id (unique,
+    so a page ends between two rows, never inside a tie)."""
     order = (AssignmentRow.rep_id, AssignmentRow.start, AssignmentRow.id)
     stmt = select(AssignmentRow).order_by(*order).limit(limit)
     if rep_ids is not None:
         stmt = stmt.where(AssignmentRow.rep_id.in_(sorted(rep_ids)))
-    if rep_id is not None:
-        stmt = stmt.where(AssignmentRow.rep_id == rep_id)
     if after is not None:
         stmt = stmt.where(tuple_(*order) > tuple_(*after))
     return (await db.scalars(stmt)).all()

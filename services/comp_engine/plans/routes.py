@@ -8,7 +8,7 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel
 
-from services.comp_engine.access import check_visible
+from services.comp_engine.access import reps_asked
 from services.comp_engine.deps import CompAdmin, CompReader, ReadSession, Visible, WriteSession
 from services.comp_engine.plans import repository
 from services.comp_engine.plans.document import PlanDocument
@@ -25,7 +25,7 @@ from services.comp_engine.plans.schemas import (
 from shared.edge import GuardedRoute
 from shared.problems import Problem, problem_responses
 from shared.query_params import TABLE_RESPONSES, CursorQuery, Format, PageLimit
-from shared.tables import csv_response, decode_text_date_id_cursor, encode_cursor, wants_csv
+from shared.tables import csv_response, decode_text_date_id_cursor, next_cursor, wants_csv
 from shared.yaml_bodies import yaml_request_body
 
 router = APIRouter(tags=["comp"], route_class=GuardedRoute)
@@ -114,20 +114,14 @@ async def list_assignments(
     cursor: CursorQuery = None,
     format: Format = None,
 ) -> BaseModel | Response:
-    if rep_id is not None:
-        check_visible(visible, rep_id, "assignments")
     rows = await repository.assignments(
         db,
-        rep_id=rep_id,
-        rep_ids=visible,
+        rep_ids=reps_asked(visible, rep_id, "assignments"),
         after=decode_text_date_id_cursor(cursor),
         limit=limit,
     )
     items = [AssignmentOut.model_validate(r) for r in rows]
-    last = rows[-1] if len(rows) == limit else None
-    following = (
-        None if last is None else encode_cursor([last.rep_id, last.start.isoformat(), last.id])
-    )
+    following = next_cursor(rows, limit, "rep_id", "start", "id")
     if wants_csv(request, format):
         return csv_response(
             ASSIGNMENT_CSV_COLUMNS, (i.model_dump(mode="json") for i in items), following

@@ -206,12 +206,13 @@ async def plan_lengths_over(db: AsyncSession, *, period: Period) -> set[str]:
         .order_by(PlanVersionRow.plan_id, PlanVersionRow.effective_from.desc())
     )
     lengths: set[str] = set()
-    superseded: dict[str, bool] = {}
+    covered: set[str] = set()
     for row in rows:
-        if superseded.get(row.plan_id):
+        if row.plan_id in covered:
             continue
         lengths.add(PlanDocument.model_validate(row.document).period.value)
         # Versions come latest first: one in force from the period's start on hides the
         # older ones.
-        superseded[row.plan_id] = row.effective_from <= period.start
+        if row.effective_from <= period.start:
+            covered.add(row.plan_id)
     return lengths
